@@ -1,0 +1,71 @@
+// See cuda_runtime.h. STRATA_WITH_CUDA is defined only in --config=cuda builds, where the
+// nvcc-compiled objects of vector_add_kernel.cu are linked in.
+#include "runtime/cuda/cuda_runtime.h"
+
+#include "absl/strings/str_cat.h"
+
+#ifdef STRATA_WITH_CUDA
+#include "runtime/cuda/vector_add_kernel.h"
+#endif
+
+namespace strata {
+namespace {
+
+[[maybe_unused]] absl::Status NotBuilt() {
+  return absl::UnavailableError(
+      "this binary was built without CUDA; rebuild with `bazel build --config=cuda`");
+}
+
+}  // namespace
+
+bool CudaBuilt() {
+#ifdef STRATA_WITH_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+absl::Status CudaStatus(int code, const char* expr, const char* file, int line) {
+  if (code == 0) return absl::OkStatus();
+#ifdef STRATA_WITH_CUDA
+  const char* text = cuda_internal::ErrorText(code);
+#else
+  const char* text = "CUDA error";
+#endif
+  return absl::InternalError(absl::StrCat(expr, " failed at ", file, ":", line, ": ", text,
+                                          " (code ", code, ")"));
+}
+
+absl::StatusOr<int> CudaDeviceCount() {
+#ifdef STRATA_WITH_CUDA
+  int count = 0;
+  const int code = cuda_internal::GetDeviceCount(&count);
+  if (code != 0) {
+    return absl::UnavailableError(
+        CudaStatus(code, "cudaGetDeviceCount(&count)", __FILE__, __LINE__).message());
+  }
+  return count;
+#else
+  return NotBuilt();
+#endif
+}
+
+absl::Status CudaVectorAdd(absl::Span<float> out, absl::Span<const float> a,
+                           absl::Span<const float> b) {
+  if (a.size() != out.size() || b.size() != out.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("CudaVectorAdd: sizes differ: out ",
+                                                   out.size(), ", a ", a.size(), ", b ",
+                                                   b.size()));
+  }
+#ifdef STRATA_WITH_CUDA
+  const char* failed_expr = "";
+  const int code = cuda_internal::VectorAddHost(out.data(), a.data(), b.data(),
+                                                static_cast<int64_t>(out.size()), &failed_expr);
+  return CudaStatus(code, failed_expr, "runtime/cuda/vector_add_kernel.cu", 0);
+#else
+  return NotBuilt();
+#endif
+}
+
+}  // namespace strata

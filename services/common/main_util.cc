@@ -1,0 +1,83 @@
+// See main_util.h.
+#include "services/common/main_util.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "runtime/base/errno_status.h"
+
+namespace strata {
+namespace {
+
+sigset_t TerminationSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  return set;
+}
+
+}  // namespace
+
+absl::string_view StrataVersion() { return "strata 0.1.0 (API strata.v1)"; }
+
+std::vector<std::string> InitMain(int argc, char** argv, absl::string_view usage) {
+  absl::FlagsUsageConfig config;
+  config.contains_help_flags = [](absl::string_view file) {
+    return absl::StrContains(file, "services/") || absl::StrContains(file, "runtime/") ||
+           absl::StrContains(file, "storage/");
+  };
+  config.contains_helpshort_flags = config.contains_help_flags;
+  config.version_string = [] { return absl::StrCat(StrataVersion(), "\n"); };
+  config.normalize_filename = [](absl::string_view file) { return std::string(file); };
+  absl::SetFlagsUsageConfig(config);
+  absl::SetProgramUsageMessage(usage);
+  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
+  return std::vector<std::string>(rest.begin() + 1, rest.end());
+}
+
+void BlockTerminationSignals() {
+  sigset_t set = TerminationSignals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+int WaitForTerminationSignal() {
+  sigset_t set = TerminationSignals();
+  int signal_number = 0;
+  while (sigwait(&set, &signal_number) != 0) {
+  }
+  return signal_number;
+}
+
+absl::Status WritePortFile(const std::string& path, int port) {
+  const std::string temp = absl::StrCat(path, ".tmp.", getpid());
+  const int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("open ", temp));
+  const std::string text = absl::StrCat(port, "\n");
+  const ssize_t written = write(fd, text.data(), text.size());
+  const int write_errno = errno;
+  if (written != static_cast<ssize_t>(text.size()) || fsync(fd) != 0) {
+    const int err = written < 0 ? write_errno : (errno != 0 ? errno : EIO);
+    close(fd);
+    unlink(temp.c_str());
+    return ErrnoStatus(err, absl::StrCat("write ", temp));
+  }
+  if (close(fd) != 0) return ErrnoStatus(errno, absl::StrCat("close ", temp));
+  if (rename(temp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    unlink(temp.c_str());
+    return ErrnoStatus(err, absl::StrCat("rename ", temp, " to ", path));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace strata
