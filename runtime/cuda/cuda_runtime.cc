@@ -51,6 +51,25 @@ absl::StatusOr<int> CudaDeviceCount() {
 #endif
 }
 
+std::vector<CudaDeviceInfo> CudaDevices() {
+  std::vector<CudaDeviceInfo> devices;
+#ifdef STRATA_WITH_CUDA
+  absl::StatusOr<int> count = CudaDeviceCount();
+  if (!count.ok()) return devices;
+  for (int i = 0; i < *count; ++i) {
+    char name[256] = {0};
+    char hex[33] = {0};
+    int64_t memory = 0;
+    if (cuda_internal::GetDeviceInfo(i, name, sizeof(name), &memory, hex) != 0) continue;
+    const std::string h(hex);
+    devices.push_back({i, name, memory,
+                       absl::StrCat("GPU-", h.substr(0, 8), "-", h.substr(8, 4), "-",
+                                    h.substr(12, 4), "-", h.substr(16, 4), "-", h.substr(20))});
+  }
+#endif
+  return devices;
+}
+
 absl::Status CudaVectorAdd(absl::Span<float> out, absl::Span<const float> a,
                            absl::Span<const float> b) {
   if (a.size() != out.size() || b.size() != out.size()) {

@@ -5,6 +5,10 @@
 #ifndef STRATA_RUNTIME_CUDA_CUDA_RUNTIME_H_
 #define STRATA_RUNTIME_CUDA_CUDA_RUNTIME_H_
 
+#include <cstdint>
+#include <string>
+#include <vector>
+
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
@@ -20,6 +24,16 @@ absl::Status CudaStatus(int code, const char* expr, const char* file, int line);
 // Number of CUDA devices. kUnavailable when built without CUDA or when the driver/runtime
 // cannot be initialized (no GPU, driver too old): callers treat that as "no GPU".
 absl::StatusOr<int> CudaDeviceCount();
+
+struct CudaDeviceInfo {
+  int index = 0;
+  std::string name;
+  int64_t memory_bytes = 0;
+  std::string uuid;  // "GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", as nvidia-smi prints it.
+};
+
+// Every visible device; an empty list when there is none or the build has no CUDA.
+std::vector<CudaDeviceInfo> CudaDevices();
 
 // out = a + b on device 0. Spans must have equal sizes.
 absl::Status CudaVectorAdd(absl::Span<float> out, absl::Span<const float> a,

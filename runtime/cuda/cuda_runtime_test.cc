@@ -30,6 +30,21 @@ TEST(CudaRuntimeTest, ReportsWhyNoDeviceIsUsable) {
   }
 }
 
+TEST(CudaRuntimeTest, DeviceListMatchesCount) {
+  absl::StatusOr<int> count = CudaDeviceCount();
+  const std::vector<CudaDeviceInfo> devices = CudaDevices();
+  if (!count.ok()) {
+    EXPECT_TRUE(devices.empty());
+    GTEST_SKIP() << "no usable GPU: " << count.status();
+  }
+  ASSERT_EQ(static_cast<int>(devices.size()), *count);
+  for (const CudaDeviceInfo& device : devices) {
+    EXPECT_FALSE(device.name.empty());
+    EXPECT_GT(device.memory_bytes, 0);
+    EXPECT_EQ(device.uuid.size(), 40u) << device.uuid;
+  }
+}
+
 TEST(CudaRuntimeTest, RejectsMismatchedSizes) {
   std::vector<float> out(3), a(3), b(2);
   EXPECT_EQ(CudaVectorAdd(absl::MakeSpan(out), a, b).code(),

@@ -34,6 +34,19 @@ __global__ void vector_add_forward_kernel(float* out, const float* a, const floa
 
 int GetDeviceCount(int* count) { return static_cast<int>(cudaGetDeviceCount(count)); }
 
+int GetDeviceInfo(int index, char* name, int name_size, int64_t* memory_bytes,
+                  char* uuid_hex) {
+  cudaDeviceProp prop;
+  const cudaError_t err = cudaGetDeviceProperties(&prop, index);
+  if (err != cudaSuccess) return static_cast<int>(err);
+  snprintf(name, name_size, "%s", prop.name);
+  *memory_bytes = static_cast<int64_t>(prop.totalGlobalMem);
+  for (int i = 0; i < 16; ++i) {
+    snprintf(uuid_hex + 2 * i, 3, "%02x", static_cast<unsigned char>(prop.uuid.bytes[i]));
+  }
+  return 0;
+}
+
 const char* ErrorText(int code) {
   thread_local char text[512];
   const cudaError_t err = static_cast<cudaError_t>(code);

@@ -11,6 +11,9 @@ namespace strata::cuda_internal {
 // cudaGetDeviceCount.
 int GetDeviceCount(int* count);
 
+// Name, total memory and UUID (as 32 hex digits) of device `index`.
+int GetDeviceInfo(int index, char* name, int name_size, int64_t* memory_bytes, char* uuid_hex);
+
 // cudaGetErrorName + cudaGetErrorString of `code`, as "cudaErrorX: text".
 const char* ErrorText(int code);
 

@@ -1,0 +1,124 @@
+// strata-worker: the worker daemon. Detects its capacity, registers with the coordinator,
+// heartbeats, and serves gRPC health + reflection for probes. Runs until SIGINT/SIGTERM.
+#include <unistd.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "runtime/base/logging.h"
+#include "services/common/grpc_server.h"
+#include "services/common/main_util.h"
+#include "services/worker/capacity.h"
+#include "services/worker/worker_agent.h"
+
+ABSL_FLAG(std::string, coordinator, "localhost:7070",
+          "Coordinator address (host:port). STRATA_COORDINATOR overrides the default.");
+ABSL_FLAG(std::string, name, "", "Stable worker name. Default: the host name.");
+ABSL_FLAG(std::string, listen, "[::]:7071",
+          "Address for this worker's gRPC health endpoint (port 0 picks a free port).");
+ABSL_FLAG(std::string, advertise_address, "",
+          "host:port other ranks reach this worker on. Default: <host name>:<bound port>.");
+ABSL_FLAG(std::string, port_file, "", "If set, the bound port is written here once ready.");
+ABSL_FLAG(std::vector<std::string>, nvme_paths, {},
+          "Comma-separated absolute directories offered for NVMe offload (created if missing).");
+ABSL_FLAG(int, cores, 0, "Cores offered to ranks. 0: the cores this process may use.");
+ABSL_FLAG(int64_t, memory_bytes, 0, "Host memory offered to ranks. 0: physical memory.");
+ABSL_FLAG(std::vector<std::string>, labels, {},
+          "Comma-separated key=value labels jobs can select on (resources.node_selector).");
+
+namespace strata {
+namespace {
+
+constexpr char kUsage[] =
+    "strata-worker: runs Strata job ranks on this machine for a coordinator.\n"
+    "\n"
+    "Usage: strata-worker [--coordinator=HOST:PORT] [--name=NAME] [--nvme_paths=DIR,...]";
+
+std::string HostName() {
+  char name[256] = {0};
+  if (gethostname(name, sizeof(name) - 1) != 0 || name[0] == '\0') return "localhost";
+  return name;
+}
+
+std::string CoordinatorAddress() {
+  // An explicit flag wins over the environment, which wins over the default.
+  const std::string flag = absl::GetFlag(FLAGS_coordinator);
+  const char* env = std::getenv("STRATA_COORDINATOR");
+  if (flag == "localhost:7070" && env != nullptr && env[0] != '\0') return env;
+  return flag;
+}
+
+int Fail(const std::string& what, const absl::Status& status) {
+  std::fprintf(stderr, "strata-worker: %s: %s\n", what.c_str(), status.ToString().c_str());
+  return 1;
+}
+
+int Run() {
+  std::map<std::string, std::string> labels;
+  for (const std::string& label : absl::GetFlag(FLAGS_labels)) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(label, absl::MaxSplits('=', 1));
+    if (kv.first.empty() || label.find('=') == std::string::npos) {
+      return Fail("--labels", absl::InvalidArgumentError(
+                                  absl::StrCat("expected key=value, got \"", label, "\"")));
+    }
+    labels[kv.first] = kv.second;
+  }
+  CapacityOptions capacity_options;
+  capacity_options.nvme_paths = absl::GetFlag(FLAGS_nvme_paths);
+  capacity_options.cores = absl::GetFlag(FLAGS_cores);
+  capacity_options.memory_bytes = absl::GetFlag(FLAGS_memory_bytes);
+  absl::StatusOr<v1::WorkerCapacity> capacity = DetectCapacity(capacity_options);
+  if (!capacity.ok()) return Fail("capacity", capacity.status());
+
+  GrpcServer::Options server_options;
+  server_options.listen_address = absl::GetFlag(FLAGS_listen);
+  absl::StatusOr<std::unique_ptr<GrpcServer>> server = GrpcServer::Start(server_options);
+  if (!server.ok()) return Fail("--listen", server.status());
+
+  WorkerAgent::Options agent_options;
+  agent_options.channel =
+      grpc::CreateChannel(CoordinatorAddress(), grpc::InsecureChannelCredentials());
+  agent_options.name = absl::GetFlag(FLAGS_name).empty() ? HostName() : absl::GetFlag(FLAGS_name);
+  agent_options.address = absl::GetFlag(FLAGS_advertise_address).empty()
+                              ? absl::StrCat(HostName(), ":", (*server)->port())
+                              : absl::GetFlag(FLAGS_advertise_address);
+  agent_options.capacity = *capacity;
+  agent_options.labels = labels;
+  STRATA_LOG(INFO) << "strata-worker " << agent_options.name << ": " << capacity->cores()
+                   << " cores, " << capacity->memory_bytes() / (1 << 20) << " MiB, "
+                   << capacity->gpus_size() << " GPUs, " << capacity->nvme_paths_size()
+                   << " NVMe paths, io_uring " << (capacity->io_uring() ? "yes" : "no")
+                   << "; coordinator " << CoordinatorAddress();
+  absl::StatusOr<std::unique_ptr<WorkerAgent>> agent = WorkerAgent::Start(agent_options);
+  if (!agent.ok()) return Fail("agent", agent.status());
+
+  if (const std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
+    if (absl::Status status = WritePortFile(port_file, (*server)->port()); !status.ok()) {
+      return Fail("--port_file", status);
+    }
+  }
+  const int signal_number = WaitForTerminationSignal();
+  STRATA_LOG(INFO) << "signal " << signal_number << ": shutting down";
+  (*agent)->Stop();
+  (*server)->Shutdown();
+  return 0;
+}
+
+}  // namespace
+}  // namespace strata
+
+int main(int argc, char** argv) {
+  strata::BlockTerminationSignals();
+  std::vector<std::string> args = strata::InitMain(argc, argv, strata::kUsage);
+  if (!args.empty()) {
+    std::fprintf(stderr, "strata-worker: unexpected argument \"%s\" (see --help)\n",
+                 args[0].c_str());
+    return 2;
+  }
+  return strata::Run();
+}
