@@ -7,7 +7,11 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <iostream>
 
+#include "absl/flags/internal/program_name.h"
+#include "absl/flags/internal/usage.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
@@ -30,6 +34,13 @@ sigset_t TerminationSignals() {
 
 absl::string_view StrataVersion() { return "strata 0.1.0 (API strata.v1)"; }
 
+std::string ResolveCoordinatorAddress(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  const char* env = std::getenv("STRATA_COORDINATOR");
+  if (env != nullptr && env[0] != '\0') return env;
+  return "localhost:7070";
+}
+
 std::vector<std::string> InitMain(int argc, char** argv, absl::string_view usage) {
   absl::FlagsUsageConfig config;
   config.contains_help_flags = [](absl::string_view file) {
@@ -41,6 +52,19 @@ std::vector<std::string> InitMain(int argc, char** argv, absl::string_view usage
   config.normalize_filename = [](absl::string_view file) { return std::string(file); };
   absl::SetFlagsUsageConfig(config);
   absl::SetProgramUsageMessage(usage);
+  absl::flags_internal::SetProgramInvocationName(argv[0]);
+  // Abseil prints --help to stderr and exits 1; a user asking for help gets it on stdout with
+  // exit 0. (--helpfull and the other usage flags keep Abseil's behaviour.)
+  for (int i = 1; i < argc; ++i) {
+    const absl::string_view arg = argv[i];
+    if (arg == "--") break;
+    if (arg == "--help" || arg == "-help" || arg == "-h") {
+      absl::flags_internal::FlagsHelp(std::cout, "services/",
+                                      absl::flags_internal::HelpFormat::kHumanReadable, usage);
+      std::cout.flush();
+      std::exit(0);
+    }
+  }
   std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
   return std::vector<std::string>(rest.begin() + 1, rest.end());
 }

@@ -27,6 +27,10 @@ int WaitForTerminationSignal();
 // Writes "<port>\n" to `path` crash-safely (temp file, fsync, rename).
 absl::Status WritePortFile(const std::string& path, int port);
 
+// The coordinator address a client uses: `flag` if set, else $STRATA_COORDINATOR if set, else
+// "localhost:7070".
+std::string ResolveCoordinatorAddress(const std::string& flag);
+
 // The version string all binaries print for --version.
 absl::string_view StrataVersion();
 

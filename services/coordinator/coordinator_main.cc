@@ -26,7 +26,7 @@ namespace strata {
 namespace {
 
 constexpr char kUsage[] =
-    "strata-coordinator: schedules Strata training jobs across worker daemons.\n"
+    "Schedules Strata training jobs across worker daemons.\n"
     "\n"
     "Usage: strata-coordinator [--listen=HOST:PORT] [--port_file=PATH] [flags]\n"
     "\n"

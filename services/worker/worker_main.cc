@@ -16,8 +16,8 @@
 #include "services/worker/capacity.h"
 #include "services/worker/worker_agent.h"
 
-ABSL_FLAG(std::string, coordinator, "localhost:7070",
-          "Coordinator address (host:port). STRATA_COORDINATOR overrides the default.");
+ABSL_FLAG(std::string, coordinator, "",
+          "Coordinator address host:port. Default: $STRATA_COORDINATOR, else localhost:7070.");
 ABSL_FLAG(std::string, name, "", "Stable worker name. Default: the host name.");
 ABSL_FLAG(std::string, listen, "[::]:7071",
           "Address for this worker's gRPC health endpoint (port 0 picks a free port).");
@@ -35,7 +35,7 @@ namespace strata {
 namespace {
 
 constexpr char kUsage[] =
-    "strata-worker: runs Strata job ranks on this machine for a coordinator.\n"
+    "Runs Strata job ranks on this machine for a coordinator.\n"
     "\n"
     "Usage: strata-worker [--coordinator=HOST:PORT] [--name=NAME] [--nvme_paths=DIR,...]";
 
@@ -46,11 +46,7 @@ std::string HostName() {
 }
 
 std::string CoordinatorAddress() {
-  // An explicit flag wins over the environment, which wins over the default.
-  const std::string flag = absl::GetFlag(FLAGS_coordinator);
-  const char* env = std::getenv("STRATA_COORDINATOR");
-  if (flag == "localhost:7070" && env != nullptr && env[0] != '\0') return env;
-  return flag;
+  return ResolveCoordinatorAddress(absl::GetFlag(FLAGS_coordinator));
 }
 
 int Fail(const std::string& what, const absl::Status& status) {

@@ -1,0 +1,37 @@
+// The `strata` command line, as a function of its arguments so tests can run it in-process.
+// Commands follow `strata <noun> <verb>`; each talks to the coordinator over gRPC and turns
+// failures into one line on stderr and a non-zero exit code.
+#ifndef STRATA_SERVICES_CLI_CLI_H_
+#define STRATA_SERVICES_CLI_CLI_H_
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+
+namespace strata {
+
+struct CliOptions {
+  std::string coordinator = "localhost:7070";
+  absl::Duration timeout = absl::Seconds(10);
+  bool all = false;              // node list: include lost workers.
+  std::string output = "table";  // table | json
+  std::string service;           // health: a service name; empty for the whole server.
+};
+
+// Exit codes.
+inline constexpr int kCliOk = 0;
+inline constexpr int kCliFailed = 1;  // The command ran and failed (unhealthy, RPC error).
+inline constexpr int kCliUsage = 2;   // Unknown command or bad arguments.
+
+// The command summary printed by --help and after usage errors.
+extern const char kCliUsageText[];
+
+// Runs the command in `args` (positional arguments, without the program name).
+int RunCli(const std::vector<std::string>& args, const CliOptions& options, std::ostream& out,
+           std::ostream& err);
+
+}  // namespace strata
+
+#endif  // STRATA_SERVICES_CLI_CLI_H_
