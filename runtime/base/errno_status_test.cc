@@ -5,9 +5,9 @@
 
 #include <cerrno>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "absl/strings/str_cat.h"
 #include "runtime/base/status_macros.h"
 
 namespace strata {

@@ -85,8 +85,7 @@ void SetLogSink(LogSink sink) {
 
 namespace logging_internal {
 
-LogMessage::LogMessage(LogSeverity severity, const char* file, int line)
-    : severity_(severity) {
+LogMessage::LogMessage(LogSeverity severity, const char* file, int line) : severity_(severity) {
   timeval now;
   gettimeofday(&now, nullptr);
   tm local;
@@ -95,11 +94,10 @@ LogMessage::LogMessage(LogSeverity severity, const char* file, int line)
   for (const char* p = file; *p != '\0'; ++p) {
     if (*p == '/') base = p + 1;
   }
-  stream_ << absl::StrFormat("%c%02d%02d %02d:%02d:%02d.%06d %d %s:%d] ",
-                             SeverityLetter(severity), local.tm_mon + 1, local.tm_mday,
-                             local.tm_hour, local.tm_min, local.tm_sec,
-                             static_cast<int>(now.tv_usec), static_cast<int>(getpid()), base,
-                             line);
+  stream_ << absl::StrFormat("%c%02d%02d %02d:%02d:%02d.%06d %d %s:%d] ", SeverityLetter(severity),
+                             local.tm_mon + 1, local.tm_mday, local.tm_hour, local.tm_min,
+                             local.tm_sec, static_cast<int>(now.tv_usec),
+                             static_cast<int>(getpid()), base, line);
 }
 
 LogMessage::~LogMessage() {

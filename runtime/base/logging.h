@@ -54,11 +54,10 @@ class LogMessage {
 #define STRATA_LOG_SEVERITY_WARNING ::strata::LogSeverity::kWarning
 #define STRATA_LOG_SEVERITY_ERROR ::strata::LogSeverity::kError
 
-#define STRATA_LOG(severity)                                             \
-  if (STRATA_LOG_SEVERITY_##severity < ::strata::MinLogSeverity()) {     \
-  } else                                                                 \
-    ::strata::logging_internal::LogMessage(STRATA_LOG_SEVERITY_##severity, \
-                                           __FILE__, __LINE__)           \
+#define STRATA_LOG(severity)                                                                   \
+  if (STRATA_LOG_SEVERITY_##severity < ::strata::MinLogSeverity()) {                           \
+  } else                                                                                       \
+    ::strata::logging_internal::LogMessage(STRATA_LOG_SEVERITY_##severity, __FILE__, __LINE__) \
         .stream()
 
 #endif  // STRATA_RUNTIME_BASE_LOGGING_H_

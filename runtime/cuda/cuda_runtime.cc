@@ -33,8 +33,8 @@ absl::Status CudaStatus(int code, const char* expr, const char* file, int line) 
 #else
   const char* text = "CUDA error";
 #endif
-  return absl::InternalError(absl::StrCat(expr, " failed at ", file, ":", line, ": ", text,
-                                          " (code ", code, ")"));
+  return absl::InternalError(
+      absl::StrCat(expr, " failed at ", file, ":", line, ": ", text, " (code ", code, ")"));
 }
 
 absl::StatusOr<int> CudaDeviceCount() {
@@ -73,9 +73,8 @@ std::vector<CudaDeviceInfo> CudaDevices() {
 absl::Status CudaVectorAdd(absl::Span<float> out, absl::Span<const float> a,
                            absl::Span<const float> b) {
   if (a.size() != out.size() || b.size() != out.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("CudaVectorAdd: sizes differ: out ",
-                                                   out.size(), ", a ", a.size(), ", b ",
-                                                   b.size()));
+    return absl::InvalidArgumentError(absl::StrCat("CudaVectorAdd: sizes differ: out ", out.size(),
+                                                   ", a ", a.size(), ", b ", b.size()));
   }
 #ifdef STRATA_WITH_CUDA
   const char* failed_expr = "";

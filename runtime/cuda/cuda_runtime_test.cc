@@ -47,8 +47,7 @@ TEST(CudaRuntimeTest, DeviceListMatchesCount) {
 
 TEST(CudaRuntimeTest, RejectsMismatchedSizes) {
   std::vector<float> out(3), a(3), b(2);
-  EXPECT_EQ(CudaVectorAdd(absl::MakeSpan(out), a, b).code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(CudaVectorAdd(absl::MakeSpan(out), a, b).code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(CudaRuntimeTest, VectorAddMatchesCpuReferenceBitwise) {

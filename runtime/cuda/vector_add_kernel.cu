@@ -10,8 +10,7 @@ namespace strata::cuda_internal {
 namespace {
 
 // out, a, b: (n,). Grid-stride loop so any grid size covers any n.
-__global__ void vector_add_forward_kernel(float* out, const float* a, const float* b,
-                                          int64_t n) {
+__global__ void vector_add_forward_kernel(float* out, const float* a, const float* b, int64_t n) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += stride) {
@@ -20,22 +19,21 @@ __global__ void vector_add_forward_kernel(float* out, const float* a, const floa
 }
 
 // Records the first failing call's text and returns its code.
-#define STRATA_CUDA_TRY(expr)          \
-  do {                                 \
-    cudaError_t err_ = (expr);         \
-    if (err_ != cudaSuccess) {         \
-      *failed_expr = #expr;            \
-      status = err_;                   \
-      goto cleanup;                    \
-    }                                  \
+#define STRATA_CUDA_TRY(expr)  \
+  do {                         \
+    cudaError_t err_ = (expr); \
+    if (err_ != cudaSuccess) { \
+      *failed_expr = #expr;    \
+      status = err_;           \
+      goto cleanup;            \
+    }                          \
   } while (0)
 
 }  // namespace
 
 int GetDeviceCount(int* count) { return static_cast<int>(cudaGetDeviceCount(count)); }
 
-int GetDeviceInfo(int index, char* name, int name_size, int64_t* memory_bytes,
-                  char* uuid_hex) {
+int GetDeviceInfo(int index, char* name, int name_size, int64_t* memory_bytes, char* uuid_hex) {
   cudaDeviceProp prop;
   const cudaError_t err = cudaGetDeviceProperties(&prop, index);
   if (err != cudaSuccess) return static_cast<int>(err);
@@ -54,8 +52,7 @@ const char* ErrorText(int code) {
   return text;
 }
 
-int VectorAddHost(float* out, const float* a, const float* b, int64_t n,
-                  const char** failed_expr) {
+int VectorAddHost(float* out, const float* a, const float* b, int64_t n, const char** failed_expr) {
   cudaError_t status = cudaSuccess;
   const size_t bytes = static_cast<size_t>(n) * sizeof(float);
   float* d_out = nullptr;

@@ -20,8 +20,7 @@ const char* ErrorText(int code);
 // out[i] = a[i] + b[i] for i < n on the current device, with host input and output:
 // allocates device buffers, copies in, launches vector_add_forward_kernel, copies out, frees.
 // On failure `failed_expr` names the CUDA call that failed.
-int VectorAddHost(float* out, const float* a, const float* b, int64_t n,
-                  const char** failed_expr);
+int VectorAddHost(float* out, const float* a, const float* b, int64_t n, const char** failed_expr);
 
 }  // namespace strata::cuda_internal
 

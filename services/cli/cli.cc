@@ -38,12 +38,13 @@ std::string HumanBytes(int64_t bytes) {
     value /= 1024;
     ++unit;
   }
-  return unit == 0 ? absl::StrFormat("%d B", bytes) : absl::StrFormat("%.1f %s", value, units[unit]);
+  return unit == 0 ? absl::StrFormat("%d B", bytes)
+                   : absl::StrFormat("%.1f %s", value, units[unit]);
 }
 
 std::string Ago(const google::protobuf::Timestamp& time) {
-  const absl::Time then = absl::FromUnixNanos(
-      google::protobuf::util::TimeUtil::TimestampToNanoseconds(time));
+  const absl::Time then =
+      absl::FromUnixNanos(google::protobuf::util::TimeUtil::TimestampToNanoseconds(time));
   const int64_t seconds = absl::ToInt64Seconds(absl::Now() - then);
   return absl::StrFormat("%ds ago", seconds < 0 ? 0 : seconds);
 }
@@ -87,7 +88,7 @@ class Cli {
         grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status());
     out_ << what << " at " << options_.coordinator << ": " << state << "\n";
     return response.status() == grpc::health::v1::HealthCheckResponse::SERVING ? kCliOk
-                                                                                : kCliFailed;
+                                                                               : kCliFailed;
   }
 
   int NodeList() {

@@ -37,8 +37,7 @@ class GrpcServerTest : public ::testing::Test {
                                    grpc::InsecureChannelCredentials());
   }
 
-  HealthCheckResponse::ServingStatus Check(const std::string& service,
-                                           grpc::StatusCode* code) {
+  HealthCheckResponse::ServingStatus Check(const std::string& service, grpc::StatusCode* code) {
     auto stub = grpc::health::v1::Health::NewStub(channel_);
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));

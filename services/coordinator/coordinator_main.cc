@@ -61,8 +61,8 @@ int Run() {
     std::fprintf(stderr, "strata-coordinator: %s\n", server.status().ToString().c_str());
     return 1;
   }
-  STRATA_LOG(INFO) << "strata-coordinator listening on port " << (*server)->port()
-                   << " (" << server_options.listen_address << ")";
+  STRATA_LOG(INFO) << "strata-coordinator listening on port " << (*server)->port() << " ("
+                   << server_options.listen_address << ")";
   if (const std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
     if (absl::Status status = WritePortFile(port_file, (*server)->port()); !status.ok()) {
       std::fprintf(stderr, "strata-coordinator: --port_file: %s\n", status.ToString().c_str());

@@ -23,8 +23,8 @@ absl::Status ValidateCapacity(const v1::WorkerCapacity& capacity) {
         absl::StrCat("capacity.cores must be positive, got ", capacity.cores()));
   }
   if (capacity.memory_bytes() <= 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "capacity.memory_bytes must be positive, got ", capacity.memory_bytes()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("capacity.memory_bytes must be positive, got ", capacity.memory_bytes()));
   }
   for (int i = 0; i < capacity.nvme_paths_size(); ++i) {
     const v1::NvmePath& path = capacity.nvme_paths(i);
@@ -47,10 +47,10 @@ absl::StatusOr<std::unique_ptr<WorkerRegistry>> WorkerRegistry::Create(Options o
     return absl::InvalidArgumentError("heartbeat_interval must be positive");
   }
   if (options.heartbeat_timeout <= options.heartbeat_interval) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "heartbeat_timeout (", absl::FormatDuration(options.heartbeat_timeout),
-        ") must exceed heartbeat_interval (", absl::FormatDuration(options.heartbeat_interval),
-        ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("heartbeat_timeout (", absl::FormatDuration(options.heartbeat_timeout),
+                     ") must exceed heartbeat_interval (",
+                     absl::FormatDuration(options.heartbeat_interval), ")"));
   }
   return std::unique_ptr<WorkerRegistry>(new WorkerRegistry(std::move(options)));
 }

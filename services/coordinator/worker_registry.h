@@ -50,13 +50,12 @@ class WorkerRegistry {
     absl::Time last_heartbeat;
   };
 
-  bool IsLostLocked(const Entry& entry, absl::Time now) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool IsLostLocked(const Entry& entry, absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Options options_;
   mutable absl::Mutex mu_;
   int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
-  std::map<std::string, Entry> workers_ ABSL_GUARDED_BY(mu_);         // By worker id.
+  std::map<std::string, Entry> workers_ ABSL_GUARDED_BY(mu_);           // By worker id.
   std::map<std::string, std::string> id_by_name_ ABSL_GUARDED_BY(mu_);  // Name -> id.
 };
 

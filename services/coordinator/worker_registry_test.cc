@@ -100,8 +100,7 @@ TEST(WorkerRegistryCreateTest, TimeoutMustExceedInterval) {
   WorkerRegistry::Options options;
   options.heartbeat_interval = absl::Seconds(5);
   options.heartbeat_timeout = absl::Seconds(5);
-  EXPECT_EQ(WorkerRegistry::Create(options).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(WorkerRegistry::Create(options).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

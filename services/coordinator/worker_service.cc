@@ -21,8 +21,7 @@ grpc::Status WorkerServiceImpl::Register(grpc::ServerContext*,
   return Reply(registry_->Register(*request), response);
 }
 
-grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext*,
-                                          const v1::HeartbeatRequest* request,
+grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest* request,
                                           v1::HeartbeatResponse* response) {
   return Reply(registry_->Heartbeat(*request), response);
 }

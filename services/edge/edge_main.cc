@@ -17,8 +17,7 @@ ABSL_FLAG(std::string, coordinator, "",
           "Coordinator address host:port. Default: $STRATA_COORDINATOR, else localhost:7070.");
 ABSL_FLAG(std::string, job, "", "Federated job id to join (required).");
 ABSL_FLAG(std::string, client_id, "", "This client's id, as enrolled (required).");
-ABSL_FLAG(std::string, token, "",
-          "Enrollment token for --client_id. Default: $STRATA_EDGE_TOKEN.");
+ABSL_FLAG(std::string, token, "", "Enrollment token for --client_id. Default: $STRATA_EDGE_TOKEN.");
 ABSL_FLAG(int64_t, num_samples, 0, "Local training examples (the aggregation weight).");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(10), "Deadline for each call.");
 
@@ -73,8 +72,7 @@ int Run() {
 int main(int argc, char** argv) {
   std::vector<std::string> args = strata::InitMain(argc, argv, strata::kUsage);
   if (!args.empty()) {
-    std::fprintf(stderr, "strata-edge: unexpected argument \"%s\" (see --help)\n",
-                 args[0].c_str());
+    std::fprintf(stderr, "strata-edge: unexpected argument \"%s\" (see --help)\n", args[0].c_str());
     return 2;
   }
   return strata::Run();

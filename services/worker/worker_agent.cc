@@ -19,8 +19,7 @@ void SetDeadline(grpc::ClientContext* context, absl::Duration timeout) {
 absl::StatusOr<std::unique_ptr<WorkerAgent>> WorkerAgent::Start(Options options) {
   if (options.channel == nullptr) return absl::InvalidArgumentError("channel is required");
   if (options.name.empty()) return absl::InvalidArgumentError("name must not be empty");
-  if (options.min_backoff <= absl::ZeroDuration() ||
-      options.max_backoff < options.min_backoff) {
+  if (options.min_backoff <= absl::ZeroDuration() || options.max_backoff < options.min_backoff) {
     return absl::InvalidArgumentError("backoff must satisfy 0 < min_backoff <= max_backoff");
   }
   std::unique_ptr<WorkerAgent> agent(new WorkerAgent(std::move(options)));
@@ -43,9 +42,7 @@ void WorkerAgent::Stop() {
 
 std::string WorkerAgent::WaitUntilRegistered(absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
-  auto registered = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return !worker_id_.empty();
-  };
+  auto registered = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !worker_id_.empty(); };
   mu_.AwaitWithTimeout(absl::Condition(&registered), timeout);
   return worker_id_;
 }
@@ -74,8 +71,7 @@ bool WorkerAgent::RegisterOnce() {
   const grpc::Status status = stub_->Register(&context, request, &response);
   if (!status.ok()) {
     STRATA_LOG(WARNING) << "register with coordinator failed: "
-                        << static_cast<int>(status.error_code()) << " "
-                        << status.error_message();
+                        << static_cast<int>(status.error_code()) << " " << status.error_message();
     return false;
   }
   absl::Duration interval = absl::Nanoseconds(

@@ -39,8 +39,8 @@ class Coordinator {
 
 WorkerAgent::Options AgentOptions(int port) {
   WorkerAgent::Options options;
-  options.channel = grpc::CreateChannel("localhost:" + std::to_string(port),
-                                        grpc::InsecureChannelCredentials());
+  options.channel =
+      grpc::CreateChannel("localhost:" + std::to_string(port), grpc::InsecureChannelCredentials());
   options.name = "agent-test";
   options.address = "localhost:1";
   options.capacity.set_cores(2);

@@ -88,9 +88,9 @@ TEST(CliUsageTest, BadOutputFormatIsAUsageError) {
 }
 
 TEST(CliUsageTest, UnreachableCoordinatorFailsWithItsAddress) {
-  absl::StatusOr<ProcessResult> result =
-      RunProcess({"services/cli/strata", "--coordinator=localhost:1", "--timeout=2s", "node", "list"},
-          TestTmpDir());
+  absl::StatusOr<ProcessResult> result = RunProcess(
+      {"services/cli/strata", "--coordinator=localhost:1", "--timeout=2s", "node", "list"},
+      TestTmpDir());
   ASSERT_TRUE(result.ok());
   EXPECT_EQ(result->exit_code, 1);
   EXPECT_THAT(result->err, HasSubstr("localhost:1"));

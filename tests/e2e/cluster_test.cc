@@ -53,10 +53,10 @@ class ClusterTest : public ::testing::Test {
                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
     ASSERT_EQ(mkdir(dir_.c_str(), 0755), 0) << dir_;
     const std::string port_file = dir_ + "/coordinator.port";
-    absl::StatusOr<Subprocess> coordinator = Subprocess::Start(
-        {kCoordinator, "--listen=localhost:0", "--port_file=" + port_file,
-         "--heartbeat_interval=100ms", "--heartbeat_timeout=1s"},
-        dir_, "coordinator");
+    absl::StatusOr<Subprocess> coordinator =
+        Subprocess::Start({kCoordinator, "--listen=localhost:0", "--port_file=" + port_file,
+                           "--heartbeat_interval=100ms", "--heartbeat_timeout=1s"},
+                          dir_, "coordinator");
     ASSERT_TRUE(coordinator.ok()) << coordinator.status();
     coordinator_ = std::make_unique<Subprocess>(*std::move(coordinator));
     const int port = WaitForPort(port_file, *coordinator_);
@@ -166,8 +166,7 @@ TEST_F(ClusterTest, CoordinatorStopsCleanlyOnSigterm) {
 TEST(CoordinatorStartTest, BusyPortIsReportedAndExitsNonZero) {
   const std::string dir = TestTmpDir();
   absl::StatusOr<Subprocess> first = Subprocess::Start(
-      {kCoordinator, "--listen=localhost:0", "--port_file=" + dir + "/first.port"}, dir,
-      "first");
+      {kCoordinator, "--listen=localhost:0", "--port_file=" + dir + "/first.port"}, dir, "first");
   ASSERT_TRUE(first.ok());
   const int port = WaitForPort(dir + "/first.port", *first);
   ASSERT_GT(port, 0);

@@ -33,8 +33,7 @@ std::string ReadFileOrEmpty(const std::string& path) {
 }
 
 absl::StatusOr<Subprocess> Subprocess::Start(const std::vector<std::string>& argv,
-                                             const std::string& log_dir,
-                                             const std::string& name,
+                                             const std::string& log_dir, const std::string& name,
                                              const std::vector<std::string>& extra_env) {
   static std::atomic<int> counter{0};
   const std::string stem = absl::StrCat(log_dir, "/", name, ".", counter++);
@@ -136,8 +135,8 @@ std::string Subprocess::Stdout() const { return ReadFileOrEmpty(out_path_); }
 std::string Subprocess::Stderr() const { return ReadFileOrEmpty(err_path_); }
 
 absl::StatusOr<ProcessResult> RunProcess(const std::vector<std::string>& argv,
-                                  const std::string& log_dir, absl::Duration timeout,
-                                  const std::vector<std::string>& extra_env) {
+                                         const std::string& log_dir, absl::Duration timeout,
+                                         const std::vector<std::string>& extra_env) {
   absl::StatusOr<Subprocess> process = Subprocess::Start(argv, log_dir, "run", extra_env);
   if (!process.ok()) return process.status();
   absl::StatusOr<ProcessResult> result = process->Wait(timeout);

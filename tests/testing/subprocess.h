@@ -54,9 +54,9 @@ class Subprocess {
 
 // Runs to completion (killing it after `timeout`) and returns exit status and output.
 absl::StatusOr<ProcessResult> RunProcess(const std::vector<std::string>& argv,
-                                  const std::string& log_dir,
-                                  absl::Duration timeout = absl::Seconds(60),
-                                  const std::vector<std::string>& extra_env = {});
+                                         const std::string& log_dir,
+                                         absl::Duration timeout = absl::Seconds(60),
+                                         const std::vector<std::string>& extra_env = {});
 
 // Reads a whole file; "" if missing.
 std::string ReadFileOrEmpty(const std::string& path);

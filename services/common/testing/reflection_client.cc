@@ -22,8 +22,7 @@ absl::StatusOr<ServerReflectionResponse> Ask(grpc::Channel* channel,
   const grpc::internal::RpcMethod method(kMethod, grpc::internal::RpcMethod::BIDI_STREAMING);
   std::unique_ptr<grpc::ClientReaderWriter<ServerReflectionRequest, ServerReflectionResponse>>
       stream(grpc::internal::ClientReaderWriterFactory<
-             ServerReflectionRequest, ServerReflectionResponse>::Create(channel, method,
-                                                                        &context));
+             ServerReflectionRequest, ServerReflectionResponse>::Create(channel, method, &context));
   ServerReflectionResponse response;
   const bool wrote = stream->Write(request);
   const bool read = wrote && stream->Read(&response);

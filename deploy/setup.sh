@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs everything Strata needs to build, test and run its demo on Debian 12, from Debian's
+# packages only. Idempotent: packages already present are not downloaded again. Run as root
+# (or with sudo available).
+set -euo pipefail
+
+PACKAGES=(
+  # Build
+  bazel-bootstrap bazel-rules-java g++ pkg-config git python3
+  # RPC and API
+  protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev libabsl-dev
+  # Tests
+  libgtest-dev libgmock-dev
+  # Storage, collectives, compute, persistence, HTTP
+  liburing-dev libgloo-dev libopenblas-dev libsqlite3-dev nlohmann-json3-dev libcpp-httplib-dev
+)
+
+SUDO=""
+if [[ "$(id -u)" != 0 ]]; then
+  if command -v sudo >/dev/null; then
+    SUDO="sudo"
+  else
+    echo "setup.sh: run as root (or install sudo) to install packages" >&2
+    exit 1
+  fi
+fi
+
+missing=()
+for package in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$package")
+  fi
+done
+
+if ((${#missing[@]} > 0)); then
+  echo "setup.sh: installing ${#missing[@]} packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "setup.sh: all ${#PACKAGES[@]} packages already installed"
+fi
+
+cuda_home="${CUDA_HOME:-/usr/local/cuda}"
+if [[ -x "$cuda_home/bin/nvcc" ]]; then
+  echo "setup.sh: CUDA toolkit found at $cuda_home ($("$cuda_home/bin/nvcc" --version | tail -n 2 | head -n 1))"
+else
+  echo "setup.sh: no CUDA toolkit at $cuda_home: --config=cuda builds are unavailable (CPU builds are unaffected)"
+fi

@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Counts test cases from Bazel's JUnit XML files and prints "N passed, M failed, K skipped".
+
+Each test target's test.xml (written by GoogleTest through Bazel) is read; a target without one
+(it failed to build or crashed before writing it) counts as one failure. Extra named results
+(e.g. the CUDA build) are added as single cases. Exits 1 if anything failed.
+"""
+import argparse
+import os
+import sys
+import xml.etree.ElementTree as ET
+
+
+def count_target(testlogs, target):
+    path = os.path.join(testlogs, target.lstrip("/").replace(":", "/"), "test.xml")
+    if not os.path.exists(path):
+        return 0, 1, 0, [f"{target}: no test results (build failure or crash)"]
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as error:
+        return 0, 1, 0, [f"{target}: unreadable {path}: {error}"]
+    passed = failed = skipped = 0
+    failures = []
+    cases = list(root.iter("testcase"))
+    for case in cases:
+        name = f"{case.get('classname')}.{case.get('name')}"
+        if case.find("failure") is not None or case.find("error") is not None:
+            failed += 1
+            failures.append(f"{target}: {name}")
+        elif case.get("result") == "skipped" or case.find("skipped") is not None or \
+                case.get("status") == "notrun":
+            skipped += 1
+        else:
+            passed += 1
+    if not cases:
+        # A test that is not GoogleTest: Bazel writes one suite with its outcome.
+        bad = int(root.get("failures", "0")) + int(root.get("errors", "0"))
+        if bad:
+            failed, failures = 1, [f"{target}: failed"]
+        else:
+            passed = 1
+    return passed, failed, skipped, failures
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--testlogs", required=True)
+    parser.add_argument("--extra", action="append", default=[], help="name=passed|failed|skipped")
+    parser.add_argument("--bazel_rc", type=int, default=0)
+    parser.add_argument("targets", nargs="*")
+    args = parser.parse_args()
+
+    passed = failed = skipped = 0
+    failures = []
+    for target in args.targets:
+        p, f, s, names = count_target(args.testlogs, target)
+        passed, failed, skipped = passed + p, failed + f, skipped + s
+        failures += names
+    for extra in args.extra:
+        name, _, result = extra.partition("=")
+        if result == "passed":
+            passed += 1
+        elif result == "failed":
+            failed += 1
+            failures.append(name)
+        else:
+            skipped += 1
+    if not args.targets:
+        failed += 1
+        failures.append("no test targets found (bazel query failed?)")
+    if args.bazel_rc != 0 and failed == 0:
+        failed += 1
+        failures.append(f"bazel test exited {args.bazel_rc} with no failing test case")
+    for name in failures:
+        print(f"FAILED: {name}")
+    print(f"{passed} passed, {failed} failed, {skipped} skipped")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
