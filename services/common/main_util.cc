@@ -69,6 +69,15 @@ std::vector<std::string> InitMain(int argc, char** argv, absl::string_view usage
   return std::vector<std::string>(rest.begin() + 1, rest.end());
 }
 
+void InitMainWithoutArguments(int argc, char** argv, absl::string_view usage) {
+  const std::vector<std::string> args = InitMain(argc, argv, usage);
+  if (!args.empty()) {
+    std::fprintf(stderr, "%s: unexpected argument \"%s\" (see --help)\n",
+                 absl::flags_internal::ShortProgramInvocationName().c_str(), args[0].c_str());
+    std::exit(2);
+  }
+}
+
 void BlockTerminationSignals() {
   sigset_t set = TerminationSignals();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);

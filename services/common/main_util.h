@@ -17,6 +17,9 @@ namespace strata {
 // only flags defined under services/ and runtime/ are listed.
 std::vector<std::string> InitMain(int argc, char** argv, absl::string_view usage);
 
+// InitMain for binaries that take no positional arguments: any is a usage error (exit 2).
+void InitMainWithoutArguments(int argc, char** argv, absl::string_view usage);
+
 // Blocks SIGINT and SIGTERM in the calling thread and every thread it starts afterwards.
 // Call first in main, before starting threads, then WaitForTerminationSignal.
 void BlockTerminationSignals();

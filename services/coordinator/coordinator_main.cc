@@ -80,11 +80,6 @@ int Run() {
 
 int main(int argc, char** argv) {
   strata::BlockTerminationSignals();
-  std::vector<std::string> args = strata::InitMain(argc, argv, strata::kUsage);
-  if (!args.empty()) {
-    std::fprintf(stderr, "strata-coordinator: unexpected argument \"%s\" (see --help)\n",
-                 args[0].c_str());
-    return 2;
-  }
+  strata::InitMainWithoutArguments(argc, argv, strata::kUsage);
   return strata::Run();
 }

@@ -70,10 +70,6 @@ int Run() {
 }  // namespace strata
 
 int main(int argc, char** argv) {
-  std::vector<std::string> args = strata::InitMain(argc, argv, strata::kUsage);
-  if (!args.empty()) {
-    std::fprintf(stderr, "strata-edge: unexpected argument \"%s\" (see --help)\n", args[0].c_str());
-    return 2;
-  }
+  strata::InitMainWithoutArguments(argc, argv, strata::kUsage);
   return strata::Run();
 }

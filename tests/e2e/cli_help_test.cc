@@ -97,6 +97,16 @@ TEST(CliUsageTest, UnreachableCoordinatorFailsWithItsAddress) {
   EXPECT_THAT(result->err, HasSubstr("UNAVAILABLE"));
 }
 
+TEST(DaemonUsageTest, PositionalArgumentsAreAUsageError) {
+  for (const char* binary : {"services/coordinator/strata-coordinator",
+                             "services/worker/strata-worker", "services/edge/strata-edge"}) {
+    absl::StatusOr<ProcessResult> result = RunProcess({binary, "stray"}, TestTmpDir());
+    ASSERT_TRUE(result.ok());
+    EXPECT_EQ(result->exit_code, 2) << binary;
+    EXPECT_THAT(result->err, HasSubstr("unexpected argument \"stray\"")) << binary;
+  }
+}
+
 TEST(EdgeUsageTest, MissingRequiredFlagsIsAUsageError) {
   absl::StatusOr<ProcessResult> result = RunProcess({"services/edge/strata-edge"}, TestTmpDir());
   ASSERT_TRUE(result.ok());
