@@ -1,0 +1,565 @@
+// See transformer.h. Training buffers are laid out per layer as in llm.c; the inference pass
+// reuses one set of block buffers. Kernel conventions are in runtime/kernels/cpu_kernels.h.
+#include "runtime/model/transformer.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "runtime/kernels/attention.h"
+#include "runtime/kernels/cpu_kernels.h"
+#include "runtime/kernels/matmul.h"
+
+namespace strata {
+namespace {
+
+namespace k = kernels;
+
+// Rows of logits computed at once by the chunked head; bounds the (rows, V) buffer.
+constexpr int64_t kTrainHeadFloats = int64_t{16} << 20;  // 64 MiB.
+constexpr int64_t kInferHeadFloats = int64_t{8} << 20;   // 32 MiB.
+
+int64_t HeadChunkRows(int64_t budget_floats, int V, int64_t N) {
+  return std::max<int64_t>(1, std::min<int64_t>(N, budget_floats / V));
+}
+
+// Dimensions shared by all layers.
+struct Dims {
+  int64_t B, T, N, C, V, F, FF1, QKV, NH, NKV, HD;
+  bool gpt2;
+  explicit Dims(const ModelConfig& c, int b, int t)
+      : B(b), T(t), N(static_cast<int64_t>(b) * t), C(c.d_model), V(c.vocab_size), F(c.d_ff),
+        FF1(c.family == ModelFamily::kGpt2 ? c.d_ff : 2 * static_cast<int64_t>(c.d_ff)),
+        QKV(static_cast<int64_t>(c.n_head + 2 * c.n_kv_head) * c.head_dim()), NH(c.n_head),
+        NKV(c.n_kv_head), HD(c.head_dim()), gpt2(c.family == ModelFamily::kGpt2) {}
+  k::AttentionShape attention() const {
+    return {static_cast<int>(B), static_cast<int>(T), static_cast<int>(NH),
+            static_cast<int>(NKV), static_cast<int>(HD)};
+  }
+};
+
+// Per-layer training activations, carved out of one buffer.
+struct LayerActs {
+  float *ln1, *ln1_mean, *ln1_rstd, *qkv, *att, *atty, *res1, *ln2, *ln2_mean, *ln2_rstd, *fc,
+      *fc_act;
+  static int64_t Floats(const Dims& d) {
+    return d.N * d.C * 4 + d.N * 4 + d.N * d.QKV + d.B * d.NH * d.T * d.T + d.N * d.FF1 +
+           d.N * d.F;
+  }
+  static LayerActs At(float* p, const Dims& d) {
+    LayerActs a;
+    auto take = [&p](int64_t n) {
+      float* r = p;
+      p += n;
+      return r;
+    };
+    a.ln1 = take(d.N * d.C);
+    a.ln1_mean = take(d.N);
+    a.ln1_rstd = take(d.N);
+    a.qkv = take(d.N * d.QKV);
+    a.att = take(d.B * d.NH * d.T * d.T);
+    a.atty = take(d.N * d.C);
+    a.res1 = take(d.N * d.C);
+    a.ln2 = take(d.N * d.C);
+    a.ln2_mean = take(d.N);
+    a.ln2_rstd = take(d.N);
+    a.fc = take(d.N * d.FF1);
+    a.fc_act = take(d.N * d.F);
+    return a;
+  }
+};
+
+// Global training buffers after the per-layer ones.
+struct TrainGlobals {
+  float *resid, *lnf, *lnf_mean, *lnf_rstd, *head, *dres, *dln, *dqkv, *datty, *dfc, *dfc_act,
+      *datt;
+  int64_t head_rows;
+  static int64_t Floats(const Dims& d, int L) {
+    const int64_t rows = HeadChunkRows(kTrainHeadFloats, static_cast<int>(d.V), d.N);
+    return (L + 1) * d.N * d.C + d.N * d.C + 2 * d.N + rows * d.V + 3 * d.N * d.C +
+           d.N * d.QKV + d.N * d.FF1 + d.N * d.F + d.T * d.T;
+  }
+  static TrainGlobals At(float* p, const Dims& d, int L) {
+    TrainGlobals g;
+    auto take = [&p](int64_t n) {
+      float* r = p;
+      p += n;
+      return r;
+    };
+    g.head_rows = HeadChunkRows(kTrainHeadFloats, static_cast<int>(d.V), d.N);
+    g.resid = take((L + 1) * d.N * d.C);
+    g.lnf = take(d.N * d.C);
+    g.lnf_mean = take(d.N);
+    g.lnf_rstd = take(d.N);
+    g.head = take(g.head_rows * d.V);
+    g.dres = take(d.N * d.C);
+    g.dln = take(d.N * d.C);
+    g.datty = take(d.N * d.C);
+    g.dqkv = take(d.N * d.QKV);
+    g.dfc = take(d.N * d.FF1);
+    g.dfc_act = take(d.N * d.F);
+    g.datt = take(d.T * d.T);
+    return g;
+  }
+};
+
+// Inference working set.
+struct InferBuffers {
+  float *x, *ln, *qkv, *atty, *tmp, *fc, *fc_act, *att, *head;
+  int64_t head_rows;
+  static int64_t Floats(const Dims& d) {
+    const int64_t rows = HeadChunkRows(kInferHeadFloats, static_cast<int>(d.V), d.N);
+    return 4 * d.N * d.C + d.N * d.QKV + d.N * d.FF1 + d.N * d.F + d.T * d.T + rows * d.V +
+           d.N;
+  }
+  static InferBuffers At(float* p, const Dims& d) {
+    InferBuffers b;
+    auto take = [&p](int64_t n) {
+      float* r = p;
+      p += n;
+      return r;
+    };
+    b.head_rows = HeadChunkRows(kInferHeadFloats, static_cast<int>(d.V), d.N);
+    b.x = take(d.N * d.C);
+    b.ln = take(d.N * d.C);
+    b.atty = take(d.N * d.C);
+    b.tmp = take(d.N * d.C);
+    b.qkv = take(d.N * d.QKV);
+    b.fc = take(d.N * d.FF1);
+    b.fc_act = take(d.N * d.F);
+    b.att = take(d.T * d.T);
+    b.head = take(b.head_rows * d.V);
+    return b;
+  }
+};
+
+// Offsets of a block's tensors relative to the block start.
+struct BlockOffsets {
+  std::vector<int64_t> at;
+  explicit BlockOffsets(const ParamLayout& layout) {
+    for (int s = 0; s < layout.SlotsPerBlock(); ++s) {
+      at.push_back(layout.BlockTensor(0, s).offset - layout.BlockBegin(0));
+    }
+  }
+};
+
+uint64_t SplitMix64(uint64_t& state) {
+  uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+// Standard normal from two uniform draws (Box-Muller).
+double Normal(uint64_t& state) {
+  const double u1 = (static_cast<double>(SplitMix64(state) >> 11) + 0.5) * 0x1.0p-53;
+  const double u2 = (static_cast<double>(SplitMix64(state) >> 11) + 0.5) * 0x1.0p-53;
+  return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Transformer>> Transformer::Create(const ModelConfig& config,
+                                                                 Options options) {
+  if (absl::Status status = ValidateModelConfig(config); !status.ok()) return status;
+  if (options.threads < 0) return absl::InvalidArgumentError("threads must be >= 0");
+  return std::unique_ptr<Transformer>(new Transformer(config, options));
+}
+
+Transformer::Transformer(const ModelConfig& config, Options options)
+    : layout_(config), options_(options), params_(layout_.NumElements()) {
+  if (options_.threads > 0) {
+    omp_set_num_threads(options_.threads);
+    k::SetBlasThreads(options_.threads);
+  }
+}
+
+absl::Span<float> Transformer::grads() {
+  if (grads_.size() == 0) grads_.Resize(layout_.NumElements());
+  return grads_.span();
+}
+
+void Transformer::ZeroGrads() {
+  if (grads_.size() > 0) std::memset(grads_.data(), 0, sizeof(float) * grads_.size());
+}
+
+int64_t Transformer::ActivationBytes() const {
+  return static_cast<int64_t>(sizeof(float)) * (train_.size() + infer_.size());
+}
+
+void Transformer::InitializeParameters(uint64_t seed) {
+  const ModelConfig& c = config();
+  const double residual_std = 0.02 / std::sqrt(2.0 * c.n_layer);
+  for (const TensorInfo& t : layout_.tensors()) {
+    float* p = params_.data() + t.offset;
+    if (t.role == TensorRole::kBias) {
+      std::fill(p, p + t.numel, 0.0f);
+      continue;
+    }
+    if (t.role == TensorRole::kNorm) {
+      std::fill(p, p + t.numel, 1.0f);
+      continue;
+    }
+    const bool residual_proj =
+        c.family == ModelFamily::kGpt2 && t.block >= 0 &&
+        (t.id == layout_.BlockTensorId(t.block, gpt2_slot::kAttnProjW) ||
+         t.id == layout_.BlockTensorId(t.block, gpt2_slot::kFcProjW));
+    const double stddev = residual_proj ? residual_std : 0.02;
+    // One stream per tensor: the bits of a tensor do not depend on the others' sizes.
+    uint64_t state = seed ^ (0xD1B54A32D192ED03ULL * (static_cast<uint64_t>(t.id) + 1));
+    for (int64_t i = 0; i < t.numel; ++i) p[i] = static_cast<float>(Normal(state) * stddev);
+  }
+}
+
+absl::Status Transformer::CheckInputs(absl::Span<const int32_t> tokens,
+                                      absl::Span<const int32_t> targets, int B, int T,
+                                      bool need_targets) const {
+  const ModelConfig& c = config();
+  if (B <= 0 || T <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat("batch ", B, " x seq ", T, " must be positive"));
+  }
+  if (T > c.max_seq_len) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sequence length ", T, " exceeds the model's maximum ", c.max_seq_len));
+  }
+  const int64_t n = static_cast<int64_t>(B) * T;
+  if (static_cast<int64_t>(tokens.size()) != n) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tokens has ", tokens.size(), " entries, expected B*T = ", n));
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    if (tokens[i] < 0 || tokens[i] >= c.vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat("tokens[", i, "] = ", tokens[i],
+                                                     " is outside the vocabulary [0, ",
+                                                     c.vocab_size, ")"));
+    }
+  }
+  if (!need_targets) return absl::OkStatus();
+  if (static_cast<int64_t>(targets.size()) != n) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("targets has ", targets.size(), " entries, expected B*T = ", n));
+  }
+  int64_t valid = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (targets[i] >= c.vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat("targets[", i, "] = ", targets[i],
+                                                     " is outside the vocabulary"));
+    }
+    valid += targets[i] >= 0;
+  }
+  if (valid == 0) return absl::InvalidArgumentError("every target is ignored (negative)");
+  return absl::OkStatus();
+}
+
+void Transformer::EnsureTrainBuffers(int B, int T) {
+  if (B == train_B_ && T == train_T_) return;
+  const Dims d(config(), B, T);
+  train_.Resize(LayerActs::Floats(d) * config().n_layer + TrainGlobals::Floats(d, config().n_layer));
+  train_B_ = B;
+  train_T_ = T;
+}
+
+void Transformer::EnsureInferBuffers(int B, int T) {
+  if (B == infer_B_ && T == infer_T_) return;
+  infer_.Resize(InferBuffers::Floats(Dims(config(), B, T)));
+  infer_B_ = B;
+  infer_T_ = T;
+}
+
+const float* Transformer::HeadWeights(const float* base) const {
+  const int id = layout_.head_id() >= 0 ? layout_.head_id() : layout_.token_embedding_id();
+  return base + layout_.tensor(id).offset;
+}
+
+float Transformer::HeadLossChunked(const float* lnf, const float* head, const int32_t* targets,
+                                   int64_t N, float* dlnf, float* dhead, int64_t max_chunk_rows) {
+  const int C = config().d_model, V = config().vocab_size;
+  int64_t valid = 0;
+  for (int64_t i = 0; i < N; ++i) valid += targets[i] >= 0;
+  const float scale = dlnf != nullptr ? 1.0f / static_cast<float>(valid) : 0.0f;
+  double total = 0.0;
+  std::vector<float> losses(max_chunk_rows);
+  float* buffer = nullptr;
+  {
+    const Dims d(config(), B_, T_);
+    if (dlnf != nullptr) {
+      buffer = TrainGlobals::At(train_.data() + LayerActs::Floats(d) * config().n_layer, d,
+                                config().n_layer)
+                   .head;
+    } else {
+      buffer = InferBuffers::At(infer_.data(), d).head;
+    }
+  }
+  for (int64_t r0 = 0; r0 < N; r0 += max_chunk_rows) {
+    const int64_t rows = std::min(max_chunk_rows, N - r0);
+    // logits (rows, V) = lnf[r0:] @ head^T.
+    k::sgemm(false, true, rows, V, C, 1.0f, lnf + r0 * C, C, head, C, 0.0f, buffer, V);
+    k::crossentropy_rows(buffer, losses.data(), targets + r0, rows, V, scale);
+    for (int64_t r = 0; r < rows; ++r) total += losses[r];
+    if (dlnf != nullptr) {
+      k::sgemm(false, false, rows, C, V, 1.0f, buffer, V, head, C, 0.0f, dlnf + r0 * C, C);
+      k::sgemm(true, false, V, C, rows, 1.0f, buffer, V, lnf + r0 * C, C, 1.0f, dhead, C);
+    }
+  }
+  return static_cast<float>(total / static_cast<double>(valid));
+}
+
+absl::StatusOr<float> Transformer::ForwardBackward(absl::Span<const int32_t> tokens,
+                                                   absl::Span<const int32_t> targets, int B,
+                                                   int T) {
+  if (absl::Status status = CheckInputs(tokens, targets, B, T, true); !status.ok()) return status;
+  EnsureTrainBuffers(B, T);
+  B_ = B;
+  T_ = T;
+  grads();
+  const ModelConfig& c = config();
+  const Dims d(c, B, T);
+  const int L = c.n_layer;
+  const int64_t layer_floats = LayerActs::Floats(d);
+  TrainGlobals g = TrainGlobals::At(train_.data() + layer_floats * L, d, L);
+  const float* P = params_.data();
+  float* G = grads_.data();
+  const BlockOffsets off(layout_);
+  auto tensor = [&](const float* base, int id) { return base + layout_.tensor(id).offset; };
+  auto gtensor = [&](int id) { return G + layout_.tensor(id).offset; };
+  const k::AttentionShape shape = d.attention();
+
+  // Forward.
+  const float* wpe = d.gpt2 ? tensor(P, layout_.position_embedding_id()) : nullptr;
+  k::embedding_forward(g.resid, tokens.data(), tensor(P, layout_.token_embedding_id()), wpe, B,
+                       T, static_cast<int>(d.C));
+  for (int l = 0; l < L; ++l) {
+    LayerActs a = LayerActs::At(train_.data() + layer_floats * l, d);
+    const float* w = P + layout_.BlockBegin(l);
+    const float* in = g.resid + l * d.N * d.C;
+    float* out = g.resid + (l + 1) * d.N * d.C;
+    const int C = static_cast<int>(d.C), F = static_cast<int>(d.F);
+    if (d.gpt2) {
+      using namespace gpt2_slot;
+      k::layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, in, w + off.at[kLn1W],
+                           w + off.at[kLn1B], d.N, C, c.norm_eps);
+      k::matmul_forward(a.qkv, a.ln1, w + off.at[kQkvW], w + off.at[kQkvB], d.N, C, 3 * C);
+      k::attention_forward(a.atty, a.att, nullptr, a.qkv, shape);
+      k::matmul_forward(a.res1, a.atty, w + off.at[kAttnProjW], w + off.at[kAttnProjB], d.N, C, C);
+      k::residual_forward(a.res1, a.res1, in, d.N * d.C);
+      k::layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.res1, w + off.at[kLn2W],
+                           w + off.at[kLn2B], d.N, C, c.norm_eps);
+      k::matmul_forward(a.fc, a.ln2, w + off.at[kFcW], w + off.at[kFcB], d.N, C, F);
+      k::gelu_forward(a.fc_act, a.fc, d.N * d.F);
+      k::matmul_forward(out, a.fc_act, w + off.at[kFcProjW], w + off.at[kFcProjB], d.N, F, C);
+    } else {
+      using namespace llama_slot;
+      k::rmsnorm_forward(a.ln1, a.ln1_rstd, in, w + off.at[kInputNormW], d.N, C, c.norm_eps);
+      k::matmul_forward(a.qkv, a.ln1, w + off.at[kQW], nullptr, d.N, C,
+                        static_cast<int>(d.QKV));
+      k::rope_apply(a.qkv, B, T, c.n_head, c.n_kv_head, c.head_dim(), c.rope_theta, false);
+      k::attention_forward(a.atty, a.att, nullptr, a.qkv, shape);
+      k::matmul_forward(a.res1, a.atty, w + off.at[kOW], nullptr, d.N, C, C);
+      k::residual_forward(a.res1, a.res1, in, d.N * d.C);
+      k::rmsnorm_forward(a.ln2, a.ln2_rstd, a.res1, w + off.at[kPostNormW], d.N, C, c.norm_eps);
+      k::matmul_forward(a.fc, a.ln2, w + off.at[kGateW], nullptr, d.N, C, 2 * F);
+      k::swiglu_forward(a.fc_act, a.fc, d.N, F);
+      k::matmul_forward(out, a.fc_act, w + off.at[kDownW], nullptr, d.N, F, C);
+    }
+    k::residual_forward(out, out, a.res1, d.N * d.C);
+  }
+  const float* last = g.resid + L * d.N * d.C;
+  const float* lnf_w = tensor(P, layout_.final_norm_weight_id());
+  if (d.gpt2) {
+    k::layernorm_forward(g.lnf, g.lnf_mean, g.lnf_rstd, last, lnf_w,
+                         tensor(P, layout_.final_norm_bias_id()), d.N, static_cast<int>(d.C),
+                         c.norm_eps);
+  } else {
+    k::rmsnorm_forward(g.lnf, g.lnf_rstd, last, lnf_w, d.N, static_cast<int>(d.C), c.norm_eps);
+  }
+  const int head_id = layout_.head_id() >= 0 ? layout_.head_id() : layout_.token_embedding_id();
+  // Fused head: loss, dlnf (into g.dln) and d(head) in one chunked pass.
+  const float loss = HeadLossChunked(g.lnf, HeadWeights(P), targets.data(), d.N, g.dln,
+                                     gtensor(head_id), g.head_rows);
+
+  // Backward.
+  std::memset(g.dres, 0, sizeof(float) * d.N * d.C);
+  if (d.gpt2) {
+    k::layernorm_backward(g.dres, gtensor(layout_.final_norm_weight_id()),
+                          gtensor(layout_.final_norm_bias_id()), g.dln, last, lnf_w, g.lnf_mean,
+                          g.lnf_rstd, d.N, static_cast<int>(d.C));
+  } else {
+    k::rmsnorm_backward(g.dres, gtensor(layout_.final_norm_weight_id()), g.dln, last, lnf_w,
+                        g.lnf_rstd, d.N, static_cast<int>(d.C));
+  }
+  for (int l = L - 1; l >= 0; --l) {
+    LayerActs a = LayerActs::At(train_.data() + layer_floats * l, d);
+    const float* w = P + layout_.BlockBegin(l);
+    float* gw = G + layout_.BlockBegin(l);
+    const float* in = g.resid + l * d.N * d.C;
+    const int C = static_cast<int>(d.C), F = static_cast<int>(d.F);
+    // g.dres holds d(out); the residual path passes it unchanged to d(res1) and d(in).
+    if (d.gpt2) {
+      using namespace gpt2_slot;
+      k::matmul_backward(g.dfc_act, gw + off.at[kFcProjW], gw + off.at[kFcProjB], g.dres,
+                         a.fc_act, w + off.at[kFcProjW], d.N, F, C, true);
+      k::gelu_backward(g.dfc, a.fc, g.dfc_act, d.N * d.F);
+      k::matmul_backward(g.dln, gw + off.at[kFcW], gw + off.at[kFcB], g.dfc, a.ln2,
+                         w + off.at[kFcW], d.N, C, F, true);
+      k::layernorm_backward(g.dres, gw + off.at[kLn2W], gw + off.at[kLn2B], g.dln, a.res1,
+                            w + off.at[kLn2W], a.ln2_mean, a.ln2_rstd, d.N, C);
+      k::matmul_backward(g.datty, gw + off.at[kAttnProjW], gw + off.at[kAttnProjB], g.dres,
+                         a.atty, w + off.at[kAttnProjW], d.N, C, C, true);
+      k::attention_backward(g.dqkv, g.datt, g.datty, a.qkv, a.att, shape);
+      k::matmul_backward(g.dln, gw + off.at[kQkvW], gw + off.at[kQkvB], g.dqkv, a.ln1,
+                         w + off.at[kQkvW], d.N, C, 3 * C, true);
+      k::layernorm_backward(g.dres, gw + off.at[kLn1W], gw + off.at[kLn1B], g.dln, in,
+                            w + off.at[kLn1W], a.ln1_mean, a.ln1_rstd, d.N, C);
+    } else {
+      using namespace llama_slot;
+      k::matmul_backward(g.dfc_act, gw + off.at[kDownW], nullptr, g.dres, a.fc_act,
+                         w + off.at[kDownW], d.N, F, C, true);
+      k::swiglu_backward(g.dfc, a.fc, g.dfc_act, d.N, F);
+      k::matmul_backward(g.dln, gw + off.at[kGateW], nullptr, g.dfc, a.ln2, w + off.at[kGateW],
+                         d.N, C, 2 * F, true);
+      k::rmsnorm_backward(g.dres, gw + off.at[kPostNormW], g.dln, a.res1,
+                          w + off.at[kPostNormW], a.ln2_rstd, d.N, C);
+      k::matmul_backward(g.datty, gw + off.at[kOW], nullptr, g.dres, a.atty, w + off.at[kOW],
+                         d.N, C, C, true);
+      k::attention_backward(g.dqkv, g.datt, g.datty, a.qkv, a.att, shape);
+      k::rope_apply(g.dqkv, B, T, c.n_head, c.n_kv_head, c.head_dim(), c.rope_theta, true);
+      k::matmul_backward(g.dln, gw + off.at[kQW], nullptr, g.dqkv, a.ln1, w + off.at[kQW], d.N,
+                         C, static_cast<int>(d.QKV), true);
+      k::rmsnorm_backward(g.dres, gw + off.at[kInputNormW], g.dln, in, w + off.at[kInputNormW],
+                          a.ln1_rstd, d.N, C);
+    }
+  }
+  float* dwpe = d.gpt2 ? gtensor(layout_.position_embedding_id()) : nullptr;
+  k::embedding_backward(gtensor(layout_.token_embedding_id()), dwpe, g.dres, tokens.data(), B, T,
+                        static_cast<int>(d.C));
+  return loss;
+}
+
+absl::Status Transformer::BeginForward(const float* resident, absl::Span<const int32_t> tokens,
+                                       int B, int T) {
+  if (absl::Status status = CheckInputs(tokens, {}, B, T, false); !status.ok()) return status;
+  EnsureInferBuffers(B, T);
+  B_ = B;
+  T_ = T;
+  const Dims d(config(), B, T);
+  InferBuffers b = InferBuffers::At(infer_.data(), d);
+  x_ = b.x;
+  const float* wpe = d.gpt2 ? resident + layout_.tensor(layout_.position_embedding_id()).offset
+                            : nullptr;
+  k::embedding_forward(x_, tokens.data(),
+                       resident + layout_.tensor(layout_.token_embedding_id()).offset, wpe, B, T,
+                       static_cast<int>(d.C));
+  return absl::OkStatus();
+}
+
+void Transformer::BlockForward(int /*layer*/, const float* block_weights) {
+  BlockForwardInfer(block_weights);
+}
+
+void Transformer::BlockForwardInfer(const float* w) {
+  const ModelConfig& c = config();
+  const Dims d(c, B_, T_);
+  InferBuffers b = InferBuffers::At(infer_.data(), d);
+  const BlockOffsets off(layout_);
+  const int C = static_cast<int>(d.C), F = static_cast<int>(d.F);
+  if (d.gpt2) {
+    using namespace gpt2_slot;
+    k::layernorm_forward(b.ln, nullptr, nullptr, b.x, w + off.at[kLn1W], w + off.at[kLn1B], d.N,
+                         C, c.norm_eps);
+    k::matmul_forward(b.qkv, b.ln, w + off.at[kQkvW], w + off.at[kQkvB], d.N, C, 3 * C);
+    k::attention_forward(b.atty, nullptr, b.att, b.qkv, d.attention());
+    k::matmul_forward(b.tmp, b.atty, w + off.at[kAttnProjW], w + off.at[kAttnProjB], d.N, C, C);
+    k::residual_forward(b.x, b.x, b.tmp, d.N * d.C);
+    k::layernorm_forward(b.ln, nullptr, nullptr, b.x, w + off.at[kLn2W], w + off.at[kLn2B], d.N,
+                         C, c.norm_eps);
+    k::matmul_forward(b.fc, b.ln, w + off.at[kFcW], w + off.at[kFcB], d.N, C, F);
+    k::gelu_forward(b.fc_act, b.fc, d.N * d.F);
+    k::matmul_forward(b.tmp, b.fc_act, w + off.at[kFcProjW], w + off.at[kFcProjB], d.N, F, C);
+  } else {
+    using namespace llama_slot;
+    k::rmsnorm_forward(b.ln, nullptr, b.x, w + off.at[kInputNormW], d.N, C, c.norm_eps);
+    k::matmul_forward(b.qkv, b.ln, w + off.at[kQW], nullptr, d.N, C, static_cast<int>(d.QKV));
+    k::rope_apply(b.qkv, B_, T_, c.n_head, c.n_kv_head, c.head_dim(), c.rope_theta, false);
+    k::attention_forward(b.atty, nullptr, b.att, b.qkv, d.attention());
+    k::matmul_forward(b.tmp, b.atty, w + off.at[kOW], nullptr, d.N, C, C);
+    k::residual_forward(b.x, b.x, b.tmp, d.N * d.C);
+    k::rmsnorm_forward(b.ln, nullptr, b.x, w + off.at[kPostNormW], d.N, C, c.norm_eps);
+    k::matmul_forward(b.fc, b.ln, w + off.at[kGateW], nullptr, d.N, C, 2 * F);
+    k::swiglu_forward(b.fc_act, b.fc, d.N, F);
+    k::matmul_forward(b.tmp, b.fc_act, w + off.at[kDownW], nullptr, d.N, F, C);
+  }
+  k::residual_forward(b.x, b.x, b.tmp, d.N * d.C);
+}
+
+absl::StatusOr<float> Transformer::EndForward(const float* resident,
+                                              absl::Span<const int32_t> targets) {
+  if (x_ == nullptr) return absl::FailedPreconditionError("EndForward without BeginForward");
+  const int64_t n = static_cast<int64_t>(B_) * T_;
+  if (static_cast<int64_t>(targets.size()) != n) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("targets has ", targets.size(), " entries, expected B*T = ", n));
+  }
+  int64_t valid = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (targets[i] >= config().vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat("targets[", i, "] = ", targets[i],
+                                                     " is outside the vocabulary"));
+    }
+    valid += targets[i] >= 0;
+  }
+  if (valid == 0) return absl::InvalidArgumentError("every target is ignored (negative)");
+  const ModelConfig& c = config();
+  const Dims d(c, B_, T_);
+  InferBuffers b = InferBuffers::At(infer_.data(), d);
+  const float* lnf_w = resident + layout_.tensor(layout_.final_norm_weight_id()).offset;
+  if (d.gpt2) {
+    k::layernorm_forward(b.ln, nullptr, nullptr, b.x, lnf_w,
+                         resident + layout_.tensor(layout_.final_norm_bias_id()).offset, d.N,
+                         static_cast<int>(d.C), c.norm_eps);
+  } else {
+    k::rmsnorm_forward(b.ln, nullptr, b.x, lnf_w, d.N, static_cast<int>(d.C), c.norm_eps);
+  }
+  x_ = nullptr;
+  return HeadLossChunked(b.ln, HeadWeights(resident), targets.data(), d.N, nullptr, nullptr,
+                         b.head_rows);
+}
+
+absl::StatusOr<float> Transformer::Loss(absl::Span<const int32_t> tokens,
+                                        absl::Span<const int32_t> targets, int B, int T,
+                                        const float* params) {
+  if (absl::Status status = CheckInputs(tokens, targets, B, T, true); !status.ok()) return status;
+  const float* base = params != nullptr ? params : params_.data();
+  if (absl::Status status = BeginForward(base, tokens, B, T); !status.ok()) return status;
+  for (int l = 0; l < config().n_layer; ++l) BlockForward(l, base + layout_.BlockBegin(l));
+  return EndForward(base, targets);
+}
+
+absl::Status Transformer::Logits(absl::Span<const int32_t> tokens, int B, int T, float* logits) {
+  if (absl::Status status = BeginForward(params_.data(), tokens, B, T); !status.ok()) {
+    return status;
+  }
+  for (int l = 0; l < config().n_layer; ++l) {
+    BlockForward(l, params_.data() + layout_.BlockBegin(l));
+  }
+  const ModelConfig& c = config();
+  const Dims d(c, B_, T_);
+  InferBuffers b = InferBuffers::At(infer_.data(), d);
+  const float* lnf_w = params_.data() + layout_.tensor(layout_.final_norm_weight_id()).offset;
+  if (d.gpt2) {
+    k::layernorm_forward(
+        b.ln, nullptr, nullptr, b.x, lnf_w,
+        params_.data() + layout_.tensor(layout_.final_norm_bias_id()).offset, d.N,
+        static_cast<int>(d.C), c.norm_eps);
+  } else {
+    k::rmsnorm_forward(b.ln, nullptr, b.x, lnf_w, d.N, static_cast<int>(d.C), c.norm_eps);
+  }
+  x_ = nullptr;
+  k::sgemm(false, true, d.N, d.V, d.C, 1.0f, b.ln, d.C, HeadWeights(params_.data()), d.C, 0.0f,
+           logits, d.V);
+  return absl::OkStatus();
+}
+
+}  // namespace strata

@@ -1,0 +1,111 @@
+// A decoder-only transformer (GPT-2 or LLaMA family) on the CPU: forward, backward and a
+// loss-only forward that keeps inference memory, over one contiguous fp32 parameter arena laid
+// out by ParamLayout.
+//
+// Three ways to run it:
+// - ForwardBackward: training. Keeps every block's activations, returns the mean loss and
+//   accumulates the gradient into grads(). The output head (cross-entropy) is fused and chunked:
+//   full (B, T, V) logits are never held.
+// - Loss: inference memory, for zeroth-order training. Activations are reused block to block.
+// - BeginForward / BlockForward / EndForward: the same loss-only pass one block at a time with
+//   caller-provided weights (offloaded training streams blocks through a bounded working set;
+//   ZO computes perturbed weights out of place), so a block's weights need not live in the arena.
+//
+// Thread count: OpenMP (row kernels) and OpenBLAS (matmuls) both use `threads`.
+#ifndef STRATA_RUNTIME_MODEL_TRANSFORMER_H_
+#define STRATA_RUNTIME_MODEL_TRANSFORMER_H_
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "runtime/base/aligned_buffer.h"
+#include "runtime/model/model_config.h"
+#include "runtime/model/param_layout.h"
+
+namespace strata {
+
+class Transformer {
+ public:
+  struct Options {
+    int threads = 0;  // 0: leave the process's OpenMP/OpenBLAS settings alone.
+  };
+
+  static absl::StatusOr<std::unique_ptr<Transformer>> Create(const ModelConfig& config,
+                                                             Options options);
+  static absl::StatusOr<std::unique_ptr<Transformer>> Create(const ModelConfig& config) {
+    return Create(config, Options());
+  }
+
+  const ModelConfig& config() const { return layout_.config(); }
+  const ParamLayout& layout() const { return layout_; }
+
+  // The parameter arena: layout().NumElements() floats, 64-byte aligned.
+  absl::Span<float> params() { return params_.span(); }
+  absl::Span<const float> params() const { return params_.span(); }
+  // The gradient arena (same layout), allocated on first use.
+  absl::Span<float> grads();
+  void ZeroGrads();
+
+  // Hugging Face-style initialization from `seed`: weights N(0, 0.02) (GPT-2's residual
+  // projections N(0, 0.02 / sqrt(2 L))), biases 0, norm weights 1. Same seed, same bits.
+  void InitializeParameters(uint64_t seed);
+
+  // tokens, targets: (B, T) row-major; targets < 0 are ignored. Returns the mean loss over
+  // non-ignored targets and adds d(loss)/d(params) to grads().
+  absl::StatusOr<float> ForwardBackward(absl::Span<const int32_t> tokens,
+                                        absl::Span<const int32_t> targets, int B, int T);
+
+  // The same loss with inference memory, reading weights from `params` (the arena by default).
+  absl::StatusOr<float> Loss(absl::Span<const int32_t> tokens, absl::Span<const int32_t> targets,
+                             int B, int T, const float* params = nullptr);
+
+  // logits: (B, T, V).
+  absl::Status Logits(absl::Span<const int32_t> tokens, int B, int T, float* logits);
+
+  // Block-at-a-time loss-only forward. `resident` points to an arena-layout buffer whose
+  // non-block tensors are valid (embeddings, final norm, head); `block_weights` points to a
+  // block's first weight, laid out as layout() lays out every block.
+  absl::Status BeginForward(const float* resident, absl::Span<const int32_t> tokens, int B, int T);
+  void BlockForward(int layer, const float* block_weights);
+  absl::StatusOr<float> EndForward(const float* resident, absl::Span<const int32_t> targets);
+
+  // Bytes held by activation buffers (training and inference) at the moment.
+  int64_t ActivationBytes() const;
+
+ private:
+  explicit Transformer(const ModelConfig& config, Options options);
+
+  absl::Status CheckInputs(absl::Span<const int32_t> tokens, absl::Span<const int32_t> targets,
+                           int B, int T, bool need_targets) const;
+  void EnsureTrainBuffers(int B, int T);
+  void EnsureInferBuffers(int B, int T);
+  const float* HeadWeights(const float* base) const;
+  // Inference block forward on x_ (in place).
+  void BlockForwardInfer(const float* w);
+  // Chunked output head: loss, and with `dlnf`/`dhead` the head's backward.
+  float HeadLossChunked(const float* lnf, const float* head, const int32_t* targets, int64_t N,
+                        float* dlnf, float* dhead, int64_t max_chunk_rows);
+
+  ParamLayout layout_;
+  Options options_;
+  AlignedBuffer params_;
+  AlignedBuffer grads_;
+
+  // Shape of the current (training or inference) buffers.
+  int B_ = 0, T_ = 0;
+  std::vector<int32_t> tokens_;
+  // Training activations: one slice per layer.
+  AlignedBuffer train_;
+  int train_B_ = 0, train_T_ = 0;
+  // Inference working set.
+  AlignedBuffer infer_;
+  int infer_B_ = 0, infer_T_ = 0;
+  float* x_ = nullptr;  // Residual stream of the inference pass (N, C).
+};
+
+}  // namespace strata
+
+#endif  // STRATA_RUNTIME_MODEL_TRANSFORMER_H_
