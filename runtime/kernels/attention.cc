@@ -9,9 +9,7 @@
 
 namespace strata::kernels {
 
-int64_t AttentionScratchFloats(const AttentionShape& s) {
-  return static_cast<int64_t>(s.T) * s.T;
-}
+int64_t AttentionScratchFloats(const AttentionShape& s) { return static_cast<int64_t>(s.T) * s.T; }
 
 void attention_forward(float* out, float* att, float* scratch, const float* qkv,
                        const AttentionShape& s) {
@@ -26,9 +24,7 @@ void attention_forward(float* out, float* att, float* scratch, const float* qkv,
       const float* q = base + static_cast<int64_t>(h) * s.HD;
       const float* k = base + static_cast<int64_t>(s.NH + kvh) * s.HD;
       const float* v = base + static_cast<int64_t>(s.NH + s.NKV + kvh) * s.HD;
-      float* p = att != nullptr
-                     ? att + (static_cast<int64_t>(b) * s.NH + h) * s.T * s.T
-                     : scratch;
+      float* p = att != nullptr ? att + (static_cast<int64_t>(b) * s.NH + h) * s.T * s.T : scratch;
       // p (T, T) = q k^T; only the lower triangle is used.
       sgemm(false, true, s.T, s.T, s.HD, 1.0f, q, row, k, row, 0.0f, p, s.T);
       causal_softmax_rows(p, s.T, s.T, scale);

@@ -1,7 +1,7 @@
 // Element-wise and row-wise CPU kernels of the transformer runtime (the matmuls are in
 // matmul.h, attention in attention.h). Each kernel is compiled for AVX-512, AVX2+FMA and
 // baseline x86-64 and the best one for the running CPU is chosen at load time (GCC
-// target_clones); rows are spread over OpenMP threads.
+// target_clones); rows are spread over the compute thread pool (runtime/base/thread_pool.h).
 //
 // Conventions: outputs first, then inputs, then sizes; shapes in comments, row-major. N is the
 // number of rows (B*T). `*_backward` kernels *accumulate* into parameter gradients
@@ -18,12 +18,12 @@ namespace strata::kernels {
 const char* CpuKernelIsa();
 
 // out, inp: (N, C); weight, bias: (C); mean, rstd: (N) saved for backward (may be null).
-void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
-                       const float* weight, const float* bias, int64_t N, int C, float eps);
+void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                       const float* bias, int64_t N, int C, float eps);
 // dinp += ...; dweight, dbias += ... .
 void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                        const float* inp, const float* weight, const float* mean,
-                        const float* rstd, int64_t N, int C);
+                        const float* inp, const float* weight, const float* mean, const float* rstd,
+                        int64_t N, int C);
 
 // RMSNorm as in LLaMA: out = inp / sqrt(mean(inp^2) + eps) * weight. rstd: (N), may be null.
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int64_t N,
@@ -52,18 +52,18 @@ void rope_apply(float* qkv, int B, int T, int n_head, int n_kv_head, int hd, flo
 void residual_forward(float* out, const float* a, const float* b, int64_t n);
 
 // out (B*T, C) = wte[tokens] (+ wpe[t] when wpe is not null).
-void embedding_forward(float* out, const int32_t* tokens, const float* wte, const float* wpe,
-                       int B, int T, int C);
+void embedding_forward(float* out, const int32_t* tokens, const float* wte, const float* wpe, int B,
+                       int T, int C);
 // dwte[tokens] += dout; dwpe[t] += dout (when dwpe not null).
-void embedding_backward(float* dwte, float* dwpe, const float* dout, const int32_t* tokens,
-                        int B, int T, int C);
+void embedding_backward(float* dwte, float* dwpe, const float* dout, const int32_t* tokens, int B,
+                        int T, int C);
 
 // For each row of logits (n_rows, V): losses[r] = -log softmax(logits[r])[targets[r]], and when
 // `dlogits_scale` != 0 the row is overwritten in place with (softmax - onehot) * dlogits_scale.
 // Rows whose target is negative (ignore index) get loss 0 and (if requested) zero gradient.
 // A target >= V is a caller bug and is treated as ignored.
-void crossentropy_rows(float* logits, float* losses, const int32_t* targets, int64_t n_rows,
-                       int V, float dlogits_scale);
+void crossentropy_rows(float* logits, float* losses, const int32_t* targets, int64_t n_rows, int V,
+                       float dlogits_scale);
 
 // Causal softmax of one attention score matrix in place: rows (T, T) with leading dimension
 // ld; entries j > i are set to 0. `scale` multiplies scores first.

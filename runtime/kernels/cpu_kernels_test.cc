@@ -2,14 +2,13 @@
 // against central finite differences of a random projection of its forward.
 #include "runtime/kernels/cpu_kernels.h"
 
-#include <omp.h>
-
 #include <cmath>
 #include <functional>
 #include <random>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "runtime/base/thread_pool.h"
 #include "runtime/kernels/attention.h"
 #include "runtime/kernels/matmul.h"
 
@@ -259,12 +258,13 @@ TEST(KernelsTest, ParameterGradientsDoNotDependOnThreadCount) {
   std::vector<int32_t> tokens(B * T);
   for (int i = 0; i < B * T; ++i) tokens[i] = (i * 7) % V;
   std::vector<float> dwte1(V * C, 0.0f), dwpe1(T * C, 0.0f), dwte2 = dwte1, dwpe2 = dwpe1;
-  const int threads = omp_get_max_threads();
-  omp_set_num_threads(1);
+  ThreadPool& pool = ThreadPool::Global();
+  const int threads = pool.threads();
+  pool.SetThreads(1);
   embedding_backward(dwte1.data(), dwpe1.data(), dout.data(), tokens.data(), B, T, C);
-  omp_set_num_threads(std::max(2, threads));
+  pool.SetThreads(3);
   embedding_backward(dwte2.data(), dwpe2.data(), dout.data(), tokens.data(), B, T, C);
-  omp_set_num_threads(threads);
+  pool.SetThreads(threads);
   EXPECT_EQ(dwte1, dwte2);
   EXPECT_EQ(dwpe1, dwpe2);
 }

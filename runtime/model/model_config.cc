@@ -162,7 +162,8 @@ absl::Status ValidateModelConfig(const ModelConfig& c) {
 
 absl::StatusOr<ModelConfig> ParseHfConfig(absl::string_view json_text, absl::string_view source) {
   Json json = Json::parse(json_text.begin(), json_text.end(), nullptr, /*allow_exceptions=*/false);
-  if (json.is_discarded()) return absl::InvalidArgumentError(absl::StrCat(source, ": not valid JSON"));
+  if (json.is_discarded())
+    return absl::InvalidArgumentError(absl::StrCat(source, ": not valid JSON"));
   if (!json.is_object()) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": must be a JSON object"));
   }
@@ -174,8 +175,8 @@ absl::StatusOr<ModelConfig> ParseHfConfig(absl::string_view json_text, absl::str
   } else if (model_type == "llama") {
     config = ParseLlama(reader);
   } else {
-    return reader.Error("model_type", absl::StrCat("\"", model_type,
-                                                  "\" is not supported (gpt2 or llama)"));
+    return reader.Error("model_type",
+                        absl::StrCat("\"", model_type, "\" is not supported (gpt2 or llama)"));
   }
   if (!config.ok()) return config.status();
   if (absl::Status status = ValidateModelConfig(*config); !status.ok()) {

@@ -24,9 +24,9 @@ struct ModelConfig {
   int max_seq_len = 0;  // n_positions / max_position_embeddings.
   int n_layer = 0;
   int n_head = 0;
-  int n_kv_head = 0;    // == n_head for GPT-2.
-  int d_model = 0;      // n_embd / hidden_size.
-  int d_ff = 0;         // n_inner (default 4 * d_model) / intermediate_size.
+  int n_kv_head = 0;  // == n_head for GPT-2.
+  int d_model = 0;    // n_embd / hidden_size.
+  int d_ff = 0;       // n_inner (default 4 * d_model) / intermediate_size.
   float norm_eps = 1e-5f;
   float rope_theta = 10000.0f;  // LLaMA only.
   bool tie_embeddings = true;   // Output head shares the token embedding.

@@ -55,9 +55,7 @@ TEST(ModelConfigTest, RejectionsNameTheKey) {
   EXPECT_THAT(ParseHfConfig("{", "cfg.json").status().message(), HasSubstr("cfg.json"));
   EXPECT_THAT(ParseHfConfig(R"({"model_type": "bert"})", "c").status().message(),
               HasSubstr("\"model_type\""));
-  EXPECT_THAT(ParseHfConfig(R"({"model_type": "gpt2", "vocab_size": 10})", "c")
-                  .status()
-                  .message(),
+  EXPECT_THAT(ParseHfConfig(R"({"model_type": "gpt2", "vocab_size": 10})", "c").status().message(),
               HasSubstr("\"n_positions\" is missing"));
   std::string bad = kLlama;
   bad.replace(bad.find("\"silu\""), 6, "\"gelu\"");

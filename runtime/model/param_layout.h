@@ -39,14 +39,27 @@ struct TensorInfo {
   int64_t offset = 0;          // In elements from the arena start.
   int64_t numel = 0;
   TensorRole role = TensorRole::kEmbedding;
-  int block = -1;                        // Transformer block index, -1 outside blocks.
-  bool transposed_in_checkpoint = false; // GPT-2 Conv1D: the checkpoint holds shape reversed.
+  int block = -1;                         // Transformer block index, -1 outside blocks.
+  bool transposed_in_checkpoint = false;  // GPT-2 Conv1D: the checkpoint holds shape reversed.
 };
 
 // Per-block tensor slots, the same in every block (index into BlockTensor(layer, slot)).
 namespace gpt2_slot {
-enum : int { kLn1W, kLn1B, kQkvW, kQkvB, kAttnProjW, kAttnProjB, kLn2W, kLn2B, kFcW, kFcB,
-             kFcProjW, kFcProjB, kCount };
+enum : int {
+  kLn1W,
+  kLn1B,
+  kQkvW,
+  kQkvB,
+  kAttnProjW,
+  kAttnProjB,
+  kLn2W,
+  kLn2B,
+  kFcW,
+  kFcB,
+  kFcProjW,
+  kFcProjB,
+  kCount
+};
 }
 namespace llama_slot {
 enum : int { kInputNormW, kQW, kKW, kVW, kOW, kPostNormW, kGateW, kUpW, kDownW, kCount };

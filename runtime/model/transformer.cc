@@ -2,13 +2,12 @@
 // reuses one set of block buffers. Kernel conventions are in runtime/kernels/cpu_kernels.h.
 #include "runtime/model/transformer.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "runtime/base/thread_pool.h"
 #include "runtime/kernels/attention.h"
 #include "runtime/kernels/cpu_kernels.h"
 #include "runtime/kernels/matmul.h"
@@ -20,7 +19,7 @@ namespace k = kernels;
 
 // Rows of logits computed at once by the chunked head; bounds the (rows, V) buffer.
 constexpr int64_t kTrainHeadFloats = int64_t{16} << 20;  // 64 MiB.
-constexpr int64_t kInferHeadFloats = int64_t{8} << 20;   // 32 MiB.
+constexpr int64_t kInferHeadFloats = int64_t{32} << 20;  // 128 MiB.
 
 int64_t HeadChunkRows(int64_t budget_floats, int V, int64_t N) {
   return std::max<int64_t>(1, std::min<int64_t>(N, budget_floats / V));
@@ -31,13 +30,21 @@ struct Dims {
   int64_t B, T, N, C, V, F, FF1, QKV, NH, NKV, HD;
   bool gpt2;
   explicit Dims(const ModelConfig& c, int b, int t)
-      : B(b), T(t), N(static_cast<int64_t>(b) * t), C(c.d_model), V(c.vocab_size), F(c.d_ff),
+      : B(b),
+        T(t),
+        N(static_cast<int64_t>(b) * t),
+        C(c.d_model),
+        V(c.vocab_size),
+        F(c.d_ff),
         FF1(c.family == ModelFamily::kGpt2 ? c.d_ff : 2 * static_cast<int64_t>(c.d_ff)),
-        QKV(static_cast<int64_t>(c.n_head + 2 * c.n_kv_head) * c.head_dim()), NH(c.n_head),
-        NKV(c.n_kv_head), HD(c.head_dim()), gpt2(c.family == ModelFamily::kGpt2) {}
+        QKV(static_cast<int64_t>(c.n_head + 2 * c.n_kv_head) * c.head_dim()),
+        NH(c.n_head),
+        NKV(c.n_kv_head),
+        HD(c.head_dim()),
+        gpt2(c.family == ModelFamily::kGpt2) {}
   k::AttentionShape attention() const {
-    return {static_cast<int>(B), static_cast<int>(T), static_cast<int>(NH),
-            static_cast<int>(NKV), static_cast<int>(HD)};
+    return {static_cast<int>(B), static_cast<int>(T), static_cast<int>(NH), static_cast<int>(NKV),
+            static_cast<int>(HD)};
   }
 };
 
@@ -46,8 +53,7 @@ struct LayerActs {
   float *ln1, *ln1_mean, *ln1_rstd, *qkv, *att, *atty, *res1, *ln2, *ln2_mean, *ln2_rstd, *fc,
       *fc_act;
   static int64_t Floats(const Dims& d) {
-    return d.N * d.C * 4 + d.N * 4 + d.N * d.QKV + d.B * d.NH * d.T * d.T + d.N * d.FF1 +
-           d.N * d.F;
+    return d.N * d.C * 4 + d.N * 4 + d.N * d.QKV + d.B * d.NH * d.T * d.T + d.N * d.FF1 + d.N * d.F;
   }
   static LayerActs At(float* p, const Dims& d) {
     LayerActs a;
@@ -79,8 +85,8 @@ struct TrainGlobals {
   int64_t head_rows;
   static int64_t Floats(const Dims& d, int L) {
     const int64_t rows = HeadChunkRows(kTrainHeadFloats, static_cast<int>(d.V), d.N);
-    return (L + 1) * d.N * d.C + d.N * d.C + 2 * d.N + rows * d.V + 3 * d.N * d.C +
-           d.N * d.QKV + d.N * d.FF1 + d.N * d.F + d.T * d.T;
+    return (L + 1) * d.N * d.C + d.N * d.C + 2 * d.N + rows * d.V + 3 * d.N * d.C + d.N * d.QKV +
+           d.N * d.FF1 + d.N * d.F + d.T * d.T;
   }
   static TrainGlobals At(float* p, const Dims& d, int L) {
     TrainGlobals g;
@@ -112,8 +118,7 @@ struct InferBuffers {
   int64_t head_rows;
   static int64_t Floats(const Dims& d) {
     const int64_t rows = HeadChunkRows(kInferHeadFloats, static_cast<int>(d.V), d.N);
-    return 4 * d.N * d.C + d.N * d.QKV + d.N * d.FF1 + d.N * d.F + d.T * d.T + rows * d.V +
-           d.N;
+    return 4 * d.N * d.C + d.N * d.QKV + d.N * d.FF1 + d.N * d.F + d.T * d.T + rows * d.V + d.N;
   }
   static InferBuffers At(float* p, const Dims& d) {
     InferBuffers b;
@@ -172,7 +177,7 @@ absl::StatusOr<std::unique_ptr<Transformer>> Transformer::Create(const ModelConf
 Transformer::Transformer(const ModelConfig& config, Options options)
     : layout_(config), options_(options), params_(layout_.NumElements()) {
   if (options_.threads > 0) {
-    omp_set_num_threads(options_.threads);
+    ThreadPool::Global().SetThreads(options_.threads);
     k::SetBlasThreads(options_.threads);
   }
 }
@@ -203,10 +208,9 @@ void Transformer::InitializeParameters(uint64_t seed) {
       std::fill(p, p + t.numel, 1.0f);
       continue;
     }
-    const bool residual_proj =
-        c.family == ModelFamily::kGpt2 && t.block >= 0 &&
-        (t.id == layout_.BlockTensorId(t.block, gpt2_slot::kAttnProjW) ||
-         t.id == layout_.BlockTensorId(t.block, gpt2_slot::kFcProjW));
+    const bool residual_proj = c.family == ModelFamily::kGpt2 && t.block >= 0 &&
+                               (t.id == layout_.BlockTensorId(t.block, gpt2_slot::kAttnProjW) ||
+                                t.id == layout_.BlockTensorId(t.block, gpt2_slot::kFcProjW));
     const double stddev = residual_proj ? residual_std : 0.02;
     // One stream per tensor: the bits of a tensor do not depend on the others' sizes.
     uint64_t state = seed ^ (0xD1B54A32D192ED03ULL * (static_cast<uint64_t>(t.id) + 1));
@@ -232,9 +236,8 @@ absl::Status Transformer::CheckInputs(absl::Span<const int32_t> tokens,
   }
   for (int64_t i = 0; i < n; ++i) {
     if (tokens[i] < 0 || tokens[i] >= c.vocab_size) {
-      return absl::InvalidArgumentError(absl::StrCat("tokens[", i, "] = ", tokens[i],
-                                                     " is outside the vocabulary [0, ",
-                                                     c.vocab_size, ")"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "tokens[", i, "] = ", tokens[i], " is outside the vocabulary [0, ", c.vocab_size, ")"));
     }
   }
   if (!need_targets) return absl::OkStatus();
@@ -245,8 +248,8 @@ absl::Status Transformer::CheckInputs(absl::Span<const int32_t> tokens,
   int64_t valid = 0;
   for (int64_t i = 0; i < n; ++i) {
     if (targets[i] >= c.vocab_size) {
-      return absl::InvalidArgumentError(absl::StrCat("targets[", i, "] = ", targets[i],
-                                                     " is outside the vocabulary"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("targets[", i, "] = ", targets[i], " is outside the vocabulary"));
     }
     valid += targets[i] >= 0;
   }
@@ -257,7 +260,8 @@ absl::Status Transformer::CheckInputs(absl::Span<const int32_t> tokens,
 void Transformer::EnsureTrainBuffers(int B, int T) {
   if (B == train_B_ && T == train_T_) return;
   const Dims d(config(), B, T);
-  train_.Resize(LayerActs::Floats(d) * config().n_layer + TrainGlobals::Floats(d, config().n_layer));
+  train_.Resize(LayerActs::Floats(d) * config().n_layer +
+                TrainGlobals::Floats(d, config().n_layer));
   train_B_ = B;
   train_T_ = T;
 }
@@ -329,8 +333,8 @@ absl::StatusOr<float> Transformer::ForwardBackward(absl::Span<const int32_t> tok
 
   // Forward.
   const float* wpe = d.gpt2 ? tensor(P, layout_.position_embedding_id()) : nullptr;
-  k::embedding_forward(g.resid, tokens.data(), tensor(P, layout_.token_embedding_id()), wpe, B,
-                       T, static_cast<int>(d.C));
+  k::embedding_forward(g.resid, tokens.data(), tensor(P, layout_.token_embedding_id()), wpe, B, T,
+                       static_cast<int>(d.C));
   for (int l = 0; l < L; ++l) {
     LayerActs a = LayerActs::At(train_.data() + layer_floats * l, d);
     const float* w = P + layout_.BlockBegin(l);
@@ -339,8 +343,8 @@ absl::StatusOr<float> Transformer::ForwardBackward(absl::Span<const int32_t> tok
     const int C = static_cast<int>(d.C), F = static_cast<int>(d.F);
     if (d.gpt2) {
       using namespace gpt2_slot;
-      k::layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, in, w + off.at[kLn1W],
-                           w + off.at[kLn1B], d.N, C, c.norm_eps);
+      k::layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, in, w + off.at[kLn1W], w + off.at[kLn1B],
+                           d.N, C, c.norm_eps);
       k::matmul_forward(a.qkv, a.ln1, w + off.at[kQkvW], w + off.at[kQkvB], d.N, C, 3 * C);
       k::attention_forward(a.atty, a.att, nullptr, a.qkv, shape);
       k::matmul_forward(a.res1, a.atty, w + off.at[kAttnProjW], w + off.at[kAttnProjB], d.N, C, C);
@@ -353,8 +357,7 @@ absl::StatusOr<float> Transformer::ForwardBackward(absl::Span<const int32_t> tok
     } else {
       using namespace llama_slot;
       k::rmsnorm_forward(a.ln1, a.ln1_rstd, in, w + off.at[kInputNormW], d.N, C, c.norm_eps);
-      k::matmul_forward(a.qkv, a.ln1, w + off.at[kQW], nullptr, d.N, C,
-                        static_cast<int>(d.QKV));
+      k::matmul_forward(a.qkv, a.ln1, w + off.at[kQW], nullptr, d.N, C, static_cast<int>(d.QKV));
       k::rope_apply(a.qkv, B, T, c.n_head, c.n_kv_head, c.head_dim(), c.rope_theta, false);
       k::attention_forward(a.atty, a.att, nullptr, a.qkv, shape);
       k::matmul_forward(a.res1, a.atty, w + off.at[kOW], nullptr, d.N, C, C);
@@ -399,15 +402,15 @@ absl::StatusOr<float> Transformer::ForwardBackward(absl::Span<const int32_t> tok
     // g.dres holds d(out); the residual path passes it unchanged to d(res1) and d(in).
     if (d.gpt2) {
       using namespace gpt2_slot;
-      k::matmul_backward(g.dfc_act, gw + off.at[kFcProjW], gw + off.at[kFcProjB], g.dres,
-                         a.fc_act, w + off.at[kFcProjW], d.N, F, C, true);
+      k::matmul_backward(g.dfc_act, gw + off.at[kFcProjW], gw + off.at[kFcProjB], g.dres, a.fc_act,
+                         w + off.at[kFcProjW], d.N, F, C, true);
       k::gelu_backward(g.dfc, a.fc, g.dfc_act, d.N * d.F);
       k::matmul_backward(g.dln, gw + off.at[kFcW], gw + off.at[kFcB], g.dfc, a.ln2,
                          w + off.at[kFcW], d.N, C, F, true);
       k::layernorm_backward(g.dres, gw + off.at[kLn2W], gw + off.at[kLn2B], g.dln, a.res1,
                             w + off.at[kLn2W], a.ln2_mean, a.ln2_rstd, d.N, C);
-      k::matmul_backward(g.datty, gw + off.at[kAttnProjW], gw + off.at[kAttnProjB], g.dres,
-                         a.atty, w + off.at[kAttnProjW], d.N, C, C, true);
+      k::matmul_backward(g.datty, gw + off.at[kAttnProjW], gw + off.at[kAttnProjB], g.dres, a.atty,
+                         w + off.at[kAttnProjW], d.N, C, C, true);
       k::attention_backward(g.dqkv, g.datt, g.datty, a.qkv, a.att, shape);
       k::matmul_backward(g.dln, gw + off.at[kQkvW], gw + off.at[kQkvB], g.dqkv, a.ln1,
                          w + off.at[kQkvW], d.N, C, 3 * C, true);
@@ -418,16 +421,16 @@ absl::StatusOr<float> Transformer::ForwardBackward(absl::Span<const int32_t> tok
       k::matmul_backward(g.dfc_act, gw + off.at[kDownW], nullptr, g.dres, a.fc_act,
                          w + off.at[kDownW], d.N, F, C, true);
       k::swiglu_backward(g.dfc, a.fc, g.dfc_act, d.N, F);
-      k::matmul_backward(g.dln, gw + off.at[kGateW], nullptr, g.dfc, a.ln2, w + off.at[kGateW],
-                         d.N, C, 2 * F, true);
-      k::rmsnorm_backward(g.dres, gw + off.at[kPostNormW], g.dln, a.res1,
-                          w + off.at[kPostNormW], a.ln2_rstd, d.N, C);
-      k::matmul_backward(g.datty, gw + off.at[kOW], nullptr, g.dres, a.atty, w + off.at[kOW],
-                         d.N, C, C, true);
+      k::matmul_backward(g.dln, gw + off.at[kGateW], nullptr, g.dfc, a.ln2, w + off.at[kGateW], d.N,
+                         C, 2 * F, true);
+      k::rmsnorm_backward(g.dres, gw + off.at[kPostNormW], g.dln, a.res1, w + off.at[kPostNormW],
+                          a.ln2_rstd, d.N, C);
+      k::matmul_backward(g.datty, gw + off.at[kOW], nullptr, g.dres, a.atty, w + off.at[kOW], d.N,
+                         C, C, true);
       k::attention_backward(g.dqkv, g.datt, g.datty, a.qkv, a.att, shape);
       k::rope_apply(g.dqkv, B, T, c.n_head, c.n_kv_head, c.head_dim(), c.rope_theta, true);
-      k::matmul_backward(g.dln, gw + off.at[kQW], nullptr, g.dqkv, a.ln1, w + off.at[kQW], d.N,
-                         C, static_cast<int>(d.QKV), true);
+      k::matmul_backward(g.dln, gw + off.at[kQW], nullptr, g.dqkv, a.ln1, w + off.at[kQW], d.N, C,
+                         static_cast<int>(d.QKV), true);
       k::rmsnorm_backward(g.dres, gw + off.at[kInputNormW], g.dln, in, w + off.at[kInputNormW],
                           a.ln1_rstd, d.N, C);
     }
@@ -447,8 +450,8 @@ absl::Status Transformer::BeginForward(const float* resident, absl::Span<const i
   const Dims d(config(), B, T);
   InferBuffers b = InferBuffers::At(infer_.data(), d);
   x_ = b.x;
-  const float* wpe = d.gpt2 ? resident + layout_.tensor(layout_.position_embedding_id()).offset
-                            : nullptr;
+  const float* wpe =
+      d.gpt2 ? resident + layout_.tensor(layout_.position_embedding_id()).offset : nullptr;
   k::embedding_forward(x_, tokens.data(),
                        resident + layout_.tensor(layout_.token_embedding_id()).offset, wpe, B, T,
                        static_cast<int>(d.C));
@@ -467,14 +470,14 @@ void Transformer::BlockForwardInfer(const float* w) {
   const int C = static_cast<int>(d.C), F = static_cast<int>(d.F);
   if (d.gpt2) {
     using namespace gpt2_slot;
-    k::layernorm_forward(b.ln, nullptr, nullptr, b.x, w + off.at[kLn1W], w + off.at[kLn1B], d.N,
-                         C, c.norm_eps);
+    k::layernorm_forward(b.ln, nullptr, nullptr, b.x, w + off.at[kLn1W], w + off.at[kLn1B], d.N, C,
+                         c.norm_eps);
     k::matmul_forward(b.qkv, b.ln, w + off.at[kQkvW], w + off.at[kQkvB], d.N, C, 3 * C);
     k::attention_forward(b.atty, nullptr, b.att, b.qkv, d.attention());
     k::matmul_forward(b.tmp, b.atty, w + off.at[kAttnProjW], w + off.at[kAttnProjB], d.N, C, C);
     k::residual_forward(b.x, b.x, b.tmp, d.N * d.C);
-    k::layernorm_forward(b.ln, nullptr, nullptr, b.x, w + off.at[kLn2W], w + off.at[kLn2B], d.N,
-                         C, c.norm_eps);
+    k::layernorm_forward(b.ln, nullptr, nullptr, b.x, w + off.at[kLn2W], w + off.at[kLn2B], d.N, C,
+                         c.norm_eps);
     k::matmul_forward(b.fc, b.ln, w + off.at[kFcW], w + off.at[kFcB], d.N, C, F);
     k::gelu_forward(b.fc_act, b.fc, d.N * d.F);
     k::matmul_forward(b.tmp, b.fc_act, w + off.at[kFcProjW], w + off.at[kFcProjB], d.N, F, C);
@@ -505,8 +508,8 @@ absl::StatusOr<float> Transformer::EndForward(const float* resident,
   int64_t valid = 0;
   for (int64_t i = 0; i < n; ++i) {
     if (targets[i] >= config().vocab_size) {
-      return absl::InvalidArgumentError(absl::StrCat("targets[", i, "] = ", targets[i],
-                                                     " is outside the vocabulary"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("targets[", i, "] = ", targets[i], " is outside the vocabulary"));
     }
     valid += targets[i] >= 0;
   }
@@ -549,10 +552,9 @@ absl::Status Transformer::Logits(absl::Span<const int32_t> tokens, int B, int T,
   InferBuffers b = InferBuffers::At(infer_.data(), d);
   const float* lnf_w = params_.data() + layout_.tensor(layout_.final_norm_weight_id()).offset;
   if (d.gpt2) {
-    k::layernorm_forward(
-        b.ln, nullptr, nullptr, b.x, lnf_w,
-        params_.data() + layout_.tensor(layout_.final_norm_bias_id()).offset, d.N,
-        static_cast<int>(d.C), c.norm_eps);
+    k::layernorm_forward(b.ln, nullptr, nullptr, b.x, lnf_w,
+                         params_.data() + layout_.tensor(layout_.final_norm_bias_id()).offset, d.N,
+                         static_cast<int>(d.C), c.norm_eps);
   } else {
     k::rmsnorm_forward(b.ln, nullptr, b.x, lnf_w, d.N, static_cast<int>(d.C), c.norm_eps);
   }

@@ -11,7 +11,8 @@
 //   caller-provided weights (offloaded training streams blocks through a bounded working set;
 //   ZO computes perturbed weights out of place), so a block's weights need not live in the arena.
 //
-// Thread count: OpenMP (row kernels) and OpenBLAS (matmuls) both use `threads`.
+// Thread count: the compute thread pool (row kernels) and OpenBLAS (matmuls) both use
+// `threads`.
 #ifndef STRATA_RUNTIME_MODEL_TRANSFORMER_H_
 #define STRATA_RUNTIME_MODEL_TRANSFORMER_H_
 
@@ -30,7 +31,7 @@ namespace strata {
 class Transformer {
  public:
   struct Options {
-    int threads = 0;  // 0: leave the process's OpenMP/OpenBLAS settings alone.
+    int threads = 0;  // 0: leave the process's thread pool and OpenBLAS settings alone.
   };
 
   static absl::StatusOr<std::unique_ptr<Transformer>> Create(const ModelConfig& config,

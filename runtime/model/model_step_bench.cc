@@ -1,0 +1,226 @@
+// model_step_bench: GPT-2-small-shaped training and ZO throughput against PyTorch CPU, measured
+// in the same run with the same shapes and thread count.
+//   (a) FO step: forward + backward + AdamW, tokens/s
+//   (b) two loss-only forward passes (a ZO step's compute), tokens/s
+//   (c) peak RSS of each, from the child process that ran it
+// Each case runs in its own child process (this binary with --mode, or the PyTorch peer), so
+// peak RSS is per case. Prints progress, then one JSON line with the figures.
+//
+//   bazel run -c opt //runtime/model:model_step_bench [-- --steps=3 --threads=2]
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "runtime/kernels/cpu_kernels.h"
+#include "runtime/model/transformer.h"
+#include "runtime/optim/adamw.h"
+
+ABSL_FLAG(std::string, mode, "all", "all | fo | fwd2 (fo and fwd2 run one case in-process)");
+ABSL_FLAG(int, steps, 3, "Timed steps per case (after one warm-up step); the median counts.");
+ABSL_FLAG(int, threads, 2, "Compute threads for Strata and PyTorch.");
+ABSL_FLAG(int, batch, 4, "Sequences per step.");
+ABSL_FLAG(int, seq, 256, "Tokens per sequence.");
+ABSL_FLAG(bool, torch, true, "Also run the PyTorch peer.");
+
+namespace strata {
+namespace {
+
+ModelConfig Gpt2Small() {
+  ModelConfig c;
+  c.family = ModelFamily::kGpt2;
+  c.vocab_size = 50257;
+  c.max_seq_len = 1024;
+  c.n_layer = 12;
+  c.n_head = c.n_kv_head = 12;
+  c.d_model = 768;
+  c.d_ff = 3072;
+  return c;
+}
+
+// Matmul FLOPs of one forward pass over B*T tokens (attention scores computed in full).
+double ForwardFlops(const ModelConfig& c, int B, int T) {
+  const double N = static_cast<double>(B) * T, C = c.d_model, F = c.d_ff, L = c.n_layer;
+  const double per_layer = 2 * N * (C * 3 * C + C * C + 2 * C * F) + 2 * 2 * N * T * C;
+  return L * per_layer + 2 * N * C * c.vocab_size;
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Runs one case in this process and prints {"tok_s": ...}.
+int RunCase(const std::string& mode) {
+  const int B = absl::GetFlag(FLAGS_batch), T = absl::GetFlag(FLAGS_seq);
+  Transformer::Options options;
+  options.threads = absl::GetFlag(FLAGS_threads);
+  auto model = Transformer::Create(Gpt2Small(), options);
+  if (!model.ok()) {
+    std::fprintf(stderr, "%s\n", model.status().ToString().c_str());
+    return 1;
+  }
+  Transformer& m = **model;
+  m.InitializeParameters(1);
+  std::mt19937 rng(0);
+  std::vector<int32_t> tokens(B * T), targets(B * T);
+  for (auto& t : tokens) t = static_cast<int32_t>(rng() % 50257);
+  for (auto& t : targets) t = static_cast<int32_t>(rng() % 50257);
+  std::unique_ptr<AdamW> adamw;
+  if (mode == "fo") adamw = std::make_unique<AdamW>(m.layout(), AdamWConfig());
+  std::vector<double> times;
+  for (int step = 0; step <= absl::GetFlag(FLAGS_steps); ++step) {
+    const auto start = std::chrono::steady_clock::now();
+    if (mode == "fo") {
+      m.ZeroGrads();
+      if (!m.ForwardBackward(tokens, targets, B, T).ok()) return 1;
+      adamw->Step(m.params(), m.grads(), 1e-4f);
+    } else {
+      if (!m.Loss(tokens, targets, B, T).ok() || !m.Loss(tokens, targets, B, T).ok()) return 1;
+    }
+    const double s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::fprintf(stderr, "strata %s step %d: %.3f s\n", mode.c_str(), step, s);
+    if (step > 0) times.push_back(s);
+  }
+  const double tokens_per_step = static_cast<double>(B) * T * (mode == "fwd2" ? 2 : 1);
+  std::printf("{\"tok_s\": %.3f}\n", tokens_per_step / Median(times));
+  return 0;
+}
+
+struct ChildResult {
+  double tok_s = 0;
+  double rss_mb = 0;
+  bool ok = false;
+};
+
+// Runs argv, returns the "tok_s" of its last stdout line and its peak RSS.
+ChildResult RunChild(const std::vector<std::string>& argv) {
+  int pipe_fds[2];
+  ChildResult result;
+  if (pipe(pipe_fds) != 0) return result;
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(pipe_fds[1], STDOUT_FILENO);
+    close(pipe_fds[0]);
+    close(pipe_fds[1]);
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    std::perror(args[0]);
+    _exit(127);
+  }
+  close(pipe_fds[1]);
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(pipe_fds[0], buf, sizeof(buf))) > 0) out.append(buf, n);
+  close(pipe_fds[0]);
+  int status = 0;
+  rusage usage;
+  wait4(pid, &status, 0, &usage);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return result;
+  std::vector<std::string> lines = absl::StrSplit(out, '\n', absl::SkipEmpty());
+  if (lines.empty()) return result;
+  const std::string& last = lines.back();
+  const size_t colon = last.find(':');
+  if (colon == std::string::npos) return result;
+  std::string number = last.substr(colon + 1);
+  number.erase(std::remove(number.begin(), number.end(), '}'), number.end());
+  result.ok = absl::SimpleAtod(absl::StripAsciiWhitespace(number), &result.tok_s);
+  result.rss_mb = usage.ru_maxrss / 1024.0;
+  return result;
+}
+
+int RunAll() {
+  const int threads = absl::GetFlag(FLAGS_threads), steps = absl::GetFlag(FLAGS_steps);
+  const int B = absl::GetFlag(FLAGS_batch), T = absl::GetFlag(FLAGS_seq);
+  const ModelConfig config = Gpt2Small();
+  std::fprintf(stderr,
+               "model_step_bench: GPT-2 small (%.1fM params), B=%d T=%d, %d threads, kernels %s\n",
+               config.NumParameters() / 1e6, B, T, threads, kernels::CpuKernelIsa());
+  auto self = [&](const std::string& mode) {
+    return std::vector<std::string>{"/proc/self/exe",
+                                    "--mode=" + mode,
+                                    absl::StrCat("--threads=", threads),
+                                    absl::StrCat("--steps=", steps),
+                                    absl::StrCat("--batch=", B),
+                                    absl::StrCat("--seq=", T)};
+  };
+  const std::string config_json =
+      "{\"model_type\": \"gpt2\", \"n_embd\": 768, \"n_layer\": 12, \"n_head\": 12, "
+      "\"vocab_size\": 50257, \"n_positions\": 1024, \"n_inner\": 3072}";
+  auto torch = [&](const std::string& mode) {
+    return std::vector<std::string>{"/usr/bin/python3",
+                                    "runtime/model/testing/torch_peer_bench.py",
+                                    "--mode=" + mode,
+                                    absl::StrCat("--threads=", threads),
+                                    absl::StrCat("--steps=", steps),
+                                    absl::StrCat("--B=", B),
+                                    absl::StrCat("--T=", T),
+                                    "--config=" + config_json};
+  };
+  ChildResult fo = RunChild(self("fo"));
+  ChildResult fwd2 = RunChild(self("fwd2"));
+  ChildResult torch_fo, torch_fwd2;
+  if (absl::GetFlag(FLAGS_torch)) {
+    torch_fo = RunChild(torch("fo"));
+    torch_fwd2 = RunChild(torch("fwd2"));
+  }
+  if (!fo.ok || !fwd2.ok) {
+    std::fprintf(stderr, "model_step_bench: a Strata case failed\n");
+    return 1;
+  }
+  const double fwd_flops_per_token = ForwardFlops(config, B, T) / (static_cast<double>(B) * T);
+  const double fo_gflops = 3 * fwd_flops_per_token * fo.tok_s / 1e9;
+  const double fwd2_gflops = fwd_flops_per_token * fwd2.tok_s / 1e9;
+  auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
+  std::fprintf(stderr, "(a) FO step:       strata %8.1f tok/s  torch %8.1f tok/s  ratio %.2fx\n",
+               fo.tok_s, torch_fo.tok_s, ratio(fo.tok_s, torch_fo.tok_s));
+  std::fprintf(stderr, "(b) 2x loss fwd:   strata %8.1f tok/s  torch %8.1f tok/s  ratio %.2fx\n",
+               fwd2.tok_s, torch_fwd2.tok_s, ratio(fwd2.tok_s, torch_fwd2.tok_s));
+  std::fprintf(stderr, "(c) peak RSS FO:   strata %8.0f MB     torch %8.0f MB\n", fo.rss_mb,
+               torch_fo.rss_mb);
+  std::fprintf(stderr, "    peak RSS fwd2: strata %8.0f MB     torch %8.0f MB\n", fwd2.rss_mb,
+               torch_fwd2.rss_mb);
+  std::fprintf(stderr, "    achieved: FO %.1f GFLOP/s, fwd %.1f GFLOP/s (matmul FLOPs)\n",
+               fo_gflops, fwd2_gflops);
+  std::printf(
+      "{\"fo_tok_s\": %.2f, \"torch_fo_tok_s\": %.2f, \"fo_ratio\": %.3f, \"fwd2_tok_s\": %.2f, "
+      "\"torch_fwd2_tok_s\": %.2f, \"fwd2_ratio\": %.3f, \"rss_mb\": %.0f, \"torch_rss_mb\": "
+      "%.0f, \"fwd2_rss_mb\": %.0f, \"torch_fwd2_rss_mb\": %.0f, \"gflops\": %.1f, "
+      "\"fwd2_gflops\": %.1f, \"threads\": %d, \"isa\": \"%s\"}\n",
+      fo.tok_s, torch_fo.tok_s, ratio(fo.tok_s, torch_fo.tok_s), fwd2.tok_s, torch_fwd2.tok_s,
+      ratio(fwd2.tok_s, torch_fwd2.tok_s), fo.rss_mb, torch_fo.rss_mb, fwd2.rss_mb,
+      torch_fwd2.rss_mb, fo_gflops, fwd2_gflops, threads, kernels::CpuKernelIsa());
+  return 0;
+}
+
+}  // namespace
+}  // namespace strata
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  const std::string mode = absl::GetFlag(FLAGS_mode);
+  if (mode == "fo" || mode == "fwd2") return strata::RunCase(mode);
+  if (mode != "all") {
+    std::fprintf(stderr, "--mode must be all, fo or fwd2\n");
+    return 2;
+  }
+  return strata::RunAll();
+}

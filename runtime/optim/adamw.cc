@@ -1,0 +1,102 @@
+// See adamw.h.
+#include "runtime/optim/adamw.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "runtime/base/thread_pool.h"
+#include "runtime/kernels/cpu_dispatch.h"
+
+namespace strata {
+namespace {
+
+constexpr int64_t kTile = 16384;
+
+STRATA_CPU_CLONES void AdamWTile(float* p, const float* g, float* m, float* v, int64_t n, float lr,
+                                 float b1, float b2, float eps, float wd, float bc1, float bc2) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const float mi = b1 * m[i] + (1.0f - b1) * g[i];
+    const float vi = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+    m[i] = mi;
+    v[i] = vi;
+    const float update = (mi / bc1) / (std::sqrt(vi / bc2) + eps);
+    p[i] -= lr * (update + wd * p[i]);
+  }
+}
+
+STRATA_CPU_CLONES double SquaredSum(const float* x, int64_t n) {
+  double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
+  return sum;
+}
+
+STRATA_CPU_CLONES void ScaleTile(float* x, int64_t n, float s) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) x[i] *= s;
+}
+
+}  // namespace
+
+void adamw_update(float* params, const float* grads, float* m, float* v, int64_t n, float lr,
+                  const AdamWConfig& c, int64_t step) {
+  const float bc1 = 1.0f - std::pow(c.beta1, static_cast<float>(step));
+  const float bc2 = 1.0f - std::pow(c.beta2, static_cast<float>(step));
+  const int64_t tiles = (n + kTile - 1) / kTile;
+  ParallelFor(tiles, [&](int64_t begin_, int64_t end_) {
+    for (int64_t t = static_cast<int64_t>(begin_); t < end_; ++t) {
+      const int64_t i = t * kTile;
+      AdamWTile(params + i, grads + i, m + i, v + i, std::min(kTile, n - i), lr, c.beta1, c.beta2,
+                c.eps, c.weight_decay, bc1, bc2);
+    }
+  });
+}
+
+AdamW::AdamW(const ParamLayout& layout, AdamWConfig config)
+    : layout_(layout), config_(config), m_(layout.NumElements()), v_(layout.NumElements()) {}
+
+void AdamW::Step(absl::Span<float> params, absl::Span<const float> grads, float lr) {
+  ++step_;
+  AdamWConfig no_decay = config_;
+  no_decay.weight_decay = 0.0f;
+  for (const TensorInfo& t : layout_.tensors()) {
+    adamw_update(params.data() + t.offset, grads.data() + t.offset, m_.data() + t.offset,
+                 v_.data() + t.offset, t.numel, lr,
+                 RoleTakesWeightDecay(t.role) ? config_ : no_decay, step_);
+  }
+}
+
+double ClipGradNorm(absl::Span<float> grads, double max_norm) {
+  const int64_t n = static_cast<int64_t>(grads.size());
+  const int64_t tiles = (n + kTile - 1) / kTile;
+  std::vector<double> partial(tiles);
+  ParallelFor(tiles, [&](int64_t begin_, int64_t end_) {
+    for (int64_t t = static_cast<int64_t>(begin_); t < end_; ++t) {
+      partial[t] = SquaredSum(grads.data() + t * kTile, std::min(kTile, n - t * kTile));
+    }
+  });
+  double total = 0.0;
+  for (double p : partial) total += p;  // Fixed order: independent of the thread count.
+  const double norm = std::sqrt(total);
+  if (max_norm > 0 && norm > max_norm) {
+    const float scale = static_cast<float>(max_norm / (norm + 1e-6));
+    ParallelFor(tiles, [&](int64_t begin_, int64_t end_) {
+      for (int64_t t = static_cast<int64_t>(begin_); t < end_; ++t) {
+        ScaleTile(grads.data() + t * kTile, std::min(kTile, n - t * kTile), scale);
+      }
+    });
+  }
+  return norm;
+}
+
+float WarmupCosineLr(int64_t step, int64_t warmup, int64_t total, float lr, float min_lr) {
+  if (warmup > 0 && step < warmup) return lr * static_cast<float>(step + 1) / warmup;
+  if (step >= total) return min_lr;
+  const double progress = static_cast<double>(step - warmup) /
+                          static_cast<double>(std::max<int64_t>(1, total - warmup));
+  return static_cast<float>(min_lr + 0.5 * (lr - min_lr) * (1.0 + std::cos(M_PI * progress)));
+}
+
+}  // namespace strata
