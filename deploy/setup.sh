@@ -9,8 +9,8 @@ PACKAGES=(
   bazel-bootstrap bazel-rules-java g++ pkg-config git python3
   # RPC and API
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev libabsl-dev
-  # Tests
-  libgtest-dev libgmock-dev
+  # Tests, the PyTorch peer of parity tests and benchmarks (OpenBLAS-backed), fuzzing
+  libgtest-dev libgmock-dev python3-torch python3-numpy libopenblas0-pthread clang libclang-rt-14-dev
   # Storage, collectives, compute, persistence, HTTP
   liburing-dev libgloo-dev libopenblas-dev libsqlite3-dev nlohmann-json3-dev libcpp-httplib-dev
 )

@@ -45,7 +45,8 @@ absl::Status PreadAll(int fd, void* data, size_t size, int64_t offset, absl::str
 
 absl::Status SyncParentDirectory(const std::string& path) {
   const size_t slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  const std::string dir =
+      slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
   const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return ErrnoStatus(errno, absl::StrCat("open directory ", dir));
   const int rc = fsync(fd);
@@ -74,9 +75,8 @@ absl::Status WriteFileAtomically(const std::string& path,
 }
 
 absl::Status WriteStringToFileAtomically(const std::string& path, absl::string_view content) {
-  return WriteFileAtomically(path, [&](int fd) {
-    return WriteAll(fd, content.data(), content.size(), path);
-  });
+  return WriteFileAtomically(
+      path, [&](int fd) { return WriteAll(fd, content.data(), content.size(), path); });
 }
 
 }  // namespace strata

@@ -17,7 +17,7 @@
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "runtime/base/errno_status.h"
+#include "storage/atomic_file.h"
 
 namespace strata {
 namespace {
@@ -92,25 +92,7 @@ int WaitForTerminationSignal() {
 }
 
 absl::Status WritePortFile(const std::string& path, int port) {
-  const std::string temp = absl::StrCat(path, ".tmp.", getpid());
-  const int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("open ", temp));
-  const std::string text = absl::StrCat(port, "\n");
-  const ssize_t written = write(fd, text.data(), text.size());
-  const int write_errno = errno;
-  if (written != static_cast<ssize_t>(text.size()) || fsync(fd) != 0) {
-    const int err = written < 0 ? write_errno : (errno != 0 ? errno : EIO);
-    close(fd);
-    unlink(temp.c_str());
-    return ErrnoStatus(err, absl::StrCat("write ", temp));
-  }
-  if (close(fd) != 0) return ErrnoStatus(errno, absl::StrCat("close ", temp));
-  if (rename(temp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    unlink(temp.c_str());
-    return ErrnoStatus(err, absl::StrCat("rename ", temp, " to ", path));
-  }
-  return absl::OkStatus();
+  return WriteStringToFileAtomically(path, absl::StrCat(port, "\n"));
 }
 
 }  // namespace strata

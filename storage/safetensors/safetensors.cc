@@ -27,11 +27,11 @@ struct DTypeInfo {
 };
 
 constexpr DTypeInfo kDTypes[] = {
-    {"F32", SafetensorsDType::kF32, 4},  {"BF16", SafetensorsDType::kBF16, 2},
-    {"F16", SafetensorsDType::kF16, 2},  {"F64", SafetensorsDType::kF64, 8},
-    {"I64", SafetensorsDType::kI64, 8},  {"I32", SafetensorsDType::kI32, 4},
-    {"I16", SafetensorsDType::kI16, 2},  {"I8", SafetensorsDType::kI8, 1},
-    {"U8", SafetensorsDType::kU8, 1},    {"BOOL", SafetensorsDType::kBool, 1},
+    {"F32", SafetensorsDType::kF32, 4}, {"BF16", SafetensorsDType::kBF16, 2},
+    {"F16", SafetensorsDType::kF16, 2}, {"F64", SafetensorsDType::kF64, 8},
+    {"I64", SafetensorsDType::kI64, 8}, {"I32", SafetensorsDType::kI32, 4},
+    {"I16", SafetensorsDType::kI16, 2}, {"I8", SafetensorsDType::kI8, 1},
+    {"U8", SafetensorsDType::kU8, 1},   {"BOOL", SafetensorsDType::kBool, 1},
 };
 
 uint64_t LoadLe64(const char* p) {
@@ -156,9 +156,9 @@ absl::StatusOr<SafetensorsHeader> ParseSafetensorsHeader(absl::string_view prefi
     const uint64_t begin = value["data_offsets"][0].get<uint64_t>();
     const uint64_t end = value["data_offsets"][1].get<uint64_t>();
     if (begin > end || end > static_cast<uint64_t>(data_size)) {
-      return Bad(source, absl::StrCat(where, ": data_offsets [", begin, ", ", end,
-                                      "] out of range for a data section of ", data_size,
-                                      " bytes"));
+      return Bad(source,
+                 absl::StrCat(where, ": data_offsets [", begin, ", ", end,
+                              "] out of range for a data section of ", data_size, " bytes"));
     }
     entry.begin = static_cast<int64_t>(begin);
     entry.end = static_cast<int64_t>(end);
@@ -185,9 +185,9 @@ absl::StatusOr<SafetensorsHeader> ParseSafetensorsHeader(absl::string_view prefi
     expected = e.end;
   }
   if (expected != data_size) {
-    return Bad(source, absl::StrCat("data section is ", data_size, " bytes but tensors cover ",
-                                    expected, " (", expected < data_size ? "trailing bytes" : "",
-                                    ")"));
+    return Bad(source,
+               absl::StrCat("data section is ", data_size, " bytes but tensors cover ", expected,
+                            " (", expected < data_size ? "trailing bytes" : "", ")"));
   }
   return header;
 }
@@ -204,8 +204,9 @@ absl::StatusOr<SafetensorsFile> SafetensorsFile::Open(const std::string& path) {
   const int64_t size = st.st_size;
   std::string prefix(static_cast<size_t>(std::min<int64_t>(size, 8)), '\0');
   absl::Status status = PreadAll(fd, prefix.data(), prefix.size(), 0, path);
-  absl::StatusOr<SafetensorsHeader> header =
-      status.ok() ? ParseSafetensorsHeader(prefix, size, path) : absl::StatusOr<SafetensorsHeader>(status);
+  absl::StatusOr<SafetensorsHeader> header = status.ok()
+                                                 ? ParseSafetensorsHeader(prefix, size, path)
+                                                 : absl::StatusOr<SafetensorsHeader>(status);
   if (!header.ok() && absl::IsOutOfRange(header.status()) && prefix.size() == 8) {
     const uint64_t header_len = LoadLe64(prefix.data());
     prefix.resize(8 + header_len);

@@ -83,7 +83,8 @@ struct SafetensorsTensorView {
 };
 
 // Writes `tensors` (in the given order) as F32 or BF16, with `metadata`, crash-safely.
-absl::Status WriteSafetensors(const std::string& path, absl::Span<const SafetensorsTensorView> tensors,
+absl::Status WriteSafetensors(const std::string& path,
+                              absl::Span<const SafetensorsTensorView> tensors,
                               const std::map<std::string, std::string>& metadata,
                               SafetensorsDType dtype = SafetensorsDType::kF32);
 

@@ -1,0 +1,218 @@
+// See hf_checkpoint.h.
+#include "runtime/model/hf_checkpoint.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "nlohmann/json.hpp"
+#include "runtime/base/errno_status.h"
+#include "runtime/base/status_macros.h"
+#include "storage/atomic_file.h"
+
+namespace strata {
+namespace {
+
+using Json = nlohmann::json;
+
+constexpr char kIndexName[] = "model.safetensors.index.json";
+constexpr char kSingleName[] = "model.safetensors";
+
+bool FileExists(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0;
+}
+
+absl::StatusOr<std::string> ReadText(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// The safetensors files of a checkpoint directory, from the index when there is one.
+absl::StatusOr<std::vector<std::string>> ShardFiles(const std::string& dir) {
+  const std::string index_path = absl::StrCat(dir, "/", kIndexName);
+  if (!FileExists(index_path)) {
+    const std::string single = absl::StrCat(dir, "/", kSingleName);
+    if (!FileExists(single)) {
+      return absl::NotFoundError(
+          absl::StrCat(dir, " has neither ", kSingleName, " nor ", kIndexName));
+    }
+    return std::vector<std::string>{single};
+  }
+  STRATA_ASSIGN_OR_RETURN(std::string text, ReadText(index_path));
+  Json json = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (json.is_discarded() || !json.is_object() || !json.contains("weight_map") ||
+      !json["weight_map"].is_object()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(index_path, ": expected a JSON object with a \"weight_map\" object"));
+  }
+  std::set<std::string> files;
+  for (auto it = json["weight_map"].begin(); it != json["weight_map"].end(); ++it) {
+    if (!it.value().is_string()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(index_path, ": weight_map[\"", it.key(), "\"] must be a file name"));
+    }
+    const std::string file = it.value().get<std::string>();
+    if (file.empty() || absl::StrContains(file, "/") || file == "." || file == "..") {
+      return absl::InvalidArgumentError(
+          absl::StrCat(index_path, ": weight_map[\"", it.key(), "\"] = \"", file,
+                       "\" must name a file in the checkpoint directory"));
+    }
+    files.insert(file);
+  }
+  std::vector<std::string> paths;
+  for (const std::string& file : files) paths.push_back(absl::StrCat(dir, "/", file));
+  return paths;
+}
+
+// Tensors Hugging Face checkpoints may carry that are not parameters here.
+bool IsIgnorableBuffer(absl::string_view name, const ModelConfig& config) {
+  if (absl::EndsWith(name, ".attn.bias") || absl::EndsWith(name, ".attn.masked_bias") ||
+      absl::EndsWith(name, "rotary_emb.inv_freq")) {
+    return true;
+  }
+  return config.tie_embeddings && name == "lm_head.weight";
+}
+
+std::string ShapeString(const std::vector<int64_t>& shape) {
+  return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
+}
+
+}  // namespace
+
+absl::Status LoadHfWeights(const std::string& dir, Transformer& model) {
+  const ParamLayout& layout = model.layout();
+  STRATA_ASSIGN_OR_RETURN(std::vector<std::string> files, ShardFiles(dir));
+  std::vector<std::string> loaded_from(layout.tensors().size());
+  std::vector<float> staging;
+  float* params = model.params().data();
+  for (const std::string& path : files) {
+    STRATA_ASSIGN_OR_RETURN(SafetensorsFile file, SafetensorsFile::Open(path));
+    for (const SafetensorsEntry& entry : file.header().tensors) {
+      const int id = layout.FindByName(entry.name);
+      if (id < 0) {
+        if (IsIgnorableBuffer(entry.name, model.config())) continue;
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, ": tensor \"", entry.name, "\" is not a parameter of this ",
+                         ModelFamilyName(model.config().family), " model"));
+      }
+      const TensorInfo& t = layout.tensor(id);
+      if (!loaded_from[id].empty()) {
+        return absl::InvalidArgumentError(absl::StrCat("tensor \"", entry.name, "\" appears in ",
+                                                       loaded_from[id], " and in ", path));
+      }
+      std::vector<int64_t> expected = t.shape;
+      if (t.transposed_in_checkpoint) std::reverse(expected.begin(), expected.end());
+      if (entry.shape != expected) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, ": tensor \"", entry.name, "\" has shape ", ShapeString(entry.shape),
+                         ", the config implies ", ShapeString(expected)));
+      }
+      if (!t.transposed_in_checkpoint) {
+        STRATA_RETURN_IF_ERROR(file.ReadF32(entry, params + t.offset));
+      } else {
+        // Checkpoint (in, out) -> arena (out, in).
+        staging.resize(t.numel);
+        STRATA_RETURN_IF_ERROR(file.ReadF32(entry, staging.data()));
+        const int64_t rows = t.shape[0], cols = t.shape[1];
+        float* dst = params + t.offset;
+        for (int64_t i = 0; i < cols; ++i) {
+          for (int64_t o = 0; o < rows; ++o) dst[o * cols + i] = staging[i * rows + o];
+        }
+      }
+      loaded_from[id] = path;
+    }
+  }
+  std::vector<std::string> missing;
+  for (const TensorInfo& t : layout.tensors()) {
+    if (loaded_from[t.id].empty()) missing.push_back(t.name);
+  }
+  if (!missing.empty()) {
+    const size_t shown = std::min<size_t>(missing.size(), 5);
+    return absl::InvalidArgumentError(
+        absl::StrCat(dir, ": ", missing.size(), " parameters missing from the checkpoint, e.g. ",
+                     absl::StrJoin(missing.begin(), missing.begin() + shown, ", ")));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Transformer>> LoadHfCheckpoint(const std::string& dir,
+                                                              Transformer::Options options) {
+  STRATA_ASSIGN_OR_RETURN(ModelConfig config, ReadHfConfig(absl::StrCat(dir, "/config.json")));
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Transformer> model, Transformer::Create(config, options));
+  STRATA_RETURN_IF_ERROR(LoadHfWeights(dir, *model));
+  return model;
+}
+
+absl::Status SaveHfCheckpoint(const Transformer& model, const std::string& dir,
+                              const HfSaveOptions& options) {
+  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return ErrnoStatus(errno, absl::StrCat("mkdir ", dir));
+  }
+  const ParamLayout& layout = model.layout();
+  const float* params = model.params().data();
+  const int elem = SafetensorsDTypeSize(options.dtype);
+  // Transposed copies of GPT-2 Conv1D weights, alive until the files are written.
+  std::vector<std::vector<float>> transposed;
+  transposed.reserve(layout.tensors().size());
+  std::vector<std::vector<SafetensorsTensorView>> shards(1);
+  int64_t shard_bytes = 0;
+  for (const TensorInfo& t : layout.tensors()) {
+    SafetensorsTensorView view{t.name, t.shape, params + t.offset};
+    if (t.transposed_in_checkpoint) {
+      const int64_t rows = t.shape[0], cols = t.shape[1];
+      std::vector<float>& copy = transposed.emplace_back(t.numel);
+      for (int64_t o = 0; o < rows; ++o) {
+        for (int64_t i = 0; i < cols; ++i) copy[i * rows + o] = params[t.offset + o * cols + i];
+      }
+      view.shape = {cols, rows};
+      view.data = copy.data();
+    }
+    const int64_t bytes = t.numel * elem;
+    if (options.max_shard_bytes > 0 && shard_bytes > 0 &&
+        shard_bytes + bytes > options.max_shard_bytes) {
+      shards.emplace_back();
+      shard_bytes = 0;
+    }
+    shards.back().push_back(std::move(view));
+    shard_bytes += bytes;
+  }
+  STRATA_RETURN_IF_ERROR(WriteStringToFileAtomically(absl::StrCat(dir, "/config.json"),
+                                                     ToHfConfigJson(model.config())));
+  const std::map<std::string, std::string> metadata = {{"format", "pt"}};
+  if (options.max_shard_bytes <= 0) {
+    STRATA_RETURN_IF_ERROR(
+        WriteSafetensors(absl::StrCat(dir, "/", kSingleName), shards[0], metadata, options.dtype));
+    unlink(absl::StrCat(dir, "/", kIndexName).c_str());  // A stale index would take precedence.
+    return absl::OkStatus();
+  }
+  Json index;
+  index["metadata"]["total_size"] = layout.NumElements() * elem;
+  const int n = static_cast<int>(shards.size());
+  for (int s = 0; s < n; ++s) {
+    const std::string name = absl::StrFormat("model-%05d-of-%05d.safetensors", s + 1, n);
+    STRATA_RETURN_IF_ERROR(
+        WriteSafetensors(absl::StrCat(dir, "/", name), shards[s], metadata, options.dtype));
+    for (const SafetensorsTensorView& view : shards[s]) index["weight_map"][view.name] = name;
+  }
+  // The index is written last: it commits the set of shards.
+  STRATA_RETURN_IF_ERROR(
+      WriteStringToFileAtomically(absl::StrCat(dir, "/", kIndexName), index.dump(2) + "\n"));
+  unlink(absl::StrCat(dir, "/", kSingleName).c_str());
+  return absl::OkStatus();
+}
+
+}  // namespace strata
