@@ -43,9 +43,8 @@ absl::Status AppendTokenFile(const std::string& path, const std::string& bytes, 
   }
   if (begin == 0) {
     if (bytes.size() % width != 0) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ": ", bytes.size(),
-                                                     " bytes is not a whole number of ", width,
-                                                     "-byte tokens"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": ", bytes.size(), " bytes is not a whole number of ", width, "-byte tokens"));
     }
     count = bytes.size() / width;
   }
@@ -72,7 +71,8 @@ absl::Status AppendTokenFile(const std::string& path, const std::string& bytes, 
 absl::Status AppendDocument(absl::string_view text, const Tokenizer& tokenizer,
                             const std::string& where, std::vector<int32_t>* out) {
   absl::StatusOr<std::vector<int32_t>> ids = tokenizer.Encode(text);
-  if (!ids.ok()) return absl::InvalidArgumentError(absl::StrCat(where, ": ", ids.status().message()));
+  if (!ids.ok())
+    return absl::InvalidArgumentError(absl::StrCat(where, ": ", ids.status().message()));
   out->insert(out->end(), ids->begin(), ids->end());
   if (tokenizer.eos_id() >= 0) out->push_back(tokenizer.eos_id());
   return absl::OkStatus();
@@ -132,7 +132,8 @@ absl::StatusOr<TokenCorpus> TokenCorpus::Load(const std::vector<std::string>& pa
             return absl::InvalidArgumentError(
                 absl::StrCat(where, ": missing string field \"", field, "\""));
           }
-          absl::Status s = AppendDocument(json[field].get<std::string>(), *tokenizer, where, &tokens);
+          absl::Status s =
+              AppendDocument(json[field].get<std::string>(), *tokenizer, where, &tokens);
           if (!s.ok()) return s;
         }
       }
@@ -168,15 +169,15 @@ absl::StatusOr<BatchSampler> BatchSampler::Create(const TokenCorpus* corpus, Opt
     return absl::InvalidArgumentError("batch and seq must be positive");
   }
   if (options.world_size <= 0 || options.rank < 0 || options.rank >= options.world_size) {
-    return absl::InvalidArgumentError(absl::StrCat("rank ", options.rank,
-                                                   " is outside world size ", options.world_size));
+    return absl::InvalidArgumentError(
+        absl::StrCat("rank ", options.rank, " is outside world size ", options.world_size));
   }
   const int64_t windows = corpus->size() > 0 ? (corpus->size() - 1) / options.seq : 0;
   const int64_t global = static_cast<int64_t>(options.batch) * options.world_size;
   if (windows < global) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the corpus has ", corpus->size(), " tokens: ", windows, " windows of ", options.seq + 1,
-        " tokens, fewer than one global batch of ", global));
+    return absl::InvalidArgumentError(
+        absl::StrCat("the corpus has ", corpus->size(), " tokens: ", windows, " windows of ",
+                     options.seq + 1, " tokens, fewer than one global batch of ", global));
   }
   BatchSampler sampler(corpus, options, windows);
   sampler.per_rank_ = windows / options.world_size;
@@ -212,8 +213,7 @@ void BatchSampler::Next(absl::Span<int32_t> tokens, absl::Span<int32_t> targets)
       position_.cursor = 0;
     }
     if (order_epoch_ != position_.epoch) Shuffle();
-    const int64_t window =
-        order_[position_.cursor * options_.world_size + options_.rank];
+    const int64_t window = order_[position_.cursor * options_.world_size + options_.rank];
     ++position_.cursor;
     const int32_t* src = data.data() + window * T;
     std::memcpy(tokens.data() + static_cast<int64_t>(b) * T, src, sizeof(int32_t) * T);

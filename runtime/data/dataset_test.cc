@@ -38,27 +38,32 @@ TEST(TokenCorpusTest, ReadsNanoGptAndLlmcTokenFiles) {
 }
 
 TEST(TokenCorpusTest, RejectsBadFilesByNameAndPosition) {
-  EXPECT_THAT(TokenCorpus::Load({Write("odd.bin", "abc")}, CorpusFormat::kTokensU16, nullptr, "", 10)
-                  .status().message(),
-              HasSubstr("odd.bin: 3 bytes"));
+  EXPECT_THAT(
+      TokenCorpus::Load({Write("odd.bin", "abc")}, CorpusFormat::kTokensU16, nullptr, "", 10)
+          .status()
+          .message(),
+      HasSubstr("odd.bin: 3 bytes"));
   std::string raw;
   for (uint16_t t : {1, 500}) raw.append(reinterpret_cast<const char*>(&t), 2);
   EXPECT_THAT(TokenCorpus::Load({Write("big.bin", raw)}, CorpusFormat::kTokensU16, nullptr, "", 100)
-                  .status().message(),
+                  .status()
+                  .message(),
               HasSubstr("token 1 = 500"));
   ByteTokenizer bytes;
   const std::string jsonl = Write("d.jsonl", "{\"text\": \"hi\"}\n\n{\"body\": 1}\n");
   EXPECT_THAT(TokenCorpus::Load({jsonl}, CorpusFormat::kAuto, &bytes, "", 257).status().message(),
               HasSubstr("d.jsonl:3: missing string field \"text\""));
   EXPECT_THAT(TokenCorpus::Load({Write("e.txt", "x")}, CorpusFormat::kText, nullptr, "", 257)
-                  .status().message(),
+                  .status()
+                  .message(),
               HasSubstr("needs a tokenizer"));
 }
 
 TEST(TokenCorpusTest, TokenizesTextAndJsonlWithEndOfTextBetweenDocuments) {
   ByteTokenizer bytes;
   const std::string jsonl = Write("c.jsonl", "{\"text\": \"ab\"}\n{\"text\": \"c\"}\n");
-  auto corpus = TokenCorpus::Load({jsonl, Write("c.txt", "d")}, CorpusFormat::kAuto, &bytes, "", 257);
+  auto corpus =
+      TokenCorpus::Load({jsonl, Write("c.txt", "d")}, CorpusFormat::kAuto, &bytes, "", 257);
   ASSERT_TRUE(corpus.ok()) << corpus.status();
   EXPECT_THAT(corpus->tokens(), ::testing::ElementsAre('a', 'b', 256, 'c', 256, 'd', 256));
   EXPECT_NEAR(TokenCorpus::FromTokens({1, 1, 2, 2}).UnigramEntropy(), std::log(2.0), 1e-12);

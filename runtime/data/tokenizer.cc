@@ -83,7 +83,8 @@ absl::StatusOr<std::vector<int32_t>> ByteTokenizer::Encode(absl::string_view tex
 absl::StatusOr<std::string> ByteTokenizer::Decode(absl::Span<const int32_t> ids) const {
   std::string out;
   for (int32_t id : ids) {
-    if (id < 0 || id > 256) return absl::InvalidArgumentError(absl::StrCat("token id ", id, " is not a byte"));
+    if (id < 0 || id > 256)
+      return absl::InvalidArgumentError(absl::StrCat("token id ", id, " is not a byte"));
     if (id < 256) out.push_back(static_cast<char>(id));
   }
   return out;
@@ -136,12 +137,12 @@ struct BpeTokenizer::Impl {
     size_t pos = 0, last = 0;
     absl::Status status;
     while (pos < text.size()) {
-      const int rc = pcre2_match(regex, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(),
-                                 pos, 0, match, nullptr);
+      const int rc = pcre2_match(regex, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), pos,
+                                 0, match, nullptr);
       if (rc == PCRE2_ERROR_NOMATCH) break;
       if (rc < 0) {
-        status = absl::InvalidArgumentError(absl::StrCat(
-            "pre-tokenization failed at byte ", pos, " (invalid UTF-8 in the input?)"));
+        status = absl::InvalidArgumentError(absl::StrCat("pre-tokenization failed at byte ", pos,
+                                                         " (invalid UTF-8 in the input?)"));
         break;
       }
       const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(match);

@@ -35,9 +35,9 @@ TEST(TokenizerReferenceTest, MatchesGpt2AndLlama3ReferenceEncoders) {
   }
   const char* tmp = std::getenv("TEST_TMPDIR");
   const std::string out = absl::StrCat(tmp ? tmp : "/tmp", "/tokenizer_fixtures");
-  const std::string command = absl::StrCat(
-      "NODE_PATH=", modules, " node runtime/data/testing/make_tokenizer_fixtures.js ", out,
-      " /usr/share/common-licenses/GPL-3 /usr/share/common-licenses/Apache-2.0");
+  const std::string command =
+      absl::StrCat("NODE_PATH=", modules, " node runtime/data/testing/make_tokenizer_fixtures.js ",
+                   out, " /usr/share/common-licenses/GPL-3 /usr/share/common-licenses/Apache-2.0");
   ASSERT_EQ(std::system(command.c_str()), 0) << command;
 
   auto gpt2 = BpeTokenizer::FromFile(out + "/gpt2/tokenizer.json");

@@ -51,14 +51,20 @@ TEST(BpeTokenizerTest, MalformedFilesNameTheProblem) {
   EXPECT_THAT(BpeTokenizer::FromJson(R"({"model": {"type": "WordPiece"}})", "t").status().message(),
               HasSubstr("model.type"));
   EXPECT_THAT(BpeTokenizer::FromJson(R"({"model": {"type": "BPE", "vocab": {"a": -1},
-                                        "merges": []}})", "t").status().message(),
+                                        "merges": []}})",
+                                     "t")
+                  .status()
+                  .message(),
               HasSubstr("model.vocab[\"a\"]"));
-  EXPECT_THAT(BpeTokenizer::FromJson(R"({"model": {"type": "BPE", "vocab": {}, "merges": [7]}})",
-                                     "t").status().message(),
-              HasSubstr("model.merges[0]"));
+  EXPECT_THAT(
+      BpeTokenizer::FromJson(R"({"model": {"type": "BPE", "vocab": {}, "merges": [7]}})", "t")
+          .status()
+          .message(),
+      HasSubstr("model.merges[0]"));
   EXPECT_THAT(BpeTokenizer::FromJson(
                   R"({"pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(["}},
-                     "model": {"type": "BPE", "vocab": {}, "merges": []}})", "t")
+                     "model": {"type": "BPE", "vocab": {}, "merges": []}})",
+                  "t")
                   .status()
                   .message(),
               HasSubstr("pattern"));

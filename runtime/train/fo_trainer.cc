@@ -16,9 +16,9 @@ absl::StatusOr<std::unique_ptr<FoTrainer>> FoTrainer::Create(Transformer* model,
   if (options.steps <= 0) return absl::InvalidArgumentError("steps must be positive");
   if (!(options.lr > 0)) return absl::InvalidArgumentError("lr must be positive");
   if (options.seq > model->config().max_seq_len) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "seq %d exceeds the model's maximum sequence length %d", options.seq,
-        model->config().max_seq_len));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("seq %d exceeds the model's maximum sequence length %d", options.seq,
+                        model->config().max_seq_len));
   }
   BatchSampler::Options sampler_options{options.batch, options.seq, options.seed, 0, 1};
   STRATA_ASSIGN_OR_RETURN(BatchSampler sampler, BatchSampler::Create(train, sampler_options));
@@ -43,8 +43,8 @@ absl::StatusOr<StepStats> FoTrainer::Step() {
   const auto start = std::chrono::steady_clock::now();
   sampler_.Next(absl::MakeSpan(tokens_), absl::MakeSpan(targets_));
   model_->ZeroGrads();
-  STRATA_ASSIGN_OR_RETURN(float loss, model_->ForwardBackward(tokens_, targets_, options_.batch,
-                                                              options_.seq));
+  STRATA_ASSIGN_OR_RETURN(float loss,
+                          model_->ForwardBackward(tokens_, targets_, options_.batch, options_.seq));
   StepStats stats;
   stats.grad_norm = ClipGradNorm(model_->grads(), options_.grad_clip);
   stats.lr = WarmupCosineLr(step_, options_.warmup, options_.steps, options_.lr, options_.min_lr);
@@ -80,8 +80,8 @@ absl::Status FoTrainer::Run(const std::function<void(const std::string&)>& log) 
     STRATA_ASSIGN_OR_RETURN(StepStats s, Step());
     tokens_per_second = s.tokens_per_second;
     if (options_.log_every > 0 && (s.step % options_.log_every == 0 || s.step == 1)) {
-      log(absl::StrFormat("step %d/%d | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s",
-                          s.step, options_.steps, s.loss, s.lr, s.grad_norm, s.tokens_per_second));
+      log(absl::StrFormat("step %d/%d | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s", s.step,
+                          options_.steps, s.loss, s.lr, s.grad_norm, s.tokens_per_second));
     }
     if (eval_ != nullptr && options_.eval_every > 0 && s.step % options_.eval_every == 0 &&
         s.step < options_.steps) {

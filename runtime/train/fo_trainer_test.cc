@@ -31,10 +31,10 @@ class FoTrainerTest : public ::testing::TestWithParam<ModelFamily> {};
 
 TEST_P(FoTrainerTest, LossFallsWellBelowUnigramEntropyAndCheckpointReloads) {
   ByteTokenizer bytes;
-  auto corpus = TokenCorpus::Load({"/usr/share/common-licenses/GPL-3",
-                                   "/usr/share/common-licenses/Apache-2.0",
-                                   "/usr/share/common-licenses/MPL-2.0"},
-                                  CorpusFormat::kText, &bytes, "", 257);
+  auto corpus = TokenCorpus::Load(
+      {"/usr/share/common-licenses/GPL-3", "/usr/share/common-licenses/Apache-2.0",
+       "/usr/share/common-licenses/MPL-2.0"},
+      CorpusFormat::kText, &bytes, "", 257);
   if (!corpus.ok()) GTEST_SKIP() << "license texts not available: " << corpus.status();
   const absl::Span<const int32_t> all = corpus->tokens();
   const int64_t split = all.size() * 9 / 10;
@@ -55,8 +55,8 @@ TEST_P(FoTrainerTest, LossFallsWellBelowUnigramEntropyAndCheckpointReloads) {
   options.warmup = 20;
   options.log_every = 0;
   const char* tmp = std::getenv("TEST_TMPDIR");
-  options.save_dir = std::string(tmp ? tmp : "/tmp") + "/trained_" +
-                     std::string(ModelFamilyName(GetParam()));
+  options.save_dir =
+      std::string(tmp ? tmp : "/tmp") + "/trained_" + std::string(ModelFamilyName(GetParam()));
   auto trainer = FoTrainer::Create(model->get(), &train, &eval, options);
   ASSERT_TRUE(trainer.ok()) << trainer.status();
   const float before = *(*trainer)->Evaluate();

@@ -112,17 +112,16 @@ absl::Status Run() {
     model->InitializeParameters(absl::GetFlag(FLAGS_seed));
   }
   if (model->config().vocab_size < tokenizer->vocab_size()) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "the model's vocabulary (%d) is smaller than the tokenizer's (%d)",
-        model->config().vocab_size, tokenizer->vocab_size()));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("the model's vocabulary (%d) is smaller than the tokenizer's (%d)",
+                        model->config().vocab_size, tokenizer->vocab_size()));
   }
   std::vector<std::string> files = absl::GetFlag(FLAGS_data);
   if (files.empty()) files = DefaultCorpus();
   STRATA_ASSIGN_OR_RETURN(CorpusFormat format, ParseCorpusFormat(absl::GetFlag(FLAGS_format)));
-  STRATA_ASSIGN_OR_RETURN(TokenCorpus corpus,
-                          TokenCorpus::Load(files, format, tokenizer.get(),
-                                            absl::GetFlag(FLAGS_text_field),
-                                            model->config().vocab_size));
+  STRATA_ASSIGN_OR_RETURN(TokenCorpus corpus, TokenCorpus::Load(files, format, tokenizer.get(),
+                                                                absl::GetFlag(FLAGS_text_field),
+                                                                model->config().vocab_size));
   const double eval_fraction = absl::GetFlag(FLAGS_eval_fraction);
   if (!(eval_fraction > 0 && eval_fraction < 0.5)) {
     return absl::InvalidArgumentError("--eval_fraction must be in (0, 0.5)");
@@ -132,9 +131,8 @@ absl::Status Run() {
   const TokenCorpus train = TokenCorpus::FromTokens({all.begin(), all.begin() + split});
   const TokenCorpus eval = TokenCorpus::FromTokens({all.begin() + split, all.end()});
   std::printf("model: %s, %d layers, d_model %d, %.2fM parameters\n",
-              std::string(ModelFamilyName(model->config().family)).c_str(),
-              model->config().n_layer, model->config().d_model,
-              model->config().NumParameters() / 1e6);
+              std::string(ModelFamilyName(model->config().family)).c_str(), model->config().n_layer,
+              model->config().d_model, model->config().NumParameters() / 1e6);
   std::printf("data: %zu files, %lld train + %lld eval tokens, unigram entropy %.4f nats\n",
               files.size(), static_cast<long long>(train.size()),
               static_cast<long long>(eval.size()), corpus.UnigramEntropy());
