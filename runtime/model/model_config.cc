@@ -136,6 +136,18 @@ int64_t ModelConfig::NumParameters() const {
   return V * C + L * block + C + (tie_embeddings ? 0 : V * C);
 }
 
+ModelConfig Gpt2SmallConfig() {
+  ModelConfig c;
+  c.family = ModelFamily::kGpt2;
+  c.vocab_size = 50257;
+  c.max_seq_len = 1024;
+  c.n_layer = 12;
+  c.n_head = c.n_kv_head = 12;
+  c.d_model = 768;
+  c.d_ff = 3072;
+  return c;
+}
+
 absl::Status ValidateModelConfig(const ModelConfig& c) {
   auto bad = [](absl::string_view what) { return absl::InvalidArgumentError(what); };
   if (c.vocab_size <= 0 || c.max_seq_len <= 0 || c.n_layer <= 0 || c.n_head <= 0 ||

@@ -36,6 +36,9 @@ struct ModelConfig {
   int64_t NumParameters() const;
 };
 
+// GPT-2 small (124M parameters): vocabulary 50257, 1024 positions, 12 layers and heads, 768 wide.
+ModelConfig Gpt2SmallConfig();
+
 // Checks the invariants the kernels rely on (positive sizes, heads divide d_model, kv heads
 // divide heads, even head_dim for RoPE); the message names the offending key.
 absl::Status ValidateModelConfig(const ModelConfig& config);

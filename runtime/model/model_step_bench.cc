@@ -27,6 +27,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "runtime/kernels/cpu_kernels.h"
+#include "runtime/kernels/matmul.h"
 #include "runtime/model/transformer.h"
 #include "runtime/optim/adamw.h"
 
@@ -39,18 +40,6 @@ ABSL_FLAG(bool, torch, true, "Also run the PyTorch peer.");
 
 namespace strata {
 namespace {
-
-ModelConfig Gpt2Small() {
-  ModelConfig c;
-  c.family = ModelFamily::kGpt2;
-  c.vocab_size = 50257;
-  c.max_seq_len = 1024;
-  c.n_layer = 12;
-  c.n_head = c.n_kv_head = 12;
-  c.d_model = 768;
-  c.d_ff = 3072;
-  return c;
-}
 
 // Matmul FLOPs of one forward pass over B*T tokens (attention scores computed in full).
 double ForwardFlops(const ModelConfig& c, int B, int T) {
@@ -69,7 +58,7 @@ int RunCase(const std::string& mode) {
   const int B = absl::GetFlag(FLAGS_batch), T = absl::GetFlag(FLAGS_seq);
   Transformer::Options options;
   options.threads = absl::GetFlag(FLAGS_threads);
-  auto model = Transformer::Create(Gpt2Small(), options);
+  auto model = Transformer::Create(Gpt2SmallConfig(), options);
   if (!model.ok()) {
     std::fprintf(stderr, "%s\n", model.status().ToString().c_str());
     return 1;
@@ -100,6 +89,22 @@ int RunCase(const std::string& mode) {
   const double tokens_per_step = static_cast<double>(B) * T * (mode == "fwd2" ? 2 : 1);
   std::printf("{\"tok_s\": %.3f}\n", tokens_per_step / Median(times));
   return 0;
+}
+
+// Best-of-3 GFLOP/s of one large OpenBLAS sgemm (2048^3): the ceiling the step figures are
+// compared with.
+double SgemmPeakGflops(int threads) {
+  kernels::SetBlasThreads(threads);
+  const int n = 2048;
+  std::vector<float> a(static_cast<size_t>(n) * n, 0.5f), b(a.size(), 0.25f), c(a.size());
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    const auto start = std::chrono::steady_clock::now();
+    kernels::sgemm(false, true, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    best = std::max(best, 2.0 * n * n * n / s / 1e9);
+  }
+  return best;
 }
 
 struct ChildResult {
@@ -150,7 +155,7 @@ ChildResult RunChild(const std::vector<std::string>& argv) {
 int RunAll() {
   const int threads = absl::GetFlag(FLAGS_threads), steps = absl::GetFlag(FLAGS_steps);
   const int B = absl::GetFlag(FLAGS_batch), T = absl::GetFlag(FLAGS_seq);
-  const ModelConfig config = Gpt2Small();
+  const ModelConfig config = Gpt2SmallConfig();
   std::fprintf(stderr,
                "model_step_bench: GPT-2 small (%.1fM params), B=%d T=%d, %d threads, kernels %s\n",
                config.NumParameters() / 1e6, B, T, threads, kernels::CpuKernelIsa());
@@ -162,9 +167,8 @@ int RunAll() {
                                     absl::StrCat("--batch=", B),
                                     absl::StrCat("--seq=", T)};
   };
-  const std::string config_json =
-      "{\"model_type\": \"gpt2\", \"n_embd\": 768, \"n_layer\": 12, \"n_head\": 12, "
-      "\"vocab_size\": 50257, \"n_positions\": 1024, \"n_inner\": 3072}";
+  std::string config_json = ToHfConfigJson(config);
+  config_json.erase(std::remove(config_json.begin(), config_json.end(), '\n'), config_json.end());
   auto torch = [&](const std::string& mode) {
     return std::vector<std::string>{"/usr/bin/python3",
                                     "runtime/model/testing/torch_peer_bench.py",
@@ -175,6 +179,8 @@ int RunAll() {
                                     absl::StrCat("--T=", T),
                                     "--config=" + config_json};
   };
+  const double peak = SgemmPeakGflops(threads);
+  std::fprintf(stderr, "sgemm 2048^3 (OpenBLAS, %d threads): %.1f GFLOP/s\n", threads, peak);
   ChildResult fo = RunChild(self("fo"));
   ChildResult fwd2 = RunChild(self("fwd2"));
   ChildResult torch_fo, torch_fwd2;
@@ -198,16 +204,18 @@ int RunAll() {
                torch_fo.rss_mb);
   std::fprintf(stderr, "    peak RSS fwd2: strata %8.0f MB     torch %8.0f MB\n", fwd2.rss_mb,
                torch_fwd2.rss_mb);
-  std::fprintf(stderr, "    achieved: FO %.1f GFLOP/s, fwd %.1f GFLOP/s (matmul FLOPs)\n",
-               fo_gflops, fwd2_gflops);
+  std::fprintf(stderr,
+               "    achieved: FO %.1f GFLOP/s, fwd %.1f GFLOP/s of matmul FLOPs = %.0f%% / %.0f%% "
+               "of the sgemm ceiling %.1f\n",
+               fo_gflops, fwd2_gflops, 100 * fo_gflops / peak, 100 * fwd2_gflops / peak, peak);
   std::printf(
       "{\"fo_tok_s\": %.2f, \"torch_fo_tok_s\": %.2f, \"fo_ratio\": %.3f, \"fwd2_tok_s\": %.2f, "
       "\"torch_fwd2_tok_s\": %.2f, \"fwd2_ratio\": %.3f, \"rss_mb\": %.0f, \"torch_rss_mb\": "
       "%.0f, \"fwd2_rss_mb\": %.0f, \"torch_fwd2_rss_mb\": %.0f, \"gflops\": %.1f, "
-      "\"fwd2_gflops\": %.1f, \"threads\": %d, \"isa\": \"%s\"}\n",
+      "\"fwd2_gflops\": %.1f, \"sgemm_peak_gflops\": %.1f, \"threads\": %d, \"isa\": \"%s\"}\n",
       fo.tok_s, torch_fo.tok_s, ratio(fo.tok_s, torch_fo.tok_s), fwd2.tok_s, torch_fwd2.tok_s,
       ratio(fwd2.tok_s, torch_fwd2.tok_s), fo.rss_mb, torch_fo.rss_mb, fwd2.rss_mb,
-      torch_fwd2.rss_mb, fo_gflops, fwd2_gflops, threads, kernels::CpuKernelIsa());
+      torch_fwd2.rss_mb, fo_gflops, fwd2_gflops, peak, threads, kernels::CpuKernelIsa());
   return 0;
 }
 

@@ -5,21 +5,9 @@
 namespace strata {
 namespace {
 
-ModelConfig Gpt2Small() {
-  ModelConfig c;
-  c.family = ModelFamily::kGpt2;
-  c.vocab_size = 50257;
-  c.max_seq_len = 1024;
-  c.n_layer = 12;
-  c.n_head = c.n_kv_head = 12;
-  c.d_model = 768;
-  c.d_ff = 3072;
-  return c;
-}
-
 TEST(ParamLayoutTest, ContiguousTableCoversEveryParameterOnce) {
   for (ModelFamily family : {ModelFamily::kGpt2, ModelFamily::kLlama}) {
-    ModelConfig c = Gpt2Small();
+    ModelConfig c = Gpt2SmallConfig();
     c.family = family;
     c.n_kv_head = family == ModelFamily::kLlama ? 4 : 12;
     c.tie_embeddings = family == ModelFamily::kGpt2;
@@ -36,7 +24,7 @@ TEST(ParamLayoutTest, ContiguousTableCoversEveryParameterOnce) {
 }
 
 TEST(ParamLayoutTest, BlocksAreContiguousExtentsWithTheSameInnerLayout) {
-  ParamLayout layout(Gpt2Small());
+  ParamLayout layout(Gpt2SmallConfig());
   for (int l = 0; l + 1 < 12; ++l) EXPECT_EQ(layout.BlockEnd(l), layout.BlockBegin(l + 1));
   EXPECT_EQ(layout.BlockElements(), 7087872);  // 12 tensors of one GPT-2 small block.
   for (int s = 0; s < layout.SlotsPerBlock(); ++s) {
@@ -52,7 +40,7 @@ TEST(ParamLayoutTest, BlocksAreContiguousExtentsWithTheSameInnerLayout) {
 }
 
 TEST(ParamLayoutTest, LlamaFusedWeightsAreAdjacent) {
-  ModelConfig c = Gpt2Small();
+  ModelConfig c = Gpt2SmallConfig();
   c.family = ModelFamily::kLlama;
   c.n_kv_head = 4;
   c.tie_embeddings = false;

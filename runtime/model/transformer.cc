@@ -48,6 +48,20 @@ struct Dims {
   }
 };
 
+// Hands out consecutive slices of one buffer.
+class Carver {
+ public:
+  explicit Carver(float* base) : next_(base) {}
+  float* Take(int64_t floats) {
+    float* slice = next_;
+    next_ += floats;
+    return slice;
+  }
+
+ private:
+  float* next_;
+};
+
 // Per-layer training activations, carved out of one buffer.
 struct LayerActs {
   float *ln1, *ln1_mean, *ln1_rstd, *qkv, *att, *atty, *res1, *ln2, *ln2_mean, *ln2_rstd, *fc,
@@ -57,23 +71,19 @@ struct LayerActs {
   }
   static LayerActs At(float* p, const Dims& d) {
     LayerActs a;
-    auto take = [&p](int64_t n) {
-      float* r = p;
-      p += n;
-      return r;
-    };
-    a.ln1 = take(d.N * d.C);
-    a.ln1_mean = take(d.N);
-    a.ln1_rstd = take(d.N);
-    a.qkv = take(d.N * d.QKV);
-    a.att = take(d.B * d.NH * d.T * d.T);
-    a.atty = take(d.N * d.C);
-    a.res1 = take(d.N * d.C);
-    a.ln2 = take(d.N * d.C);
-    a.ln2_mean = take(d.N);
-    a.ln2_rstd = take(d.N);
-    a.fc = take(d.N * d.FF1);
-    a.fc_act = take(d.N * d.F);
+    Carver carve(p);
+    a.ln1 = carve.Take(d.N * d.C);
+    a.ln1_mean = carve.Take(d.N);
+    a.ln1_rstd = carve.Take(d.N);
+    a.qkv = carve.Take(d.N * d.QKV);
+    a.att = carve.Take(d.B * d.NH * d.T * d.T);
+    a.atty = carve.Take(d.N * d.C);
+    a.res1 = carve.Take(d.N * d.C);
+    a.ln2 = carve.Take(d.N * d.C);
+    a.ln2_mean = carve.Take(d.N);
+    a.ln2_rstd = carve.Take(d.N);
+    a.fc = carve.Take(d.N * d.FF1);
+    a.fc_act = carve.Take(d.N * d.F);
     return a;
   }
 };
@@ -90,24 +100,20 @@ struct TrainGlobals {
   }
   static TrainGlobals At(float* p, const Dims& d, int L) {
     TrainGlobals g;
-    auto take = [&p](int64_t n) {
-      float* r = p;
-      p += n;
-      return r;
-    };
+    Carver carve(p);
     g.head_rows = HeadChunkRows(kTrainHeadFloats, static_cast<int>(d.V), d.N);
-    g.resid = take((L + 1) * d.N * d.C);
-    g.lnf = take(d.N * d.C);
-    g.lnf_mean = take(d.N);
-    g.lnf_rstd = take(d.N);
-    g.head = take(g.head_rows * d.V);
-    g.dres = take(d.N * d.C);
-    g.dln = take(d.N * d.C);
-    g.datty = take(d.N * d.C);
-    g.dqkv = take(d.N * d.QKV);
-    g.dfc = take(d.N * d.FF1);
-    g.dfc_act = take(d.N * d.F);
-    g.datt = take(d.T * d.T);
+    g.resid = carve.Take((L + 1) * d.N * d.C);
+    g.lnf = carve.Take(d.N * d.C);
+    g.lnf_mean = carve.Take(d.N);
+    g.lnf_rstd = carve.Take(d.N);
+    g.head = carve.Take(g.head_rows * d.V);
+    g.dres = carve.Take(d.N * d.C);
+    g.dln = carve.Take(d.N * d.C);
+    g.datty = carve.Take(d.N * d.C);
+    g.dqkv = carve.Take(d.N * d.QKV);
+    g.dfc = carve.Take(d.N * d.FF1);
+    g.dfc_act = carve.Take(d.N * d.F);
+    g.datt = carve.Take(d.T * d.T);
     return g;
   }
 };
@@ -122,21 +128,17 @@ struct InferBuffers {
   }
   static InferBuffers At(float* p, const Dims& d) {
     InferBuffers b;
-    auto take = [&p](int64_t n) {
-      float* r = p;
-      p += n;
-      return r;
-    };
+    Carver carve(p);
     b.head_rows = HeadChunkRows(kInferHeadFloats, static_cast<int>(d.V), d.N);
-    b.x = take(d.N * d.C);
-    b.ln = take(d.N * d.C);
-    b.atty = take(d.N * d.C);
-    b.tmp = take(d.N * d.C);
-    b.qkv = take(d.N * d.QKV);
-    b.fc = take(d.N * d.FF1);
-    b.fc_act = take(d.N * d.F);
-    b.att = take(d.T * d.T);
-    b.head = take(b.head_rows * d.V);
+    b.x = carve.Take(d.N * d.C);
+    b.ln = carve.Take(d.N * d.C);
+    b.atty = carve.Take(d.N * d.C);
+    b.tmp = carve.Take(d.N * d.C);
+    b.qkv = carve.Take(d.N * d.QKV);
+    b.fc = carve.Take(d.N * d.FF1);
+    b.fc_act = carve.Take(d.N * d.F);
+    b.att = carve.Take(d.T * d.T);
+    b.head = carve.Take(b.head_rows * d.V);
     return b;
   }
 };
