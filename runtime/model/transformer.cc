@@ -194,7 +194,9 @@ void Transformer::ZeroGrads() {
 }
 
 int64_t Transformer::ActivationBytes() const {
-  return static_cast<int64_t>(sizeof(float)) * (train_.size() + infer_.size());
+  int64_t floats = train_.size();
+  for (const InferStream& s : infer_) floats += s.buffer.size();
+  return static_cast<int64_t>(sizeof(float)) * floats;
 }
 
 void Transformer::InitializeParameters(uint64_t seed) {
@@ -268,11 +270,12 @@ void Transformer::EnsureTrainBuffers(int B, int T) {
   train_T_ = T;
 }
 
-void Transformer::EnsureInferBuffers(int B, int T) {
-  if (B == infer_B_ && T == infer_T_) return;
-  infer_.Resize(InferBuffers::Floats(Dims(config(), B, T)));
-  infer_B_ = B;
-  infer_T_ = T;
+void Transformer::EnsureInferBuffers(int B, int T, int stream) {
+  InferStream& s = infer_[stream];
+  if (B == s.B && T == s.T) return;
+  s.buffer.Resize(InferBuffers::Floats(Dims(config(), B, T)));
+  s.B = B;
+  s.T = T;
 }
 
 const float* Transformer::HeadWeights(const float* base) const {
@@ -281,24 +284,14 @@ const float* Transformer::HeadWeights(const float* base) const {
 }
 
 float Transformer::HeadLossChunked(const float* lnf, const float* head, const int32_t* targets,
-                                   int64_t N, float* dlnf, float* dhead, int64_t max_chunk_rows) {
+                                   int64_t N, float* dlnf, float* dhead, int64_t max_chunk_rows,
+                                   float* buffer) {
   const int C = config().d_model, V = config().vocab_size;
   int64_t valid = 0;
   for (int64_t i = 0; i < N; ++i) valid += targets[i] >= 0;
   const float scale = dlnf != nullptr ? 1.0f / static_cast<float>(valid) : 0.0f;
   double total = 0.0;
   std::vector<float> losses(max_chunk_rows);
-  float* buffer = nullptr;
-  {
-    const Dims d(config(), B_, T_);
-    if (dlnf != nullptr) {
-      buffer = TrainGlobals::At(train_.data() + LayerActs::Floats(d) * config().n_layer, d,
-                                config().n_layer)
-                   .head;
-    } else {
-      buffer = InferBuffers::At(infer_.data(), d).head;
-    }
-  }
   for (int64_t r0 = 0; r0 < N; r0 += max_chunk_rows) {
     const int64_t rows = std::min(max_chunk_rows, N - r0);
     // logits (rows, V) = lnf[r0:] @ head^T.
@@ -318,8 +311,6 @@ absl::StatusOr<float> Transformer::ForwardBackward(absl::Span<const int32_t> tok
                                                    int T) {
   if (absl::Status status = CheckInputs(tokens, targets, B, T, true); !status.ok()) return status;
   EnsureTrainBuffers(B, T);
-  B_ = B;
-  T_ = T;
   grads();
   const ModelConfig& c = config();
   const Dims d(c, B, T);
@@ -383,7 +374,7 @@ absl::StatusOr<float> Transformer::ForwardBackward(absl::Span<const int32_t> tok
   const int head_id = layout_.head_id() >= 0 ? layout_.head_id() : layout_.token_embedding_id();
   // Fused head: loss, dlnf (into g.dln) and d(head) in one chunked pass.
   const float loss = HeadLossChunked(g.lnf, HeadWeights(P), targets.data(), d.N, g.dln,
-                                     gtensor(head_id), g.head_rows);
+                                     gtensor(head_id), g.head_rows, g.head);
 
   // Backward.
   std::memset(g.dres, 0, sizeof(float) * d.N * d.C);
@@ -444,30 +435,32 @@ absl::StatusOr<float> Transformer::ForwardBackward(absl::Span<const int32_t> tok
 }
 
 absl::Status Transformer::BeginForward(const float* resident, absl::Span<const int32_t> tokens,
-                                       int B, int T) {
+                                       int B, int T, int stream) {
+  if (stream < 0 || stream >= kStreams) {
+    return absl::InvalidArgumentError(absl::StrCat("stream ", stream, " is not 0 or 1"));
+  }
   if (absl::Status status = CheckInputs(tokens, {}, B, T, false); !status.ok()) return status;
-  EnsureInferBuffers(B, T);
-  B_ = B;
-  T_ = T;
+  EnsureInferBuffers(B, T, stream);
+  infer_[stream].active = true;
   const Dims d(config(), B, T);
-  InferBuffers b = InferBuffers::At(infer_.data(), d);
-  x_ = b.x;
+  InferBuffers b = InferBuffers::At(infer_[stream].buffer.data(), d);
   const float* wpe =
       d.gpt2 ? resident + layout_.tensor(layout_.position_embedding_id()).offset : nullptr;
-  k::embedding_forward(x_, tokens.data(),
+  k::embedding_forward(b.x, tokens.data(),
                        resident + layout_.tensor(layout_.token_embedding_id()).offset, wpe, B, T,
                        static_cast<int>(d.C));
   return absl::OkStatus();
 }
 
-void Transformer::BlockForward(int /*layer*/, const float* block_weights) {
-  BlockForwardInfer(block_weights);
+void Transformer::BlockForward(int /*layer*/, const float* block_weights, int stream) {
+  BlockForwardInfer(block_weights, stream);
 }
 
-void Transformer::BlockForwardInfer(const float* w) {
+void Transformer::BlockForwardInfer(const float* w, int stream) {
   const ModelConfig& c = config();
-  const Dims d(c, B_, T_);
-  InferBuffers b = InferBuffers::At(infer_.data(), d);
+  const int B = infer_[stream].B, T = infer_[stream].T;
+  const Dims d(c, B, T);
+  InferBuffers b = InferBuffers::At(infer_[stream].buffer.data(), d);
   const BlockOffsets off(layout_);
   const int C = static_cast<int>(d.C), F = static_cast<int>(d.F);
   if (d.gpt2) {
@@ -487,7 +480,7 @@ void Transformer::BlockForwardInfer(const float* w) {
     using namespace llama_slot;
     k::rmsnorm_forward(b.ln, nullptr, b.x, w + off.at[kInputNormW], d.N, C, c.norm_eps);
     k::matmul_forward(b.qkv, b.ln, w + off.at[kQW], nullptr, d.N, C, static_cast<int>(d.QKV));
-    k::rope_apply(b.qkv, B_, T_, c.n_head, c.n_kv_head, c.head_dim(), c.rope_theta, false);
+    k::rope_apply(b.qkv, B, T, c.n_head, c.n_kv_head, c.head_dim(), c.rope_theta, false);
     k::attention_forward(b.atty, nullptr, b.att, b.qkv, d.attention());
     k::matmul_forward(b.tmp, b.atty, w + off.at[kOW], nullptr, d.N, C, C);
     k::residual_forward(b.x, b.x, b.tmp, d.N * d.C);
@@ -500,9 +493,13 @@ void Transformer::BlockForwardInfer(const float* w) {
 }
 
 absl::StatusOr<float> Transformer::EndForward(const float* resident,
-                                              absl::Span<const int32_t> targets) {
-  if (x_ == nullptr) return absl::FailedPreconditionError("EndForward without BeginForward");
-  const int64_t n = static_cast<int64_t>(B_) * T_;
+                                              absl::Span<const int32_t> targets, int stream) {
+  if (stream < 0 || stream >= kStreams || !infer_[stream].active) {
+    return absl::FailedPreconditionError("EndForward without BeginForward on this stream");
+  }
+  infer_[stream].active = false;
+  const int B = infer_[stream].B, T = infer_[stream].T;
+  const int64_t n = static_cast<int64_t>(B) * T;
   if (static_cast<int64_t>(targets.size()) != n) {
     return absl::InvalidArgumentError(
         absl::StrCat("targets has ", targets.size(), " entries, expected B*T = ", n));
@@ -517,19 +514,23 @@ absl::StatusOr<float> Transformer::EndForward(const float* resident,
   }
   if (valid == 0) return absl::InvalidArgumentError("every target is ignored (negative)");
   const ModelConfig& c = config();
-  const Dims d(c, B_, T_);
-  InferBuffers b = InferBuffers::At(infer_.data(), d);
-  const float* lnf_w = resident + layout_.tensor(layout_.final_norm_weight_id()).offset;
-  if (d.gpt2) {
-    k::layernorm_forward(b.ln, nullptr, nullptr, b.x, lnf_w,
-                         resident + layout_.tensor(layout_.final_norm_bias_id()).offset, d.N,
-                         static_cast<int>(d.C), c.norm_eps);
-  } else {
-    k::rmsnorm_forward(b.ln, nullptr, b.x, lnf_w, d.N, static_cast<int>(d.C), c.norm_eps);
-  }
-  x_ = nullptr;
+  const Dims d(c, B, T);
+  InferBuffers b = InferBuffers::At(infer_[stream].buffer.data(), d);
+  FinalNorm(resident, b.x, b.ln, d.N);
   return HeadLossChunked(b.ln, HeadWeights(resident), targets.data(), d.N, nullptr, nullptr,
-                         b.head_rows);
+                         b.head_rows, b.head);
+}
+
+void Transformer::FinalNorm(const float* base, const float* x, float* out, int64_t N) const {
+  const ModelConfig& c = config();
+  const float* lnf_w = base + layout_.tensor(layout_.final_norm_weight_id()).offset;
+  if (c.family == ModelFamily::kGpt2) {
+    k::layernorm_forward(out, nullptr, nullptr, x, lnf_w,
+                         base + layout_.tensor(layout_.final_norm_bias_id()).offset, N, c.d_model,
+                         c.norm_eps);
+  } else {
+    k::rmsnorm_forward(out, nullptr, x, lnf_w, N, c.d_model, c.norm_eps);
+  }
 }
 
 absl::StatusOr<float> Transformer::Loss(absl::Span<const int32_t> tokens,
@@ -549,18 +550,10 @@ absl::Status Transformer::Logits(absl::Span<const int32_t> tokens, int B, int T,
   for (int l = 0; l < config().n_layer; ++l) {
     BlockForward(l, params_.data() + layout_.BlockBegin(l));
   }
-  const ModelConfig& c = config();
-  const Dims d(c, B_, T_);
-  InferBuffers b = InferBuffers::At(infer_.data(), d);
-  const float* lnf_w = params_.data() + layout_.tensor(layout_.final_norm_weight_id()).offset;
-  if (d.gpt2) {
-    k::layernorm_forward(b.ln, nullptr, nullptr, b.x, lnf_w,
-                         params_.data() + layout_.tensor(layout_.final_norm_bias_id()).offset, d.N,
-                         static_cast<int>(d.C), c.norm_eps);
-  } else {
-    k::rmsnorm_forward(b.ln, nullptr, b.x, lnf_w, d.N, static_cast<int>(d.C), c.norm_eps);
-  }
-  x_ = nullptr;
+  infer_[0].active = false;
+  const Dims d(config(), B, T);
+  InferBuffers b = InferBuffers::At(infer_[0].buffer.data(), d);
+  FinalNorm(params_.data(), b.x, b.ln, d.N);
   k::sgemm(false, true, d.N, d.V, d.C, 1.0f, b.ln, d.C, HeadWeights(params_.data()), d.C, 0.0f,
            logits, d.V);
   return absl::OkStatus();

@@ -68,10 +68,15 @@ class Transformer {
 
   // Block-at-a-time loss-only forward. `resident` points to an arena-layout buffer whose
   // non-block tensors are valid (embeddings, final norm, head); `block_weights` points to a
-  // block's first weight, laid out as layout() lays out every block.
-  absl::Status BeginForward(const float* resident, absl::Span<const int32_t> tokens, int B, int T);
-  void BlockForward(int layer, const float* block_weights);
-  absl::StatusOr<float> EndForward(const float* resident, absl::Span<const int32_t> targets);
+  // block's first weight, laid out as layout() lays out every block. Two independent streams
+  // (0 and 1) can be in flight at once, so a block can run both perturbed forwards of a ZO
+  // step while it is resident.
+  static constexpr int kStreams = 2;
+  absl::Status BeginForward(const float* resident, absl::Span<const int32_t> tokens, int B, int T,
+                            int stream = 0);
+  void BlockForward(int layer, const float* block_weights, int stream = 0);
+  absl::StatusOr<float> EndForward(const float* resident, absl::Span<const int32_t> targets,
+                                   int stream = 0);
 
   // Bytes held by activation buffers (training and inference) at the moment.
   int64_t ActivationBytes() const;
@@ -82,29 +87,31 @@ class Transformer {
   absl::Status CheckInputs(absl::Span<const int32_t> tokens, absl::Span<const int32_t> targets,
                            int B, int T, bool need_targets) const;
   void EnsureTrainBuffers(int B, int T);
-  void EnsureInferBuffers(int B, int T);
+  void EnsureInferBuffers(int B, int T, int stream);
   const float* HeadWeights(const float* base) const;
-  // Inference block forward on x_ (in place).
-  void BlockForwardInfer(const float* w);
+  // out (N, C) = final norm of x with the norm weights in `base` (arena layout).
+  void FinalNorm(const float* base, const float* x, float* out, int64_t N) const;
+  // Inference block forward of `stream` (its residual stream in place).
+  void BlockForwardInfer(const float* w, int stream);
   // Chunked output head: loss, and with `dlnf`/`dhead` the head's backward.
   float HeadLossChunked(const float* lnf, const float* head, const int32_t* targets, int64_t N,
-                        float* dlnf, float* dhead, int64_t max_chunk_rows);
+                        float* dlnf, float* dhead, int64_t max_chunk_rows, float* logits_buffer);
 
   ParamLayout layout_;
   Options options_;
   AlignedBuffer params_;
   AlignedBuffer grads_;
 
-  // Shape of the current (training or inference) buffers.
-  int B_ = 0, T_ = 0;
-  std::vector<int32_t> tokens_;
   // Training activations: one slice per layer.
   AlignedBuffer train_;
   int train_B_ = 0, train_T_ = 0;
-  // Inference working set.
-  AlignedBuffer infer_;
-  int infer_B_ = 0, infer_T_ = 0;
-  float* x_ = nullptr;  // Residual stream of the inference pass (N, C).
+  // Inference working sets, one per stream.
+  struct InferStream {
+    AlignedBuffer buffer;
+    int B = 0, T = 0;     // Shape the buffer was sized for.
+    bool active = false;  // Between BeginForward and EndForward.
+  };
+  InferStream infer_[kStreams];
 };
 
 }  // namespace strata

@@ -133,6 +133,27 @@ TEST_P(TransformerTest, BlockAtATimeForwardWithWeightsOutsideTheArena) {
   EXPECT_EQ(*streamed, whole);
 }
 
+TEST_P(TransformerTest, TwoInterleavedStreamsMatchSeparatePasses) {
+  auto model = Transformer::Create(GetParam());
+  ASSERT_TRUE(model.ok());
+  Transformer& m = **model;
+  m.InitializeParameters(9);
+  std::vector<float> other(m.params().begin(), m.params().end());
+  for (float& p : other) p *= 1.5f;
+  Batch b = MakeBatch(GetParam(), 10);
+  const float first = *m.Loss(b.tokens, b.targets, b.B, b.T);
+  const float second = *m.Loss(b.tokens, b.targets, b.B, b.T, other.data());
+  ASSERT_TRUE(m.BeginForward(m.params().data(), b.tokens, b.B, b.T, 0).ok());
+  ASSERT_TRUE(m.BeginForward(other.data(), b.tokens, b.B, b.T, 1).ok());
+  for (int l = 0; l < m.config().n_layer; ++l) {
+    m.BlockForward(l, m.params().data() + m.layout().BlockBegin(l), 0);
+    m.BlockForward(l, other.data() + m.layout().BlockBegin(l), 1);
+  }
+  EXPECT_EQ(*m.EndForward(other.data(), b.targets, 1), second);
+  EXPECT_EQ(*m.EndForward(m.params().data(), b.targets, 0), first);
+  EXPECT_FALSE(m.EndForward(m.params().data(), b.targets, 0).ok());  // Already ended.
+}
+
 TEST_P(TransformerTest, IgnoredTargetsDoNotCount) {
   auto model = Transformer::Create(GetParam());
   ASSERT_TRUE(model.ok());

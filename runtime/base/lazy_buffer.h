@@ -1,0 +1,58 @@
+// A zero-filled float buffer whose pages are committed only when first written (an anonymous
+// mmap). Used where an arena-layout buffer is needed but only some of it is touched — e.g. the
+// perturbed copies of a model's resident tensors, addressed with arena offsets, whose block
+// region stays untouched and costs no memory.
+#ifndef STRATA_RUNTIME_BASE_LAZY_BUFFER_H_
+#define STRATA_RUNTIME_BASE_LAZY_BUFFER_H_
+
+#include <sys/mman.h>
+
+#include <cstdint>
+#include <new>
+
+namespace strata {
+
+class LazyBuffer {
+ public:
+  LazyBuffer() = default;
+  explicit LazyBuffer(int64_t floats) : size_(floats) {
+    if (floats <= 0) return;
+    void* p = mmap(nullptr, Bytes(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    data_ = static_cast<float*>(p);
+  }
+  LazyBuffer(LazyBuffer&& o) noexcept : data_(o.data_), size_(o.size_) {
+    o.data_ = nullptr;
+    o.size_ = 0;
+  }
+  LazyBuffer& operator=(LazyBuffer&& o) noexcept {
+    if (this != &o) {
+      Release();
+      data_ = o.data_;
+      size_ = o.size_;
+      o.data_ = nullptr;
+      o.size_ = 0;
+    }
+    return *this;
+  }
+  LazyBuffer(const LazyBuffer&) = delete;
+  LazyBuffer& operator=(const LazyBuffer&) = delete;
+  ~LazyBuffer() { Release(); }
+
+  float* data() { return data_; }
+  const float* data() const { return data_; }
+  int64_t size() const { return size_; }
+
+ private:
+  size_t Bytes() const { return static_cast<size_t>(size_) * sizeof(float); }
+  void Release() {
+    if (data_ != nullptr) munmap(data_, Bytes());
+    data_ = nullptr;
+  }
+  float* data_ = nullptr;
+  int64_t size_ = 0;
+};
+
+}  // namespace strata
+
+#endif  // STRATA_RUNTIME_BASE_LAZY_BUFFER_H_

@@ -1,0 +1,117 @@
+// Zeroth-order optimization of a Transformer (MeZO and its family), with perturbations formed
+// out of place and the update of step t-1 fused into step t.
+//
+// One step on a batch, for each perturbation i < q (n-SPSA):
+//   - every tensor, the first time it is touched in the step, first receives the pending update
+//     of the previous step (deferred, as ZO2 does), then is perturbed out of place:
+//     w+ = theta + eps z_i and w- = theta - eps z_i (one-sided: w- = theta), one block at a
+//     time into two block-sized buffers; the resident tensors (embeddings, final norm, head)
+//     into two lazily committed arena-layout buffers;
+//   - both forwards run block by block while the block's weights are at hand (two streams);
+//   - the projected gradient g_i = (L+ - L-) / (2 eps) (one-sided: (L+ - L) / eps), clipped.
+// The update theta -= lr (g z + wd theta) of step t is recorded and applied at the start of
+// step t+1 or by Flush() (before evaluation, checkpoints and export), in exactly the arithmetic
+// Replay() uses, so theta after replaying a step log equals the trained theta bit for bit.
+//
+// Passes over the parameters per step: one read + one write of theta (update, then perturb, in
+// the same tile pass), noise generated twice per element and perturbation (z_{t-1} for the
+// update, z_t for the perturbation), never stored for more than one 4096-element tile.
+#ifndef STRATA_RUNTIME_ZO_ZO_OPTIMIZER_H_
+#define STRATA_RUNTIME_ZO_ZO_OPTIMIZER_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "runtime/base/aligned_buffer.h"
+#include "runtime/base/lazy_buffer.h"
+#include "runtime/model/transformer.h"
+#include "runtime/zo/zo_kernels.h"
+
+namespace strata::zo {
+
+enum class ZoVariant { kSgd, kSign, kMomentum, kAdam };
+
+struct ZoConfig {
+  ZoVariant variant = ZoVariant::kSgd;
+  bool one_sided = false;
+  Distribution distribution = Distribution::kGaussian;
+  float eps = 1e-3f;
+  int num_perturbations = 1;  // q. Momentum and Adam need q = 1.
+  float weight_decay = 0.0f;  // Never applied to norms and biases.
+  float momentum = 0.9f;
+  float beta1 = 0.9f;
+  float beta2 = 0.999f;
+  float adam_eps = 1e-8f;
+  // Sparse-MeZO: per tensor, only weights with |theta| below the `sparse_quantile` quantile of
+  // the initial |theta| are perturbed and updated. 0 disables.
+  float sparse_quantile = 0.0f;
+  float scalar_clip = 0.0f;    // |g| is clipped to this; 0 disables.
+  bool skip_nonfinite = true;  // A step with a non-finite loss changes nothing.
+  uint64_t seed = 0;           // Master seed; step t uses StepSeed(seed, t).
+};
+
+// What one step did: enough to replay it.
+struct ZoStepRecord {
+  int64_t step = 0;  // 1-based.
+  uint64_t seed = 0;
+  std::vector<float> scalars;  // g_i, one per perturbation.
+  double lr = 0;
+  bool skipped = false;
+  float loss = 0;  // Mean of the perturbed losses (progress only).
+};
+
+// The seed of step `step` under master seed `seed` (splitmix64).
+uint64_t StepSeed(uint64_t seed, int64_t step);
+
+class ZoOptimizer {
+ public:
+  // `model` must outlive the optimizer.
+  static absl::StatusOr<std::unique_ptr<ZoOptimizer>> Create(Transformer* model, ZoConfig config);
+
+  // One step on (tokens, targets) of shape (B, T) with learning rate `lr`; `step` is 1-based.
+  absl::StatusOr<ZoStepRecord> Step(absl::Span<const int32_t> tokens,
+                                    absl::Span<const int32_t> targets, int B, int T, int64_t step,
+                                    double lr);
+
+  // Applies the pending update, if any.
+  void Flush();
+  bool has_pending() const { return pending_.has_value(); }
+
+  // Applies a recorded step to the model (no pending update may exist).
+  absl::Status Replay(const ZoStepRecord& record);
+
+  const ZoConfig& config() const { return config_; }
+  // Per-tensor Sparse-MeZO thresholds (+inf when disabled), set at Create from the weights.
+  const std::vector<float>& thresholds() const { return thresholds_; }
+  void set_thresholds(std::vector<float> thresholds) { thresholds_ = std::move(thresholds); }
+  // Optimizer state for momentum (m) and Adam (m, v, updates applied).
+  absl::Span<float> m() { return m_.span(); }
+  absl::Span<float> v() { return v_.span(); }
+  int64_t adam_updates() const { return adam_updates_; }
+  void set_adam_updates(int64_t n) { adam_updates_ = n; }
+
+ private:
+  ZoOptimizer(Transformer* model, ZoConfig config);
+  // Applies `record`'s update to one tensor.
+  void UpdateTensor(const ZoStepRecord& record, int tensor_id);
+  // Perturbs one tensor into plus/minus (arena-relative pointers into the destination buffers).
+  void PerturbTensor(int tensor_id, const NoiseKey& key, float* plus, float* minus);
+
+  Transformer* model_;
+  ZoConfig config_;
+  std::vector<float> thresholds_;
+  AlignedBuffer m_, v_;
+  int64_t adam_updates_ = 0;
+  std::optional<ZoStepRecord> pending_;
+  LazyBuffer resident_plus_, resident_minus_;
+  AlignedBuffer block_plus_, block_minus_;
+  std::vector<int> resident_ids_;
+};
+
+}  // namespace strata::zo
+
+#endif  // STRATA_RUNTIME_ZO_ZO_OPTIMIZER_H_
