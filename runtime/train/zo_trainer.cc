@@ -1,0 +1,269 @@
+// See zo_trainer.h.
+#include "runtime/train/zo_trainer.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "nlohmann/json.hpp"
+#include "runtime/base/errno_status.h"
+#include "runtime/base/status_macros.h"
+#include "runtime/model/hf_checkpoint.h"
+#include "runtime/optim/adamw.h"
+#include "storage/atomic_file.h"
+#include "storage/safetensors/safetensors.h"
+
+namespace strata {
+namespace {
+
+std::string CheckpointName(int64_t step) { return absl::StrFormat("step-%08d", step); }
+
+// Completed checkpoints (step-N directories with a zo_state.json), newest first.
+std::vector<int64_t> ListCheckpoints(const std::string& dir) {
+  std::vector<int64_t> steps;
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      const std::string name = e->d_name;
+      int64_t step = 0;
+      if (name.rfind("step-", 0) == 0 && name.find('.') == std::string::npos &&
+          absl::SimpleAtoi(name.substr(5), &step)) {
+        struct stat st;
+        if (stat(absl::StrCat(dir, "/", name, "/zo_state.json").c_str(), &st) == 0) {
+          steps.push_back(step);
+        }
+      }
+    }
+    closedir(d);
+  }
+  std::sort(steps.rbegin(), steps.rend());
+  return steps;
+}
+
+absl::Status RemoveTree(const std::string& path) {
+  if (DIR* d = opendir(path.c_str())) {
+    while (dirent* e = readdir(d)) {
+      const std::string name = e->d_name;
+      if (name == "." || name == "..") continue;
+      unlink(absl::StrCat(path, "/", name).c_str());
+    }
+    closedir(d);
+  }
+  if (rmdir(path.c_str()) != 0 && errno != ENOENT) {
+    return ErrnoStatus(errno, absl::StrCat("rmdir ", path));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ZoTrainer>> ZoTrainer::Create(Transformer* model,
+                                                             const TokenCorpus* train,
+                                                             const TokenCorpus* eval,
+                                                             ZoTrainerOptions options) {
+  if (options.steps <= 0) return absl::InvalidArgumentError("steps must be positive");
+  if (!(options.lr > 0) || !(options.min_lr > 0)) {
+    return absl::InvalidArgumentError("lr and min_lr must be positive");
+  }
+  BatchSampler::Options sampler_options{options.batch, options.seq, options.data_seed, 0, 1};
+  STRATA_ASSIGN_OR_RETURN(BatchSampler sampler, BatchSampler::Create(train, sampler_options));
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<zo::ZoOptimizer> optimizer,
+                          zo::ZoOptimizer::Create(model, options.zo));
+  return std::unique_ptr<ZoTrainer>(
+      new ZoTrainer(model, eval, options, std::move(sampler), std::move(optimizer)));
+}
+
+ZoTrainer::ZoTrainer(Transformer* model, const TokenCorpus* eval, ZoTrainerOptions options,
+                     BatchSampler sampler, std::unique_ptr<zo::ZoOptimizer> optimizer)
+    : model_(model),
+      eval_(eval),
+      options_(std::move(options)),
+      sampler_(std::move(sampler)),
+      optimizer_(std::move(optimizer)),
+      tokens_(static_cast<size_t>(options_.batch) * options_.seq),
+      targets_(tokens_.size()) {}
+
+double ZoTrainer::LrAt(int64_t step) const {
+  if (options_.min_lr == options_.lr && options_.warmup == 0) return options_.lr;
+  return WarmupCosineLr(step, options_.warmup, options_.steps, static_cast<float>(options_.lr),
+                        static_cast<float>(options_.min_lr));
+}
+
+absl::Status ZoTrainer::SaveCheckpoint() {
+  if (options_.checkpoint_dir.empty()) return absl::OkStatus();
+  optimizer_->Flush();
+  const std::string final_dir = absl::StrCat(options_.checkpoint_dir, "/", CheckpointName(step_));
+  const std::string temp_dir = final_dir + ".tmp";
+  STRATA_RETURN_IF_ERROR(RemoveTree(temp_dir));
+  STRATA_RETURN_IF_ERROR(SaveHfCheckpoint(*model_, temp_dir));
+  nlohmann::json state;
+  state["step"] = step_;
+  state["sampler_epoch"] = sampler_.position().epoch;
+  state["sampler_cursor"] = sampler_.position().cursor;
+  state["adam_updates"] = optimizer_->adam_updates();
+  state["seed"] = options_.zo.seed;
+  std::vector<SafetensorsTensorView> tensors;
+  const std::vector<float>& thresholds = optimizer_->thresholds();
+  tensors.push_back({"thresholds", {static_cast<int64_t>(thresholds.size())}, thresholds.data()});
+  if (!optimizer_->m().empty()) {
+    tensors.push_back({"m", {static_cast<int64_t>(optimizer_->m().size())}, optimizer_->m().data()});
+  }
+  if (!optimizer_->v().empty()) {
+    tensors.push_back({"v", {static_cast<int64_t>(optimizer_->v().size())}, optimizer_->v().data()});
+  }
+  STRATA_RETURN_IF_ERROR(
+      WriteSafetensors(absl::StrCat(temp_dir, "/zo_state.safetensors"), tensors, {}));
+  // zo_state.json last: its presence marks the directory complete.
+  STRATA_RETURN_IF_ERROR(
+      WriteStringToFileAtomically(absl::StrCat(temp_dir, "/zo_state.json"), state.dump(2)));
+  STRATA_RETURN_IF_ERROR(RemoveTree(final_dir));
+  if (rename(temp_dir.c_str(), final_dir.c_str()) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("rename ", temp_dir, " to ", final_dir));
+  }
+  STRATA_RETURN_IF_ERROR(SyncParentDirectory(final_dir));
+  const std::vector<int64_t> all = ListCheckpoints(options_.checkpoint_dir);
+  for (size_t i = std::max(1, options_.keep_checkpoints); i < all.size(); ++i) {
+    STRATA_RETURN_IF_ERROR(
+        RemoveTree(absl::StrCat(options_.checkpoint_dir, "/", CheckpointName(all[i]))));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> ZoTrainer::Resume(const Log& log) {
+  if (options_.checkpoint_dir.empty()) return step_;
+  const std::string& dir = options_.checkpoint_dir;
+  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return ErrnoStatus(errno, absl::StrCat("mkdir ", dir));
+  }
+  const std::vector<int64_t> checkpoints = ListCheckpoints(dir);
+  STRATA_ASSIGN_OR_RETURN(log_, zo::StepLogWriter::Open(absl::StrCat(dir, "/steplog.bin"),
+                                                        options_.zo.num_perturbations));
+  if (log_->torn_tail_bytes() > 0) {
+    log(absl::StrFormat("step log: cut a torn last record (%d bytes)", log_->torn_tail_bytes()));
+  }
+  if (checkpoints.empty()) {
+    if (!log_->existing().empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          dir, " has a step log but no checkpoint to replay it from; remove it to start over"));
+    }
+    STRATA_RETURN_IF_ERROR(SaveCheckpoint());
+    return step_;
+  }
+  const std::string ckpt = absl::StrCat(dir, "/", CheckpointName(checkpoints[0]));
+  STRATA_RETURN_IF_ERROR(LoadHfWeights(ckpt, *model_));
+  std::ifstream in(absl::StrCat(ckpt, "/zo_state.json"));
+  std::stringstream text;
+  text << in.rdbuf();
+  nlohmann::json state = nlohmann::json::parse(text.str(), nullptr, false);
+  if (state.is_discarded() || !state.contains("step") || !state.contains("sampler_epoch") ||
+      !state.contains("sampler_cursor")) {
+    return absl::DataLossError(absl::StrCat(ckpt, "/zo_state.json is malformed"));
+  }
+  step_ = state["step"].get<int64_t>();
+  sampler_.set_position({state["sampler_epoch"].get<int64_t>(),
+                         state["sampler_cursor"].get<int64_t>()});
+  optimizer_->set_adam_updates(state.value("adam_updates", int64_t{0}));
+  STRATA_ASSIGN_OR_RETURN(SafetensorsFile extra,
+                          SafetensorsFile::Open(absl::StrCat(ckpt, "/zo_state.safetensors")));
+  std::vector<float> thresholds(model_->layout().tensors().size());
+  const SafetensorsEntry* entry = extra.header().Find("thresholds");
+  if (entry == nullptr || entry->numel() != static_cast<int64_t>(thresholds.size())) {
+    return absl::DataLossError(absl::StrCat(ckpt, "/zo_state.safetensors: bad thresholds"));
+  }
+  STRATA_RETURN_IF_ERROR(extra.ReadF32(*entry, thresholds.data()));
+  optimizer_->set_thresholds(std::move(thresholds));
+  for (auto [name, span] : {std::pair{"m", optimizer_->m()}, std::pair{"v", optimizer_->v()}}) {
+    if (span.empty()) continue;
+    const SafetensorsEntry* e = extra.header().Find(name);
+    if (e == nullptr || e->numel() != static_cast<int64_t>(span.size())) {
+      return absl::DataLossError(absl::StrCat(ckpt, "/zo_state.safetensors: missing ", name));
+    }
+    STRATA_RETURN_IF_ERROR(extra.ReadF32(*e, span.data()));
+  }
+  int64_t replayed = 0;
+  for (const zo::ZoStepRecord& record : log_->existing()) {
+    if (record.step <= step_) continue;
+    if (record.step != step_ + 1) {
+      return absl::DataLossError(absl::StrCat("step log jumps from step ", step_, " to ",
+                                              record.step));
+    }
+    STRATA_RETURN_IF_ERROR(optimizer_->Replay(record));
+    sampler_.Next(absl::MakeSpan(tokens_), absl::MakeSpan(targets_));  // Keep data in step.
+    step_ = record.step;
+    ++replayed;
+  }
+  log(absl::StrFormat("resumed from %s and replayed %d logged steps: at step %d",
+                      CheckpointName(checkpoints[0]), replayed, step_));
+  return step_;
+}
+
+absl::StatusOr<zo::ZoStepRecord> ZoTrainer::Step() {
+  sampler_.Next(absl::MakeSpan(tokens_), absl::MakeSpan(targets_));
+  const int64_t next = step_ + 1;
+  STRATA_ASSIGN_OR_RETURN(zo::ZoStepRecord record,
+                          optimizer_->Step(tokens_, targets_, options_.batch, options_.seq, next,
+                                           LrAt(step_)));
+  if (log_ != nullptr) STRATA_RETURN_IF_ERROR(log_->Append(record, /*sync=*/true));
+  step_ = next;
+  return record;
+}
+
+absl::StatusOr<float> ZoTrainer::Evaluate() {
+  if (eval_ == nullptr) return absl::FailedPreconditionError("no evaluation data");
+  optimizer_->Flush();
+  BatchSampler::Options o{options_.batch, options_.seq, /*seed=*/0, 0, 1};
+  STRATA_ASSIGN_OR_RETURN(BatchSampler sampler, BatchSampler::Create(eval_, o));
+  std::vector<int32_t> x(tokens_.size()), y(tokens_.size());
+  const int batches = static_cast<int>(
+      std::min<int64_t>(options_.eval_batches, sampler.windows() / options_.batch));
+  double total = 0;
+  for (int b = 0; b < batches; ++b) {
+    sampler.Next(absl::MakeSpan(x), absl::MakeSpan(y));
+    STRATA_ASSIGN_OR_RETURN(float loss, model_->Loss(x, y, options_.batch, options_.seq));
+    total += loss;
+  }
+  return static_cast<float>(total / std::max(1, batches));
+}
+
+absl::Status ZoTrainer::Run(const Log& log) {
+  STRATA_RETURN_IF_ERROR(Resume(log).status());
+  const auto start = std::chrono::steady_clock::now();
+  const int64_t first = step_;
+  while (step_ < options_.steps) {
+    STRATA_ASSIGN_OR_RETURN(zo::ZoStepRecord r, Step());
+    if (options_.log_every > 0 && (r.step % options_.log_every == 0 || r.step == first + 1)) {
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      log(absl::StrFormat("step %d/%d | loss %.4f | g %+.4e | lr %.2e%s | %.0f tok/s", r.step,
+                          options_.steps, r.loss, r.scalars[0], r.lr,
+                          r.skipped ? " | skipped" : "",
+                          (r.step - first) * static_cast<double>(tokens_.size()) / seconds));
+    }
+    if (eval_ != nullptr && options_.eval_every > 0 && r.step % options_.eval_every == 0) {
+      STRATA_ASSIGN_OR_RETURN(float eval_loss, Evaluate());
+      log(absl::StrFormat("step %d | eval loss %.4f", r.step, eval_loss));
+    }
+    if (options_.checkpoint_every > 0 && r.step % options_.checkpoint_every == 0) {
+      STRATA_RETURN_IF_ERROR(SaveCheckpoint());
+    }
+  }
+  optimizer_->Flush();
+  if (!options_.checkpoint_dir.empty()) STRATA_RETURN_IF_ERROR(SaveCheckpoint());
+  if (eval_ != nullptr) {
+    STRATA_ASSIGN_OR_RETURN(float eval_loss, Evaluate());
+    log(absl::StrFormat("final eval loss %.4f after %d steps", eval_loss, step_));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace strata

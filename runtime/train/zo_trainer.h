@@ -1,0 +1,87 @@
+// Single-process zeroth-order training (MeZO family) with the runtime's loss-only forward:
+// evaluation, checkpoints + the step log, and exact resume.
+//
+// Checkpoint directory layout:
+//   steplog.bin          one record per step (runtime/zo/step_log.h), fsynced each step
+//   step-00000120/       Hugging Face checkpoint of the weights after step 120 (pending update
+//                        flushed), zo_state.json (step, data position, optimizer counters) and,
+//                        when the variant has any, zo_state.safetensors (momentum/Adam moments,
+//                        Sparse-MeZO thresholds)
+// A checkpoint directory is written as step-N.tmp and renamed, so it exists whole or not at all.
+// Resume loads the newest checkpoint and replays the log after it: no completed step is lost,
+// and the weights equal an uninterrupted run's bit for bit.
+#ifndef STRATA_RUNTIME_TRAIN_ZO_TRAINER_H_
+#define STRATA_RUNTIME_TRAIN_ZO_TRAINER_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "runtime/data/dataset.h"
+#include "runtime/model/transformer.h"
+#include "runtime/zo/step_log.h"
+#include "runtime/zo/zo_optimizer.h"
+
+namespace strata {
+
+struct ZoTrainerOptions {
+  zo::ZoConfig zo;
+  int batch = 8;
+  int seq = 64;
+  int64_t steps = 1000;
+  double lr = 1e-4;
+  double min_lr = 1e-4;  // == lr: constant schedule; otherwise warm-up + cosine to min_lr.
+  int64_t warmup = 0;
+  int64_t eval_every = 0;
+  int eval_batches = 8;
+  int64_t log_every = 50;
+  uint64_t data_seed = 0;
+  std::string checkpoint_dir;  // Empty: nothing is persisted.
+  int64_t checkpoint_every = 0;
+  int keep_checkpoints = 2;
+};
+
+class ZoTrainer {
+ public:
+  using Log = std::function<void(const std::string&)>;
+
+  // `model`, `train`, `eval` must outlive the trainer; `eval` may be null.
+  static absl::StatusOr<std::unique_ptr<ZoTrainer>> Create(Transformer* model,
+                                                           const TokenCorpus* train,
+                                                           const TokenCorpus* eval,
+                                                           ZoTrainerOptions options);
+
+  // Restores the newest checkpoint and replays the step log after it; on a fresh directory
+  // writes the step-0 checkpoint. Returns the step training continues after.
+  absl::StatusOr<int64_t> Resume(const Log& log);
+  absl::StatusOr<zo::ZoStepRecord> Step();
+  // Held-out loss (pending update applied first).
+  absl::StatusOr<float> Evaluate();
+  absl::Status SaveCheckpoint();
+  // Resume, then the remaining steps with logging, evaluation and checkpoints.
+  absl::Status Run(const Log& log);
+
+  int64_t step() const { return step_; }
+  zo::ZoOptimizer& optimizer() { return *optimizer_; }
+
+ private:
+  ZoTrainer(Transformer* model, const TokenCorpus* eval, ZoTrainerOptions options,
+            BatchSampler sampler, std::unique_ptr<zo::ZoOptimizer> optimizer);
+  double LrAt(int64_t step) const;
+
+  Transformer* model_;
+  const TokenCorpus* eval_;
+  ZoTrainerOptions options_;
+  BatchSampler sampler_;
+  std::unique_ptr<zo::ZoOptimizer> optimizer_;
+  std::unique_ptr<zo::StepLogWriter> log_;
+  std::vector<int32_t> tokens_, targets_;
+  int64_t step_ = 0;
+};
+
+}  // namespace strata
+
+#endif  // STRATA_RUNTIME_TRAIN_ZO_TRAINER_H_
