@@ -1,7 +1,8 @@
-// strata-train: trains a transformer on one machine with first-order AdamW and saves a Hugging
-// Face checkpoint. With no flags it trains a small GPT-2-shaped model on the license texts in
-// /usr/share/common-licenses with the byte tokenizer and reports the held-out loss against the
-// corpus's unigram entropy (the best loss without context).
+// strata-train: trains a transformer on one machine, first-order (AdamW) or zeroth-order (the
+// MeZO family), and saves a Hugging Face checkpoint. With no flags it trains a small GPT-2-shaped
+// model on the license texts in /usr/share/common-licenses with the byte tokenizer and reports
+// the held-out loss against the corpus's unigram entropy (the best loss without context).
+// Settings can come from a file: --flagfile=job.flags (one --flag=value per line).
 #include <dirent.h>
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include "runtime/data/tokenizer.h"
 #include "runtime/model/hf_checkpoint.h"
 #include "runtime/train/fo_trainer.h"
+#include "runtime/train/zo_trainer.h"
 #include "services/common/main_util.h"
 
 ABSL_FLAG(std::string, init_from, "", "Hugging Face checkpoint directory to start from.");
@@ -45,13 +47,26 @@ ABSL_FLAG(int64_t, log_every, 10, "Progress line every N steps.");
 ABSL_FLAG(uint64_t, seed, 1, "Seed for initialization and data order.");
 ABSL_FLAG(int, threads, 0, "Compute threads. 0: one per CPU.");
 ABSL_FLAG(std::string, save_dir, "", "Write a Hugging Face checkpoint here at the end.");
+ABSL_FLAG(std::string, optimizer, "adamw", "adamw (first-order) or zo (zeroth-order, MeZO family).");
+ABSL_FLAG(std::string, zo_variant, "sgd", "ZO update: sgd, sign, momentum or adam.");
+ABSL_FLAG(double, eps, 1e-3, "ZO perturbation scale.");
+ABSL_FLAG(int, num_perturbations, 1, "ZO perturbations per step (n-SPSA q).");
+ABSL_FLAG(bool, one_sided, false, "ZO one-sided estimate (L(w+eps z) - L(w)) / eps.");
+ABSL_FLAG(std::string, distribution, "gaussian", "ZO noise: gaussian or rademacher.");
+ABSL_FLAG(double, sparse_quantile, 0, "Sparse-MeZO: perturb weights below this magnitude "
+                                      "quantile of each tensor (0 disables).");
+ABSL_FLAG(double, scalar_clip, 0, "Clip the ZO projected gradient to this magnitude (0: off).");
+ABSL_FLAG(double, momentum, 0.9, "ZO momentum coefficient.");
+ABSL_FLAG(std::string, checkpoint_dir, "",
+          "ZO: checkpoints and the step log go here; an existing directory is resumed exactly.");
+ABSL_FLAG(int64_t, checkpoint_every, 0, "ZO: checkpoint every N steps (and at the end).");
 
 namespace strata {
 namespace {
 
 constexpr char kUsage[] =
-    "Trains a transformer on this machine (first-order AdamW) and saves a Hugging Face "
-    "checkpoint.\n\nUsage: strata-train [--data=FILES] [--tokenizer=tokenizer.json] "
+    "Trains a transformer on this machine (first-order AdamW or zeroth-order MeZO) and saves a "
+    "Hugging Face checkpoint.\n\nUsage: strata-train [--data=FILES] [--tokenizer=tokenizer.json] "
     "[--init_from=DIR | --model_config=config.json | --preset=gpt2-tiny] [--steps=N] "
     "[--save_dir=DIR]";
 
@@ -90,6 +105,65 @@ absl::StatusOr<ModelConfig> PresetConfig(const std::string& name, int vocab_size
         absl::StrCat("--preset=", name, " is not gpt2-tiny or llama-tiny"));
   }
   return c;
+}
+
+absl::Status RunZo(Transformer* model, const TokenCorpus& train, const TokenCorpus& eval,
+                   double entropy) {
+  ZoTrainerOptions o;
+  const std::string variant = absl::GetFlag(FLAGS_zo_variant);
+  if (variant == "sgd") {
+    o.zo.variant = zo::ZoVariant::kSgd;
+  } else if (variant == "sign") {
+    o.zo.variant = zo::ZoVariant::kSign;
+  } else if (variant == "momentum") {
+    o.zo.variant = zo::ZoVariant::kMomentum;
+  } else if (variant == "adam") {
+    o.zo.variant = zo::ZoVariant::kAdam;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--zo_variant=", variant, " is not sgd, sign, momentum or adam"));
+  }
+  const std::string distribution = absl::GetFlag(FLAGS_distribution);
+  if (distribution != "gaussian" && distribution != "rademacher") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--distribution=", distribution, " is not gaussian or rademacher"));
+  }
+  o.zo.distribution =
+      distribution == "gaussian" ? zo::Distribution::kGaussian : zo::Distribution::kRademacher;
+  o.zo.eps = static_cast<float>(absl::GetFlag(FLAGS_eps));
+  o.zo.num_perturbations = absl::GetFlag(FLAGS_num_perturbations);
+  o.zo.one_sided = absl::GetFlag(FLAGS_one_sided);
+  o.zo.sparse_quantile = static_cast<float>(absl::GetFlag(FLAGS_sparse_quantile));
+  o.zo.scalar_clip = static_cast<float>(absl::GetFlag(FLAGS_scalar_clip));
+  o.zo.momentum = static_cast<float>(absl::GetFlag(FLAGS_momentum));
+  o.zo.weight_decay = static_cast<float>(absl::GetFlag(FLAGS_weight_decay));
+  o.zo.seed = absl::GetFlag(FLAGS_seed);
+  o.batch = absl::GetFlag(FLAGS_batch);
+  o.seq = absl::GetFlag(FLAGS_seq);
+  o.steps = absl::GetFlag(FLAGS_steps);
+  o.lr = absl::GetFlag(FLAGS_lr);
+  o.min_lr = absl::GetFlag(FLAGS_min_lr);
+  o.warmup = absl::GetFlag(FLAGS_warmup);
+  o.eval_every = absl::GetFlag(FLAGS_eval_every);
+  o.eval_batches = absl::GetFlag(FLAGS_eval_batches);
+  o.log_every = absl::GetFlag(FLAGS_log_every);
+  o.data_seed = absl::GetFlag(FLAGS_seed);
+  o.checkpoint_dir = absl::GetFlag(FLAGS_checkpoint_dir);
+  o.checkpoint_every = absl::GetFlag(FLAGS_checkpoint_every);
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<ZoTrainer> trainer,
+                          ZoTrainer::Create(model, &train, &eval, o));
+  STRATA_RETURN_IF_ERROR(trainer->Run([](const std::string& line) {
+    std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+  }));
+  STRATA_ASSIGN_OR_RETURN(float eval_loss, trainer->Evaluate());
+  std::printf("eval loss %.4f = %.2f x the unigram entropy %.4f\n", eval_loss, eval_loss / entropy,
+              entropy);
+  if (!absl::GetFlag(FLAGS_save_dir).empty()) {
+    STRATA_RETURN_IF_ERROR(SaveHfCheckpoint(*model, absl::GetFlag(FLAGS_save_dir)));
+    std::printf("saved %s\n", absl::GetFlag(FLAGS_save_dir).c_str());
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Run() {
@@ -137,6 +211,13 @@ absl::Status Run() {
               files.size(), static_cast<long long>(train.size()),
               static_cast<long long>(eval.size()), corpus.UnigramEntropy());
 
+  if (absl::GetFlag(FLAGS_optimizer) == "zo") {
+    return RunZo(model.get(), train, eval, corpus.UnigramEntropy());
+  }
+  if (absl::GetFlag(FLAGS_optimizer) != "adamw") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--optimizer=", absl::GetFlag(FLAGS_optimizer), " is not adamw or zo"));
+  }
   FoTrainerOptions o;
   o.batch = absl::GetFlag(FLAGS_batch);
   o.seq = absl::GetFlag(FLAGS_seq);
