@@ -7,10 +7,6 @@
 // peak RSS is per case. Prints progress, then one JSON line with the figures.
 //
 //   bazel run -c opt //runtime/model:model_step_bench [-- --steps=3 --threads=2]
-#include <sys/resource.h>
-#include <sys/time.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -21,15 +17,13 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 #include "runtime/kernels/cpu_kernels.h"
 #include "runtime/kernels/matmul.h"
 #include "runtime/model/transformer.h"
 #include "runtime/optim/adamw.h"
+#include "runtime/testing/bench_util.h"
 
 ABSL_FLAG(std::string, mode, "all", "all | fo | fwd2 (fo and fwd2 run one case in-process)");
 ABSL_FLAG(int, steps, 3, "Timed steps per case (after one warm-up step); the median counts.");
@@ -48,10 +42,6 @@ double ForwardFlops(const ModelConfig& c, int B, int T) {
   return L * per_layer + 2 * N * C * c.vocab_size;
 }
 
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 // Runs one case in this process and prints {"tok_s": ...}.
 int RunCase(const std::string& mode) {
@@ -87,7 +77,7 @@ int RunCase(const std::string& mode) {
     if (step > 0) times.push_back(s);
   }
   const double tokens_per_step = static_cast<double>(B) * T * (mode == "fwd2" ? 2 : 1);
-  std::printf("{\"tok_s\": %.3f}\n", tokens_per_step / Median(times));
+  std::printf("{\"tok_s\": %.3f}\n", tokens_per_step / bench::Median(times));
   return 0;
 }
 
@@ -106,51 +96,6 @@ double SgemmPeakGflops(int threads) {
     best = std::max(best, 2.0 * n * n * n / s / 1e9);
   }
   return best;
-}
-
-struct ChildResult {
-  double tok_s = 0;
-  double rss_mb = 0;
-  bool ok = false;
-};
-
-// Runs argv, returns the "tok_s" of its last stdout line and its peak RSS.
-ChildResult RunChild(const std::vector<std::string>& argv) {
-  int pipe_fds[2];
-  ChildResult result;
-  if (pipe(pipe_fds) != 0) return result;
-  const pid_t pid = fork();
-  if (pid == 0) {
-    dup2(pipe_fds[1], STDOUT_FILENO);
-    close(pipe_fds[0]);
-    close(pipe_fds[1]);
-    std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    std::perror(args[0]);
-    _exit(127);
-  }
-  close(pipe_fds[1]);
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(pipe_fds[0], buf, sizeof(buf))) > 0) out.append(buf, n);
-  close(pipe_fds[0]);
-  int status = 0;
-  rusage usage;
-  wait4(pid, &status, 0, &usage);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return result;
-  std::vector<std::string> lines = absl::StrSplit(out, '\n', absl::SkipEmpty());
-  if (lines.empty()) return result;
-  const std::string& last = lines.back();
-  const size_t colon = last.find(':');
-  if (colon == std::string::npos) return result;
-  std::string number = last.substr(colon + 1);
-  number.erase(std::remove(number.begin(), number.end(), '}'), number.end());
-  result.ok = absl::SimpleAtod(absl::StripAsciiWhitespace(number), &result.tok_s);
-  result.rss_mb = usage.ru_maxrss / 1024.0;
-  return result;
 }
 
 int RunAll() {
@@ -182,25 +127,25 @@ int RunAll() {
   };
   const double peak = SgemmPeakGflops(threads);
   std::fprintf(stderr, "sgemm 2048^3 (OpenBLAS, %d threads): %.1f GFLOP/s\n", threads, peak);
-  ChildResult fo = RunChild(self("fo"));
-  ChildResult fwd2 = RunChild(self("fwd2"));
-  ChildResult torch_fo, torch_fwd2;
+  bench::ChildResult fo = bench::RunChild(self("fo"));
+  bench::ChildResult fwd2 = bench::RunChild(self("fwd2"));
+  bench::ChildResult torch_fo, torch_fwd2;
   if (absl::GetFlag(FLAGS_torch)) {
-    torch_fo = RunChild(torch("fo"));
-    torch_fwd2 = RunChild(torch("fwd2"));
+    torch_fo = bench::RunChild(torch("fo"));
+    torch_fwd2 = bench::RunChild(torch("fwd2"));
   }
   if (!fo.ok || !fwd2.ok) {
     std::fprintf(stderr, "model_step_bench: a Strata case failed\n");
     return 1;
   }
   const double fwd_flops_per_token = ForwardFlops(config, B, T) / (static_cast<double>(B) * T);
-  const double fo_gflops = 3 * fwd_flops_per_token * fo.tok_s / 1e9;
-  const double fwd2_gflops = fwd_flops_per_token * fwd2.tok_s / 1e9;
+  const double fo_gflops = 3 * fwd_flops_per_token * fo.value / 1e9;
+  const double fwd2_gflops = fwd_flops_per_token * fwd2.value / 1e9;
   auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
   std::fprintf(stderr, "(a) FO step:       strata %8.1f tok/s  torch %8.1f tok/s  ratio %.2fx\n",
-               fo.tok_s, torch_fo.tok_s, ratio(fo.tok_s, torch_fo.tok_s));
+               fo.value, torch_fo.value, ratio(fo.value, torch_fo.value));
   std::fprintf(stderr, "(b) 2x loss fwd:   strata %8.1f tok/s  torch %8.1f tok/s  ratio %.2fx\n",
-               fwd2.tok_s, torch_fwd2.tok_s, ratio(fwd2.tok_s, torch_fwd2.tok_s));
+               fwd2.value, torch_fwd2.value, ratio(fwd2.value, torch_fwd2.value));
   std::fprintf(stderr, "(c) peak RSS FO:   strata %8.0f MB     torch %8.0f MB\n", fo.rss_mb,
                torch_fo.rss_mb);
   std::fprintf(stderr, "    peak RSS fwd2: strata %8.0f MB     torch %8.0f MB\n", fwd2.rss_mb,
@@ -214,8 +159,8 @@ int RunAll() {
       "\"torch_fwd2_tok_s\": %.2f, \"fwd2_ratio\": %.3f, \"rss_mb\": %.0f, \"torch_rss_mb\": "
       "%.0f, \"fwd2_rss_mb\": %.0f, \"torch_fwd2_rss_mb\": %.0f, \"gflops\": %.1f, "
       "\"fwd2_gflops\": %.1f, \"sgemm_peak_gflops\": %.1f, \"threads\": %d, \"isa\": \"%s\"}\n",
-      fo.tok_s, torch_fo.tok_s, ratio(fo.tok_s, torch_fo.tok_s), fwd2.tok_s, torch_fwd2.tok_s,
-      ratio(fwd2.tok_s, torch_fwd2.tok_s), fo.rss_mb, torch_fo.rss_mb, fwd2.rss_mb,
+      fo.value, torch_fo.value, ratio(fo.value, torch_fo.value), fwd2.value, torch_fwd2.value,
+      ratio(fwd2.value, torch_fwd2.value), fo.rss_mb, torch_fo.rss_mb, fwd2.rss_mb,
       torch_fwd2.rss_mb, fo_gflops, fwd2_gflops, peak, threads, kernels::CpuKernelIsa());
   return 0;
 }

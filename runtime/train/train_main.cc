@@ -47,14 +47,16 @@ ABSL_FLAG(int64_t, log_every, 10, "Progress line every N steps.");
 ABSL_FLAG(uint64_t, seed, 1, "Seed for initialization and data order.");
 ABSL_FLAG(int, threads, 0, "Compute threads. 0: one per CPU.");
 ABSL_FLAG(std::string, save_dir, "", "Write a Hugging Face checkpoint here at the end.");
-ABSL_FLAG(std::string, optimizer, "adamw", "adamw (first-order) or zo (zeroth-order, MeZO family).");
+ABSL_FLAG(std::string, optimizer, "adamw",
+          "adamw (first-order) or zo (zeroth-order, MeZO family).");
 ABSL_FLAG(std::string, zo_variant, "sgd", "ZO update: sgd, sign, momentum or adam.");
 ABSL_FLAG(double, eps, 1e-3, "ZO perturbation scale.");
 ABSL_FLAG(int, num_perturbations, 1, "ZO perturbations per step (n-SPSA q).");
 ABSL_FLAG(bool, one_sided, false, "ZO one-sided estimate (L(w+eps z) - L(w)) / eps.");
 ABSL_FLAG(std::string, distribution, "gaussian", "ZO noise: gaussian or rademacher.");
-ABSL_FLAG(double, sparse_quantile, 0, "Sparse-MeZO: perturb weights below this magnitude "
-                                      "quantile of each tensor (0 disables).");
+ABSL_FLAG(double, sparse_quantile, 0,
+          "Sparse-MeZO: perturb weights below this magnitude "
+          "quantile of each tensor (0 disables).");
 ABSL_FLAG(double, scalar_clip, 0, "Clip the ZO projected gradient to this magnitude (0: off).");
 ABSL_FLAG(double, momentum, 0.9, "ZO momentum coefficient.");
 ABSL_FLAG(std::string, checkpoint_dir, "",

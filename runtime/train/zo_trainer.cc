@@ -116,10 +116,12 @@ absl::Status ZoTrainer::SaveCheckpoint() {
   const std::vector<float>& thresholds = optimizer_->thresholds();
   tensors.push_back({"thresholds", {static_cast<int64_t>(thresholds.size())}, thresholds.data()});
   if (!optimizer_->m().empty()) {
-    tensors.push_back({"m", {static_cast<int64_t>(optimizer_->m().size())}, optimizer_->m().data()});
+    tensors.push_back(
+        {"m", {static_cast<int64_t>(optimizer_->m().size())}, optimizer_->m().data()});
   }
   if (!optimizer_->v().empty()) {
-    tensors.push_back({"v", {static_cast<int64_t>(optimizer_->v().size())}, optimizer_->v().data()});
+    tensors.push_back(
+        {"v", {static_cast<int64_t>(optimizer_->v().size())}, optimizer_->v().data()});
   }
   STRATA_RETURN_IF_ERROR(
       WriteSafetensors(absl::StrCat(temp_dir, "/zo_state.safetensors"), tensors, {}));
@@ -170,8 +172,8 @@ absl::StatusOr<int64_t> ZoTrainer::Resume(const Log& log) {
     return absl::DataLossError(absl::StrCat(ckpt, "/zo_state.json is malformed"));
   }
   step_ = state["step"].get<int64_t>();
-  sampler_.set_position({state["sampler_epoch"].get<int64_t>(),
-                         state["sampler_cursor"].get<int64_t>()});
+  sampler_.set_position(
+      {state["sampler_epoch"].get<int64_t>(), state["sampler_cursor"].get<int64_t>()});
   optimizer_->set_adam_updates(state.value("adam_updates", int64_t{0}));
   STRATA_ASSIGN_OR_RETURN(SafetensorsFile extra,
                           SafetensorsFile::Open(absl::StrCat(ckpt, "/zo_state.safetensors")));
@@ -194,8 +196,8 @@ absl::StatusOr<int64_t> ZoTrainer::Resume(const Log& log) {
   for (const zo::ZoStepRecord& record : log_->existing()) {
     if (record.step <= step_) continue;
     if (record.step != step_ + 1) {
-      return absl::DataLossError(absl::StrCat("step log jumps from step ", step_, " to ",
-                                              record.step));
+      return absl::DataLossError(
+          absl::StrCat("step log jumps from step ", step_, " to ", record.step));
     }
     STRATA_RETURN_IF_ERROR(optimizer_->Replay(record));
     sampler_.Next(absl::MakeSpan(tokens_), absl::MakeSpan(targets_));  // Keep data in step.
@@ -210,9 +212,9 @@ absl::StatusOr<int64_t> ZoTrainer::Resume(const Log& log) {
 absl::StatusOr<zo::ZoStepRecord> ZoTrainer::Step() {
   sampler_.Next(absl::MakeSpan(tokens_), absl::MakeSpan(targets_));
   const int64_t next = step_ + 1;
-  STRATA_ASSIGN_OR_RETURN(zo::ZoStepRecord record,
-                          optimizer_->Step(tokens_, targets_, options_.batch, options_.seq, next,
-                                           LrAt(step_)));
+  STRATA_ASSIGN_OR_RETURN(
+      zo::ZoStepRecord record,
+      optimizer_->Step(tokens_, targets_, options_.batch, options_.seq, next, LrAt(step_)));
   if (log_ != nullptr) STRATA_RETURN_IF_ERROR(log_->Append(record, /*sync=*/true));
   step_ = next;
   return record;
@@ -245,8 +247,7 @@ absl::Status ZoTrainer::Run(const Log& log) {
       const double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       log(absl::StrFormat("step %d/%d | loss %.4f | g %+.4e | lr %.2e%s | %.0f tok/s", r.step,
-                          options_.steps, r.loss, r.scalars[0], r.lr,
-                          r.skipped ? " | skipped" : "",
+                          options_.steps, r.loss, r.scalars[0], r.lr, r.skipped ? " | skipped" : "",
                           (r.step - first) * static_cast<double>(tokens_.size()) / seconds));
     }
     if (eval_ != nullptr && options_.eval_every > 0 && r.step % options_.eval_every == 0) {

@@ -78,8 +78,8 @@ absl::StatusOr<StepLogContents> Parse(const std::string& bytes, const std::strin
         absl::StrCat(path, ": step log version ", fields[0], " is not supported"));
   }
   if (static_cast<int>(fields[1]) != q || static_cast<int>(fields[2]) != RecordBytes(q)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        path, ": the log holds ", fields[1], " scalars per step, the job uses ", q));
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, ": the log holds ", fields[1], " scalars per step, the job uses ", q));
   }
   StepLogContents contents;
   const int size = RecordBytes(q);
@@ -175,9 +175,8 @@ StepLogWriter::~StepLogWriter() {
 
 absl::Status StepLogWriter::Append(const ZoStepRecord& record, bool sync) {
   if (static_cast<int>(record.scalars.size()) != q_) {
-    return absl::InvalidArgumentError(absl::StrCat("step ", record.step, " has ",
-                                                   record.scalars.size(), " scalars, the log ",
-                                                   q_));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "step ", record.step, " has ", record.scalars.size(), " scalars, the log ", q_));
   }
   const std::string bytes = EncodeRecord(record, q_);
   if (absl::Status s = WriteAll(fd_, bytes.data(), bytes.size(), path_); !s.ok()) return s;

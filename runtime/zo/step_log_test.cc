@@ -19,8 +19,9 @@ std::string Path(const std::string& name) {
 }
 
 ZoStepRecord Record(int64_t step) {
-  return ZoStepRecord{step, 1000 + static_cast<uint64_t>(step), {0.5f * step, -1.25f}, 1e-3 * step,
-                      step % 3 == 0, 2.5f};
+  return ZoStepRecord{
+      step, 1000 + static_cast<uint64_t>(step), {0.5f * step, -1.25f}, 1e-3 * step, step % 3 == 0,
+      2.5f};
 }
 
 TEST(StepLogTest, AppendsReopensAndReadsBack) {
