@@ -160,6 +160,62 @@ TEST(ZoOptimizerTest, ScalarIsTheTwoSidedEstimateFromTheCleanWeights) {
   }
 }
 
+TEST(ZoOptimizerTest, OneSidedScalarComparesWithTheCleanLoss) {
+  Fixture f;
+  ZoConfig config;
+  config.one_sided = true;
+  config.eps = 1e-2f;
+  const std::vector<float> theta = f.Params();
+  auto record = (*ZoOptimizer::Create(f.model.get(), config))
+                    ->Step(f.tokens, f.targets, f.B, f.T, 1, 1e-3);
+  ASSERT_TRUE(record.ok());
+  std::vector<float> plus(theta.size());
+  for (const TensorInfo& t : f.model->layout().tensors()) {
+    std::vector<float> z(t.numel);
+    GenerateNoise(z.data(), 0, t.numel, t.id, NoiseKey{record->seed, 0, Distribution::kGaussian});
+    for (int64_t i = 0; i < t.numel; ++i) {
+      volatile float step = config.eps * z[i];
+      plus[t.offset + i] = theta[t.offset + i] + step;
+    }
+  }
+  const float lp = *f.model->Loss(f.tokens, f.targets, f.B, f.T, plus.data());
+  const float l0 = *f.model->Loss(f.tokens, f.targets, f.B, f.T);
+  EXPECT_EQ(record->scalars[0], static_cast<float>((double{lp} - double{l0}) / double{config.eps}));
+}
+
+TEST(ZoOptimizerTest, MomentumAccumulatesAndAdamNormalizes) {
+  // Momentum after two steps: m = beta g1 z1 + g2 z2 (element-wise).
+  Fixture f;
+  ZoConfig config;
+  config.variant = ZoVariant::kMomentum;
+  config.momentum = 0.5f;
+  auto opt = ZoOptimizer::Create(f.model.get(), config);
+  ASSERT_TRUE((*opt)->Replay(ZoStepRecord{1, 10, {2.0f}, 1e-3, false, 0}).ok());
+  ASSERT_TRUE((*opt)->Replay(ZoStepRecord{2, 11, {-3.0f}, 1e-3, false, 0}).ok());
+  const TensorInfo& t = f.model->layout().tensor(0);
+  std::vector<float> z1(8), z2(8);
+  GenerateNoise(z1.data(), 0, 8, 0, NoiseKey{10, 0, Distribution::kGaussian});
+  GenerateNoise(z2.data(), 0, 8, 0, NoiseKey{11, 0, Distribution::kGaussian});
+  for (int i = 0; i < 8; ++i) {
+    EXPECT_NEAR((*opt)->m()[t.offset + i], 0.5f * 2.0f * z1[i] - 3.0f * z2[i], 1e-5);
+  }
+  // Adam's first step moves every unmasked weight by lr (m_hat / sqrt(v_hat) = sign(g z)).
+  Fixture a;
+  ZoConfig adam;
+  adam.variant = ZoVariant::kAdam;
+  adam.adam_eps = 1e-12f;
+  const std::vector<float> theta = a.Params();
+  ASSERT_TRUE((*ZoOptimizer::Create(a.model.get(), adam))
+                  ->Replay(ZoStepRecord{1, 12, {0.7f}, 1e-3, false, 0})
+                  .ok());
+  std::vector<float> z(8);
+  GenerateNoise(z.data(), 0, 8, 0, NoiseKey{12, 0, Distribution::kGaussian});
+  for (int i = 0; i < 8; ++i) {
+    const float moved = theta[i] - a.model->params()[i];
+    EXPECT_NEAR(moved, z[i] > 0 ? 1e-3f : -1e-3f, 1e-6) << i;
+  }
+}
+
 TEST(ZoOptimizerTest, SignUsesOnlyTheSignOfTheScalar) {
   ZoConfig config;
   config.variant = ZoVariant::kSign;
