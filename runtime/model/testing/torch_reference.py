@@ -53,6 +53,28 @@ def write_safetensors(path, tensors):
             f.write(raw)
 
 
+def random_gpt2_params(cfg):
+    """GPT-2 parameters in Hugging Face layout with GPT-2's initialization scale."""
+    C, L, V = cfg["n_embd"], cfg["n_layer"], cfg["vocab_size"]
+    F_ = cfg.get("n_inner") or 4 * C
+    P = {"transformer.wte.weight": torch.randn(V, C) * 0.02,
+         "transformer.wpe.weight": torch.randn(cfg["n_positions"], C) * 0.02,
+         "transformer.ln_f.weight": torch.ones(C), "transformer.ln_f.bias": torch.zeros(C)}
+    for layer in range(L):
+        p = f"transformer.h.{layer}."
+        P.update({p + "ln_1.weight": torch.ones(C), p + "ln_1.bias": torch.zeros(C),
+                  p + "attn.c_attn.weight": torch.randn(C, 3 * C) * 0.02,
+                  p + "attn.c_attn.bias": torch.zeros(3 * C),
+                  p + "attn.c_proj.weight": torch.randn(C, C) * 0.02,
+                  p + "attn.c_proj.bias": torch.zeros(C),
+                  p + "ln_2.weight": torch.ones(C), p + "ln_2.bias": torch.zeros(C),
+                  p + "mlp.c_fc.weight": torch.randn(C, F_) * 0.02,
+                  p + "mlp.c_fc.bias": torch.zeros(F_),
+                  p + "mlp.c_proj.weight": torch.randn(F_, C) * 0.02,
+                  p + "mlp.c_proj.bias": torch.zeros(C)})
+    return P
+
+
 def _attention(q, k, v):
     """q: (B, NH, T, HD); k, v: (B, NH, T, HD). Causal softmax attention."""
     T = q.shape[2]

@@ -28,23 +28,8 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     cfg = json.loads(args.config)
-    C, L, V = cfg["n_embd"], cfg["n_layer"], cfg["vocab_size"]
-    F = cfg.get("n_inner") or 4 * C
-    P = {"transformer.wte.weight": torch.randn(V, C) * 0.02,
-         "transformer.wpe.weight": torch.randn(cfg["n_positions"], C) * 0.02,
-         "transformer.ln_f.weight": torch.ones(C), "transformer.ln_f.bias": torch.zeros(C)}
-    for layer in range(L):
-        p = f"transformer.h.{layer}."
-        P.update({p + "ln_1.weight": torch.ones(C), p + "ln_1.bias": torch.zeros(C),
-                  p + "attn.c_attn.weight": torch.randn(C, 3 * C) * 0.02,
-                  p + "attn.c_attn.bias": torch.zeros(3 * C),
-                  p + "attn.c_proj.weight": torch.randn(C, C) * 0.02,
-                  p + "attn.c_proj.bias": torch.zeros(C),
-                  p + "ln_2.weight": torch.ones(C), p + "ln_2.bias": torch.zeros(C),
-                  p + "mlp.c_fc.weight": torch.randn(C, F) * 0.02,
-                  p + "mlp.c_fc.bias": torch.zeros(F),
-                  p + "mlp.c_proj.weight": torch.randn(F, C) * 0.02,
-                  p + "mlp.c_proj.bias": torch.zeros(C)})
+    V = cfg["vocab_size"]
+    P = torch_reference.random_gpt2_params(cfg)
     params = list(P.values())
     idx = torch.randint(0, V, (args.B, args.T))
     targets = torch.randint(0, V, (args.B, args.T))
