@@ -14,6 +14,8 @@ PACKAGES=(
   # Storage, collectives, compute, persistence, HTTP
   liburing-dev libgloo-dev libopenblas-dev libsqlite3-dev nlohmann-json3-dev libcpp-httplib-dev
   libpcre2-dev
+  # Storage benchmarks: fio is the bandwidth ceiling uring_bench compares with
+  fio
 )
 
 SUDO=""
