@@ -326,19 +326,18 @@ class ThreadPoolEngine final : public IoEngine {
       }
       absl::Status status;
       while (p.done < p.length) {
-        const ssize_t n = p.op == IoRequest::Op::kRead
-                              ? pread(p.file->fd(), p.buffer + p.done, p.length - p.done,
-                                      p.offset + p.done)
-                              : pwrite(p.file->fd(), p.buffer + p.done, p.length - p.done,
-                                       p.offset + p.done);
+        const ssize_t n =
+            p.op == IoRequest::Op::kRead
+                ? pread(p.file->fd(), p.buffer + p.done, p.length - p.done, p.offset + p.done)
+                : pwrite(p.file->fd(), p.buffer + p.done, p.length - p.done, p.offset + p.done);
         if (n < 0) {
           if (errno == EINTR || errno == EAGAIN) continue;
           status = ErrnoStatus(errno, What(p));
           break;
         }
         if (n == 0) {
-          status = absl::OutOfRangeError(absl::StrCat(What(p), ": end of file after ", p.done,
-                                                      " of ", p.length, " bytes"));
+          status = absl::OutOfRangeError(
+              absl::StrCat(What(p), ": end of file after ", p.done, " of ", p.length, " bytes"));
           break;
         }
         p.done += n;

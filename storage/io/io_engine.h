@@ -68,10 +68,10 @@ struct IoCompletion {
 };
 
 struct IoEngineOptions {
-  int queue_depth = 32;             // Pieces in flight.
-  int64_t block_bytes = 4 << 20;    // Largest piece (1-8 MiB recommended).
-  bool use_io_uring = true;         // false forces the thread-pool engine.
-  int threads = 4;                  // ThreadPoolEngine workers.
+  int queue_depth = 32;           // Pieces in flight.
+  int64_t block_bytes = 4 << 20;  // Largest piece (1-8 MiB recommended).
+  bool use_io_uring = true;       // false forces the thread-pool engine.
+  int threads = 4;                // ThreadPoolEngine workers.
 };
 
 class IoEngine {

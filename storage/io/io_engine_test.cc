@@ -60,8 +60,8 @@ class IoEngineTest : public ::testing::TestWithParam<bool> {
 };
 
 TEST_P(IoEngineTest, WritesAndReadsBackLargeTransfersAtDepth) {
-  auto file = IoFile::Open(TmpPath(std::string("data_") + engine_->name()), IoFile::Mode::kCreate,
-                           true);
+  auto file =
+      IoFile::Open(TmpPath(std::string("data_") + engine_->name()), IoFile::Mode::kCreate, true);
   ASSERT_TRUE(file.ok()) << file.status();
   const int64_t chunk = (3 << 20) + 4096 * 5;  // Not a multiple of the 1 MiB piece size.
   const int requests = 9;                      // More pieces than the queue depth.
@@ -92,8 +92,8 @@ TEST_P(IoEngineTest, WritesAndReadsBackLargeTransfersAtDepth) {
 }
 
 TEST_P(IoEngineTest, DirectIoAlignmentIsEnforcedWithTheOffsetNamed) {
-  auto file = IoFile::Open(TmpPath(std::string("align_") + engine_->name()),
-                           IoFile::Mode::kCreate, true);
+  auto file =
+      IoFile::Open(TmpPath(std::string("align_") + engine_->name()), IoFile::Mode::kCreate, true);
   ASSERT_TRUE(file.ok());
   if (!(*file)->direct()) GTEST_SKIP() << "O_DIRECT is not supported on the test filesystem";
   Aligned buf(8192);
