@@ -29,10 +29,13 @@ absl::StatusOr<std::unique_ptr<PinnedSlab>> PinnedSlab::Create(const Options& op
   if (options.lock) {
     const int64_t limit = MemlockLimitBytes();
     if (limit >= 0 && limit < slab->mapped_bytes_) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "pinning ", slab->mapped_bytes_, " bytes of host memory needs RLIMIT_MEMLOCK >= that; "
-          "the limit is ", limit, " bytes (raise it with `ulimit -l`, LimitMEMLOCK in systemd, "
-          "or the container's memlock ulimit)"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("pinning ", slab->mapped_bytes_,
+                       " bytes of host memory needs RLIMIT_MEMLOCK >= that; "
+                       "the limit is ",
+                       limit,
+                       " bytes (raise it with `ulimit -l`, LimitMEMLOCK in systemd, "
+                       "or the container's memlock ulimit)"));
     }
   }
   void* p = MAP_FAILED;
@@ -42,8 +45,8 @@ absl::StatusOr<std::unique_ptr<PinnedSlab>> PinnedSlab::Create(const Options& op
     slab->huge_ = p != MAP_FAILED;
   }
   if (p == MAP_FAILED) {
-    p = mmap(nullptr, slab->mapped_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-             -1, 0);
+    p = mmap(nullptr, slab->mapped_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+             0);
     if (p == MAP_FAILED) {
       return ErrnoStatus(errno, absl::StrCat("mmap ", slab->mapped_bytes_, " bytes"));
     }
@@ -58,7 +61,8 @@ absl::StatusOr<std::unique_ptr<PinnedSlab>> PinnedSlab::Create(const Options& op
   }
   slab->in_use_.assign(options.slots, false);
   if (options.engine != nullptr) {
-    if (absl::Status s = options.engine->RegisterBuffer(slab->base_, slab->mapped_bytes_); !s.ok()) {
+    if (absl::Status s = options.engine->RegisterBuffer(slab->base_, slab->mapped_bytes_);
+        !s.ok()) {
       return s;
     }
     slab->registered_ = true;

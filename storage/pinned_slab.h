@@ -19,9 +19,9 @@ class PinnedSlab {
   struct Options {
     int64_t slot_bytes = 4 << 20;  // Rounded up to 4096.
     int slots = 8;
-    bool lock = true;              // mlock; fails clearly when RLIMIT_MEMLOCK is too small.
-    bool huge_pages = true;        // Try MAP_HUGETLB, then transparent huge pages.
-    IoEngine* engine = nullptr;    // When set, the slab is registered for fixed-buffer I/O.
+    bool lock = true;            // mlock; fails clearly when RLIMIT_MEMLOCK is too small.
+    bool huge_pages = true;      // Try MAP_HUGETLB, then transparent huge pages.
+    IoEngine* engine = nullptr;  // When set, the slab is registered for fixed-buffer I/O.
   };
 
   static absl::StatusOr<std::unique_ptr<PinnedSlab>> Create(const Options& options);
