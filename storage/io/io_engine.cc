@@ -150,7 +150,10 @@ class UringEngine final : public IoEngine {
       unsigned head, seen = 0;
       io_uring_for_each_cqe(&ring_, head, cqe) {
         ++seen;
-        Complete(static_cast<Piece*>(io_uring_cqe_get_data(cqe)), cqe->res, out);
+        const int res = options_.fault_injector
+                            ? static_cast<int>(options_.fault_injector(cqe->res))
+                            : cqe->res;
+        Complete(static_cast<Piece*>(io_uring_cqe_get_data(cqe)), res, out);
       }
       io_uring_cq_advance(&ring_, seen);
       if (absl::Status s = Pump(); !s.ok()) return s;
@@ -326,13 +329,19 @@ class ThreadPoolEngine final : public IoEngine {
       }
       absl::Status status;
       while (p.done < p.length) {
-        const ssize_t n =
+        ssize_t n =
             p.op == IoRequest::Op::kRead
                 ? pread(p.file->fd(), p.buffer + p.done, p.length - p.done, p.offset + p.done)
                 : pwrite(p.file->fd(), p.buffer + p.done, p.length - p.done, p.offset + p.done);
+        int err = n < 0 ? errno : 0;
+        if (options_.fault_injector) {
+          const int64_t injected = options_.fault_injector(n < 0 ? -err : n);
+          n = injected < 0 ? -1 : injected;
+          err = injected < 0 ? static_cast<int>(-injected) : 0;
+        }
         if (n < 0) {
-          if (errno == EINTR || errno == EAGAIN) continue;
-          status = ErrnoStatus(errno, What(p));
+          if (err == EINTR || err == EAGAIN) continue;
+          status = ErrnoStatus(err, What(p));
           break;
         }
         if (n == 0) {

@@ -14,6 +14,7 @@
 #define STRATA_STORAGE_IO_IO_ENGINE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -72,6 +73,9 @@ struct IoEngineOptions {
   int64_t block_bytes = 4 << 20;  // Largest piece (1-8 MiB recommended).
   bool use_io_uring = true;       // false forces the thread-pool engine.
   int threads = 4;                // ThreadPoolEngine workers.
+  // Fault injection for tests: sees each raw transfer result (bytes, or -errno) and returns the
+  // result the engine should act on (e.g. -EINTR, or fewer bytes for a short transfer).
+  std::function<int64_t(int64_t result)> fault_injector;
 };
 
 class IoEngine {

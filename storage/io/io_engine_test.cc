@@ -152,6 +152,56 @@ TEST_P(IoEngineTest, RefusedDirectIoFallsBackToBufferedIo) {
   EXPECT_EQ(0, std::memcmp(buf.data, back.data, 4096));
 }
 
+TEST_P(IoEngineTest, InterruptedAndShortTransfersAreRetriedToCompletion) {
+  // Every transfer is first interrupted (EINTR), then retried as EAGAIN, then comes back short
+  // (a third of the bytes); the engine must still move every byte exactly once.
+  IoEngineOptions options;
+  options.use_io_uring = GetParam();
+  options.queue_depth = 3;
+  options.block_bytes = 1 << 20;
+  int calls = 0;
+  options.fault_injector = [&calls](int64_t result) -> int64_t {
+    const int phase = calls++ % 3;
+    if (result <= 0) return result;
+    if (phase == 0) return -EINTR;
+    if (phase == 1) return -EAGAIN;
+    return result >= 3 * 4096 ? result / 3 / 4096 * 4096 : result;
+  };
+  auto engine = CreateIoEngine(options);
+  ASSERT_TRUE(engine.ok());
+  if (GetParam() && std::string((*engine)->name()) != "io_uring") GTEST_SKIP();
+  auto file = IoFile::Open(TmpPath(std::string("faulty_") + (*engine)->name()),
+                           IoFile::Mode::kCreate, true);
+  ASSERT_TRUE(file.ok());
+  const int64_t bytes = (5 << 20) + 4096 * 3;
+  Aligned out(bytes), in(bytes);
+  std::mt19937 rng(11);
+  for (int64_t i = 0; i < bytes; ++i) out.data[i] = static_cast<char>(rng());
+  const IoRequest write{IoRequest::Op::kWrite, file->get(), out.data, 0, bytes, 1};
+  ASSERT_TRUE(RunAll(**engine, {&write, 1}).ok());
+  const IoRequest read{IoRequest::Op::kRead, file->get(), in.data, 0, bytes, 2};
+  ASSERT_TRUE(RunAll(**engine, {&read, 1}).ok());
+  EXPECT_EQ(0, std::memcmp(out.data, in.data, bytes));
+  EXPECT_GT(calls, 30);
+}
+
+TEST_P(IoEngineTest, InjectedIoErrorIsDataLossNamingTheOffset) {
+  IoEngineOptions options;
+  options.use_io_uring = GetParam();
+  options.block_bytes = 1 << 20;
+  options.fault_injector = [](int64_t result) -> int64_t { return result > 0 ? -EIO : result; };
+  auto engine = CreateIoEngine(options);
+  if (GetParam() && std::string((*engine)->name()) != "io_uring") GTEST_SKIP();
+  const std::string path = TmpPath(std::string("eio_") + (*engine)->name());
+  auto file = IoFile::Open(path, IoFile::Mode::kCreate, false);
+  Aligned buf(2 << 20);
+  const IoRequest write{IoRequest::Op::kWrite, file->get(), buf.data, 1 << 20, 2 << 20, 1};
+  absl::Status status = RunAll(**engine, {&write, 1});
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(status.message(), HasSubstr(path));
+  EXPECT_THAT(status.message(), HasSubstr("offset 1048576"));
+}
+
 INSTANTIATE_TEST_SUITE_P(Engines, IoEngineTest, ::testing::Values(true, false),
                          [](const ::testing::TestParamInfo<bool>& info) {
                            return info.param ? "io_uring" : "threads";
