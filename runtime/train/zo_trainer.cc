@@ -1,71 +1,22 @@
 // See zo_trainer.h.
 #include "runtime/train/zo_trainer.h"
 
-#include <dirent.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "nlohmann/json.hpp"
-#include "runtime/base/errno_status.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/model/hf_checkpoint.h"
 #include "runtime/optim/adamw.h"
-#include "storage/atomic_file.h"
+#include "storage/checkpoint.h"
 #include "storage/safetensors/safetensors.h"
 
 namespace strata {
-namespace {
-
-std::string CheckpointName(int64_t step) { return absl::StrFormat("step-%08d", step); }
-
-// Completed checkpoints (step-N directories with a zo_state.json), newest first.
-std::vector<int64_t> ListCheckpoints(const std::string& dir) {
-  std::vector<int64_t> steps;
-  if (DIR* d = opendir(dir.c_str())) {
-    while (dirent* e = readdir(d)) {
-      const std::string name = e->d_name;
-      int64_t step = 0;
-      if (name.rfind("step-", 0) == 0 && name.find('.') == std::string::npos &&
-          absl::SimpleAtoi(name.substr(5), &step)) {
-        struct stat st;
-        if (stat(absl::StrCat(dir, "/", name, "/zo_state.json").c_str(), &st) == 0) {
-          steps.push_back(step);
-        }
-      }
-    }
-    closedir(d);
-  }
-  std::sort(steps.rbegin(), steps.rend());
-  return steps;
-}
-
-absl::Status RemoveTree(const std::string& path) {
-  if (DIR* d = opendir(path.c_str())) {
-    while (dirent* e = readdir(d)) {
-      const std::string name = e->d_name;
-      if (name == "." || name == "..") continue;
-      unlink(absl::StrCat(path, "/", name).c_str());
-    }
-    closedir(d);
-  }
-  if (rmdir(path.c_str()) != 0 && errno != ENOENT) {
-    return ErrnoStatus(errno, absl::StrCat("rmdir ", path));
-  }
-  return absl::OkStatus();
-}
-
-}  // namespace
+namespace {}  // namespace
 
 absl::StatusOr<std::unique_ptr<ZoTrainer>> ZoTrainer::Create(Transformer* model,
                                                              const TokenCorpus* train,
@@ -100,18 +51,10 @@ double ZoTrainer::LrAt(int64_t step) const {
 }
 
 absl::Status ZoTrainer::SaveCheckpoint() {
-  if (options_.checkpoint_dir.empty()) return absl::OkStatus();
+  if (checkpoints_ == nullptr) return absl::OkStatus();
   optimizer_->Flush();
-  const std::string final_dir = absl::StrCat(options_.checkpoint_dir, "/", CheckpointName(step_));
-  const std::string temp_dir = final_dir + ".tmp";
-  STRATA_RETURN_IF_ERROR(RemoveTree(temp_dir));
-  STRATA_RETURN_IF_ERROR(SaveHfCheckpoint(*model_, temp_dir));
-  nlohmann::json state;
-  state["step"] = step_;
-  state["sampler_epoch"] = sampler_.position().epoch;
-  state["sampler_cursor"] = sampler_.position().cursor;
-  state["adam_updates"] = optimizer_->adam_updates();
-  state["seed"] = options_.zo.seed;
+  STRATA_ASSIGN_OR_RETURN(CheckpointManager::Writer writer, checkpoints_->Begin(step_));
+  STRATA_RETURN_IF_ERROR(SaveHfCheckpoint(*model_, writer.dir()));
   std::vector<SafetensorsTensorView> tensors;
   const std::vector<float>& thresholds = optimizer_->thresholds();
   tensors.push_back({"thresholds", {static_cast<int64_t>(thresholds.size())}, thresholds.data()});
@@ -124,57 +67,51 @@ absl::Status ZoTrainer::SaveCheckpoint() {
         {"v", {static_cast<int64_t>(optimizer_->v().size())}, optimizer_->v().data()});
   }
   STRATA_RETURN_IF_ERROR(
-      WriteSafetensors(absl::StrCat(temp_dir, "/zo_state.safetensors"), tensors, {}));
-  // zo_state.json last: its presence marks the directory complete.
-  STRATA_RETURN_IF_ERROR(
-      WriteStringToFileAtomically(absl::StrCat(temp_dir, "/zo_state.json"), state.dump(2)));
-  STRATA_RETURN_IF_ERROR(RemoveTree(final_dir));
-  if (rename(temp_dir.c_str(), final_dir.c_str()) != 0) {
-    return ErrnoStatus(errno, absl::StrCat("rename ", temp_dir, " to ", final_dir));
-  }
-  STRATA_RETURN_IF_ERROR(SyncParentDirectory(final_dir));
-  const std::vector<int64_t> all = ListCheckpoints(options_.checkpoint_dir);
-  for (size_t i = std::max(1, options_.keep_checkpoints); i < all.size(); ++i) {
-    STRATA_RETURN_IF_ERROR(
-        RemoveTree(absl::StrCat(options_.checkpoint_dir, "/", CheckpointName(all[i]))));
-  }
-  return absl::OkStatus();
+      WriteSafetensors(absl::StrCat(writer.dir(), "/zo_state.safetensors"), tensors, {}));
+  nlohmann::json position;
+  position["step"] = step_;
+  position["sampler_epoch"] = sampler_.position().epoch;
+  position["sampler_cursor"] = sampler_.position().cursor;
+  position["adam_updates"] = optimizer_->adam_updates();
+  position["seed"] = options_.zo.seed;
+  return writer.Commit(position);
 }
 
 absl::StatusOr<int64_t> ZoTrainer::Resume(const Log& log) {
   if (options_.checkpoint_dir.empty()) return step_;
   const std::string& dir = options_.checkpoint_dir;
-  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
-    return ErrnoStatus(errno, absl::StrCat("mkdir ", dir));
-  }
-  const std::vector<int64_t> checkpoints = ListCheckpoints(dir);
+  STRATA_ASSIGN_OR_RETURN(checkpoints_,
+                          CheckpointManager::Create({dir, std::max(1, options_.keep_checkpoints)}));
   STRATA_ASSIGN_OR_RETURN(log_, zo::StepLogWriter::Open(absl::StrCat(dir, "/steplog.bin"),
                                                         options_.zo.num_perturbations));
   if (log_->torn_tail_bytes() > 0) {
     log(absl::StrFormat("step log: cut a torn last record (%d bytes)", log_->torn_tail_bytes()));
   }
-  if (checkpoints.empty()) {
+  std::vector<std::string> problems;
+  absl::StatusOr<CheckpointInfoOnDisk> latest = checkpoints_->LatestValid(&problems);
+  for (const std::string& problem : problems) log("skipping checkpoint: " + problem);
+  if (absl::IsNotFound(latest.status())) {
     if (!log_->existing().empty()) {
       return absl::FailedPreconditionError(absl::StrCat(
-          dir, " has a step log but no checkpoint to replay it from; remove it to start over"));
+          dir,
+          " has a step log but no valid checkpoint to replay it from; remove it to start "
+          "over"));
     }
     STRATA_RETURN_IF_ERROR(SaveCheckpoint());
     return step_;
   }
-  const std::string ckpt = absl::StrCat(dir, "/", CheckpointName(checkpoints[0]));
-  STRATA_RETURN_IF_ERROR(LoadHfWeights(ckpt, *model_));
-  std::ifstream in(absl::StrCat(ckpt, "/zo_state.json"));
-  std::stringstream text;
-  text << in.rdbuf();
-  nlohmann::json state = nlohmann::json::parse(text.str(), nullptr, false);
-  if (state.is_discarded() || !state.contains("step") || !state.contains("sampler_epoch") ||
+  if (!latest.ok()) return latest.status();
+  STRATA_RETURN_IF_ERROR(LoadHfWeights(latest->dir, *model_));
+  const nlohmann::json& state = latest->position;
+  if (!state.contains("step") || !state.contains("sampler_epoch") ||
       !state.contains("sampler_cursor")) {
-    return absl::DataLossError(absl::StrCat(ckpt, "/zo_state.json is malformed"));
+    return absl::DataLossError(absl::StrCat(latest->dir, ": manifest lacks the ZO position"));
   }
   step_ = state["step"].get<int64_t>();
   sampler_.set_position(
       {state["sampler_epoch"].get<int64_t>(), state["sampler_cursor"].get<int64_t>()});
   optimizer_->set_adam_updates(state.value("adam_updates", int64_t{0}));
+  const std::string ckpt = latest->dir;
   STRATA_ASSIGN_OR_RETURN(SafetensorsFile extra,
                           SafetensorsFile::Open(absl::StrCat(ckpt, "/zo_state.safetensors")));
   std::vector<float> thresholds(model_->layout().tensors().size());
@@ -204,8 +141,8 @@ absl::StatusOr<int64_t> ZoTrainer::Resume(const Log& log) {
     step_ = record.step;
     ++replayed;
   }
-  log(absl::StrFormat("resumed from %s and replayed %d logged steps: at step %d",
-                      CheckpointName(checkpoints[0]), replayed, step_));
+  log(absl::StrFormat("resumed from %s and replayed %d logged steps: at step %d", ckpt, replayed,
+                      step_));
   return step_;
 }
 
@@ -259,7 +196,7 @@ absl::Status ZoTrainer::Run(const Log& log) {
     }
   }
   optimizer_->Flush();
-  if (!options_.checkpoint_dir.empty()) STRATA_RETURN_IF_ERROR(SaveCheckpoint());
+  STRATA_RETURN_IF_ERROR(SaveCheckpoint());
   if (eval_ != nullptr) {
     STRATA_ASSIGN_OR_RETURN(float eval_loss, Evaluate());
     log(absl::StrFormat("final eval loss %.4f after %d steps", eval_loss, step_));

@@ -3,13 +3,13 @@
 //
 // Checkpoint directory layout:
 //   steplog.bin          one record per step (runtime/zo/step_log.h), fsynced each step
-//   step-00000120/       Hugging Face checkpoint of the weights after step 120 (pending update
-//                        flushed), zo_state.json (step, data position, optimizer counters) and,
-//                        when the variant has any, zo_state.safetensors (momentum/Adam moments,
-//                        Sparse-MeZO thresholds)
-// A checkpoint directory is written as step-N.tmp and renamed, so it exists whole or not at all.
-// Resume loads the newest checkpoint and replays the log after it: no completed step is lost,
-// and the weights equal an uninterrupted run's bit for bit.
+//   ckpt-0000000120/     a storage/checkpoint.h checkpoint: the Hugging Face checkpoint of the
+//                        weights after step 120 (pending update flushed), zo_state.safetensors
+//                        (Sparse-MeZO thresholds, momentum/Adam moments) and MANIFEST.json with
+//                        checksums and the position (step, data cursor, optimizer counters)
+// Resume loads the newest checkpoint that verifies (a truncated or corrupted one is skipped and
+// reported) and replays the log after it: no completed step is lost, and the weights equal an
+// uninterrupted run's bit for bit.
 #ifndef STRATA_RUNTIME_TRAIN_ZO_TRAINER_H_
 #define STRATA_RUNTIME_TRAIN_ZO_TRAINER_H_
 
@@ -24,6 +24,7 @@
 #include "runtime/model/transformer.h"
 #include "runtime/zo/step_log.h"
 #include "runtime/zo/zo_optimizer.h"
+#include "storage/checkpoint.h"
 
 namespace strata {
 
@@ -78,6 +79,7 @@ class ZoTrainer {
   BatchSampler sampler_;
   std::unique_ptr<zo::ZoOptimizer> optimizer_;
   std::unique_ptr<zo::StepLogWriter> log_;
+  std::unique_ptr<CheckpointManager> checkpoints_;
   std::vector<int32_t> tokens_, targets_;
   int64_t step_ = 0;
 };

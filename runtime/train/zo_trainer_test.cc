@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <random>
 
 #include "gtest/gtest.h"
@@ -85,6 +86,44 @@ TEST(ZoTrainerTest, ResumeAfterInterruptionEqualsAnUninterruptedRun) {
   ASSERT_TRUE((*c)->Run([&log](const std::string& l) { log.push_back(l); }).ok());
   ASSERT_FALSE(log.empty());
   EXPECT_NE(log[0].find("replayed 5 logged steps: at step 25"), std::string::npos) << log[0];
+  EXPECT_EQ(0, std::memcmp(full->params().data(), resumed->params().data(),
+                           full->params().size() * sizeof(float)));
+}
+
+TEST(ZoTrainerTest, CorruptedNewestCheckpointFallsBackAndReplaysMore) {
+  const TokenCorpus corpus = Text();
+  auto quiet = [](const std::string&) {};
+  auto full = *Transformer::Create(Small());
+  full->InitializeParameters(1);
+  ASSERT_TRUE((*ZoTrainer::Create(full.get(), &corpus, nullptr, Options(TmpDir("zo_full2"))))
+                  ->Run(quiet)
+                  .ok());
+  {
+    auto model = *Transformer::Create(Small());
+    model->InitializeParameters(1);
+    auto b = ZoTrainer::Create(model.get(), &corpus, nullptr, Options(TmpDir("zo_corrupt")));
+    ASSERT_TRUE((*b)->Resume(quiet).ok());
+    for (int s = 1; s <= 25; ++s) {
+      ASSERT_TRUE((*b)->Step().ok());
+      if (s % 10 == 0) {
+        ASSERT_TRUE((*b)->SaveCheckpoint().ok());
+      }
+    }
+  }
+  // Damage the newest checkpoint (step 20): resume must use step 10 and replay 15 steps.
+  {
+    std::fstream f(TmpDir("zo_corrupt") + "/ckpt-0000000020/model.safetensors",
+                   std::ios::binary | std::ios::in | std::ios::out);
+    f.seekp(-64, std::ios::end);
+    f.put('\x55');
+  }
+  auto resumed = *Transformer::Create(Small());
+  auto c = ZoTrainer::Create(resumed.get(), &corpus, nullptr, Options(TmpDir("zo_corrupt")));
+  std::vector<std::string> log;
+  ASSERT_TRUE((*c)->Run([&log](const std::string& l) { log.push_back(l); }).ok());
+  ASSERT_GE(log.size(), 2u);
+  EXPECT_NE(log[0].find("fails its checksum"), std::string::npos) << log[0];
+  EXPECT_NE(log[1].find("replayed 15 logged steps: at step 25"), std::string::npos) << log[1];
   EXPECT_EQ(0, std::memcmp(full->params().data(), resumed->params().data(),
                            full->params().size() * sizeof(float)));
 }
