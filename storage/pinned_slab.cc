@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "runtime/base/errno_status.h"
+#include "runtime/cuda/cuda_runtime.h"
 
 namespace strata {
 
@@ -67,10 +68,18 @@ absl::StatusOr<std::unique_ptr<PinnedSlab>> PinnedSlab::Create(const Options& op
     }
     slab->registered_ = true;
   }
+  if (options.cuda_register && CudaBuilt()) {
+    absl::StatusOr<int> devices = CudaDeviceCount();
+    if (devices.ok() && *devices > 0) {
+      if (absl::Status s = CudaHostRegister(slab->base_, slab->mapped_bytes_); !s.ok()) return s;
+      slab->cuda_registered_ = true;
+    }
+  }
   return slab;
 }
 
 PinnedSlab::~PinnedSlab() {
+  if (cuda_registered_) CudaHostUnregister(base_).IgnoreError();
   if (base_ != nullptr) {
     if (locked_) munlock(base_, mapped_bytes_);
     munmap(base_, mapped_bytes_);

@@ -1,7 +1,8 @@
 // Pinned host memory for the offload pipeline: one large anonymous mapping (2 MiB huge pages
 // when the kernel has them), locked in RAM within RLIMIT_MEMLOCK, carved into fixed-size slots
-// and registered once with the I/O engine (in pieces of at most 1 GiB). Memory is never pinned
-// per tensor. Pinned and in-use bytes are observable.
+// and registered once with the I/O engine (in pieces of at most 1 GiB) and, in CUDA builds with
+// a GPU, with cudaHostRegister. Memory is never pinned per tensor. Pinned and in-use bytes are
+// observable.
 #ifndef STRATA_STORAGE_PINNED_SLAB_H_
 #define STRATA_STORAGE_PINNED_SLAB_H_
 
@@ -22,6 +23,8 @@ class PinnedSlab {
     bool lock = true;            // mlock; fails clearly when RLIMIT_MEMLOCK is too small.
     bool huge_pages = true;      // Try MAP_HUGETLB, then transparent huge pages.
     IoEngine* engine = nullptr;  // When set, the slab is registered for fixed-buffer I/O.
+    // In CUDA builds with a usable GPU, also cudaHostRegister the slab (pinned for DMA).
+    bool cuda_register = true;
   };
 
   static absl::StatusOr<std::unique_ptr<PinnedSlab>> Create(const Options& options);
@@ -40,6 +43,7 @@ class PinnedSlab {
   int64_t in_use_bytes() const;
   bool huge_pages() const { return huge_; }
   bool registered() const { return registered_; }
+  bool cuda_registered() const { return cuda_registered_; }
 
  private:
   PinnedSlab() = default;
@@ -49,6 +53,7 @@ class PinnedSlab {
   bool locked_ = false;
   bool huge_ = false;
   bool registered_ = false;
+  bool cuda_registered_ = false;
   std::vector<bool> in_use_;
 };
 

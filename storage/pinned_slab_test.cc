@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "gmock/gmock.h"
+#include "runtime/cuda/cuda_runtime.h"
 #include "gtest/gtest.h"
 
 namespace strata {
@@ -40,6 +41,19 @@ TEST(PinnedSlabTest, SlotsAreAlignedLockedAndAccounted) {
   }
   (*slab)->Release(b);
   EXPECT_EQ(*(*slab)->Acquire(), b);
+}
+
+TEST(PinnedSlabTest, RegistersWithCudaWhereAGpuExists) {
+  if (!CudaBuilt()) GTEST_SKIP() << "built without --config=cuda";
+  absl::StatusOr<int> devices = CudaDeviceCount();
+  if (!devices.ok() || *devices == 0) GTEST_SKIP() << "no usable GPU";
+  PinnedSlab::Options options;
+  options.slot_bytes = 1 << 20;
+  options.slots = 2;
+  options.lock = MemlockLimitBytes() < 0 || MemlockLimitBytes() >= (4 << 20);
+  auto slab = PinnedSlab::Create(options);
+  ASSERT_TRUE(slab.ok()) << slab.status();
+  EXPECT_TRUE((*slab)->cuda_registered());
 }
 
 TEST(PinnedSlabTest, MemlockLimitTooSmallIsAClearError) {

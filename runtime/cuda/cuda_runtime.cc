@@ -70,6 +70,26 @@ std::vector<CudaDeviceInfo> CudaDevices() {
   return devices;
 }
 
+absl::Status CudaHostRegister(void* data, int64_t bytes) {
+#ifdef STRATA_WITH_CUDA
+  return CudaStatus(cuda_internal::HostRegister(data, bytes), "cudaHostRegister", __FILE__,
+                    __LINE__);
+#else
+  (void)data;
+  (void)bytes;
+  return NotBuilt();
+#endif
+}
+
+absl::Status CudaHostUnregister(void* data) {
+#ifdef STRATA_WITH_CUDA
+  return CudaStatus(cuda_internal::HostUnregister(data), "cudaHostUnregister", __FILE__, __LINE__);
+#else
+  (void)data;
+  return NotBuilt();
+#endif
+}
+
 absl::Status CudaVectorAdd(absl::Span<float> out, absl::Span<const float> a,
                            absl::Span<const float> b) {
   if (a.size() != out.size() || b.size() != out.size()) {

@@ -35,6 +35,10 @@ struct CudaDeviceInfo {
 // Every visible device; an empty list when there is none or the build has no CUDA.
 std::vector<CudaDeviceInfo> CudaDevices();
 
+// Page-locks host memory for the GPU's DMA engines (cudaHostRegister) and undoes it.
+absl::Status CudaHostRegister(void* data, int64_t bytes);
+absl::Status CudaHostUnregister(void* data);
+
 // out = a + b on device 0. Spans must have equal sizes.
 absl::Status CudaVectorAdd(absl::Span<float> out, absl::Span<const float> a,
                            absl::Span<const float> b);

@@ -45,6 +45,12 @@ int GetDeviceInfo(int index, char* name, int name_size, int64_t* memory_bytes, c
   return 0;
 }
 
+int HostRegister(void* ptr, int64_t bytes) {
+  return static_cast<int>(cudaHostRegister(ptr, static_cast<size_t>(bytes), cudaHostRegisterDefault));
+}
+
+int HostUnregister(void* ptr) { return static_cast<int>(cudaHostUnregister(ptr)); }
+
 const char* ErrorText(int code) {
   thread_local char text[512];
   const cudaError_t err = static_cast<cudaError_t>(code);

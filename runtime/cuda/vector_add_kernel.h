@@ -14,6 +14,10 @@ int GetDeviceCount(int* count);
 // Name, total memory and UUID (as 32 hex digits) of device `index`.
 int GetDeviceInfo(int index, char* name, int name_size, int64_t* memory_bytes, char* uuid_hex);
 
+// cudaHostRegister(ptr, bytes, cudaHostRegisterDefault) / cudaHostUnregister(ptr).
+int HostRegister(void* ptr, int64_t bytes);
+int HostUnregister(void* ptr);
+
 // cudaGetErrorName + cudaGetErrorString of `code`, as "cudaErrorX: text".
 const char* ErrorText(int code);
 
