@@ -4,10 +4,16 @@
 #include "storage/io/io_engine.h"
 
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <random>
@@ -206,6 +212,40 @@ INSTANTIATE_TEST_SUITE_P(Engines, IoEngineTest, ::testing::Values(true, false),
                          [](const ::testing::TestParamInfo<bool>& info) {
                            return info.param ? "io_uring" : "threads";
                          });
+
+// io_uring blocked the way container runtimes do (seccomp: io_uring_setup fails with EPERM):
+// the engine must fall back to the thread pool and say why. Runs in a child process because a
+// seccomp filter cannot be removed.
+TEST(IoEngineFallbackTest, SeccompBlockedIoUringFallsBackToThreads) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    sock_fprog program = {static_cast<unsigned short>(sizeof(filter) / sizeof(filter[0])), filter};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program) != 0) {
+      _exit(3);  // Cannot install the filter here.
+    }
+    std::string why;
+    auto engine = CreateIoEngine(IoEngineOptions(), &why);
+    if (!engine.ok()) _exit(4);
+    if (std::string((*engine)->name()) != "threads") _exit(5);
+    if (why.find("io_uring unavailable") == std::string::npos ||
+        why.find("Operation not permitted") == std::string::npos) {
+      _exit(6);
+    }
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 3) GTEST_SKIP() << "seccomp filters cannot be installed here";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "see the exit codes in the child above";
+}
 
 TEST(IoEngineOptionsTest, BadOptionsAreRejected) {
   IoEngineOptions options;
