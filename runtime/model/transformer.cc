@@ -244,14 +244,17 @@ absl::Status Transformer::CheckInputs(absl::Span<const int32_t> tokens,
           "tokens[", i, "] = ", tokens[i], " is outside the vocabulary [0, ", c.vocab_size, ")"));
     }
   }
-  if (!need_targets) return absl::OkStatus();
+  return need_targets ? CheckTargets(targets, n) : absl::OkStatus();
+}
+
+absl::Status Transformer::CheckTargets(absl::Span<const int32_t> targets, int64_t n) const {
   if (static_cast<int64_t>(targets.size()) != n) {
     return absl::InvalidArgumentError(
         absl::StrCat("targets has ", targets.size(), " entries, expected B*T = ", n));
   }
   int64_t valid = 0;
   for (int64_t i = 0; i < n; ++i) {
-    if (targets[i] >= c.vocab_size) {
+    if (targets[i] >= config().vocab_size) {
       return absl::InvalidArgumentError(
           absl::StrCat("targets[", i, "] = ", targets[i], " is outside the vocabulary"));
     }
@@ -499,20 +502,9 @@ absl::StatusOr<float> Transformer::EndForward(const float* resident,
   }
   infer_[stream].active = false;
   const int B = infer_[stream].B, T = infer_[stream].T;
-  const int64_t n = static_cast<int64_t>(B) * T;
-  if (static_cast<int64_t>(targets.size()) != n) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("targets has ", targets.size(), " entries, expected B*T = ", n));
+  if (absl::Status status = CheckTargets(targets, static_cast<int64_t>(B) * T); !status.ok()) {
+    return status;
   }
-  int64_t valid = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    if (targets[i] >= config().vocab_size) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("targets[", i, "] = ", targets[i], " is outside the vocabulary"));
-    }
-    valid += targets[i] >= 0;
-  }
-  if (valid == 0) return absl::InvalidArgumentError("every target is ignored (negative)");
   const ModelConfig& c = config();
   const Dims d(c, B, T);
   InferBuffers b = InferBuffers::At(infer_[stream].buffer.data(), d);

@@ -86,6 +86,8 @@ class Transformer {
 
   absl::Status CheckInputs(absl::Span<const int32_t> tokens, absl::Span<const int32_t> targets,
                            int B, int T, bool need_targets) const;
+  // targets has n entries, each < vocab_size, at least one not ignored (>= 0).
+  absl::Status CheckTargets(absl::Span<const int32_t> targets, int64_t n) const;
   void EnsureTrainBuffers(int B, int T);
   void EnsureInferBuffers(int B, int T, int stream);
   const float* HeadWeights(const float* base) const;

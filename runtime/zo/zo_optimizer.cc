@@ -159,6 +159,7 @@ absl::StatusOr<ZoStepRecord> ZoOptimizer::Step(absl::Span<const int32_t> tokens,
   record.lr = lr;
   double loss_sum = 0;
   bool finite = true;
+  float minus = 0;  // L(theta - eps z_i), or the clean L(theta) when one-sided.
   for (int i = 0; i < config_.num_perturbations; ++i) {
     const NoiseKey key{record.seed, static_cast<uint32_t>(i), config_.distribution};
     const bool apply_pending = i == 0 && pending_.has_value();
@@ -170,8 +171,12 @@ absl::StatusOr<ZoStepRecord> ZoOptimizer::Step(absl::Span<const int32_t> tokens,
                     config_.one_sided ? nullptr : resident_minus_.data() + off);
     }
     const float* minus_resident = config_.one_sided ? theta : resident_minus_.data();
+    // One-sided: the clean loss L(theta) is the same for every perturbation of the step.
+    const bool second_stream = !config_.one_sided || i == 0;
     STRATA_RETURN_IF_ERROR(model_->BeginForward(resident_plus_.data(), tokens, B, T, 0));
-    STRATA_RETURN_IF_ERROR(model_->BeginForward(minus_resident, tokens, B, T, 1));
+    if (second_stream) {
+      STRATA_RETURN_IF_ERROR(model_->BeginForward(minus_resident, tokens, B, T, 1));
+    }
     for (int l = 0; l < L; ++l) {
       const int64_t begin = layout.BlockBegin(l);
       for (int s = 0; s < layout.SlotsPerBlock(); ++s) {
@@ -182,14 +187,18 @@ absl::StatusOr<ZoStepRecord> ZoOptimizer::Step(absl::Span<const int32_t> tokens,
                       config_.one_sided ? nullptr : block_minus_.data() + rel);
       }
       model_->BlockForward(l, block_plus_.data(), 0);
-      model_->BlockForward(l, config_.one_sided ? theta + begin : block_minus_.data(), 1);
+      if (second_stream) {
+        model_->BlockForward(l, config_.one_sided ? theta + begin : block_minus_.data(), 1);
+      }
     }
     if (apply_pending) {
       if (config_.variant == ZoVariant::kAdam && !pending_->skipped) ++adam_updates_;
       pending_.reset();
     }
     STRATA_ASSIGN_OR_RETURN(float plus, model_->EndForward(resident_plus_.data(), targets, 0));
-    STRATA_ASSIGN_OR_RETURN(float minus, model_->EndForward(minus_resident, targets, 1));
+    if (second_stream) {
+      STRATA_ASSIGN_OR_RETURN(minus, model_->EndForward(minus_resident, targets, 1));
+    }
     finite = finite && std::isfinite(plus) && std::isfinite(minus);
     const double denom = config_.one_sided ? config_.eps : 2.0 * config_.eps;
     double g = (static_cast<double>(plus) - static_cast<double>(minus)) / denom;

@@ -89,6 +89,8 @@ std::vector<VariantCase> Variants() {
   c = base;
   c.one_sided = true;
   v.push_back({"one_sided", c});
+  c.num_perturbations = 3;
+  v.push_back({"one_sided_nspsa3", c});
   c = base;
   c.distribution = Distribution::kRademacher;
   v.push_back({"rademacher", c});
@@ -166,8 +168,8 @@ TEST(ZoOptimizerTest, OneSidedScalarComparesWithTheCleanLoss) {
   config.one_sided = true;
   config.eps = 1e-2f;
   const std::vector<float> theta = f.Params();
-  auto record = (*ZoOptimizer::Create(f.model.get(), config))
-                    ->Step(f.tokens, f.targets, f.B, f.T, 1, 1e-3);
+  auto record =
+      (*ZoOptimizer::Create(f.model.get(), config))->Step(f.tokens, f.targets, f.B, f.T, 1, 1e-3);
   ASSERT_TRUE(record.ok());
   std::vector<float> plus(theta.size());
   for (const TensorInfo& t : f.model->layout().tensors()) {
