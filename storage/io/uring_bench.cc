@@ -29,7 +29,7 @@ ABSL_FLAG(std::string, dir, "/var/tmp", "Directory for the test file (a real dis
 ABSL_FLAG(double, file_gib, 1.0, "Size of the test file in GiB.");
 ABSL_FLAG(std::string, cases, "",
           "Only cases whose name contains this (the file is written first).");
-ABSL_FLAG(int, repeats, 4, "Strata/fio runs per case, alternating order; medians are reported.");
+ABSL_FLAG(int, repeats, 8, "Strata/fio runs per case, alternating order; medians are reported.");
 
 namespace strata {
 namespace {
