@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The main job on embedded defaults: builds Strata, starts a local coordinator and two worker
-# daemons on loopback, and shows they answer (`strata health`, `strata node list`). Everything
-# runs under a temporary directory and is stopped on exit.
+# daemons on loopback and shows they answer (`strata health`, `strata node list`), then trains a
+# small model on this machine: first-order pretraining on the license texts Debian ships, then a
+# zeroth-order fine-tune with checkpoints and the step log. Everything runs under a temporary
+# directory and is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "demo: building strata, strata-coordinator, strata-worker (bazel -c opt)"
 bazel build -c opt //services/cli:strata //services/coordinator:strata-coordinator \
-  //services/worker:strata-worker
+  //services/worker:strata-worker //runtime/train:strata-train
 bin="$(bazel info -c opt bazel-bin 2>/dev/null)"
 work="$(mktemp -d /tmp/strata-demo.XXXXXX)"
 pids=()
@@ -60,3 +62,12 @@ if ! grep -q worker-a <<<"$listing" || ! grep -q worker-b <<<"$listing"; then
   exit 1
 fi
 echo "demo: OK: the coordinator answers and both workers are registered"
+
+echo "demo: \$ strata-train (first-order AdamW, GPT-2-shaped model, license texts, 150 steps)"
+"$bin/runtime/train/strata-train" --preset=gpt2-tiny --steps=150 --batch=8 --seq=64 \
+  --eval_every=0 --log_every=50 --save_dir="$work/model"
+echo "demo: \$ strata-train --optimizer=zo (MeZO fine-tune of that model, 60 steps, checkpointed)"
+"$bin/runtime/train/strata-train" --optimizer=zo --init_from="$work/model" --steps=60 \
+  --batch=8 --seq=64 --lr=1e-5 --min_lr=1e-5 --warmup=0 --eps=1e-3 --log_every=20 \
+  --eval_every=0 --checkpoint_dir="$work/zo" --checkpoint_every=30
+echo "demo: OK: trained, fine-tuned with ZO and checkpointed (the temporary directory is removed on exit)"
