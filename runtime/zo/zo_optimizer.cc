@@ -83,9 +83,13 @@ ZoOptimizer::ZoOptimizer(Transformer* model, ZoConfig config)
 }
 
 void ZoOptimizer::UpdateTensor(const ZoStepRecord& record, int tensor_id) {
+  UpdateTensorAt(record, tensor_id,
+                 model_->params().data() + model_->layout().tensor(tensor_id).offset);
+}
+
+void ZoOptimizer::UpdateTensorAt(const ZoStepRecord& record, int tensor_id, float* theta) {
   if (record.skipped) return;
   const TensorInfo& t = model_->layout().tensor(tensor_id);
-  float* theta = model_->params().data() + t.offset;
   const float threshold = thresholds_[tensor_id];
   const float decay =
       RoleTakesWeightDecay(t.role)
@@ -121,9 +125,15 @@ void ZoOptimizer::UpdateTensor(const ZoStepRecord& record, int tensor_id) {
 }
 
 void ZoOptimizer::PerturbTensor(int tensor_id, const NoiseKey& key, float* plus, float* minus) {
+  PerturbTensorAt(tensor_id, key,
+                  model_->params().data() + model_->layout().tensor(tensor_id).offset, plus, minus);
+}
+
+void ZoOptimizer::PerturbTensorAt(int tensor_id, const NoiseKey& key, const float* theta,
+                                  float* plus, float* minus) const {
   const TensorInfo& t = model_->layout().tensor(tensor_id);
-  Perturb(plus, minus, model_->params().data() + t.offset, 0, t.numel,
-          static_cast<uint32_t>(tensor_id), key, config_.eps, thresholds_[tensor_id]);
+  Perturb(plus, minus, theta, 0, t.numel, static_cast<uint32_t>(tensor_id), key, config_.eps,
+          thresholds_[tensor_id]);
 }
 
 void ZoOptimizer::Flush() {

@@ -85,6 +85,13 @@ class ZoOptimizer {
   absl::Status Replay(const ZoStepRecord& record);
 
   const ZoConfig& config() const { return config_; }
+
+  // The building blocks of Step for weights held outside the model's arena (offloaded blocks):
+  // apply `record`'s update to tensor `tensor_id` whose values are at `theta` (momentum and Adam
+  // read their state from this optimizer's arena-layout buffers), and perturb such a tensor.
+  void UpdateTensorAt(const ZoStepRecord& record, int tensor_id, float* theta);
+  void PerturbTensorAt(int tensor_id, const NoiseKey& key, const float* theta, float* plus,
+                       float* minus) const;
   // Per-tensor Sparse-MeZO thresholds (+inf when disabled), set at Create from the weights.
   const std::vector<float>& thresholds() const { return thresholds_; }
   void set_thresholds(std::vector<float> thresholds) { thresholds_ = std::move(thresholds); }

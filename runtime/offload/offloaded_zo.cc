@@ -1,0 +1,219 @@
+// See offloaded_zo.h.
+#include "runtime/offload/offloaded_zo.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "runtime/base/status_macros.h"
+
+namespace strata {
+
+absl::StatusOr<std::unique_ptr<OffloadedZo>> OffloadedZo::Create(Transformer* model,
+                                                                 zo::ZoConfig config,
+                                                                 Options options) {
+  if (config.variant != zo::ZoVariant::kSgd && config.variant != zo::ZoVariant::kSign) {
+    return absl::InvalidArgumentError("offloaded ZO supports the sgd and sign variants");
+  }
+  if (options.nvme_paths.empty()) return absl::InvalidArgumentError("offload needs nvme_paths");
+  if (options.prefetch_blocks < 1) return absl::InvalidArgumentError("prefetch_blocks >= 1");
+  std::unique_ptr<OffloadedZo> o(new OffloadedZo(model, std::move(options)));
+  STRATA_ASSIGN_OR_RETURN(o->zo_, zo::ZoOptimizer::Create(model, config));
+  const ParamLayout& layout = model->layout();
+  const int L = layout.config().n_layer;
+  STRATA_ASSIGN_OR_RETURN(o->engine_, CreateIoEngine(o->options_.io));
+  TensorStore::Options store_options;
+  store_options.paths = o->options_.nvme_paths;
+  store_options.name = "zo-blocks";
+  store_options.engine = o->engine_.get();
+  const int64_t block_bytes = layout.BlockElements() * static_cast<int64_t>(sizeof(float));
+  STRATA_ASSIGN_OR_RETURN(o->store_,
+                          TensorStore::Create(store_options, std::vector<int64_t>(L, block_bytes)));
+  PinnedSlab::Options slab_options;
+  slab_options.slot_bytes = TensorStore::Padded(block_bytes);
+  slab_options.slots = std::min(L, o->options_.prefetch_blocks + 1);
+  slab_options.lock = o->options_.lock_slab;
+  slab_options.engine = o->engine_.get();
+  STRATA_ASSIGN_OR_RETURN(o->slab_, PinnedSlab::Create(slab_options));
+  o->resident_plus_ = LazyBuffer(layout.NumElements());
+  o->resident_minus_ = LazyBuffer(layout.NumElements());
+  o->block_plus_.Resize(layout.BlockElements());
+  o->block_minus_.Resize(layout.BlockElements());
+  for (const TensorInfo& t : layout.tensors()) {
+    if (t.block < 0) o->resident_ids_.push_back(t.id);
+  }
+  // Move the blocks to NVMe through slot 0.
+  float* arena = model->params().data();
+  char* slot = o->slab_->slot(0);
+  for (int l = 0; l < L; ++l) {
+    std::memcpy(slot, arena + layout.BlockBegin(l), block_bytes);
+    STRATA_RETURN_IF_ERROR(o->store_->SubmitWrite(l, slot, 0));
+    std::vector<IoCompletion> done;
+    STRATA_RETURN_IF_ERROR(o->store_->Reap(1, &done));
+    STRATA_RETURN_IF_ERROR(done.at(0).status);
+    o->bytes_written_ += o->store_->padded_bytes(l);
+  }
+  if (o->options_.release_arena_blocks) {
+    const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    const uintptr_t begin = reinterpret_cast<uintptr_t>(arena + layout.BlockBegin(0));
+    const uintptr_t end = reinterpret_cast<uintptr_t>(arena + layout.BlockEnd(L - 1));
+    const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
+    if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+  }
+  return o;
+}
+
+absl::Status OffloadedZo::StreamBlocks(const std::function<absl::StatusOr<bool>(int, float*)>& fn) {
+  const int L = model_->layout().config().n_layer;
+  const int slots = slab_->slots();
+  enum class SlotState { kFree, kReading, kReady, kWriting };
+  std::vector<SlotState> state(slots, SlotState::kFree);
+  std::vector<int> slot_block(slots, -1);
+  int next_read = 0;
+  absl::Status failure;
+  auto reap = [&]() -> absl::Status {
+    std::vector<IoCompletion> done;
+    STRATA_RETURN_IF_ERROR(store_->Reap(1, &done));
+    for (const IoCompletion& c : done) {
+      const int slot = static_cast<int>(c.tag / 2);
+      if (!c.status.ok() && failure.ok()) failure = c.status;
+      state[slot] = c.tag % 2 == 0 ? SlotState::kReady : SlotState::kFree;
+    }
+    return failure;
+  };
+  auto issue_reads = [&]() -> absl::Status {
+    for (int s = 0; s < slots && next_read < L; ++s) {
+      if (state[s] != SlotState::kFree) continue;
+      STRATA_RETURN_IF_ERROR(store_->SubmitRead(next_read, slab_->slot(s), 2 * s));
+      state[s] = SlotState::kReading;
+      slot_block[s] = next_read++;
+      bytes_read_ += store_->padded_bytes(slot_block[s]);
+    }
+    return absl::OkStatus();
+  };
+  for (int l = 0; l < L; ++l) {
+    STRATA_RETURN_IF_ERROR(issue_reads());
+    while (next_read <= l) {  // Every slot is being written back: wait for one.
+      STRATA_RETURN_IF_ERROR(reap());
+      STRATA_RETURN_IF_ERROR(issue_reads());
+    }
+    int slot = -1;
+    for (int s = 0; s < slots; ++s) {
+      if (slot_block[s] == l) slot = s;
+    }
+    while (state[slot] != SlotState::kReady) STRATA_RETURN_IF_ERROR(reap());
+    STRATA_ASSIGN_OR_RETURN(bool dirty, fn(l, reinterpret_cast<float*>(slab_->slot(slot))));
+    if (dirty) {
+      STRATA_RETURN_IF_ERROR(store_->SubmitWrite(l, slab_->slot(slot), 2 * slot + 1));
+      state[slot] = SlotState::kWriting;
+      bytes_written_ += store_->padded_bytes(l);
+    } else {
+      state[slot] = SlotState::kFree;
+    }
+    slot_block[slot] = -1;
+  }
+  while (true) {  // Drain the write-backs.
+    bool writing = false;
+    for (SlotState s : state) writing = writing || s == SlotState::kWriting;
+    if (!writing) break;
+    STRATA_RETURN_IF_ERROR(reap());
+  }
+  return failure;
+}
+
+absl::StatusOr<zo::ZoStepRecord> OffloadedZo::Step(absl::Span<const int32_t> tokens,
+                                                   absl::Span<const int32_t> targets, int B, int T,
+                                                   int64_t step, double lr) {
+  const ParamLayout& layout = model_->layout();
+  const zo::ZoConfig& config = zo_->config();
+  float* arena = model_->params().data();
+  zo::ZoStepRecord record;
+  record.step = step;
+  record.seed = zo::StepSeed(config.seed, step);
+  record.lr = lr;
+  double loss_sum = 0;
+  bool finite = true;
+  float minus = 0;
+  for (int i = 0; i < config.num_perturbations; ++i) {
+    const zo::NoiseKey key{record.seed, static_cast<uint32_t>(i), config.distribution};
+    const bool apply_pending = i == 0 && pending_.has_value();
+    for (int id : resident_ids_) {
+      const int64_t off = layout.tensor(id).offset;
+      if (apply_pending) zo_->UpdateTensorAt(*pending_, id, arena + off);
+      zo_->PerturbTensorAt(id, key, arena + off, resident_plus_.data() + off,
+                           config.one_sided ? nullptr : resident_minus_.data() + off);
+    }
+    const float* minus_resident = config.one_sided ? arena : resident_minus_.data();
+    const bool second_stream = !config.one_sided || i == 0;
+    STRATA_RETURN_IF_ERROR(model_->BeginForward(resident_plus_.data(), tokens, B, T, 0));
+    if (second_stream) {
+      STRATA_RETURN_IF_ERROR(model_->BeginForward(minus_resident, tokens, B, T, 1));
+    }
+    STRATA_RETURN_IF_ERROR(StreamBlocks([&](int l, float* block) -> absl::StatusOr<bool> {
+      const int64_t begin = layout.BlockBegin(l);
+      for (int s = 0; s < layout.SlotsPerBlock(); ++s) {
+        const int id = layout.BlockTensorId(l, s);
+        const int64_t rel = layout.tensor(id).offset - begin;
+        if (apply_pending) zo_->UpdateTensorAt(*pending_, id, block + rel);
+        zo_->PerturbTensorAt(id, key, block + rel, block_plus_.data() + rel,
+                             config.one_sided ? nullptr : block_minus_.data() + rel);
+      }
+      model_->BlockForward(l, block_plus_.data(), 0);
+      if (second_stream) {
+        model_->BlockForward(l, config.one_sided ? block : block_minus_.data(), 1);
+      }
+      return apply_pending && !pending_->skipped;
+    }));
+    if (apply_pending) pending_.reset();
+    STRATA_ASSIGN_OR_RETURN(float plus, model_->EndForward(resident_plus_.data(), targets, 0));
+    if (second_stream) {
+      STRATA_ASSIGN_OR_RETURN(minus, model_->EndForward(minus_resident, targets, 1));
+    }
+    finite = finite && std::isfinite(plus) && std::isfinite(minus);
+    const double denom = config.one_sided ? config.eps : 2.0 * config.eps;
+    double g = (static_cast<double>(plus) - static_cast<double>(minus)) / denom;
+    if (config.scalar_clip > 0) {
+      g = std::clamp(g, -double{config.scalar_clip}, double{config.scalar_clip});
+    }
+    record.scalars.push_back(static_cast<float>(g));
+    loss_sum += 0.5 * (static_cast<double>(plus) + static_cast<double>(minus));
+  }
+  record.loss = static_cast<float>(loss_sum / config.num_perturbations);
+  if (!finite && config.skip_nonfinite) {
+    record.skipped = true;
+    std::fill(record.scalars.begin(), record.scalars.end(), 0.0f);
+  }
+  pending_ = record;
+  return record;
+}
+
+absl::Status OffloadedZo::Flush() {
+  if (!pending_.has_value()) return absl::OkStatus();
+  const ParamLayout& layout = model_->layout();
+  float* arena = model_->params().data();
+  for (int id : resident_ids_) zo_->UpdateTensorAt(*pending_, id, arena + layout.tensor(id).offset);
+  STRATA_RETURN_IF_ERROR(StreamBlocks([&](int l, float* block) -> absl::StatusOr<bool> {
+    for (int s = 0; s < layout.SlotsPerBlock(); ++s) {
+      const int id = layout.BlockTensorId(l, s);
+      zo_->UpdateTensorAt(*pending_, id, block + layout.tensor(id).offset - layout.BlockBegin(l));
+    }
+    return !pending_->skipped;
+  }));
+  pending_.reset();
+  return absl::OkStatus();
+}
+
+absl::Status OffloadedZo::Materialize() {
+  STRATA_RETURN_IF_ERROR(Flush());
+  const ParamLayout& layout = model_->layout();
+  float* arena = model_->params().data();
+  return StreamBlocks([&](int l, float* block) -> absl::StatusOr<bool> {
+    std::memcpy(arena + layout.BlockBegin(l), block, layout.BlockElements() * sizeof(float));
+    return false;
+  });
+}
+
+}  // namespace strata

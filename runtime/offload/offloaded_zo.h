@@ -1,0 +1,79 @@
+// Offloaded zeroth-order training (ZO2's design) on the NVMe tier: the transformer blocks live in
+// a TensorStore on NVMe and stream through a few pinned slab slots; the embeddings, final norm
+// and head stay resident. For each perturbation pass every block is read once, receives the
+// deferred update of the previous step (the first pass of a step), is perturbed out of place into
+// two block buffers, runs both perturbed forwards while it is resident, and — if it changed — is
+// written back; the reads of the next blocks are in flight meanwhile (prefetch).
+//
+// The arithmetic is ZoOptimizer's, tensor by tensor, so the scalars, the step log and the
+// weights are bitwise identical to in-memory ZO for the same seeds. Stateless variants only
+// (sgd, sign): momentum/Adam state would need its own offloading.
+#ifndef STRATA_RUNTIME_OFFLOAD_OFFLOADED_ZO_H_
+#define STRATA_RUNTIME_OFFLOAD_OFFLOADED_ZO_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "runtime/model/transformer.h"
+#include "runtime/zo/zo_optimizer.h"
+#include "storage/io/io_engine.h"
+#include "storage/pinned_slab.h"
+#include "storage/tensor_store.h"
+
+namespace strata {
+
+class OffloadedZo {
+ public:
+  struct Options {
+    std::vector<std::string> nvme_paths;  // Block files go here.
+    int prefetch_blocks = 2;              // Blocks read ahead of the one computing.
+    // Release the model arena's block pages after moving the blocks to NVMe (resident memory
+    // then holds only the resident tensors and the working set).
+    bool release_arena_blocks = true;
+    IoEngineOptions io;
+    bool lock_slab = false;  // mlock the slab (needs RLIMIT_MEMLOCK).
+  };
+
+  // Moves the model's blocks to NVMe. `model` must outlive this object.
+  static absl::StatusOr<std::unique_ptr<OffloadedZo>> Create(Transformer* model,
+                                                             zo::ZoConfig config, Options options);
+
+  absl::StatusOr<zo::ZoStepRecord> Step(absl::Span<const int32_t> tokens,
+                                        absl::Span<const int32_t> targets, int B, int T,
+                                        int64_t step, double lr);
+  // Applies the pending update to the resident tensors and every block on NVMe.
+  absl::Status Flush();
+  // Flush, then copy every block back into the model's arena (evaluation, checkpoints, export).
+  absl::Status Materialize();
+
+  int64_t bytes_read() const { return bytes_read_; }
+  int64_t bytes_written() const { return bytes_written_; }
+  const char* io_engine_name() const { return engine_->name(); }
+
+ private:
+  OffloadedZo(Transformer* model, Options options) : model_(model), options_(std::move(options)) {}
+  // Streams blocks 0..L-1 through the slots in order; fn(l, weights) returns whether it changed
+  // the block (then it is written back).
+  absl::Status StreamBlocks(const std::function<absl::StatusOr<bool>(int, float*)>& fn);
+
+  Transformer* model_;
+  Options options_;
+  std::unique_ptr<zo::ZoOptimizer> zo_;
+  std::unique_ptr<IoEngine> engine_;
+  std::unique_ptr<TensorStore> store_;
+  std::unique_ptr<PinnedSlab> slab_;
+  LazyBuffer resident_plus_, resident_minus_;
+  AlignedBuffer block_plus_, block_minus_;
+  std::vector<int> resident_ids_;
+  std::optional<zo::ZoStepRecord> pending_;
+  int64_t bytes_read_ = 0, bytes_written_ = 0;
+};
+
+}  // namespace strata
+
+#endif  // STRATA_RUNTIME_OFFLOAD_OFFLOADED_ZO_H_
