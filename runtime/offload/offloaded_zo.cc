@@ -206,6 +206,10 @@ absl::Status OffloadedZo::Flush() {
   return absl::OkStatus();
 }
 
+absl::Status OffloadedZo::IoOnlyPass() {
+  return StreamBlocks([](int, float*) -> absl::StatusOr<bool> { return true; });
+}
+
 absl::Status OffloadedZo::Materialize() {
   STRATA_RETURN_IF_ERROR(Flush());
   const ParamLayout& layout = model_->layout();

@@ -51,6 +51,10 @@ class OffloadedZo {
   // Flush, then copy every block back into the model's arena (evaluation, checkpoints, export).
   absl::Status Materialize();
 
+  // One pass that reads every block and writes it back unchanged: the I/O a step costs without
+  // compute (for benchmarks).
+  absl::Status IoOnlyPass();
+
   int64_t bytes_read() const { return bytes_read_; }
   int64_t bytes_written() const { return bytes_written_; }
   const char* io_engine_name() const { return engine_->name(); }
