@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <new>
 
+#include "absl/types/span.h"
+
 namespace strata {
 
 class LazyBuffer {
@@ -42,6 +44,8 @@ class LazyBuffer {
   float* data() { return data_; }
   const float* data() const { return data_; }
   int64_t size() const { return size_; }
+  absl::Span<float> span() { return absl::MakeSpan(data_, size_); }
+  absl::Span<const float> span() const { return absl::MakeConstSpan(data_, size_); }
 
  private:
   size_t Bytes() const { return static_cast<size_t>(size_) * sizeof(float); }

@@ -200,26 +200,29 @@ int64_t Transformer::ActivationBytes() const {
 }
 
 void Transformer::InitializeParameters(uint64_t seed) {
-  const ModelConfig& c = config();
-  const double residual_std = 0.02 / std::sqrt(2.0 * c.n_layer);
   for (const TensorInfo& t : layout_.tensors()) {
-    float* p = params_.data() + t.offset;
-    if (t.role == TensorRole::kBias) {
-      std::fill(p, p + t.numel, 0.0f);
-      continue;
-    }
-    if (t.role == TensorRole::kNorm) {
-      std::fill(p, p + t.numel, 1.0f);
-      continue;
-    }
-    const bool residual_proj = c.family == ModelFamily::kGpt2 && t.block >= 0 &&
-                               (t.id == layout_.BlockTensorId(t.block, gpt2_slot::kAttnProjW) ||
-                                t.id == layout_.BlockTensorId(t.block, gpt2_slot::kFcProjW));
-    const double stddev = residual_proj ? residual_std : 0.02;
-    // One stream per tensor: the bits of a tensor do not depend on the others' sizes.
-    uint64_t state = seed ^ (0xD1B54A32D192ED03ULL * (static_cast<uint64_t>(t.id) + 1));
-    for (int64_t i = 0; i < t.numel; ++i) p[i] = static_cast<float>(Normal(state) * stddev);
+    InitializeTensor(seed, t.id, params_.data() + t.offset);
   }
+}
+
+void Transformer::InitializeTensor(uint64_t seed, int tensor_id, float* p) const {
+  const ModelConfig& c = config();
+  const TensorInfo& t = layout_.tensor(tensor_id);
+  if (t.role == TensorRole::kBias) {
+    std::fill(p, p + t.numel, 0.0f);
+    return;
+  }
+  if (t.role == TensorRole::kNorm) {
+    std::fill(p, p + t.numel, 1.0f);
+    return;
+  }
+  const bool residual_proj = c.family == ModelFamily::kGpt2 && t.block >= 0 &&
+                             (t.id == layout_.BlockTensorId(t.block, gpt2_slot::kAttnProjW) ||
+                              t.id == layout_.BlockTensorId(t.block, gpt2_slot::kFcProjW));
+  const double stddev = residual_proj ? 0.02 / std::sqrt(2.0 * c.n_layer) : 0.02;
+  // One stream per tensor: the bits of a tensor do not depend on the others' sizes.
+  uint64_t state = seed ^ (0xD1B54A32D192ED03ULL * (static_cast<uint64_t>(t.id) + 1));
+  for (int64_t i = 0; i < t.numel; ++i) p[i] = static_cast<float>(Normal(state) * stddev);
 }
 
 absl::Status Transformer::CheckInputs(absl::Span<const int32_t> tokens,

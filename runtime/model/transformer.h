@@ -23,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "runtime/base/aligned_buffer.h"
+#include "runtime/base/lazy_buffer.h"
 #include "runtime/model/model_config.h"
 #include "runtime/model/param_layout.h"
 
@@ -53,6 +54,9 @@ class Transformer {
   // Hugging Face-style initialization from `seed`: weights N(0, 0.02) (GPT-2's residual
   // projections N(0, 0.02 / sqrt(2 L))), biases 0, norm weights 1. Same seed, same bits.
   void InitializeParameters(uint64_t seed);
+  // The same initial values of one tensor, written to `out` (numel floats) — each tensor has its
+  // own random stream, so blocks can be initialized anywhere (e.g. straight into offload slots).
+  void InitializeTensor(uint64_t seed, int tensor_id, float* out) const;
 
   // tokens, targets: (B, T) row-major; targets < 0 are ignored. Returns the mean loss over
   // non-ignored targets and adds d(loss)/d(params) to grads().
@@ -101,7 +105,9 @@ class Transformer {
 
   ParamLayout layout_;
   Options options_;
-  AlignedBuffer params_;
+  // Committed lazily (page by page, as written): an offloaded model whose blocks live elsewhere
+  // never pays for the block region.
+  LazyBuffer params_;
   AlignedBuffer grads_;
 
   // Training activations: one slice per layer.

@@ -21,20 +21,47 @@ absl::StatusOr<std::unique_ptr<OffloadedZo>> OffloadedZo::Create(Transformer* mo
   if (options.nvme_paths.empty()) return absl::InvalidArgumentError("offload needs nvme_paths");
   if (options.prefetch_blocks < 1) return absl::InvalidArgumentError("prefetch_blocks >= 1");
   std::unique_ptr<OffloadedZo> o(new OffloadedZo(model, std::move(options)));
-  STRATA_ASSIGN_OR_RETURN(o->zo_, zo::ZoOptimizer::Create(model, config));
   const ParamLayout& layout = model->layout();
   const int L = layout.config().n_layer;
+  float* arena = model->params().data();
+  if (config.sparse_quantile > 0 && o->options_.init_seed.has_value()) {
+    return absl::InvalidArgumentError(
+        "Sparse-MeZO thresholds need the weights in memory; not with streaming initialization");
+  }
+  // Budget: choose the read-ahead that fits.
+  const int64_t block_bytes = layout.BlockElements() * static_cast<int64_t>(sizeof(float));
+  const int64_t padded_block = TensorStore::Padded(block_bytes);
+  const int64_t resident_bytes =
+      (layout.NumElements() - (layout.BlockEnd(L - 1) - layout.BlockBegin(0))) *
+      static_cast<int64_t>(sizeof(float));
+  int slots = std::min(L, o->options_.prefetch_blocks + 1);
+  auto working_set = [&](int n) { return 3 * resident_bytes + n * padded_block + 2 * block_bytes; };
+  const int64_t budget = o->options_.memory_budget_bytes;
+  while (budget > 0 && slots > 1 && working_set(slots) > budget) --slots;
+  if (budget > 0 && working_set(slots) > budget) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "memory budget ", budget, " bytes cannot hold the resident tensors (3 x ", resident_bytes,
+        " bytes: weights and two perturbed copies) plus one block slot and two perturbed block "
+        "buffers (3 x ",
+        block_bytes, " bytes): at least ", working_set(1), " bytes are needed"));
+  }
+  o->working_set_bytes_ = working_set(slots);
+  if (o->options_.init_seed.has_value()) {
+    for (const TensorInfo& t : layout.tensors()) {
+      if (t.block < 0) model->InitializeTensor(*o->options_.init_seed, t.id, arena + t.offset);
+    }
+  }
+  STRATA_ASSIGN_OR_RETURN(o->zo_, zo::ZoOptimizer::Create(model, config));
   STRATA_ASSIGN_OR_RETURN(o->engine_, CreateIoEngine(o->options_.io));
   TensorStore::Options store_options;
   store_options.paths = o->options_.nvme_paths;
   store_options.name = "zo-blocks";
   store_options.engine = o->engine_.get();
-  const int64_t block_bytes = layout.BlockElements() * static_cast<int64_t>(sizeof(float));
   STRATA_ASSIGN_OR_RETURN(o->store_,
                           TensorStore::Create(store_options, std::vector<int64_t>(L, block_bytes)));
   PinnedSlab::Options slab_options;
-  slab_options.slot_bytes = TensorStore::Padded(block_bytes);
-  slab_options.slots = std::min(L, o->options_.prefetch_blocks + 1);
+  slab_options.slot_bytes = padded_block;
+  slab_options.slots = slots;
   slab_options.lock = o->options_.lock_slab;
   slab_options.engine = o->engine_.get();
   STRATA_ASSIGN_OR_RETURN(o->slab_, PinnedSlab::Create(slab_options));
@@ -45,18 +72,25 @@ absl::StatusOr<std::unique_ptr<OffloadedZo>> OffloadedZo::Create(Transformer* mo
   for (const TensorInfo& t : layout.tensors()) {
     if (t.block < 0) o->resident_ids_.push_back(t.id);
   }
-  // Move the blocks to NVMe through slot 0.
-  float* arena = model->params().data();
+  // Move (or initialize) the blocks to NVMe through slot 0.
   char* slot = o->slab_->slot(0);
   for (int l = 0; l < L; ++l) {
-    std::memcpy(slot, arena + layout.BlockBegin(l), block_bytes);
+    if (o->options_.init_seed.has_value()) {
+      for (int s = 0; s < layout.SlotsPerBlock(); ++s) {
+        const TensorInfo& t = layout.BlockTensor(l, s);
+        model->InitializeTensor(*o->options_.init_seed, t.id,
+                                reinterpret_cast<float*>(slot) + (t.offset - layout.BlockBegin(l)));
+      }
+    } else {
+      std::memcpy(slot, arena + layout.BlockBegin(l), block_bytes);
+    }
     STRATA_RETURN_IF_ERROR(o->store_->SubmitWrite(l, slot, 0));
     std::vector<IoCompletion> done;
     STRATA_RETURN_IF_ERROR(o->store_->Reap(1, &done));
     STRATA_RETURN_IF_ERROR(done.at(0).status);
     o->bytes_written_ += o->store_->padded_bytes(l);
   }
-  if (o->options_.release_arena_blocks) {
+  if (o->options_.release_arena_blocks && !o->options_.init_seed.has_value()) {
     const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
     const uintptr_t begin = reinterpret_cast<uintptr_t>(arena + layout.BlockBegin(0));
     const uintptr_t end = reinterpret_cast<uintptr_t>(arena + layout.BlockEnd(L - 1));

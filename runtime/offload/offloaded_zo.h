@@ -37,6 +37,15 @@ class OffloadedZo {
     bool release_arena_blocks = true;
     IoEngineOptions io;
     bool lock_slab = false;  // mlock the slab (needs RLIMIT_MEMLOCK).
+    // Bound on the working set (0: none): 3 x the resident tensors (the weights and their two
+    // perturbed copies) + the slots + two perturbed block buffers. The read-ahead shrinks to fit;
+    // a budget that cannot hold the resident parts plus two blocks is an error. Activations come
+    // on top (a fixed overhead for a given batch).
+    int64_t memory_budget_bytes = 0;
+    // When set, the model is initialized here with this seed (Transformer::InitializeTensor)
+    // straight into the slots and the block files, so the block weights never occupy RAM: models
+    // far larger than memory. When unset, the blocks are moved out of the model's arena.
+    std::optional<uint64_t> init_seed;
   };
 
   // Moves the model's blocks to NVMe. `model` must outlive this object.
@@ -54,6 +63,10 @@ class OffloadedZo {
   // One pass that reads every block and writes it back unchanged: the I/O a step costs without
   // compute (for benchmarks).
   absl::Status IoOnlyPass();
+
+  // The working set as accounted against memory_budget_bytes.
+  int64_t working_set_bytes() const { return working_set_bytes_; }
+  int slots() const { return slab_->slots(); }
 
   int64_t bytes_read() const { return bytes_read_; }
   int64_t bytes_written() const { return bytes_written_; }
@@ -76,6 +89,7 @@ class OffloadedZo {
   std::vector<int> resident_ids_;
   std::optional<zo::ZoStepRecord> pending_;
   int64_t bytes_read_ = 0, bytes_written_ = 0;
+  int64_t working_set_bytes_ = 0;
 };
 
 }  // namespace strata

@@ -101,6 +101,42 @@ INSTANTIATE_TEST_SUITE_P(Variants, OffloadedZoTest, ::testing::ValuesIn(Cases())
                            return info.param.name;
                          });
 
+TEST(OffloadedZoTest, StreamingInitializationMatchesInitializingInMemory) {
+  auto a = *Transformer::Create(Tiny(ModelFamily::kLlama));
+  auto b = *Transformer::Create(Tiny(ModelFamily::kLlama));
+  a->InitializeParameters(9);
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  OffloadedZo::Options options;
+  options.nvme_paths = {absl::StrCat(tmp ? tmp : "/tmp", "/nvme_stream_init")};
+  options.init_seed = 9;
+  auto offload = OffloadedZo::Create(b.get(), zo::ZoConfig(), options);
+  ASSERT_TRUE(offload.ok()) << offload.status();
+  ASSERT_TRUE((*offload)->Materialize().ok());
+  EXPECT_EQ(
+      0, std::memcmp(a->params().data(), b->params().data(), a->params().size() * sizeof(float)));
+}
+
+TEST(OffloadedZoTest, BudgetShrinksReadAheadAndRefusesWhatCannotFit) {
+  auto model = *Transformer::Create(Tiny(ModelFamily::kGpt2));
+  const ParamLayout& layout = model->layout();
+  const int64_t block = layout.BlockElements() * 4;
+  const int64_t resident = (layout.NumElements() - (layout.BlockEnd(4) - layout.BlockBegin(0))) * 4;
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  OffloadedZo::Options options;
+  options.nvme_paths = {absl::StrCat(tmp ? tmp : "/tmp", "/nvme_budget")};
+  options.init_seed = 1;
+  options.prefetch_blocks = 3;
+  options.memory_budget_bytes = 3 * resident + 2 * TensorStore::Padded(block) + 2 * block;
+  auto fits = OffloadedZo::Create(model.get(), zo::ZoConfig(), options);
+  ASSERT_TRUE(fits.ok()) << fits.status();
+  EXPECT_EQ((*fits)->slots(), 2);
+  EXPECT_LE((*fits)->working_set_bytes(), options.memory_budget_bytes);
+  options.memory_budget_bytes = 3 * resident + 2 * block;
+  absl::Status status = OffloadedZo::Create(model.get(), zo::ZoConfig(), options).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(status.message().find("cannot hold the resident tensors"), std::string::npos);
+}
+
 TEST(OffloadedZoOptionsTest, StatefulVariantsAndMissingPathsAreRejected) {
   auto model = *Transformer::Create(Tiny(ModelFamily::kGpt2));
   zo::ZoConfig config;
