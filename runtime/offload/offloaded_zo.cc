@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "runtime/base/status_macros.h"
+#include "runtime/model/bf16_weights.h"
 
 namespace strata {
 
@@ -29,21 +30,25 @@ absl::StatusOr<std::unique_ptr<OffloadedZo>> OffloadedZo::Create(Transformer* mo
         "Sparse-MeZO thresholds need the weights in memory; not with streaming initialization");
   }
   // Budget: choose the read-ahead that fits.
-  const int64_t block_bytes = layout.BlockElements() * static_cast<int64_t>(sizeof(float));
+  const bool bf16 = o->options_.bf16_storage;
+  const int64_t block_bytes = layout.BlockElements() * static_cast<int64_t>(bf16 ? 2 : 4);
   const int64_t padded_block = TensorStore::Padded(block_bytes);
+  const int64_t block_f32_bytes = layout.BlockElements() * static_cast<int64_t>(sizeof(float));
   const int64_t resident_bytes =
       (layout.NumElements() - (layout.BlockEnd(L - 1) - layout.BlockBegin(0))) *
       static_cast<int64_t>(sizeof(float));
   int slots = std::min(L, o->options_.prefetch_blocks + 1);
-  auto working_set = [&](int n) { return 3 * resident_bytes + n * padded_block + 2 * block_bytes; };
+  auto working_set = [&](int n) {
+    return 3 * resident_bytes + n * padded_block + (bf16 ? 3 : 2) * block_f32_bytes;
+  };
   const int64_t budget = o->options_.memory_budget_bytes;
   while (budget > 0 && slots > 1 && working_set(slots) > budget) --slots;
   if (budget > 0 && working_set(slots) > budget) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "memory budget ", budget, " bytes cannot hold the resident tensors (3 x ", resident_bytes,
-        " bytes: weights and two perturbed copies) plus one block slot and two perturbed block "
-        "buffers (3 x ",
-        block_bytes, " bytes): at least ", working_set(1), " bytes are needed"));
+        " bytes: weights and two perturbed copies) plus one block slot (", padded_block,
+        " bytes) and the fp32 block buffers (", (bf16 ? 3 : 2) * block_f32_bytes,
+        " bytes): at least ", working_set(1), " bytes are needed"));
   }
   o->working_set_bytes_ = working_set(slots);
   if (o->options_.init_seed.has_value()) {
@@ -69,20 +74,25 @@ absl::StatusOr<std::unique_ptr<OffloadedZo>> OffloadedZo::Create(Transformer* mo
   o->resident_minus_ = LazyBuffer(layout.NumElements());
   o->block_plus_.Resize(layout.BlockElements());
   o->block_minus_.Resize(layout.BlockElements());
+  if (bf16) o->block_work_.Resize(layout.BlockElements());
   for (const TensorInfo& t : layout.tensors()) {
     if (t.block < 0) o->resident_ids_.push_back(t.id);
   }
-  // Move (or initialize) the blocks to NVMe through slot 0.
+  // Move (or initialize) the blocks to NVMe through slot 0 (via the fp32 buffer for bf16).
   char* slot = o->slab_->slot(0);
+  float* staging = bf16 ? o->block_work_.data() : reinterpret_cast<float*>(slot);
   for (int l = 0; l < L; ++l) {
     if (o->options_.init_seed.has_value()) {
       for (int s = 0; s < layout.SlotsPerBlock(); ++s) {
         const TensorInfo& t = layout.BlockTensor(l, s);
         model->InitializeTensor(*o->options_.init_seed, t.id,
-                                reinterpret_cast<float*>(slot) + (t.offset - layout.BlockBegin(l)));
+                                staging + (t.offset - layout.BlockBegin(l)));
       }
     } else {
-      std::memcpy(slot, arena + layout.BlockBegin(l), block_bytes);
+      std::memcpy(staging, arena + layout.BlockBegin(l), block_f32_bytes);
+    }
+    if (bf16) {
+      F32ToBf16(reinterpret_cast<uint16_t*>(slot), staging, layout.BlockElements());
     }
     STRATA_RETURN_IF_ERROR(o->store_->SubmitWrite(l, slot, 0));
     std::vector<IoCompletion> done;
@@ -139,7 +149,15 @@ absl::Status OffloadedZo::StreamBlocks(const std::function<absl::StatusOr<bool>(
       if (slot_block[s] == l) slot = s;
     }
     while (state[slot] != SlotState::kReady) STRATA_RETURN_IF_ERROR(reap());
-    STRATA_ASSIGN_OR_RETURN(bool dirty, fn(l, reinterpret_cast<float*>(slab_->slot(slot))));
+    float* weights = reinterpret_cast<float*>(slab_->slot(slot));
+    uint16_t* stored = reinterpret_cast<uint16_t*>(slab_->slot(slot));
+    const int64_t n = model_->layout().BlockElements();
+    if (options_.bf16_storage) {
+      Bf16ToF32(block_work_.data(), stored, n);
+      weights = block_work_.data();
+    }
+    STRATA_ASSIGN_OR_RETURN(bool dirty, fn(l, weights));
+    if (dirty && options_.bf16_storage) F32ToBf16(stored, weights, n);
     if (dirty) {
       STRATA_RETURN_IF_ERROR(store_->SubmitWrite(l, slab_->slot(slot), 2 * slot + 1));
       state[slot] = SlotState::kWriting;

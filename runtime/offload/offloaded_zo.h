@@ -46,6 +46,10 @@ class OffloadedZo {
     // straight into the slots and the block files, so the block weights never occupy RAM: models
     // far larger than memory. When unset, the blocks are moved out of the model's arena.
     std::optional<uint64_t> init_seed;
+    // Store blocks as bf16 on NVMe (half the bytes); compute, update and perturbation stay fp32
+    // on a widened copy, rounded to nearest even when a block is written back. Updates smaller
+    // than half a bf16 ulp of a weight round away (see docs/runtime.md for the measured effect).
+    bool bf16_storage = false;
   };
 
   // Moves the model's blocks to NVMe. `model` must outlive this object.
@@ -86,6 +90,7 @@ class OffloadedZo {
   std::unique_ptr<PinnedSlab> slab_;
   LazyBuffer resident_plus_, resident_minus_;
   AlignedBuffer block_plus_, block_minus_;
+  AlignedBuffer block_work_;  // fp32 copy of the current block when storing bf16.
   std::vector<int> resident_ids_;
   std::optional<zo::ZoStepRecord> pending_;
   int64_t bytes_read_ = 0, bytes_written_ = 0;

@@ -3,12 +3,14 @@
 // families, several variants and both I/O engines; the model's block pages are released.
 #include "runtime/offload/offloaded_zo.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <random>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "storage/safetensors/safetensors.h"
 
 namespace strata {
 namespace {
@@ -135,6 +137,65 @@ TEST(OffloadedZoTest, BudgetShrinksReadAheadAndRefusesWhatCannotFit) {
   absl::Status status = OffloadedZo::Create(model.get(), zo::ZoConfig(), options).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_NE(status.message().find("cannot hold the resident tensors"), std::string::npos);
+}
+
+// Fraction of block weights that differ between two arenas.
+double ChangedFraction(const Transformer& a, const Transformer& b) {
+  const ParamLayout& layout = a.layout();
+  const int64_t begin = layout.BlockBegin(0), end = layout.BlockEnd(layout.config().n_layer - 1);
+  int64_t changed = 0;
+  for (int64_t i = begin; i < end; ++i) changed += a.params()[i] != b.params()[i];
+  return static_cast<double>(changed) / static_cast<double>(end - begin);
+}
+
+TEST(OffloadedZoTest, Bf16StorageRoundsWeightsAndSmallUpdatesRoundAway) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  auto initial = *Transformer::Create(Tiny(ModelFamily::kLlama));
+  initial->InitializeParameters(4);
+  // The stored weights are the bf16 roundings of the initial ones.
+  auto rounded = *Transformer::Create(Tiny(ModelFamily::kLlama));
+  OffloadedZo::Options options;
+  options.nvme_paths = {absl::StrCat(tmp ? tmp : "/tmp", "/nvme_bf16_a")};
+  options.bf16_storage = true;
+  options.init_seed = 4;
+  auto store = OffloadedZo::Create(rounded.get(), zo::ZoConfig(), options);
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_TRUE((*store)->Materialize().ok());
+  const ParamLayout& layout = initial->layout();
+  for (int64_t i = layout.BlockBegin(0); i < layout.BlockEnd(4); i += 37) {
+    ASSERT_EQ(rounded->params()[i], Bf16ToFloat(FloatToBf16(initial->params()[i])));
+  }
+  // One step at a small and a large learning rate, fp32 vs bf16 storage.
+  std::vector<int32_t> tokens(18), targets(18);
+  for (int i = 0; i < 18; ++i) {
+    tokens[i] = (i * 5) % 53;
+    targets[i] = (i * 7 + 1) % 53;
+  }
+  for (double lr : {1e-6, 1e-2}) {
+    double fraction[2];
+    for (bool bf16 : {false, true}) {
+      auto model = *Transformer::Create(Tiny(ModelFamily::kLlama));
+      auto before = *Transformer::Create(Tiny(ModelFamily::kLlama));
+      OffloadedZo::Options o;
+      o.nvme_paths = {absl::StrCat(tmp ? tmp : "/tmp", "/nvme_bf16_", bf16, "_", lr)};
+      o.bf16_storage = bf16;
+      o.init_seed = 4;
+      auto zo = *OffloadedZo::Create(model.get(), zo::ZoConfig(), o);
+      ASSERT_TRUE(zo->Materialize().ok());
+      std::copy(model->params().begin(), model->params().end(), before->params().begin());
+      ASSERT_TRUE(zo->Step(tokens, targets, 2, 9, 1, lr).ok());
+      ASSERT_TRUE(zo->Materialize().ok());
+      fraction[bf16] = ChangedFraction(*model, *before);
+    }
+    std::printf("lr %g: block weights changed by one step: fp32 %.4f, bf16 %.4f\n", lr, fraction[0],
+                fraction[1]);
+    EXPECT_GT(fraction[0], 0.9) << lr;
+    if (lr < 1e-4) {
+      EXPECT_LT(fraction[1], 0.1) << "tiny updates should round away in bf16";
+    } else {
+      EXPECT_GT(fraction[1], 0.2);
+    }
+  }
 }
 
 TEST(OffloadedZoOptionsTest, StatefulVariantsAndMissingPathsAreRejected) {
