@@ -28,6 +28,9 @@ absl::Status WriteAll(int fd, const void* data, size_t size, absl::string_view w
 // first is kOutOfRange naming the offset.
 absl::Status PreadAll(int fd, void* data, size_t size, int64_t offset, absl::string_view what);
 
+// mkdir -p: creates `path` and any missing parents (existing directories are fine).
+absl::Status MakeDirs(const std::string& path);
+
 // fsync of the directory holding `path`, so a rename in it is durable.
 absl::Status SyncParentDirectory(const std::string& path);
 

@@ -99,6 +99,14 @@ TEST(AtomicFileTest, PreadAllReportsShortFilesWithTheOffset) {
   close(fd);
 }
 
+TEST(AtomicFileTest, MakeDirsCreatesParents) {
+  const std::string deep = Dir() + "/x/y/z";
+  ASSERT_TRUE(MakeDirs(deep).ok());
+  ASSERT_TRUE(MakeDirs(deep).ok());  // Existing is fine.
+  ASSERT_TRUE(WriteStringToFileAtomically(deep + "/f", "1").ok());
+  EXPECT_EQ(MakeDirs(deep + "/f").code(), absl::StatusCode::kFailedPrecondition);
+}
+
 TEST(AtomicFileTest, MissingDirectoryIsNamed) {
   absl::Status status = WriteStringToFileAtomically(Dir() + "/nope/e.txt", "x");
   EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);

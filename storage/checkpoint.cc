@@ -90,9 +90,7 @@ bool ParseStep(const std::string& name, int64_t* step) {
 absl::StatusOr<std::unique_ptr<CheckpointManager>> CheckpointManager::Create(Options options) {
   if (options.root.empty()) return absl::InvalidArgumentError("checkpoint root is empty");
   if (options.keep_last < 1) return absl::InvalidArgumentError("keep_last must be at least 1");
-  if (mkdir(options.root.c_str(), 0755) != 0 && errno != EEXIST) {
-    return ErrnoStatus(errno, absl::StrCat("mkdir ", options.root));
-  }
+  if (absl::Status s = MakeDirs(options.root); !s.ok()) return s;
   for (const std::string& name : ListDir(options.root)) {
     if (absl::EndsWith(name, ".tmp")) {
       if (absl::Status s = RemoveTree(absl::StrCat(options.root, "/", name)); !s.ok()) return s;

@@ -5,8 +5,8 @@
 #include <cstring>
 
 #include "gmock/gmock.h"
-#include "runtime/cuda/cuda_runtime.h"
 #include "gtest/gtest.h"
+#include "runtime/cuda/cuda_runtime.h"
 
 namespace strata {
 namespace {

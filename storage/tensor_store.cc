@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "runtime/base/errno_status.h"
+#include "storage/atomic_file.h"
 #include "xxhash.h"
 
 namespace strata {
@@ -18,9 +19,7 @@ absl::StatusOr<std::unique_ptr<TensorStore>> TensorStore::Create(
   std::unique_ptr<TensorStore> store(new TensorStore());
   store->options_ = options;
   for (const std::string& dir : options.paths) {
-    if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
-      return ErrnoStatus(errno, absl::StrCat("mkdir ", dir));
-    }
+    if (absl::Status s = MakeDirs(dir); !s.ok()) return s;
     absl::StatusOr<std::unique_ptr<IoFile>> file =
         IoFile::Open(absl::StrCat(dir, "/strata-", options.name, "-rank", options.rank, ".bin"),
                      IoFile::Mode::kCreate, /*prefer_direct=*/true);

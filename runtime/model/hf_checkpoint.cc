@@ -159,9 +159,7 @@ absl::StatusOr<std::unique_ptr<Transformer>> LoadHfCheckpoint(const std::string&
 
 absl::Status SaveHfCheckpoint(const Transformer& model, const std::string& dir,
                               const HfSaveOptions& options) {
-  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
-    return ErrnoStatus(errno, absl::StrCat("mkdir ", dir));
-  }
+  if (absl::Status s = MakeDirs(dir); !s.ok()) return s;
   const ParamLayout& layout = model.layout();
   const float* params = model.params().data();
   const int elem = SafetensorsDTypeSize(options.dtype);

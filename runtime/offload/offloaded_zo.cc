@@ -101,11 +101,7 @@ absl::StatusOr<std::unique_ptr<OffloadedZo>> OffloadedZo::Create(Transformer* mo
     o->bytes_written_ += o->store_->padded_bytes(l);
   }
   if (o->options_.release_arena_blocks && !o->options_.init_seed.has_value()) {
-    const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-    const uintptr_t begin = reinterpret_cast<uintptr_t>(arena + layout.BlockBegin(0));
-    const uintptr_t end = reinterpret_cast<uintptr_t>(arena + layout.BlockEnd(L - 1));
-    const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
-    if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+    o->ReleaseArenaBlocks();
   }
   return o;
 }
@@ -256,6 +252,25 @@ absl::Status OffloadedZo::Flush() {
   }));
   pending_.reset();
   return absl::OkStatus();
+}
+
+void OffloadedZo::ReleaseArenaBlocks() {
+  const ParamLayout& layout = model_->layout();
+  float* arena = model_->params().data();
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(arena + layout.BlockBegin(0));
+  const uintptr_t end =
+      reinterpret_cast<uintptr_t>(arena + layout.BlockEnd(layout.config().n_layer - 1));
+  const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
+absl::Status OffloadedZo::Replay(const zo::ZoStepRecord& record) {
+  if (pending_.has_value()) {
+    return absl::FailedPreconditionError("Replay with a pending update: Flush first");
+  }
+  pending_ = record;
+  return Flush();
 }
 
 absl::Status OffloadedZo::IoOnlyPass() {

@@ -64,6 +64,14 @@ class OffloadedZo {
   // Flush, then copy every block back into the model's arena (evaluation, checkpoints, export).
   absl::Status Materialize();
 
+  // Applies a logged step (resume); no update may be pending.
+  absl::Status Replay(const zo::ZoStepRecord& record);
+  // Drops the model arena's block pages again after Materialize (they are not used while the
+  // blocks live on NVMe).
+  void ReleaseArenaBlocks();
+  // The in-memory optimizer whose per-tensor arithmetic and Sparse-MeZO thresholds this uses.
+  zo::ZoOptimizer& zo() { return *zo_; }
+
   // One pass that reads every block and writes it back unchanged: the I/O a step costs without
   // compute (for benchmarks).
   absl::Status IoOnlyPass();

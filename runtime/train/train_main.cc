@@ -62,6 +62,12 @@ ABSL_FLAG(double, momentum, 0.9, "ZO momentum coefficient.");
 ABSL_FLAG(std::string, checkpoint_dir, "",
           "ZO: checkpoints and the step log go here; an existing directory is resumed exactly.");
 ABSL_FLAG(int64_t, checkpoint_every, 0, "ZO: checkpoint every N steps (and at the end).");
+ABSL_FLAG(std::vector<std::string>, offload_dirs, {},
+          "ZO: stream the transformer blocks from these NVMe directories (sgd and sign).");
+ABSL_FLAG(int64_t, memory_budget_bytes, 0,
+          "ZO offload: bound on the working set (resident tensors x3 + slots + block buffers).");
+ABSL_FLAG(int, prefetch_blocks, 2, "ZO offload: blocks read ahead of the one computing.");
+ABSL_FLAG(bool, offload_bf16, false, "ZO offload: store blocks as bf16 (fp32 compute).");
 
 namespace strata {
 namespace {
@@ -152,6 +158,13 @@ absl::Status RunZo(Transformer* model, const TokenCorpus& train, const TokenCorp
   o.data_seed = absl::GetFlag(FLAGS_seed);
   o.checkpoint_dir = absl::GetFlag(FLAGS_checkpoint_dir);
   o.checkpoint_every = absl::GetFlag(FLAGS_checkpoint_every);
+  if (!absl::GetFlag(FLAGS_offload_dirs).empty()) {
+    o.offload = OffloadedZo::Options();
+    o.offload->nvme_paths = absl::GetFlag(FLAGS_offload_dirs);
+    o.offload->memory_budget_bytes = absl::GetFlag(FLAGS_memory_budget_bytes);
+    o.offload->prefetch_blocks = absl::GetFlag(FLAGS_prefetch_blocks);
+    o.offload->bf16_storage = absl::GetFlag(FLAGS_offload_bf16);
+  }
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<ZoTrainer> trainer,
                           ZoTrainer::Create(model, &train, &eval, o));
   STRATA_RETURN_IF_ERROR(trainer->Run([](const std::string& line) {

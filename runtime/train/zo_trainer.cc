@@ -26,6 +26,10 @@ absl::StatusOr<std::unique_ptr<ZoTrainer>> ZoTrainer::Create(Transformer* model,
   if (!(options.lr > 0) || !(options.min_lr > 0)) {
     return absl::InvalidArgumentError("lr and min_lr must be positive");
   }
+  if (options.offload.has_value() && options.zo.variant != zo::ZoVariant::kSgd &&
+      options.zo.variant != zo::ZoVariant::kSign) {
+    return absl::InvalidArgumentError("offloaded ZO supports the sgd and sign variants");
+  }
   BatchSampler::Options sampler_options{options.batch, options.seq, options.data_seed, 0, 1};
   STRATA_ASSIGN_OR_RETURN(BatchSampler sampler, BatchSampler::Create(train, sampler_options));
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<zo::ZoOptimizer> optimizer,
@@ -50,21 +54,41 @@ double ZoTrainer::LrAt(int64_t step) const {
                         static_cast<float>(options_.min_lr));
 }
 
+absl::Status ZoTrainer::EnsureOffload() {
+  if (!options_.offload.has_value() || offload_ != nullptr) return absl::OkStatus();
+  STRATA_ASSIGN_OR_RETURN(offload_, OffloadedZo::Create(model_, options_.zo, *options_.offload));
+  return absl::OkStatus();
+}
+
+absl::Status ZoTrainer::FlushPending() {
+  if (offload_ != nullptr) return offload_->Flush();
+  optimizer_->Flush();
+  return absl::OkStatus();
+}
+
+absl::Status ZoTrainer::WithWeightsInArena(const std::function<absl::Status()>& fn) {
+  STRATA_RETURN_IF_ERROR(FlushPending());
+  if (offload_ == nullptr) return fn();
+  STRATA_RETURN_IF_ERROR(offload_->Materialize());
+  absl::Status status = fn();
+  offload_->ReleaseArenaBlocks();
+  return status;
+}
+
 absl::Status ZoTrainer::SaveCheckpoint() {
   if (checkpoints_ == nullptr) return absl::OkStatus();
-  optimizer_->Flush();
   STRATA_ASSIGN_OR_RETURN(CheckpointManager::Writer writer, checkpoints_->Begin(step_));
-  STRATA_RETURN_IF_ERROR(SaveHfCheckpoint(*model_, writer.dir()));
+  STRATA_RETURN_IF_ERROR(
+      WithWeightsInArena([&] { return SaveHfCheckpoint(*model_, writer.dir()); }));
+  zo::ZoOptimizer& arithmetic = Arithmetic();
   std::vector<SafetensorsTensorView> tensors;
-  const std::vector<float>& thresholds = optimizer_->thresholds();
+  const std::vector<float>& thresholds = arithmetic.thresholds();
   tensors.push_back({"thresholds", {static_cast<int64_t>(thresholds.size())}, thresholds.data()});
-  if (!optimizer_->m().empty()) {
-    tensors.push_back(
-        {"m", {static_cast<int64_t>(optimizer_->m().size())}, optimizer_->m().data()});
+  if (!arithmetic.m().empty()) {
+    tensors.push_back({"m", {static_cast<int64_t>(arithmetic.m().size())}, arithmetic.m().data()});
   }
-  if (!optimizer_->v().empty()) {
-    tensors.push_back(
-        {"v", {static_cast<int64_t>(optimizer_->v().size())}, optimizer_->v().data()});
+  if (!arithmetic.v().empty()) {
+    tensors.push_back({"v", {static_cast<int64_t>(arithmetic.v().size())}, arithmetic.v().data()});
   }
   STRATA_RETURN_IF_ERROR(
       WriteSafetensors(absl::StrCat(writer.dir(), "/zo_state.safetensors"), tensors, {}));
@@ -72,13 +96,16 @@ absl::Status ZoTrainer::SaveCheckpoint() {
   position["step"] = step_;
   position["sampler_epoch"] = sampler_.position().epoch;
   position["sampler_cursor"] = sampler_.position().cursor;
-  position["adam_updates"] = optimizer_->adam_updates();
+  position["adam_updates"] = arithmetic.adam_updates();
   position["seed"] = options_.zo.seed;
   return writer.Commit(position);
 }
 
 absl::StatusOr<int64_t> ZoTrainer::Resume(const Log& log) {
-  if (options_.checkpoint_dir.empty()) return step_;
+  if (options_.checkpoint_dir.empty()) {
+    STRATA_RETURN_IF_ERROR(EnsureOffload());
+    return step_;
+  }
   const std::string& dir = options_.checkpoint_dir;
   STRATA_ASSIGN_OR_RETURN(checkpoints_,
                           CheckpointManager::Create({dir, std::max(1, options_.keep_checkpoints)}));
@@ -98,6 +125,7 @@ absl::StatusOr<int64_t> ZoTrainer::Resume(const Log& log) {
           "over"));
     }
     STRATA_RETURN_IF_ERROR(SaveCheckpoint());
+    STRATA_RETURN_IF_ERROR(EnsureOffload());
     return step_;
   }
   if (!latest.ok()) return latest.status();
@@ -110,7 +138,9 @@ absl::StatusOr<int64_t> ZoTrainer::Resume(const Log& log) {
   step_ = state["step"].get<int64_t>();
   sampler_.set_position(
       {state["sampler_epoch"].get<int64_t>(), state["sampler_cursor"].get<int64_t>()});
-  optimizer_->set_adam_updates(state.value("adam_updates", int64_t{0}));
+  STRATA_RETURN_IF_ERROR(EnsureOffload());  // Moves the loaded blocks to NVMe.
+  zo::ZoOptimizer& arithmetic = Arithmetic();
+  arithmetic.set_adam_updates(state.value("adam_updates", int64_t{0}));
   const std::string ckpt = latest->dir;
   STRATA_ASSIGN_OR_RETURN(SafetensorsFile extra,
                           SafetensorsFile::Open(absl::StrCat(ckpt, "/zo_state.safetensors")));
@@ -120,8 +150,8 @@ absl::StatusOr<int64_t> ZoTrainer::Resume(const Log& log) {
     return absl::DataLossError(absl::StrCat(ckpt, "/zo_state.safetensors: bad thresholds"));
   }
   STRATA_RETURN_IF_ERROR(extra.ReadF32(*entry, thresholds.data()));
-  optimizer_->set_thresholds(std::move(thresholds));
-  for (auto [name, span] : {std::pair{"m", optimizer_->m()}, std::pair{"v", optimizer_->v()}}) {
+  arithmetic.set_thresholds(std::move(thresholds));
+  for (auto [name, span] : {std::pair{"m", arithmetic.m()}, std::pair{"v", arithmetic.v()}}) {
     if (span.empty()) continue;
     const SafetensorsEntry* e = extra.header().Find(name);
     if (e == nullptr || e->numel() != static_cast<int64_t>(span.size())) {
@@ -136,7 +166,11 @@ absl::StatusOr<int64_t> ZoTrainer::Resume(const Log& log) {
       return absl::DataLossError(
           absl::StrCat("step log jumps from step ", step_, " to ", record.step));
     }
-    STRATA_RETURN_IF_ERROR(optimizer_->Replay(record));
+    if (offload_ != nullptr) {
+      STRATA_RETURN_IF_ERROR(offload_->Replay(record));
+    } else {
+      STRATA_RETURN_IF_ERROR(optimizer_->Replay(record));
+    }
     sampler_.Next(absl::MakeSpan(tokens_), absl::MakeSpan(targets_));  // Keep data in step.
     step_ = record.step;
     ++replayed;
@@ -149,9 +183,12 @@ absl::StatusOr<int64_t> ZoTrainer::Resume(const Log& log) {
 absl::StatusOr<zo::ZoStepRecord> ZoTrainer::Step() {
   sampler_.Next(absl::MakeSpan(tokens_), absl::MakeSpan(targets_));
   const int64_t next = step_ + 1;
-  STRATA_ASSIGN_OR_RETURN(
-      zo::ZoStepRecord record,
-      optimizer_->Step(tokens_, targets_, options_.batch, options_.seq, next, LrAt(step_)));
+  STRATA_RETURN_IF_ERROR(EnsureOffload());
+  absl::StatusOr<zo::ZoStepRecord> stepped =
+      offload_ != nullptr
+          ? offload_->Step(tokens_, targets_, options_.batch, options_.seq, next, LrAt(step_))
+          : optimizer_->Step(tokens_, targets_, options_.batch, options_.seq, next, LrAt(step_));
+  STRATA_ASSIGN_OR_RETURN(zo::ZoStepRecord record, std::move(stepped));
   if (log_ != nullptr) STRATA_RETURN_IF_ERROR(log_->Append(record, /*sync=*/true));
   step_ = next;
   return record;
@@ -159,18 +196,20 @@ absl::StatusOr<zo::ZoStepRecord> ZoTrainer::Step() {
 
 absl::StatusOr<float> ZoTrainer::Evaluate() {
   if (eval_ == nullptr) return absl::FailedPreconditionError("no evaluation data");
-  optimizer_->Flush();
   BatchSampler::Options o{options_.batch, options_.seq, /*seed=*/0, 0, 1};
   STRATA_ASSIGN_OR_RETURN(BatchSampler sampler, BatchSampler::Create(eval_, o));
   std::vector<int32_t> x(tokens_.size()), y(tokens_.size());
   const int batches = static_cast<int>(
       std::min<int64_t>(options_.eval_batches, sampler.windows() / options_.batch));
   double total = 0;
-  for (int b = 0; b < batches; ++b) {
-    sampler.Next(absl::MakeSpan(x), absl::MakeSpan(y));
-    STRATA_ASSIGN_OR_RETURN(float loss, model_->Loss(x, y, options_.batch, options_.seq));
-    total += loss;
-  }
+  STRATA_RETURN_IF_ERROR(WithWeightsInArena([&]() -> absl::Status {
+    for (int b = 0; b < batches; ++b) {
+      sampler.Next(absl::MakeSpan(x), absl::MakeSpan(y));
+      STRATA_ASSIGN_OR_RETURN(float loss, model_->Loss(x, y, options_.batch, options_.seq));
+      total += loss;
+    }
+    return absl::OkStatus();
+  }));
   return static_cast<float>(total / std::max(1, batches));
 }
 
@@ -195,7 +234,7 @@ absl::Status ZoTrainer::Run(const Log& log) {
       STRATA_RETURN_IF_ERROR(SaveCheckpoint());
     }
   }
-  optimizer_->Flush();
+  STRATA_RETURN_IF_ERROR(FlushPending());
   STRATA_RETURN_IF_ERROR(SaveCheckpoint());
   if (eval_ != nullptr) {
     STRATA_ASSIGN_OR_RETURN(float eval_loss, Evaluate());

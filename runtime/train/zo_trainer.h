@@ -16,12 +16,14 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "runtime/data/dataset.h"
 #include "runtime/model/transformer.h"
+#include "runtime/offload/offloaded_zo.h"
 #include "runtime/zo/step_log.h"
 #include "runtime/zo/zo_optimizer.h"
 #include "storage/checkpoint.h"
@@ -41,6 +43,10 @@ struct ZoTrainerOptions {
   int64_t log_every = 50;
   uint64_t data_seed = 0;
   std::string checkpoint_dir;  // Empty: nothing is persisted.
+  // Stream the transformer blocks from NVMe (runtime/offload): sgd and sign variants. The
+  // results are bitwise those of in-memory training. Checkpoints and evaluations bring the
+  // blocks back into RAM for their duration (not yet within the memory budget).
+  std::optional<OffloadedZo::Options> offload;
   int64_t checkpoint_every = 0;
   int keep_checkpoints = 2;
 };
@@ -72,12 +78,20 @@ class ZoTrainer {
   ZoTrainer(Transformer* model, const TokenCorpus* eval, ZoTrainerOptions options,
             BatchSampler sampler, std::unique_ptr<zo::ZoOptimizer> optimizer);
   double LrAt(int64_t step) const;
+  // Creates the offloaded optimizer from the arena's current weights, when configured.
+  absl::Status EnsureOffload();
+  // Applies the pending update (offloaded or in memory).
+  absl::Status FlushPending();
+  // Runs `fn` with every weight in the model's arena (offloaded blocks brought back meanwhile).
+  absl::Status WithWeightsInArena(const std::function<absl::Status()>& fn);
+  zo::ZoOptimizer& Arithmetic() { return offload_ != nullptr ? offload_->zo() : *optimizer_; }
 
   Transformer* model_;
   const TokenCorpus* eval_;
   ZoTrainerOptions options_;
   BatchSampler sampler_;
   std::unique_ptr<zo::ZoOptimizer> optimizer_;
+  std::unique_ptr<OffloadedZo> offload_;
   std::unique_ptr<zo::StepLogWriter> log_;
   std::unique_ptr<CheckpointManager> checkpoints_;
   std::vector<int32_t> tokens_, targets_;

@@ -10,6 +10,7 @@
 #include <random>
 
 #include "gtest/gtest.h"
+#include "runtime/model/hf_checkpoint.h"
 #include "runtime/train/fo_trainer.h"
 
 namespace strata {
@@ -126,6 +127,43 @@ TEST(ZoTrainerTest, CorruptedNewestCheckpointFallsBackAndReplaysMore) {
   EXPECT_NE(log[1].find("replayed 15 logged steps: at step 25"), std::string::npos) << log[1];
   EXPECT_EQ(0, std::memcmp(full->params().data(), resumed->params().data(),
                            full->params().size() * sizeof(float)));
+}
+
+TEST(ZoTrainerTest, OffloadedTrainingMatchesInMemoryAndResumesExactly) {
+  const TokenCorpus corpus = Text();
+  auto quiet = [](const std::string&) {};
+  ZoTrainerOptions options = Options(TmpDir("zo_mem_sgd"));
+  options.zo.variant = zo::ZoVariant::kSgd;
+  auto reference = *Transformer::Create(Small());
+  reference->InitializeParameters(1);
+  ASSERT_TRUE((*ZoTrainer::Create(reference.get(), &corpus, nullptr, options))->Run(quiet).ok());
+
+  ZoTrainerOptions offloaded = options;
+  offloaded.checkpoint_dir = TmpDir("zo_offload");
+  offloaded.offload = OffloadedZo::Options();
+  offloaded.offload->nvme_paths = {TmpDir("zo_offload_nvme")};
+  {
+    auto model = *Transformer::Create(Small());
+    model->InitializeParameters(1);
+    auto b = ZoTrainer::Create(model.get(), &corpus, nullptr, offloaded);
+    ASSERT_TRUE(b.ok()) << b.status();
+    ASSERT_TRUE((*b)->Resume(quiet).ok());
+    for (int s = 1; s <= 25; ++s) {
+      ASSERT_TRUE((*b)->Step().ok());
+      if (s % 10 == 0) {
+        ASSERT_TRUE((*b)->SaveCheckpoint().ok());
+      }
+    }
+  }
+  auto model = *Transformer::Create(Small());
+  auto c = ZoTrainer::Create(model.get(), &corpus, nullptr, offloaded);
+  std::vector<std::string> log;
+  ASSERT_TRUE((*c)->Run([&log](const std::string& l) { log.push_back(l); }).ok());
+  EXPECT_NE(log[0].find("replayed 5 logged steps: at step 25"), std::string::npos) << log[0];
+  auto final_weights = LoadHfCheckpoint(TmpDir("zo_offload") + "/ckpt-0000000040");
+  ASSERT_TRUE(final_weights.ok()) << final_weights.status();
+  EXPECT_EQ(0, std::memcmp(reference->params().data(), (*final_weights)->params().data(),
+                           reference->params().size() * sizeof(float)));
 }
 
 // Prompts of 6 letters from "abcd"; the label after the last letter is 'x' when that letter is
