@@ -175,7 +175,7 @@ absl::Status RunZo(Transformer* model, const TokenCorpus& train, const TokenCorp
   std::printf("eval loss %.4f = %.2f x the unigram entropy %.4f\n", eval_loss, eval_loss / entropy,
               entropy);
   if (!absl::GetFlag(FLAGS_save_dir).empty()) {
-    STRATA_RETURN_IF_ERROR(SaveHfCheckpoint(*model, absl::GetFlag(FLAGS_save_dir)));
+    STRATA_RETURN_IF_ERROR(trainer->ExportHf(absl::GetFlag(FLAGS_save_dir)));
     std::printf("saved %s\n", absl::GetFlag(FLAGS_save_dir).c_str());
   }
   return absl::OkStatus();

@@ -75,6 +75,10 @@ absl::Status ZoTrainer::WithWeightsInArena(const std::function<absl::Status()>& 
   return status;
 }
 
+absl::Status ZoTrainer::ExportHf(const std::string& dir) {
+  return WithWeightsInArena([&] { return SaveHfCheckpoint(*model_, dir); });
+}
+
 absl::Status ZoTrainer::SaveCheckpoint() {
   if (checkpoints_ == nullptr) return absl::OkStatus();
   STRATA_ASSIGN_OR_RETURN(CheckpointManager::Writer writer, checkpoints_->Begin(step_));

@@ -68,6 +68,9 @@ class ZoTrainer {
   // Held-out loss (pending update applied first).
   absl::StatusOr<float> Evaluate();
   absl::Status SaveCheckpoint();
+  // Writes the current weights (pending update applied, offloaded blocks included) as a
+  // Hugging Face checkpoint directory.
+  absl::Status ExportHf(const std::string& dir);
   // Resume, then the remaining steps with logging, evaluation and checkpoints.
   absl::Status Run(const Log& log);
 

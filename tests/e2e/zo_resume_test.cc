@@ -25,24 +25,27 @@ using ::strata::testing::TestTmpDir;
 constexpr char kTrain[] = "runtime/train/strata-train";
 constexpr int kHeaderBytes = 24, kRecordBytes = 40;  // Step log with one scalar per step.
 
-std::vector<std::string> Command(const std::string& dir, const std::string& config) {
-  return {kTrain,
-          "--optimizer=zo",
-          "--zo_variant=momentum",
-          "--model_config=" + config,
-          "--data=/usr/share/common-licenses/GPL-3",
-          "--batch=2",
-          "--seq=16",
-          "--steps=1500",
-          "--lr=1e-4",
-          "--min_lr=1e-5",
-          "--warmup=10",
-          "--eval_every=0",
-          "--log_every=500",
-          "--threads=1",
-          "--checkpoint_every=400",
-          "--checkpoint_dir=" + dir + "/ckpt",
-          "--save_dir=" + dir + "/final"};
+std::vector<std::string> Command(const std::string& dir, const std::string& config,
+                                 const std::string& variant, bool offload) {
+  std::vector<std::string> command = {kTrain,
+                                      "--optimizer=zo",
+                                      "--zo_variant=" + variant,
+                                      "--model_config=" + config,
+                                      "--data=/usr/share/common-licenses/GPL-3",
+                                      "--batch=2",
+                                      "--seq=16",
+                                      "--steps=1500",
+                                      "--lr=1e-4",
+                                      "--min_lr=1e-5",
+                                      "--warmup=10",
+                                      "--eval_every=0",
+                                      "--log_every=500",
+                                      "--threads=1",
+                                      "--checkpoint_every=400",
+                                      "--checkpoint_dir=" + dir + "/ckpt",
+                                      "--save_dir=" + dir + "/final"};
+  if (offload) command.push_back("--offload_dirs=" + dir + "/nvme");
+  return command;
 }
 
 int64_t FileSize(const std::string& path) {
@@ -50,21 +53,29 @@ int64_t FileSize(const std::string& path) {
   return stat(path.c_str(), &st) == 0 ? st.st_size : 0;
 }
 
-TEST(ZoResumeTest, KilledRunResumesToTheSameWeights) {
+// The uninterrupted reference runs in memory; the victim runs with or without offloading its
+// blocks to NVMe (bitwise the same arithmetic either way).
+class ZoResumeTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(ZoResumeTest, KilledRunResumesToTheSameWeights) {
+  const bool offload = GetParam();
+  const std::string variant = offload ? "sgd" : "momentum";
   const std::string root = TestTmpDir();
   const std::string config = root + "/config.json";
   std::ofstream(config) << R"({"model_type": "llama", "vocab_size": 257, "hidden_size": 32,
     "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
     "num_key_value_heads": 2, "max_position_embeddings": 32, "tie_word_embeddings": true})";
-  const std::string a = root + "/a", b = root + "/b";
+  const std::string a = root + (offload ? "/a_off" : "/a"), b = root + (offload ? "/b_off" : "/b");
   mkdir(a.c_str(), 0755);
   mkdir(b.c_str(), 0755);
 
-  absl::StatusOr<ProcessResult> full = RunProcess(Command(a, config), root, absl::Minutes(5));
+  absl::StatusOr<ProcessResult> full =
+      RunProcess(Command(a, config, variant, false), root, absl::Minutes(5));
   ASSERT_TRUE(full.ok()) << full.status();
   ASSERT_EQ(full->exit_code, 0) << full->err << full->out;
 
-  absl::StatusOr<Subprocess> victim = Subprocess::Start(Command(b, config), root, "victim");
+  absl::StatusOr<Subprocess> victim =
+      Subprocess::Start(Command(b, config, variant, offload), root, "victim");
   ASSERT_TRUE(victim.ok());
   const std::string log = b + "/ckpt/steplog.bin";
   const absl::Time deadline = absl::Now() + absl::Minutes(3);
@@ -78,7 +89,8 @@ TEST(ZoResumeTest, KilledRunResumesToTheSameWeights) {
   const int64_t logged = (FileSize(log) - kHeaderBytes) / kRecordBytes;
   ASSERT_LT(logged, 1500);
 
-  absl::StatusOr<ProcessResult> resumed = RunProcess(Command(b, config), root, absl::Minutes(5));
+  absl::StatusOr<ProcessResult> resumed =
+      RunProcess(Command(b, config, variant, offload), root, absl::Minutes(5));
   ASSERT_TRUE(resumed.ok());
   ASSERT_EQ(resumed->exit_code, 0) << resumed->err << resumed->out;
   EXPECT_NE(resumed->out.find("replayed"), std::string::npos) << resumed->out;
@@ -88,6 +100,11 @@ TEST(ZoResumeTest, KilledRunResumesToTheSameWeights) {
   ASSERT_GT(want.size(), 1000u);
   EXPECT_TRUE(want == got) << "weights differ after resuming from step " << logged;
 }
+
+INSTANTIATE_TEST_SUITE_P(Modes, ZoResumeTest, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "offloaded" : "in_memory";
+                         });
 
 }  // namespace
 }  // namespace strata
