@@ -277,6 +277,18 @@ absl::Status OffloadedZo::IoOnlyPass() {
   return StreamBlocks([](int, float*) -> absl::StatusOr<bool> { return true; });
 }
 
+absl::StatusOr<float> OffloadedZo::Loss(absl::Span<const int32_t> tokens,
+                                        absl::Span<const int32_t> targets, int B, int T) {
+  STRATA_RETURN_IF_ERROR(Flush());
+  const float* arena = model_->params().data();
+  STRATA_RETURN_IF_ERROR(model_->BeginForward(arena, tokens, B, T, 0));
+  STRATA_RETURN_IF_ERROR(StreamBlocks([&](int l, float* block) -> absl::StatusOr<bool> {
+    model_->BlockForward(l, block, 0);
+    return false;
+  }));
+  return model_->EndForward(arena, targets, 0);
+}
+
 absl::Status OffloadedZo::Materialize() {
   STRATA_RETURN_IF_ERROR(Flush());
   const ParamLayout& layout = model_->layout();

@@ -61,8 +61,13 @@ class OffloadedZo {
                                         int64_t step, double lr);
   // Applies the pending update to the resident tensors and every block on NVMe.
   absl::Status Flush();
-  // Flush, then copy every block back into the model's arena (evaluation, checkpoints, export).
+  // Flush, then copy every block back into the model's arena (checkpoints, export).
   absl::Status Materialize();
+  // The loss at the current weights (pending update applied first), streaming the blocks through
+  // the working set read-only: evaluation within the memory budget, one read pass per call.
+  // Bitwise equal to Transformer::Loss on the materialized weights.
+  absl::StatusOr<float> Loss(absl::Span<const int32_t> tokens, absl::Span<const int32_t> targets,
+                             int B, int T);
 
   // Applies a logged step (resume); no update may be pending.
   absl::Status Replay(const zo::ZoStepRecord& record);

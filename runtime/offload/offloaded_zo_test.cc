@@ -1,6 +1,7 @@
 // Offloaded ZO on the NVMe tier against in-memory ZO: same seeds and batches give bitwise the
-// same scalars every step and bitwise the same weights after Flush + Materialize, for both model
-// families, several variants and both I/O engines; the model's block pages are released.
+// same scalars every step, the same streamed evaluation loss and bitwise the same weights after
+// Flush + Materialize, for both model families, several variants and both I/O engines; the
+// model's block pages are released.
 #include "runtime/offload/offloaded_zo.h"
 
 #include <cstdio>
@@ -90,6 +91,20 @@ TEST_P(OffloadedZoTest, BitwiseEqualToInMemoryZo) {
     EXPECT_EQ(a->seed, b->seed);
   }
   (*in_memory)->Flush();
+  // Streamed evaluation (pending update applied, then read-only) equals the in-memory loss.
+  std::vector<int32_t> eval_tokens(B * T), eval_targets(B * T);
+  for (auto& t : eval_tokens) t = static_cast<int32_t>(rng() % 53);
+  for (auto& t : eval_targets) t = static_cast<int32_t>(rng() % 53);
+  const float reference_loss = *reference->Loss(eval_tokens, eval_targets, B, T);
+  for (int pass = 0; pass < 2; ++pass) {
+    const int64_t written = (*offload)->bytes_written();
+    absl::StatusOr<float> streamed = (*offload)->Loss(eval_tokens, eval_targets, B, T);
+    ASSERT_TRUE(streamed.ok()) << streamed.status();
+    EXPECT_EQ(*streamed, reference_loss);
+    if (pass == 1) {
+      EXPECT_EQ((*offload)->bytes_written(), written) << "evaluation wrote blocks";
+    }
+  }
   ASSERT_TRUE((*offload)->Materialize().ok());
   EXPECT_EQ(0, std::memcmp(reference->params().data(), offloaded->params().data(),
                            reference->params().size() * sizeof(float)));

@@ -206,14 +206,16 @@ absl::StatusOr<float> ZoTrainer::Evaluate() {
   const int batches = static_cast<int>(
       std::min<int64_t>(options_.eval_batches, sampler.windows() / options_.batch));
   double total = 0;
-  STRATA_RETURN_IF_ERROR(WithWeightsInArena([&]() -> absl::Status {
-    for (int b = 0; b < batches; ++b) {
-      sampler.Next(absl::MakeSpan(x), absl::MakeSpan(y));
-      STRATA_ASSIGN_OR_RETURN(float loss, model_->Loss(x, y, options_.batch, options_.seq));
-      total += loss;
-    }
-    return absl::OkStatus();
-  }));
+  STRATA_RETURN_IF_ERROR(FlushPending());
+  for (int b = 0; b < batches; ++b) {
+    sampler.Next(absl::MakeSpan(x), absl::MakeSpan(y));
+    // Offloaded: the blocks stream through the working set (one read pass per batch) instead of
+    // coming back into RAM.
+    STRATA_ASSIGN_OR_RETURN(float loss, offload_ != nullptr
+                                            ? offload_->Loss(x, y, options_.batch, options_.seq)
+                                            : model_->Loss(x, y, options_.batch, options_.seq));
+    total += loss;
+  }
   return static_cast<float>(total / std::max(1, batches));
 }
 
