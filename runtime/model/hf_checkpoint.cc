@@ -163,22 +163,35 @@ absl::Status SaveHfCheckpoint(const Transformer& model, const std::string& dir,
   const ParamLayout& layout = model.layout();
   const float* params = model.params().data();
   const int elem = SafetensorsDTypeSize(options.dtype);
-  // Transposed copies of GPT-2 Conv1D weights, alive until the files are written.
-  std::vector<std::vector<float>> transposed;
-  transposed.reserve(layout.tensors().size());
+  // Tensors are produced one at a time as they are written: a block's weights come from the
+  // arena or from options.block_source (read once per block, cached while its tensors are
+  // written), GPT-2 Conv1D weights are transposed into one reused buffer.
+  int cached_block = -1;
+  const float* cached = nullptr;
+  std::vector<float> transposed;
+  auto weights_of = [&](const TensorInfo& t) -> absl::StatusOr<const float*> {
+    if (t.block < 0 || !options.block_source) return params + t.offset;
+    if (t.block != cached_block) {
+      STRATA_ASSIGN_OR_RETURN(cached, options.block_source(t.block));
+      cached_block = t.block;
+    }
+    return cached + (t.offset - layout.BlockBegin(t.block));
+  };
   std::vector<std::vector<SafetensorsTensorView>> shards(1);
   int64_t shard_bytes = 0;
   for (const TensorInfo& t : layout.tensors()) {
-    SafetensorsTensorView view{t.name, t.shape, params + t.offset};
-    if (t.transposed_in_checkpoint) {
+    SafetensorsTensorView view{t.name, t.shape};
+    view.source = [&weights_of, &transposed, &t]() -> absl::StatusOr<const float*> {
+      STRATA_ASSIGN_OR_RETURN(const float* w, weights_of(t));
+      if (!t.transposed_in_checkpoint) return w;
       const int64_t rows = t.shape[0], cols = t.shape[1];
-      std::vector<float>& copy = transposed.emplace_back(t.numel);
+      transposed.resize(t.numel);
       for (int64_t o = 0; o < rows; ++o) {
-        for (int64_t i = 0; i < cols; ++i) copy[i * rows + o] = params[t.offset + o * cols + i];
+        for (int64_t i = 0; i < cols; ++i) transposed[i * rows + o] = w[o * cols + i];
       }
-      view.shape = {cols, rows};
-      view.data = copy.data();
-    }
+      return transposed.data();
+    };
+    if (t.transposed_in_checkpoint) view.shape = {t.shape[1], t.shape[0]};
     const int64_t bytes = t.numel * elem;
     if (options.max_shard_bytes > 0 && shard_bytes > 0 &&
         shard_bytes + bytes > options.max_shard_bytes) {

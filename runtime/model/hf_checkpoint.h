@@ -7,6 +7,7 @@
 #define STRATA_RUNTIME_MODEL_HF_CHECKPOINT_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -30,6 +31,10 @@ struct HfSaveOptions {
   // Largest shard in bytes; 0 writes one model.safetensors.
   int64_t max_shard_bytes = 0;
   SafetensorsDType dtype = SafetensorsDType::kF32;
+  // When set, block `layer`'s weights (BlockElements() floats in the arena's block layout) are
+  // taken from here instead of the arena, one call per block in order; the pointer must stay
+  // valid until the next call. Offloaded training writes checkpoints straight from NVMe with it.
+  std::function<absl::StatusOr<const float*>(int layer)> block_source;
 };
 
 // Writes config.json and the weights into `dir` (created if missing), each file crash-safely.

@@ -289,6 +289,24 @@ absl::StatusOr<float> OffloadedZo::Loss(absl::Span<const int32_t> tokens,
   return model_->EndForward(arena, targets, 0);
 }
 
+absl::StatusOr<const float*> OffloadedZo::ReadBlock(int layer) {
+  if (pending_.has_value()) {
+    return absl::FailedPreconditionError("ReadBlock with a pending update: Flush first");
+  }
+  if (layer < 0 || layer >= model_->layout().config().n_layer) {
+    return absl::OutOfRangeError(absl::StrCat("no block ", layer));
+  }
+  STRATA_RETURN_IF_ERROR(store_->SubmitRead(layer, slab_->slot(0), 0));
+  std::vector<IoCompletion> done;
+  while (done.empty()) STRATA_RETURN_IF_ERROR(store_->Reap(1, &done));
+  STRATA_RETURN_IF_ERROR(done[0].status);
+  bytes_read_ += store_->padded_bytes(layer);
+  if (!options_.bf16_storage) return reinterpret_cast<const float*>(slab_->slot(0));
+  Bf16ToF32(block_work_.data(), reinterpret_cast<const uint16_t*>(slab_->slot(0)),
+            model_->layout().BlockElements());
+  return block_work_.data();
+}
+
 absl::Status OffloadedZo::Materialize() {
   STRATA_RETURN_IF_ERROR(Flush());
   const ParamLayout& layout = model_->layout();

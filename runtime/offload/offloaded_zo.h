@@ -61,8 +61,12 @@ class OffloadedZo {
                                         int64_t step, double lr);
   // Applies the pending update to the resident tensors and every block on NVMe.
   absl::Status Flush();
-  // Flush, then copy every block back into the model's arena (checkpoints, export).
+  // Flush, then copy every block back into the model's arena.
   absl::Status Materialize();
+  // Reads block `layer` from NVMe into the working set and returns its fp32 weights, valid until
+  // the next call or pass (HfSaveOptions::block_source: checkpoints within the budget). No
+  // update may be pending (Flush first).
+  absl::StatusOr<const float*> ReadBlock(int layer);
   // The loss at the current weights (pending update applied first), streaming the blocks through
   // the working set read-only: evaluation within the memory budget, one read pass per call.
   // Bitwise equal to Transformer::Loss on the materialized weights.

@@ -1,8 +1,8 @@
 // Peak resident memory of offloaded ZO: a model whose blocks are several times the memory budget
-// is initialized straight onto the NVMe tier, trained for two steps and evaluated; the process's
-// peak RSS (VmHWM) must stay within the budget plus a small fixed allowance for the test binary,
-// the activations and the I/O queues, and far below the model size. Its own binary, because
-// VmHWM is a process-wide high-water mark.
+// is initialized straight onto the NVMe tier, trained for two steps, evaluated and checkpointed;
+// the process's peak RSS (VmHWM) must stay within the budget plus a small fixed allowance for the
+// test binary, the activations and the I/O queues, and far below the model size. Its own binary,
+// because VmHWM is a process-wide high-water mark.
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "runtime/model/hf_checkpoint.h"
 #include "runtime/offload/offloaded_zo.h"
 
 namespace strata {
@@ -67,6 +68,9 @@ TEST(OffloadedZoMemoryTest, PeakRssStaysWithinBudgetForAModelFourTimesLarger) {
   absl::StatusOr<float> eval_loss = (*offload)->Loss(tokens, targets, B, T);  // streamed
   ASSERT_TRUE(eval_loss.ok()) << eval_loss.status();
   EXPECT_TRUE(std::isfinite(*eval_loss));
+  HfSaveOptions save;  // A checkpoint written straight from NVMe, one block at a time.
+  save.block_source = [&](int layer) { return (*offload)->ReadBlock(layer); };
+  ASSERT_TRUE(SaveHfCheckpoint(*model, absl::StrCat(tmp ? tmp : "/tmp", "/ckpt_rss"), save).ok());
   const int64_t peak = PeakRssBytes();
   ASSERT_GT(peak, 0) << "cannot read VmHWM from /proc/self/status";
   std::fprintf(stderr,

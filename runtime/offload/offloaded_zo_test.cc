@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "runtime/model/hf_checkpoint.h"
 #include "storage/safetensors/safetensors.h"
 
 namespace strata {
@@ -105,6 +106,15 @@ TEST_P(OffloadedZoTest, BitwiseEqualToInMemoryZo) {
       EXPECT_EQ((*offload)->bytes_written(), written) << "evaluation wrote blocks";
     }
   }
+  // A checkpoint written block by block from NVMe holds the in-memory weights.
+  HfSaveOptions save;
+  save.block_source = [&](int layer) { return (*offload)->ReadBlock(layer); };
+  const std::string ckpt = absl::StrCat(tmp ? tmp : "/tmp", "/ckpt_", c.name);
+  ASSERT_TRUE(SaveHfCheckpoint(*offloaded, ckpt, save).ok());
+  auto saved = LoadHfCheckpoint(ckpt);
+  ASSERT_TRUE(saved.ok()) << saved.status();
+  EXPECT_EQ(0, std::memcmp(reference->params().data(), (*saved)->params().data(),
+                           reference->params().size() * sizeof(float)));
   ASSERT_TRUE((*offload)->Materialize().ok());
   EXPECT_EQ(0, std::memcmp(reference->params().data(), offloaded->params().data(),
                            reference->params().size() * sizeof(float)));
@@ -180,6 +190,13 @@ TEST(OffloadedZoTest, Bf16StorageRoundsWeightsAndSmallUpdatesRoundAway) {
   for (int64_t i = layout.BlockBegin(0); i < layout.BlockEnd(4); i += 37) {
     ASSERT_EQ(rounded->params()[i], Bf16ToFloat(FloatToBf16(initial->params()[i])));
   }
+  for (int l = 0; l < 5; ++l) {  // ReadBlock widens the stored block like Materialize does.
+    absl::StatusOr<const float*> block = (*store)->ReadBlock(l);
+    ASSERT_TRUE(block.ok()) << block.status();
+    EXPECT_EQ(0, std::memcmp(*block, rounded->params().data() + layout.BlockBegin(l),
+                             layout.BlockElements() * sizeof(float)));
+  }
+  EXPECT_EQ((*store)->ReadBlock(5).status().code(), absl::StatusCode::kOutOfRange);
   // One step at a small and a large learning rate, fp32 vs bf16 storage.
   std::vector<int32_t> tokens(18), targets(18);
   for (int i = 0; i < 18; ++i) {

@@ -66,24 +66,19 @@ absl::Status ZoTrainer::FlushPending() {
   return absl::OkStatus();
 }
 
-absl::Status ZoTrainer::WithWeightsInArena(const std::function<absl::Status()>& fn) {
-  STRATA_RETURN_IF_ERROR(FlushPending());
-  if (offload_ == nullptr) return fn();
-  STRATA_RETURN_IF_ERROR(offload_->Materialize());
-  absl::Status status = fn();
-  offload_->ReleaseArenaBlocks();
-  return status;
-}
-
 absl::Status ZoTrainer::ExportHf(const std::string& dir) {
-  return WithWeightsInArena([&] { return SaveHfCheckpoint(*model_, dir); });
+  STRATA_RETURN_IF_ERROR(FlushPending());
+  HfSaveOptions save;
+  if (offload_ != nullptr) {  // Straight from NVMe, one block at a time, within the budget.
+    save.block_source = [this](int layer) { return offload_->ReadBlock(layer); };
+  }
+  return SaveHfCheckpoint(*model_, dir, save);
 }
 
 absl::Status ZoTrainer::SaveCheckpoint() {
   if (checkpoints_ == nullptr) return absl::OkStatus();
   STRATA_ASSIGN_OR_RETURN(CheckpointManager::Writer writer, checkpoints_->Begin(step_));
-  STRATA_RETURN_IF_ERROR(
-      WithWeightsInArena([&] { return SaveHfCheckpoint(*model_, writer.dir()); }));
+  STRATA_RETURN_IF_ERROR(ExportHf(writer.dir()));
   zo::ZoOptimizer& arithmetic = Arithmetic();
   std::vector<SafetensorsTensorView> tensors;
   const std::vector<float>& thresholds = arithmetic.thresholds();

@@ -68,8 +68,8 @@ class ZoTrainer {
   // Held-out loss (pending update applied first).
   absl::StatusOr<float> Evaluate();
   absl::Status SaveCheckpoint();
-  // Writes the current weights (pending update applied, offloaded blocks included) as a
-  // Hugging Face checkpoint directory.
+  // Writes the current weights (pending update applied) as a Hugging Face checkpoint directory;
+  // offloaded blocks are read from NVMe one at a time, so the memory budget holds.
   absl::Status ExportHf(const std::string& dir);
   // Resume, then the remaining steps with logging, evaluation and checkpoints.
   absl::Status Run(const Log& log);
@@ -85,8 +85,6 @@ class ZoTrainer {
   absl::Status EnsureOffload();
   // Applies the pending update (offloaded or in memory).
   absl::Status FlushPending();
-  // Runs `fn` with every weight in the model's arena (offloaded blocks brought back meanwhile).
-  absl::Status WithWeightsInArena(const std::function<absl::Status()>& fn);
   zo::ZoOptimizer& Arithmetic() { return offload_ != nullptr ? offload_->zo() : *optimizer_; }
 
   Transformer* model_;

@@ -299,12 +299,19 @@ absl::Status WriteSafetensors(const std::string& path,
     for (const SafetensorsTensorView& t : tensors) {
       int64_t numel = 1;
       for (int64_t d : t.shape) numel *= d;
+      const float* data = t.data;
+      if (data == nullptr) {
+        if (!t.source) return absl::InvalidArgumentError(t.name + ": neither data nor a source");
+        absl::StatusOr<const float*> produced = t.source();
+        if (!produced.ok()) return produced.status();
+        data = *produced;
+      }
       if (dtype == SafetensorsDType::kF32) {
-        if (absl::Status s = WriteAll(fd, t.data, numel * 4, path); !s.ok()) return s;
+        if (absl::Status s = WriteAll(fd, data, numel * 4, path); !s.ok()) return s;
         continue;
       }
       staging.resize(numel);
-      for (int64_t i = 0; i < numel; ++i) staging[i] = FloatToBf16(t.data[i]);
+      for (int64_t i = 0; i < numel; ++i) staging[i] = FloatToBf16(data[i]);
       if (absl::Status s = WriteAll(fd, staging.data(), numel * 2, path); !s.ok()) return s;
     }
     return absl::OkStatus();

@@ -10,6 +10,7 @@
 #define STRATA_STORAGE_SAFETENSORS_SAFETENSORS_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -75,11 +76,14 @@ class SafetensorsFile {
   SafetensorsHeader header_;
 };
 
-// One tensor to write: fp32 data of `shape`.
+// One tensor to write: fp32 data of `shape`, either at `data` or, when that is null, produced by
+// `source` just before the tensor is written (the pointer must stay valid until the next
+// source call), so a file can be written from storage without holding every tensor at once.
 struct SafetensorsTensorView {
   std::string name;
   std::vector<int64_t> shape;
   const float* data = nullptr;
+  std::function<absl::StatusOr<const float*>()> source = nullptr;
 };
 
 // Writes `tensors` (in the given order) as F32 or BF16, with `metadata`, crash-safely.
