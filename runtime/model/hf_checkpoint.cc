@@ -93,15 +93,19 @@ std::string ShapeString(const std::vector<int64_t>& shape) {
 
 }  // namespace
 
-absl::Status LoadHfWeights(const std::string& dir, Transformer& model) {
+absl::StatusOr<HfWeightsReader> HfWeightsReader::Open(const std::string& dir,
+                                                      const Transformer& model) {
   const ParamLayout& layout = model.layout();
-  STRATA_ASSIGN_OR_RETURN(std::vector<std::string> files, ShardFiles(dir));
-  std::vector<std::string> loaded_from(layout.tensors().size());
-  std::vector<float> staging;
-  float* params = model.params().data();
-  for (const std::string& path : files) {
+  STRATA_ASSIGN_OR_RETURN(std::vector<std::string> paths, ShardFiles(dir));
+  HfWeightsReader reader;
+  reader.layout_ = &layout;
+  reader.sources_.assign(layout.tensors().size(), {-1, nullptr});
+  reader.files_.reserve(paths.size());
+  for (const std::string& path : paths) {
     STRATA_ASSIGN_OR_RETURN(SafetensorsFile file, SafetensorsFile::Open(path));
-    for (const SafetensorsEntry& entry : file.header().tensors) {
+    reader.files_.push_back(std::make_unique<SafetensorsFile>(std::move(file)));
+    const int file_index = static_cast<int>(reader.files_.size()) - 1;
+    for (const SafetensorsEntry& entry : reader.files_.back()->header().tensors) {
       const int id = layout.FindByName(entry.name);
       if (id < 0) {
         if (IsIgnorableBuffer(entry.name, model.config())) continue;
@@ -110,9 +114,10 @@ absl::Status LoadHfWeights(const std::string& dir, Transformer& model) {
                          ModelFamilyName(model.config().family), " model"));
       }
       const TensorInfo& t = layout.tensor(id);
-      if (!loaded_from[id].empty()) {
-        return absl::InvalidArgumentError(absl::StrCat("tensor \"", entry.name, "\" appears in ",
-                                                       loaded_from[id], " and in ", path));
+      if (reader.sources_[id].first >= 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("tensor \"", entry.name, "\" appears in ",
+                         reader.files_[reader.sources_[id].first]->path(), " and in ", path));
       }
       std::vector<int64_t> expected = t.shape;
       if (t.transposed_in_checkpoint) std::reverse(expected.begin(), expected.end());
@@ -121,30 +126,41 @@ absl::Status LoadHfWeights(const std::string& dir, Transformer& model) {
             absl::StrCat(path, ": tensor \"", entry.name, "\" has shape ", ShapeString(entry.shape),
                          ", the config implies ", ShapeString(expected)));
       }
-      if (!t.transposed_in_checkpoint) {
-        STRATA_RETURN_IF_ERROR(file.ReadF32(entry, params + t.offset));
-      } else {
-        // Checkpoint (in, out) -> arena (out, in).
-        staging.resize(t.numel);
-        STRATA_RETURN_IF_ERROR(file.ReadF32(entry, staging.data()));
-        const int64_t rows = t.shape[0], cols = t.shape[1];
-        float* dst = params + t.offset;
-        for (int64_t i = 0; i < cols; ++i) {
-          for (int64_t o = 0; o < rows; ++o) dst[o * cols + i] = staging[i * rows + o];
-        }
-      }
-      loaded_from[id] = path;
+      reader.sources_[id] = {file_index, &entry};
     }
   }
   std::vector<std::string> missing;
   for (const TensorInfo& t : layout.tensors()) {
-    if (loaded_from[t.id].empty()) missing.push_back(t.name);
+    if (reader.sources_[t.id].first < 0) missing.push_back(t.name);
   }
   if (!missing.empty()) {
     const size_t shown = std::min<size_t>(missing.size(), 5);
     return absl::InvalidArgumentError(
         absl::StrCat(dir, ": ", missing.size(), " parameters missing from the checkpoint, e.g. ",
                      absl::StrJoin(missing.begin(), missing.begin() + shown, ", ")));
+  }
+  return reader;
+}
+
+absl::Status HfWeightsReader::Read(int id, float* out) {
+  const TensorInfo& t = layout_->tensor(id);
+  const auto& [file_index, entry] = sources_[id];
+  const SafetensorsFile& file = *files_[file_index];
+  if (!t.transposed_in_checkpoint) return file.ReadF32(*entry, out);
+  // Checkpoint (in, out) -> arena (out, in).
+  staging_.resize(t.numel);
+  STRATA_RETURN_IF_ERROR(file.ReadF32(*entry, staging_.data()));
+  const int64_t rows = t.shape[0], cols = t.shape[1];
+  for (int64_t i = 0; i < cols; ++i) {
+    for (int64_t o = 0; o < rows; ++o) out[o * cols + i] = staging_[i * rows + o];
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LoadHfWeights(const std::string& dir, Transformer& model) {
+  STRATA_ASSIGN_OR_RETURN(HfWeightsReader reader, HfWeightsReader::Open(dir, model));
+  for (const TensorInfo& t : model.layout().tensors()) {
+    STRATA_RETURN_IF_ERROR(reader.Read(t.id, model.params().data() + t.offset));
   }
   return absl::OkStatus();
 }

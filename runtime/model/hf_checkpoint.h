@@ -10,6 +10,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "runtime/model/transformer.h"
@@ -26,6 +28,23 @@ absl::StatusOr<std::unique_ptr<Transformer>> LoadHfCheckpoint(const std::string&
 // does not use are rejected by name, except known buffers (GPT-2's attn.bias/masked_bias,
 // rotary inv_freq) and a tied lm_head.weight.
 absl::Status LoadHfWeights(const std::string& dir, Transformer& model);
+
+// The same checks up front, then one tensor at a time in any order: streaming a checkpoint
+// into storage (offloaded training) without holding it in the arena.
+class HfWeightsReader {
+ public:
+  static absl::StatusOr<HfWeightsReader> Open(const std::string& dir, const Transformer& model);
+  // Reads parameter `id` into `out` in the arena's layout (numel floats).
+  absl::Status Read(int id, float* out);
+
+ private:
+  HfWeightsReader() = default;
+  const ParamLayout* layout_ = nullptr;
+  std::vector<std::unique_ptr<SafetensorsFile>> files_;
+  // Per parameter id: (index into files_, its entry in that file's header).
+  std::vector<std::pair<int, const SafetensorsEntry*>> sources_;
+  std::vector<float> staging_;  // Transposition buffer.
+};
 
 struct HfSaveOptions {
   // Largest shard in bytes; 0 writes one model.safetensors.

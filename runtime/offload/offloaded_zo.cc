@@ -25,9 +25,10 @@ absl::StatusOr<std::unique_ptr<OffloadedZo>> OffloadedZo::Create(Transformer* mo
   const ParamLayout& layout = model->layout();
   const int L = layout.config().n_layer;
   float* arena = model->params().data();
-  if (config.sparse_quantile > 0 && o->options_.init_seed.has_value()) {
+  if (config.sparse_quantile > 0 &&
+      (o->options_.init_seed.has_value() || o->options_.load_tensor != nullptr)) {
     return absl::InvalidArgumentError(
-        "Sparse-MeZO thresholds need the weights in memory; not with streaming initialization");
+        "Sparse-MeZO thresholds need the weights in memory; not with streamed construction");
   }
   // Budget: choose the read-ahead that fits.
   const bool bf16 = o->options_.bf16_storage;
@@ -51,9 +52,20 @@ absl::StatusOr<std::unique_ptr<OffloadedZo>> OffloadedZo::Create(Transformer* mo
         " bytes): at least ", working_set(1), " bytes are needed"));
   }
   o->working_set_bytes_ = working_set(slots);
-  if (o->options_.init_seed.has_value()) {
+  // Streamed construction: each tensor is produced in place (resident ones in the arena, block
+  // ones in the staging slot) from the seed or the loader; otherwise the arena's blocks move.
+  const Options& opts = o->options_;
+  const bool streamed = opts.init_seed.has_value() || opts.load_tensor != nullptr;
+  auto produce = [&](const TensorInfo& t, float* out) -> absl::Status {
+    if (opts.init_seed.has_value()) {
+      model->InitializeTensor(*opts.init_seed, t.id, out);
+      return absl::OkStatus();
+    }
+    return opts.load_tensor(t.id, out);
+  };
+  if (streamed) {
     for (const TensorInfo& t : layout.tensors()) {
-      if (t.block < 0) model->InitializeTensor(*o->options_.init_seed, t.id, arena + t.offset);
+      if (t.block < 0) STRATA_RETURN_IF_ERROR(produce(t, arena + t.offset));
     }
   }
   STRATA_ASSIGN_OR_RETURN(o->zo_, zo::ZoOptimizer::Create(model, config));
@@ -82,11 +94,10 @@ absl::StatusOr<std::unique_ptr<OffloadedZo>> OffloadedZo::Create(Transformer* mo
   char* slot = o->slab_->slot(0);
   float* staging = bf16 ? o->block_work_.data() : reinterpret_cast<float*>(slot);
   for (int l = 0; l < L; ++l) {
-    if (o->options_.init_seed.has_value()) {
+    if (streamed) {
       for (int s = 0; s < layout.SlotsPerBlock(); ++s) {
         const TensorInfo& t = layout.BlockTensor(l, s);
-        model->InitializeTensor(*o->options_.init_seed, t.id,
-                                staging + (t.offset - layout.BlockBegin(l)));
+        STRATA_RETURN_IF_ERROR(produce(t, staging + (t.offset - layout.BlockBegin(l))));
       }
     } else {
       std::memcpy(staging, arena + layout.BlockBegin(l), block_f32_bytes);
@@ -100,7 +111,8 @@ absl::StatusOr<std::unique_ptr<OffloadedZo>> OffloadedZo::Create(Transformer* mo
     STRATA_RETURN_IF_ERROR(done.at(0).status);
     o->bytes_written_ += o->store_->padded_bytes(l);
   }
-  if (o->options_.release_arena_blocks && !o->options_.init_seed.has_value()) {
+  o->options_.load_tensor = nullptr;  // Construction only; may capture a short-lived reader.
+  if (o->options_.release_arena_blocks && !streamed) {
     o->ReleaseArenaBlocks();
   }
   return o;

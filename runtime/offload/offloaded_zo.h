@@ -46,6 +46,10 @@ class OffloadedZo {
     // straight into the slots and the block files, so the block weights never occupy RAM: models
     // far larger than memory. When unset, the blocks are moved out of the model's arena.
     std::optional<uint64_t> init_seed;
+    // When set (and init_seed is not), every tensor is read through this (e.g.
+    // HfWeightsReader::Read, resuming from a checkpoint) straight into place, the same way:
+    // the block weights never occupy RAM.
+    std::function<absl::Status(int tensor_id, float* out)> load_tensor;
     // Store blocks as bf16 on NVMe (half the bytes); compute, update and perturbation stay fp32
     // on a widened copy, rounded to nearest even when a block is written back. Updates smaller
     // than half a bf16 ulp of a weight round away (see docs/runtime.md for the measured effect).

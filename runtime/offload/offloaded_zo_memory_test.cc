@@ -1,8 +1,8 @@
 // Peak resident memory of offloaded ZO: a model whose blocks are several times the memory budget
-// is initialized straight onto the NVMe tier, trained for two steps, evaluated and checkpointed;
-// the process's peak RSS (VmHWM) must stay within the budget plus a small fixed allowance for the
-// test binary, the activations and the I/O queues, and far below the model size. Its own binary,
-// because VmHWM is a process-wide high-water mark.
+// is initialized straight onto the NVMe tier, trained for two steps, evaluated, checkpointed and
+// loaded back onto NVMe from the checkpoint; the process's peak RSS (VmHWM) must stay within the
+// budget plus a small fixed allowance for the test binary, the activations and the I/O queues, and
+// far below the model size. Its own binary, because VmHWM is a process-wide high-water mark.
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -70,14 +70,32 @@ TEST(OffloadedZoMemoryTest, PeakRssStaysWithinBudgetForAModelFourTimesLarger) {
   EXPECT_TRUE(std::isfinite(*eval_loss));
   HfSaveOptions save;  // A checkpoint written straight from NVMe, one block at a time.
   save.block_source = [&](int layer) { return (*offload)->ReadBlock(layer); };
-  ASSERT_TRUE(SaveHfCheckpoint(*model, absl::StrCat(tmp ? tmp : "/tmp", "/ckpt_rss"), save).ok());
+  const std::string ckpt = absl::StrCat(tmp ? tmp : "/tmp", "/ckpt_rss");
+  ASSERT_TRUE(SaveHfCheckpoint(*model, ckpt, save).ok());
+  // Resuming: a second model is loaded from that checkpoint straight onto NVMe and gives the
+  // same loss bit for bit.
+  const int64_t working_set = (*offload)->working_set_bytes();
+  offload->reset();  // One offloaded model at a time.
+  model.reset();
+  auto resumed_model = *Transformer::Create(c, model_options);
+  auto reader = HfWeightsReader::Open(ckpt, *resumed_model);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  OffloadedZo::Options resume_options = options;
+  resume_options.nvme_paths = {absl::StrCat(tmp ? tmp : "/tmp", "/nvme_rss_resumed")};
+  resume_options.init_seed.reset();
+  resume_options.load_tensor = [&](int id, float* out) { return reader->Read(id, out); };
+  auto resumed = OffloadedZo::Create(resumed_model.get(), zo::ZoConfig(), resume_options);
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  absl::StatusOr<float> resumed_loss = (*resumed)->Loss(tokens, targets, B, T);
+  ASSERT_TRUE(resumed_loss.ok()) << resumed_loss.status();
+  EXPECT_EQ(*resumed_loss, *eval_loss);
   const int64_t peak = PeakRssBytes();
   ASSERT_GT(peak, 0) << "cannot read VmHWM from /proc/self/status";
   std::fprintf(stderr,
                "model %.0f MB, budget %.0f MB, RSS before %.0f MB, working set %.0f MB, "
                "peak RSS %.0f MB\n",
                model_bytes / 1048576.0, budget / 1048576.0, start_rss / 1048576.0,
-               (*offload)->working_set_bytes() / 1048576.0, peak / 1048576.0);
+               working_set / 1048576.0, peak / 1048576.0);
   // Measured here: ~10 MB before the model, ~57 MB above the working set at the peak (test
   // binary, thread stacks, activations, initialization and I/O buffers).
   const int64_t allowance = 64ll << 20;

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -115,8 +116,16 @@ absl::StatusOr<ModelConfig> PresetConfig(const std::string& name, int vocab_size
   return c;
 }
 
+// Offloaded ZO (without Sparse-MeZO) builds the blocks straight on NVMe, from the seed or from
+// --init_from, so the model's weights never occupy RAM.
+bool StreamWeightsToNvme() {
+  return absl::GetFlag(FLAGS_optimizer) == "zo" && !absl::GetFlag(FLAGS_offload_dirs).empty() &&
+         absl::GetFlag(FLAGS_sparse_quantile) == 0;
+}
+
+// `init_reader`: --init_from's weights when they are streamed (else null).
 absl::Status RunZo(Transformer* model, const TokenCorpus& train, const TokenCorpus& eval,
-                   double entropy) {
+                   double entropy, HfWeightsReader* init_reader) {
   ZoTrainerOptions o;
   const std::string variant = absl::GetFlag(FLAGS_zo_variant);
   if (variant == "sgd") {
@@ -164,6 +173,13 @@ absl::Status RunZo(Transformer* model, const TokenCorpus& train, const TokenCorp
     o.offload->memory_budget_bytes = absl::GetFlag(FLAGS_memory_budget_bytes);
     o.offload->prefetch_blocks = absl::GetFlag(FLAGS_prefetch_blocks);
     o.offload->bf16_storage = absl::GetFlag(FLAGS_offload_bf16);
+    if (init_reader != nullptr) {
+      o.offload->load_tensor = [init_reader](int id, float* out) {
+        return init_reader->Read(id, out);
+      };
+    } else if (StreamWeightsToNvme()) {
+      o.offload->init_seed = absl::GetFlag(FLAGS_seed);
+    }
   }
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<ZoTrainer> trainer,
                           ZoTrainer::Create(model, &train, &eval, o));
@@ -187,8 +203,14 @@ absl::Status Run() {
   Transformer::Options options;
   options.threads = absl::GetFlag(FLAGS_threads);
   std::unique_ptr<Transformer> model;
-  if (!absl::GetFlag(FLAGS_init_from).empty()) {
-    STRATA_ASSIGN_OR_RETURN(model, LoadHfCheckpoint(absl::GetFlag(FLAGS_init_from), options));
+  std::optional<HfWeightsReader> init_reader;
+  const std::string init_from = absl::GetFlag(FLAGS_init_from);
+  if (!init_from.empty() && StreamWeightsToNvme()) {
+    STRATA_ASSIGN_OR_RETURN(ModelConfig config, ReadHfConfig(init_from + "/config.json"));
+    STRATA_ASSIGN_OR_RETURN(model, Transformer::Create(config, options));
+    STRATA_ASSIGN_OR_RETURN(init_reader, HfWeightsReader::Open(init_from, *model));
+  } else if (!init_from.empty()) {
+    STRATA_ASSIGN_OR_RETURN(model, LoadHfCheckpoint(init_from, options));
   } else {
     ModelConfig config;
     if (!absl::GetFlag(FLAGS_model_config).empty()) {
@@ -198,7 +220,7 @@ absl::Status Run() {
                               PresetConfig(absl::GetFlag(FLAGS_preset), tokenizer->vocab_size()));
     }
     STRATA_ASSIGN_OR_RETURN(model, Transformer::Create(config, options));
-    model->InitializeParameters(absl::GetFlag(FLAGS_seed));
+    if (!StreamWeightsToNvme()) model->InitializeParameters(absl::GetFlag(FLAGS_seed));
   }
   if (model->config().vocab_size < tokenizer->vocab_size()) {
     return absl::InvalidArgumentError(
@@ -227,7 +249,8 @@ absl::Status Run() {
               static_cast<long long>(eval.size()), corpus.UnigramEntropy());
 
   if (absl::GetFlag(FLAGS_optimizer) == "zo") {
-    return RunZo(model.get(), train, eval, corpus.UnigramEntropy());
+    return RunZo(model.get(), train, eval, corpus.UnigramEntropy(),
+                 init_reader.has_value() ? &*init_reader : nullptr);
   }
   if (absl::GetFlag(FLAGS_optimizer) != "adamw") {
     return absl::InvalidArgumentError(

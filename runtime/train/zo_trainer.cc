@@ -123,12 +123,21 @@ absl::StatusOr<int64_t> ZoTrainer::Resume(const Log& log) {
           " has a step log but no valid checkpoint to replay it from; remove it to start "
           "over"));
     }
+    STRATA_RETURN_IF_ERROR(EnsureOffload());  // First: it may build the weights on NVMe.
     STRATA_RETURN_IF_ERROR(SaveCheckpoint());
-    STRATA_RETURN_IF_ERROR(EnsureOffload());
     return step_;
   }
   if (!latest.ok()) return latest.status();
-  STRATA_RETURN_IF_ERROR(LoadHfWeights(latest->dir, *model_));
+  if (options_.offload.has_value() && offload_ == nullptr && options_.zo.sparse_quantile == 0) {
+    // Straight from the checkpoint onto NVMe, block by block: the model never occupies RAM.
+    STRATA_ASSIGN_OR_RETURN(HfWeightsReader reader, HfWeightsReader::Open(latest->dir, *model_));
+    OffloadedZo::Options streamed = *options_.offload;
+    streamed.init_seed.reset();
+    streamed.load_tensor = [&reader](int id, float* out) { return reader.Read(id, out); };
+    STRATA_ASSIGN_OR_RETURN(offload_, OffloadedZo::Create(model_, options_.zo, streamed));
+  } else {
+    STRATA_RETURN_IF_ERROR(LoadHfWeights(latest->dir, *model_));
+  }
   const nlohmann::json& state = latest->position;
   if (!state.contains("step") || !state.contains("sampler_epoch") ||
       !state.contains("sampler_cursor")) {
@@ -137,7 +146,7 @@ absl::StatusOr<int64_t> ZoTrainer::Resume(const Log& log) {
   step_ = state["step"].get<int64_t>();
   sampler_.set_position(
       {state["sampler_epoch"].get<int64_t>(), state["sampler_cursor"].get<int64_t>()});
-  STRATA_RETURN_IF_ERROR(EnsureOffload());  // Moves the loaded blocks to NVMe.
+  STRATA_RETURN_IF_ERROR(EnsureOffload());  // Moves loaded blocks to NVMe (sparse thresholds).
   zo::ZoOptimizer& arithmetic = Arithmetic();
   arithmetic.set_adam_updates(state.value("adam_updates", int64_t{0}));
   const std::string ckpt = latest->dir;
