@@ -19,7 +19,9 @@ absl::StatusOr<std::unique_ptr<OffloadedZo>> OffloadedZo::Create(Transformer* mo
   if (config.variant != zo::ZoVariant::kSgd && config.variant != zo::ZoVariant::kSign) {
     return absl::InvalidArgumentError("offloaded ZO supports the sgd and sign variants");
   }
-  if (options.nvme_paths.empty()) return absl::InvalidArgumentError("offload needs nvme_paths");
+  if (options.tier == Tier::kNvme && options.nvme_paths.empty()) {
+    return absl::InvalidArgumentError("offload to the NVMe tier needs nvme_paths");
+  }
   if (options.prefetch_blocks < 1) return absl::InvalidArgumentError("prefetch_blocks >= 1");
   std::unique_ptr<OffloadedZo> o(new OffloadedZo(model, std::move(options)));
   const ParamLayout& layout = model->layout();
@@ -51,7 +53,16 @@ absl::StatusOr<std::unique_ptr<OffloadedZo>> OffloadedZo::Create(Transformer* mo
         " bytes) and the fp32 block buffers (", (bf16 ? 3 : 2) * block_f32_bytes,
         " bytes): at least ", working_set(1), " bytes are needed"));
   }
-  o->working_set_bytes_ = working_set(slots);
+  const bool cpu = o->options_.tier == Tier::kCpu;
+  if (cpu) {  // Every block has a slot in the host tier; compute reads it in place.
+    if (budget > 0 && working_set(0) > budget) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("memory budget ", budget, " bytes cannot hold the resident tensors and ",
+                       "block buffers: at least ", working_set(0), " bytes are needed"));
+    }
+    slots = L;
+  }
+  o->working_set_bytes_ = working_set(cpu ? 0 : slots);
   // Streamed construction: each tensor is produced in place (resident ones in the arena, block
   // ones in the staging slot) from the seed or the loader; otherwise the arena's blocks move.
   const Options& opts = o->options_;
@@ -69,13 +80,15 @@ absl::StatusOr<std::unique_ptr<OffloadedZo>> OffloadedZo::Create(Transformer* mo
     }
   }
   STRATA_ASSIGN_OR_RETURN(o->zo_, zo::ZoOptimizer::Create(model, config));
-  STRATA_ASSIGN_OR_RETURN(o->engine_, CreateIoEngine(o->options_.io));
-  TensorStore::Options store_options;
-  store_options.paths = o->options_.nvme_paths;
-  store_options.name = "zo-blocks";
-  store_options.engine = o->engine_.get();
-  STRATA_ASSIGN_OR_RETURN(o->store_,
-                          TensorStore::Create(store_options, std::vector<int64_t>(L, block_bytes)));
+  if (!cpu) {
+    STRATA_ASSIGN_OR_RETURN(o->engine_, CreateIoEngine(o->options_.io));
+    TensorStore::Options store_options;
+    store_options.paths = o->options_.nvme_paths;
+    store_options.name = "zo-blocks";
+    store_options.engine = o->engine_.get();
+    STRATA_ASSIGN_OR_RETURN(
+        o->store_, TensorStore::Create(store_options, std::vector<int64_t>(L, block_bytes)));
+  }
   PinnedSlab::Options slab_options;
   slab_options.slot_bytes = padded_block;
   slab_options.slots = slots;
@@ -90,10 +103,11 @@ absl::StatusOr<std::unique_ptr<OffloadedZo>> OffloadedZo::Create(Transformer* mo
   for (const TensorInfo& t : layout.tensors()) {
     if (t.block < 0) o->resident_ids_.push_back(t.id);
   }
-  // Move (or initialize) the blocks to NVMe through slot 0 (via the fp32 buffer for bf16).
-  char* slot = o->slab_->slot(0);
-  float* staging = bf16 ? o->block_work_.data() : reinterpret_cast<float*>(slot);
+  // Move (or initialize) the blocks to NVMe through slot 0, or into their host-tier slots (via
+  // the fp32 buffer for bf16).
   for (int l = 0; l < L; ++l) {
+    char* slot = o->slab_->slot(cpu ? l : 0);
+    float* staging = bf16 ? o->block_work_.data() : reinterpret_cast<float*>(slot);
     if (streamed) {
       for (int s = 0; s < layout.SlotsPerBlock(); ++s) {
         const TensorInfo& t = layout.BlockTensor(l, s);
@@ -105,6 +119,7 @@ absl::StatusOr<std::unique_ptr<OffloadedZo>> OffloadedZo::Create(Transformer* mo
     if (bf16) {
       F32ToBf16(reinterpret_cast<uint16_t*>(slot), staging, layout.BlockElements());
     }
+    if (cpu) continue;
     STRATA_RETURN_IF_ERROR(o->store_->SubmitWrite(l, slot, 0));
     std::vector<IoCompletion> done;
     STRATA_RETURN_IF_ERROR(o->store_->Reap(1, &done));
@@ -120,6 +135,17 @@ absl::StatusOr<std::unique_ptr<OffloadedZo>> OffloadedZo::Create(Transformer* mo
 
 absl::Status OffloadedZo::StreamBlocks(const std::function<absl::StatusOr<bool>(int, float*)>& fn) {
   const int L = model_->layout().config().n_layer;
+  if (options_.tier == Tier::kCpu) {
+    for (int l = 0; l < L; ++l) {
+      float* weights = HostBlock(l);
+      STRATA_ASSIGN_OR_RETURN(bool dirty, fn(l, weights));
+      if (dirty && options_.bf16_storage) {
+        F32ToBf16(reinterpret_cast<uint16_t*>(slab_->slot(l)), weights,
+                  model_->layout().BlockElements());
+      }
+    }
+    return absl::OkStatus();
+  }
   const int slots = slab_->slots();
   enum class SlotState { kFree, kReading, kReady, kWriting };
   std::vector<SlotState> state(slots, SlotState::kFree);
@@ -308,6 +334,7 @@ absl::StatusOr<const float*> OffloadedZo::ReadBlock(int layer) {
   if (layer < 0 || layer >= model_->layout().config().n_layer) {
     return absl::OutOfRangeError(absl::StrCat("no block ", layer));
   }
+  if (options_.tier == Tier::kCpu) return HostBlock(layer);
   STRATA_RETURN_IF_ERROR(store_->SubmitRead(layer, slab_->slot(0), 0));
   std::vector<IoCompletion> done;
   while (done.empty()) STRATA_RETURN_IF_ERROR(store_->Reap(1, &done));
@@ -315,6 +342,14 @@ absl::StatusOr<const float*> OffloadedZo::ReadBlock(int layer) {
   bytes_read_ += store_->padded_bytes(layer);
   if (!options_.bf16_storage) return reinterpret_cast<const float*>(slab_->slot(0));
   Bf16ToF32(block_work_.data(), reinterpret_cast<const uint16_t*>(slab_->slot(0)),
+            model_->layout().BlockElements());
+  return block_work_.data();
+}
+
+float* OffloadedZo::HostBlock(int layer) {
+  char* slot = slab_->slot(layer);
+  if (!options_.bf16_storage) return reinterpret_cast<float*>(slot);
+  Bf16ToF32(block_work_.data(), reinterpret_cast<const uint16_t*>(slot),
             model_->layout().BlockElements());
   return block_work_.data();
 }

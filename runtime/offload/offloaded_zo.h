@@ -3,7 +3,8 @@
 // and head stay resident. For each perturbation pass every block is read once, receives the
 // deferred update of the previous step (the first pass of a step), is perturbed out of place into
 // two block buffers, runs both perturbed forwards while it is resident, and — if it changed — is
-// written back; the reads of the next blocks are in flight meanwhile (prefetch).
+// written back; the reads of the next blocks are in flight meanwhile (prefetch). The host-memory
+// tier (Tier::kCpu) keeps every block in one pinned slab and runs the same pass without I/O.
 //
 // The arithmetic is ZoOptimizer's, tensor by tensor, so the scalars, the step log and the
 // weights are bitwise identical to in-memory ZO for the same seeds. Stateless variants only
@@ -29,8 +30,15 @@ namespace strata {
 
 class OffloadedZo {
  public:
+  // Where the blocks live between uses. kNvme: block files under nvme_paths, streamed through
+  // a few pinned slots. kCpu: one pinned host slab holding every block (not counted in the
+  // memory budget; compute reads a block straight from it — in CUDA builds it is the source of
+  // the host-to-device copies).
+  enum class Tier { kNvme, kCpu };
+
   struct Options {
-    std::vector<std::string> nvme_paths;  // Block files go here.
+    Tier tier = Tier::kNvme;
+    std::vector<std::string> nvme_paths;  // Block files go here (kNvme).
     int prefetch_blocks = 2;              // Blocks read ahead of the one computing.
     // Release the model arena's block pages after moving the blocks to NVMe (resident memory
     // then holds only the resident tensors and the working set).
@@ -102,6 +110,8 @@ class OffloadedZo {
   // Streams blocks 0..L-1 through the slots in order; fn(l, weights) returns whether it changed
   // the block (then it is written back).
   absl::Status StreamBlocks(const std::function<absl::StatusOr<bool>(int, float*)>& fn);
+  // kCpu: block `layer`'s fp32 weights in its host slot (widened into block_work_ for bf16).
+  float* HostBlock(int layer);
 
   Transformer* model_;
   Options options_;

@@ -69,6 +69,8 @@ ABSL_FLAG(int64_t, memory_budget_bytes, 0,
           "ZO offload: bound on the working set (resident tensors x3 + slots + block buffers).");
 ABSL_FLAG(int, prefetch_blocks, 2, "ZO offload: blocks read ahead of the one computing.");
 ABSL_FLAG(bool, offload_bf16, false, "ZO offload: store blocks as bf16 (fp32 compute).");
+ABSL_FLAG(std::string, offload_tier, "nvme",
+          "ZO offload tier: nvme (needs --offload_dirs) or cpu (blocks in pinned host memory).");
 
 namespace strata {
 namespace {
@@ -116,12 +118,14 @@ absl::StatusOr<ModelConfig> PresetConfig(const std::string& name, int vocab_size
   return c;
 }
 
-// Offloaded ZO (without Sparse-MeZO) builds the blocks straight on NVMe, from the seed or from
-// --init_from, so the model's weights never occupy RAM.
-bool StreamWeightsToNvme() {
-  return absl::GetFlag(FLAGS_optimizer) == "zo" && !absl::GetFlag(FLAGS_offload_dirs).empty() &&
-         absl::GetFlag(FLAGS_sparse_quantile) == 0;
+bool Offloaded() {
+  return absl::GetFlag(FLAGS_optimizer) == "zo" &&
+         (!absl::GetFlag(FLAGS_offload_dirs).empty() || absl::GetFlag(FLAGS_offload_tier) == "cpu");
 }
+
+// Offloaded ZO (without Sparse-MeZO) builds the blocks straight on their tier, from the seed or
+// from --init_from, so the model's arena never holds them.
+bool StreamOffloadedWeights() { return Offloaded() && absl::GetFlag(FLAGS_sparse_quantile) == 0; }
 
 // `init_reader`: --init_from's weights when they are streamed (else null).
 absl::Status RunZo(Transformer* model, const TokenCorpus& train, const TokenCorpus& eval,
@@ -167,8 +171,13 @@ absl::Status RunZo(Transformer* model, const TokenCorpus& train, const TokenCorp
   o.data_seed = absl::GetFlag(FLAGS_seed);
   o.checkpoint_dir = absl::GetFlag(FLAGS_checkpoint_dir);
   o.checkpoint_every = absl::GetFlag(FLAGS_checkpoint_every);
-  if (!absl::GetFlag(FLAGS_offload_dirs).empty()) {
+  const std::string tier = absl::GetFlag(FLAGS_offload_tier);
+  if (tier != "nvme" && tier != "cpu") {
+    return absl::InvalidArgumentError(absl::StrCat("--offload_tier=", tier, " is not nvme or cpu"));
+  }
+  if (Offloaded()) {
     o.offload = OffloadedZo::Options();
+    o.offload->tier = tier == "cpu" ? OffloadedZo::Tier::kCpu : OffloadedZo::Tier::kNvme;
     o.offload->nvme_paths = absl::GetFlag(FLAGS_offload_dirs);
     o.offload->memory_budget_bytes = absl::GetFlag(FLAGS_memory_budget_bytes);
     o.offload->prefetch_blocks = absl::GetFlag(FLAGS_prefetch_blocks);
@@ -177,7 +186,7 @@ absl::Status RunZo(Transformer* model, const TokenCorpus& train, const TokenCorp
       o.offload->load_tensor = [init_reader](int id, float* out) {
         return init_reader->Read(id, out);
       };
-    } else if (StreamWeightsToNvme()) {
+    } else if (StreamOffloadedWeights()) {
       o.offload->init_seed = absl::GetFlag(FLAGS_seed);
     }
   }
@@ -205,7 +214,7 @@ absl::Status Run() {
   std::unique_ptr<Transformer> model;
   std::optional<HfWeightsReader> init_reader;
   const std::string init_from = absl::GetFlag(FLAGS_init_from);
-  if (!init_from.empty() && StreamWeightsToNvme()) {
+  if (!init_from.empty() && StreamOffloadedWeights()) {
     STRATA_ASSIGN_OR_RETURN(ModelConfig config, ReadHfConfig(init_from + "/config.json"));
     STRATA_ASSIGN_OR_RETURN(model, Transformer::Create(config, options));
     STRATA_ASSIGN_OR_RETURN(init_reader, HfWeightsReader::Open(init_from, *model));
@@ -220,7 +229,7 @@ absl::Status Run() {
                               PresetConfig(absl::GetFlag(FLAGS_preset), tokenizer->vocab_size()));
     }
     STRATA_ASSIGN_OR_RETURN(model, Transformer::Create(config, options));
-    if (!StreamWeightsToNvme()) model->InitializeParameters(absl::GetFlag(FLAGS_seed));
+    if (!StreamOffloadedWeights()) model->InitializeParameters(absl::GetFlag(FLAGS_seed));
   }
   if (model->config().vocab_size < tokenizer->vocab_size()) {
     return absl::InvalidArgumentError(

@@ -139,36 +139,42 @@ TEST(ZoTrainerTest, OffloadedTrainingMatchesInMemoryAndResumesExactly) {
   auto reference_trainer = *ZoTrainer::Create(reference.get(), &corpus, &corpus, options);
   ASSERT_TRUE(reference_trainer->Run(quiet).ok());
 
-  ZoTrainerOptions offloaded = options;
-  offloaded.checkpoint_dir = TmpDir("zo_offload");
-  offloaded.offload = OffloadedZo::Options();
-  offloaded.offload->nvme_paths = {TmpDir("zo_offload_nvme")};
-  {
-    auto model = *Transformer::Create(Small());
-    model->InitializeParameters(1);
-    auto b = ZoTrainer::Create(model.get(), &corpus, nullptr, offloaded);
-    ASSERT_TRUE(b.ok()) << b.status();
-    ASSERT_TRUE((*b)->Resume(quiet).ok());
-    for (int s = 1; s <= 25; ++s) {
-      ASSERT_TRUE((*b)->Step().ok());
-      if (s % 10 == 0) {
-        ASSERT_TRUE((*b)->SaveCheckpoint().ok());
+  for (OffloadedZo::Tier tier : {OffloadedZo::Tier::kNvme, OffloadedZo::Tier::kCpu}) {
+    SCOPED_TRACE(tier == OffloadedZo::Tier::kCpu ? "cpu tier" : "nvme tier");
+    const std::string name = tier == OffloadedZo::Tier::kCpu ? "zo_offload_cpu" : "zo_offload";
+    ZoTrainerOptions offloaded = options;
+    offloaded.checkpoint_dir = TmpDir(name);
+    offloaded.offload = OffloadedZo::Options();
+    offloaded.offload->tier = tier;
+    offloaded.offload->nvme_paths = {TmpDir(name + "_nvme")};
+    {
+      auto model = *Transformer::Create(Small());
+      model->InitializeParameters(1);
+      auto b = ZoTrainer::Create(model.get(), &corpus, nullptr, offloaded);
+      ASSERT_TRUE(b.ok()) << b.status();
+      ASSERT_TRUE((*b)->Resume(quiet).ok());
+      for (int s = 1; s <= 25; ++s) {
+        ASSERT_TRUE((*b)->Step().ok());
+        if (s % 10 == 0) {
+          ASSERT_TRUE((*b)->SaveCheckpoint().ok());
+        }
       }
     }
+    auto model = *Transformer::Create(Small());
+    auto c = ZoTrainer::Create(model.get(), &corpus, &corpus, offloaded);
+    std::vector<std::string> log;
+    ASSERT_TRUE((*c)->Run([&log](const std::string& l) { log.push_back(l); }).ok());
+    EXPECT_NE(log[0].find("replayed 5 logged steps: at step 25"), std::string::npos) << log[0];
+    // Evaluation streams the blocks (they stay on their tier) and gives the in-memory loss bit
+    // for bit.
+    absl::StatusOr<float> streamed_eval = (*c)->Evaluate();
+    ASSERT_TRUE(streamed_eval.ok()) << streamed_eval.status();
+    EXPECT_EQ(*streamed_eval, *reference_trainer->Evaluate());
+    auto final_weights = LoadHfCheckpoint(TmpDir(name) + "/ckpt-0000000040");
+    ASSERT_TRUE(final_weights.ok()) << final_weights.status();
+    EXPECT_EQ(0, std::memcmp(reference->params().data(), (*final_weights)->params().data(),
+                             reference->params().size() * sizeof(float)));
   }
-  auto model = *Transformer::Create(Small());
-  auto c = ZoTrainer::Create(model.get(), &corpus, &corpus, offloaded);
-  std::vector<std::string> log;
-  ASSERT_TRUE((*c)->Run([&log](const std::string& l) { log.push_back(l); }).ok());
-  EXPECT_NE(log[0].find("replayed 5 logged steps: at step 25"), std::string::npos) << log[0];
-  // Evaluation streams the blocks (they stay on NVMe) and gives the in-memory loss bit for bit.
-  absl::StatusOr<float> streamed_eval = (*c)->Evaluate();
-  ASSERT_TRUE(streamed_eval.ok()) << streamed_eval.status();
-  EXPECT_EQ(*streamed_eval, *reference_trainer->Evaluate());
-  auto final_weights = LoadHfCheckpoint(TmpDir("zo_offload") + "/ckpt-0000000040");
-  ASSERT_TRUE(final_weights.ok()) << final_weights.status();
-  EXPECT_EQ(0, std::memcmp(reference->params().data(), (*final_weights)->params().data(),
-                           reference->params().size() * sizeof(float)));
 }
 
 // Prompts of 6 letters from "abcd"; the label after the last letter is 'x' when that letter is
