@@ -45,15 +45,15 @@ absl::StatusOr<std::unique_ptr<OffloadedZo>> OffloadedZo::Create(Transformer* mo
     return 3 * resident_bytes + n * padded_block + (bf16 ? 3 : 2) * block_f32_bytes;
   };
   const int64_t budget = o->options_.memory_budget_bytes;
-  while (budget > 0 && slots > 1 && working_set(slots) > budget) --slots;
-  if (budget > 0 && working_set(slots) > budget) {
+  const bool cpu = o->options_.tier == Tier::kCpu;
+  while (!cpu && budget > 0 && slots > 1 && working_set(slots) > budget) --slots;
+  if (!cpu && budget > 0 && working_set(slots) > budget) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "memory budget ", budget, " bytes cannot hold the resident tensors (3 x ", resident_bytes,
         " bytes: weights and two perturbed copies) plus one block slot (", padded_block,
         " bytes) and the fp32 block buffers (", (bf16 ? 3 : 2) * block_f32_bytes,
         " bytes): at least ", working_set(1), " bytes are needed"));
   }
-  const bool cpu = o->options_.tier == Tier::kCpu;
   if (cpu) {  // Every block has a slot in the host tier; compute reads it in place.
     if (budget > 0 && working_set(0) > budget) {
       return absl::ResourceExhaustedError(
