@@ -3,6 +3,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -219,6 +220,28 @@ void BatchSampler::Next(absl::Span<int32_t> tokens, absl::Span<int32_t> targets)
     std::memcpy(tokens.data() + static_cast<int64_t>(b) * T, src, sizeof(int32_t) * T);
     std::memcpy(targets.data() + static_cast<int64_t>(b) * T, src + 1, sizeof(int32_t) * T);
   }
+}
+
+absl::StatusOr<float> MeanLossOverBatches(
+    const TokenCorpus* corpus, int batch, int seq, int max_batches,
+    const std::function<absl::StatusOr<float>(absl::Span<const int32_t> tokens,
+                                              absl::Span<const int32_t> targets)>& loss) {
+  if (max_batches < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("eval_batches must be >= 1, not ", max_batches));
+  }
+  absl::StatusOr<BatchSampler> sampler =
+      BatchSampler::Create(corpus, BatchSampler::Options{batch, seq, /*seed=*/0, 0, 1});
+  if (!sampler.ok()) return sampler.status();
+  std::vector<int32_t> x(static_cast<size_t>(batch) * seq), y(x.size());
+  const int batches = static_cast<int>(std::min<int64_t>(max_batches, sampler->windows() / batch));
+  double total = 0;
+  for (int b = 0; b < batches; ++b) {
+    sampler->Next(absl::MakeSpan(x), absl::MakeSpan(y));
+    absl::StatusOr<float> value = loss(x, y);
+    if (!value.ok()) return value.status();
+    total += *value;
+  }
+  return static_cast<float>(total / batches);
 }
 
 }  // namespace strata

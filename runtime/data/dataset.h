@@ -10,6 +10,7 @@
 #define STRATA_RUNTIME_DATA_DATASET_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -88,6 +89,13 @@ class BatchSampler {
   int64_t order_epoch_ = -1;
   SamplerPosition position_;
 };
+
+// The mean of `loss` over the first min(max_batches, windows / batch) batches of a seed-0
+// sampler over `corpus` (a fixed evaluation set). Fails when max_batches < 1.
+absl::StatusOr<float> MeanLossOverBatches(
+    const TokenCorpus* corpus, int batch, int seq, int max_batches,
+    const std::function<absl::StatusOr<float>(absl::Span<const int32_t> tokens,
+                                              absl::Span<const int32_t> targets)>& loss);
 
 }  // namespace strata
 

@@ -114,5 +114,37 @@ TEST(BatchSamplerTest, TooSmallCorpusIsAnError) {
               HasSubstr("fewer than one global batch"));
 }
 
+TEST(MeanLossOverBatchesTest, AveragesAFixedSetOfAtMostMaxBatches) {
+  std::vector<int32_t> tokens(1001);
+  for (int i = 0; i < 1001; ++i) tokens[i] = i;
+  const TokenCorpus corpus = TokenCorpus::FromTokens(tokens);
+  auto first_token = [](absl::Span<const int32_t> x, absl::Span<const int32_t>) {
+    return absl::StatusOr<float>(static_cast<float>(x[0]));
+  };
+  // The same batches as a seed-0 sampler, averaged.
+  auto sampler = BatchSampler::Create(&corpus, {4, 10, 0, 0, 1});
+  ASSERT_TRUE(sampler.ok());
+  std::vector<int32_t> x(40), y(40);
+  double expected = 0;
+  for (int b = 0; b < 3; ++b) {
+    sampler->Next(absl::MakeSpan(x), absl::MakeSpan(y));
+    expected += x[0];
+  }
+  auto mean = MeanLossOverBatches(&corpus, 4, 10, 3, first_token);
+  ASSERT_TRUE(mean.ok()) << mean.status();
+  EXPECT_EQ(*mean, static_cast<float>(expected / 3));
+  // At most windows / batch batches (100 / 4), however many are asked for.
+  int calls = 0;
+  auto counted = MeanLossOverBatches(&corpus, 4, 10, 1000,
+                                     [&](absl::Span<const int32_t>, absl::Span<const int32_t>) {
+                                       ++calls;
+                                       return absl::StatusOr<float>(1.0f);
+                                     });
+  ASSERT_TRUE(counted.ok());
+  EXPECT_EQ(calls, 25);
+  EXPECT_THAT(MeanLossOverBatches(&corpus, 4, 10, 0, first_token).status().message(),
+              HasSubstr("eval_batches must be >= 1"));
+}
+
 }  // namespace
 }  // namespace strata

@@ -60,18 +60,10 @@ absl::StatusOr<StepStats> FoTrainer::Step() {
 
 absl::StatusOr<float> FoTrainer::Evaluate() {
   if (eval_ == nullptr) return absl::FailedPreconditionError("no evaluation data");
-  BatchSampler::Options o{options_.batch, options_.seq, /*seed=*/0, 0, 1};
-  STRATA_ASSIGN_OR_RETURN(BatchSampler sampler, BatchSampler::Create(eval_, o));
-  std::vector<int32_t> x(tokens_.size()), y(tokens_.size());
-  const int batches = static_cast<int>(
-      std::min<int64_t>(options_.eval_batches, sampler.windows() / options_.batch));
-  double total = 0;
-  for (int b = 0; b < batches; ++b) {
-    sampler.Next(absl::MakeSpan(x), absl::MakeSpan(y));
-    STRATA_ASSIGN_OR_RETURN(float loss, model_->Loss(x, y, options_.batch, options_.seq));
-    total += loss;
-  }
-  return static_cast<float>(total / batches);
+  return MeanLossOverBatches(eval_, options_.batch, options_.seq, options_.eval_batches,
+                             [&](absl::Span<const int32_t> x, absl::Span<const int32_t> y) {
+                               return model_->Loss(x, y, options_.batch, options_.seq);
+                             });
 }
 
 absl::Status FoTrainer::Run(const std::function<void(const std::string&)>& log) {

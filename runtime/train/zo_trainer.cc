@@ -204,23 +204,15 @@ absl::StatusOr<zo::ZoStepRecord> ZoTrainer::Step() {
 
 absl::StatusOr<float> ZoTrainer::Evaluate() {
   if (eval_ == nullptr) return absl::FailedPreconditionError("no evaluation data");
-  BatchSampler::Options o{options_.batch, options_.seq, /*seed=*/0, 0, 1};
-  STRATA_ASSIGN_OR_RETURN(BatchSampler sampler, BatchSampler::Create(eval_, o));
-  std::vector<int32_t> x(tokens_.size()), y(tokens_.size());
-  const int batches = static_cast<int>(
-      std::min<int64_t>(options_.eval_batches, sampler.windows() / options_.batch));
-  double total = 0;
   STRATA_RETURN_IF_ERROR(FlushPending());
-  for (int b = 0; b < batches; ++b) {
-    sampler.Next(absl::MakeSpan(x), absl::MakeSpan(y));
-    // Offloaded: the blocks stream through the working set (one read pass per batch) instead of
-    // coming back into RAM.
-    STRATA_ASSIGN_OR_RETURN(float loss, offload_ != nullptr
-                                            ? offload_->Loss(x, y, options_.batch, options_.seq)
-                                            : model_->Loss(x, y, options_.batch, options_.seq));
-    total += loss;
-  }
-  return static_cast<float>(total / std::max(1, batches));
+  return MeanLossOverBatches(
+      eval_, options_.batch, options_.seq, options_.eval_batches,
+      [&](absl::Span<const int32_t> x, absl::Span<const int32_t> y) -> absl::StatusOr<float> {
+        // Offloaded: the blocks stream through the working set (one read pass per batch)
+        // instead of coming back into RAM.
+        if (offload_ != nullptr) return offload_->Loss(x, y, options_.batch, options_.seq);
+        return model_->Loss(x, y, options_.batch, options_.seq);
+      });
 }
 
 absl::Status ZoTrainer::Run(const Log& log) {
