@@ -116,9 +116,7 @@ absl::StatusOr<std::unique_ptr<OffloadedZo>> OffloadedZo::Create(Transformer* mo
     } else {
       std::memcpy(staging, arena + layout.BlockBegin(l), block_f32_bytes);
     }
-    if (bf16) {
-      F32ToBf16(reinterpret_cast<uint16_t*>(slot), staging, layout.BlockElements());
-    }
+    o->StoreBack(staging, slot);
     if (cpu) continue;
     STRATA_RETURN_IF_ERROR(o->store_->SubmitWrite(l, slot, 0));
     std::vector<IoCompletion> done;
@@ -137,12 +135,9 @@ absl::Status OffloadedZo::StreamBlocks(const std::function<absl::StatusOr<bool>(
   const int L = model_->layout().config().n_layer;
   if (options_.tier == Tier::kCpu) {
     for (int l = 0; l < L; ++l) {
-      float* weights = HostBlock(l);
+      float* weights = Fp32Weights(slab_->slot(l));
       STRATA_ASSIGN_OR_RETURN(bool dirty, fn(l, weights));
-      if (dirty && options_.bf16_storage) {
-        F32ToBf16(reinterpret_cast<uint16_t*>(slab_->slot(l)), weights,
-                  model_->layout().BlockElements());
-      }
+      if (dirty) StoreBack(weights, slab_->slot(l));
     }
     return absl::OkStatus();
   }
@@ -183,16 +178,10 @@ absl::Status OffloadedZo::StreamBlocks(const std::function<absl::StatusOr<bool>(
       if (slot_block[s] == l) slot = s;
     }
     while (state[slot] != SlotState::kReady) STRATA_RETURN_IF_ERROR(reap());
-    float* weights = reinterpret_cast<float*>(slab_->slot(slot));
-    uint16_t* stored = reinterpret_cast<uint16_t*>(slab_->slot(slot));
-    const int64_t n = model_->layout().BlockElements();
-    if (options_.bf16_storage) {
-      Bf16ToF32(block_work_.data(), stored, n);
-      weights = block_work_.data();
-    }
+    float* weights = Fp32Weights(slab_->slot(slot));
     STRATA_ASSIGN_OR_RETURN(bool dirty, fn(l, weights));
-    if (dirty && options_.bf16_storage) F32ToBf16(stored, weights, n);
     if (dirty) {
+      StoreBack(weights, slab_->slot(slot));
       STRATA_RETURN_IF_ERROR(store_->SubmitWrite(l, slab_->slot(slot), 2 * slot + 1));
       state[slot] = SlotState::kWriting;
       bytes_written_ += store_->padded_bytes(l);
@@ -334,24 +323,25 @@ absl::StatusOr<const float*> OffloadedZo::ReadBlock(int layer) {
   if (layer < 0 || layer >= model_->layout().config().n_layer) {
     return absl::OutOfRangeError(absl::StrCat("no block ", layer));
   }
-  if (options_.tier == Tier::kCpu) return HostBlock(layer);
+  if (options_.tier == Tier::kCpu) return Fp32Weights(slab_->slot(layer));
   STRATA_RETURN_IF_ERROR(store_->SubmitRead(layer, slab_->slot(0), 0));
   std::vector<IoCompletion> done;
   while (done.empty()) STRATA_RETURN_IF_ERROR(store_->Reap(1, &done));
   STRATA_RETURN_IF_ERROR(done[0].status);
   bytes_read_ += store_->padded_bytes(layer);
-  if (!options_.bf16_storage) return reinterpret_cast<const float*>(slab_->slot(0));
-  Bf16ToF32(block_work_.data(), reinterpret_cast<const uint16_t*>(slab_->slot(0)),
-            model_->layout().BlockElements());
-  return block_work_.data();
+  return Fp32Weights(slab_->slot(0));
 }
 
-float* OffloadedZo::HostBlock(int layer) {
-  char* slot = slab_->slot(layer);
+float* OffloadedZo::Fp32Weights(char* slot) {
   if (!options_.bf16_storage) return reinterpret_cast<float*>(slot);
   Bf16ToF32(block_work_.data(), reinterpret_cast<const uint16_t*>(slot),
             model_->layout().BlockElements());
   return block_work_.data();
+}
+
+void OffloadedZo::StoreBack(const float* weights, char* slot) {
+  if (!options_.bf16_storage) return;  // The weights were updated in the slot itself.
+  F32ToBf16(reinterpret_cast<uint16_t*>(slot), weights, model_->layout().BlockElements());
 }
 
 absl::Status OffloadedZo::Materialize() {

@@ -110,8 +110,10 @@ class OffloadedZo {
   // Streams blocks 0..L-1 through the slots in order; fn(l, weights) returns whether it changed
   // the block (then it is written back).
   absl::Status StreamBlocks(const std::function<absl::StatusOr<bool>(int, float*)>& fn);
-  // kCpu: block `layer`'s fp32 weights in its host slot (widened into block_work_ for bf16).
-  float* HostBlock(int layer);
+  // The fp32 weights of the block in `slot`: the slot itself, or for bf16 storage its widened
+  // copy in block_work_. StoreBack rounds changed weights back into a bf16 slot.
+  float* Fp32Weights(char* slot);
+  void StoreBack(const float* weights, char* slot);
 
   Transformer* model_;
   Options options_;
