@@ -50,6 +50,7 @@ struct RowKernels {
   decltype(&baseline::AddSpan) AddSpan;
   decltype(&baseline::AccumulateSpan) AccumulateSpan;
   decltype(&baseline::CrossEntropyRow) CrossEntropyRow;
+  decltype(&baseline::CrossEntropyChunkRow) CrossEntropyChunkRow;
   decltype(&baseline::SoftmaxPrefix) SoftmaxPrefix;
   decltype(&baseline::SoftmaxBackwardPrefix) SoftmaxBackwardPrefix;
 };
@@ -58,7 +59,8 @@ struct RowKernels {
   RowKernels {                                                                                 \
 #ns, ns::LayerNormRow, ns::LayerNormBackwardRow, ns::RmsNormRow, ns::RmsNormBackwardRow,   \
         ns::GeluSpan, ns::GeluBackwardSpan, ns::SwigluRow, ns::SwigluBackwardRow, ns::AddSpan, \
-        ns::AccumulateSpan, ns::CrossEntropyRow, ns::SoftmaxPrefix, ns::SoftmaxBackwardPrefix  \
+        ns::AccumulateSpan, ns::CrossEntropyRow, ns::CrossEntropyChunkRow, ns::SoftmaxPrefix,  \
+        ns::SoftmaxBackwardPrefix                                                              \
   }
 
 // Chosen once, for the CPU this process runs on.
@@ -272,6 +274,19 @@ void crossentropy_rows(float* logits, float* losses, const int32_t* targets, int
         continue;
       }
       losses[r] = Rows().CrossEntropyRow(row, target, V, dlogits_scale);
+    }
+  });
+}
+
+void crossentropy_chunk(const float* logits, int64_t n_rows, int len, int64_t col0,
+                        const int32_t* targets, float* mx, float* sum, float* target_logit) {
+  ParallelFor(n_rows, [&](int64_t begin_, int64_t end_) {
+    for (int64_t r = static_cast<int64_t>(begin_); r < end_; ++r) {
+      if (targets[r] < 0) continue;
+      const float* row = logits + r * len;
+      Rows().CrossEntropyChunkRow(row, len, mx + r, sum + r);
+      const int64_t t = targets[r] - col0;
+      if (t >= 0 && t < len) target_logit[r] = row[t];
     }
   });
 }

@@ -65,6 +65,14 @@ void embedding_backward(float* dwte, float* dwpe, const float* dout, const int32
 void crossentropy_rows(float* logits, float* losses, const int32_t* targets, int64_t n_rows, int V,
                        float dlogits_scale);
 
+// The cross-entropy of rows whose logits arrive in vocabulary chunks (online softmax): folds
+// logits (n_rows, len), columns [col0, col0 + len) of the full rows, into the running maximum
+// mx, running sum of exp(logit - mx) and target logit of each row (start with mx = -inf,
+// sum = 0). The loss of a row is log(sum) + mx - target_logit. Rows with a negative target are
+// skipped.
+void crossentropy_chunk(const float* logits, int64_t n_rows, int len, int64_t col0,
+                        const int32_t* targets, float* mx, float* sum, float* target_logit);
+
 // Causal softmax of one attention score matrix in place: rows (T, T) with leading dimension
 // ld; entries j > i are set to 0. `scale` multiplies scores first.
 void causal_softmax_rows(float* att, int T, int64_t ld, float scale);

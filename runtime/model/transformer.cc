@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "runtime/base/thread_pool.h"
@@ -19,7 +20,7 @@ namespace k = kernels;
 
 // Rows of logits computed at once by the chunked head; bounds the (rows, V) buffer.
 constexpr int64_t kTrainHeadFloats = int64_t{16} << 20;  // 64 MiB.
-constexpr int64_t kInferHeadFloats = int64_t{32} << 20;  // 128 MiB.
+constexpr int64_t kInferHeadFloats = int64_t{8} << 20;   // 32 MiB.
 
 int64_t HeadChunkRows(int64_t budget_floats, int V, int64_t N) {
   return std::max<int64_t>(1, std::min<int64_t>(N, budget_floats / V));
@@ -120,16 +121,20 @@ struct TrainGlobals {
 
 // Inference working set.
 struct InferBuffers {
-  float *x, *ln, *qkv, *atty, *tmp, *fc, *fc_act, *att, *head;
-  int64_t head_rows;
+  float *x, *ln, *qkv, *atty, *tmp, *fc, *fc_act, *att, *head, *mx, *sum, *target_logit;
+  int64_t head_rows;  // Token rows of one (rows, vocab chunk) logits tile.
+  static int64_t VocabChunk(const Dims& d) {
+    return std::min<int64_t>(d.V, Transformer::kHeadChunkRows);
+  }
   static int64_t Floats(const Dims& d) {
-    const int64_t rows = HeadChunkRows(kInferHeadFloats, static_cast<int>(d.V), d.N);
-    return 4 * d.N * d.C + d.N * d.QKV + d.N * d.FF1 + d.N * d.F + d.T * d.T + rows * d.V + d.N;
+    const int64_t rows = HeadChunkRows(kInferHeadFloats, static_cast<int>(VocabChunk(d)), d.N);
+    return 4 * d.N * d.C + d.N * d.QKV + d.N * d.FF1 + d.N * d.F + d.T * d.T +
+           rows * VocabChunk(d) + 3 * d.N;
   }
   static InferBuffers At(float* p, const Dims& d) {
     InferBuffers b;
     Carver carve(p);
-    b.head_rows = HeadChunkRows(kInferHeadFloats, static_cast<int>(d.V), d.N);
+    b.head_rows = HeadChunkRows(kInferHeadFloats, static_cast<int>(VocabChunk(d)), d.N);
     b.x = carve.Take(d.N * d.C);
     b.ln = carve.Take(d.N * d.C);
     b.atty = carve.Take(d.N * d.C);
@@ -138,7 +143,10 @@ struct InferBuffers {
     b.fc = carve.Take(d.N * d.FF1);
     b.fc_act = carve.Take(d.N * d.F);
     b.att = carve.Take(d.T * d.T);
-    b.head = carve.Take(b.head_rows * d.V);
+    b.head = carve.Take(b.head_rows * VocabChunk(d));
+    b.mx = carve.Take(d.N);
+    b.sum = carve.Take(d.N);
+    b.target_logit = carve.Take(d.N);
     return b;
   }
 };
@@ -441,7 +449,7 @@ absl::StatusOr<float> Transformer::ForwardBackward(absl::Span<const int32_t> tok
 }
 
 absl::Status Transformer::BeginForward(const float* resident, absl::Span<const int32_t> tokens,
-                                       int B, int T, int stream) {
+                                       int B, int T, int stream, const float* token_embedding) {
   if (stream < 0 || stream >= kStreams) {
     return absl::InvalidArgumentError(absl::StrCat("stream ", stream, " is not 0 or 1"));
   }
@@ -452,9 +460,10 @@ absl::Status Transformer::BeginForward(const float* resident, absl::Span<const i
   InferBuffers b = InferBuffers::At(infer_[stream].buffer.data(), d);
   const float* wpe =
       d.gpt2 ? resident + layout_.tensor(layout_.position_embedding_id()).offset : nullptr;
-  k::embedding_forward(b.x, tokens.data(),
-                       resident + layout_.tensor(layout_.token_embedding_id()).offset, wpe, B, T,
-                       static_cast<int>(d.C));
+  const float* wte = token_embedding != nullptr
+                         ? token_embedding
+                         : resident + layout_.tensor(layout_.token_embedding_id()).offset;
+  k::embedding_forward(b.x, tokens.data(), wte, wpe, B, T, static_cast<int>(d.C));
   return absl::OkStatus();
 }
 
@@ -499,7 +508,8 @@ void Transformer::BlockForwardInfer(const float* w, int stream) {
 }
 
 absl::StatusOr<float> Transformer::EndForward(const float* resident,
-                                              absl::Span<const int32_t> targets, int stream) {
+                                              absl::Span<const int32_t> targets, int stream,
+                                              const HeadRows& head_rows) {
   if (stream < 0 || stream >= kStreams || !infer_[stream].active) {
     return absl::FailedPreconditionError("EndForward without BeginForward on this stream");
   }
@@ -512,8 +522,30 @@ absl::StatusOr<float> Transformer::EndForward(const float* resident,
   const Dims d(c, B, T);
   InferBuffers b = InferBuffers::At(infer_[stream].buffer.data(), d);
   FinalNorm(resident, b.x, b.ln, d.N);
-  return HeadLossChunked(b.ln, HeadWeights(resident), targets.data(), d.N, nullptr, nullptr,
-                         b.head_rows, b.head);
+  // Vocabulary chunk outer, token rows inner: each head chunk is produced once per call.
+  const int64_t N = d.N, C = d.C, V = d.V, chunk = InferBuffers::VocabChunk(d);
+  std::fill(b.mx, b.mx + N, -std::numeric_limits<float>::infinity());
+  std::fill(b.sum, b.sum + N, 0.0f);
+  std::fill(b.target_logit, b.target_logit + N, 0.0f);
+  const float* head = HeadWeights(resident);
+  for (int64_t v0 = 0; v0 < V; v0 += chunk) {
+    const int64_t n = std::min(chunk, V - v0);
+    const float* w = head_rows != nullptr ? head_rows(v0, n) : head + v0 * C;
+    for (int64_t r0 = 0; r0 < N; r0 += b.head_rows) {
+      const int64_t rows = std::min(b.head_rows, N - r0);
+      k::sgemm(false, true, rows, n, C, 1.0f, b.ln + r0 * C, C, w, C, 0.0f, b.head, n);
+      k::crossentropy_chunk(b.head, rows, static_cast<int>(n), v0, targets.data() + r0, b.mx + r0,
+                            b.sum + r0, b.target_logit + r0);
+    }
+  }
+  double total = 0.0;
+  int64_t valid = 0;
+  for (int64_t i = 0; i < N; ++i) {
+    if (targets[i] < 0) continue;
+    ++valid;
+    total += static_cast<double>(std::log(b.sum[i]) + b.mx[i] - b.target_logit[i]);
+  }
+  return static_cast<float>(total / static_cast<double>(valid));
 }
 
 void Transformer::FinalNorm(const float* base, const float* x, float* out, int64_t N) const {

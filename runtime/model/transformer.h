@@ -17,6 +17,7 @@
 #define STRATA_RUNTIME_MODEL_TRANSFORMER_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -75,12 +76,21 @@ class Transformer {
   // block's first weight, laid out as layout() lays out every block. Two independent streams
   // (0 and 1) can be in flight at once, so a block can run both perturbed forwards of a ZO
   // step while it is resident.
+  //
+  // The head's cross-entropy runs over vocabulary chunks of kHeadChunkRows rows (online
+  // softmax). EndForward takes the head from `resident`, or chunk by chunk from `head_rows`:
+  // head_rows(row0, rows) returns rows [row0, row0 + rows) of the (vocab, d_model) head as this
+  // stream sees them, valid until the next call — a caller can produce the head on the fly
+  // (offloaded ZO perturbs it chunk by chunk) instead of holding a copy. Likewise BeginForward
+  // reads token embeddings from `token_embedding` (rows indexed by `tokens`) when it is set.
   static constexpr int kStreams = 2;
+  static constexpr int64_t kHeadChunkRows = 4096;
+  using HeadRows = std::function<const float*(int64_t row0, int64_t rows)>;
   absl::Status BeginForward(const float* resident, absl::Span<const int32_t> tokens, int B, int T,
-                            int stream = 0);
+                            int stream = 0, const float* token_embedding = nullptr);
   void BlockForward(int layer, const float* block_weights, int stream = 0);
   absl::StatusOr<float> EndForward(const float* resident, absl::Span<const int32_t> targets,
-                                   int stream = 0);
+                                   int stream = 0, const HeadRows& head_rows = nullptr);
 
   // Bytes held by activation buffers (training and inference) at the moment.
   int64_t ActivationBytes() const;

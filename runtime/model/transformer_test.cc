@@ -208,6 +208,55 @@ TEST_P(TransformerTest, BadInputsAreRejectedByIndex) {
               HasSubstr("exceeds the model's maximum"));
 }
 
+// A vocabulary of several head chunks (the last one partial): the online softmax across chunks
+// matches a double-precision reference, and a head and token table supplied from elsewhere
+// (row by row, as offloaded ZO perturbs them) give the same loss bit for bit.
+TEST(TransformerHeadTest, VocabularyChunksAndSuppliedWeightsMatchTheReference) {
+  ModelConfig c = TinyGpt2();
+  c.vocab_size = 2 * static_cast<int>(Transformer::kHeadChunkRows) + 17;
+  auto model = Transformer::Create(c);
+  ASSERT_TRUE(model.ok());
+  Transformer& m = **model;
+  m.InitializeParameters(4);
+  Batch b = MakeBatch(c, 8);
+  const int V = c.vocab_size, C = c.d_model;
+  std::vector<float> logits(static_cast<size_t>(b.B) * b.T * V);
+  ASSERT_TRUE(m.Logits(b.tokens, b.B, b.T, logits.data()).ok());
+  double total = 0;
+  int count = 0;
+  for (int r = 0; r < b.B * b.T; ++r) {
+    if (b.targets[r] < 0) continue;
+    const float* row = logits.data() + static_cast<size_t>(r) * V;
+    double mx = -1e30, sum = 0;
+    for (int v = 0; v < V; ++v) mx = std::max<double>(mx, row[v]);
+    for (int v = 0; v < V; ++v) sum += std::exp(row[v] - mx);
+    total += std::log(sum) + mx - row[b.targets[r]];
+    ++count;
+  }
+  const float loss = *m.Loss(b.tokens, b.targets, b.B, b.T);
+  EXPECT_NEAR(loss, total / count, 1e-5);
+
+  const float* wte = m.params().data() + m.layout().tensor(m.layout().token_embedding_id()).offset;
+  const std::vector<float> table(wte, wte + static_cast<size_t>(V) * C);
+  std::vector<float> chunk;
+  int64_t next_row = 0;
+  Transformer::HeadRows head_rows = [&](int64_t row0, int64_t rows) -> const float* {
+    EXPECT_EQ(row0, next_row);
+    EXPECT_LE(rows, Transformer::kHeadChunkRows);
+    next_row = row0 + rows;
+    chunk.assign(table.begin() + row0 * C, table.begin() + (row0 + rows) * C);
+    return chunk.data();
+  };
+  ASSERT_TRUE(m.BeginForward(m.params().data(), b.tokens, b.B, b.T, 0, table.data()).ok());
+  for (int l = 0; l < c.n_layer; ++l) {
+    m.BlockForward(l, m.params().data() + m.layout().BlockBegin(l));
+  }
+  absl::StatusOr<float> supplied = m.EndForward(m.params().data(), b.targets, 0, head_rows);
+  ASSERT_TRUE(supplied.ok());
+  EXPECT_EQ(*supplied, loss);
+  EXPECT_EQ(next_row, V);
+}
+
 INSTANTIATE_TEST_SUITE_P(Families, TransformerTest, ::testing::Values(TinyGpt2(), TinyLlama()),
                          [](const ::testing::TestParamInfo<ModelConfig>& info) {
                            return std::string(ModelFamilyName(info.param.family));

@@ -41,24 +41,26 @@ absl::StatusOr<std::unique_ptr<OffloadedZo>> OffloadedZo::Create(Transformer* mo
       (layout.NumElements() - (layout.BlockEnd(L - 1) - layout.BlockBegin(0))) *
       static_cast<int64_t>(sizeof(float));
   int slots = std::min(L, o->options_.prefetch_blocks + 1);
-  auto working_set = [&](int n) {
-    return 3 * resident_bytes + n * padded_block + (bf16 ? 3 : 2) * block_f32_bytes;
-  };
+  // The resident tensors once (the large ones are perturbed on the fly), the optimizer's
+  // perturbation buffers, the slots, and the fp32 copy of a bf16 block.
+  const int64_t fixed =
+      resident_bytes + zo::ZoOptimizer::WorkingBytes(layout) + (bf16 ? block_f32_bytes : 0);
+  auto working_set = [&](int n) { return fixed + n * padded_block; };
   const int64_t budget = o->options_.memory_budget_bytes;
   const bool cpu = o->options_.tier == Tier::kCpu;
   while (!cpu && budget > 0 && slots > 1 && working_set(slots) > budget) --slots;
   if (!cpu && budget > 0 && working_set(slots) > budget) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "memory budget ", budget, " bytes cannot hold the resident tensors (3 x ", resident_bytes,
-        " bytes: weights and two perturbed copies) plus one block slot (", padded_block,
-        " bytes) and the fp32 block buffers (", (bf16 ? 3 : 2) * block_f32_bytes,
-        " bytes): at least ", working_set(1), " bytes are needed"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("memory budget ", budget, " bytes cannot hold the resident tensors (",
+                     resident_bytes, " bytes), the perturbation buffers (", fixed - resident_bytes,
+                     " bytes) and one block slot (", padded_block, " bytes): at least ",
+                     working_set(1), " bytes are needed"));
   }
   if (cpu) {  // Every block has a slot in the host tier; compute reads it in place.
     if (budget > 0 && working_set(0) > budget) {
       return absl::ResourceExhaustedError(
           absl::StrCat("memory budget ", budget, " bytes cannot hold the resident tensors and ",
-                       "block buffers: at least ", working_set(0), " bytes are needed"));
+                       "perturbation buffers: at least ", working_set(0), " bytes are needed"));
     }
     slots = L;
   }
@@ -95,14 +97,7 @@ absl::StatusOr<std::unique_ptr<OffloadedZo>> OffloadedZo::Create(Transformer* mo
   slab_options.lock = o->options_.lock_slab;
   slab_options.engine = o->engine_.get();
   STRATA_ASSIGN_OR_RETURN(o->slab_, PinnedSlab::Create(slab_options));
-  o->resident_plus_ = LazyBuffer(layout.NumElements());
-  o->resident_minus_ = LazyBuffer(layout.NumElements());
-  o->block_plus_.Resize(layout.BlockElements());
-  o->block_minus_.Resize(layout.BlockElements());
   if (bf16) o->block_work_.Resize(layout.BlockElements());
-  for (const TensorInfo& t : layout.tensors()) {
-    if (t.block < 0) o->resident_ids_.push_back(t.id);
-  }
   // Move (or initialize) the blocks to NVMe through slot 0, or into their host-tier slots (via
   // the fp32 buffer for bf16).
   for (int l = 0; l < L; ++l) {
@@ -131,7 +126,7 @@ absl::StatusOr<std::unique_ptr<OffloadedZo>> OffloadedZo::Create(Transformer* mo
   return o;
 }
 
-absl::Status OffloadedZo::StreamBlocks(const std::function<absl::StatusOr<bool>(int, float*)>& fn) {
+absl::Status OffloadedZo::StreamBlocks(const zo::ZoOptimizer::BlockVisitor& fn) {
   const int L = model_->layout().config().n_layer;
   if (options_.tier == Tier::kCpu) {
     for (int l = 0; l < L; ++l) {
@@ -199,87 +194,17 @@ absl::Status OffloadedZo::StreamBlocks(const std::function<absl::StatusOr<bool>(
   return failure;
 }
 
+zo::ZoOptimizer::BlockStream OffloadedZo::Blocks() {
+  return [this](const zo::ZoOptimizer::BlockVisitor& fn) { return StreamBlocks(fn); };
+}
+
 absl::StatusOr<zo::ZoStepRecord> OffloadedZo::Step(absl::Span<const int32_t> tokens,
                                                    absl::Span<const int32_t> targets, int B, int T,
                                                    int64_t step, double lr) {
-  const ParamLayout& layout = model_->layout();
-  const zo::ZoConfig& config = zo_->config();
-  float* arena = model_->params().data();
-  zo::ZoStepRecord record;
-  record.step = step;
-  record.seed = zo::StepSeed(config.seed, step);
-  record.lr = lr;
-  double loss_sum = 0;
-  bool finite = true;
-  float minus = 0;
-  for (int i = 0; i < config.num_perturbations; ++i) {
-    const zo::NoiseKey key{record.seed, static_cast<uint32_t>(i), config.distribution};
-    const bool apply_pending = i == 0 && pending_.has_value();
-    for (int id : resident_ids_) {
-      const int64_t off = layout.tensor(id).offset;
-      if (apply_pending) zo_->UpdateTensorAt(*pending_, id, arena + off);
-      zo_->PerturbTensorAt(id, key, arena + off, resident_plus_.data() + off,
-                           config.one_sided ? nullptr : resident_minus_.data() + off);
-    }
-    const float* minus_resident = config.one_sided ? arena : resident_minus_.data();
-    const bool second_stream = !config.one_sided || i == 0;
-    STRATA_RETURN_IF_ERROR(model_->BeginForward(resident_plus_.data(), tokens, B, T, 0));
-    if (second_stream) {
-      STRATA_RETURN_IF_ERROR(model_->BeginForward(minus_resident, tokens, B, T, 1));
-    }
-    STRATA_RETURN_IF_ERROR(StreamBlocks([&](int l, float* block) -> absl::StatusOr<bool> {
-      const int64_t begin = layout.BlockBegin(l);
-      for (int s = 0; s < layout.SlotsPerBlock(); ++s) {
-        const int id = layout.BlockTensorId(l, s);
-        const int64_t rel = layout.tensor(id).offset - begin;
-        if (apply_pending) zo_->UpdateTensorAt(*pending_, id, block + rel);
-        zo_->PerturbTensorAt(id, key, block + rel, block_plus_.data() + rel,
-                             config.one_sided ? nullptr : block_minus_.data() + rel);
-      }
-      model_->BlockForward(l, block_plus_.data(), 0);
-      if (second_stream) {
-        model_->BlockForward(l, config.one_sided ? block : block_minus_.data(), 1);
-      }
-      return apply_pending && !pending_->skipped;
-    }));
-    if (apply_pending) pending_.reset();
-    STRATA_ASSIGN_OR_RETURN(float plus, model_->EndForward(resident_plus_.data(), targets, 0));
-    if (second_stream) {
-      STRATA_ASSIGN_OR_RETURN(minus, model_->EndForward(minus_resident, targets, 1));
-    }
-    finite = finite && std::isfinite(plus) && std::isfinite(minus);
-    const double denom = config.one_sided ? config.eps : 2.0 * config.eps;
-    double g = (static_cast<double>(plus) - static_cast<double>(minus)) / denom;
-    if (config.scalar_clip > 0) {
-      g = std::clamp(g, -double{config.scalar_clip}, double{config.scalar_clip});
-    }
-    record.scalars.push_back(static_cast<float>(g));
-    loss_sum += 0.5 * (static_cast<double>(plus) + static_cast<double>(minus));
-  }
-  record.loss = static_cast<float>(loss_sum / config.num_perturbations);
-  if (!finite && config.skip_nonfinite) {
-    record.skipped = true;
-    std::fill(record.scalars.begin(), record.scalars.end(), 0.0f);
-  }
-  pending_ = record;
-  return record;
+  return zo_->Step(tokens, targets, B, T, step, lr, Blocks());
 }
 
-absl::Status OffloadedZo::Flush() {
-  if (!pending_.has_value()) return absl::OkStatus();
-  const ParamLayout& layout = model_->layout();
-  float* arena = model_->params().data();
-  for (int id : resident_ids_) zo_->UpdateTensorAt(*pending_, id, arena + layout.tensor(id).offset);
-  STRATA_RETURN_IF_ERROR(StreamBlocks([&](int l, float* block) -> absl::StatusOr<bool> {
-    for (int s = 0; s < layout.SlotsPerBlock(); ++s) {
-      const int id = layout.BlockTensorId(l, s);
-      zo_->UpdateTensorAt(*pending_, id, block + layout.tensor(id).offset - layout.BlockBegin(l));
-    }
-    return !pending_->skipped;
-  }));
-  pending_.reset();
-  return absl::OkStatus();
-}
+absl::Status OffloadedZo::Flush() { return zo_->Flush(Blocks()); }
 
 void OffloadedZo::ReleaseArenaBlocks() {
   const ParamLayout& layout = model_->layout();
@@ -293,11 +218,7 @@ void OffloadedZo::ReleaseArenaBlocks() {
 }
 
 absl::Status OffloadedZo::Replay(const zo::ZoStepRecord& record) {
-  if (pending_.has_value()) {
-    return absl::FailedPreconditionError("Replay with a pending update: Flush first");
-  }
-  pending_ = record;
-  return Flush();
+  return zo_->Replay(record, Blocks());
 }
 
 absl::Status OffloadedZo::IoOnlyPass() {
@@ -317,7 +238,7 @@ absl::StatusOr<float> OffloadedZo::Loss(absl::Span<const int32_t> tokens,
 }
 
 absl::StatusOr<const float*> OffloadedZo::ReadBlock(int layer) {
-  if (pending_.has_value()) {
+  if (zo_->has_pending()) {
     return absl::FailedPreconditionError("ReadBlock with a pending update: Flush first");
   }
   if (layer < 0 || layer >= model_->layout().config().n_layer) {

@@ -1,14 +1,16 @@
 // Offloaded zeroth-order training (ZO2's design) on the NVMe tier: the transformer blocks live in
 // a TensorStore on NVMe and stream through a few pinned slab slots; the embeddings, final norm
-// and head stay resident. For each perturbation pass every block is read once, receives the
-// deferred update of the previous step (the first pass of a step), is perturbed out of place into
-// two block buffers, runs both perturbed forwards while it is resident, and — if it changed — is
-// written back; the reads of the next blocks are in flight meanwhile (prefetch). The host-memory
-// tier (Tier::kCpu) keeps every block in one pinned slab and runs the same pass without I/O.
+// and head stay resident (held once: ZoOptimizer perturbs the token rows a batch uses and the
+// head chunk by chunk, never copying them). For each perturbation pass every block is read once,
+// receives the deferred update of the previous step (the first pass of a step), is perturbed out
+// of place into two block buffers, runs both perturbed forwards while it is resident, and — if
+// it changed — is written back; the reads of the next blocks are in flight meanwhile
+// (prefetch). The host-memory tier (Tier::kCpu) keeps every block in one pinned slab and runs
+// the same pass without I/O.
 //
-// The arithmetic is ZoOptimizer's, tensor by tensor, so the scalars, the step log and the
-// weights are bitwise identical to in-memory ZO for the same seeds. Stateless variants only
-// (sgd, sign): momentum/Adam state would need its own offloading.
+// The step is ZoOptimizer's own, fed the blocks through a BlockStream, so the scalars, the step
+// log and the weights are bitwise identical to in-memory ZO for the same seeds. Stateless variants
+// only (sgd, sign): momentum/Adam state would need its own offloading.
 #ifndef STRATA_RUNTIME_OFFLOAD_OFFLOADED_ZO_H_
 #define STRATA_RUNTIME_OFFLOAD_OFFLOADED_ZO_H_
 
@@ -45,10 +47,11 @@ class OffloadedZo {
     bool release_arena_blocks = true;
     IoEngineOptions io;
     bool lock_slab = false;  // mlock the slab (needs RLIMIT_MEMLOCK).
-    // Bound on the working set (0: none): 3 x the resident tensors (the weights and their two
-    // perturbed copies) + the slots + two perturbed block buffers. The read-ahead shrinks to fit;
-    // a budget that cannot hold the resident parts plus two blocks is an error. Activations come
-    // on top (a fixed overhead for a given batch).
+    // Bound on the working set (0: none): the resident tensors (once: the token embedding and
+    // head are perturbed on the fly, ZoOptimizer::WorkingBytes) + the perturbation buffers
+    // (two blocks, one head chunk, the small resident tensors twice) + the slots. The read-ahead
+    // shrinks to fit; a budget that cannot hold that with one slot is an error. Activations and
+    // the batch's perturbed token rows come on top (a fixed overhead for a given batch).
     int64_t memory_budget_bytes = 0;
     // When set, the model is initialized here with this seed (Transformer::InitializeTensor)
     // straight into the slots and the block files, so the block weights never occupy RAM: models
@@ -109,7 +112,8 @@ class OffloadedZo {
   OffloadedZo(Transformer* model, Options options) : model_(model), options_(std::move(options)) {}
   // Streams blocks 0..L-1 through the slots in order; fn(l, weights) returns whether it changed
   // the block (then it is written back).
-  absl::Status StreamBlocks(const std::function<absl::StatusOr<bool>(int, float*)>& fn);
+  absl::Status StreamBlocks(const zo::ZoOptimizer::BlockVisitor& fn);
+  zo::ZoOptimizer::BlockStream Blocks();
   // The fp32 weights of the block in `slot`: the slot itself, or for bf16 storage its widened
   // copy in block_work_. StoreBack rounds changed weights back into a bf16 slot.
   float* Fp32Weights(char* slot);
@@ -121,11 +125,7 @@ class OffloadedZo {
   std::unique_ptr<IoEngine> engine_;
   std::unique_ptr<TensorStore> store_;
   std::unique_ptr<PinnedSlab> slab_;
-  LazyBuffer resident_plus_, resident_minus_;
-  AlignedBuffer block_plus_, block_minus_;
   AlignedBuffer block_work_;  // fp32 copy of the current block when storing bf16.
-  std::vector<int> resident_ids_;
-  std::optional<zo::ZoStepRecord> pending_;
   int64_t bytes_read_ = 0, bytes_written_ = 0;
   int64_t working_set_bytes_ = 0;
 };

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "runtime/base/status_macros.h"
+#include "runtime/base/thread_pool.h"
 
 namespace strata::zo {
 namespace {
@@ -20,6 +21,11 @@ float CoefficientFor(const ZoConfig& config, const ZoStepRecord& record, size_t 
                                                                          : 0.0)
                                                               : g;
   return static_cast<float>(record.lr * direction / q);
+}
+
+// The token embedding and the output head: perturbed on the fly, never copied.
+bool IsLargeResident(const ParamLayout& layout, int id) {
+  return id == layout.token_embedding_id() || id == layout.head_id();
 }
 
 }  // namespace
@@ -80,11 +86,30 @@ ZoOptimizer::ZoOptimizer(Transformer* model, ZoConfig config)
   for (const TensorInfo& t : layout.tensors()) {
     if (t.block < 0) resident_ids_.push_back(t.id);
   }
+  head_chunk_.Resize(std::min<int64_t>(layout.config().vocab_size, Transformer::kHeadChunkRows) *
+                     layout.config().d_model);
 }
 
-void ZoOptimizer::UpdateTensor(const ZoStepRecord& record, int tensor_id) {
-  UpdateTensorAt(record, tensor_id,
-                 model_->params().data() + model_->layout().tensor(tensor_id).offset);
+int64_t ZoOptimizer::WorkingBytes(const ParamLayout& layout) {
+  int64_t small = 0;
+  for (const TensorInfo& t : layout.tensors()) {
+    if (t.block < 0 && !IsLargeResident(layout, t.id)) small += t.numel;
+  }
+  const int64_t head_chunk =
+      std::min<int64_t>(layout.config().vocab_size, Transformer::kHeadChunkRows) *
+      layout.config().d_model;
+  return static_cast<int64_t>(sizeof(float)) *
+         (2 * small + head_chunk + 2 * layout.BlockElements());
+}
+
+ZoOptimizer::BlockStream ZoOptimizer::ArenaBlocks() {
+  return [this](const BlockVisitor& fn) -> absl::Status {
+    float* arena = model_->params().data();
+    for (int l = 0; l < model_->layout().config().n_layer; ++l) {
+      STRATA_RETURN_IF_ERROR(fn(l, arena + model_->layout().BlockBegin(l)).status());
+    }
+    return absl::OkStatus();
+  };
 }
 
 void ZoOptimizer::UpdateTensorAt(const ZoStepRecord& record, int tensor_id, float* theta) {
@@ -124,26 +149,65 @@ void ZoOptimizer::UpdateTensorAt(const ZoStepRecord& record, int tensor_id, floa
   }
 }
 
-void ZoOptimizer::PerturbTensor(int tensor_id, const NoiseKey& key, float* plus, float* minus) {
-  PerturbTensorAt(tensor_id, key,
-                  model_->params().data() + model_->layout().tensor(tensor_id).offset, plus, minus);
-}
-
-void ZoOptimizer::PerturbTensorAt(int tensor_id, const NoiseKey& key, const float* theta,
-                                  float* plus, float* minus) const {
-  const TensorInfo& t = model_->layout().tensor(tensor_id);
-  Perturb(plus, minus, theta, 0, t.numel, static_cast<uint32_t>(tensor_id), key, config_.eps,
+void ZoOptimizer::PerturbAt(int tensor_id, const NoiseKey& key, int64_t first, int64_t n,
+                            const float* theta, float* plus, float* minus) const {
+  Perturb(plus, minus, theta, first, n, static_cast<uint32_t>(tensor_id), key, config_.eps,
           thresholds_[tensor_id]);
 }
 
-void ZoOptimizer::Flush() {
-  if (!pending_.has_value()) return;
-  for (const TensorInfo& t : model_->layout().tensors()) UpdateTensor(*pending_, t.id);
+void ZoOptimizer::PerturbMinusAt(int tensor_id, const NoiseKey& key, int64_t first, int64_t n,
+                                 const float* theta, float* out) const {
+  // theta + ((-eps) z) == theta - (eps z) exactly: negation is exact in IEEE arithmetic.
+  Perturb(out, nullptr, theta, first, n, static_cast<uint32_t>(tensor_id), key, -config_.eps,
+          thresholds_[tensor_id]);
+}
+
+void ZoOptimizer::PerturbTokenRows(const NoiseKey& key) {
+  const ParamLayout& layout = model_->layout();
+  const int id = layout.token_embedding_id();
+  const int64_t C = layout.config().d_model;
+  const float* wte = model_->params().data() + layout.tensor(id).offset;
+  const int64_t rows = static_cast<int64_t>(used_tokens_.size());
+  ParallelFor(rows, [&](int64_t begin, int64_t end) {
+    for (int64_t j = begin; j < end; ++j) {
+      const int64_t first = static_cast<int64_t>(used_tokens_[j]) * C;
+      PerturbAt(id, key, first, C, wte + first, token_plus_.data() + j * C,
+                config_.one_sided ? nullptr : token_minus_.data() + j * C);
+    }
+  });
+}
+
+void ZoOptimizer::FinishPendingUpdate() {
   if (config_.variant == ZoVariant::kAdam && !pending_->skipped) ++adam_updates_;
   pending_.reset();
 }
 
+void ZoOptimizer::Flush() {
+  const absl::Status status = Flush(ArenaBlocks());
+  (void)status;  // The arena's blocks cannot fail.
+}
+
+absl::Status ZoOptimizer::Flush(const BlockStream& blocks) {
+  if (!pending_.has_value()) return absl::OkStatus();
+  const ParamLayout& layout = model_->layout();
+  float* arena = model_->params().data();
+  for (int id : resident_ids_) UpdateTensorAt(*pending_, id, arena + layout.tensor(id).offset);
+  STRATA_RETURN_IF_ERROR(blocks([&](int l, float* block) -> absl::StatusOr<bool> {
+    for (int s = 0; s < layout.SlotsPerBlock(); ++s) {
+      const int id = layout.BlockTensorId(l, s);
+      UpdateTensorAt(*pending_, id, block + layout.tensor(id).offset - layout.BlockBegin(l));
+    }
+    return !pending_->skipped;
+  }));
+  FinishPendingUpdate();
+  return absl::OkStatus();
+}
+
 absl::Status ZoOptimizer::Replay(const ZoStepRecord& record) {
+  return Replay(record, ArenaBlocks());
+}
+
+absl::Status ZoOptimizer::Replay(const ZoStepRecord& record, const BlockStream& blocks) {
   if (pending_.has_value()) {
     return absl::FailedPreconditionError("Replay with a pending update: Flush first");
   }
@@ -153,16 +217,42 @@ absl::Status ZoOptimizer::Replay(const ZoStepRecord& record) {
                                                    config_.num_perturbations));
   }
   pending_ = record;
-  Flush();
-  return absl::OkStatus();
+  return Flush(blocks);
 }
 
 absl::StatusOr<ZoStepRecord> ZoOptimizer::Step(absl::Span<const int32_t> tokens,
                                                absl::Span<const int32_t> targets, int B, int T,
                                                int64_t step, double lr) {
+  return Step(tokens, targets, B, T, step, lr, ArenaBlocks());
+}
+
+absl::StatusOr<ZoStepRecord> ZoOptimizer::Step(absl::Span<const int32_t> tokens,
+                                               absl::Span<const int32_t> targets, int B, int T,
+                                               int64_t step, double lr, const BlockStream& blocks) {
   const ParamLayout& layout = model_->layout();
-  const int L = layout.config().n_layer;
-  const float* theta = model_->params().data();
+  const int64_t C = layout.config().d_model;
+  float* theta = model_->params().data();
+  const int head_id = layout.head_id() >= 0 ? layout.head_id() : layout.token_embedding_id();
+  const float* head = theta + layout.tensor(head_id).offset;
+  // The batch's distinct tokens, and the tokens renumbered into that table.
+  used_tokens_.assign(tokens.begin(), tokens.end());
+  std::sort(used_tokens_.begin(), used_tokens_.end());
+  used_tokens_.erase(std::unique(used_tokens_.begin(), used_tokens_.end()), used_tokens_.end());
+  local_tokens_.resize(tokens.size());
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    local_tokens_[i] =
+        static_cast<int32_t>(std::lower_bound(used_tokens_.begin(), used_tokens_.end(), tokens[i]) -
+                             used_tokens_.begin());
+  }
+  if (!used_tokens_.empty() &&
+      (used_tokens_.front() < 0 || used_tokens_.back() >= layout.config().vocab_size)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("token id out of range [0, ", layout.config().vocab_size, ")"));
+  }
+  const int64_t table_floats = static_cast<int64_t>(used_tokens_.size()) * C;
+  if (token_plus_.size() < table_floats) token_plus_.Resize(table_floats);
+  if (!config_.one_sided && token_minus_.size() < table_floats) token_minus_.Resize(table_floats);
+
   ZoStepRecord record;
   record.step = step;
   record.seed = StepSeed(config_.seed, step);
@@ -173,41 +263,61 @@ absl::StatusOr<ZoStepRecord> ZoOptimizer::Step(absl::Span<const int32_t> tokens,
   for (int i = 0; i < config_.num_perturbations; ++i) {
     const NoiseKey key{record.seed, static_cast<uint32_t>(i), config_.distribution};
     const bool apply_pending = i == 0 && pending_.has_value();
-    // Resident tensors: deferred update, then both perturbed copies.
+    // Resident tensors: deferred update, then the perturbed copies of the small ones.
     for (int id : resident_ids_) {
-      if (apply_pending) UpdateTensor(*pending_, id);
-      const int64_t off = layout.tensor(id).offset;
-      PerturbTensor(id, key, resident_plus_.data() + off,
-                    config_.one_sided ? nullptr : resident_minus_.data() + off);
+      const TensorInfo& t = layout.tensor(id);
+      if (apply_pending) UpdateTensorAt(*pending_, id, theta + t.offset);
+      if (IsLargeResident(layout, id)) continue;
+      PerturbAt(id, key, 0, t.numel, theta + t.offset, resident_plus_.data() + t.offset,
+                config_.one_sided ? nullptr : resident_minus_.data() + t.offset);
     }
-    const float* minus_resident = config_.one_sided ? theta : resident_minus_.data();
+    PerturbTokenRows(key);
     // One-sided: the clean loss L(theta) is the same for every perturbation of the step.
     const bool second_stream = !config_.one_sided || i == 0;
-    STRATA_RETURN_IF_ERROR(model_->BeginForward(resident_plus_.data(), tokens, B, T, 0));
+    STRATA_RETURN_IF_ERROR(
+        model_->BeginForward(resident_plus_.data(), local_tokens_, B, T, 0, token_plus_.data()));
     if (second_stream) {
-      STRATA_RETURN_IF_ERROR(model_->BeginForward(minus_resident, tokens, B, T, 1));
+      STRATA_RETURN_IF_ERROR(config_.one_sided
+                                 ? model_->BeginForward(theta, tokens, B, T, 1)
+                                 : model_->BeginForward(resident_minus_.data(), local_tokens_, B, T,
+                                                        1, token_minus_.data()));
     }
-    for (int l = 0; l < L; ++l) {
+    STRATA_RETURN_IF_ERROR(blocks([&](int l, float* block) -> absl::StatusOr<bool> {
       const int64_t begin = layout.BlockBegin(l);
       for (int s = 0; s < layout.SlotsPerBlock(); ++s) {
         const int id = layout.BlockTensorId(l, s);
-        if (apply_pending) UpdateTensor(*pending_, id);
-        const int64_t rel = layout.tensor(id).offset - begin;
-        PerturbTensor(id, key, block_plus_.data() + rel,
-                      config_.one_sided ? nullptr : block_minus_.data() + rel);
+        const TensorInfo& t = layout.tensor(id);
+        const int64_t rel = t.offset - begin;
+        if (apply_pending) UpdateTensorAt(*pending_, id, block + rel);
+        PerturbAt(id, key, 0, t.numel, block + rel, block_plus_.data() + rel,
+                  config_.one_sided ? nullptr : block_minus_.data() + rel);
       }
       model_->BlockForward(l, block_plus_.data(), 0);
       if (second_stream) {
-        model_->BlockForward(l, config_.one_sided ? theta + begin : block_minus_.data(), 1);
+        model_->BlockForward(l, config_.one_sided ? block : block_minus_.data(), 1);
       }
-    }
-    if (apply_pending) {
-      if (config_.variant == ZoVariant::kAdam && !pending_->skipped) ++adam_updates_;
-      pending_.reset();
-    }
-    STRATA_ASSIGN_OR_RETURN(float plus, model_->EndForward(resident_plus_.data(), targets, 0));
+      return apply_pending && !pending_->skipped;
+    }));
+    if (apply_pending) FinishPendingUpdate();
+    // The head, perturbed chunk by chunk as the loss consumes it.
+    auto head_rows = [&](bool negative) -> Transformer::HeadRows {
+      return [&, negative](int64_t row0, int64_t rows) -> const float* {
+        const int64_t first = row0 * C, n = rows * C;
+        if (negative) {
+          PerturbMinusAt(head_id, key, first, n, head + first, head_chunk_.data());
+        } else {
+          PerturbAt(head_id, key, first, n, head + first, head_chunk_.data(), nullptr);
+        }
+        return head_chunk_.data();
+      };
+    };
+    STRATA_ASSIGN_OR_RETURN(
+        float plus, model_->EndForward(resident_plus_.data(), targets, 0, head_rows(false)));
     if (second_stream) {
-      STRATA_ASSIGN_OR_RETURN(minus, model_->EndForward(minus_resident, targets, 1));
+      STRATA_ASSIGN_OR_RETURN(
+          minus, config_.one_sided
+                     ? model_->EndForward(theta, targets, 1)
+                     : model_->EndForward(resident_minus_.data(), targets, 1, head_rows(true)));
     }
     finite = finite && std::isfinite(plus) && std::isfinite(minus);
     const double denom = config_.one_sided ? config_.eps : 2.0 * config_.eps;

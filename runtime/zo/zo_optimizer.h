@@ -5,8 +5,10 @@
 //   - every tensor, the first time it is touched in the step, first receives the pending update
 //     of the previous step (deferred, as ZO2 does), then is perturbed out of place:
 //     w+ = theta + eps z_i and w- = theta - eps z_i (one-sided: w- = theta), one block at a
-//     time into two block-sized buffers; the resident tensors (embeddings, final norm, head)
-//     into two lazily committed arena-layout buffers;
+//     time into two block-sized buffers; the small resident tensors (norms, position
+//     embeddings) into two lazily committed arena-layout buffers; of the token embedding only
+//     the rows the batch uses, and the head chunk by chunk while the loss is computed — the
+//     large tensors are never copied;
 //   - both forwards run block by block while the block's weights are at hand (two streams);
 //   - the projected gradient g_i = (L+ - L-) / (2 eps) (one-sided: (L+ - L) / eps), clipped.
 // The update theta -= lr (g z + wd theta) of step t is recorded and applied at the start of
@@ -20,6 +22,7 @@
 #define STRATA_RUNTIME_ZO_ZO_OPTIMIZER_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -69,29 +72,35 @@ uint64_t StepSeed(uint64_t seed, int64_t step);
 
 class ZoOptimizer {
  public:
+  // Blocks reached through a visitor instead of the model's arena (offloaded training):
+  // blocks(fn) calls fn(layer, weights) for layers 0..L-1 in order; fn may change the block's
+  // fp32 weights and returns whether it did (the stream then writes the block back).
+  using BlockVisitor = std::function<absl::StatusOr<bool>(int layer, float* weights)>;
+  using BlockStream = std::function<absl::Status(const BlockVisitor& fn)>;
+
   // `model` must outlive the optimizer.
   static absl::StatusOr<std::unique_ptr<ZoOptimizer>> Create(Transformer* model, ZoConfig config);
 
   // One step on (tokens, targets) of shape (B, T) with learning rate `lr`; `step` is 1-based.
+  // The resident tensors are the model's arena's; the blocks are the arena's or `blocks`'.
   absl::StatusOr<ZoStepRecord> Step(absl::Span<const int32_t> tokens,
                                     absl::Span<const int32_t> targets, int B, int T, int64_t step,
                                     double lr);
+  absl::StatusOr<ZoStepRecord> Step(absl::Span<const int32_t> tokens,
+                                    absl::Span<const int32_t> targets, int B, int T, int64_t step,
+                                    double lr, const BlockStream& blocks);
 
   // Applies the pending update, if any.
   void Flush();
+  absl::Status Flush(const BlockStream& blocks);
   bool has_pending() const { return pending_.has_value(); }
 
   // Applies a recorded step to the model (no pending update may exist).
   absl::Status Replay(const ZoStepRecord& record);
+  absl::Status Replay(const ZoStepRecord& record, const BlockStream& blocks);
 
   const ZoConfig& config() const { return config_; }
 
-  // The building blocks of Step for weights held outside the model's arena (offloaded blocks):
-  // apply `record`'s update to tensor `tensor_id` whose values are at `theta` (momentum and Adam
-  // read their state from this optimizer's arena-layout buffers), and perturb such a tensor.
-  void UpdateTensorAt(const ZoStepRecord& record, int tensor_id, float* theta);
-  void PerturbTensorAt(int tensor_id, const NoiseKey& key, const float* theta, float* plus,
-                       float* minus) const;
   // Per-tensor Sparse-MeZO thresholds (+inf when disabled), set at Create from the weights.
   const std::vector<float>& thresholds() const { return thresholds_; }
   void set_thresholds(std::vector<float> thresholds) { thresholds_ = std::move(thresholds); }
@@ -101,12 +110,28 @@ class ZoOptimizer {
   int64_t adam_updates() const { return adam_updates_; }
   void set_adam_updates(int64_t n) { adam_updates_ = n; }
 
+  // Bytes a step holds besides the weights and activations: the perturbed copies of the small
+  // resident tensors, one head chunk and two block buffers (the token-row tables, at most
+  // 2 x B x T x d_model floats, come with the batch).
+  static int64_t WorkingBytes(const ParamLayout& layout);
+
  private:
   ZoOptimizer(Transformer* model, ZoConfig config);
-  // Applies `record`'s update to one tensor.
-  void UpdateTensor(const ZoStepRecord& record, int tensor_id);
-  // Perturbs one tensor into plus/minus (arena-relative pointers into the destination buffers).
-  void PerturbTensor(int tensor_id, const NoiseKey& key, float* plus, float* minus);
+  BlockStream ArenaBlocks();
+  // Applies `record`'s update to tensor `tensor_id` whose values are at `theta` (momentum and
+  // Adam read their state from this optimizer's arena-layout buffers).
+  void UpdateTensorAt(const ZoStepRecord& record, int tensor_id, float* theta);
+  // Over elements [first, first + n) of the tensor (theta points at element `first`):
+  // plus = theta + eps z and, when minus is not null, minus = theta - eps z.
+  void PerturbAt(int tensor_id, const NoiseKey& key, int64_t first, int64_t n, const float* theta,
+                 float* plus, float* minus) const;
+  // out = theta - eps z over the same range, bitwise equal to PerturbAt's minus.
+  void PerturbMinusAt(int tensor_id, const NoiseKey& key, int64_t first, int64_t n,
+                      const float* theta, float* out) const;
+  // Perturbs the rows of the token embedding that `tokens_` uses into token_plus_/token_minus_.
+  void PerturbTokenRows(const NoiseKey& key);
+  // Applies the pending update (and clears it) unless none is pending.
+  void FinishPendingUpdate();
 
   Transformer* model_;
   ZoConfig config_;
@@ -114,9 +139,15 @@ class ZoOptimizer {
   AlignedBuffer m_, v_;
   int64_t adam_updates_ = 0;
   std::optional<ZoStepRecord> pending_;
+  // Small resident tensors (norms, position embeddings) are perturbed into these
+  // arena-layout buffers (only their pages are ever committed). The token embedding and the
+  // head are never copied: only the rows a batch uses are perturbed (token_plus_/minus_,
+  // indexed by local_tokens_), and the head chunk by chunk as the loss needs it (head_chunk_).
   LazyBuffer resident_plus_, resident_minus_;
-  AlignedBuffer block_plus_, block_minus_;
   std::vector<int> resident_ids_;
+  std::vector<int32_t> used_tokens_, local_tokens_;
+  AlignedBuffer token_plus_, token_minus_, head_chunk_;
+  AlignedBuffer block_plus_, block_minus_;
 };
 
 }  // namespace strata::zo
