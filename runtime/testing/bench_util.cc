@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
@@ -49,7 +50,15 @@ ChildResult RunChild(const std::vector<std::string>& argv) {
   number.erase(std::remove(number.begin(), number.end(), '}'), number.end());
   result.ok = absl::SimpleAtod(absl::StripAsciiWhitespace(number), &result.value);
   result.rss_mb = usage.ru_maxrss / 1024.0;
+  result.out = std::move(out);
   return result;
+}
+
+double NumberAfter(const std::string& text, const std::string& key) {
+  const std::string quoted = "\"" + key + "\":";
+  const size_t at = text.rfind(quoted);
+  if (at == std::string::npos) return 0.0;
+  return std::strtod(text.c_str() + at + quoted.size(), nullptr);
 }
 
 double Median(std::vector<double> values) {

@@ -12,7 +12,11 @@ struct ChildResult {
   double value = 0;   // The number after the first ':' of the child's last stdout line.
   double rss_mb = 0;  // The child's peak resident set.
   bool ok = false;
+  std::string out;  // The child's whole stdout.
 };
+
+// The number after "key": in `text` (a child's JSON output), or 0 when absent.
+double NumberAfter(const std::string& text, const std::string& key);
 
 // Runs argv (argv[0] a path; "/proc/self/exe" re-runs this benchmark) and waits for it.
 ChildResult RunChild(const std::vector<std::string>& argv);

@@ -1,0 +1,201 @@
+// See job_store.h.
+#include "services/coordinator/job_store.h"
+
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace strata {
+namespace {
+
+constexpr int kApplicationId = 0x53545241;  // "STRA": marks the file as a Strata job database.
+
+// A prepared statement, finalized on scope exit.
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) {
+    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+  bool ok() const { return rc_ == SQLITE_OK; }
+  sqlite3_stmt* get() { return stmt_; }
+  void Bind(int index, const std::string& text) {
+    sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+  }
+  void BindBlob(int index, const std::string& bytes) {
+    sqlite3_bind_blob(stmt_, index, bytes.data(), static_cast<int>(bytes.size()), SQLITE_TRANSIENT);
+  }
+  std::string Column(int index) {
+    const void* data = sqlite3_column_blob(stmt_, index);
+    const int size = sqlite3_column_bytes(stmt_, index);
+    return data == nullptr ? std::string() : std::string(static_cast<const char*>(data), size);
+  }
+
+ private:
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_;
+};
+
+constexpr char kColumns[] = "seq, owner, request_id, job";
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<JobStore>> JobStore::Open(const std::string& data_dir) {
+  if (mkdir(data_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot create data directory ", data_dir, ": ", std::strerror(errno)));
+  }
+  const std::string path = data_dir + "/jobs.db";
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+      SQLITE_OK) {
+    const std::string message = db != nullptr ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return absl::FailedPreconditionError(absl::StrCat("cannot open ", path, ": ", message));
+  }
+  std::unique_ptr<JobStore> store(new JobStore(db, path));
+  if (absl::Status status = store->Initialize(); !status.ok()) return status;
+  // Read every row once: a damaged row is reported now, not when a client asks for it.
+  if (absl::StatusOr<std::vector<StoredJob>> all = store->All(); !all.ok()) return all.status();
+  return store;
+}
+
+absl::Status JobStore::Initialize() {
+  absl::MutexLock lock(&mu_);
+  sqlite3_busy_timeout(db_, 5000);
+  // Identify the file before changing it: a foreign or damaged database is left untouched.
+  int id = 0;
+  bool empty = false;
+  {
+    Statement app_id(db_, "PRAGMA application_id");
+    if (!app_id.ok() || sqlite3_step(app_id.get()) != SQLITE_ROW) {
+      return absl::DataLossError(
+          absl::StrCat(path_, " is not a Strata job database (", sqlite3_errmsg(db_), ")"));
+    }
+    id = sqlite3_column_int(app_id.get(), 0);
+    Statement tables(db_, "SELECT count(*) FROM sqlite_master");
+    if (!tables.ok() || sqlite3_step(tables.get()) != SQLITE_ROW) return Error("read schema");
+    empty = sqlite3_column_int(tables.get(), 0) == 0;
+  }  // Statements finalized: no read transaction stays open.
+  if (id != kApplicationId && !(id == 0 && empty)) {
+    return absl::DataLossError(absl::StrCat(
+        path_, " is not a Strata job database (application_id ", id, "); move it aside"));
+  }
+  for (const std::string& sql :
+       {std::string("PRAGMA journal_mode=WAL"), std::string("PRAGMA synchronous=FULL"),
+        absl::StrCat("PRAGMA application_id=", kApplicationId)}) {
+    if (absl::Status status = Exec(sql.c_str()); !status.ok()) return status;
+  }
+  return Exec(
+      "CREATE TABLE IF NOT EXISTS jobs ("
+      "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+      "  id TEXT NOT NULL UNIQUE,"
+      "  owner TEXT NOT NULL,"
+      "  request_id TEXT NOT NULL,"
+      "  job BLOB NOT NULL);"
+      "CREATE UNIQUE INDEX IF NOT EXISTS jobs_by_request ON jobs(owner, request_id) "
+      "  WHERE request_id <> '';");
+}
+
+JobStore::~JobStore() {
+  absl::MutexLock lock(&mu_);
+  sqlite3_close(db_);
+}
+
+absl::Status JobStore::Exec(const char* sql) {
+  char* message = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &message) != SQLITE_OK) {
+    absl::Status status = absl::InternalError(
+        absl::StrCat(path_, ": ", message != nullptr ? message : "error", " (in: ", sql, ")"));
+    sqlite3_free(message);
+    return status;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status JobStore::Error(const char* what) {
+  return absl::InternalError(absl::StrCat(path_, ": ", what, ": ", sqlite3_errmsg(db_)));
+}
+
+namespace {
+
+absl::StatusOr<StoredJob> ReadRow(Statement& row, const std::string& path) {
+  StoredJob job;
+  job.sequence = sqlite3_column_int64(row.get(), 0);
+  job.owner = row.Column(1);
+  job.request_id = row.Column(2);
+  if (!job.job.ParseFromString(row.Column(3))) {
+    return absl::DataLossError(
+        absl::StrCat(path, ": job row ", job.sequence, " does not parse as strata.v1.Job"));
+  }
+  return job;
+}
+
+}  // namespace
+
+absl::StatusOr<StoredJob> JobStore::Insert(StoredJob job) {
+  absl::MutexLock lock(&mu_);
+  if (!job.request_id.empty()) {
+    Statement find(
+        db_, absl::StrCat("SELECT ", kColumns, " FROM jobs WHERE owner = ?1 AND request_id = ?2")
+                 .c_str());
+    find.Bind(1, job.owner);
+    find.Bind(2, job.request_id);
+    const int rc = sqlite3_step(find.get());
+    if (rc == SQLITE_ROW) return ReadRow(find, path_);
+    if (rc != SQLITE_DONE) return Error("look up request_id");
+  }
+  Statement insert(db_, "INSERT INTO jobs (id, owner, request_id, job) VALUES (?1, ?2, ?3, ?4)");
+  insert.Bind(1, job.job.id());
+  insert.Bind(2, job.owner);
+  insert.Bind(3, job.request_id);
+  insert.BindBlob(4, job.job.SerializeAsString());
+  if (sqlite3_step(insert.get()) != SQLITE_DONE) return Error("insert job");
+  job.sequence = sqlite3_last_insert_rowid(db_);
+  return job;
+}
+
+absl::Status JobStore::Update(const StoredJob& job) {
+  absl::MutexLock lock(&mu_);
+  Statement update(db_, "UPDATE jobs SET job = ?1 WHERE id = ?2");
+  update.BindBlob(1, job.job.SerializeAsString());
+  update.Bind(2, job.job.id());
+  if (sqlite3_step(update.get()) != SQLITE_DONE) return Error("update job");
+  if (sqlite3_changes(db_) != 1) {
+    return absl::NotFoundError(absl::StrCat("no job ", job.job.id(), " in ", path_));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<StoredJob> JobStore::Get(const std::string& job_id) {
+  absl::MutexLock lock(&mu_);
+  Statement find(db_, absl::StrCat("SELECT ", kColumns, " FROM jobs WHERE id = ?1").c_str());
+  find.Bind(1, job_id);
+  const int rc = sqlite3_step(find.get());
+  if (rc == SQLITE_ROW) return ReadRow(find, path_);
+  if (rc != SQLITE_DONE) return Error("read job");
+  return absl::NotFoundError(absl::StrCat("no job ", job_id));
+}
+
+absl::StatusOr<std::vector<StoredJob>> JobStore::All() {
+  absl::MutexLock lock(&mu_);
+  Statement all(db_, absl::StrCat("SELECT ", kColumns, " FROM jobs ORDER BY seq").c_str());
+  if (!all.ok()) return Error("list jobs");
+  std::vector<StoredJob> jobs;
+  int rc;
+  while ((rc = sqlite3_step(all.get())) == SQLITE_ROW) {
+    absl::StatusOr<StoredJob> job = ReadRow(all, path_);
+    if (!job.ok()) return job.status();
+    jobs.push_back(*std::move(job));
+  }
+  if (rc != SQLITE_DONE) return Error("list jobs");
+  return jobs;
+}
+
+}  // namespace strata
