@@ -467,6 +467,11 @@ absl::Status Transformer::BeginForward(const float* resident, absl::Span<const i
   return absl::OkStatus();
 }
 
+float* Transformer::ResidualStream(int stream) {
+  const Dims d(config(), infer_[stream].B, infer_[stream].T);
+  return InferBuffers::At(infer_[stream].buffer.data(), d).x;
+}
+
 void Transformer::BlockForward(int /*layer*/, const float* block_weights, int stream) {
   BlockForwardInfer(block_weights, stream);
 }

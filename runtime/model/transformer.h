@@ -92,6 +92,10 @@ class Transformer {
   absl::StatusOr<float> EndForward(const float* resident, absl::Span<const int32_t> targets,
                                    int stream = 0, const HeadRows& head_rows = nullptr);
 
+  // The residual stream (B x T x d_model floats) of `stream` between BeginForward and
+  // EndForward: where a block executor elsewhere (a GPU) reads and returns the activations.
+  float* ResidualStream(int stream);
+
   // Bytes held by activation buffers (training and inference) at the moment.
   int64_t ActivationBytes() const;
 

@@ -9,7 +9,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "runtime/base/status_macros.h"
+#include "runtime/cuda/cuda_runtime.h"
 #include "runtime/model/bf16_weights.h"
+#include "runtime/offload/gpu/gpu_block_executor.h"
 
 namespace strata {
 
@@ -119,6 +121,19 @@ absl::StatusOr<std::unique_ptr<OffloadedZo>> OffloadedZo::Create(Transformer* mo
     STRATA_RETURN_IF_ERROR(done.at(0).status);
     o->bytes_written_ += o->store_->padded_bytes(l);
   }
+  if (o->options_.gpu_device >= 0) {
+    GpuBlockExecutorOptions gpu_options;
+    gpu_options.device = o->options_.gpu_device;
+    gpu_options.one_sided = config.one_sided;
+    gpu_options.eps = config.eps;
+    gpu_options.thresholds = o->zo_->thresholds();
+    STRATA_ASSIGN_OR_RETURN(o->gpu_, CreateGpuBlockExecutor(layout, std::move(gpu_options)));
+    // Page-lock the slots (page-aligned) so the device copies are asynchronous DMA. With bf16
+    // storage the device reads the widened copy in ordinary memory (staged, synchronous copies).
+    STRATA_RETURN_IF_ERROR(CudaHostRegister(
+        o->slab_->slot(0), static_cast<int64_t>(o->slab_->slots()) * padded_block));
+    o->registered_.push_back(o->slab_->slot(0));
+  }
   o->options_.load_tensor = nullptr;  // Construction only; may capture a short-lived reader.
   if (o->options_.release_arena_blocks && !streamed) {
     o->ReleaseArenaBlocks();
@@ -201,7 +216,12 @@ zo::ZoOptimizer::BlockStream OffloadedZo::Blocks() {
 absl::StatusOr<zo::ZoStepRecord> OffloadedZo::Step(absl::Span<const int32_t> tokens,
                                                    absl::Span<const int32_t> targets, int B, int T,
                                                    int64_t step, double lr) {
-  return zo_->Step(tokens, targets, B, T, step, lr, Blocks());
+  return zo_->Step(tokens, targets, B, T, step, lr, Blocks(), gpu_.get());
+}
+
+OffloadedZo::~OffloadedZo() {
+  gpu_.reset();  // Finishes the device's work on the slots first.
+  for (void* data : registered_) CudaHostUnregister(data).IgnoreError();
 }
 
 absl::Status OffloadedZo::Flush() { return zo_->Flush(Blocks()); }

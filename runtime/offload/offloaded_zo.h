@@ -65,11 +65,17 @@ class OffloadedZo {
     // on a widened copy, rounded to nearest even when a block is written back. Updates smaller
     // than half a bf16 ulp of a weight round away (see docs/runtime.md for the measured effect).
     bool bf16_storage = false;
+    // Run each block's update, perturbation and both forwards on this CUDA device (the GPU
+    // stage, gpu/gpu_block_executor.h): the slots are page-locked for the device's DMA and the
+    // blocks are copied to the device on their own stream. -1: compute on the CPU. Needs a
+    // build with --config=cuda and the sgd or sign variant.
+    int gpu_device = -1;
   };
 
   // Moves the model's blocks to NVMe. `model` must outlive this object.
   static absl::StatusOr<std::unique_ptr<OffloadedZo>> Create(Transformer* model,
                                                              zo::ZoConfig config, Options options);
+  ~OffloadedZo();
 
   absl::StatusOr<zo::ZoStepRecord> Step(absl::Span<const int32_t> tokens,
                                         absl::Span<const int32_t> targets, int B, int T,
@@ -125,7 +131,9 @@ class OffloadedZo {
   std::unique_ptr<IoEngine> engine_;
   std::unique_ptr<TensorStore> store_;
   std::unique_ptr<PinnedSlab> slab_;
-  AlignedBuffer block_work_;  // fp32 copy of the current block when storing bf16.
+  AlignedBuffer block_work_;                // fp32 copy of the current block when storing bf16.
+  std::unique_ptr<zo::BlockExecutor> gpu_;  // The GPU stage, when gpu_device >= 0.
+  std::vector<void*> registered_;           // Host memory page-locked for the GPU.
   int64_t bytes_read_ = 0, bytes_written_ = 0;
   int64_t working_set_bytes_ = 0;
 };

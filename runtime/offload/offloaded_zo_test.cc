@@ -12,24 +12,13 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "runtime/model/hf_checkpoint.h"
+#include "runtime/testing/tiny_models.h"
 #include "storage/safetensors/safetensors.h"
 
 namespace strata {
 namespace {
 
-ModelConfig Tiny(ModelFamily family) {
-  ModelConfig c;
-  c.family = family;
-  c.vocab_size = 53;
-  c.max_seq_len = 16;
-  c.n_layer = 5;
-  c.n_head = 4;
-  c.n_kv_head = family == ModelFamily::kLlama ? 2 : 4;
-  c.d_model = 32;
-  c.d_ff = 48;
-  c.tie_embeddings = family == ModelFamily::kGpt2;
-  return c;
-}
+using testing_models::Tiny;
 
 struct Case {
   std::string name;

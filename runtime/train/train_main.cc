@@ -66,11 +66,14 @@ ABSL_FLAG(int64_t, checkpoint_every, 0, "ZO: checkpoint every N steps (and at th
 ABSL_FLAG(std::vector<std::string>, offload_dirs, {},
           "ZO: stream the transformer blocks from these NVMe directories (sgd and sign).");
 ABSL_FLAG(int64_t, memory_budget_bytes, 0,
-          "ZO offload: bound on the working set (resident tensors x3 + slots + block buffers).");
+          "ZO offload: bound on the working set (resident tensors + perturbation buffers + "
+          "slots).");
 ABSL_FLAG(int, prefetch_blocks, 2, "ZO offload: blocks read ahead of the one computing.");
 ABSL_FLAG(bool, offload_bf16, false, "ZO offload: store blocks as bf16 (fp32 compute).");
 ABSL_FLAG(std::string, offload_tier, "nvme",
           "ZO offload tier: nvme (needs --offload_dirs) or cpu (blocks in pinned host memory).");
+ABSL_FLAG(int, offload_gpu, -1,
+          "ZO offload: run the blocks on this CUDA device (-1: on the CPU; needs a CUDA build).");
 
 namespace strata {
 namespace {
@@ -182,6 +185,7 @@ absl::Status RunZo(Transformer* model, const TokenCorpus& train, const TokenCorp
     o.offload->memory_budget_bytes = absl::GetFlag(FLAGS_memory_budget_bytes);
     o.offload->prefetch_blocks = absl::GetFlag(FLAGS_prefetch_blocks);
     o.offload->bf16_storage = absl::GetFlag(FLAGS_offload_bf16);
+    o.offload->gpu_device = absl::GetFlag(FLAGS_offload_gpu);
     if (init_reader != nullptr) {
       o.offload->load_tensor = [init_reader](int id, float* out) {
         return init_reader->Read(id, out);

@@ -226,9 +226,25 @@ absl::StatusOr<ZoStepRecord> ZoOptimizer::Step(absl::Span<const int32_t> tokens,
   return Step(tokens, targets, B, T, step, lr, ArenaBlocks());
 }
 
+SgdUpdate ZoOptimizer::SgdUpdateOf(const ZoStepRecord& record) const {
+  SgdUpdate update;
+  update.seed = record.seed;
+  update.distribution = config_.distribution;
+  for (size_t i = 0; i < record.scalars.size(); ++i) {
+    update.coefs.push_back(CoefficientFor(config_, record, i));
+  }
+  update.decay = static_cast<float>(record.lr * static_cast<double>(config_.weight_decay));
+  return update;
+}
+
 absl::StatusOr<ZoStepRecord> ZoOptimizer::Step(absl::Span<const int32_t> tokens,
                                                absl::Span<const int32_t> targets, int B, int T,
-                                               int64_t step, double lr, const BlockStream& blocks) {
+                                               int64_t step, double lr, const BlockStream& blocks,
+                                               BlockExecutor* executor) {
+  if (executor != nullptr && config_.variant != ZoVariant::kSgd &&
+      config_.variant != ZoVariant::kSign) {
+    return absl::InvalidArgumentError("a block executor runs the sgd and sign variants only");
+  }
   const ParamLayout& layout = model_->layout();
   const int64_t C = layout.config().d_model;
   float* theta = model_->params().data();
@@ -282,7 +298,17 @@ absl::StatusOr<ZoStepRecord> ZoOptimizer::Step(absl::Span<const int32_t> tokens,
                                  : model_->BeginForward(resident_minus_.data(), local_tokens_, B, T,
                                                         1, token_minus_.data()));
     }
+    std::optional<SgdUpdate> update;
+    if (executor != nullptr) {
+      if (apply_pending && !pending_->skipped) update = SgdUpdateOf(*pending_);
+      STRATA_RETURN_IF_ERROR(executor->Begin(
+          model_->ResidualStream(0), second_stream ? model_->ResidualStream(1) : nullptr, B, T));
+    }
     STRATA_RETURN_IF_ERROR(blocks([&](int l, float* block) -> absl::StatusOr<bool> {
+      if (executor != nullptr) {
+        STRATA_RETURN_IF_ERROR(executor->Block(l, block, update ? &*update : nullptr, key));
+        return update.has_value();
+      }
       const int64_t begin = layout.BlockBegin(l);
       for (int s = 0; s < layout.SlotsPerBlock(); ++s) {
         const int id = layout.BlockTensorId(l, s);
@@ -298,6 +324,10 @@ absl::StatusOr<ZoStepRecord> ZoOptimizer::Step(absl::Span<const int32_t> tokens,
       }
       return apply_pending && !pending_->skipped;
     }));
+    if (executor != nullptr) {
+      STRATA_RETURN_IF_ERROR(executor->End(model_->ResidualStream(0),
+                                           second_stream ? model_->ResidualStream(1) : nullptr));
+    }
     if (apply_pending) FinishPendingUpdate();
     // The head, perturbed chunk by chunk as the loss consumes it.
     auto head_rows = [&](bool negative) -> Transformer::HeadRows {

@@ -70,6 +70,34 @@ struct ZoStepRecord {
 // The seed of step `step` under master seed `seed` (splitmix64).
 uint64_t StepSeed(uint64_t seed, int64_t step);
 
+// The update a record makes to every tensor, for the stateless variants (sgd, sign): for each
+// perturbation i in order, theta = (theta - coefs[i] z_i) - (i == 0 ? decay : 0) theta, where
+// decay applies only to tensors whose role takes weight decay, and z is masked where |theta| is
+// at or above the tensor's Sparse-MeZO threshold (zo_kernels.h: UpdateSgd).
+struct SgdUpdate {
+  uint64_t seed = 0;
+  Distribution distribution = Distribution::kGaussian;
+  std::vector<float> coefs;
+  float decay = 0;
+};
+
+// Runs the block part of a step somewhere other than the CPU (a GPU). The step calls Begin
+// once both forward streams hold their embeddings (host residuals, N x d_model floats;
+// `minus` is null when the second stream does not run), Block for each block in order, and End
+// before the head, which writes the streams' residuals back into the same host buffers.
+// Block receives the block's fp32 weights (host memory); when `update` is set it applies it and
+// leaves the updated weights in `weights` before returning; then it perturbs the block with `key`
+// (one-sided: the second stream runs the block's own weights) and runs both forwards, which may
+// still be running when Block returns.
+class BlockExecutor {
+ public:
+  virtual ~BlockExecutor() = default;
+  virtual absl::Status Begin(const float* plus, const float* minus, int B, int T) = 0;
+  virtual absl::Status Block(int layer, float* weights, const SgdUpdate* update,
+                             const NoiseKey& key) = 0;
+  virtual absl::Status End(float* plus, float* minus) = 0;
+};
+
 class ZoOptimizer {
  public:
   // Blocks reached through a visitor instead of the model's arena (offloaded training):
@@ -86,9 +114,11 @@ class ZoOptimizer {
   absl::StatusOr<ZoStepRecord> Step(absl::Span<const int32_t> tokens,
                                     absl::Span<const int32_t> targets, int B, int T, int64_t step,
                                     double lr);
+  // With `executor`, the blocks compute there (sgd and sign variants).
   absl::StatusOr<ZoStepRecord> Step(absl::Span<const int32_t> tokens,
                                     absl::Span<const int32_t> targets, int B, int T, int64_t step,
-                                    double lr, const BlockStream& blocks);
+                                    double lr, const BlockStream& blocks,
+                                    BlockExecutor* executor = nullptr);
 
   // Applies the pending update, if any.
   void Flush();
@@ -100,6 +130,8 @@ class ZoOptimizer {
   absl::Status Replay(const ZoStepRecord& record, const BlockStream& blocks);
 
   const ZoConfig& config() const { return config_; }
+  // `record`'s update in SGD form (sgd and sign variants only).
+  SgdUpdate SgdUpdateOf(const ZoStepRecord& record) const;
 
   // Per-tensor Sparse-MeZO thresholds (+inf when disabled), set at Create from the weights.
   const std::vector<float>& thresholds() const { return thresholds_; }
