@@ -30,6 +30,9 @@ ABSL_FLAG(bool, big, true, "Run part (b), the 2B-parameter model (~8 GB of block
 ABSL_FLAG(std::string, dir, "/var/tmp", "Directory for the block files (a real disk).");
 ABSL_FLAG(int, steps, 3, "Timed steps after one warm-up; the median counts.");
 ABSL_FLAG(int, threads, 2, "Compute threads.");
+ABSL_FLAG(int, gpu, -1,
+          "Run the offloaded cases' blocks on this CUDA device (the GPU stage; needs "
+          "--config=cuda). -1: on the CPU.");
 
 namespace strata {
 namespace {
@@ -115,6 +118,7 @@ int RunBig() {
   o.nvme_paths = {absl::GetFlag(FLAGS_dir) + "/strata_offload_bench_big"};
   o.init_seed = 1;
   o.memory_budget_bytes = kBigBudget;
+  o.gpu_device = absl::GetFlag(FLAGS_gpu);
   const auto init_start = std::chrono::steady_clock::now();
   auto created = OffloadedZo::Create(model.get(), zo::ZoConfig(), o);
   if (!created.ok()) {
@@ -155,6 +159,7 @@ int RunCase(const std::string& mode) {
     o.nvme_paths = {absl::GetFlag(FLAGS_dir) + "/strata_offload_bench"};
     o.init_seed = 1;  // Straight onto NVMe: the blocks never occupy RAM.
     o.memory_budget_bytes = QuarterOfModel();
+    o.gpu_device = absl::GetFlag(FLAGS_gpu);
     auto created = OffloadedZo::Create(model.get(), config, o);
     if (!created.ok()) {
       std::fprintf(stderr, "%s\n", created.status().ToString().c_str());
@@ -197,10 +202,12 @@ int RunBench() {
   const ModelConfig config = Gpt2Large();
   const ParamLayout layout(config);
   auto self = [](const std::string& mode) {
-    return std::vector<std::string>{"/proc/self/exe", "--mode=" + mode,
+    return std::vector<std::string>{"/proc/self/exe",
+                                    "--mode=" + mode,
                                     "--dir=" + absl::GetFlag(FLAGS_dir),
                                     absl::StrCat("--steps=", absl::GetFlag(FLAGS_steps)),
-                                    absl::StrCat("--threads=", absl::GetFlag(FLAGS_threads))};
+                                    absl::StrCat("--threads=", absl::GetFlag(FLAGS_threads)),
+                                    absl::StrCat("--gpu=", absl::GetFlag(FLAGS_gpu))};
   };
   const bench::ChildResult inmem = bench::RunChild(self("inmem"));
   const bench::ChildResult offload = bench::RunChild(self("offload"));
