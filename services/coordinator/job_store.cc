@@ -84,8 +84,8 @@ absl::Status JobStore::Initialize() {
     empty = sqlite3_column_int(tables.get(), 0) == 0;
   }  // Statements finalized: no read transaction stays open.
   if (id != kApplicationId && !(id == 0 && empty)) {
-    return absl::DataLossError(absl::StrCat(
-        path_, " is not a Strata job database (application_id ", id, "); move it aside"));
+    return absl::DataLossError(absl::StrCat(path_, " is not a Strata job database (application_id ",
+                                            id, "); move it aside"));
   }
   for (const std::string& sql :
        {std::string("PRAGMA journal_mode=WAL"), std::string("PRAGMA synchronous=FULL"),

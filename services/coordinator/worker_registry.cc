@@ -57,13 +57,17 @@ absl::StatusOr<std::unique_ptr<WorkerRegistry>> WorkerRegistry::Create(Options o
 
 absl::StatusOr<v1::RegisterWorkerResponse> WorkerRegistry::Register(
     const v1::RegisterWorkerRequest& request) {
-  if (request.name().empty()) return absl::InvalidArgumentError("name must not be empty");
+  const std::string& id = request.name();
+  if (id.empty() || id.size() > 63 ||
+      id.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+          std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("name \"", id, "\" must be 1-63 characters of [A-Za-z0-9._-]"));
+  }
   if (absl::Status status = ValidateCapacity(request.capacity()); !status.ok()) return status;
 
   const absl::Time now = options_.clock();
   absl::MutexLock lock(&mu_);
-  std::string& id = id_by_name_[request.name()];
-  if (id.empty()) id = absl::StrCat("w", next_id_++);
   Entry& entry = workers_[id];
   entry.last_heartbeat = now;
   v1::WorkerInfo& info = entry.info;

@@ -2,8 +2,9 @@
 // last heartbeated. A worker whose last heartbeat is older than the timeout is lost. Plain
 // class, no gRPC: WorkerServiceImpl is the thin handler in front of it.
 //
-// Invariants: worker ids are never reused; a worker that registers again under the same name
-// keeps its id (it restarted, or the coordinator did).
+// A worker's id is its name (1-63 characters of [A-Za-z0-9._-]): a worker that registers again
+// under the same name keeps its id whether it restarted or the coordinator did, so job
+// placements stored before a coordinator restart still name the right worker.
 #ifndef STRATA_SERVICES_COORDINATOR_WORKER_REGISTRY_H_
 #define STRATA_SERVICES_COORDINATOR_WORKER_REGISTRY_H_
 
@@ -54,9 +55,7 @@ class WorkerRegistry {
 
   const Options options_;
   mutable absl::Mutex mu_;
-  int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
-  std::map<std::string, Entry> workers_ ABSL_GUARDED_BY(mu_);           // By worker id.
-  std::map<std::string, std::string> id_by_name_ ABSL_GUARDED_BY(mu_);  // Name -> id.
+  std::map<std::string, Entry> workers_ ABSL_GUARDED_BY(mu_);  // By worker id.
 };
 
 }  // namespace strata

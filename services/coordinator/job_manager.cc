@@ -1,0 +1,677 @@
+// See job_manager.h.
+#include "services/coordinator/job_manager.h"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "google/protobuf/util/time_util.h"
+#include "runtime/base/logging.h"
+#include "services/coordinator/job_spec.h"
+
+namespace strata {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+google::protobuf::Timestamp ToProto(absl::Time t) {
+  return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
+}
+
+std::string NewJobId() {
+  static std::mt19937_64 rng(std::random_device{}());
+  static absl::Mutex mu;
+  absl::MutexLock lock(&mu);
+  return absl::StrFormat("j-%010x", rng() & 0xFFFFFFFFFFull);
+}
+
+// What a worker still has free, as the scheduler sees it.
+struct Free {
+  std::string worker_id;
+  const v1::WorkerInfo* info;
+  int64_t cores, memory, nvme;
+  std::vector<int> gpus;  // Free GPU indices.
+};
+
+int64_t NvmeCapacity(const v1::WorkerCapacity& c) {
+  int64_t total = 0;
+  for (const v1::NvmePath& p : c.nvme_paths()) total += p.capacity_bytes();
+  return total;
+}
+
+bool LabelsMatch(const v1::WorkerInfo& info, const v1::Resources& r) {
+  for (const auto& [key, value] : r.node_selector()) {
+    auto it = info.labels().find(key);
+    if (it == info.labels().end() || it->second != value) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string StateName(v1::JobState state) {
+  std::string name = v1::JobState_Name(state);
+  return absl::StartsWith(name, "JOB_STATE_") ? name.substr(10) : name;
+}
+
+bool HoldsResources(v1::JobState state) {
+  switch (state) {
+    case v1::JOB_STATE_STARTING:
+    case v1::JOB_STATE_RUNNING:
+    case v1::JOB_STATE_STOPPING_COMPLETED:
+    case v1::JOB_STATE_STOPPING_CANCELED:
+    case v1::JOB_STATE_STOPPING_ERROR:
+    case v1::JOB_STATE_STOPPING_KILLED:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool IsTerminal(v1::JobState state) {
+  return state == v1::JOB_STATE_COMPLETED || state == v1::JOB_STATE_CANCELED ||
+         state == v1::JOB_STATE_ERROR;
+}
+
+absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(Options options) {
+  if (options.store == nullptr || options.registry == nullptr) {
+    return absl::InvalidArgumentError("JobManager needs a store and a worker registry");
+  }
+  std::unique_ptr<JobManager> manager(new JobManager(std::move(options)));
+  if (absl::Status status = manager->Load(); !status.ok()) return status;
+  return manager;
+}
+
+absl::Status JobManager::Load() {
+  absl::StatusOr<std::vector<StoredJob>> all = options_.store->All();
+  if (!all.ok()) return all.status();
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = options_.clock();
+  for (StoredJob& stored : *all) {
+    Entry& e = jobs_[stored.job.id()];
+    e.stored = std::move(stored);
+    const v1::JobState state = e.stored.job.state();
+    if (IsTerminal(state)) continue;
+    e.ranks.assign(e.stored.job.placements_size(), Rank());
+    LogLocked(e, v1::LOG_LEVEL_INFO,
+              absl::StrCat("coordinator restarted; recovering the job in ", StateName(state)), -1,
+              "");
+    if (state == v1::JOB_STATE_RESTARTING) {
+      SetStateLocked(e, v1::JOB_STATE_QUEUED, "recovered while restarting: queued again");
+    } else if (HoldsResources(state)) {
+      // Running ranks are re-adopted when their workers report them; otherwise restarted.
+      e.adopt_deadline = now + options_.adopt_timeout;
+      if (state == v1::JOB_STATE_STOPPING_CANCELED || state == v1::JOB_STATE_STOPPING_KILLED ||
+          state == v1::JOB_STATE_STOPPING_ERROR) {
+        StopRanksLocked(e, /*graceful=*/false, "stop resent after a coordinator restart");
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<JobManager::Entry*> JobManager::FindLocked(const std::string& job_id,
+                                                          const std::string& owner) {
+  auto it = jobs_.find(job_id);
+  // Another user's job is reported exactly like a missing one.
+  if (it == jobs_.end() || (!owner.empty() && it->second.stored.owner != owner)) {
+    return absl::NotFoundError(absl::StrCat("no job ", job_id));
+  }
+  return &it->second;
+}
+
+void JobManager::SaveLocked(Entry& e) {
+  if (absl::Status status = options_.store->Update(e.stored); !status.ok()) {
+    STRATA_LOG(ERROR) << "job " << e.stored.job.id() << ": " << status;
+  }
+  e.version = ++version_;
+}
+
+void JobManager::LogLocked(Entry& e, v1::LogLevel level, const std::string& text, int rank,
+                           const std::string& worker_id) {
+  v1::LogLine line;
+  *line.mutable_time() = ToProto(options_.clock());
+  line.set_job_id(e.stored.job.id());
+  line.set_rank(rank);
+  line.set_attempt(e.stored.job.attempt());
+  line.set_level(level);
+  line.set_text(text);
+  line.set_worker_id(worker_id);
+  line.set_sequence(e.next_log_sequence++);
+  e.logs.push_back(std::move(line));
+  while (e.logs.size() > options_.max_log_lines_per_job) e.logs.pop_front();
+  e.version = ++version_;
+}
+
+void JobManager::SetStateLocked(Entry& e, v1::JobState to, const std::string& reason) {
+  v1::Job& job = e.stored.job;
+  const v1::JobState from = job.state();
+  job.set_state(to);
+  job.set_message(reason);
+  const absl::Time now = options_.clock();
+  if (to == v1::JOB_STATE_STARTING && !job.has_start_time())
+    *job.mutable_start_time() = ToProto(now);
+  if (IsTerminal(to)) {
+    *job.mutable_end_time() = ToProto(now);
+    job.set_jobs_ahead(0);
+  }
+  LogLocked(
+      e,
+      IsTerminal(to) && to != v1::JOB_STATE_COMPLETED ? v1::LOG_LEVEL_WARNING : v1::LOG_LEVEL_INFO,
+      absl::StrCat(StateName(from), " -> ", StateName(to), reason.empty() ? "" : ": " + reason), -1,
+      "");
+  SaveLocked(e);
+}
+
+void JobManager::SendLocked(const std::string& worker_id, v1::Assignment assignment) {
+  assignment.set_sequence(next_assignment_++);
+  assignments_[worker_id].push_back(std::move(assignment));
+  ++version_;
+}
+
+void JobManager::StopRanksLocked(Entry& e, bool graceful, const std::string& reason) {
+  const v1::Job& job = e.stored.job;
+  for (int r = 0; r < job.placements_size(); ++r) {
+    if (r < static_cast<int>(e.ranks.size()) && e.ranks[r].exited) continue;
+    v1::Assignment a;
+    v1::StopRank* stop = a.mutable_stop();
+    stop->mutable_ref()->set_job_id(job.id());
+    stop->mutable_ref()->set_attempt(job.attempt());
+    stop->mutable_ref()->set_rank(r);
+    stop->set_graceful(graceful);
+    stop->set_reason(reason);
+    SendLocked(job.placements(r).worker_id(), std::move(a));
+  }
+}
+
+void JobManager::FailLocked(Entry& e, const std::string& reason) {
+  v1::Job& job = e.stored.job;
+  StopRanksLocked(e, /*graceful=*/false, reason);
+  if (job.restarts() < job.spec().max_restarts()) {
+    job.set_restarts(job.restarts() + 1);
+    SetStateLocked(e, v1::JOB_STATE_RESTARTING,
+                   absl::StrCat(reason, "; group restart ", job.restarts(), " of ",
+                                job.spec().max_restarts(), " from the latest checkpoint"));
+    job.clear_placements();
+    e.ranks.clear();
+    e.adopt_deadline = absl::InfiniteFuture();
+    SetStateLocked(e, v1::JOB_STATE_QUEUED, "waiting to restart");
+  } else {
+    job.clear_placements();
+    e.ranks.clear();
+    SetStateLocked(
+        e, v1::JOB_STATE_ERROR,
+        absl::StrCat(reason, "; no restarts left (max_restarts ", job.spec().max_restarts(), ")"));
+  }
+}
+
+void JobManager::FinishStoppingLocked(Entry& e) {
+  const v1::JobState state = e.stored.job.state();
+  if (state != v1::JOB_STATE_STOPPING_CANCELED && state != v1::JOB_STATE_STOPPING_KILLED &&
+      state != v1::JOB_STATE_STOPPING_ERROR && state != v1::JOB_STATE_STOPPING_COMPLETED) {
+    return;
+  }
+  for (const Rank& r : e.ranks) {
+    if (!r.exited) return;
+  }
+  e.stop_deadline = absl::InfiniteFuture();
+  e.adopt_deadline = absl::InfiniteFuture();
+  const v1::JobState to = state == v1::JOB_STATE_STOPPING_COMPLETED ? v1::JOB_STATE_COMPLETED
+                          : state == v1::JOB_STATE_STOPPING_ERROR   ? v1::JOB_STATE_ERROR
+                                                                    : v1::JOB_STATE_CANCELED;
+  SetStateLocked(e, to, e.stored.job.message());
+}
+
+absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec, const std::string& request_id,
+                                           const std::string& owner) {
+  absl::StatusOr<v1::JobSpec> normalized = NormalizeJobSpec(spec);
+  if (!normalized.ok()) return normalized.status();
+  absl::MutexLock lock(&mu_);
+  StoredJob stored;
+  stored.owner = owner;
+  stored.request_id = request_id;
+  v1::Job& job = stored.job;
+  job.set_id(NewJobId());
+  *job.mutable_spec() = *std::move(normalized);
+  job.set_state(v1::JOB_STATE_QUEUED);
+  *job.mutable_submit_time() = ToProto(options_.clock());
+  job.mutable_progress()->set_max_steps(job.spec().training().max_steps());
+  job.mutable_progress()->set_eval_loss(std::nan(""));
+  absl::StatusOr<StoredJob> inserted = options_.store->Insert(std::move(stored));
+  if (!inserted.ok()) return inserted.status();
+  auto [it, is_new] = jobs_.try_emplace(inserted->job.id());
+  if (is_new) {
+    it->second.stored = *std::move(inserted);
+    LogLocked(it->second, v1::LOG_LEVEL_INFO,
+              absl::StrCat("submitted by ", owner.empty() ? "(anonymous)" : owner), -1, "");
+    ScheduleLocked();
+  }
+  return it->second.stored.job;
+}
+
+absl::StatusOr<v1::Job> JobManager::Get(const std::string& job_id, const std::string& owner) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Entry*> e = FindLocked(job_id, owner);
+  if (!e.ok()) return e.status();
+  return (*e)->stored.job;
+}
+
+absl::StatusOr<v1::ListJobsResponse> JobManager::List(const v1::ListJobsRequest& request,
+                                                      const std::string& owner) {
+  int page_size = request.page_size() == 0 ? 50 : request.page_size();
+  if (page_size < 0 || page_size > 1000) {
+    return absl::InvalidArgumentError("page_size must be 1-1000");
+  }
+  int64_t before = INT64_MAX;  // Page token: list sequences below this.
+  if (!request.page_token().empty() && !absl::SimpleAtoi(request.page_token(), &before)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad page_token \"", request.page_token(), "\""));
+  }
+  absl::MutexLock lock(&mu_);
+  std::vector<const Entry*> matching;
+  for (const auto& [id, e] : jobs_) {
+    const v1::Job& job = e.stored.job;
+    if (!owner.empty() && e.stored.owner != owner) continue;
+    if (e.stored.sequence >= before) continue;
+    if (!request.states().empty() && std::find(request.states().begin(), request.states().end(),
+                                               job.state()) == request.states().end()) {
+      continue;
+    }
+    if (!absl::StartsWith(job.spec().name(), request.name_prefix())) continue;
+    bool labels_ok = true;
+    for (const auto& [key, value] : request.labels()) {
+      auto it = job.spec().labels().find(key);
+      labels_ok = labels_ok && it != job.spec().labels().end() && it->second == value;
+    }
+    if (labels_ok) matching.push_back(&e);
+  }
+  std::sort(matching.begin(), matching.end(), [](const Entry* a, const Entry* b) {
+    return a->stored.sequence > b->stored.sequence;  // Newest first.
+  });
+  v1::ListJobsResponse response;
+  for (size_t i = 0; i < matching.size() && i < static_cast<size_t>(page_size); ++i) {
+    *response.add_jobs() = matching[i]->stored.job;
+  }
+  if (matching.size() > static_cast<size_t>(page_size)) {
+    response.set_next_page_token(absl::StrCat(matching[page_size - 1]->stored.sequence));
+  }
+  return response;
+}
+
+absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& job_id, const std::string& reason,
+                                           const std::string& owner) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Entry*> found = FindLocked(job_id, owner);
+  if (!found.ok()) return found.status();
+  Entry& e = **found;
+  const v1::JobState state = e.stored.job.state();
+  const std::string why = reason.empty() ? "canceled by the user" : reason;
+  if (IsTerminal(state)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("job ", job_id, " is already ", StateName(state)));
+  }
+  if (state == v1::JOB_STATE_STOPPING_CANCELED || state == v1::JOB_STATE_STOPPING_KILLED) {
+    return e.stored.job;  // Already stopping.
+  }
+  if (!HoldsResources(state)) {
+    SetStateLocked(e, v1::JOB_STATE_CANCELED, why);
+  } else {
+    SetStateLocked(e, v1::JOB_STATE_STOPPING_CANCELED, why);
+    StopRanksLocked(e, /*graceful=*/true, why);
+    e.stop_deadline = options_.clock() + options_.cancel_grace;
+    FinishStoppingLocked(e);
+  }
+  ScheduleLocked();
+  return e.stored.job;
+}
+
+absl::StatusOr<v1::Job> JobManager::Kill(const std::string& job_id, const std::string& reason,
+                                         const std::string& owner) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Entry*> found = FindLocked(job_id, owner);
+  if (!found.ok()) return found.status();
+  Entry& e = **found;
+  const v1::JobState state = e.stored.job.state();
+  const std::string why = reason.empty() ? "killed by the user" : reason;
+  if (IsTerminal(state)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("job ", job_id, " is already ", StateName(state)));
+  }
+  if (!HoldsResources(state)) {
+    SetStateLocked(e, v1::JOB_STATE_CANCELED, why);
+  } else {
+    SetStateLocked(e, v1::JOB_STATE_STOPPING_KILLED, why);
+    StopRanksLocked(e, /*graceful=*/false, why);
+    FinishStoppingLocked(e);
+  }
+  ScheduleLocked();
+  return e.stored.job;
+}
+
+absl::StatusOr<std::vector<v1::LogLine>> JobManager::Logs(const v1::JobLogsRequest& request,
+                                                          const std::string& owner,
+                                                          v1::JobState* state) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Entry*> found = FindLocked(request.job_id(), owner);
+  if (!found.ok()) return found.status();
+  const Entry& e = **found;
+  *state = e.stored.job.state();
+  std::vector<v1::LogLine> lines;
+  for (const v1::LogLine& line : e.logs) {
+    if (line.sequence() <= request.after_sequence()) continue;
+    if (!request.ranks().empty() && std::find(request.ranks().begin(), request.ranks().end(),
+                                              line.rank()) == request.ranks().end()) {
+      continue;
+    }
+    if (request.min_level() != v1::LOG_LEVEL_UNSPECIFIED && line.level() < request.min_level()) {
+      continue;
+    }
+    lines.push_back(line);
+  }
+  if (request.tail() > 0 && lines.size() > static_cast<size_t>(request.tail())) {
+    lines.erase(lines.begin(), lines.end() - request.tail());
+  }
+  return lines;
+}
+
+absl::StatusOr<v1::Job> JobManager::WaitForChange(const std::string& job_id,
+                                                  const std::string& owner, int64_t* version,
+                                                  absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Entry*> found = FindLocked(job_id, owner);
+  if (!found.ok()) return found.status();
+  Entry* e = *found;  // Entries are never erased.
+  const int64_t seen = *version;
+  auto changed = [e, seen]() { return e->version > seen; };
+  mu_.AwaitWithTimeout(absl::Condition(&changed), timeout);
+  *version = e->version;
+  return e->stored.job;
+}
+
+std::vector<v1::Assignment> JobManager::TakeAssignments(const std::string& worker_id,
+                                                        absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  auto has_orders = [this, &worker_id]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto it = assignments_.find(worker_id);
+    return it != assignments_.end() && !it->second.empty();
+  };
+  mu_.AwaitWithTimeout(absl::Condition(&has_orders), timeout);
+  std::vector<v1::Assignment> out;
+  auto it = assignments_.find(worker_id);
+  if (it != assignments_.end()) {
+    out.assign(it->second.begin(), it->second.end());
+    it->second.clear();
+  }
+  return out;
+}
+
+JobManager::Entry* JobManager::CurrentLocked(const v1::RankRef& ref) {
+  auto it = jobs_.find(ref.job_id());
+  if (it == jobs_.end()) return nullptr;
+  Entry& e = it->second;
+  if (e.stored.job.attempt() != ref.attempt() || !HoldsResources(e.stored.job.state()) ||
+      ref.rank() < 0 || ref.rank() >= static_cast<int>(e.ranks.size())) {
+    return nullptr;
+  }
+  return &e;
+}
+
+v1::ReportAck JobManager::OnProgress(const v1::ProgressReport& report) {
+  absl::MutexLock lock(&mu_);
+  v1::ReportAck ack;
+  Entry* e = CurrentLocked(report.ref());
+  if (e == nullptr) {
+    ack.set_stale(true);
+    return ack;
+  }
+  Rank& rank = e->ranks[report.ref().rank()];
+  rank.started = true;
+  e->adopt_deadline = absl::InfiniteFuture();
+  for (const v1::LogLine& line : report.logs()) {
+    LogLocked(*e, line.level() == v1::LOG_LEVEL_UNSPECIFIED ? v1::LOG_LEVEL_INFO : line.level(),
+              line.text(), report.ref().rank(), report.worker_id());
+  }
+  if (report.has_progress() && report.ref().rank() == 0) {
+    v1::JobProgress& p = *e->stored.job.mutable_progress();
+    const double eval_loss = p.eval_loss();
+    p = report.progress();
+    if (std::isnan(p.eval_loss())) p.set_eval_loss(eval_loss);
+    p.set_max_steps(e->stored.job.spec().training().max_steps());
+  }
+  if (e->stored.job.state() == v1::JOB_STATE_STARTING) {
+    SetStateLocked(*e, v1::JOB_STATE_RUNNING, "ranks running");
+  } else {
+    SaveLocked(*e);
+  }
+  return ack;
+}
+
+v1::ReportAck JobManager::OnRankExit(const v1::RankExit& exit) {
+  absl::MutexLock lock(&mu_);
+  v1::ReportAck ack;
+  Entry* e = CurrentLocked(exit.ref());
+  if (e == nullptr) {
+    ack.set_stale(true);
+    return ack;
+  }
+  Rank& rank = e->ranks[exit.ref().rank()];
+  if (rank.exited) return ack;  // A repeated report.
+  rank.exited = true;
+  rank.completed = exit.completed();
+  const std::string how = exit.signal() != 0
+                              ? absl::StrCat("killed by signal ", exit.signal())
+                              : absl::StrCat("exited with status ", exit.exit_code());
+  LogLocked(*e, exit.completed() ? v1::LOG_LEVEL_INFO : v1::LOG_LEVEL_WARNING,
+            absl::StrCat("rank ", exit.ref().rank(), " ", how,
+                         exit.error().empty() ? "" : ": " + exit.error()),
+            exit.ref().rank(), exit.worker_id());
+  const v1::JobState state = e->stored.job.state();
+  if (state == v1::JOB_STATE_STARTING || state == v1::JOB_STATE_RUNNING) {
+    if (!exit.completed()) {
+      FailLocked(*e, absl::StrCat("rank ", exit.ref().rank(), " on ", exit.worker_id(), " ", how,
+                                  exit.error().empty() ? "" : ": " + exit.error()));
+    } else {
+      bool all = true;
+      for (const Rank& r : e->ranks) all = all && r.completed;
+      if (all) SetStateLocked(*e, v1::JOB_STATE_COMPLETED, "training finished");
+    }
+  } else {
+    FinishStoppingLocked(*e);
+  }
+  ScheduleLocked();
+  return ack;
+}
+
+void JobManager::OnHeartbeat(const std::string& worker_id,
+                             const std::vector<v1::RunningRank>& running) {
+  absl::MutexLock lock(&mu_);
+  for (const v1::RunningRank& r : running) {
+    Entry* e = CurrentLocked(r.ref());
+    if (e != nullptr && e->stored.job.placements(r.ref().rank()).worker_id() == worker_id) {
+      e->ranks[r.ref().rank()].started = true;
+      e->adopt_deadline = absl::InfiniteFuture();
+      continue;
+    }
+    // A rank the coordinator no longer wants (old attempt, finished job): stop it.
+    v1::Assignment a;
+    *a.mutable_stop()->mutable_ref() = r.ref();
+    a.mutable_stop()->set_graceful(false);
+    a.mutable_stop()->set_reason("the coordinator no longer runs this attempt");
+    SendLocked(worker_id, std::move(a));
+  }
+}
+
+void JobManager::Tick() {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = options_.clock();
+  std::map<std::string, bool> lost;
+  const v1::ListWorkersResponse workers = options_.registry->List(/*include_lost=*/true);
+  for (const v1::WorkerInfo& w : workers.workers()) lost[w.worker_id()] = w.lost();
+  for (auto& [id, e] : jobs_) {
+    const v1::JobState state = e.stored.job.state();
+    if (!HoldsResources(state)) continue;
+    for (int r = 0; r < e.stored.job.placements_size(); ++r) {
+      const std::string& worker = e.stored.job.placements(r).worker_id();
+      auto it = lost.find(worker);
+      const bool gone = it == lost.end() ? now >= e.adopt_deadline : it->second;
+      if (!gone || e.ranks[r].exited) continue;
+      if (state == v1::JOB_STATE_STARTING || state == v1::JOB_STATE_RUNNING) {
+        FailLocked(e, absl::StrCat("worker ", worker, " lost (rank ", r, ")"));
+        break;
+      }
+      e.ranks[r].exited = true;  // Stopping: a lost worker's rank is gone too.
+    }
+    if (e.stored.job.state() == v1::JOB_STATE_STARTING ||
+        e.stored.job.state() == v1::JOB_STATE_RUNNING) {
+      if (now >= e.adopt_deadline) {
+        FailLocked(e, "no worker reported the job's ranks after a coordinator restart");
+      }
+    }
+    if (e.stored.job.state() == v1::JOB_STATE_STOPPING_CANCELED && now >= e.stop_deadline) {
+      LogLocked(e, v1::LOG_LEVEL_WARNING, "graceful stop timed out: killing the ranks", -1, "");
+      e.stop_deadline = absl::InfiniteFuture();
+      StopRanksLocked(e, /*graceful=*/false, "graceful stop timed out");
+    }
+    FinishStoppingLocked(e);
+  }
+  ScheduleLocked();
+}
+
+void JobManager::ScheduleLocked() {
+  // Free capacity of live workers.
+  const v1::ListWorkersResponse live = options_.registry->List(/*include_lost=*/false);
+  std::vector<Free> free;
+  std::map<std::string, size_t> index;
+  for (const v1::WorkerInfo& w : live.workers()) {
+    Free f{w.worker_id(),
+           &w,
+           w.capacity().cores(),
+           w.capacity().memory_bytes(),
+           NvmeCapacity(w.capacity()),
+           {}};
+    for (const v1::GpuInfo& g : w.capacity().gpus()) f.gpus.push_back(g.index());
+    index[w.worker_id()] = free.size();
+    free.push_back(std::move(f));
+  }
+  std::vector<Entry*> queued;
+  for (auto& [id, e] : jobs_) {
+    const v1::Job& job = e.stored.job;
+    if (job.state() == v1::JOB_STATE_QUEUED) {
+      queued.push_back(&e);
+      continue;
+    }
+    if (!HoldsResources(job.state())) continue;
+    const v1::Resources& r = job.spec().resources();
+    for (int k = 0; k < job.placements_size(); ++k) {
+      if (k < static_cast<int>(e.ranks.size()) && e.ranks[k].exited) continue;
+      auto it = index.find(job.placements(k).worker_id());
+      if (it == index.end()) continue;
+      Free& f = free[it->second];
+      f.cores -= r.cores_per_rank();
+      f.memory -= r.memory_bytes_per_rank();
+      f.nvme -= r.nvme_bytes_per_rank();
+      for (int g : job.placements(k).gpu_indices()) {
+        f.gpus.erase(std::remove(f.gpus.begin(), f.gpus.end(), g), f.gpus.end());
+      }
+    }
+  }
+  std::sort(queued.begin(), queued.end(), [](const Entry* a, const Entry* b) {
+    const int pa = a->stored.job.spec().priority(), pb = b->stored.job.spec().priority();
+    return pa != pb ? pa < pb : a->stored.sequence < b->stored.sequence;
+  });
+  bool blocked = false;
+  int ahead = 0;  // Jobs still queued in front of the current one.
+  for (Entry* queued_entry : queued) {
+    Entry& e = *queued_entry;
+    v1::Job& job = e.stored.job;
+    if (blocked) {
+      if (job.jobs_ahead() != ahead) {
+        job.set_jobs_ahead(ahead);
+        SaveLocked(e);
+      }
+      ++ahead;
+      continue;
+    }
+    // Gang placement: every rank, first fit over workers in id order, or nothing.
+    const v1::Resources& r = job.spec().resources();
+    std::vector<Free> trial = free;
+    std::vector<v1::RankPlacement> placements;
+    for (int k = 0; k < r.ranks(); ++k) {
+      bool placed = false;
+      for (Free& f : trial) {
+        if (!LabelsMatch(*f.info, r) || f.cores < r.cores_per_rank() ||
+            f.memory < r.memory_bytes_per_rank() || f.nvme < r.nvme_bytes_per_rank() ||
+            static_cast<int>(f.gpus.size()) < r.gpus_per_rank()) {
+          continue;
+        }
+        v1::RankPlacement p;
+        p.set_rank(k);
+        p.set_worker_id(f.worker_id);
+        for (int g = 0; g < r.gpus_per_rank(); ++g) p.add_gpu_indices(f.gpus[g]);
+        f.gpus.erase(f.gpus.begin(), f.gpus.begin() + r.gpus_per_rank());
+        f.cores -= r.cores_per_rank();
+        f.memory -= r.memory_bytes_per_rank();
+        f.nvme -= r.nvme_bytes_per_rank();
+        placements.push_back(std::move(p));
+        placed = true;
+        break;
+      }
+      if (!placed) break;
+    }
+    if (static_cast<int>(placements.size()) < r.ranks()) {
+      blocked = true;
+      const std::string why =
+          free.empty() ? "waiting for workers"
+                       : absl::StrCat("waiting for resources: ", r.ranks(), " rank(s) of ",
+                                      r.cores_per_rank(), " core(s) each do not fit yet");
+      if (job.jobs_ahead() != ahead || job.message() != why) {
+        job.set_jobs_ahead(ahead);
+        job.set_message(why);
+        SaveLocked(e);
+      }
+      ++ahead;
+      continue;
+    }
+    free = std::move(trial);
+    job.clear_placements();
+    for (v1::RankPlacement& p : placements) *job.add_placements() = std::move(p);
+    job.set_attempt(job.attempt() + 1);
+    job.set_jobs_ahead(0);
+    e.ranks.assign(placements.size(), Rank());
+    e.adopt_deadline = absl::InfiniteFuture();
+    SetStateLocked(e, v1::JOB_STATE_STARTING,
+                   absl::StrCat("attempt ", job.attempt(), " on ", job.placements(0).worker_id(),
+                                job.placements_size() > 1 ? " and others" : ""));
+    for (const v1::RankPlacement& p : job.placements()) {
+      v1::Assignment a;
+      v1::StartRank* start = a.mutable_start();
+      start->mutable_ref()->set_job_id(job.id());
+      start->mutable_ref()->set_attempt(job.attempt());
+      start->mutable_ref()->set_rank(p.rank());
+      start->set_world_size(job.placements_size());
+      *start->mutable_spec() = job.spec();
+      *start->mutable_gpu_indices() = p.gpu_indices();
+      start->set_rendezvous_prefix(absl::StrCat(job.id(), "/", job.attempt()));
+      start->set_coordinator_address(options_.coordinator_address);
+      SendLocked(p.worker_id(), std::move(a));
+    }
+  }
+}
+
+JobManager::Counts JobManager::counts() const {
+  absl::MutexLock lock(&mu_);
+  Counts c;
+  for (const auto& [id, e] : jobs_) {
+    const v1::JobState s = e.stored.job.state();
+    if (s == v1::JOB_STATE_QUEUED) ++c.queued;
+    if (HoldsResources(s)) ++c.running;
+    if (IsTerminal(s)) ++c.terminal;
+  }
+  return c;
+}
+
+}  // namespace strata

@@ -1,0 +1,155 @@
+// The coordinator's job lifecycle: submission, priority + gang scheduling onto the workers the
+// registry knows, start/stop orders for the workers' assignment streams, progress and rank exits,
+// group restarts after failures and lost workers, cancel and kill, and recovery of every
+// non-terminal job after a coordinator restart. Plain class (no gRPC): JobServiceImpl and
+// WorkerServiceImpl are thin handlers in front of it. Every state change is written to the
+// JobStore before it is visible to callers.
+//
+// Scheduling: QUEUED jobs are considered in (priority, submission) order — lower priority
+// values first, FIFO within a priority — and strictly: a job that does not fit blocks the ones
+// behind it (no backfill), so `jobs_ahead` is exact. A job of N ranks starts only when all N
+// fit at once (cores, memory, GPUs, NVMe bytes and node_selector labels of live workers, minus
+// what placed ranks reserve).
+//
+// Ownership: a job belongs to the user who submitted it; Get/List/Cancel/Kill with an owner see
+// only that owner's jobs (an empty owner sees all: the coordinator's own tools and tests).
+#ifndef STRATA_SERVICES_COORDINATOR_JOB_MANAGER_H_
+#define STRATA_SERVICES_COORDINATOR_JOB_MANAGER_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "proto/strata/v1/job_service.pb.h"
+#include "proto/strata/v1/worker_service.pb.h"
+#include "services/coordinator/job_store.h"
+#include "services/coordinator/worker_registry.h"
+
+namespace strata {
+
+class JobManager {
+ public:
+  struct Options {
+    JobStore* store = nullptr;           // Not owned.
+    WorkerRegistry* registry = nullptr;  // Not owned.
+    std::string coordinator_address;     // Sent to ranks in StartRank.
+    // After a coordinator restart, a running job whose ranks no worker reports within this
+    // long restarts from its checkpoint.
+    absl::Duration adopt_timeout = absl::Seconds(30);
+    // A graceful stop (cancel) that has not finished after this long is escalated to a kill.
+    absl::Duration cancel_grace = absl::Seconds(60);
+    size_t max_log_lines_per_job = 20000;
+    std::function<absl::Time()> clock = [] { return absl::Now(); };
+  };
+
+  // Loads every job from the store and recovers the non-terminal ones.
+  static absl::StatusOr<std::unique_ptr<JobManager>> Create(Options options);
+
+  // Users (JobService).
+  absl::StatusOr<v1::Job> Submit(const v1::JobSpec& spec, const std::string& request_id,
+                                 const std::string& owner) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<v1::Job> Get(const std::string& job_id, const std::string& owner)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<v1::ListJobsResponse> List(const v1::ListJobsRequest& request,
+                                            const std::string& owner) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<v1::Job> Cancel(const std::string& job_id, const std::string& reason,
+                                 const std::string& owner) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<v1::Job> Kill(const std::string& job_id, const std::string& reason,
+                               const std::string& owner) ABSL_LOCKS_EXCLUDED(mu_);
+  // Log lines of a job with sequence > after_sequence (at most `tail` of the newest when
+  // tail > 0), and the job's state.
+  absl::StatusOr<std::vector<v1::LogLine>> Logs(const v1::JobLogsRequest& request,
+                                                const std::string& owner, v1::JobState* state)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Waits until job `job_id` changes after `version` (or `timeout` passes); returns the job and
+  // sets *version to the current one.
+  absl::StatusOr<v1::Job> WaitForChange(const std::string& job_id, const std::string& owner,
+                                        int64_t* version, absl::Duration timeout)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Workers (WorkerService).
+  // Orders for `worker_id`, waiting up to `timeout` for at least one.
+  std::vector<v1::Assignment> TakeAssignments(const std::string& worker_id, absl::Duration timeout)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  v1::ReportAck OnProgress(const v1::ProgressReport& report) ABSL_LOCKS_EXCLUDED(mu_);
+  v1::ReportAck OnRankExit(const v1::RankExit& exit) ABSL_LOCKS_EXCLUDED(mu_);
+  // A worker's heartbeat: the ranks it runs (re-adopts them after a coordinator restart, and
+  // stops ranks of attempts the coordinator no longer wants).
+  void OnHeartbeat(const std::string& worker_id, const std::vector<v1::RunningRank>& running)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Schedules queued jobs and handles lost workers and timeouts. Called periodically.
+  void Tick() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Gauges for metrics.
+  struct Counts {
+    int queued = 0, running = 0, terminal = 0;
+  };
+  Counts counts() const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  // One rank of the current attempt, as the coordinator knows it.
+  struct Rank {
+    bool started = false;  // The worker reported it (progress, heartbeat).
+    bool exited = false;
+    bool completed = false;
+  };
+  struct Entry {
+    StoredJob stored;
+    std::vector<Rank> ranks;  // Current attempt.
+    absl::Time adopt_deadline = absl::InfiniteFuture();
+    absl::Time stop_deadline = absl::InfiniteFuture();
+    std::deque<v1::LogLine> logs;
+    int64_t next_log_sequence = 1;
+    int64_t version = 0;
+  };
+
+  explicit JobManager(Options options) : options_(std::move(options)) {}
+  absl::Status Load() ABSL_LOCKS_EXCLUDED(mu_);
+
+  absl::StatusOr<Entry*> FindLocked(const std::string& job_id, const std::string& owner)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Persists the job and wakes waiters.
+  void SaveLocked(Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SetStateLocked(Entry& e, v1::JobState to, const std::string& reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void LogLocked(Entry& e, v1::LogLevel level, const std::string& text, int rank,
+                 const std::string& worker_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SendLocked(const std::string& worker_id, v1::Assignment assignment)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Stop orders for every rank of the current attempt that has not exited.
+  void StopRanksLocked(Entry& e, bool graceful, const std::string& reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A rank or worker failed: restart the group (back to QUEUED) or give up (ERROR).
+  void FailLocked(Entry& e, const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Moves STOPPING_* jobs whose ranks all exited to their terminal state.
+  void FinishStoppingLocked(Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ScheduleLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The entry for a report about `ref`, or null when the attempt is not current (stale).
+  Entry* CurrentLocked(const v1::RankRef& ref) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const Options options_;
+  mutable absl::Mutex mu_;
+  std::map<std::string, Entry> jobs_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::deque<v1::Assignment>> assignments_ ABSL_GUARDED_BY(mu_);
+  int64_t next_assignment_ ABSL_GUARDED_BY(mu_) = 1;
+  int64_t version_ ABSL_GUARDED_BY(mu_) = 0;  // Bumped on every change (waiters).
+};
+
+// Whether a job in `state` still holds its placements (its ranks may be running).
+bool HoldsResources(v1::JobState state);
+bool IsTerminal(v1::JobState state);
+// "QUEUED", "RUNNING", ... (the enum name without its prefix).
+std::string StateName(v1::JobState state);
+
+}  // namespace strata
+
+#endif  // STRATA_SERVICES_COORDINATOR_JOB_MANAGER_H_

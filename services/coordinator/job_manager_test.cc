@@ -1,0 +1,309 @@
+// JobManager over a real SQLite JobStore and WorkerRegistry with a test clock: priority/FIFO
+// order with gang fit and exact jobs_ahead, field-level spec errors that store nothing, cancel
+// and kill from every state, group restarts after a failed rank or a lost worker (stale
+// attempts ignored, ERROR after max_restarts), owner isolation, and recovery of running jobs
+// by a new coordinator over the same store.
+#include "services/coordinator/job_manager.h"
+
+#include <cstdlib>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace strata {
+namespace {
+
+using ::testing::HasSubstr;
+
+class JobManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::string(std::getenv("TEST_TMPDIR")) + "/" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::system(("rm -rf " + dir_).c_str());
+    OpenCoordinator();
+  }
+
+  // A (new) coordinator over the same store and the same clock.
+  void OpenCoordinator() {
+    manager_.reset();
+    registry_.reset();
+    store_.reset();
+    store_ = *JobStore::Open(dir_);
+    WorkerRegistry::Options ro;
+    ro.heartbeat_interval = absl::Seconds(1);
+    ro.heartbeat_timeout = absl::Seconds(5);
+    ro.clock = [this] { return now_; };
+    registry_ = *WorkerRegistry::Create(ro);
+    JobManager::Options mo;
+    mo.store = store_.get();
+    mo.registry = registry_.get();
+    mo.adopt_timeout = absl::Seconds(20);
+    mo.clock = [this] { return now_; };
+    manager_ = *JobManager::Create(mo);
+  }
+
+  void AddWorker(const std::string& name, int cores) {
+    v1::RegisterWorkerRequest r;
+    r.set_name(name);
+    r.mutable_capacity()->set_cores(cores);
+    r.mutable_capacity()->set_memory_bytes(int64_t{8} << 30);
+    ASSERT_TRUE(registry_->Register(r).ok());
+  }
+
+  void Beat(const std::string& name, const std::vector<v1::RunningRank>& running = {}) {
+    v1::HeartbeatRequest h;
+    h.set_worker_id(name);
+    for (const auto& r : running) *h.add_running() = r;
+    ASSERT_TRUE(registry_->Heartbeat(h).ok());
+    manager_->OnHeartbeat(name, running);
+  }
+
+  static v1::JobSpec Spec(const std::string& name, int priority, int cores) {
+    v1::JobSpec s;
+    s.set_name(name);
+    s.set_priority(priority);
+    s.mutable_model()->set_config_json("{}");
+    s.mutable_data()->add_train_paths("/data/train.txt");
+    s.mutable_data()->set_batch_size(2);
+    s.mutable_data()->set_seq_len(8);
+    s.mutable_optimizer()->mutable_zeroth_order()->set_lr(1e-4);
+    s.mutable_training()->set_max_steps(100);
+    s.mutable_resources()->set_cores_per_rank(cores);
+    return s;
+  }
+
+  v1::Job Submit(const v1::JobSpec& spec, const std::string& owner = "alice") {
+    absl::StatusOr<v1::Job> job = manager_->Submit(spec, "", owner);
+    EXPECT_TRUE(job.ok()) << job.status();
+    return job.ok() ? *job : v1::Job();
+  }
+
+  v1::JobState State(const std::string& id) { return manager_->Get(id, "")->state(); }
+
+  // Start orders waiting for `worker`, by job id.
+  std::map<std::string, v1::Assignment> Orders(const std::string& worker) {
+    std::map<std::string, v1::Assignment> out;
+    for (v1::Assignment& a : manager_->TakeAssignments(worker, absl::ZeroDuration())) {
+      const std::string id = a.has_start() ? a.start().ref().job_id() : a.stop().ref().job_id();
+      out[id] = std::move(a);
+    }
+    return out;
+  }
+
+  v1::RankRef Ref(const v1::Job& job, int attempt) {
+    v1::RankRef ref;
+    ref.set_job_id(job.id());
+    ref.set_attempt(attempt);
+    ref.set_rank(0);
+    return ref;
+  }
+
+  void Exit(const v1::Job& job, int attempt, bool completed, const std::string& worker) {
+    v1::RankExit e;
+    *e.mutable_ref() = Ref(job, attempt);
+    e.set_worker_id(worker);
+    e.set_completed(completed);
+    e.set_exit_code(completed ? 0 : 1);
+    manager_->OnRankExit(e);
+  }
+
+  void Progress(const v1::Job& job, int attempt, int64_t step) {
+    v1::ProgressReport p;
+    *p.mutable_ref() = Ref(job, attempt);
+    p.mutable_progress()->set_step(step);
+    p.mutable_progress()->set_loss(2.5);
+    manager_->OnProgress(p);
+  }
+
+  std::string dir_;
+  absl::Time now_ = absl::FromUnixSeconds(1700000000);
+  std::unique_ptr<JobStore> store_;
+  std::unique_ptr<WorkerRegistry> registry_;
+  std::unique_ptr<JobManager> manager_;
+};
+
+TEST_F(JobManagerTest, PriorityThenFifoWithGangFitAndExactJobsAhead) {
+  const v1::Job a = Submit(Spec("a", 50, 3));
+  const v1::Job b = Submit(Spec("b", 10, 2));
+  const v1::Job c = Submit(Spec("c", 10, 1));
+  const v1::Job d = Submit(Spec("d", 60, 1));
+  manager_->Tick();  // No workers yet.
+  EXPECT_EQ(manager_->Get(d.id(), "")->jobs_ahead(), 3);
+  EXPECT_THAT(manager_->Get(b.id(), "")->message(), HasSubstr("waiting for workers"));
+  AddWorker("w1", 4);
+  manager_->Tick();
+  // b and c (priority 10, FIFO) start; a (50) needs 3 of the 1 left and blocks d behind it.
+  EXPECT_EQ(State(b.id()), v1::JOB_STATE_STARTING);
+  EXPECT_EQ(State(c.id()), v1::JOB_STATE_STARTING);
+  EXPECT_EQ(State(a.id()), v1::JOB_STATE_QUEUED);
+  EXPECT_EQ(manager_->Get(a.id(), "")->jobs_ahead(), 0);
+  EXPECT_EQ(State(d.id()), v1::JOB_STATE_QUEUED);  // No backfill.
+  EXPECT_EQ(manager_->Get(d.id(), "")->jobs_ahead(), 1);
+  auto orders = Orders("w1");
+  ASSERT_EQ(orders.size(), 2u);
+  EXPECT_EQ(orders[b.id()].start().ref().attempt(), 1);
+  EXPECT_EQ(orders[b.id()].start().spec().name(), "b");
+  Progress(b, 1, 10);
+  EXPECT_EQ(State(b.id()), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(manager_->Get(b.id(), "")->progress().step(), 10);
+  Exit(b, 1, /*completed=*/true, "w1");
+  EXPECT_EQ(State(b.id()), v1::JOB_STATE_COMPLETED);
+  EXPECT_EQ(State(a.id()), v1::JOB_STATE_STARTING);  // 3 cores free now.
+  EXPECT_EQ(State(d.id()), v1::JOB_STATE_QUEUED);    // 0 left.
+}
+
+TEST_F(JobManagerTest, BadSpecsAreRejectedByFieldAndStoreNothing) {
+  v1::JobSpec spec = Spec("x", 0, 1);
+  spec.mutable_data()->set_batch_size(0);
+  absl::StatusOr<v1::Job> job = manager_->Submit(spec, "", "alice");
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(job.status().message(), HasSubstr("spec.data.batch_size"));
+  spec = Spec("x", 100, 1);
+  EXPECT_THAT(manager_->Submit(spec, "", "alice").status().message(), HasSubstr("spec.priority"));
+  spec = Spec("x", 1, 1);
+  spec.clear_optimizer();
+  EXPECT_THAT(manager_->Submit(spec, "", "alice").status().message(), HasSubstr("spec.optimizer"));
+  EXPECT_EQ(store_->All()->size(), 0u);
+  // Defaults are filled in on a good one.
+  const v1::Job good = Submit(Spec("ok", 0, 1));
+  EXPECT_EQ(good.spec().priority(), 42);
+  EXPECT_EQ(good.spec().max_restarts(), 5);
+  EXPECT_EQ(good.spec().resources().ranks(), 1);
+}
+
+TEST_F(JobManagerTest, CancelAndKillFromEveryState) {
+  AddWorker("w1", 1);
+  const v1::Job running = Submit(Spec("running", 10, 1));
+  const v1::Job queued = Submit(Spec("queued", 20, 1));
+  manager_->Tick();
+  Progress(running, 1, 1);
+  ASSERT_EQ(State(running.id()), v1::JOB_STATE_RUNNING);
+  // Queued: canceled at once.
+  EXPECT_EQ(manager_->Cancel(queued.id(), "", "alice")->state(), v1::JOB_STATE_CANCELED);
+  EXPECT_EQ(manager_->Cancel(queued.id(), "", "alice").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  // Running: graceful stop order, then kill escalates while stopping.
+  Orders("w1");
+  EXPECT_EQ(manager_->Cancel(running.id(), "", "alice")->state(), v1::JOB_STATE_STOPPING_CANCELED);
+  auto orders = Orders("w1");
+  ASSERT_TRUE(orders[running.id()].has_stop());
+  EXPECT_TRUE(orders[running.id()].stop().graceful());
+  EXPECT_EQ(manager_->Kill(running.id(), "", "alice")->state(), v1::JOB_STATE_STOPPING_KILLED);
+  orders = Orders("w1");
+  EXPECT_FALSE(orders[running.id()].stop().graceful());
+  Exit(running, 1, false, "w1");
+  EXPECT_EQ(State(running.id()), v1::JOB_STATE_CANCELED);
+  // Starting (never reported): kill stops it the same way.
+  const v1::Job starting = Submit(Spec("starting", 10, 1));
+  ASSERT_EQ(State(starting.id()), v1::JOB_STATE_STARTING);
+  EXPECT_EQ(manager_->Kill(starting.id(), "", "alice")->state(), v1::JOB_STATE_STOPPING_KILLED);
+  Exit(starting, 1, false, "w1");
+  EXPECT_EQ(State(starting.id()), v1::JOB_STATE_CANCELED);
+  // A canceling job whose ranks never answer is killed after the grace period.
+  const v1::Job stuck = Submit(Spec("stuck", 10, 1));
+  ASSERT_EQ(manager_->Cancel(stuck.id(), "", "alice")->state(), v1::JOB_STATE_STOPPING_CANCELED);
+  Orders("w1");
+  now_ += absl::Seconds(61);
+  Beat("w1");
+  manager_->Tick();
+  orders = Orders("w1");
+  ASSERT_TRUE(orders[stuck.id()].has_stop());
+  EXPECT_FALSE(orders[stuck.id()].stop().graceful());
+}
+
+TEST_F(JobManagerTest, FailedRankRestartsTheGroupUntilMaxRestarts) {
+  AddWorker("w1", 2);
+  v1::JobSpec spec = Spec("flaky", 10, 1);
+  spec.set_max_restarts(2);
+  const v1::Job job = Submit(spec);
+  Progress(job, 1, 5);
+  Exit(job, 1, /*completed=*/false, "w1");
+  v1::Job now = *manager_->Get(job.id(), "");
+  EXPECT_EQ(now.state(), v1::JOB_STATE_STARTING);  // Requeued and placed again at once.
+  EXPECT_EQ(now.attempt(), 2);
+  EXPECT_EQ(now.restarts(), 1);
+  // Reports from the old attempt are stale and change nothing.
+  v1::ProgressReport old;
+  *old.mutable_ref() = Ref(job, 1);
+  EXPECT_TRUE(manager_->OnProgress(old).stale());
+  Exit(job, 2, false, "w1");
+  Exit(job, 3, false, "w1");
+  now = *manager_->Get(job.id(), "");
+  EXPECT_EQ(now.state(), v1::JOB_STATE_ERROR);
+  EXPECT_THAT(now.message(), HasSubstr("no restarts left"));
+}
+
+TEST_F(JobManagerTest, LostWorkerRestartsItsJobElsewhere) {
+  AddWorker("w1", 1);
+  const v1::Job job = Submit(Spec("j", 10, 1));
+  Progress(job, 1, 3);
+  AddWorker("w2", 1);
+  now_ += absl::Seconds(6);  // w1 and w2 silent past the timeout...
+  Beat("w2");                // ...but w2 heartbeats.
+  manager_->Tick();
+  const v1::Job after = *manager_->Get(job.id(), "");
+  EXPECT_EQ(after.state(), v1::JOB_STATE_STARTING);
+  EXPECT_EQ(after.attempt(), 2);
+  EXPECT_EQ(after.placements(0).worker_id(), "w2");
+  v1::JobLogsRequest logs;
+  logs.set_job_id(job.id());
+  v1::JobState state;
+  auto lines = manager_->Logs(logs, "", &state);
+  ASSERT_TRUE(lines.ok());
+  EXPECT_THAT(lines->back().text(), HasSubstr("QUEUED -> STARTING"));
+  bool saw_lost = false;
+  for (const v1::LogLine& line : *lines)
+    saw_lost |= line.text().find("w1 lost") != std::string::npos;
+  EXPECT_TRUE(saw_lost);
+}
+
+TEST_F(JobManagerTest, OwnersSeeOnlyTheirJobs) {
+  const v1::Job mine = Submit(Spec("mine", 10, 1), "alice");
+  const v1::Job theirs = Submit(Spec("theirs", 10, 1), "bob");
+  EXPECT_EQ(manager_->Get(theirs.id(), "alice").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(manager_->Cancel(theirs.id(), "", "alice").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(State(theirs.id()), v1::JOB_STATE_QUEUED);  // Unchanged.
+  v1::ListJobsRequest all;
+  auto listed = manager_->List(all, "alice");
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->jobs_size(), 1);
+  EXPECT_EQ(listed->jobs(0).id(), mine.id());
+  EXPECT_EQ(manager_->List(all, "")->jobs_size(), 2);
+}
+
+TEST_F(JobManagerTest, ARestartedCoordinatorRecoversAndReadoptsJobs) {
+  AddWorker("w1", 2);
+  const v1::Job adopted = Submit(Spec("adopted", 10, 1));
+  const v1::Job orphan = Submit(Spec("orphan", 10, 1));
+  const v1::Job queued = Submit(Spec("queued", 10, 4));
+  Progress(adopted, 1, 7);
+  Progress(orphan, 1, 7);
+  ASSERT_EQ(State(queued.id()), v1::JOB_STATE_QUEUED);
+
+  OpenCoordinator();  // Same store, fresh process state; w1 has to register again.
+  EXPECT_EQ(State(adopted.id()), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(State(queued.id()), v1::JOB_STATE_QUEUED);
+  EXPECT_EQ(manager_->Get(adopted.id(), "")->progress().step(), 7);
+  AddWorker("w1", 2);
+  v1::RunningRank r;
+  *r.mutable_ref() = Ref(adopted, 1);
+  Beat("w1", {r});  // w1 still runs `adopted`, not `orphan`.
+  now_ += absl::Seconds(3);
+  Beat("w1", {r});
+  manager_->Tick();
+  EXPECT_EQ(State(adopted.id()), v1::JOB_STATE_RUNNING);
+  now_ += absl::Seconds(18);  // Past the adopt timeout.
+  Beat("w1", {r});
+  manager_->Tick();
+  EXPECT_EQ(State(adopted.id()), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(manager_->Get(adopted.id(), "")->attempt(), 1);
+  const v1::Job o = *manager_->Get(orphan.id(), "");
+  EXPECT_EQ(o.attempt(), 2);  // Restarted.
+  EXPECT_EQ(o.restarts(), 1);
+}
+
+}  // namespace
+}  // namespace strata

@@ -1,0 +1,130 @@
+// See job_spec.h. Defaults are the ones documented in proto/strata/v1/job.proto.
+#include "services/coordinator/job_spec.h"
+
+#include <cmath>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+
+namespace strata {
+namespace {
+
+absl::Status Bad(const std::string& field, const std::string& why) {
+  return absl::InvalidArgumentError(absl::StrCat("spec.", field, ": ", why));
+}
+
+}  // namespace
+
+absl::StatusOr<v1::JobSpec> NormalizeJobSpec(const v1::JobSpec& in) {
+  v1::JobSpec spec = in;
+  if (spec.name().empty()) return Bad("name", "must not be empty");
+  if (spec.name().size() > 128) return Bad("name", "must be at most 128 characters");
+  if (spec.priority() == 0) spec.set_priority(42);
+  if (spec.priority() < 1 || spec.priority() > 99) {
+    return Bad("priority", absl::StrCat("must be 1-99 (lower runs first), got ", spec.priority()));
+  }
+  // Model.
+  const v1::ModelSpec& model = spec.model();
+  if (model.source_case() == v1::ModelSpec::SOURCE_NOT_SET) {
+    return Bad("model", "set one of checkpoint_path, config_path or config_json");
+  }
+  if (model.storage_dtype() == v1::DTYPE_F16) {
+    return Bad("model.storage_dtype", "DTYPE_F16 is not supported (use DTYPE_F32 or DTYPE_BF16)");
+  }
+  // Data.
+  v1::DataSpec* data = spec.mutable_data();
+  if (data->train_paths().empty()) return Bad("data.train_paths", "needs at least one path");
+  for (int i = 0; i < data->train_paths_size(); ++i) {
+    if (data->train_paths(i).empty())
+      return Bad(absl::StrCat("data.train_paths[", i, "]"), "empty");
+  }
+  if (data->batch_size() <= 0) return Bad("data.batch_size", "must be positive");
+  if (data->seq_len() <= 0) return Bad("data.seq_len", "must be positive");
+  if (data->eval_batches() < 0) return Bad("data.eval_batches", "must not be negative");
+  if (data->eval_batches() == 0) data->set_eval_batches(8);
+  // Optimizer.
+  v1::OptimizerSpec* opt = spec.mutable_optimizer();
+  switch (opt->kind_case()) {
+    case v1::OptimizerSpec::kZerothOrder: {
+      v1::ZerothOrderSpec* zo = opt->mutable_zeroth_order();
+      if (!(zo->lr() > 0) || !std::isfinite(zo->lr())) {
+        return Bad("optimizer.zeroth_order.lr", "must be a positive number");
+      }
+      if (zo->epsilon() == 0) zo->set_epsilon(1e-3);
+      if (!(zo->epsilon() > 0)) return Bad("optimizer.zeroth_order.epsilon", "must be positive");
+      if (zo->num_perturbations() == 0) zo->set_num_perturbations(1);
+      if (zo->num_perturbations() < 0) {
+        return Bad("optimizer.zeroth_order.num_perturbations", "must be positive");
+      }
+      if (zo->sparse_quantile() < 0 || zo->sparse_quantile() >= 1) {
+        return Bad("optimizer.zeroth_order.sparse_quantile", "must be in [0, 1)");
+      }
+      if (zo->weight_decay() < 0) {
+        return Bad("optimizer.zeroth_order.weight_decay", "must not be negative");
+      }
+      break;
+    }
+    case v1::OptimizerSpec::kAdamw: {
+      v1::AdamWSpec* adam = opt->mutable_adamw();
+      if (!(adam->lr() > 0) || !std::isfinite(adam->lr())) {
+        return Bad("optimizer.adamw.lr", "must be a positive number");
+      }
+      if (adam->weight_decay() < 0) return Bad("optimizer.adamw.weight_decay", "negative");
+      break;
+    }
+    case v1::OptimizerSpec::KIND_NOT_SET:
+      return Bad("optimizer", "set zeroth_order or adamw");
+  }
+  // Training.
+  v1::TrainingSpec* training = spec.mutable_training();
+  if (training->max_steps() <= 0) return Bad("training.max_steps", "must be positive");
+  if (training->log_interval() < 0) return Bad("training.log_interval", "must not be negative");
+  if (training->log_interval() == 0) training->set_log_interval(10);
+  if (training->eval_interval() < 0) return Bad("training.eval_interval", "must not be negative");
+  if (training->threads() < 0) return Bad("training.threads", "must not be negative");
+  // Resources.
+  v1::Resources* res = spec.mutable_resources();
+  if (res->ranks() == 0) res->set_ranks(1);
+  if (res->ranks() < 0 || res->ranks() > 1024) return Bad("resources.ranks", "must be 1-1024");
+  if (res->ranks() > 1 && opt->kind_case() == v1::OptimizerSpec::kZerothOrder) {
+    return Bad("resources.ranks", "ZO jobs run one rank (data-parallel ZO is not supported)");
+  }
+  if (res->ranks() > 1) {
+    return Bad("resources.ranks", "multi-rank training is not supported by this coordinator yet");
+  }
+  if (res->cores_per_rank() == 0) res->set_cores_per_rank(1);
+  if (res->cores_per_rank() < 0) return Bad("resources.cores_per_rank", "must be positive");
+  if (res->memory_bytes_per_rank() < 0) {
+    return Bad("resources.memory_bytes_per_rank", "must not be negative");
+  }
+  if (res->gpus_per_rank() < 0) return Bad("resources.gpus_per_rank", "must not be negative");
+  if (res->nvme_bytes_per_rank() < 0) {
+    return Bad("resources.nvme_bytes_per_rank", "must not be negative");
+  }
+  // Offload.
+  const v1::OffloadSpec& offload = spec.offload();
+  if (offload.param_tier() == v1::TIER_NVME || offload.param_tier() == v1::TIER_CPU) {
+    if (opt->kind_case() != v1::OptimizerSpec::kZerothOrder) {
+      return Bad("offload.param_tier", "parameter offload is supported for ZO jobs");
+    }
+  }
+  if (offload.optimizer_tier() != v1::TIER_UNSPECIFIED) {
+    return Bad("offload.optimizer_tier", "optimizer-state offload is not supported yet");
+  }
+  if (offload.memory_budget_bytes() < 0) {
+    return Bad("offload.memory_budget_bytes", "must not be negative");
+  }
+  // Checkpoints.
+  v1::CheckpointPolicy* ckpt = spec.mutable_checkpoint();
+  if (ckpt->interval_steps() < 0) return Bad("checkpoint.interval_steps", "must not be negative");
+  if (ckpt->keep_last() < 0) return Bad("checkpoint.keep_last", "must not be negative");
+  if (ckpt->keep_last() == 0) ckpt->set_keep_last(3);
+  if (!spec.has_max_restarts()) spec.set_max_restarts(5);
+  if (spec.max_restarts() < 0) return Bad("max_restarts", "must not be negative");
+  if (spec.has_federated() && spec.federated().num_rounds() != 0) {
+    return Bad("federated", "federated jobs are not supported by this coordinator yet");
+  }
+  return spec;
+}
+
+}  // namespace strata
