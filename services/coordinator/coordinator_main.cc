@@ -1,15 +1,24 @@
 // strata-coordinator: serves the Strata v1 API (JobService, WorkerService, FederatedService)
 // with gRPC health checking and reflection. Runs until SIGINT/SIGTERM, then drains calls.
 #include <cstdio>
+#include <fstream>
+#include <map>
 #include <memory>
+#include <thread>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/notification.h"
 #include "proto/strata/v1/federated_service.grpc.pb.h"
 #include "proto/strata/v1/job_service.grpc.pb.h"
 #include "runtime/base/logging.h"
 #include "services/common/grpc_server.h"
 #include "services/common/main_util.h"
+#include "services/coordinator/job_manager.h"
+#include "services/coordinator/job_service.h"
+#include "services/coordinator/job_store.h"
 #include "services/coordinator/worker_registry.h"
 #include "services/coordinator/worker_service.h"
 
@@ -21,6 +30,15 @@ ABSL_FLAG(absl::Duration, heartbeat_interval, absl::Seconds(2),
           "How often workers are told to heartbeat.");
 ABSL_FLAG(absl::Duration, heartbeat_timeout, absl::Seconds(10),
           "A worker silent for longer than this is declared lost.");
+ABSL_FLAG(std::string, data_dir, "strata-coordinator-data",
+          "Directory of the coordinator's state (jobs.db, SQLite). Created if missing; a "
+          "restarted coordinator recovers every unfinished job from it.");
+ABSL_FLAG(std::string, tokens_file, "",
+          "File of user tokens, one \"TOKEN USER\" pair per line ('#' comments). When set, "
+          "JobService calls need \"authorization: Bearer TOKEN\" and users see only their "
+          "own jobs.");
+ABSL_FLAG(absl::Duration, adopt_timeout, absl::Seconds(30),
+          "A started job whose ranks no worker reports within this long is restarted.");
 
 namespace strata {
 namespace {
@@ -33,6 +51,25 @@ constexpr char kUsage[] =
     "Serves strata.v1.JobService, WorkerService and FederatedService, plus\n"
     "grpc.health.v1.Health and server reflection, on --listen.";
 
+absl::StatusOr<std::map<std::string, std::string>> ReadTokens(const std::string& path) {
+  std::map<std::string, std::string> tokens;
+  if (path.empty()) return tokens;
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read --tokens_file ", path));
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    std::vector<std::string> words = absl::StrSplit(line, ' ', absl::SkipWhitespace());
+    if (words.empty() || words[0][0] == '#') continue;
+    if (words.size() != 2) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ":", number, ": expected \"TOKEN USER\""));
+    }
+    tokens[words[0]] = words[1];
+  }
+  if (tokens.empty()) return absl::InvalidArgumentError(absl::StrCat(path, " has no tokens"));
+  return tokens;
+}
+
 int Run() {
   WorkerRegistry::Options registry_options;
   registry_options.heartbeat_interval = absl::GetFlag(FLAGS_heartbeat_interval);
@@ -43,10 +80,33 @@ int Run() {
     std::fprintf(stderr, "strata-coordinator: %s\n", registry.status().ToString().c_str());
     return 2;
   }
-  WorkerServiceImpl worker_service(registry->get());
-  // Job scheduling and federated rounds are served by later releases of the coordinator;
-  // until then their RPCs answer UNIMPLEMENTED, but the API is listed by reflection.
-  v1::JobService::Service job_service;
+  absl::StatusOr<std::map<std::string, std::string>> tokens =
+      ReadTokens(absl::GetFlag(FLAGS_tokens_file));
+  if (!tokens.ok()) {
+    std::fprintf(stderr, "strata-coordinator: %s\n", tokens.status().ToString().c_str());
+    return 2;
+  }
+  absl::StatusOr<std::unique_ptr<JobStore>> store = JobStore::Open(absl::GetFlag(FLAGS_data_dir));
+  if (!store.ok()) {
+    std::fprintf(stderr, "strata-coordinator: --data_dir: %s\n", store.status().ToString().c_str());
+    return 1;
+  }
+  JobManager::Options manager_options;
+  manager_options.store = store->get();
+  manager_options.registry = registry->get();
+  manager_options.adopt_timeout = absl::GetFlag(FLAGS_adopt_timeout);
+  absl::StatusOr<std::unique_ptr<JobManager>> jobs = JobManager::Create(manager_options);
+  if (!jobs.ok()) {
+    std::fprintf(stderr, "strata-coordinator: %s\n", jobs.status().ToString().c_str());
+    return 1;
+  }
+  if (tokens->empty()) {
+    STRATA_LOG(WARNING) << "no --tokens_file: JobService is open to every caller";
+  }
+  WorkerServiceImpl worker_service(registry->get(), jobs->get());
+  JobServiceImpl job_service(jobs->get(), *std::move(tokens));
+  // Federated rounds are served by a later release of the coordinator; until then their RPCs
+  // answer UNIMPLEMENTED, but the API is listed by reflection.
   v1::FederatedService::Service federated_service;
 
   GrpcServer::Options server_options;
@@ -69,7 +129,14 @@ int Run() {
       return 1;
     }
   }
+  // Scheduling, lost workers and timeouts.
+  absl::Notification stopping;
+  std::thread ticker([&] {
+    while (!stopping.WaitForNotificationWithTimeout(absl::Milliseconds(500))) (*jobs)->Tick();
+  });
   const int signal_number = WaitForTerminationSignal();
+  stopping.Notify();
+  ticker.join();
   STRATA_LOG(INFO) << "signal " << signal_number << ": shutting down";
   (*server)->Shutdown();
   return 0;

@@ -642,7 +642,8 @@ void JobManager::ScheduleLocked() {
     job.set_attempt(job.attempt() + 1);
     job.set_jobs_ahead(0);
     e.ranks.assign(placements.size(), Rank());
-    e.adopt_deadline = absl::InfiniteFuture();
+    // Ranks that no worker reports by then (an order lost with a dropped stream) restart.
+    e.adopt_deadline = options_.clock() + options_.adopt_timeout;
     SetStateLocked(e, v1::JOB_STATE_STARTING,
                    absl::StrCat("attempt ", job.attempt(), " on ", job.placements(0).worker_id(),
                                 job.placements_size() > 1 ? " and others" : ""));

@@ -41,8 +41,8 @@ class JobManager {
     JobStore* store = nullptr;           // Not owned.
     WorkerRegistry* registry = nullptr;  // Not owned.
     std::string coordinator_address;     // Sent to ranks in StartRank.
-    // After a coordinator restart, a running job whose ranks no worker reports within this
-    // long restarts from its checkpoint.
+    // A started job (or, after a coordinator restart, a running one) whose ranks no worker
+    // reports within this long restarts from its checkpoint.
     absl::Duration adopt_timeout = absl::Seconds(30);
     // A graceful stop (cancel) that has not finished after this long is escalated to a kill.
     absl::Duration cancel_grace = absl::Seconds(60);

@@ -47,6 +47,11 @@ std::string WorkerAgent::WaitUntilRegistered(absl::Duration timeout) {
   return worker_id_;
 }
 
+std::string WorkerAgent::worker_id() const {
+  absl::MutexLock lock(&mu_);
+  return worker_id_;
+}
+
 int WorkerAgent::registrations() const {
   absl::MutexLock lock(&mu_);
   return registrations_;
@@ -65,6 +70,9 @@ bool WorkerAgent::RegisterOnce() {
   *request.mutable_capacity() = options_.capacity;
   RefreshFreeBytes(request.mutable_capacity());
   for (const auto& [key, value] : options_.labels) (*request.mutable_labels())[key] = value;
+  if (options_.running) {
+    for (v1::RunningRank& r : options_.running()) *request.add_running() = std::move(r);
+  }
   grpc::ClientContext context;
   SetDeadline(&context, options_.rpc_timeout);
   v1::RegisterWorkerResponse response;
@@ -91,6 +99,9 @@ bool WorkerAgent::HeartbeatOnce(const std::string& worker_id) {
   request.set_worker_id(worker_id);
   *request.mutable_free() = options_.capacity;
   RefreshFreeBytes(request.mutable_free());
+  if (options_.running) {
+    for (v1::RunningRank& r : options_.running()) *request.add_running() = std::move(r);
+  }
   grpc::ClientContext context;
   SetDeadline(&context, options_.rpc_timeout);
   v1::HeartbeatResponse response;

@@ -5,10 +5,12 @@
 #ifndef STRATA_SERVICES_WORKER_WORKER_AGENT_H_
 #define STRATA_SERVICES_WORKER_WORKER_AGENT_H_
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -30,6 +32,9 @@ class WorkerAgent {
     absl::Duration min_backoff = absl::Milliseconds(200);
     absl::Duration max_backoff = absl::Seconds(10);
     absl::Duration rpc_timeout = absl::Seconds(5);
+    // The ranks this worker runs, reported with every registration and heartbeat (the
+    // coordinator re-adopts them after its restart and stops the ones it no longer wants).
+    std::function<std::vector<v1::RunningRank>()> running;
   };
 
   static absl::StatusOr<std::unique_ptr<WorkerAgent>> Start(Options options);
@@ -40,6 +45,9 @@ class WorkerAgent {
 
   // Stops the background thread. Idempotent.
   void Stop() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The id the coordinator gave this worker, or "" while unregistered.
+  std::string worker_id() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Waits until the worker is registered; returns its id, or "" on timeout.
   std::string WaitUntilRegistered(absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mu_);

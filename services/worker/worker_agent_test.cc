@@ -22,7 +22,7 @@ class Coordinator {
     options.heartbeat_interval = absl::Milliseconds(50);
     options.heartbeat_timeout = absl::Milliseconds(500);
     registry_ = *WorkerRegistry::Create(options);
-    service_ = std::make_unique<WorkerServiceImpl>(registry_.get());
+    service_ = std::make_unique<WorkerServiceImpl>(registry_.get(), nullptr);
     GrpcServer::Options server_options;
     server_options.listen_address = "localhost:" + std::to_string(port);
     server_options.services = {{v1::WorkerService::service_full_name(), service_.get()}};

@@ -14,6 +14,7 @@
 #include "services/common/grpc_server.h"
 #include "services/common/main_util.h"
 #include "services/worker/capacity.h"
+#include "services/worker/rank_runner.h"
 #include "services/worker/worker_agent.h"
 
 ABSL_FLAG(std::string, coordinator, "",
@@ -28,11 +29,38 @@ ABSL_FLAG(std::vector<std::string>, nvme_paths, {},
           "Comma-separated absolute directories offered for NVMe offload (created if missing).");
 ABSL_FLAG(int, cores, 0, "Cores offered to ranks. 0: the cores this process may use.");
 ABSL_FLAG(int64_t, memory_bytes, 0, "Host memory offered to ranks. 0: physical memory.");
+ABSL_FLAG(std::string, work_dir, "strata-worker-data",
+          "Directory for job ranks' files (logs, model configs, default checkpoints).");
+ABSL_FLAG(std::string, train_binary, "",
+          "The strata-train binary ranks run. Default: the one built beside this daemon.");
 ABSL_FLAG(std::vector<std::string>, labels, {},
           "Comma-separated key=value labels jobs can select on (resources.node_selector).");
 
 namespace strata {
 namespace {
+
+// --train_binary, or strata-train next to this binary in the Bazel output tree (runfiles or
+// bazel-bin/runtime/train).
+absl::StatusOr<std::string> TrainBinary() {
+  if (!absl::GetFlag(FLAGS_train_binary).empty()) {
+    if (access(absl::GetFlag(FLAGS_train_binary).c_str(), X_OK) != 0) {
+      return absl::NotFoundError(absl::GetFlag(FLAGS_train_binary) + " is not executable");
+    }
+    return absl::GetFlag(FLAGS_train_binary);
+  }
+  char self[4096];
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0) return absl::InternalError("cannot read /proc/self/exe");
+  const std::string exe(self, n);
+  const std::string dir = exe.substr(0, exe.rfind('/'));
+  for (const std::string& candidate : {exe + ".runfiles/strata/runtime/train/strata-train",
+                                       dir + "/../../runtime/train/strata-train"}) {
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return absl::NotFoundError("strata-train not found beside " + exe +
+                             "; build //runtime/train:strata-train or pass "
+                             "--train_binary");
+}
 
 constexpr char kUsage[] =
     "Runs Strata job ranks on this machine for a coordinator.\n"
@@ -90,8 +118,19 @@ int Run() {
                    << capacity->gpus_size() << " GPUs, " << capacity->nvme_paths_size()
                    << " NVMe paths, io_uring " << (capacity->io_uring() ? "yes" : "no")
                    << "; coordinator " << CoordinatorAddress();
+  absl::StatusOr<std::string> train_binary = TrainBinary();
+  if (!train_binary.ok()) return Fail("--train_binary", train_binary.status());
+  std::shared_ptr<grpc::Channel> channel = agent_options.channel;
+  std::unique_ptr<v1::WorkerService::Stub> stub = v1::WorkerService::NewStub(channel);
+  RankRunner::Options runner_options;
+  runner_options.train_binary = *train_binary;
+  runner_options.work_dir = absl::GetFlag(FLAGS_work_dir);
+  runner_options.nvme_paths = absl::GetFlag(FLAGS_nvme_paths);
+  auto runner = std::make_unique<RankRunner>(runner_options, stub.get());
+  agent_options.running = [raw = runner.get()] { return raw->Running(); };
   absl::StatusOr<std::unique_ptr<WorkerAgent>> agent = WorkerAgent::Start(agent_options);
   if (!agent.ok()) return Fail("agent", agent.status());
+  runner->FollowAssignments([raw = agent->get()] { return raw->worker_id(); });
 
   if (const std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
     if (absl::Status status = WritePortFile(port_file, (*server)->port()); !status.ok()) {
@@ -101,6 +140,7 @@ int Run() {
   const int signal_number = WaitForTerminationSignal();
   STRATA_LOG(INFO) << "signal " << signal_number << ": shutting down";
   (*agent)->Stop();
+  runner.reset();  // Kills the ranks still running.
   (*server)->Shutdown();
   return 0;
 }

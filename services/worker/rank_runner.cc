@@ -1,0 +1,506 @@
+// See rank_runner.h.
+#include "services/worker/rank_runner.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "google/protobuf/util/time_util.h"
+#include "runtime/base/logging.h"
+
+namespace strata {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+absl::Status Unsupported(const std::string& field, const std::string& why) {
+  return absl::InvalidArgumentError(absl::StrCat("spec.", field, ": ", why));
+}
+
+// mkdir -p.
+absl::Status MakeDirs(const std::string& path) {
+  std::string partial;
+  for (absl::string_view part : absl::StrSplit(path, '/')) {
+    partial += std::string(part) + "/";
+    if (part.empty()) continue;
+    if (mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("cannot create ", partial, ": ", std::strerror(errno)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string Flag(const std::string& name, const std::string& value) {
+  return absl::StrCat("--", name, "=", value);
+}
+std::string Flag(const std::string& name, double value) {
+  return absl::StrCat("--", name, "=", value);
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> TrainArgs(const v1::StartRank& start,
+                                                   const RankDirs& dirs) {
+  const v1::JobSpec& spec = start.spec();
+  std::vector<std::string> args;
+  if (start.world_size() != 1) {
+    return Unsupported("resources.ranks", "strata-train runs single-rank jobs");
+  }
+  // Model.
+  const v1::ModelSpec& model = spec.model();
+  switch (model.source_case()) {
+    case v1::ModelSpec::kCheckpointPath:
+      args.push_back(Flag("init_from", model.checkpoint_path()));
+      break;
+    case v1::ModelSpec::kConfigPath:
+      args.push_back(Flag("model_config", model.config_path()));
+      break;
+    case v1::ModelSpec::kConfigJson:
+      args.push_back(Flag("model_config", dirs.job_dir + "/model_config.json"));
+      break;
+    case v1::ModelSpec::SOURCE_NOT_SET:
+      return Unsupported("model", "no source");
+  }
+  const uint64_t seed = spec.training().seed() != 0 ? spec.training().seed()
+                        : model.init_seed() != 0    ? model.init_seed()
+                                                    : 1;
+  args.push_back(absl::StrCat("--seed=", seed));
+  // Data.
+  const v1::DataSpec& data = spec.data();
+  args.push_back(Flag("data", absl::StrJoin(data.train_paths(), ",")));
+  if (!data.eval_paths().empty()) {
+    return Unsupported("data.eval_paths",
+                       "not supported: the trainer holds out the end of the training data");
+  }
+  switch (data.format()) {
+    case v1::DATA_FORMAT_TOKENS_U16:
+      args.push_back("--format=u16");
+      break;
+    case v1::DATA_FORMAT_TOKENS_U32:
+      args.push_back("--format=u32");
+      break;
+    case v1::DATA_FORMAT_JSONL:
+      args.push_back("--format=jsonl");
+      break;
+    case v1::DATA_FORMAT_TEXT:
+      args.push_back("--format=text");
+      break;
+    default:
+      break;
+  }
+  if (!data.tokenizer_path().empty()) args.push_back(Flag("tokenizer", data.tokenizer_path()));
+  if (!data.text_field().empty()) args.push_back(Flag("text_field", data.text_field()));
+  args.push_back(absl::StrCat("--batch=", data.batch_size()));
+  args.push_back(absl::StrCat("--seq=", data.seq_len()));
+  if (data.eval_batches() > 0) args.push_back(absl::StrCat("--eval_batches=", data.eval_batches()));
+  // Training.
+  const v1::TrainingSpec& training = spec.training();
+  args.push_back(absl::StrCat("--steps=", training.max_steps()));
+  args.push_back(absl::StrCat("--eval_every=", training.eval_interval() > 0
+                                                   ? training.eval_interval()
+                                                   : training.max_steps()));
+  args.push_back(
+      absl::StrCat("--log_every=", training.log_interval() > 0 ? training.log_interval() : 10));
+  if (training.threads() > 0) args.push_back(absl::StrCat("--threads=", training.threads()));
+  // Optimizer.
+  const v1::OptimizerSpec& opt = spec.optimizer();
+  const v1::CheckpointPolicy& ckpt = spec.checkpoint();
+  const std::string ckpt_dir = ckpt.path().empty() ? dirs.job_dir + "/checkpoints" : ckpt.path();
+  if (opt.has_zeroth_order()) {
+    const v1::ZerothOrderSpec& zo = opt.zeroth_order();
+    args.push_back("--optimizer=zo");
+    switch (zo.variant()) {
+      case v1::ZO_VARIANT_SGD_MOMENTUM:
+        args.push_back("--zo_variant=momentum");
+        break;
+      case v1::ZO_VARIANT_SGD_SIGN:
+        args.push_back("--zo_variant=sign");
+        break;
+      case v1::ZO_VARIANT_ADAM:
+        args.push_back("--zo_variant=adam");
+        break;
+      default:
+        args.push_back("--zo_variant=sgd");
+        break;
+    }
+    if (zo.estimator() == v1::ZO_ESTIMATOR_ONE_SIDED) args.push_back("--one_sided");
+    if (zo.distribution() == v1::ZO_DISTRIBUTION_RADEMACHER) {
+      args.push_back("--distribution=rademacher");
+    }
+    args.push_back(Flag("lr", zo.lr()));
+    if (zo.epsilon() > 0) args.push_back(Flag("eps", zo.epsilon()));
+    if (zo.num_perturbations() > 0) {
+      args.push_back(absl::StrCat("--num_perturbations=", zo.num_perturbations()));
+    }
+    args.push_back(Flag("weight_decay", zo.weight_decay()));
+    if (zo.momentum() > 0) args.push_back(Flag("momentum", zo.momentum()));
+    if (zo.sparse_quantile() > 0) args.push_back(Flag("sparse_quantile", zo.sparse_quantile()));
+    if (zo.scalar_clip() > 0) args.push_back(Flag("scalar_clip", zo.scalar_clip()));
+    // The step log and checkpoints make a restarted attempt resume exactly.
+    args.push_back(Flag("checkpoint_dir", ckpt_dir));
+    if (ckpt.interval_steps() > 0) {
+      args.push_back(absl::StrCat("--checkpoint_every=", ckpt.interval_steps()));
+    }
+  } else if (opt.has_adamw()) {
+    const v1::AdamWSpec& adam = opt.adamw();
+    args.push_back("--optimizer=adamw");
+    args.push_back(Flag("lr", adam.lr()));
+    args.push_back(Flag("weight_decay", adam.weight_decay()));
+    args.push_back(Flag("grad_clip", adam.grad_clip_norm()));
+    const double ratio = opt.schedule().min_lr_ratio();
+    args.push_back(Flag("min_lr", adam.lr() * ratio));
+    args.push_back(absl::StrCat("--warmup=", opt.schedule().warmup_steps()));
+  } else {
+    return Unsupported("optimizer", "no optimizer");
+  }
+  if (ckpt.export_safetensors()) args.push_back(Flag("save_dir", ckpt_dir + "/export"));
+  // Offload.
+  const v1::OffloadSpec& offload = spec.offload();
+  if (offload.param_tier() == v1::TIER_NVME) {
+    if (dirs.nvme_dirs.empty()) {
+      return Unsupported("offload.param_tier", "this worker has no NVMe paths (--nvme_paths)");
+    }
+    args.push_back(Flag("offload_dirs", absl::StrJoin(dirs.nvme_dirs, ",")));
+  } else if (offload.param_tier() == v1::TIER_CPU) {
+    args.push_back("--offload_tier=cpu");
+  }
+  if (offload.param_tier() == v1::TIER_NVME || offload.param_tier() == v1::TIER_CPU) {
+    if (offload.memory_budget_bytes() > 0) {
+      args.push_back(absl::StrCat("--memory_budget_bytes=", offload.memory_budget_bytes()));
+    }
+    if (offload.storage_dtype() == v1::DTYPE_BF16) args.push_back("--offload_bf16");
+    if (!start.gpu_indices().empty()) {
+      args.push_back(absl::StrCat("--offload_gpu=", start.gpu_indices(0)));
+    }
+  }
+  return args;
+}
+
+bool ParseTrainLine(const std::string& line, int64_t tokens_per_step, v1::JobProgress* progress) {
+  // "step 20/100 | loss 3.2014 | ... | 1234 tok/s" and "step 100 | eval loss 2.5" or
+  // "final eval loss 2.37 after 100 steps".
+  std::vector<std::string> parts = absl::StrSplit(line, " | ");
+  if (absl::StartsWith(line, "final eval loss ")) {
+    std::vector<std::string> words = absl::StrSplit(line, ' ');
+    double eval = 0;
+    if (words.size() >= 4 && absl::SimpleAtod(words[3], &eval)) {
+      progress->set_eval_loss(eval);
+      return true;
+    }
+    return false;
+  }
+  if (parts.size() < 2 || !absl::StartsWith(parts[0], "step ")) return false;
+  const std::string step_text = parts[0].substr(5);
+  std::vector<std::string> step_max = absl::StrSplit(step_text, '/');
+  int64_t step = 0;
+  if (!absl::SimpleAtoi(step_max[0], &step)) return false;
+  if (absl::StartsWith(parts[1], "eval loss ")) {
+    double eval = 0;
+    if (!absl::SimpleAtod(parts[1].substr(10), &eval)) return false;
+    progress->set_eval_loss(eval);
+    return true;
+  }
+  double loss = 0;
+  if (!absl::StartsWith(parts[1], "loss ") || !absl::SimpleAtod(parts[1].substr(5), &loss)) {
+    return false;
+  }
+  progress->set_step(step);
+  progress->set_loss(loss);
+  progress->set_tokens_total(step * tokens_per_step);
+  for (const std::string& part : parts) {
+    if (absl::EndsWith(part, " tok/s")) {
+      double rate = 0;
+      if (absl::SimpleAtod(part.substr(0, part.size() - 6), &rate)) {
+        progress->set_tokens_per_second(rate);
+      }
+    }
+  }
+  *progress->mutable_time() = TimeUtil::GetCurrentTime();
+  return true;
+}
+
+std::string RankRunner::Key(const v1::RankRef& ref) {
+  return absl::StrCat(ref.job_id(), "/", ref.attempt(), "/", ref.rank());
+}
+
+RankRunner::~RankRunner() {
+  std::vector<std::thread> reporters;
+  {
+    absl::MutexLock lock(&mu_);
+    shutting_down_ = true;
+    if (assignments_context_ != nullptr) assignments_context_->TryCancel();
+    for (auto& [key, child] : children_) {
+      if (child->pid > 0) kill(-child->pid, SIGKILL);
+    }
+  }
+  if (assignments_.joinable()) assignments_.join();
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [key, child] : children_) reporters.push_back(std::move(child->reporter));
+  }
+  for (std::thread& t : reporters) {
+    if (t.joinable()) t.join();
+  }
+}
+
+void RankRunner::FollowAssignments(std::function<std::string()> worker_id) {
+  assignments_ = std::thread([this, worker_id = std::move(worker_id)] {
+    absl::Duration backoff = absl::Milliseconds(200);
+    while (true) {
+      const std::string id = worker_id();
+      auto context = std::make_shared<grpc::ClientContext>();
+      {
+        absl::MutexLock lock(&mu_);
+        if (shutting_down_) return;
+        assignments_context_ = context;
+      }
+      if (!id.empty()) {
+        v1::AssignmentsRequest request;
+        request.set_worker_id(id);
+        std::unique_ptr<grpc::ClientReaderInterface<v1::Assignment>> reader =
+            stub_->Assignments(context.get(), request);
+        v1::Assignment a;
+        while (reader->Read(&a)) {
+          backoff = absl::Milliseconds(200);
+          if (a.has_start()) {
+            if (absl::Status status = Start(a.start(), id); !status.ok()) {
+              STRATA_LOG(ERROR) << "start " << Key(a.start().ref()) << ": " << status;
+              v1::RankExit exit;
+              *exit.mutable_ref() = a.start().ref();
+              exit.set_worker_id(id);
+              exit.set_exit_code(-1);
+              exit.set_error(std::string(status.message()));
+              grpc::ClientContext ctx;
+              ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+              v1::ReportAck ack;
+              stub_->ReportRankExit(&ctx, exit, &ack);
+            }
+          } else if (a.has_stop()) {
+            Stop(a.stop());
+          }
+        }
+        reader->Finish();
+      }
+      absl::MutexLock lock(&mu_);
+      auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return shutting_down_; };
+      if (mu_.AwaitWithTimeout(absl::Condition(&stopping), backoff)) return;
+      backoff = std::min(backoff * 2, absl::Seconds(5));
+    }
+  });
+}
+
+absl::Status RankRunner::Start(const v1::StartRank& start, const std::string& worker_id) {
+  const std::string key = Key(start.ref());
+  {
+    absl::MutexLock lock(&mu_);
+    if (children_.count(key) != 0) return absl::OkStatus();  // A resent order.
+  }
+  RankDirs dirs;
+  dirs.job_dir = absl::StrCat(options_.work_dir, "/jobs/", start.ref().job_id());
+  for (const std::string& p : options_.nvme_paths) {
+    dirs.nvme_dirs.push_back(
+        absl::StrCat(p, "/", start.ref().job_id(), "-rank", start.ref().rank()));
+  }
+  if (absl::Status s = MakeDirs(dirs.job_dir); !s.ok()) return s;
+  for (const std::string& d : dirs.nvme_dirs) {
+    if (absl::Status s = MakeDirs(d); !s.ok()) return s;
+  }
+  absl::StatusOr<std::vector<std::string>> args = TrainArgs(start, dirs);
+  if (!args.ok()) return args.status();
+  if (start.spec().model().has_config_json()) {
+    std::ofstream out(dirs.job_dir + "/model_config.json", std::ios::trunc);
+    out << start.spec().model().config_json();
+    if (!out) return absl::InternalError("cannot write " + dirs.job_dir + "/model_config.json");
+  }
+  std::vector<std::string> argv = {options_.train_binary};
+  argv.insert(argv.end(), args->begin(), args->end());
+  STRATA_LOG(INFO) << "starting " << key << ": " << absl::StrJoin(argv, " ");
+  int pipe_fds[2];
+  if (pipe2(pipe_fds, O_CLOEXEC) != 0) return absl::InternalError("pipe failed");
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid < 0) return absl::InternalError(absl::StrCat("fork: ", std::strerror(errno)));
+  if (pid == 0) {
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);  // The daemon died before prctl.
+    // Signals the daemon blocks (for its own sigwait) must not stay blocked in training.
+    sigset_t all;
+    sigfillset(&all);
+    sigprocmask(SIG_UNBLOCK, &all, nullptr);
+    dup2(pipe_fds[1], STDOUT_FILENO);
+    dup2(pipe_fds[1], STDERR_FILENO);
+    if (chdir(dirs.job_dir.c_str()) != 0) _exit(126);
+    std::vector<char*> cargs;
+    for (std::string& a : argv) cargs.push_back(a.data());
+    cargs.push_back(nullptr);
+    execv(cargs[0], cargs.data());
+    std::fprintf(stderr, "exec %s: %s\n", cargs[0], std::strerror(errno));
+    _exit(127);
+  }
+  close(pipe_fds[1]);
+  const int64_t tokens_per_step =
+      static_cast<int64_t>(start.spec().data().batch_size()) * start.spec().data().seq_len();
+  absl::MutexLock lock(&mu_);
+  auto child = std::make_unique<Child>();
+  child->ref = start.ref();
+  child->pid = pid;
+  child->start_time = absl::Now();
+  Child* raw = child.get();
+  child->reporter =
+      std::thread([this, raw, fd = pipe_fds[0], tokens_per_step, worker_id,
+                   log = dirs.job_dir + absl::StrCat("/rank", start.ref().rank(), ".log")] {
+        Report(raw, fd, tokens_per_step, worker_id, log);
+      });
+  children_[key] = std::move(child);
+  return absl::OkStatus();
+}
+
+void RankRunner::Stop(const v1::StopRank& stop) {
+  pid_t pid = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = children_.find(Key(stop.ref()));
+    if (it == children_.end() || it->second->pid <= 0) return;
+    it->second->stop_requested = true;
+    pid = it->second->pid;
+  }
+  STRATA_LOG(INFO) << "stopping " << Key(stop.ref()) << (stop.graceful() ? " (graceful)" : "")
+                   << ": " << stop.reason();
+  kill(-pid, stop.graceful() ? SIGTERM : SIGKILL);
+  if (stop.graceful()) {
+    std::shared_ptr<std::atomic<bool>> alive;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = children_.find(Key(stop.ref()));
+      if (it == children_.end()) return;
+      alive = it->second->alive;
+    }
+    std::thread([pid, alive, grace = options_.stop_grace] {
+      const absl::Time deadline = absl::Now() + grace;
+      while (alive->load() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(100));
+      if (alive->load()) kill(-pid, SIGKILL);
+    }).detach();
+  }
+}
+
+std::vector<v1::RunningRank> RankRunner::Running() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<v1::RunningRank> running;
+  for (const auto& [key, child] : children_) {
+    if (child->pid <= 0) continue;
+    v1::RunningRank r;
+    *r.mutable_ref() = child->ref;
+    r.set_pid(child->pid);
+    *r.mutable_start_time() =
+        TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(child->start_time));
+    running.push_back(std::move(r));
+  }
+  return running;
+}
+
+void RankRunner::Report(Child* child, int fd, int64_t tokens_per_step, const std::string& worker_id,
+                        const std::string& log_path) {
+  std::ofstream log(log_path, std::ios::app);
+  v1::ProgressReport pending;
+  *pending.mutable_ref() = child->ref;
+  pending.set_worker_id(worker_id);
+  pending.mutable_progress()->set_eval_loss(std::nan(""));
+  absl::Time last_sent = absl::Now();
+  std::string buffer, last_line;
+  auto send = [&] {
+    if (pending.logs().empty() && !pending.has_progress()) return;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::ReportAck ack;
+    const grpc::Status status = stub_->ReportProgress(&ctx, pending, &ack);
+    if (status.ok() && ack.stale()) {
+      STRATA_LOG(WARNING) << Key(child->ref) << " is stale: stopping it";
+      absl::MutexLock lock(&mu_);
+      kill(-child->pid, SIGKILL);
+    }
+    pending.clear_logs();
+    last_sent = absl::Now();
+  };
+  char chunk[4096];
+  while (true) {
+    const ssize_t n = read(fd, chunk, sizeof(chunk));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    buffer.append(chunk, n);
+    size_t newline;
+    while ((newline = buffer.find('\n')) != std::string::npos) {
+      std::string line = buffer.substr(0, newline);
+      buffer.erase(0, newline + 1);
+      log << line << '\n';
+      ParseTrainLine(line, tokens_per_step, pending.mutable_progress());
+      v1::LogLine* l = pending.add_logs();
+      l->set_text(line);
+      l->set_level(absl::StrContains(line, "ERROR") || absl::StrContains(line, "error")
+                       ? v1::LOG_LEVEL_ERROR
+                       : v1::LOG_LEVEL_INFO);
+      last_line = std::move(line);
+    }
+    if (absl::Now() - last_sent >= options_.report_interval || pending.logs_size() > 200) send();
+  }
+  close(fd);
+  log.flush();
+  send();
+  int status = 0;
+  while (waitpid(child->pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  bool stop_requested;
+  {
+    absl::MutexLock lock(&mu_);
+    stop_requested = child->stop_requested;
+    child->pid = 0;
+    child->alive->store(false);
+  }
+  ReportExit(child->ref, worker_id, status, stop_requested, last_line);
+}
+
+void RankRunner::ReportExit(const v1::RankRef& ref, const std::string& worker_id, int status,
+                            bool stop_requested, const std::string& last_error) {
+  v1::RankExit exit;
+  *exit.mutable_ref() = ref;
+  exit.set_worker_id(worker_id);
+  if (WIFSIGNALED(status)) {
+    exit.set_exit_code(-1);
+    exit.set_signal(WTERMSIG(status));
+  } else {
+    exit.set_exit_code(WEXITSTATUS(status));
+  }
+  exit.set_completed(!stop_requested && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  if (!exit.completed() && !stop_requested) exit.set_error(last_error);
+  STRATA_LOG(INFO) << Key(ref) << " exited: code " << exit.exit_code() << " signal "
+                   << exit.signal();
+  // The coordinator must hear about the exit: retry while it is unreachable.
+  for (int attempt = 0; attempt < 60; ++attempt) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::ReportAck ack;
+    if (stub_->ReportRankExit(&ctx, exit, &ack).ok()) return;
+    {
+      absl::MutexLock lock(&mu_);
+      if (shutting_down_) return;
+    }
+    absl::SleepFor(absl::Seconds(1));
+  }
+}
+
+}  // namespace strata

@@ -1,0 +1,100 @@
+// Runs job ranks for the worker daemon: each StartRank becomes a `strata-train` child process
+// (its own process group, killed with the daemon through PR_SET_PDEATHSIG, so a crash in
+// training never takes the daemon down and a dead daemon leaves no orphan writing checkpoints).
+// The child's output lines are parsed into progress (step, loss, tokens/s, eval loss) and
+// streamed with the lines themselves to the coordinator; its exit is reported with its status.
+// StopRank sends SIGTERM (graceful; SIGKILL after the grace period) or SIGKILL.
+//
+// TrainArgs maps a JobSpec onto strata-train flags; ParseTrainLine reads its progress lines.
+// Both are pure and tested on their own.
+#ifndef STRATA_SERVICES_WORKER_RANK_RUNNER_H_
+#define STRATA_SERVICES_WORKER_RANK_RUNNER_H_
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "proto/strata/v1/worker_service.grpc.pb.h"
+
+namespace strata {
+
+// Where a rank's files go: `job_dir` holds its log and (unless the spec names a checkpoint
+// path) its checkpoints and the model config; `nvme_dirs` are the offload directories.
+struct RankDirs {
+  std::string job_dir;
+  std::vector<std::string> nvme_dirs;
+};
+
+// strata-train arguments (without the binary) for one rank, or INVALID_ARGUMENT naming the
+// spec field this trainer cannot run.
+absl::StatusOr<std::vector<std::string>> TrainArgs(const v1::StartRank& start,
+                                                   const RankDirs& dirs);
+
+// Folds one output line of strata-train into `progress`; returns whether it was a progress or
+// evaluation line.
+bool ParseTrainLine(const std::string& line, int64_t tokens_per_step, v1::JobProgress* progress);
+
+class RankRunner {
+ public:
+  struct Options {
+    std::string train_binary;             // Path of strata-train.
+    std::string work_dir;                 // Jobs' directories go under work_dir/jobs/.
+    std::vector<std::string> nvme_paths;  // The worker's offload directories.
+    absl::Duration stop_grace = absl::Seconds(30);
+    absl::Duration report_interval = absl::Seconds(1);
+  };
+
+  // `stub` talks to the coordinator and must outlive the runner.
+  RankRunner(Options options, v1::WorkerService::StubInterface* stub)
+      : options_(std::move(options)), stub_(stub) {}
+  ~RankRunner();  // Kills every child and waits for the reporters.
+
+  // Follows the coordinator's assignment stream for `worker_id()` (re-opened after errors)
+  // on a background thread until the runner is destroyed.
+  void FollowAssignments(std::function<std::string()> worker_id);
+
+  absl::Status Start(const v1::StartRank& start, const std::string& worker_id)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void Stop(const v1::StopRank& stop) ABSL_LOCKS_EXCLUDED(mu_);
+  std::vector<v1::RunningRank> Running() const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  struct Child {
+    v1::RankRef ref;
+    pid_t pid = 0;
+    absl::Time start_time;
+    bool stop_requested = false;
+    // False once the child has been reaped (its pid may be reused after that).
+    std::shared_ptr<std::atomic<bool>> alive = std::make_shared<std::atomic<bool>>(true);
+    std::thread reporter;
+  };
+  static std::string Key(const v1::RankRef& ref);
+  // Reads the child's output until EOF, reports progress and logs, reaps it, reports the exit.
+  void Report(Child* child, int fd, int64_t tokens_per_step, const std::string& worker_id,
+              const std::string& log_path);
+  void ReportExit(const v1::RankRef& ref, const std::string& worker_id, int status,
+                  bool stop_requested, const std::string& last_error);
+
+  const Options options_;
+  v1::WorkerService::StubInterface* stub_;
+  mutable absl::Mutex mu_;
+  std::map<std::string, std::unique_ptr<Child>> children_ ABSL_GUARDED_BY(mu_);
+  bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+  std::shared_ptr<grpc::ClientContext> assignments_context_ ABSL_GUARDED_BY(mu_);
+  std::thread assignments_;
+};
+
+}  // namespace strata
+
+#endif  // STRATA_SERVICES_WORKER_RANK_RUNNER_H_

@@ -1,0 +1,115 @@
+// TrainArgs (JobSpec -> strata-train flags) for ZO, offloaded ZO and FO specs, the fields it
+// refuses by name, and ParseTrainLine on strata-train's progress, evaluation and other lines.
+#include "services/worker/rank_runner.h"
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace strata {
+namespace {
+
+using ::testing::Contains;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+v1::StartRank ZoStart() {
+  v1::StartRank s;
+  s.mutable_ref()->set_job_id("j-1");
+  s.mutable_ref()->set_attempt(2);
+  s.set_world_size(1);
+  v1::JobSpec& spec = *s.mutable_spec();
+  spec.mutable_model()->set_config_json("{\"model_type\": \"gpt2\"}");
+  spec.mutable_data()->add_train_paths("/d/a.txt");
+  spec.mutable_data()->add_train_paths("/d/b.txt");
+  spec.mutable_data()->set_batch_size(4);
+  spec.mutable_data()->set_seq_len(64);
+  spec.mutable_data()->set_format(v1::DATA_FORMAT_TEXT);
+  v1::ZerothOrderSpec& zo = *spec.mutable_optimizer()->mutable_zeroth_order();
+  zo.set_lr(1e-4);
+  zo.set_epsilon(1e-3);
+  zo.set_variant(v1::ZO_VARIANT_SGD_SIGN);
+  zo.set_estimator(v1::ZO_ESTIMATOR_ONE_SIDED);
+  spec.mutable_training()->set_max_steps(200);
+  spec.mutable_training()->set_seed(9);
+  spec.mutable_checkpoint()->set_interval_steps(50);
+  return s;
+}
+
+TEST(TrainArgsTest, ZeroOrderJob) {
+  RankDirs dirs{"/work/jobs/j-1", {}};
+  auto args = TrainArgs(ZoStart(), dirs);
+  ASSERT_TRUE(args.ok()) << args.status();
+  for (const char* expected :
+       {"--model_config=/work/jobs/j-1/model_config.json", "--seed=9", "--data=/d/a.txt,/d/b.txt",
+        "--format=text", "--batch=4", "--seq=64", "--steps=200", "--optimizer=zo",
+        "--zo_variant=sign", "--one_sided", "--lr=0.0001", "--eps=0.001",
+        "--checkpoint_dir=/work/jobs/j-1/checkpoints", "--checkpoint_every=50"}) {
+    EXPECT_THAT(*args, Contains(std::string(expected)));
+  }
+  EXPECT_THAT(*args, Not(Contains(HasSubstr("--offload"))));
+}
+
+TEST(TrainArgsTest, OffloadedZoOnTheWorkersNvmeWithAGpu) {
+  v1::StartRank s = ZoStart();
+  s.mutable_spec()->mutable_offload()->set_param_tier(v1::TIER_NVME);
+  s.mutable_spec()->mutable_offload()->set_memory_budget_bytes(1 << 30);
+  s.mutable_spec()->mutable_offload()->set_storage_dtype(v1::DTYPE_BF16);
+  s.mutable_spec()->mutable_checkpoint()->set_path("/shared/ckpt");
+  s.add_gpu_indices(3);
+  auto args = TrainArgs(s, {"/w/j", {"/nvme0/j-1-rank0", "/nvme1/j-1-rank0"}});
+  ASSERT_TRUE(args.ok()) << args.status();
+  for (const char* expected :
+       {"--offload_dirs=/nvme0/j-1-rank0,/nvme1/j-1-rank0", "--memory_budget_bytes=1073741824",
+        "--offload_bf16", "--offload_gpu=3", "--checkpoint_dir=/shared/ckpt"}) {
+    EXPECT_THAT(*args, Contains(std::string(expected)));
+  }
+  // No NVMe paths on this worker: refused, naming the field.
+  auto refused = TrainArgs(s, {"/w/j", {}});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(refused.status().message(), HasSubstr("spec.offload.param_tier"));
+}
+
+TEST(TrainArgsTest, FirstOrderJobAndRefusedFields) {
+  v1::StartRank s = ZoStart();
+  s.mutable_spec()->mutable_optimizer()->mutable_adamw()->set_lr(3e-3);
+  s.mutable_spec()->mutable_optimizer()->mutable_schedule()->set_min_lr_ratio(0.1);
+  s.mutable_spec()->mutable_optimizer()->mutable_schedule()->set_warmup_steps(30);
+  s.mutable_spec()->mutable_checkpoint()->set_export_safetensors(true);
+  auto args = TrainArgs(s, {"/w/j", {}});
+  ASSERT_TRUE(args.ok()) << args.status();
+  for (const char* expected : {"--optimizer=adamw", "--lr=0.003", "--min_lr=0.0003", "--warmup=30",
+                               "--save_dir=/w/j/checkpoints/export"}) {
+    EXPECT_THAT(*args, Contains(std::string(expected)));
+  }
+  s.mutable_spec()->mutable_data()->add_eval_paths("/d/eval.txt");
+  EXPECT_THAT(TrainArgs(s, {"/w/j", {}}).status().message(), HasSubstr("spec.data.eval_paths"));
+  s = ZoStart();
+  s.set_world_size(2);
+  EXPECT_THAT(TrainArgs(s, {"/w/j", {}}).status().message(), HasSubstr("spec.resources.ranks"));
+}
+
+TEST(ParseTrainLineTest, ProgressEvalAndOtherLines) {
+  v1::JobProgress p;
+  p.set_eval_loss(-1);
+  EXPECT_TRUE(ParseTrainLine("step 20/200 | loss 3.2014 | g +1.2000e-01 | lr 1.00e-04 | 1234 tok/s",
+                             256, &p));
+  EXPECT_EQ(p.step(), 20);
+  EXPECT_DOUBLE_EQ(p.loss(), 3.2014);
+  EXPECT_DOUBLE_EQ(p.tokens_per_second(), 1234);
+  EXPECT_EQ(p.tokens_total(), 20 * 256);
+  EXPECT_TRUE(ParseTrainLine("step 100 | eval loss 2.5000", 256, &p));
+  EXPECT_DOUBLE_EQ(p.eval_loss(), 2.5);
+  EXPECT_EQ(p.step(), 20);  // An eval line does not move the step.
+  EXPECT_TRUE(ParseTrainLine("final eval loss 2.3700 after 200 steps", 256, &p));
+  EXPECT_DOUBLE_EQ(p.eval_loss(), 2.37);
+  EXPECT_FALSE(ParseTrainLine("model: gpt2, 4 layers", 256, &p));
+  EXPECT_FALSE(ParseTrainLine("step log: cut a torn last record (12 bytes)", 256, &p));
+  EXPECT_EQ(p.step(), 20);
+}
+
+}  // namespace
+}  // namespace strata
