@@ -12,7 +12,7 @@ PACKAGES=(
   # Tests, the PyTorch peer of parity tests and benchmarks (OpenBLAS-backed), fuzzing
   libgtest-dev libgmock-dev python3-torch python3-numpy libopenblas0-pthread clang libclang-rt-14-dev
   # Storage, collectives, compute, persistence, HTTP
-  liburing-dev libgloo-dev libopenblas-dev libsqlite3-dev nlohmann-json3-dev libcpp-httplib-dev
+  liburing-dev libgloo-dev libopenblas-dev libsqlite3-dev libyaml-dev nlohmann-json3-dev libcpp-httplib-dev
   libpcre2-dev libxxhash-dev
   # Storage benchmarks: fio is the bandwidth ceiling uring_bench compares with
   fio

@@ -1,15 +1,20 @@
 // See cli.h.
 #include "services/cli/cli.h"
 
+#include <cmath>
 #include <memory>
+#include <random>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/grpc/health/v1/health.grpc.pb.h"
+#include "proto/strata/v1/job_service.grpc.pb.h"
 #include "proto/strata/v1/worker_service.grpc.pb.h"
+#include "services/cli/job_config.h"
 #include "services/common/grpc_status.h"
 #include "services/common/main_util.h"
 
@@ -23,12 +28,31 @@ const char kCliUsageText[] =
     "Commands:\n"
     "  health [--service=NAME]   Ask the coordinator's health service; exit 0 if SERVING.\n"
     "  node list [--all]         Registered workers (--all includes lost ones).\n"
+    "  job submit CONFIG.yaml [--detach] [--config=key.path=value,...]\n"
+    "                            Submit a job (docs/config.md) and follow its progress until it\n"
+    "                            ends; exit 0 when it completes. --detach returns once queued.\n"
+    "  job list                  Your jobs, newest first.\n"
+    "  job describe ID           One job: state, placement, progress, restarts.\n"
+    "  job logs ID [--follow] [--tail=N] [--rank=R,...]\n"
+    "                            The job's log lines (ranks and coordinator).\n"
+    "  job wait ID               Wait for the job to end; exit 0 if it completed.\n"
+    "  job cancel ID [--reason=TEXT]  Checkpoint (ZO jobs) and stop.\n"
+    "  job kill ID [--reason=TEXT]    Stop at once, from any state.\n"
     "  version                   Print the client version.\n"
     "\n"
     "The coordinator address comes from --coordinator, else STRATA_COORDINATOR, else\n"
-    "localhost:7070. --output=json prints the API's JSON instead of a table.";
+    "localhost:7070; the token from --token, else STRATA_TOKEN. --output=json prints the\n"
+    "API's JSON instead of a table.";
 
 namespace {
+
+bool IsTerminalState(v1::JobState s);
+
+// "QUEUED", "RUNNING", ...
+std::string StateName(v1::JobState state) {
+  const std::string name = v1::JobState_Name(state);
+  return name.rfind("JOB_STATE_", 0) == 0 ? name.substr(10) : name;
+}
 
 std::string HumanBytes(int64_t bytes) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
@@ -91,6 +115,139 @@ class Cli {
                                                                                : kCliFailed;
   }
 
+  int JobSubmit(const std::string& path) {
+    absl::StatusOr<v1::JobSpec> spec = LoadJobConfig(path, options_.config_overrides);
+    if (!spec.ok()) {
+      err_ << "strata: " << spec.status().message() << "\n";
+      return kCliUsage;
+    }
+    v1::SubmitJobRequest request;
+    *request.mutable_spec() = *std::move(spec);
+    request.set_request_id(RandomId());
+    v1::SubmitJobResponse response;
+    grpc::Status status;
+    for (int attempt = 0; attempt < 3; ++attempt) {  // Idempotent: safe to retry.
+      grpc::ClientContext context;
+      Prepare(&context);
+      status = Jobs()->Submit(&context, request, &response);
+      if (status.error_code() != grpc::StatusCode::UNAVAILABLE) break;
+    }
+    if (!status.ok()) return RpcFailed(status, "JobService.Submit");
+    const v1::Job& job = response.job();
+    if (options_.output == "json") PrintJson(job);
+    out_ << "submitted job " << job.id() << " (" << job.spec().name()
+         << "): " << StateName(job.state())
+         << (job.state() == v1::JOB_STATE_QUEUED
+                 ? absl::StrCat(", ", job.jobs_ahead(), " job(s) ahead")
+                 : "")
+         << "\n";
+    if (options_.detach) return kCliOk;
+    return Follow(job.id(), /*show_progress=*/true);
+  }
+
+  int JobWait(const std::string& id) { return Follow(id, /*show_progress=*/false); }
+
+  int JobList() {
+    grpc::ClientContext context;
+    Prepare(&context);
+    v1::ListJobsRequest request;
+    request.set_page_size(100);
+    v1::ListJobsResponse response;
+    const grpc::Status status = Jobs()->List(&context, request, &response);
+    if (!status.ok()) return RpcFailed(status, "JobService.List");
+    if (options_.output == "json") return PrintJson(response);
+    std::vector<std::vector<std::string>> rows = {
+        {"ID", "NAME", "STATE", "PRIORITY", "STEP", "LOSS", "WORKER", "SUBMITTED"}};
+    for (const v1::Job& job : response.jobs()) {
+      rows.push_back(
+          {job.id(), job.spec().name(), StateName(job.state()),
+           std::to_string(job.spec().priority()),
+           absl::StrCat(job.progress().step(), "/", job.spec().training().max_steps()),
+           job.progress().step() > 0 ? absl::StrFormat("%.4f", job.progress().loss()) : "-",
+           job.placements().empty() ? "-" : job.placements(0).worker_id(), Ago(job.submit_time())});
+    }
+    PrintTable(rows, out_);
+    return kCliOk;
+  }
+
+  int JobDescribe(const std::string& id) {
+    grpc::ClientContext context;
+    Prepare(&context);
+    v1::GetJobRequest request;
+    request.set_job_id(id);
+    v1::Job job;
+    const grpc::Status status = Jobs()->Get(&context, request, &job);
+    if (!status.ok()) return RpcFailed(status, "JobService.Get");
+    if (options_.output == "json") return PrintJson(job);
+    const v1::JobProgress& p = job.progress();
+    std::vector<std::vector<std::string>> rows = {
+        {"id:", job.id()},
+        {"name:", job.spec().name()},
+        {"state:", StateName(job.state()) + (job.state() == v1::JOB_STATE_QUEUED
+                                                 ? absl::StrCat(" (", job.jobs_ahead(), " ahead)")
+                                                 : "")},
+        {"message:", job.message()},
+        {"priority:", std::to_string(job.spec().priority())},
+        {"optimizer:", job.spec().optimizer().has_zeroth_order() ? "zeroth-order" : "adamw"},
+        {"attempt:", absl::StrCat(job.attempt(), " (", job.restarts(), " restart(s) of ",
+                                  job.spec().max_restarts(), " allowed)")},
+        {"progress:", absl::StrCat(p.step(), "/", job.spec().training().max_steps(), " steps")},
+        {"loss:", p.step() > 0 ? absl::StrFormat("%.4f", p.loss()) : "-"},
+        {"eval loss:", std::isnan(p.eval_loss()) || p.eval_loss() == 0
+                           ? "-"
+                           : absl::StrFormat("%.4f", p.eval_loss())},
+        {"tokens/s:", absl::StrFormat("%.0f", p.tokens_per_second())},
+        {"submitted:", Ago(job.submit_time())},
+    };
+    for (const v1::RankPlacement& placement : job.placements()) {
+      rows.push_back({absl::StrCat("rank ", placement.rank(), ":"), placement.worker_id()});
+    }
+    PrintTable(rows, out_);
+    return kCliOk;
+  }
+
+  int JobLogs(const std::string& id) {
+    grpc::ClientContext context;
+    Prepare(&context, /*deadline=*/!options_.follow);
+    v1::JobLogsRequest request;
+    request.set_job_id(id);
+    request.set_follow(options_.follow);
+    request.set_tail(options_.tail);
+    for (int r : options_.ranks) request.add_ranks(r);
+    std::unique_ptr<grpc::ClientReader<v1::LogLine>> reader = Jobs()->Logs(&context, request);
+    v1::LogLine line;
+    while (reader->Read(&line)) {
+      out_ << (line.rank() < 0 ? std::string("[coordinator] ")
+                               : absl::StrCat("[rank ", line.rank(), "] "))
+           << line.text() << "\n";
+      out_.flush();
+    }
+    const grpc::Status status = reader->Finish();
+    if (!status.ok()) return RpcFailed(status, "JobService.Logs");
+    return kCliOk;
+  }
+
+  int JobStop(const std::string& id, bool kill) {
+    grpc::ClientContext context;
+    Prepare(&context);
+    v1::Job job;
+    grpc::Status status;
+    if (kill) {
+      v1::KillJobRequest request;
+      request.set_job_id(id);
+      request.set_reason(options_.reason);
+      status = Jobs()->Kill(&context, request, &job);
+    } else {
+      v1::CancelJobRequest request;
+      request.set_job_id(id);
+      request.set_reason(options_.reason);
+      status = Jobs()->Cancel(&context, request, &job);
+    }
+    if (!status.ok()) return RpcFailed(status, kill ? "JobService.Kill" : "JobService.Cancel");
+    out_ << "job " << job.id() << ": " << StateName(job.state()) << "\n";
+    return kCliOk;
+  }
+
   int NodeList() {
     auto stub = v1::WorkerService::NewStub(channel_);
     grpc::ClientContext context;
@@ -122,6 +279,101 @@ class Cli {
     context->set_deadline(absl::ToChronoTime(absl::Now() + options_.timeout));
   }
 
+  // Deadline (unless streaming without end) and the bearer token.
+  void Prepare(grpc::ClientContext* context, bool deadline = true) {
+    if (deadline) SetDeadline(context);
+    if (!options_.token.empty()) {
+      context->AddMetadata("authorization", "Bearer " + options_.token);
+    }
+  }
+
+  v1::JobService::Stub* Jobs() {
+    if (jobs_ == nullptr) jobs_ = v1::JobService::NewStub(channel_);
+    return jobs_.get();
+  }
+
+  static std::string RandomId() {
+    std::random_device rd;
+    return absl::StrFormat("%08x%08x", rd(), rd());
+  }
+
+  // Follows a job to its end (reconnecting while the coordinator restarts); progress lines or
+  // a redrawn bar when `show_progress`. Exit 0 iff the job completed.
+  int Follow(const std::string& id, bool show_progress) {
+    v1::Job last;
+    int failures = 0;
+    while (true) {
+      grpc::ClientContext context;
+      Prepare(&context, /*deadline=*/false);
+      v1::WatchJobRequest request;
+      request.set_job_id(id);
+      request.set_include_progress(show_progress);
+      std::unique_ptr<grpc::ClientReader<v1::JobEvent>> reader = Jobs()->Watch(&context, request);
+      v1::JobEvent event;
+      while (reader->Read(&event)) {
+        failures = 0;
+        if (event.has_job()) last = event.job();
+        if (event.has_progress()) *last.mutable_progress() = event.progress();
+        if (event.has_state_change() && event.state_change().from() != v1::JOB_STATE_UNSPECIFIED) {
+          EndBar();
+          out_ << "job " << id << ": " << StateName(event.state_change().from()) << " -> "
+               << StateName(event.state_change().to())
+               << (event.state_change().reason().empty()
+                       ? ""
+                       : " (" + event.state_change().reason() + ")")
+               << "\n";
+        }
+        if (show_progress && last.progress().step() > 0) ShowProgress(last);
+        if (IsTerminalState(last.state())) break;
+      }
+      const grpc::Status status = reader->Finish();
+      if (IsTerminalState(last.state())) break;
+      if (status.ok()) continue;
+      if (status.error_code() != grpc::StatusCode::UNAVAILABLE || ++failures > 60) {
+        EndBar();
+        return RpcFailed(status, "JobService.Watch");
+      }
+      absl::SleepFor(absl::Seconds(1));  // The coordinator may be restarting.
+    }
+    EndBar();
+    const v1::JobProgress& p = last.progress();
+    out_ << "job " << id << " " << StateName(last.state());
+    if (p.step() > 0) out_ << absl::StrFormat(" after %d steps: loss %.4f", p.step(), p.loss());
+    if (!std::isnan(p.eval_loss()) && p.eval_loss() != 0) {
+      out_ << absl::StrFormat(", eval loss %.4f", p.eval_loss());
+    }
+    if (!last.message().empty()) out_ << " (" << last.message() << ")";
+    out_ << "\n";
+    return last.state() == v1::JOB_STATE_COMPLETED ? kCliOk : kCliFailed;
+  }
+
+  void ShowProgress(const v1::Job& job) {
+    const v1::JobProgress& p = job.progress();
+    const int64_t max = std::max<int64_t>(1, job.spec().training().max_steps());
+    const int width = 30;
+    const int filled = static_cast<int>(std::min<int64_t>(width, p.step() * width / max));
+    std::string line =
+        absl::StrFormat("[%s%s] %d/%d steps | loss %.4f%s | %.0f tok/s", std::string(filled, '#'),
+                        std::string(width - filled, '-'), p.step(), max, p.loss(),
+                        std::isnan(p.eval_loss()) || p.eval_loss() == 0
+                            ? ""
+                            : absl::StrFormat(" | eval %.4f", p.eval_loss()),
+                        p.tokens_per_second());
+    if (options_.progress_bar) {
+      out_ << "\r" << line << "\x1b[K";
+      bar_open_ = true;
+    } else if (p.step() != last_printed_step_) {
+      out_ << line << "\n";
+    }
+    last_printed_step_ = p.step();
+    out_.flush();
+  }
+
+  void EndBar() {
+    if (bar_open_) out_ << "\n";
+    bar_open_ = false;
+  }
+
   int RpcFailed(const grpc::Status& status, const char* rpc) {
     err_ << "strata: coordinator " << options_.coordinator << ": "
          << FromGrpcStatus(status, rpc).ToString() << "\n";
@@ -145,7 +397,14 @@ class Cli {
   std::ostream& out_;
   std::ostream& err_;
   std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::JobService::Stub> jobs_;
+  bool bar_open_ = false;
+  int64_t last_printed_step_ = -1;
 };
+
+bool IsTerminalState(v1::JobState s) {
+  return s == v1::JOB_STATE_COMPLETED || s == v1::JOB_STATE_CANCELED || s == v1::JOB_STATE_ERROR;
+}
 
 }  // namespace
 
@@ -162,6 +421,19 @@ int RunCli(const std::vector<std::string>& args, const CliOptions& options, std:
   }
   if (args == std::vector<std::string>{"health"}) return cli.Health();
   if (args == std::vector<std::string>{"node", "list"}) return cli.NodeList();
+  if (args.size() >= 2 && args[0] == "job") {
+    const std::string& verb = args[1];
+    if (verb == "list" && args.size() == 2) return cli.JobList();
+    if (args.size() == 3) {
+      const std::string& arg = args[2];
+      if (verb == "submit") return cli.JobSubmit(arg);
+      if (verb == "describe") return cli.JobDescribe(arg);
+      if (verb == "logs") return cli.JobLogs(arg);
+      if (verb == "wait") return cli.JobWait(arg);
+      if (verb == "cancel") return cli.JobStop(arg, /*kill=*/false);
+      if (verb == "kill") return cli.JobStop(arg, /*kill=*/true);
+    }
+  }
   if (args.empty()) {
     err << kCliUsageText << "\n";
   } else {

@@ -18,6 +18,14 @@ struct CliOptions {
   bool all = false;              // node list: include lost workers.
   std::string output = "table";  // table | json
   std::string service;           // health: a service name; empty for the whole server.
+  std::string token;             // Bearer token for JobService (--token or STRATA_TOKEN).
+  bool detach = false;           // job submit: return once queued instead of following.
+  std::vector<std::string> config_overrides;  // job submit: dotted.key=value.
+  bool follow = false;                        // job logs: keep streaming until the job ends.
+  int tail = 0;                               // job logs: only the last N lines first (0: all).
+  std::vector<int> ranks;                     // job logs: only these ranks.
+  std::string reason;                         // job cancel/kill.
+  bool progress_bar = false;  // job submit/wait: redraw one line (a terminal) vs. lines.
 };
 
 // Exit codes.

@@ -1,7 +1,13 @@
 // strata: the command-line client. Flags are parsed here; commands live in cli.cc.
+#include <unistd.h>
+
+#include <cstdlib>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/numbers.h"
 #include "services/cli/cli.h"
 #include "services/common/main_util.h"
 
@@ -11,6 +17,14 @@ ABSL_FLAG(absl::Duration, timeout, absl::Seconds(10), "Deadline for each call.")
 ABSL_FLAG(bool, all, false, "node list: include lost workers.");
 ABSL_FLAG(std::string, output, "table", "Output format: table or json.");
 ABSL_FLAG(std::string, service, "", "health: the service to check (default: the server).");
+ABSL_FLAG(std::string, token, "", "Bearer token for job commands. Default: $STRATA_TOKEN.");
+ABSL_FLAG(bool, detach, false, "job submit: return once the job is queued.");
+ABSL_FLAG(std::vector<std::string>, config, {},
+          "job submit: comma-separated dotted.key=value overrides of the config file.");
+ABSL_FLAG(bool, follow, false, "job logs: keep streaming until the job ends.");
+ABSL_FLAG(int, tail, 0, "job logs: only the last N lines (then new ones with --follow).");
+ABSL_FLAG(std::vector<std::string>, rank, {}, "job logs: only these ranks (comma-separated).");
+ABSL_FLAG(std::string, reason, "", "job cancel/kill: why (shown in the job's message).");
 
 int main(int argc, char** argv) {
   std::vector<std::string> args = strata::InitMain(argc, argv, strata::kCliUsageText);
@@ -20,5 +34,23 @@ int main(int argc, char** argv) {
   options.all = absl::GetFlag(FLAGS_all);
   options.output = absl::GetFlag(FLAGS_output);
   options.service = absl::GetFlag(FLAGS_service);
+  options.token = absl::GetFlag(FLAGS_token);
+  if (options.token.empty() && std::getenv("STRATA_TOKEN") != nullptr) {
+    options.token = std::getenv("STRATA_TOKEN");
+  }
+  options.detach = absl::GetFlag(FLAGS_detach);
+  options.config_overrides = absl::GetFlag(FLAGS_config);
+  options.follow = absl::GetFlag(FLAGS_follow);
+  options.tail = absl::GetFlag(FLAGS_tail);
+  for (const std::string& r : absl::GetFlag(FLAGS_rank)) {
+    int rank = 0;
+    if (!absl::SimpleAtoi(r, &rank)) {
+      std::cerr << "strata: --rank: \"" << r << "\" is not a number\n";
+      return strata::kCliUsage;
+    }
+    options.ranks.push_back(rank);
+  }
+  options.reason = absl::GetFlag(FLAGS_reason);
+  options.progress_bar = isatty(STDOUT_FILENO) != 0;
   return strata::RunCli(args, options, std::cout, std::cerr);
 }

@@ -23,6 +23,7 @@ using ::strata::testing::ReadFileOrEmpty;
 using ::strata::testing::RunProcess;
 using ::strata::testing::Subprocess;
 using ::strata::testing::TestTmpDir;
+using ::strata::testing::WaitForPortFile;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -30,20 +31,6 @@ constexpr char kCoordinator[] = "services/coordinator/strata-coordinator";
 constexpr char kWorker[] = "services/worker/strata-worker";
 constexpr char kCli[] = "services/cli/strata";
 constexpr char kEdge[] = "services/edge/strata-edge";
-
-// Waits for a daemon's --port_file.
-int WaitForPort(const std::string& path, Subprocess& process) {
-  const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  while (absl::Now() < deadline) {
-    int port = 0;
-    if (absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadFileOrEmpty(path)), &port) && port > 0) {
-      return port;
-    }
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  ADD_FAILURE() << "no port in " << path << "; stderr:\n" << process.Stderr();
-  return 0;
-}
 
 class ClusterTest : public ::testing::Test {
  protected:
@@ -59,7 +46,7 @@ class ClusterTest : public ::testing::Test {
                           dir_, "coordinator");
     ASSERT_TRUE(coordinator.ok()) << coordinator.status();
     coordinator_ = std::make_unique<Subprocess>(*std::move(coordinator));
-    const int port = WaitForPort(port_file, *coordinator_);
+    const int port = WaitForPortFile(port_file, *coordinator_);
     ASSERT_GT(port, 0);
     address_ = absl::StrCat("localhost:", port);
   }
@@ -168,7 +155,7 @@ TEST(CoordinatorStartTest, BusyPortIsReportedAndExitsNonZero) {
   absl::StatusOr<Subprocess> first = Subprocess::Start(
       {kCoordinator, "--listen=localhost:0", "--port_file=" + dir + "/first.port"}, dir, "first");
   ASSERT_TRUE(first.ok());
-  const int port = WaitForPort(dir + "/first.port", *first);
+  const int port = WaitForPortFile(dir + "/first.port", *first);
   ASSERT_GT(port, 0);
   absl::StatusOr<ProcessResult> second =
       RunProcess({kCoordinator, absl::StrCat("--listen=localhost:", port)}, dir);

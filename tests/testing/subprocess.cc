@@ -13,7 +13,10 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "gtest/gtest.h"
 #include "runtime/base/errno_status.h"
 
 extern char** environ;
@@ -142,6 +145,19 @@ absl::StatusOr<ProcessResult> RunProcess(const std::vector<std::string>& argv,
   absl::StatusOr<ProcessResult> result = process->Wait(timeout);
   if (!result.ok()) process->Signal(SIGKILL).IgnoreError();
   return result;
+}
+
+int WaitForPortFile(const std::string& path, Subprocess& process) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < deadline) {
+    int port = 0;
+    if (absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadFileOrEmpty(path)), &port) && port > 0) {
+      return port;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ADD_FAILURE() << "no port in " << path << "; stderr:\n" << process.Stderr();
+  return 0;
 }
 
 }  // namespace strata::testing

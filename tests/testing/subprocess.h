@@ -64,6 +64,10 @@ std::string ReadFileOrEmpty(const std::string& path);
 // $TEST_TMPDIR, or /tmp outside Bazel.
 std::string TestTmpDir();
 
+// The port a daemon wrote to its --port_file, waiting up to 30 s; 0 (and a test failure
+// showing the daemon's stderr) if none appears.
+int WaitForPortFile(const std::string& path, Subprocess& process);
+
 }  // namespace strata::testing
 
 #endif  // STRATA_TESTS_TESTING_SUBPROCESS_H_

@@ -1,0 +1,256 @@
+// The service end to end with real processes on loopback: strata-coordinator (SQLite state,
+// user tokens), two strata-worker daemons running ranks as strata-train children, and the
+// strata CLI. A ZO job and an FO job complete; a ZO job whose worker is killed with SIGKILL
+// restarts on the other worker from its checkpoint and ends with weights byte-identical to an
+// uninterrupted run; a coordinator killed with SIGKILL mid-job is restarted on the same data
+// directory and the job finishes; bad configs, bad tokens and other users' jobs get clear
+// errors and change nothing.
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/subprocess.h"
+
+namespace strata {
+namespace {
+
+using ::strata::testing::ProcessResult;
+using ::strata::testing::ReadFileOrEmpty;
+using ::strata::testing::RunProcess;
+using ::strata::testing::Subprocess;
+using ::strata::testing::TestTmpDir;
+using ::strata::testing::WaitForPortFile;
+using ::testing::HasSubstr;
+
+constexpr char kCoordinator[] = "services/coordinator/strata-coordinator";
+constexpr char kWorker[] = "services/worker/strata-worker";
+constexpr char kCli[] = "services/cli/strata";
+constexpr char kTrain[] = "runtime/train/strata-train";
+
+std::string Absolute(const std::string& path) {
+  char resolved[PATH_MAX];
+  return realpath(path.c_str(), resolved) != nullptr ? resolved : path;
+}
+
+// A ZO (or FO) job on a tiny LLaMA over the GPL text, checkpointing into `ckpt`.
+std::string JobYaml(const std::string& name, const std::string& ckpt, int64_t steps, bool zo,
+                    int batch) {
+  return absl::StrCat(R"(name: )", name, R"(
+model:
+  config_json: '{"model_type": "llama", "vocab_size": 257, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 32, "tie_word_embeddings": true}'
+data:
+  train_paths: [/usr/share/common-licenses/GPL-3]
+  batch_size: )",
+                      batch, R"(
+  seq_len: 16
+  eval_batches: 2
+optimizer:
+)",
+                      zo ? "  zeroth_order: {lr: 1e-4, epsilon: 1e-3}\n"
+                         : "  adamw: {lr: 3e-3, weight_decay: 0.1}\n",
+                      R"(training: {max_steps: )", steps,
+                      R"(, log_interval: 50, threads: 1, seed: 3}
+resources: {cores_per_rank: 1}
+checkpoint: {path: )",
+                      ckpt, R"(, interval_steps: 200, export_safetensors: true}
+)");
+}
+
+class JobTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = absl::StrCat(TestTmpDir(), "/",
+                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    ASSERT_EQ(mkdir(dir_.c_str(), 0755), 0) << dir_;
+    std::ofstream(dir_ + "/tokens") << "# token user\nalice-token alice\nbob-token bob\n";
+    StartCoordinator("localhost:0");
+  }
+
+  void StartCoordinator(const std::string& listen) {
+    const std::string port_file = dir_ + "/coordinator.port";
+    unlink(port_file.c_str());
+    absl::StatusOr<Subprocess> coordinator = Subprocess::Start(
+        {kCoordinator, "--listen=" + listen, "--port_file=" + port_file,
+         "--data_dir=" + dir_ + "/coordinator", "--tokens_file=" + dir_ + "/tokens",
+         "--heartbeat_interval=200ms", "--heartbeat_timeout=2s", "--adopt_timeout=10s"},
+        dir_, absl::StrCat("coordinator", ++coordinators_));
+    ASSERT_TRUE(coordinator.ok()) << coordinator.status();
+    coordinator_ = std::make_unique<Subprocess>(*std::move(coordinator));
+    port_ = WaitForPortFile(port_file, *coordinator_);
+    ASSERT_GT(port_, 0);
+    address_ = absl::StrCat("localhost:", port_);
+  }
+
+  void StartWorker(const std::string& name) {
+    absl::StatusOr<Subprocess> worker = Subprocess::Start(
+        {kWorker, "--coordinator=" + address_, "--name=" + name, "--listen=localhost:0",
+         "--cores=1", "--work_dir=" + dir_ + "/work-" + name, "--train_binary=" + Absolute(kTrain)},
+        dir_, name);
+    ASSERT_TRUE(worker.ok()) << worker.status();
+    workers_[name] = std::make_unique<Subprocess>(*std::move(worker));
+  }
+
+  ProcessResult Cli(std::vector<std::string> args, const std::string& token = "alice-token") {
+    args.insert(args.begin(), {kCli, "--coordinator=" + address_, "--token=" + token});
+    absl::StatusOr<ProcessResult> result = RunProcess(args, dir_, absl::Minutes(5));
+    EXPECT_TRUE(result.ok()) << result.status();
+    return result.ok() ? *result : ProcessResult();
+  }
+
+  std::string WriteJob(const std::string& name, const std::string& ckpt, int64_t steps,
+                       bool zo = true, int batch = 2) {
+    const std::string path = absl::StrCat(dir_, "/", name, ".yaml");
+    std::ofstream(path) << JobYaml(name, ckpt, steps, zo, batch);
+    return path;
+  }
+
+  // The job id printed by `job submit --detach`.
+  std::string SubmitDetached(const std::string& config, const std::string& token = "alice-token") {
+    ProcessResult r = Cli({"job", "submit", config, "--detach"}, token);
+    EXPECT_EQ(r.exit_code, 0) << r.err << r.out;
+    const size_t at = r.out.find("submitted job ");
+    if (at == std::string::npos) return "";
+    const size_t begin = at + 14;
+    return r.out.substr(begin, r.out.find(' ', begin) - begin);
+  }
+
+  // `job describe --output=json` until `predicate(json)` holds.
+  template <typename Predicate>
+  std::string DescribeUntil(const std::string& id, Predicate predicate) {
+    const absl::Time deadline = absl::Now() + absl::Minutes(2);
+    std::string json;
+    while (absl::Now() < deadline) {
+      json = Cli({"job", "describe", id, "--output=json"}).out;
+      if (predicate(json)) return json;
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    ADD_FAILURE() << "job " << id << " never matched; last:\n" << json;
+    return json;
+  }
+
+  static int64_t Step(const std::string& json) {
+    const size_t at = json.find("\"step\": \"");
+    int64_t step = 0;
+    if (at == std::string::npos) return 0;
+    absl::SimpleAtoi(json.substr(at + 9, json.find('"', at + 9) - at - 9), &step);
+    return step;
+  }
+
+  std::string dir_, address_;
+  int port_ = 0, coordinators_ = 0;
+  std::unique_ptr<Subprocess> coordinator_;
+  std::map<std::string, std::unique_ptr<Subprocess>> workers_;
+};
+
+TEST_F(JobTest, ZoAndFoJobsCompleteWithDecreasingLoss) {
+  StartWorker("alpha");
+  StartWorker("beta");
+  ProcessResult zo = Cli({"job", "submit", WriteJob("zo", dir_ + "/zo-ckpt", 400)});
+  EXPECT_EQ(zo.exit_code, 0) << zo.err << zo.out;
+  EXPECT_THAT(zo.out, HasSubstr("COMPLETED after 400 steps"));
+  ProcessResult fo = Cli({"job", "submit", WriteJob("fo", dir_ + "/fo-ckpt", 300, false)});
+  EXPECT_EQ(fo.exit_code, 0) << fo.err << fo.out;
+  EXPECT_THAT(fo.out, HasSubstr("COMPLETED after 300 steps"));
+  EXPECT_THAT(Cli({"job", "list"}).out, HasSubstr("COMPLETED"));
+  // Both trainings lower the loss; compare the ranks' first and last progress lines.
+  for (const auto& [result, drop] : {std::pair{&zo, 0.0}, std::pair{&fo, 1.0}}) {
+    const size_t at = result->out.find("submitted job ") + 14;
+    const std::string id = result->out.substr(at, result->out.find(' ', at) - at);
+    const std::string logs = Cli({"job", "logs", id, "--rank=0"}).out;
+    const size_t first = logs.find("| loss "), last = logs.rfind("| loss ");
+    ASSERT_NE(first, std::string::npos) << logs;
+    double first_loss = 0, last_loss = 0;
+    ASSERT_TRUE(absl::SimpleAtod(logs.substr(first + 7, 6), &first_loss)) << logs;
+    ASSERT_TRUE(absl::SimpleAtod(logs.substr(last + 7, 6), &last_loss)) << logs;
+    EXPECT_LT(last_loss, first_loss - drop) << logs;
+  }
+  EXPECT_TRUE(!ReadFileOrEmpty(dir_ + "/zo-ckpt/export/model.safetensors").empty());
+}
+
+TEST_F(JobTest, KilledWorkerRestartsTheZoJobToTheSameWeights) {
+  StartWorker("alpha");
+  StartWorker("beta");
+  // Reference: uninterrupted.
+  // Batch 32: slow enough (a few seconds) to be killed part-way.
+  ProcessResult full = Cli({"job", "submit", WriteJob("full", dir_ + "/full", 3000, true, 32)});
+  ASSERT_EQ(full.exit_code, 0) << full.err << full.out;
+  // Victim: its worker is killed with SIGKILL after a checkpoint.
+  const std::string id = SubmitDetached(WriteJob("victim", dir_ + "/victim", 3000, true, 32));
+  ASSERT_FALSE(id.empty());
+  const std::string json = DescribeUntil(id, [](const std::string& j) { return Step(j) >= 600; });
+  ASSERT_LT(Step(json), 3000) << "finished before it could be killed";
+  const std::string worker =
+      json.find("\"worker_id\": \"alpha\"") != std::string::npos ? "alpha" : "beta";
+  ASSERT_TRUE(workers_[worker]->Signal(SIGKILL).ok());
+  ProcessResult waited = Cli({"job", "wait", id});
+  EXPECT_EQ(waited.exit_code, 0) << waited.err << waited.out;
+  const std::string after = Cli({"job", "describe", id, "--output=json"}).out;
+  EXPECT_THAT(after, HasSubstr("\"restarts\": 1"));
+  EXPECT_THAT(
+      after, HasSubstr(worker == "alpha" ? "\"worker_id\": \"beta\"" : "\"worker_id\": \"alpha\""));
+  const std::string want = ReadFileOrEmpty(dir_ + "/full/export/model.safetensors");
+  const std::string got = ReadFileOrEmpty(dir_ + "/victim/export/model.safetensors");
+  ASSERT_GT(want.size(), 1000u);
+  EXPECT_TRUE(want == got) << "weights differ after the restart";
+  ProcessResult logs = Cli({"job", "logs", id});
+  EXPECT_THAT(logs.out, HasSubstr("lost"));
+  EXPECT_THAT(logs.out, HasSubstr("replayed"));  // The trainer resumed from the step log.
+}
+
+TEST_F(JobTest, KilledCoordinatorIsRestartedAndTheJobFinishes) {
+  StartWorker("alpha");
+  const std::string id = SubmitDetached(WriteJob("survivor", dir_ + "/survivor", 3000, true, 32));
+  ASSERT_FALSE(id.empty());
+  DescribeUntil(id, [](const std::string& j) { return Step(j) >= 200; });
+  ASSERT_TRUE(coordinator_->Signal(SIGKILL).ok());
+  coordinator_->Wait(absl::Seconds(10)).IgnoreError();
+  StartCoordinator(absl::StrCat("localhost:", port_));  // Same port, same data directory.
+  ProcessResult waited = Cli({"job", "wait", id});
+  EXPECT_EQ(waited.exit_code, 0) << waited.err << waited.out;
+  const std::string after = Cli({"job", "describe", id, "--output=json"}).out;
+  EXPECT_THAT(after, HasSubstr("\"state\": \"JOB_STATE_COMPLETED\""));
+  EXPECT_THAT(after, HasSubstr("\"attempt\": 1"));  // Re-adopted, not restarted.
+}
+
+TEST_F(JobTest, BadInputAndOtherUsersAreRefusedClearly) {
+  // No workers: jobs stay queued.
+  const std::string config = WriteJob("queued", dir_ + "/q", 100);
+  std::ofstream(dir_ + "/typo.yaml") << "name: t\ntraining: {max_stepz: 3}\n";
+  ProcessResult typo = Cli({"job", "submit", dir_ + "/typo.yaml"});
+  EXPECT_EQ(typo.exit_code, 2);
+  EXPECT_THAT(typo.err, HasSubstr("max_stepz"));
+  ProcessResult invalid = Cli({"job", "submit", config, "--config=data.batch_size=0"});
+  EXPECT_EQ(invalid.exit_code, 1);
+  EXPECT_THAT(invalid.err, HasSubstr("spec.data.batch_size"));
+  ProcessResult bad_token = Cli({"job", "list"}, "nope");
+  EXPECT_EQ(bad_token.exit_code, 1);
+  EXPECT_THAT(bad_token.err, HasSubstr("UNAUTHENTICATED"));
+
+  const std::string id = SubmitDetached(config);
+  ASSERT_FALSE(id.empty());
+  ProcessResult theirs = Cli({"job", "describe", id}, "bob-token");
+  EXPECT_EQ(theirs.exit_code, 1);
+  EXPECT_THAT(theirs.err, HasSubstr("NOT_FOUND"));
+  EXPECT_EQ(Cli({"job", "kill", id}, "bob-token").exit_code, 1);
+  EXPECT_THAT(Cli({"job", "list"}, "bob-token").out, ::testing::Not(HasSubstr(id)));
+  ProcessResult mine = Cli({"job", "describe", id});
+  EXPECT_THAT(mine.out, HasSubstr("QUEUED (0 ahead)"));
+  ProcessResult killed = Cli({"job", "kill", id});
+  EXPECT_EQ(killed.exit_code, 0) << killed.err;
+  EXPECT_THAT(killed.out, HasSubstr("CANCELED"));
+  EXPECT_EQ(Cli({"job", "wait", id}).exit_code, 1);  // Ended, but not completed.
+}
+
+}  // namespace
+}  // namespace strata
