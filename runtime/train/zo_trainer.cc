@@ -224,9 +224,13 @@ absl::Status ZoTrainer::Run(const Log& log) {
     if (options_.log_every > 0 && (r.step % options_.log_every == 0 || r.step == first + 1)) {
       const double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      log(absl::StrFormat("step %d/%d | loss %.4f | g %+.4e | lr %.2e%s | %.0f tok/s", r.step,
+      const std::string io = offload_ == nullptr ? ""
+                                                 : absl::StrFormat(" | io r %.1f MB w %.1f MB",
+                                                                   offload_->bytes_read() / 1e6,
+                                                                   offload_->bytes_written() / 1e6);
+      log(absl::StrFormat("step %d/%d | loss %.4f | g %+.4e | lr %.2e%s%s | %.0f tok/s", r.step,
                           options_.steps, r.loss, r.scalars[0], r.lr, r.skipped ? " | skipped" : "",
-                          (r.step - first) * static_cast<double>(tokens_.size()) / seconds));
+                          io, (r.step - first) * static_cast<double>(tokens_.size()) / seconds));
     }
     if (eval_ != nullptr && options_.eval_every > 0 && r.step % options_.eval_every == 0) {
       STRATA_ASSIGN_OR_RETURN(float eval_loss, Evaluate());

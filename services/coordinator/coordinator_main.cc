@@ -16,6 +16,7 @@
 #include "runtime/base/logging.h"
 #include "services/common/grpc_server.h"
 #include "services/common/main_util.h"
+#include "services/common/metrics.h"
 #include "services/coordinator/job_manager.h"
 #include "services/coordinator/job_service.h"
 #include "services/coordinator/job_store.h"
@@ -37,6 +38,11 @@ ABSL_FLAG(std::string, tokens_file, "",
           "File of user tokens, one \"TOKEN USER\" pair per line ('#' comments). When set, "
           "JobService calls need \"authorization: Bearer TOKEN\" and users see only their "
           "own jobs.");
+ABSL_FLAG(std::string, metrics_listen, "0.0.0.0:9090",
+          "host:port of the HTTP operator endpoint (/metrics, /healthz, /readyz); port 0 picks "
+          "one; empty disables it.");
+ABSL_FLAG(std::string, metrics_port_file, "",
+          "If set, the operator endpoint's port is written here once it listens.");
 ABSL_FLAG(absl::Duration, adopt_timeout, absl::Seconds(30),
           "A started job whose ranks no worker reports within this long is restarted.");
 
@@ -127,6 +133,30 @@ int Run() {
     if (absl::Status status = WritePortFile(port_file, (*server)->port()); !status.ok()) {
       std::fprintf(stderr, "strata-coordinator: --port_file: %s\n", status.ToString().c_str());
       return 1;
+    }
+  }
+  std::unique_ptr<OperatorEndpoint> operator_endpoint;
+  if (const std::string listen = absl::GetFlag(FLAGS_metrics_listen); !listen.empty()) {
+    OperatorEndpoint::Options endpoint_options;
+    endpoint_options.listen = listen;
+    endpoint_options.collect = [raw = jobs->get()](MetricsWriter* out) {
+      raw->CollectMetrics(out);
+    };
+    absl::StatusOr<std::unique_ptr<OperatorEndpoint>> endpoint =
+        OperatorEndpoint::Start(endpoint_options);
+    if (!endpoint.ok()) {
+      std::fprintf(stderr, "strata-coordinator: --metrics_listen: %s\n",
+                   endpoint.status().ToString().c_str());
+      return 1;
+    }
+    operator_endpoint = *std::move(endpoint);
+    STRATA_LOG(INFO) << "metrics on http://" << listen.substr(0, listen.rfind(':')) << ":"
+                     << operator_endpoint->port() << "/metrics";
+    if (const std::string file = absl::GetFlag(FLAGS_metrics_port_file); !file.empty()) {
+      if (absl::Status status = WritePortFile(file, operator_endpoint->port()); !status.ok()) {
+        std::fprintf(stderr, "strata-coordinator: %s\n", status.ToString().c_str());
+        return 1;
+      }
     }
   }
   // Scheduling, lost workers and timeouts.

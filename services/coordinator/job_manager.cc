@@ -663,16 +663,53 @@ void JobManager::ScheduleLocked() {
   }
 }
 
-JobManager::Counts JobManager::counts() const {
+void JobManager::CollectMetrics(MetricsWriter* out) const {
+  const v1::ListWorkersResponse workers = options_.registry->List(/*include_lost=*/true);
+  int ready = 0, lost = 0;
+  for (const v1::WorkerInfo& w : workers.workers()) (w.lost() ? lost : ready) += 1;
+  out->Gauge("strata_workers", "Registered workers by state.", {{"state", "ready"}}, ready);
+  out->Gauge("strata_workers", "Registered workers by state.", {{"state", "lost"}}, lost);
   absl::MutexLock lock(&mu_);
-  Counts c;
-  for (const auto& [id, e] : jobs_) {
-    const v1::JobState s = e.stored.job.state();
-    if (s == v1::JOB_STATE_QUEUED) ++c.queued;
-    if (HoldsResources(s)) ++c.running;
-    if (IsTerminal(s)) ++c.terminal;
+  std::map<v1::JobState, int> by_state;
+  for (int s = v1::JOB_STATE_QUEUED; s <= v1::JOB_STATE_ERROR; ++s) {
+    by_state[static_cast<v1::JobState>(s)] = 0;
   }
-  return c;
+  int running = 0;
+  for (const auto& [id, e] : jobs_) {
+    ++by_state[e.stored.job.state()];
+    running += HoldsResources(e.stored.job.state()) ? 1 : 0;
+  }
+  out->Gauge("strata_jobs_queued", "Jobs waiting for resources.", {},
+             by_state[v1::JOB_STATE_QUEUED]);
+  out->Gauge("strata_jobs_running", "Jobs holding workers (starting, running or stopping).", {},
+             running);
+  for (const auto& [state, count] : by_state) {
+    out->Gauge("strata_jobs", "Jobs by lifecycle state.", {{"state", StateName(state)}}, count);
+  }
+  for (const auto& [id, e] : jobs_) {
+    const v1::Job& job = e.stored.job;
+    if (!HoldsResources(job.state())) continue;
+    const v1::JobProgress& p = job.progress();
+    const MetricLabels job_rank = {{"job_id", id}, {"rank", "0"}};
+    out->Gauge("strata_train_step", "Latest optimizer step reported by rank 0.", job_rank,
+               static_cast<double>(p.step()));
+    out->Gauge("strata_train_loss", "Latest training loss reported by rank 0.", job_rank, p.loss());
+    if (!std::isnan(p.eval_loss())) {
+      out->Gauge("strata_train_eval_loss", "Latest held-out loss.", job_rank, p.eval_loss());
+    }
+    out->Counter("strata_train_tokens_total", "Training tokens processed (current attempt).",
+                 job_rank, static_cast<double>(p.tokens_total()));
+    out->Gauge("strata_train_tokens_per_second", "Training throughput over the last interval.",
+               job_rank, p.tokens_per_second());
+    out->Counter("strata_offload_nvme_read_bytes_total",
+                 "Bytes read from the NVMe offload tier (current attempt).", job_rank,
+                 static_cast<double>(p.offload_read_bytes()));
+    out->Counter("strata_offload_nvme_write_bytes_total",
+                 "Bytes written to the NVMe offload tier (current attempt).", job_rank,
+                 static_cast<double>(p.offload_write_bytes()));
+    out->Counter("strata_job_restarts_total", "Group restarts of the job.", {{"job_id", id}},
+                 job.restarts());
+  }
 }
 
 }  // namespace strata

@@ -30,6 +30,7 @@
 #include "absl/time/time.h"
 #include "proto/strata/v1/job_service.pb.h"
 #include "proto/strata/v1/worker_service.pb.h"
+#include "services/common/metrics.h"
 #include "services/coordinator/job_store.h"
 #include "services/coordinator/worker_registry.h"
 
@@ -89,11 +90,9 @@ class JobManager {
   // Schedules queued jobs and handles lost workers and timeouts. Called periodically.
   void Tick() ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Gauges for metrics.
-  struct Counts {
-    int queued = 0, running = 0, terminal = 0;
-  };
-  Counts counts() const ABSL_LOCKS_EXCLUDED(mu_);
+  // The coordinator's metrics (docs/metrics.md): jobs by state, workers, and the latest
+  // progress of every job that holds workers.
+  void CollectMetrics(MetricsWriter* out) const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   // One rank of the current attempt, as the coordinator knows it.

@@ -223,6 +223,15 @@ bool ParseTrainLine(const std::string& line, int64_t tokens_per_step, v1::JobPro
   progress->set_loss(loss);
   progress->set_tokens_total(step * tokens_per_step);
   for (const std::string& part : parts) {
+    if (absl::StartsWith(part, "io r ")) {  // "io r 12.5 MB w 12.5 MB" (offloaded ZO).
+      std::vector<std::string> words = absl::StrSplit(part, ' ');
+      double read_mb = 0, write_mb = 0;
+      if (words.size() == 7 && absl::SimpleAtod(words[2], &read_mb) &&
+          absl::SimpleAtod(words[5], &write_mb)) {
+        progress->set_offload_read_bytes(static_cast<int64_t>(read_mb * 1e6));
+        progress->set_offload_write_bytes(static_cast<int64_t>(write_mb * 1e6));
+      }
+    }
     if (absl::EndsWith(part, " tok/s")) {
       double rate = 0;
       if (absl::SimpleAtod(part.substr(0, part.size() - 6), &rate)) {
@@ -414,6 +423,23 @@ std::vector<v1::RunningRank> RankRunner::Running() const {
   return running;
 }
 
+void RankRunner::CollectMetrics(MetricsWriter* out) const {
+  absl::MutexLock lock(&mu_);
+  int running = 0;
+  for (const auto& [key, child] : children_) {
+    if (child->pid <= 0) continue;
+    ++running;
+    const MetricLabels labels = {{"job_id", child->ref.job_id()},
+                                 {"rank", std::to_string(child->ref.rank())}};
+    out->WriteHistogram("strata_train_step_duration_seconds",
+                        "Wall time per optimizer step of a rank on this worker.", labels,
+                        child->step_seconds);
+    out->Gauge("strata_rank_step", "Latest step a rank on this worker reported.", labels,
+               static_cast<double>(child->step));
+  }
+  out->Gauge("strata_worker_ranks_running", "Job ranks running on this worker.", {}, running);
+}
+
 void RankRunner::Report(Child* child, int fd, int64_t tokens_per_step, const std::string& worker_id,
                         const std::string& log_path) {
   std::ofstream log(log_path, std::ios::app);
@@ -421,7 +447,7 @@ void RankRunner::Report(Child* child, int fd, int64_t tokens_per_step, const std
   *pending.mutable_ref() = child->ref;
   pending.set_worker_id(worker_id);
   pending.mutable_progress()->set_eval_loss(std::nan(""));
-  absl::Time last_sent = absl::Now();
+  absl::Time last_sent = absl::Now(), last_step_time = absl::Now();
   std::string buffer, last_line;
   auto send = [&] {
     if (pending.logs().empty() && !pending.has_progress()) return;
@@ -448,7 +474,18 @@ void RankRunner::Report(Child* child, int fd, int64_t tokens_per_step, const std
       std::string line = buffer.substr(0, newline);
       buffer.erase(0, newline + 1);
       log << line << '\n';
-      ParseTrainLine(line, tokens_per_step, pending.mutable_progress());
+      if (ParseTrainLine(line, tokens_per_step, pending.mutable_progress())) {
+        const absl::Time now = absl::Now();
+        absl::MutexLock lock(&mu_);
+        const int64_t step = pending.progress().step();
+        if (step > child->step && child->step > 0) {
+          child->step_seconds.Observe(
+              absl::ToDoubleSeconds(now - last_step_time) / static_cast<double>(step - child->step),
+              static_cast<uint64_t>(step - child->step));
+        }
+        if (step != child->step) last_step_time = now;
+        child->step = step;
+      }
       v1::LogLine* l = pending.add_logs();
       l->set_text(line);
       l->set_level(absl::StrContains(line, "ERROR") || absl::StrContains(line, "error")

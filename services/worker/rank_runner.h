@@ -26,6 +26,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "proto/strata/v1/worker_service.grpc.pb.h"
+#include "services/common/metrics.h"
 
 namespace strata {
 
@@ -68,6 +69,8 @@ class RankRunner {
       ABSL_LOCKS_EXCLUDED(mu_);
   void Stop(const v1::StopRank& stop) ABSL_LOCKS_EXCLUDED(mu_);
   std::vector<v1::RunningRank> Running() const ABSL_LOCKS_EXCLUDED(mu_);
+  // The worker's metrics: ranks running, and per running rank its step-time histogram.
+  void CollectMetrics(MetricsWriter* out) const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Child {
@@ -77,6 +80,9 @@ class RankRunner {
     bool stop_requested = false;
     // False once the child has been reaped (its pid may be reused after that).
     std::shared_ptr<std::atomic<bool>> alive = std::make_shared<std::atomic<bool>>(true);
+    // Seconds per optimizer step, observed between progress lines.
+    Histogram step_seconds{{0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}};
+    int64_t step = 0;
     std::thread reporter;
   };
   static std::string Key(const v1::RankRef& ref);

@@ -106,9 +106,15 @@ TEST(ParseTrainLineTest, ProgressEvalAndOtherLines) {
   EXPECT_EQ(p.step(), 20);  // An eval line does not move the step.
   EXPECT_TRUE(ParseTrainLine("final eval loss 2.3700 after 200 steps", 256, &p));
   EXPECT_DOUBLE_EQ(p.eval_loss(), 2.37);
+  EXPECT_TRUE(ParseTrainLine(
+      "step 30/200 | loss 3.1 | g +1e-01 | lr 1e-04 | io r 123.4 MB w 61.7 MB | 99 tok/s", 256,
+      &p));
+  EXPECT_EQ(p.offload_read_bytes(), 123400000);
+  EXPECT_EQ(p.offload_write_bytes(), 61700000);
+  EXPECT_EQ(p.step(), 30);
   EXPECT_FALSE(ParseTrainLine("model: gpt2, 4 layers", 256, &p));
   EXPECT_FALSE(ParseTrainLine("step log: cut a torn last record (12 bytes)", 256, &p));
-  EXPECT_EQ(p.step(), 20);
+  EXPECT_EQ(p.step(), 30);
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include "runtime/base/logging.h"
 #include "services/common/grpc_server.h"
 #include "services/common/main_util.h"
+#include "services/common/metrics.h"
 #include "services/worker/capacity.h"
 #include "services/worker/rank_runner.h"
 #include "services/worker/worker_agent.h"
@@ -29,6 +30,11 @@ ABSL_FLAG(std::vector<std::string>, nvme_paths, {},
           "Comma-separated absolute directories offered for NVMe offload (created if missing).");
 ABSL_FLAG(int, cores, 0, "Cores offered to ranks. 0: the cores this process may use.");
 ABSL_FLAG(int64_t, memory_bytes, 0, "Host memory offered to ranks. 0: physical memory.");
+ABSL_FLAG(std::string, metrics_listen, "0.0.0.0:9091",
+          "host:port of the HTTP operator endpoint (/metrics, /healthz, /readyz); port 0 picks "
+          "one; empty disables it.");
+ABSL_FLAG(std::string, metrics_port_file, "",
+          "If set, the operator endpoint's port is written here once it listens.");
 ABSL_FLAG(std::string, work_dir, "strata-worker-data",
           "Directory for job ranks' files (logs, model configs, default checkpoints).");
 ABSL_FLAG(std::string, train_binary, "",
@@ -131,6 +137,25 @@ int Run() {
   absl::StatusOr<std::unique_ptr<WorkerAgent>> agent = WorkerAgent::Start(agent_options);
   if (!agent.ok()) return Fail("agent", agent.status());
   runner->FollowAssignments([raw = agent->get()] { return raw->worker_id(); });
+  std::unique_ptr<OperatorEndpoint> operator_endpoint;
+  if (const std::string listen = absl::GetFlag(FLAGS_metrics_listen); !listen.empty()) {
+    OperatorEndpoint::Options endpoint_options;
+    endpoint_options.listen = listen;
+    endpoint_options.collect = [raw = runner.get()](MetricsWriter* out) {
+      raw->CollectMetrics(out);
+    };
+    endpoint_options.ready = [raw = agent->get()] { return !raw->worker_id().empty(); };
+    absl::StatusOr<std::unique_ptr<OperatorEndpoint>> endpoint =
+        OperatorEndpoint::Start(endpoint_options);
+    if (!endpoint.ok()) return Fail("--metrics_listen", endpoint.status());
+    operator_endpoint = *std::move(endpoint);
+    STRATA_LOG(INFO) << "metrics on port " << operator_endpoint->port();
+    if (const std::string file = absl::GetFlag(FLAGS_metrics_port_file); !file.empty()) {
+      if (absl::Status status = WritePortFile(file, operator_endpoint->port()); !status.ok()) {
+        return Fail("--metrics_port_file", status);
+      }
+    }
+  }
 
   if (const std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
     if (absl::Status status = WritePortFile(port_file, (*server)->port()); !status.ok()) {
@@ -140,6 +165,7 @@ int Run() {
   const int signal_number = WaitForTerminationSignal();
   STRATA_LOG(INFO) << "signal " << signal_number << ": shutting down";
   (*agent)->Stop();
+  operator_endpoint.reset();
   runner.reset();  // Kills the ranks still running.
   (*server)->Shutdown();
   return 0;

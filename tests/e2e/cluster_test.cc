@@ -40,10 +40,10 @@ class ClusterTest : public ::testing::Test {
                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
     ASSERT_EQ(mkdir(dir_.c_str(), 0755), 0) << dir_;
     const std::string port_file = dir_ + "/coordinator.port";
-    absl::StatusOr<Subprocess> coordinator =
-        Subprocess::Start({kCoordinator, "--listen=localhost:0", "--port_file=" + port_file,
-                           "--heartbeat_interval=100ms", "--heartbeat_timeout=1s"},
-                          dir_, "coordinator");
+    absl::StatusOr<Subprocess> coordinator = Subprocess::Start(
+        {kCoordinator, "--listen=localhost:0", "--port_file=" + port_file,
+         "--heartbeat_interval=100ms", "--heartbeat_timeout=1s", "--metrics_listen=localhost:0"},
+        dir_, "coordinator");
     ASSERT_TRUE(coordinator.ok()) << coordinator.status();
     coordinator_ = std::make_unique<Subprocess>(*std::move(coordinator));
     const int port = WaitForPortFile(port_file, *coordinator_);
@@ -54,7 +54,7 @@ class ClusterTest : public ::testing::Test {
   Subprocess StartWorker(const std::string& name) {
     absl::StatusOr<Subprocess> worker = Subprocess::Start(
         {kWorker, "--coordinator=" + address_, "--name=" + name, "--listen=localhost:0",
-         "--cores=2", "--nvme_paths=" + dir_ + "/nvme-" + name},
+         "--cores=2", "--nvme_paths=" + dir_ + "/nvme-" + name, "--metrics_listen=localhost:0"},
         dir_, name);
     EXPECT_TRUE(worker.ok()) << worker.status();
     return *std::move(worker);

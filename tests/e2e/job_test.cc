@@ -5,6 +5,7 @@
 // uninterrupted run; a coordinator killed with SIGKILL mid-job is restarted on the same data
 // directory and the job finishes; bad configs, bad tokens and other users' jobs get clear
 // errors and change nothing.
+#include <httplib.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -83,7 +84,8 @@ class JobTest : public ::testing::Test {
     absl::StatusOr<Subprocess> coordinator = Subprocess::Start(
         {kCoordinator, "--listen=" + listen, "--port_file=" + port_file,
          "--data_dir=" + dir_ + "/coordinator", "--tokens_file=" + dir_ + "/tokens",
-         "--heartbeat_interval=200ms", "--heartbeat_timeout=2s", "--adopt_timeout=10s"},
+         "--heartbeat_interval=200ms", "--heartbeat_timeout=2s", "--adopt_timeout=10s",
+         "--metrics_listen=localhost:0", "--metrics_port_file=" + dir_ + "/metrics.port"},
         dir_, absl::StrCat("coordinator", ++coordinators_));
     ASSERT_TRUE(coordinator.ok()) << coordinator.status();
     coordinator_ = std::make_unique<Subprocess>(*std::move(coordinator));
@@ -95,7 +97,8 @@ class JobTest : public ::testing::Test {
   void StartWorker(const std::string& name) {
     absl::StatusOr<Subprocess> worker = Subprocess::Start(
         {kWorker, "--coordinator=" + address_, "--name=" + name, "--listen=localhost:0",
-         "--cores=1", "--work_dir=" + dir_ + "/work-" + name, "--train_binary=" + Absolute(kTrain)},
+         "--cores=1", "--work_dir=" + dir_ + "/work-" + name, "--train_binary=" + Absolute(kTrain),
+         "--metrics_listen=localhost:0", "--metrics_port_file=" + dir_ + "/" + name + ".metrics"},
         dir_, name);
     ASSERT_TRUE(worker.ok()) << worker.status();
     workers_[name] = std::make_unique<Subprocess>(*std::move(worker));
@@ -213,6 +216,22 @@ TEST_F(JobTest, KilledCoordinatorIsRestartedAndTheJobFinishes) {
   const std::string id = SubmitDetached(WriteJob("survivor", dir_ + "/survivor", 3000, true, 32));
   ASSERT_FALSE(id.empty());
   DescribeUntil(id, [](const std::string& j) { return Step(j) >= 200; });
+  // Operators see the job on both daemons' /metrics while it runs.
+  const int coordinator_metrics = WaitForPortFile(dir_ + "/metrics.port", *coordinator_);
+  httplib::Client coordinator_http("localhost", coordinator_metrics);
+  auto scraped = coordinator_http.Get("/metrics");
+  ASSERT_TRUE(scraped);
+  EXPECT_THAT(scraped->body, HasSubstr("strata_jobs_running 1"));
+  EXPECT_THAT(scraped->body, HasSubstr(absl::StrCat("strata_train_step{job_id=\"", id)));
+  EXPECT_THAT(scraped->body, HasSubstr("strata_workers{state=\"ready\"} 1"));
+  httplib::Client worker_http("localhost",
+                              WaitForPortFile(dir_ + "/alpha.metrics", *workers_["alpha"]));
+  auto worker_scrape = worker_http.Get("/metrics");
+  ASSERT_TRUE(worker_scrape);
+  EXPECT_THAT(worker_scrape->body, HasSubstr("strata_worker_ranks_running 1"));
+  EXPECT_THAT(worker_scrape->body,
+              HasSubstr(absl::StrCat("strata_train_step_duration_seconds_count{job_id=\"", id)));
+  EXPECT_EQ(worker_http.Get("/readyz")->status, 200);
   ASSERT_TRUE(coordinator_->Signal(SIGKILL).ok());
   coordinator_->Wait(absl::Seconds(10)).IgnoreError();
   StartCoordinator(absl::StrCat("localhost:", port_));  // Same port, same data directory.

@@ -1,0 +1,138 @@
+// See metrics.h.
+#include "services/common/metrics.h"
+
+#include <httplib.h>
+
+#include <cmath>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace strata {
+namespace {
+
+std::string Escape(const std::string& value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+std::string Labels(const MetricLabels& labels, const std::string& extra_key = "",
+                   const std::string& extra_value = "") {
+  std::string out;
+  auto add = [&](const std::string& k, const std::string& v) {
+    out += out.empty() ? "{" : ",";
+    out += absl::StrCat(k, "=\"", Escape(v), "\"");
+  };
+  for (const auto& [k, v] : labels) add(k, v);
+  if (!extra_key.empty()) add(extra_key, extra_value);
+  return out.empty() ? out : out + "}";
+}
+
+std::string Number(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  return absl::StrCat(v);
+}
+
+}  // namespace
+
+void Histogram::Observe(double value, uint64_t n) {
+  for (size_t i = 0; i < bounds_.size(); ++i) {
+    if (value <= bounds_[i]) {
+      counts_[i] += n;
+      break;
+    }
+  }
+  count_ += n;
+  sum_ += value * static_cast<double>(n);
+}
+
+void MetricsWriter::Family(const std::string& name, const std::string& help, const char* type) {
+  if (!families_.insert(name).second) return;
+  absl::StrAppend(&text_, "# HELP ", name, " ", help, "\n# TYPE ", name, " ", type, "\n");
+}
+
+void MetricsWriter::Gauge(const std::string& name, const std::string& help,
+                          const MetricLabels& labels, double value) {
+  Family(name, help, "gauge");
+  absl::StrAppend(&text_, name, Labels(labels), " ", Number(value), "\n");
+}
+
+void MetricsWriter::Counter(const std::string& name, const std::string& help,
+                            const MetricLabels& labels, double value) {
+  Family(name, help, "counter");
+  absl::StrAppend(&text_, name, Labels(labels), " ", Number(value), "\n");
+}
+
+void MetricsWriter::WriteHistogram(const std::string& name, const std::string& help,
+                                   const MetricLabels& labels, const Histogram& h) {
+  Family(name, help, "histogram");
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < h.bounds().size(); ++i) {
+    cumulative += h.counts()[i];
+    absl::StrAppend(&text_, name, "_bucket", Labels(labels, "le", Number(h.bounds()[i])), " ",
+                    cumulative, "\n");
+  }
+  absl::StrAppend(&text_, name, "_bucket", Labels(labels, "le", "+Inf"), " ", h.count(), "\n");
+  absl::StrAppend(&text_, name, "_sum", Labels(labels), " ", Number(h.sum()), "\n");
+  absl::StrAppend(&text_, name, "_count", Labels(labels), " ", h.count(), "\n");
+}
+
+absl::StatusOr<std::unique_ptr<OperatorEndpoint>> OperatorEndpoint::Start(Options options) {
+  const size_t colon = options.listen.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos || !absl::SimpleAtoi(options.listen.substr(colon + 1), &port)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("metrics address \"", options.listen, "\" is not host:port"));
+  }
+  std::string host = options.listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  if (host.empty()) host = "0.0.0.0";
+  std::unique_ptr<OperatorEndpoint> endpoint(new OperatorEndpoint());
+  endpoint->server_ = std::make_unique<httplib::Server>();
+  httplib::Server& server = *endpoint->server_;
+  // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, which would let a second daemon
+  // share a busy port silently instead of failing.
+  server.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
+  auto collect = options.collect;
+  server.Get("/metrics", [collect](const httplib::Request&, httplib::Response& response) {
+    MetricsWriter writer;
+    if (collect) collect(&writer);
+    response.set_content(writer.text(), "text/plain; version=0.0.4; charset=utf-8");
+  });
+  server.Get("/healthz", [](const httplib::Request&, httplib::Response& response) {
+    response.set_content("ok\n", "text/plain");
+  });
+  auto ready = options.ready;
+  server.Get("/readyz", [ready](const httplib::Request&, httplib::Response& response) {
+    const bool ok = !ready || ready();
+    response.status = ok ? 200 : 503;
+    response.set_content(ok ? "ready\n" : "not ready\n", "text/plain");
+  });
+  endpoint->port_ =
+      port == 0 ? server.bind_to_any_port(host) : (server.bind_to_port(host, port) ? port : -1);
+  if (endpoint->port_ <= 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.listen, " for /metrics (address in use?)"));
+  }
+  endpoint->thread_ = std::thread([raw = endpoint.get()] { raw->server_->listen_after_bind(); });
+  return endpoint;
+}
+
+OperatorEndpoint::~OperatorEndpoint() {
+  if (server_ != nullptr) server_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace strata

@@ -1,0 +1,67 @@
+// The operator endpoint over real HTTP on loopback: /metrics in the Prometheus text format
+// (HELP/TYPE once per family, escaped labels, cumulative histogram buckets with +Inf, _sum,
+// _count), /healthz, and /readyz following the ready callback; a busy port is an error.
+#include "services/common/metrics.h"
+
+#include <httplib.h>
+
+#include <atomic>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace strata {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(MetricsTest, ServesPrometheusTextHealthAndReadiness) {
+  std::atomic<bool> ready{false};
+  Histogram h({0.1, 1.0});
+  h.Observe(0.05);
+  h.Observe(0.5, 3);
+  h.Observe(7);
+  OperatorEndpoint::Options options;
+  options.listen = "127.0.0.1:0";
+  options.collect = [&](MetricsWriter* out) {
+    out->Gauge("strata_jobs", "Jobs by state.", {{"state", "QUEUED"}}, 2);
+    out->Gauge("strata_jobs", "Jobs by state.", {{"state", "RUNNING"}}, 1);
+    out->Counter("strata_train_tokens_total", "Tokens.", {{"job_id", "a\"b"}, {"rank", "0"}}, 1024);
+    out->WriteHistogram("strata_train_step_duration_seconds", "Step time.",
+                        {{"job_id", "j"}, {"rank", "0"}}, h);
+  };
+  options.ready = [&] { return ready.load(); };
+  auto endpoint = OperatorEndpoint::Start(options);
+  ASSERT_TRUE(endpoint.ok()) << endpoint.status();
+  httplib::Client client("127.0.0.1", (*endpoint)->port());
+  auto metrics = client.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_EQ(metrics->status, 200);
+  const std::string& body = metrics->body;
+  EXPECT_THAT(body,
+              HasSubstr("# HELP strata_jobs Jobs by state.\n# TYPE strata_jobs gauge\n"
+                        "strata_jobs{state=\"QUEUED\"} 2\nstrata_jobs{state=\"RUNNING\"} 1\n"));
+  EXPECT_EQ(body.find("# TYPE strata_jobs gauge"), body.rfind("# TYPE strata_jobs gauge"));
+  EXPECT_THAT(body, HasSubstr("strata_train_tokens_total{job_id=\"a\\\"b\",rank=\"0\"} 1024\n"));
+  EXPECT_THAT(body, HasSubstr("strata_train_step_duration_seconds_bucket{job_id=\"j\",rank=\"0\","
+                              "le=\"0.1\"} 1\n"));
+  EXPECT_THAT(body, HasSubstr("le=\"1\"} 4\n"));
+  EXPECT_THAT(body, HasSubstr("le=\"+Inf\"} 5\n"));
+  EXPECT_THAT(body,
+              HasSubstr("strata_train_step_duration_seconds_count{job_id=\"j\",rank=\"0\"} 5"));
+  EXPECT_THAT(body,
+              HasSubstr("strata_train_step_duration_seconds_sum{job_id=\"j\",rank=\"0\"} 8.55"));
+  EXPECT_EQ(client.Get("/healthz")->status, 200);
+  EXPECT_EQ(client.Get("/readyz")->status, 503);
+  ready = true;
+  EXPECT_EQ(client.Get("/readyz")->status, 200);
+
+  OperatorEndpoint::Options busy;
+  busy.listen = "127.0.0.1:" + std::to_string((*endpoint)->port());
+  auto second = OperatorEndpoint::Start(busy);
+  EXPECT_FALSE(second.ok());
+  EXPECT_FALSE(OperatorEndpoint::Start({"no-port", nullptr, nullptr}).ok());
+}
+
+}  // namespace
+}  // namespace strata
