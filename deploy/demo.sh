@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# The main job on embedded defaults: builds Strata, starts a local coordinator and two worker
-# daemons on loopback and shows they answer (`strata health`, `strata node list`), then trains a
-# small model on this machine: first-order pretraining on the license texts Debian ships, then a
-# zeroth-order fine-tune with checkpoints and the step log. Everything runs under a temporary
-# directory and is stopped on exit.
+# The main job on embedded defaults: builds Strata, starts a local coordinator (state in SQLite
+# under a temporary directory) and two worker daemons on loopback, shows they answer
+# (`strata health`, `strata node list`), then submits two jobs through the CLI and follows
+# their progress: first-order pretraining of a small GPT-2-shaped model on the license texts
+# Debian ships, then a zeroth-order (MeZO) fine-tune of the exported model with checkpoints.
+# Prints the final losses and the metrics URL. Everything is stopped and removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "demo: building strata, strata-coordinator, strata-worker (bazel -c opt)"
+echo "demo: building strata, strata-coordinator, strata-worker, strata-train (bazel -c opt)"
 bazel build -c opt //services/cli:strata //services/coordinator:strata-coordinator \
   //services/worker:strata-worker //runtime/train:strata-train
 bin="$(bazel info -c opt bazel-bin 2>/dev/null)"
@@ -32,7 +33,9 @@ wait_for_file() {
 
 echo "demo: starting strata-coordinator (logs in $work)"
 "$bin/services/coordinator/strata-coordinator" --listen=localhost:0 \
-  --port_file="$work/coordinator.port" 2>"$work/coordinator.log" &
+  --port_file="$work/coordinator.port" --data_dir="$work/coordinator" \
+  --metrics_listen=localhost:0 --metrics_port_file="$work/coordinator.metrics" \
+  2>"$work/coordinator.log" &
 pids+=($!)
 wait_for_file "$work/coordinator.port" strata-coordinator "$work/coordinator.log"
 export STRATA_COORDINATOR="localhost:$(cat "$work/coordinator.port")"
@@ -40,7 +43,8 @@ echo "demo: coordinator at $STRATA_COORDINATOR"
 
 for name in worker-a worker-b; do
   "$bin/services/worker/strata-worker" --name="$name" --listen=localhost:0 \
-    --port_file="$work/$name.port" --nvme_paths="$work/nvme-$name" 2>"$work/$name.log" &
+    --port_file="$work/$name.port" --nvme_paths="$work/nvme-$name" --cores=1 \
+    --work_dir="$work/$name" --metrics_listen=localhost:0 2>"$work/$name.log" &
   pids+=($!)
   wait_for_file "$work/$name.port" "$name" "$work/$name.log"
 done
@@ -61,13 +65,53 @@ if ! grep -q worker-a <<<"$listing" || ! grep -q worker-b <<<"$listing"; then
   cat "$work"/worker-*.log >&2
   exit 1
 fi
-echo "demo: OK: the coordinator answers and both workers are registered"
 
-echo "demo: \$ strata-train (first-order AdamW, GPT-2-shaped model, license texts, 150 steps)"
-"$bin/runtime/train/strata-train" --preset=gpt2-tiny --steps=150 --batch=8 --seq=64 \
-  --eval_every=0 --log_every=50 --save_dir="$work/model"
-echo "demo: \$ strata-train --optimizer=zo (MeZO fine-tune of that model, 60 steps, checkpointed)"
-"$bin/runtime/train/strata-train" --optimizer=zo --init_from="$work/model" --steps=60 \
-  --batch=8 --seq=64 --lr=1e-5 --min_lr=1e-5 --warmup=0 --eps=1e-3 --log_every=20 \
-  --eval_every=0 --checkpoint_dir="$work/zo" --checkpoint_every=30
-echo "demo: OK: trained, fine-tuned with ZO and checkpointed (the temporary directory is removed on exit)"
+# The two job configs (docs/config.md).
+licenses="$(find /usr/share/common-licenses -maxdepth 1 -type f | sort | paste -sd, -)"
+model='{"model_type": "gpt2", "vocab_size": 257, "n_embd": 256, "n_layer": 4, "n_head": 4, "n_positions": 128}'
+cat >"$work/pretrain.yaml" <<YAML
+name: demo-pretrain
+model:
+  config_json: '$model'
+data:
+  train_paths: [$licenses]
+  batch_size: 8
+  seq_len: 64
+optimizer:
+  adamw: {lr: 3e-3, weight_decay: 0.1, grad_clip_norm: 1.0}
+  schedule: {warmup_steps: 30, min_lr_ratio: 0.1}
+training: {max_steps: 150, log_interval: 25, eval_interval: 150, seed: 1}
+resources: {cores_per_rank: 1}
+checkpoint: {path: $work/pretrain, export_safetensors: true}
+YAML
+cat >"$work/finetune.yaml" <<YAML
+name: demo-zo-finetune
+model:
+  checkpoint_path: $work/pretrain/export
+data:
+  train_paths: [$licenses]
+  batch_size: 8
+  seq_len: 64
+optimizer:
+  zeroth_order: {variant: ZO_VARIANT_SGD, lr: 1e-5, epsilon: 1e-3}
+training: {max_steps: 60, log_interval: 20, eval_interval: 60, seed: 1}
+resources: {cores_per_rank: 1}
+checkpoint: {path: $work/finetune, interval_steps: 30}
+YAML
+
+echo "demo: \$ strata job submit pretrain.yaml   (first-order AdamW, 150 steps)"
+"$bin/services/cli/strata" job submit "$work/pretrain.yaml"
+echo "demo: \$ strata job submit finetune.yaml   (zeroth-order fine-tune of the export, 60 steps)"
+"$bin/services/cli/strata" job submit "$work/finetune.yaml"
+echo "demo: \$ strata job list"
+"$bin/services/cli/strata" job list
+
+metrics_url="http://localhost:$(cat "$work/coordinator.metrics")/metrics"
+echo "demo: coordinator metrics at $metrics_url (also /healthz and /readyz); some of them:"
+python3 - "$metrics_url" <<'PY'
+import sys, urllib.request
+for line in urllib.request.urlopen(sys.argv[1], timeout=10).read().decode().splitlines():
+    if line.startswith(("strata_jobs{", "strata_workers{")):
+        print("  " + line)
+PY
+echo "demo: OK: both jobs completed on the workers (the temporary directory is removed on exit)"
