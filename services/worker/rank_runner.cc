@@ -116,7 +116,10 @@ absl::StatusOr<std::vector<std::string>> TrainArgs(const v1::StartRank& start,
                                                    : training.max_steps()));
   args.push_back(
       absl::StrCat("--log_every=", training.log_interval() > 0 ? training.log_interval() : 10));
-  if (training.threads() > 0) args.push_back(absl::StrCat("--threads=", training.threads()));
+  // The rank computes on the cores it reserved unless the spec says otherwise.
+  args.push_back(absl::StrCat("--threads=", training.threads() > 0
+                                                ? training.threads()
+                                                : std::max(1, spec.resources().cores_per_rank())));
   // Optimizer.
   const v1::OptimizerSpec& opt = spec.optimizer();
   const v1::CheckpointPolicy& ckpt = spec.checkpoint();

@@ -47,7 +47,7 @@ TEST(TrainArgsTest, ZeroOrderJob) {
        {"--model_config=/work/jobs/j-1/model_config.json", "--seed=9", "--data=/d/a.txt,/d/b.txt",
         "--format=text", "--batch=4", "--seq=64", "--steps=200", "--optimizer=zo",
         "--zo_variant=sign", "--one_sided", "--lr=0.0001", "--eps=0.001",
-        "--checkpoint_dir=/work/jobs/j-1/checkpoints", "--checkpoint_every=50"}) {
+        "--checkpoint_dir=/work/jobs/j-1/checkpoints", "--checkpoint_every=50", "--threads=1"}) {
     EXPECT_THAT(*args, Contains(std::string(expected)));
   }
   EXPECT_THAT(*args, Not(Contains(HasSubstr("--offload"))));
