@@ -588,10 +588,12 @@ void JobManager::ScheduleLocked() {
   for (Entry* queued_entry : queued) {
     Entry& e = *queued_entry;
     v1::Job& job = e.stored.job;
+    // jobs_ahead and the waiting reason are derived from the queue: updated in memory (and for
+    // watchers), not written to the store on every change — a restart recomputes them.
     if (blocked) {
       if (job.jobs_ahead() != ahead) {
         job.set_jobs_ahead(ahead);
-        SaveLocked(e);
+        e.version = ++version_;
       }
       ++ahead;
       continue;
@@ -631,7 +633,7 @@ void JobManager::ScheduleLocked() {
       if (job.jobs_ahead() != ahead || job.message() != why) {
         job.set_jobs_ahead(ahead);
         job.set_message(why);
-        SaveLocked(e);
+        e.version = ++version_;
       }
       ++ahead;
       continue;
