@@ -6,6 +6,8 @@
 #include <dirent.h>
 
 #include <algorithm>
+#include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -76,6 +78,10 @@ ABSL_FLAG(int, offload_gpu, -1,
           "ZO offload: run the blocks on this CUDA device (-1: on the CPU; needs a CUDA build).");
 
 namespace strata {
+
+// Set by SIGTERM (ZO runs): stop after the current step, checkpointed.
+std::atomic<bool> g_stop_requested{false};
+
 namespace {
 
 constexpr char kUsage[] =
@@ -194,6 +200,7 @@ absl::Status RunZo(Transformer* model, const TokenCorpus& train, const TokenCorp
       o.offload->init_seed = absl::GetFlag(FLAGS_seed);
     }
   }
+  o.stop_requested = [] { return g_stop_requested.load(); };
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<ZoTrainer> trainer,
                           ZoTrainer::Create(model, &train, &eval, o));
   STRATA_RETURN_IF_ERROR(trainer->Run([](const std::string& line) {
@@ -300,9 +307,15 @@ absl::Status Run() {
 
 int main(int argc, char** argv) {
   strata::InitMainWithoutArguments(argc, argv, strata::kUsage);
+  // SIGTERM asks a ZO run to stop gracefully (checkpoint first); other runs stop at once.
+  if (absl::GetFlag(FLAGS_optimizer) == "zo") {
+    struct sigaction action = {};
+    action.sa_handler = [](int) { strata::g_stop_requested.store(true); };
+    sigaction(SIGTERM, &action, nullptr);
+  }
   if (absl::Status status = strata::Run(); !status.ok()) {
     std::fprintf(stderr, "strata-train: %s\n", status.ToString().c_str());
-    return 1;
+    return absl::IsCancelled(status) ? 3 : 1;
   }
   return 0;
 }

@@ -239,6 +239,13 @@ absl::Status ZoTrainer::Run(const Log& log) {
     if (options_.checkpoint_every > 0 && r.step % options_.checkpoint_every == 0) {
       STRATA_RETURN_IF_ERROR(SaveCheckpoint());
     }
+    if (options_.stop_requested && options_.stop_requested() && step_ < options_.steps) {
+      STRATA_RETURN_IF_ERROR(FlushPending());
+      STRATA_RETURN_IF_ERROR(SaveCheckpoint());
+      log(absl::StrFormat("stopped at step %d/%d on request%s", step_, options_.steps,
+                          options_.checkpoint_dir.empty() ? "" : "; checkpointed"));
+      return absl::CancelledError(absl::StrCat("stopped at step ", step_));
+    }
   }
   STRATA_RETURN_IF_ERROR(FlushPending());
   STRATA_RETURN_IF_ERROR(SaveCheckpoint());

@@ -43,12 +43,15 @@ struct ZoTrainerOptions {
   int64_t log_every = 50;
   uint64_t data_seed = 0;
   std::string checkpoint_dir;  // Empty: nothing is persisted.
-  // Stream the transformer blocks from NVMe (runtime/offload): sgd and sign variants. The
-  // results are bitwise those of in-memory training. Checkpoints and evaluations bring the
-  // blocks back into RAM for their duration (not yet within the memory budget).
+  // Stream the transformer blocks from NVMe or a pinned host tier (runtime/offload): sgd and
+  // sign variants. The results are bitwise those of in-memory training; evaluation, checkpoints
+  // and export stream the blocks within the memory budget.
   std::optional<OffloadedZo::Options> offload;
   int64_t checkpoint_every = 0;
   int keep_checkpoints = 2;
+  // Checked after every step: when it returns true, Run applies the pending update, writes a
+  // checkpoint (with checkpoint_dir) and returns CANCELLED — a graceful stop that loses nothing.
+  std::function<bool()> stop_requested;
 };
 
 class ZoTrainer {

@@ -91,6 +91,38 @@ TEST(ZoTrainerTest, ResumeAfterInterruptionEqualsAnUninterruptedRun) {
                            full->params().size() * sizeof(float)));
 }
 
+TEST(ZoTrainerTest, AStopRequestCheckpointsAndTheRunResumesToTheSameWeights) {
+  const TokenCorpus corpus = Text();
+  auto quiet = [](const std::string&) {};
+  auto full = *Transformer::Create(Small());
+  full->InitializeParameters(1);
+  ASSERT_TRUE((*ZoTrainer::Create(full.get(), &corpus, nullptr, Options(TmpDir("zo_stop_full"))))
+                  ->Run(quiet)
+                  .ok());
+
+  int steps_seen = 0;
+  std::vector<std::string> lines;
+  {
+    auto model = *Transformer::Create(Small());
+    model->InitializeParameters(1);
+    ZoTrainerOptions o = Options(TmpDir("zo_stopped"));
+    o.stop_requested = [&] { return ++steps_seen >= 13; };  // Between checkpoints.
+    auto stopped = ZoTrainer::Create(model.get(), &corpus, nullptr, o);
+    const absl::Status status =
+        (*stopped)->Run([&](const std::string& line) { lines.push_back(line); });
+    EXPECT_TRUE(absl::IsCancelled(status)) << status;
+    ASSERT_FALSE(lines.empty());
+    EXPECT_EQ(lines.back(), "stopped at step 13/40 on request; checkpointed");
+  }
+  auto model = *Transformer::Create(Small());
+  model->InitializeParameters(1);
+  auto resumed = ZoTrainer::Create(model.get(), &corpus, nullptr, Options(TmpDir("zo_stopped")));
+  ASSERT_TRUE((*resumed)->Run(quiet).ok());
+  EXPECT_EQ(std::memcmp(model->params().data(), full->params().data(),
+                        full->params().size() * sizeof(float)),
+            0);
+}
+
 TEST(ZoTrainerTest, CorruptedNewestCheckpointFallsBackAndReplaysMore) {
   const TokenCorpus corpus = Text();
   auto quiet = [](const std::string&) {};

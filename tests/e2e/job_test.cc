@@ -242,6 +242,21 @@ TEST_F(JobTest, KilledCoordinatorIsRestartedAndTheJobFinishes) {
   EXPECT_THAT(after, HasSubstr("\"attempt\": 1"));  // Re-adopted, not restarted.
 }
 
+TEST_F(JobTest, CancelCheckpointsTheZoRankBeforeItStops) {
+  StartWorker("alpha");
+  const std::string id = SubmitDetached(WriteJob("canceled", dir_ + "/canceled", 3000, true, 32));
+  ASSERT_FALSE(id.empty());
+  DescribeUntil(id, [](const std::string& j) { return Step(j) >= 100; });
+  ProcessResult cancel = Cli({"job", "cancel", id, "--reason=enough"});
+  EXPECT_EQ(cancel.exit_code, 0) << cancel.err;
+  EXPECT_THAT(cancel.out, HasSubstr("STOPPING_CANCELED"));
+  EXPECT_EQ(Cli({"job", "wait", id}).exit_code, 1);  // Ended, not completed.
+  EXPECT_THAT(Cli({"job", "describe", id}).out, HasSubstr("CANCELED"));
+  const std::string logs = Cli({"job", "logs", id}).out;
+  EXPECT_THAT(logs, HasSubstr("on request; checkpointed"));
+  EXPECT_THAT(logs, HasSubstr("STOPPING_CANCELED -> CANCELED: enough"));
+}
+
 TEST_F(JobTest, BadInputAndOtherUsersAreRefusedClearly) {
   // No workers: jobs stay queued.
   const std::string config = WriteJob("queued", dir_ + "/q", 100);
