@@ -31,8 +31,16 @@ wait_for_file() {
   exit 1
 }
 
-echo "demo: starting strata-coordinator (logs in $work)"
-"$bin/services/coordinator/strata-coordinator" --listen=localhost:0 \
+# TLS on every connection (a development CA) and a user token for the CLI.
+bash deploy/dev-certs.sh "$work/certs" >/dev/null
+tls=(--tls_cert="$work/certs/server.pem" --tls_key="$work/certs/server-key.pem")
+export STRATA_TLS_CA="$work/certs/ca.pem"
+export STRATA_TOKEN="demo-$RANDOM$RANDOM"
+echo "$STRATA_TOKEN demo" >"$work/tokens"
+
+echo "demo: starting strata-coordinator (TLS, user tokens; logs in $work)"
+"$bin/services/coordinator/strata-coordinator" --listen=localhost:0 "${tls[@]}" \
+  --tokens_file="$work/tokens" \
   --port_file="$work/coordinator.port" --data_dir="$work/coordinator" \
   --metrics_listen=localhost:0 --metrics_port_file="$work/coordinator.metrics" \
   2>"$work/coordinator.log" &
@@ -42,7 +50,8 @@ export STRATA_COORDINATOR="localhost:$(cat "$work/coordinator.port")"
 echo "demo: coordinator at $STRATA_COORDINATOR"
 
 for name in worker-a worker-b; do
-  "$bin/services/worker/strata-worker" --name="$name" --listen=localhost:0 \
+  "$bin/services/worker/strata-worker" --name="$name" --listen=localhost:0 "${tls[@]}" \
+    --tls_ca="$STRATA_TLS_CA" \
     --port_file="$work/$name.port" --nvme_paths="$work/nvme-$name" --cores=1 \
     --work_dir="$work/$name" --metrics_listen=localhost:0 2>"$work/$name.log" &
   pids+=($!)

@@ -16,6 +16,8 @@ PACKAGES=(
   libpcre2-dev libxxhash-dev
   # Storage benchmarks: fio is the bandwidth ceiling uring_bench compares with
   fio
+  # Development TLS certificates (deploy/dev-certs.sh)
+  openssl
 )
 
 SUDO=""

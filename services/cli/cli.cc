@@ -96,7 +96,10 @@ class Cli {
       : options_(options),
         out_(out),
         err_(err),
-        channel_(grpc::CreateChannel(options.coordinator, grpc::InsecureChannelCredentials())) {}
+        channel_(
+            grpc::CreateChannel(options.coordinator, options.credentials != nullptr
+                                                         ? options.credentials
+                                                         : grpc::InsecureChannelCredentials())) {}
 
   int Health() {
     auto stub = grpc::health::v1::Health::NewStub(channel_);

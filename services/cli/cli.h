@@ -4,11 +4,13 @@
 #ifndef STRATA_SERVICES_CLI_CLI_H_
 #define STRATA_SERVICES_CLI_CLI_H_
 
+#include <memory>
 #include <ostream>
 #include <string>
 #include <vector>
 
 #include "absl/time/time.h"
+#include "grpcpp/security/credentials.h"
 
 namespace strata {
 
@@ -26,6 +28,8 @@ struct CliOptions {
   std::vector<int> ranks;                     // job logs: only these ranks.
   std::string reason;                         // job cancel/kill.
   bool progress_bar = false;  // job submit/wait: redraw one line (a terminal) vs. lines.
+  // How to reach the coordinator (TLS or, with --insecure, plaintext). Null: plaintext.
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
 };
 
 // Exit codes.

@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "services/cli/cli.h"
 #include "services/common/main_util.h"
+#include "services/common/tls.h"
 
 ABSL_FLAG(std::string, coordinator, "",
           "Coordinator address host:port. Default: $STRATA_COORDINATOR, else localhost:7070.");
@@ -52,5 +53,12 @@ int main(int argc, char** argv) {
   }
   options.reason = absl::GetFlag(FLAGS_reason);
   options.progress_bar = isatty(STDOUT_FILENO) != 0;
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      strata::MakeChannelCredentials(strata::TlsConfigFromFlags(), "strata");
+  if (!credentials.ok()) {
+    std::cerr << "strata: " << credentials.status().message() << "\n";
+    return strata::kCliUsage;
+  }
+  options.credentials = *credentials;
   return strata::RunCli(args, options, std::cout, std::cerr);
 }

@@ -17,6 +17,7 @@
 #include "services/common/grpc_server.h"
 #include "services/common/main_util.h"
 #include "services/common/metrics.h"
+#include "services/common/tls.h"
 #include "services/coordinator/job_manager.h"
 #include "services/coordinator/job_service.h"
 #include "services/coordinator/job_store.h"
@@ -115,8 +116,15 @@ int Run() {
   // answer UNIMPLEMENTED, but the API is listed by reflection.
   v1::FederatedService::Service federated_service;
 
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      MakeServerCredentials(TlsConfigFromFlags(), "strata-coordinator");
+  if (!credentials.ok()) {
+    std::fprintf(stderr, "strata-coordinator: %s\n", credentials.status().ToString().c_str());
+    return 2;
+  }
   GrpcServer::Options server_options;
   server_options.listen_address = absl::GetFlag(FLAGS_listen);
+  server_options.credentials = *credentials;
   server_options.services = {
       {v1::JobService::service_full_name(), &job_service},
       {v1::WorkerService::service_full_name(), &worker_service},

@@ -12,6 +12,7 @@
 #include "proto/strata/v1/federated_service.grpc.pb.h"
 #include "services/common/grpc_status.h"
 #include "services/common/main_util.h"
+#include "services/common/tls.h"
 
 ABSL_FLAG(std::string, coordinator, "",
           "Coordinator address host:port. Default: $STRATA_COORDINATOR, else localhost:7070.");
@@ -44,8 +45,13 @@ int Run() {
     return 2;
   }
   const std::string coordinator = ResolveCoordinatorAddress(absl::GetFlag(FLAGS_coordinator));
-  auto stub = v1::FederatedService::NewStub(
-      grpc::CreateChannel(coordinator, grpc::InsecureChannelCredentials()));
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      MakeChannelCredentials(TlsConfigFromFlags(), "strata-edge");
+  if (!credentials.ok()) {
+    std::fprintf(stderr, "strata-edge: %s\n", credentials.status().ToString().c_str());
+    return 2;
+  }
+  auto stub = v1::FederatedService::NewStub(grpc::CreateChannel(coordinator, *credentials));
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + absl::GetFlag(FLAGS_timeout)));
   v1::RegisterClientRequest request;

@@ -14,6 +14,7 @@
 #include "services/common/grpc_server.h"
 #include "services/common/main_util.h"
 #include "services/common/metrics.h"
+#include "services/common/tls.h"
 #include "services/worker/capacity.h"
 #include "services/worker/rank_runner.h"
 #include "services/worker/worker_agent.h"
@@ -105,14 +106,21 @@ int Run() {
   absl::StatusOr<v1::WorkerCapacity> capacity = DetectCapacity(capacity_options);
   if (!capacity.ok()) return Fail("capacity", capacity.status());
 
+  const TlsConfig tls = TlsConfigFromFlags();
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> server_credentials =
+      MakeServerCredentials(tls, "strata-worker");
+  if (!server_credentials.ok()) return Fail("TLS", server_credentials.status());
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> channel_credentials =
+      MakeChannelCredentials(tls, "strata-worker");
+  if (!channel_credentials.ok()) return Fail("TLS", channel_credentials.status());
   GrpcServer::Options server_options;
   server_options.listen_address = absl::GetFlag(FLAGS_listen);
+  server_options.credentials = *server_credentials;
   absl::StatusOr<std::unique_ptr<GrpcServer>> server = GrpcServer::Start(server_options);
   if (!server.ok()) return Fail("--listen", server.status());
 
   WorkerAgent::Options agent_options;
-  agent_options.channel =
-      grpc::CreateChannel(CoordinatorAddress(), grpc::InsecureChannelCredentials());
+  agent_options.channel = grpc::CreateChannel(CoordinatorAddress(), *channel_credentials);
   agent_options.name = absl::GetFlag(FLAGS_name).empty() ? HostName() : absl::GetFlag(FLAGS_name);
   agent_options.address = absl::GetFlag(FLAGS_advertise_address).empty()
                               ? absl::StrCat(HostName(), ":", (*server)->port())

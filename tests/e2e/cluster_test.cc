@@ -40,10 +40,11 @@ class ClusterTest : public ::testing::Test {
                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
     ASSERT_EQ(mkdir(dir_.c_str(), 0755), 0) << dir_;
     const std::string port_file = dir_ + "/coordinator.port";
-    absl::StatusOr<Subprocess> coordinator = Subprocess::Start(
-        {kCoordinator, "--listen=localhost:0", "--port_file=" + port_file,
-         "--heartbeat_interval=100ms", "--heartbeat_timeout=1s", "--metrics_listen=localhost:0"},
-        dir_, "coordinator");
+    absl::StatusOr<Subprocess> coordinator =
+        Subprocess::Start({kCoordinator, "--listen=localhost:0", "--port_file=" + port_file,
+                           "--heartbeat_interval=100ms", "--heartbeat_timeout=1s",
+                           "--metrics_listen=localhost:0", "--insecure"},
+                          dir_, "coordinator");
     ASSERT_TRUE(coordinator.ok()) << coordinator.status();
     coordinator_ = std::make_unique<Subprocess>(*std::move(coordinator));
     const int port = WaitForPortFile(port_file, *coordinator_);
@@ -54,14 +55,15 @@ class ClusterTest : public ::testing::Test {
   Subprocess StartWorker(const std::string& name) {
     absl::StatusOr<Subprocess> worker = Subprocess::Start(
         {kWorker, "--coordinator=" + address_, "--name=" + name, "--listen=localhost:0",
-         "--cores=2", "--nvme_paths=" + dir_ + "/nvme-" + name, "--metrics_listen=localhost:0"},
+         "--cores=2", "--nvme_paths=" + dir_ + "/nvme-" + name, "--metrics_listen=localhost:0",
+         "--insecure"},
         dir_, name);
     EXPECT_TRUE(worker.ok()) << worker.status();
     return *std::move(worker);
   }
 
   ProcessResult Cli(std::vector<std::string> args) {
-    args.insert(args.begin(), {kCli, "--coordinator=" + address_});
+    args.insert(args.begin(), {kCli, "--coordinator=" + address_, "--insecure"});
     absl::StatusOr<ProcessResult> result = RunProcess(args, dir_);
     EXPECT_TRUE(result.ok()) << result.status();
     return result.ok() ? *result : ProcessResult();
@@ -130,8 +132,9 @@ TEST_F(ClusterTest, WorkersRegisterAndAKilledWorkerIsDeclaredLost) {
 }
 
 TEST_F(ClusterTest, EdgeClientGetsAClearAnswerFromTheFederatedService) {
-  absl::StatusOr<ProcessResult> result =
-      RunProcess({kEdge, "--coordinator=" + address_, "--job=fed-1", "--client_id=phone-1"}, dir_);
+  absl::StatusOr<ProcessResult> result = RunProcess(
+      {kEdge, "--coordinator=" + address_, "--job=fed-1", "--client_id=phone-1", "--insecure"},
+      dir_);
   ASSERT_TRUE(result.ok());
   // Federated rounds are not served yet: the client must say so, not hang or crash.
   EXPECT_EQ(result->exit_code, 1);
@@ -152,13 +155,17 @@ TEST_F(ClusterTest, CoordinatorStopsCleanlyOnSigterm) {
 
 TEST(CoordinatorStartTest, BusyPortIsReportedAndExitsNonZero) {
   const std::string dir = TestTmpDir();
-  absl::StatusOr<Subprocess> first = Subprocess::Start(
-      {kCoordinator, "--listen=localhost:0", "--port_file=" + dir + "/first.port"}, dir, "first");
+  absl::StatusOr<Subprocess> first =
+      Subprocess::Start({kCoordinator, "--listen=localhost:0", "--port_file=" + dir + "/first.port",
+                         "--insecure", "--metrics_listen=", "--data_dir=" + dir + "/first"},
+                        dir, "first");
   ASSERT_TRUE(first.ok());
   const int port = WaitForPortFile(dir + "/first.port", *first);
   ASSERT_GT(port, 0);
   absl::StatusOr<ProcessResult> second =
-      RunProcess({kCoordinator, absl::StrCat("--listen=localhost:", port)}, dir);
+      RunProcess({kCoordinator, absl::StrCat("--listen=localhost:", port), "--insecure",
+                  "--metrics_listen=", "--data_dir=" + dir + "/second"},
+                 dir);
   ASSERT_TRUE(second.ok());
   EXPECT_EQ(second->exit_code, 1);
   EXPECT_THAT(second->err, HasSubstr(absl::StrCat("localhost:", port)));

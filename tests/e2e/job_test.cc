@@ -75,6 +75,13 @@ class JobTest : public ::testing::Test {
                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
     ASSERT_EQ(mkdir(dir_.c_str(), 0755), 0) << dir_;
     std::ofstream(dir_ + "/tokens") << "# token user\nalice-token alice\nbob-token bob\n";
+    // Every connection uses TLS with a development CA (deploy/dev-certs.sh).
+    absl::StatusOr<ProcessResult> certs =
+        RunProcess({"/bin/bash", "deploy/dev-certs.sh", dir_ + "/certs"}, dir_);
+    ASSERT_TRUE(certs.ok() && certs->exit_code == 0) << (certs.ok() ? certs->err : "");
+    ca_ = Absolute(dir_ + "/certs/ca.pem");
+    tls_server_ = {"--tls_cert=" + dir_ + "/certs/server.pem",
+                   "--tls_key=" + dir_ + "/certs/server-key.pem"};
     StartCoordinator("localhost:0");
   }
 
@@ -83,9 +90,10 @@ class JobTest : public ::testing::Test {
     unlink(port_file.c_str());
     absl::StatusOr<Subprocess> coordinator = Subprocess::Start(
         {kCoordinator, "--listen=" + listen, "--port_file=" + port_file,
-         "--data_dir=" + dir_ + "/coordinator", "--tokens_file=" + dir_ + "/tokens",
-         "--heartbeat_interval=200ms", "--heartbeat_timeout=2s", "--adopt_timeout=10s",
-         "--metrics_listen=localhost:0", "--metrics_port_file=" + dir_ + "/metrics.port"},
+         "--data_dir=" + dir_ + "/coordinator", "--tokens_file=" + dir_ + "/tokens", tls_server_[0],
+         tls_server_[1], "--heartbeat_interval=200ms", "--heartbeat_timeout=2s",
+         "--adopt_timeout=10s", "--metrics_listen=localhost:0",
+         "--metrics_port_file=" + dir_ + "/metrics.port"},
         dir_, absl::StrCat("coordinator", ++coordinators_));
     ASSERT_TRUE(coordinator.ok()) << coordinator.status();
     coordinator_ = std::make_unique<Subprocess>(*std::move(coordinator));
@@ -98,14 +106,16 @@ class JobTest : public ::testing::Test {
     absl::StatusOr<Subprocess> worker = Subprocess::Start(
         {kWorker, "--coordinator=" + address_, "--name=" + name, "--listen=localhost:0",
          "--cores=1", "--work_dir=" + dir_ + "/work-" + name, "--train_binary=" + Absolute(kTrain),
-         "--metrics_listen=localhost:0", "--metrics_port_file=" + dir_ + "/" + name + ".metrics"},
+         tls_server_[0], tls_server_[1], "--tls_ca=" + ca_, "--metrics_listen=localhost:0",
+         "--metrics_port_file=" + dir_ + "/" + name + ".metrics"},
         dir_, name);
     ASSERT_TRUE(worker.ok()) << worker.status();
     workers_[name] = std::make_unique<Subprocess>(*std::move(worker));
   }
 
   ProcessResult Cli(std::vector<std::string> args, const std::string& token = "alice-token") {
-    args.insert(args.begin(), {kCli, "--coordinator=" + address_, "--token=" + token});
+    args.insert(args.begin(),
+                {kCli, "--coordinator=" + address_, "--token=" + token, "--tls_ca=" + ca_});
     absl::StatusOr<ProcessResult> result = RunProcess(args, dir_, absl::Minutes(5));
     EXPECT_TRUE(result.ok()) << result.status();
     return result.ok() ? *result : ProcessResult();
@@ -150,7 +160,8 @@ class JobTest : public ::testing::Test {
     return step;
   }
 
-  std::string dir_, address_;
+  std::string dir_, address_, ca_;
+  std::vector<std::string> tls_server_;
   int port_ = 0, coordinators_ = 0;
   std::unique_ptr<Subprocess> coordinator_;
   std::map<std::string, std::unique_ptr<Subprocess>> workers_;
@@ -267,6 +278,16 @@ TEST_F(JobTest, BadInputAndOtherUsersAreRefusedClearly) {
   ProcessResult invalid = Cli({"job", "submit", config, "--config=data.batch_size=0"});
   EXPECT_EQ(invalid.exit_code, 1);
   EXPECT_THAT(invalid.err, HasSubstr("spec.data.batch_size"));
+  // Plaintext to a TLS coordinator, or TLS without trusting its CA: refused.
+  absl::StatusOr<ProcessResult> plaintext =
+      RunProcess({kCli, "--coordinator=" + address_, "--insecure", "job", "list"}, dir_);
+  ASSERT_TRUE(plaintext.ok());
+  EXPECT_EQ(plaintext->exit_code, 1);
+  EXPECT_THAT(plaintext->err, HasSubstr("UNAVAILABLE"));
+  absl::StatusOr<ProcessResult> untrusted =
+      RunProcess({kCli, "--coordinator=" + address_, "--token=alice-token", "job", "list"}, dir_);
+  ASSERT_TRUE(untrusted.ok());
+  EXPECT_EQ(untrusted->exit_code, 1);
   ProcessResult bad_token = Cli({"job", "list"}, "nope");
   EXPECT_EQ(bad_token.exit_code, 1);
   EXPECT_THAT(bad_token.err, HasSubstr("UNAUTHENTICATED"));
