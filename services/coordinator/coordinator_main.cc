@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/flags/declare.h"
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -18,9 +19,13 @@
 #include "services/common/main_util.h"
 #include "services/common/metrics.h"
 #include "services/common/tls.h"
+
+ABSL_DECLARE_FLAG(bool, insecure);
 #include "services/coordinator/job_manager.h"
 #include "services/coordinator/job_service.h"
 #include "services/coordinator/job_store.h"
+#include "services/coordinator/rendezvous_store.h"
+#include "services/coordinator/tokens.h"
 #include "services/coordinator/worker_registry.h"
 #include "services/coordinator/worker_service.h"
 
@@ -44,6 +49,9 @@ ABSL_FLAG(std::string, metrics_listen, "0.0.0.0:9090",
           "one; empty disables it.");
 ABSL_FLAG(std::string, metrics_port_file, "",
           "If set, the operator endpoint's port is written here once it listens.");
+ABSL_FLAG(std::string, worker_tokens_file, "",
+          "File of worker tokens, one \"TOKEN WORKER_NAME\" pair per line (NAME \"*\": any "
+          "worker). When set, WorkerService calls need the worker's token (TLS only).");
 ABSL_FLAG(absl::Duration, adopt_timeout, absl::Seconds(30),
           "A started job whose ranks no worker reports within this long is restarted.");
 
@@ -58,25 +66,6 @@ constexpr char kUsage[] =
     "Serves strata.v1.JobService, WorkerService and FederatedService, plus\n"
     "grpc.health.v1.Health and server reflection, on --listen.";
 
-absl::StatusOr<std::map<std::string, std::string>> ReadTokens(const std::string& path) {
-  std::map<std::string, std::string> tokens;
-  if (path.empty()) return tokens;
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read --tokens_file ", path));
-  std::string line;
-  for (int number = 1; std::getline(in, line); ++number) {
-    std::vector<std::string> words = absl::StrSplit(line, ' ', absl::SkipWhitespace());
-    if (words.empty() || words[0][0] == '#') continue;
-    if (words.size() != 2) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ":", number, ": expected \"TOKEN USER\""));
-    }
-    tokens[words[0]] = words[1];
-  }
-  if (tokens.empty()) return absl::InvalidArgumentError(absl::StrCat(path, " has no tokens"));
-  return tokens;
-}
-
 int Run() {
   WorkerRegistry::Options registry_options;
   registry_options.heartbeat_interval = absl::GetFlag(FLAGS_heartbeat_interval);
@@ -87,10 +76,14 @@ int Run() {
     std::fprintf(stderr, "strata-coordinator: %s\n", registry.status().ToString().c_str());
     return 2;
   }
-  absl::StatusOr<std::map<std::string, std::string>> tokens =
-      ReadTokens(absl::GetFlag(FLAGS_tokens_file));
+  absl::StatusOr<TokenTable> tokens =
+      TokenTable::Load(absl::GetFlag(FLAGS_tokens_file), absl::GetFlag(FLAGS_worker_tokens_file));
   if (!tokens.ok()) {
     std::fprintf(stderr, "strata-coordinator: %s\n", tokens.status().ToString().c_str());
+    return 2;
+  }
+  if (tokens->has_workers() && absl::GetFlag(FLAGS_insecure)) {
+    std::fprintf(stderr, "strata-coordinator: --worker_tokens_file needs TLS (not --insecure)\n");
     return 2;
   }
   absl::StatusOr<std::unique_ptr<JobStore>> store = JobStore::Open(absl::GetFlag(FLAGS_data_dir));
@@ -107,11 +100,12 @@ int Run() {
     std::fprintf(stderr, "strata-coordinator: %s\n", jobs.status().ToString().c_str());
     return 1;
   }
-  if (tokens->empty()) {
+  if (!tokens->has_users()) {
     STRATA_LOG(WARNING) << "no --tokens_file: JobService is open to every caller";
   }
-  WorkerServiceImpl worker_service(registry->get(), jobs->get());
-  JobServiceImpl job_service(jobs->get(), *std::move(tokens));
+  RendezvousStore rendezvous;
+  WorkerServiceImpl worker_service(registry->get(), jobs->get(), &rendezvous, &*tokens);
+  JobServiceImpl job_service(jobs->get(), &*tokens);
   // Federated rounds are served by a later release of the coordinator; until then their RPCs
   // answer UNIMPLEMENTED, but the API is listed by reflection.
   v1::FederatedService::Service federated_service;

@@ -34,30 +34,10 @@ v1::JobEvent EventFor(const v1::Job& job, int64_t sequence, v1::JobState previou
 
 }  // namespace
 
-grpc::Status JobServiceImpl::Caller(const grpc::ServerContext* context, std::string* user) const {
-  user->clear();
-  if (user_tokens_.empty()) return grpc::Status::OK;
-  const auto& metadata = context->client_metadata();
-  auto it = metadata.find("authorization");
-  if (it == metadata.end()) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                        "missing \"authorization: Bearer TOKEN\" (set STRATA_TOKEN or --token)");
-  }
-  const std::string header(it->second.data(), it->second.size());
-  constexpr absl::string_view kBearer = "Bearer ";
-  auto token = user_tokens_.end();
-  if (absl::StartsWith(header, kBearer)) token = user_tokens_.find(header.substr(kBearer.size()));
-  if (token == user_tokens_.end()) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "unknown token");
-  }
-  *user = token->second;
-  return grpc::Status::OK;
-}
-
-#define STRATA_CALLER(context, user)                                  \
-  std::string user;                                                   \
-  if (grpc::Status status_ = Caller(context, &user); !status_.ok()) { \
-    return status_;                                                   \
+#define STRATA_CALLER(context, user)                                         \
+  std::string user;                                                          \
+  if (grpc::Status status_ = tokens_->User(context, &user); !status_.ok()) { \
+    return status_;                                                          \
   }
 
 grpc::Status JobServiceImpl::Submit(grpc::ServerContext* context,

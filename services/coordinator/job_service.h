@@ -1,22 +1,21 @@
 // gRPC handler for strata.v1.JobService over the JobManager. Identifies the caller from the
-// "authorization: Bearer TOKEN" metadata through the token table (users see only their own
-// jobs); without a token table every caller is the anonymous owner "".
+// "authorization: Bearer TOKEN" metadata through the user token table (users see only their own
+// jobs); without user tokens every caller is the anonymous owner "".
 #ifndef STRATA_SERVICES_COORDINATOR_JOB_SERVICE_H_
 #define STRATA_SERVICES_COORDINATOR_JOB_SERVICE_H_
 
-#include <map>
 #include <string>
 
 #include "proto/strata/v1/job_service.grpc.pb.h"
 #include "services/coordinator/job_manager.h"
+#include "services/coordinator/tokens.h"
 
 namespace strata {
 
 class JobServiceImpl final : public v1::JobService::Service {
  public:
-  // `user_tokens`: token -> user name; empty means no authentication. `jobs` must outlive this.
-  JobServiceImpl(JobManager* jobs, std::map<std::string, std::string> user_tokens)
-      : jobs_(jobs), user_tokens_(std::move(user_tokens)) {}
+  // `jobs` and `tokens` must outlive this.
+  JobServiceImpl(JobManager* jobs, const TokenTable* tokens) : jobs_(jobs), tokens_(tokens) {}
 
   grpc::Status Submit(grpc::ServerContext* context, const v1::SubmitJobRequest* request,
                       v1::SubmitJobResponse* response) override;
@@ -34,11 +33,8 @@ class JobServiceImpl final : public v1::JobService::Service {
                     v1::Job* response) override;
 
  private:
-  // The caller's user name, or UNAUTHENTICATED.
-  grpc::Status Caller(const grpc::ServerContext* context, std::string* user) const;
-
   JobManager* jobs_;
-  const std::map<std::string, std::string> user_tokens_;
+  const TokenTable* tokens_;
 };
 
 }  // namespace strata

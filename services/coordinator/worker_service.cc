@@ -15,14 +15,22 @@ grpc::Status Reply(absl::StatusOr<T> result, T* response) {
 
 }  // namespace
 
-grpc::Status WorkerServiceImpl::Register(grpc::ServerContext*,
+grpc::Status WorkerServiceImpl::AsWorker(const grpc::ServerContext* context,
+                                         const std::string& name) const {
+  return tokens_ == nullptr ? grpc::Status::OK : tokens_->Worker(context, name);
+}
+
+grpc::Status WorkerServiceImpl::Register(grpc::ServerContext* context,
                                          const v1::RegisterWorkerRequest* request,
                                          v1::RegisterWorkerResponse* response) {
+  if (grpc::Status s = AsWorker(context, request->name()); !s.ok()) return s;
   return Reply(registry_->Register(*request), response);
 }
 
-grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest* request,
+grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext* context,
+                                          const v1::HeartbeatRequest* request,
                                           v1::HeartbeatResponse* response) {
+  if (grpc::Status s = AsWorker(context, request->worker_id()); !s.ok()) return s;
   absl::StatusOr<v1::HeartbeatResponse> result = registry_->Heartbeat(*request);
   if (result.ok() && !result->reregister() && jobs_ != nullptr) {
     jobs_->OnHeartbeat(request->worker_id(),
@@ -38,6 +46,7 @@ grpc::Status WorkerServiceImpl::Assignments(grpc::ServerContext* context,
   if (request->worker_id().empty()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "worker_id must not be empty");
   }
+  if (grpc::Status s = AsWorker(context, request->worker_id()); !s.ok()) return s;
   while (!context->IsCancelled()) {
     for (const v1::Assignment& a : jobs_->TakeAssignments(request->worker_id(), absl::Seconds(1))) {
       if (!writer->Write(a)) {
@@ -50,25 +59,63 @@ grpc::Status WorkerServiceImpl::Assignments(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerServiceImpl::ReportProgress(grpc::ServerContext*,
+grpc::Status WorkerServiceImpl::ReportProgress(grpc::ServerContext* context,
                                                const v1::ProgressReport* request,
                                                v1::ReportAck* response) {
   if (jobs_ == nullptr) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no job manager");
+  if (grpc::Status s = AsWorker(context, request->worker_id()); !s.ok()) return s;
   *response = jobs_->OnProgress(*request);
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerServiceImpl::ReportRankExit(grpc::ServerContext*, const v1::RankExit* request,
+grpc::Status WorkerServiceImpl::ReportRankExit(grpc::ServerContext* context,
+                                               const v1::RankExit* request,
                                                v1::ReportAck* response) {
   if (jobs_ == nullptr) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no job manager");
+  if (grpc::Status s = AsWorker(context, request->worker_id()); !s.ok()) return s;
   *response = jobs_->OnRankExit(*request);
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerServiceImpl::ListWorkers(grpc::ServerContext*,
+grpc::Status WorkerServiceImpl::ListWorkers(grpc::ServerContext* context,
                                             const v1::ListWorkersRequest* request,
                                             v1::ListWorkersResponse* response) {
+  if (tokens_ != nullptr) {
+    std::string user;
+    if (grpc::Status s = tokens_->User(context, &user); !s.ok()) return s;
+  }
   *response = registry_->List(request->include_lost());
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerServiceImpl::StoreSet(grpc::ServerContext* context,
+                                         const v1::StoreSetRequest* request,
+                                         v1::StoreSetResponse*) {
+  if (store_ == nullptr) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no store");
+  // Ranks on any worker may write: the prefix names the job attempt.
+  if (tokens_ != nullptr) {
+    if (grpc::Status s = tokens_->AnyWorker(context); !s.ok()) return s;
+  }
+  return ToGrpcStatus(store_->Set(request->prefix(), request->key(), request->value()));
+}
+
+grpc::Status WorkerServiceImpl::StoreGet(grpc::ServerContext* context,
+                                         const v1::StoreGetRequest* request,
+                                         v1::StoreGetResponse* response) {
+  if (store_ == nullptr) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no store");
+  if (tokens_ != nullptr) {
+    if (grpc::Status s = tokens_->AnyWorker(context); !s.ok()) return s;
+  }
+  absl::Duration timeout = absl::Seconds(30);
+  if (request->has_timeout()) {
+    timeout =
+        absl::Seconds(request->timeout().seconds()) + absl::Nanoseconds(request->timeout().nanos());
+  }
+  timeout = std::min(timeout, absl::Minutes(10));
+  absl::StatusOr<std::vector<std::string>> values =
+      store_->Get(request->prefix(), {request->keys().begin(), request->keys().end()}, timeout);
+  if (!values.ok()) return ToGrpcStatus(values.status());
+  for (std::string& v : *values) response->add_values(std::move(v));
   return grpc::Status::OK;
 }
 

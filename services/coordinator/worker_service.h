@@ -1,21 +1,26 @@
 // gRPC handler for strata.v1.WorkerService: converts between protos/grpc::Status and the
-// WorkerRegistry (registration, liveness) and the JobManager (assignments, progress, rank exits).
-// Calls not served yet (step log, checkpoints, rendezvous store) answer UNIMPLEMENTED.
+// WorkerRegistry (registration, liveness), the JobManager (assignments, progress, rank exits)
+// and the RendezvousStore. With worker tokens, a worker acts only under the name its token is
+// for; ListWorkers (operators) takes a user token. Calls not served yet (step log,
+// checkpoints) answer UNIMPLEMENTED.
 #ifndef STRATA_SERVICES_COORDINATOR_WORKER_SERVICE_H_
 #define STRATA_SERVICES_COORDINATOR_WORKER_SERVICE_H_
 
 #include "proto/strata/v1/worker_service.grpc.pb.h"
 #include "services/coordinator/job_manager.h"
+#include "services/coordinator/rendezvous_store.h"
+#include "services/coordinator/tokens.h"
 #include "services/coordinator/worker_registry.h"
 
 namespace strata {
 
 class WorkerServiceImpl final : public v1::WorkerService::Service {
  public:
-  // `registry` is not owned and must outlive the service.
-  // `jobs` may be null (registry only).
-  WorkerServiceImpl(WorkerRegistry* registry, JobManager* jobs)
-      : registry_(registry), jobs_(jobs) {}
+  // Not owned; they must outlive the service. `jobs`, `store` and `tokens` may be null
+  // (registry only, no authentication).
+  WorkerServiceImpl(WorkerRegistry* registry, JobManager* jobs, RendezvousStore* store = nullptr,
+                    const TokenTable* tokens = nullptr)
+      : registry_(registry), jobs_(jobs), store_(store), tokens_(tokens) {}
 
   grpc::Status Register(grpc::ServerContext* context, const v1::RegisterWorkerRequest* request,
                         v1::RegisterWorkerResponse* response) override;
@@ -30,10 +35,18 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
                               v1::ReportAck* response) override;
   grpc::Status ReportRankExit(grpc::ServerContext* context, const v1::RankExit* request,
                               v1::ReportAck* response) override;
+  grpc::Status StoreSet(grpc::ServerContext* context, const v1::StoreSetRequest* request,
+                        v1::StoreSetResponse* response) override;
+  grpc::Status StoreGet(grpc::ServerContext* context, const v1::StoreGetRequest* request,
+                        v1::StoreGetResponse* response) override;
 
  private:
+  grpc::Status AsWorker(const grpc::ServerContext* context, const std::string& name) const;
+
   WorkerRegistry* registry_;
   JobManager* jobs_;
+  RendezvousStore* store_;
+  const TokenTable* tokens_;
 };
 
 }  // namespace strata

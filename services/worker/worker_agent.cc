@@ -5,6 +5,7 @@
 
 #include "google/protobuf/util/time_util.h"
 #include "runtime/base/logging.h"
+#include "services/common/grpc_status.h"
 #include "services/worker/capacity.h"
 
 namespace strata {
@@ -79,7 +80,7 @@ bool WorkerAgent::RegisterOnce() {
   const grpc::Status status = stub_->Register(&context, request, &response);
   if (!status.ok()) {
     STRATA_LOG(WARNING) << "register with coordinator failed: "
-                        << static_cast<int>(status.error_code()) << " " << status.error_message();
+                        << FromGrpcStatus(status, "WorkerService.Register");
     return false;
   }
   absl::Duration interval = absl::Nanoseconds(
@@ -107,7 +108,8 @@ bool WorkerAgent::HeartbeatOnce(const std::string& worker_id) {
   v1::HeartbeatResponse response;
   const grpc::Status status = stub_->Heartbeat(&context, request, &response);
   if (!status.ok()) {
-    STRATA_LOG(WARNING) << "heartbeat failed: " << status.error_message();
+    STRATA_LOG(WARNING) << "heartbeat failed: "
+                        << FromGrpcStatus(status, "WorkerService.Heartbeat");
     return true;  // Keep the id; the coordinator may just be restarting.
   }
   if (response.reregister()) {

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -36,6 +37,9 @@ ABSL_FLAG(std::string, metrics_listen, "0.0.0.0:9091",
           "one; empty disables it.");
 ABSL_FLAG(std::string, metrics_port_file, "",
           "If set, the operator endpoint's port is written here once it listens.");
+ABSL_FLAG(std::string, worker_token, "",
+          "Token this worker presents to the coordinator (its --worker_tokens_file). Default: "
+          "$STRATA_WORKER_TOKEN. Needs TLS.");
 ABSL_FLAG(std::string, work_dir, "strata-worker-data",
           "Directory for job ranks' files (logs, model configs, default checkpoints).");
 ABSL_FLAG(std::string, train_binary, "",
@@ -113,6 +117,19 @@ int Run() {
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> channel_credentials =
       MakeChannelCredentials(tls, "strata-worker");
   if (!channel_credentials.ok()) return Fail("TLS", channel_credentials.status());
+  std::string worker_token = absl::GetFlag(FLAGS_worker_token);
+  if (worker_token.empty() && std::getenv("STRATA_WORKER_TOKEN") != nullptr) {
+    worker_token = std::getenv("STRATA_WORKER_TOKEN");
+  }
+  if (!worker_token.empty()) {
+    if (tls.insecure) {
+      return Fail("--worker_token", absl::InvalidArgumentError("a worker token needs TLS, not "
+                                                               "--insecure"));
+    }
+    // Every call to the coordinator carries "authorization: Bearer TOKEN".
+    *channel_credentials = grpc::CompositeChannelCredentials(
+        *channel_credentials, grpc::AccessTokenCredentials(worker_token));
+  }
   GrpcServer::Options server_options;
   server_options.listen_address = absl::GetFlag(FLAGS_listen);
   server_options.credentials = *server_credentials;

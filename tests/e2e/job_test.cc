@@ -75,6 +75,7 @@ class JobTest : public ::testing::Test {
                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
     ASSERT_EQ(mkdir(dir_.c_str(), 0755), 0) << dir_;
     std::ofstream(dir_ + "/tokens") << "# token user\nalice-token alice\nbob-token bob\n";
+    std::ofstream(dir_ + "/worker-tokens") << "alpha-token alpha\nbeta-token beta\n";
     // Every connection uses TLS with a development CA (deploy/dev-certs.sh).
     absl::StatusOr<ProcessResult> certs =
         RunProcess({"/bin/bash", "deploy/dev-certs.sh", dir_ + "/certs"}, dir_);
@@ -90,10 +91,10 @@ class JobTest : public ::testing::Test {
     unlink(port_file.c_str());
     absl::StatusOr<Subprocess> coordinator = Subprocess::Start(
         {kCoordinator, "--listen=" + listen, "--port_file=" + port_file,
-         "--data_dir=" + dir_ + "/coordinator", "--tokens_file=" + dir_ + "/tokens", tls_server_[0],
-         tls_server_[1], "--heartbeat_interval=200ms", "--heartbeat_timeout=2s",
-         "--adopt_timeout=10s", "--metrics_listen=localhost:0",
-         "--metrics_port_file=" + dir_ + "/metrics.port"},
+         "--data_dir=" + dir_ + "/coordinator", "--tokens_file=" + dir_ + "/tokens",
+         "--worker_tokens_file=" + dir_ + "/worker-tokens", tls_server_[0], tls_server_[1],
+         "--heartbeat_interval=200ms", "--heartbeat_timeout=2s", "--adopt_timeout=10s",
+         "--metrics_listen=localhost:0", "--metrics_port_file=" + dir_ + "/metrics.port"},
         dir_, absl::StrCat("coordinator", ++coordinators_));
     ASSERT_TRUE(coordinator.ok()) << coordinator.status();
     coordinator_ = std::make_unique<Subprocess>(*std::move(coordinator));
@@ -102,12 +103,14 @@ class JobTest : public ::testing::Test {
     address_ = absl::StrCat("localhost:", port_);
   }
 
-  void StartWorker(const std::string& name) {
+  // `token` defaults to the worker's own ("<name>-token").
+  void StartWorker(const std::string& name, std::string token = "") {
+    if (token.empty()) token = name + "-token";
     absl::StatusOr<Subprocess> worker = Subprocess::Start(
         {kWorker, "--coordinator=" + address_, "--name=" + name, "--listen=localhost:0",
          "--cores=1", "--work_dir=" + dir_ + "/work-" + name, "--train_binary=" + Absolute(kTrain),
-         tls_server_[0], tls_server_[1], "--tls_ca=" + ca_, "--metrics_listen=localhost:0",
-         "--metrics_port_file=" + dir_ + "/" + name + ".metrics"},
+         tls_server_[0], tls_server_[1], "--tls_ca=" + ca_, "--worker_token=" + token,
+         "--metrics_listen=localhost:0", "--metrics_port_file=" + dir_ + "/" + name + ".metrics"},
         dir_, name);
     ASSERT_TRUE(worker.ok()) << worker.status();
     workers_[name] = std::make_unique<Subprocess>(*std::move(worker));
@@ -291,6 +294,12 @@ TEST_F(JobTest, BadInputAndOtherUsersAreRefusedClearly) {
   ProcessResult bad_token = Cli({"job", "list"}, "nope");
   EXPECT_EQ(bad_token.exit_code, 1);
   EXPECT_THAT(bad_token.err, HasSubstr("UNAUTHENTICATED"));
+
+  // A worker presenting another worker's token cannot register (and so runs nothing).
+  StartWorker("mallory", "beta-token");
+  absl::SleepFor(absl::Seconds(1));
+  EXPECT_THAT(Cli({"node", "list"}).out, ::testing::Not(HasSubstr("mallory")));
+  EXPECT_THAT(workers_["mallory"]->Stderr(), HasSubstr("PERMISSION_DENIED"));
 
   const std::string id = SubmitDetached(config);
   ASSERT_FALSE(id.empty());
