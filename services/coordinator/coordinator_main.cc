@@ -95,6 +95,8 @@ int Run() {
   manager_options.store = store->get();
   manager_options.registry = registry->get();
   manager_options.adopt_timeout = absl::GetFlag(FLAGS_adopt_timeout);
+  RendezvousStore rendezvous;
+  manager_options.rendezvous = &rendezvous;
   absl::StatusOr<std::unique_ptr<JobManager>> jobs = JobManager::Create(manager_options);
   if (!jobs.ok()) {
     std::fprintf(stderr, "strata-coordinator: %s\n", jobs.status().ToString().c_str());
@@ -103,7 +105,6 @@ int Run() {
   if (!tokens->has_users()) {
     STRATA_LOG(WARNING) << "no --tokens_file: JobService is open to every caller";
   }
-  RendezvousStore rendezvous;
   WorkerServiceImpl worker_service(registry->get(), jobs->get(), &rendezvous, &*tokens);
   JobServiceImpl job_service(jobs->get(), &*tokens);
   // Federated rounds are served by a later release of the coordinator; until then their RPCs

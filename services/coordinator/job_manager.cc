@@ -150,6 +150,9 @@ void JobManager::LogLocked(Entry& e, v1::LogLevel level, const std::string& text
 void JobManager::SetStateLocked(Entry& e, v1::JobState to, const std::string& reason) {
   v1::Job& job = e.stored.job;
   const v1::JobState from = job.state();
+  if (HoldsResources(from) && !HoldsResources(to) && options_.rendezvous != nullptr) {
+    options_.rendezvous->Drop(absl::StrCat(job.id(), "/", job.attempt()));
+  }
   job.set_state(to);
   job.set_message(reason);
   const absl::Time now = options_.clock();

@@ -32,6 +32,7 @@
 #include "proto/strata/v1/worker_service.pb.h"
 #include "services/common/metrics.h"
 #include "services/coordinator/job_store.h"
+#include "services/coordinator/rendezvous_store.h"
 #include "services/coordinator/worker_registry.h"
 
 namespace strata {
@@ -41,6 +42,8 @@ class JobManager {
   struct Options {
     JobStore* store = nullptr;           // Not owned.
     WorkerRegistry* registry = nullptr;  // Not owned.
+    // The attempts' rendezvous keys are dropped here when an attempt ends. Optional, not owned.
+    RendezvousStore* rendezvous = nullptr;
     std::string coordinator_address;     // Sent to ranks in StartRank.
     // A started job (or, after a coordinator restart, a running one) whose ranks no worker
     // reports within this long restarts from its checkpoint.
