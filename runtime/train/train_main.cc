@@ -74,6 +74,12 @@ ABSL_FLAG(int, prefetch_blocks, 2, "ZO offload: blocks read ahead of the one com
 ABSL_FLAG(bool, offload_bf16, false, "ZO offload: store blocks as bf16 (fp32 compute).");
 ABSL_FLAG(std::string, offload_tier, "nvme",
           "ZO offload tier: nvme (needs --offload_dirs) or cpu (blocks in pinned host memory).");
+ABSL_FLAG(std::string, replay_log, "",
+          "ZO: a step log (e.g. the coordinator's copy) to replay from the initial weights when "
+          "--checkpoint_dir holds no checkpoint yet, so a restarted run loses no step.");
+ABSL_FLAG(bool, report_steps, false,
+          "ZO: print each step's record as a \"zo-record\" line once it is durable (for the "
+          "worker daemon, which forwards them to the coordinator).");
 ABSL_FLAG(int, offload_gpu, -1,
           "ZO offload: run the blocks on this CUDA device (-1: on the CPU; needs a CUDA build).");
 
@@ -201,6 +207,17 @@ absl::Status RunZo(Transformer* model, const TokenCorpus& train, const TokenCorp
     }
   }
   o.stop_requested = [] { return g_stop_requested.load(); };
+  o.replay_log = absl::GetFlag(FLAGS_replay_log);
+  if (absl::GetFlag(FLAGS_report_steps)) {
+    // Exact values: %a prints the binary floating-point value.
+    o.on_step = [](const zo::ZoStepRecord& r) {
+      std::string line = absl::StrFormat("zo-record %d %d %a %a %d", r.step, r.seed, r.lr,
+                                         static_cast<double>(r.loss), r.skipped ? 1 : 0);
+      for (float g : r.scalars) absl::StrAppendFormat(&line, " %a", static_cast<double>(g));
+      std::printf("%s\n", line.c_str());
+      std::fflush(stdout);
+    };
+  }
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<ZoTrainer> trainer,
                           ZoTrainer::Create(model, &train, &eval, o));
   STRATA_RETURN_IF_ERROR(trainer->Run([](const std::string& line) {

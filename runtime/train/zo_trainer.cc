@@ -125,6 +125,7 @@ absl::StatusOr<int64_t> ZoTrainer::Resume(const Log& log) {
     }
     STRATA_RETURN_IF_ERROR(EnsureOffload());  // First: it may build the weights on NVMe.
     STRATA_RETURN_IF_ERROR(SaveCheckpoint());
+    if (!options_.replay_log.empty()) STRATA_RETURN_IF_ERROR(ReplayFromStart(log));
     return step_;
   }
   if (!latest.ok()) return latest.status();
@@ -188,6 +189,29 @@ absl::StatusOr<int64_t> ZoTrainer::Resume(const Log& log) {
   return step_;
 }
 
+absl::Status ZoTrainer::ReplayFromStart(const Log& log) {
+  STRATA_ASSIGN_OR_RETURN(zo::StepLogContents contents,
+                          zo::ReadStepLog(options_.replay_log, options_.zo.num_perturbations));
+  for (const zo::ZoStepRecord& record : contents.records) {
+    if (record.step != step_ + 1) {
+      return absl::DataLossError(absl::StrCat(options_.replay_log, ": step log jumps from step ",
+                                              step_, " to ", record.step));
+    }
+    STRATA_RETURN_IF_ERROR(log_->Append(record, /*sync=*/false));
+    if (offload_ != nullptr) {
+      STRATA_RETURN_IF_ERROR(offload_->Replay(record));
+    } else {
+      STRATA_RETURN_IF_ERROR(optimizer_->Replay(record));
+    }
+    sampler_.Next(absl::MakeSpan(tokens_), absl::MakeSpan(targets_));  // Keep data in step.
+    step_ = record.step;
+  }
+  STRATA_RETURN_IF_ERROR(log_->Sync());
+  log(absl::StrFormat("replayed %d steps of %s from the initial weights: at step %d",
+                      contents.records.size(), options_.replay_log, step_));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<zo::ZoStepRecord> ZoTrainer::Step() {
   sampler_.Next(absl::MakeSpan(tokens_), absl::MakeSpan(targets_));
   const int64_t next = step_ + 1;
@@ -199,6 +223,7 @@ absl::StatusOr<zo::ZoStepRecord> ZoTrainer::Step() {
   STRATA_ASSIGN_OR_RETURN(zo::ZoStepRecord record, std::move(stepped));
   if (log_ != nullptr) STRATA_RETURN_IF_ERROR(log_->Append(record, /*sync=*/true));
   step_ = next;
+  if (options_.on_step) options_.on_step(record);
   return record;
 }
 

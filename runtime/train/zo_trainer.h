@@ -52,6 +52,13 @@ struct ZoTrainerOptions {
   // Checked after every step: when it returns true, Run applies the pending update, writes a
   // checkpoint (with checkpoint_dir) and returns CANCELLED — a graceful stop that loses nothing.
   std::function<bool()> stop_requested;
+  // A step log kept elsewhere (the coordinator's copy) that continues this run's initial
+  // weights: when checkpoint_dir holds no checkpoint and no log yet, its records are replayed
+  // from the initial weights (and appended to the local log), so a run restarted on another
+  // machine loses no logged step.
+  std::string replay_log;
+  // Called with each step's record once it is durable in the local step log.
+  std::function<void(const zo::ZoStepRecord&)> on_step;
 };
 
 class ZoTrainer {
@@ -81,6 +88,8 @@ class ZoTrainer {
   zo::ZoOptimizer& optimizer() { return *optimizer_; }
 
  private:
+  // Replays options_.replay_log from the initial weights (a fresh checkpoint directory).
+  absl::Status ReplayFromStart(const Log& log);
   ZoTrainer(Transformer* model, const TokenCorpus* eval, ZoTrainerOptions options,
             BatchSampler sampler, std::unique_ptr<zo::ZoOptimizer> optimizer);
   double LrAt(int64_t step) const;

@@ -489,6 +489,32 @@ v1::ReportAck JobManager::OnRankExit(const v1::RankExit& exit) {
   return ack;
 }
 
+absl::StatusOr<v1::StepLogAck> JobManager::OnStepLog(const v1::StepLogReport& report) {
+  absl::MutexLock lock(&mu_);
+  v1::StepLogAck ack;
+  Entry* e = CurrentLocked(report.ref());
+  if (e == nullptr) {
+    ack.set_stale(true);
+    return ack;
+  }
+  if (!e->stored.job.spec().optimizer().has_zeroth_order()) {
+    return absl::FailedPreconditionError("step-log records are for zeroth-order jobs");
+  }
+  const int q = e->stored.job.spec().optimizer().zeroth_order().num_perturbations();
+  for (const v1::ZoStepRecord& r : report.records()) {
+    if (r.step() < 1 || r.projected_grads_size() != q) {
+      return absl::InvalidArgumentError(absl::StrCat("record of step ", r.step(), " has ",
+                                                     r.projected_grads_size(),
+                                                     " scalars; the job uses ", q));
+    }
+  }
+  absl::StatusOr<int64_t> durable = options_.store->AppendSteps(
+      e->stored.job.id(), {report.records().begin(), report.records().end()});
+  if (!durable.ok()) return durable.status();
+  ack.set_durable_through_step(*durable);
+  return ack;
+}
+
 void JobManager::OnHeartbeat(const std::string& worker_id,
                              const std::vector<v1::RunningRank>& running) {
   absl::MutexLock lock(&mu_);
@@ -663,6 +689,18 @@ void JobManager::ScheduleLocked() {
       *start->mutable_gpu_indices() = p.gpu_indices();
       start->set_rendezvous_prefix(absl::StrCat(job.id(), "/", job.attempt()));
       start->set_coordinator_address(options_.coordinator_address);
+      if (job.attempt() > 1 && job.spec().optimizer().has_zeroth_order()) {
+        // The step log so far: the new attempt replays it (unless its checkpoint directory
+        // already has the run, e.g. shared storage or the same worker).
+        absl::StatusOr<std::vector<v1::ZoStepRecord>> steps = options_.store->Steps(job.id());
+        if (steps.ok()) {
+          for (v1::ZoStepRecord& r : *steps) *start->add_replay() = std::move(r);
+        } else {
+          LogLocked(e, v1::LOG_LEVEL_WARNING,
+                    absl::StrCat("step log unreadable, not replayed: ", steps.status().message()),
+                    -1, "");
+        }
+      }
       SendLocked(p.worker_id(), std::move(a));
     }
   }

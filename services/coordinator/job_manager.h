@@ -44,7 +44,7 @@ class JobManager {
     WorkerRegistry* registry = nullptr;  // Not owned.
     // The attempts' rendezvous keys are dropped here when an attempt ends. Optional, not owned.
     RendezvousStore* rendezvous = nullptr;
-    std::string coordinator_address;     // Sent to ranks in StartRank.
+    std::string coordinator_address;  // Sent to ranks in StartRank.
     // A started job (or, after a coordinator restart, a running one) whose ranks no worker
     // reports within this long restarts from its checkpoint.
     absl::Duration adopt_timeout = absl::Seconds(30);
@@ -85,6 +85,10 @@ class JobManager {
       ABSL_LOCKS_EXCLUDED(mu_);
   v1::ReportAck OnProgress(const v1::ProgressReport& report) ABSL_LOCKS_EXCLUDED(mu_);
   v1::ReportAck OnRankExit(const v1::RankExit& exit) ABSL_LOCKS_EXCLUDED(mu_);
+  // ZO step-log records of the current attempt, persisted before the ack; a restarted attempt
+  // gets them (StartRank.replay) and rebuilds the weights from the job's initial model.
+  absl::StatusOr<v1::StepLogAck> OnStepLog(const v1::StepLogReport& report)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // A worker's heartbeat: the ranks it runs (re-adopts them after a coordinator restart, and
   // stops ranks of attempts the coordinator no longer wants).
   void OnHeartbeat(const std::string& worker_id, const std::vector<v1::RunningRank>& running)

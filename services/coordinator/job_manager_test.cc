@@ -235,6 +235,35 @@ TEST_F(JobManagerTest, FailedRankRestartsTheGroupUntilMaxRestarts) {
   EXPECT_THAT(now.message(), HasSubstr("no restarts left"));
 }
 
+TEST_F(JobManagerTest, ARestartedZoAttemptGetsTheStepLog) {
+  AddWorker("w1", 1);
+  const v1::Job job = Submit(Spec("zo", 10, 1));
+  v1::StepLogReport report;
+  *report.mutable_ref() = Ref(job, 1);
+  for (int64_t step = 1; step <= 3; ++step) {
+    v1::ZoStepRecord* r = report.add_records();
+    r->set_step(step);
+    r->set_seed(step * 11);
+    r->add_projected_grads(0.5);
+  }
+  auto ack = manager_->OnStepLog(report);
+  ASSERT_TRUE(ack.ok()) << ack.status();
+  EXPECT_EQ(ack->durable_through_step(), 3);
+  report.mutable_records(0)->add_projected_grads(1.0);  // Two scalars for a q = 1 job.
+  EXPECT_EQ(manager_->OnStepLog(report).status().code(), absl::StatusCode::kInvalidArgument);
+  Orders("w1");
+  Exit(job, 1, /*completed=*/false, "w1");
+  auto orders = Orders("w1");
+  ASSERT_TRUE(orders[job.id()].has_start());
+  EXPECT_EQ(orders[job.id()].start().ref().attempt(), 2);
+  ASSERT_EQ(orders[job.id()].start().replay_size(), 3);
+  EXPECT_EQ(orders[job.id()].start().replay(2).seed(), 33u);
+  // The old attempt's records are stale now.
+  v1::StepLogReport late;
+  *late.mutable_ref() = Ref(job, 1);
+  EXPECT_TRUE(manager_->OnStepLog(late)->stale());
+}
+
 TEST_F(JobManagerTest, LostWorkerRestartsItsJobElsewhere) {
   AddWorker("w1", 1);
   const v1::Job job = Submit(Spec("j", 10, 1));

@@ -100,7 +100,12 @@ absl::Status JobStore::Initialize() {
       "  request_id TEXT NOT NULL,"
       "  job BLOB NOT NULL);"
       "CREATE UNIQUE INDEX IF NOT EXISTS jobs_by_request ON jobs(owner, request_id) "
-      "  WHERE request_id <> '';");
+      "  WHERE request_id <> '';"
+      "CREATE TABLE IF NOT EXISTS step_log ("
+      "  job_id TEXT NOT NULL,"
+      "  step INTEGER NOT NULL,"
+      "  record BLOB NOT NULL,"
+      "  PRIMARY KEY (job_id, step)) WITHOUT ROWID;");
 }
 
 JobStore::~JobStore() {
@@ -196,6 +201,65 @@ absl::StatusOr<std::vector<StoredJob>> JobStore::All() {
   }
   if (rc != SQLITE_DONE) return Error("list jobs");
   return jobs;
+}
+
+absl::StatusOr<int64_t> JobStore::AppendSteps(const std::string& job_id,
+                                              const std::vector<v1::ZoStepRecord>& records) {
+  absl::MutexLock lock(&mu_);
+  if (!records.empty()) {
+    if (absl::Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+    Statement insert(db_,
+                     "INSERT OR IGNORE INTO step_log (job_id, step, record) VALUES (?1, ?2, ?3)");
+    for (const v1::ZoStepRecord& r : records) {
+      sqlite3_reset(insert.get());
+      insert.Bind(1, job_id);
+      sqlite3_bind_int64(insert.get(), 2, r.step());
+      insert.BindBlob(3, r.SerializeAsString());
+      if (sqlite3_step(insert.get()) != SQLITE_DONE) {
+        absl::Status status = Error("append step log");
+        Exec("ROLLBACK").IgnoreError();
+        return status;
+      }
+    }
+    if (absl::Status s = Exec("COMMIT"); !s.ok()) return s;
+  }
+  // The end of the gap-free prefix: steps 1..n are all present when MAX(step) == COUNT(*)
+  // (steps are positive and unique); otherwise find the first gap.
+  Statement stats(db_, "SELECT COUNT(*), COALESCE(MAX(step), 0) FROM step_log WHERE job_id = ?1");
+  stats.Bind(1, job_id);
+  if (sqlite3_step(stats.get()) != SQLITE_ROW) return Error("count step log");
+  const int64_t count = sqlite3_column_int64(stats.get(), 0);
+  const int64_t max = sqlite3_column_int64(stats.get(), 1);
+  if (count == max) return max;
+  Statement gap(db_,
+                "SELECT MIN(step) FROM step_log a WHERE job_id = ?1 AND NOT EXISTS "
+                "(SELECT 1 FROM step_log b WHERE b.job_id = a.job_id AND b.step = a.step + 1)");
+  gap.Bind(1, job_id);
+  if (sqlite3_step(gap.get()) != SQLITE_ROW) return Error("find step log gap");
+  // Steps below the first gap exist only if step 1 does.
+  Statement first(db_, "SELECT 1 FROM step_log WHERE job_id = ?1 AND step = 1");
+  first.Bind(1, job_id);
+  return sqlite3_step(first.get()) == SQLITE_ROW ? sqlite3_column_int64(gap.get(), 0) : 0;
+}
+
+absl::StatusOr<std::vector<v1::ZoStepRecord>> JobStore::Steps(const std::string& job_id) {
+  absl::MutexLock lock(&mu_);
+  Statement all(db_, "SELECT step, record FROM step_log WHERE job_id = ?1 ORDER BY step");
+  all.Bind(1, job_id);
+  std::vector<v1::ZoStepRecord> records;
+  int rc;
+  while ((rc = sqlite3_step(all.get())) == SQLITE_ROW) {
+    const int64_t step = sqlite3_column_int64(all.get(), 0);
+    if (step != static_cast<int64_t>(records.size()) + 1) break;  // A gap: the prefix ends.
+    v1::ZoStepRecord r;
+    if (!r.ParseFromString(all.Column(1))) {
+      return absl::DataLossError(
+          absl::StrCat(path_, ": step ", step, " of job ", job_id, " does not parse"));
+    }
+    records.push_back(std::move(r));
+  }
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Error("read step log");
+  return records;
 }
 
 }  // namespace strata

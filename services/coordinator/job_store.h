@@ -15,6 +15,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "proto/strata/v1/common.pb.h"
 #include "proto/strata/v1/job.pb.h"
 
 struct sqlite3;
@@ -45,6 +46,13 @@ class JobStore {
   absl::StatusOr<StoredJob> Get(const std::string& job_id);
   // Every job, in submission order.
   absl::StatusOr<std::vector<StoredJob>> All();
+
+  // The ZO step log of a job (one row per step; a step already stored is kept as it is — the
+  // same step always has the same record). Returns the last step of the gap-free log from 1.
+  absl::StatusOr<int64_t> AppendSteps(const std::string& job_id,
+                                      const std::vector<v1::ZoStepRecord>& records);
+  // Steps 1..N of the gap-free log, in order.
+  absl::StatusOr<std::vector<v1::ZoStepRecord>> Steps(const std::string& job_id);
 
   const std::string& path() const { return path_; }
 

@@ -104,6 +104,37 @@ TEST(JobStoreTest, AnInsertThatReturnedSurvivesSigkill) {
   EXPECT_EQ(job->request_id, "r");
 }
 
+v1::ZoStepRecord Step(int64_t step) {
+  v1::ZoStepRecord r;
+  r.set_step(step);
+  r.set_seed(1000 + step);
+  r.add_projected_grads(0.25 * step);
+  r.set_lr(1e-4);
+  return r;
+}
+
+TEST(JobStoreTest, StepLogIsGapFreeIdempotentAndDurable) {
+  const std::string dir = FreshDir("steps");
+  {
+    auto store = JobStore::Open(dir);
+    ASSERT_TRUE(store.ok());
+    EXPECT_EQ(*(*store)->AppendSteps("j", {Step(1), Step(2), Step(3)}), 3);
+    EXPECT_EQ(*(*store)->AppendSteps("j", {Step(5)}), 3);  // A gap: the prefix ends at 3.
+    v1::ZoStepRecord changed = Step(2);
+    changed.set_seed(7);
+    EXPECT_EQ(*(*store)->AppendSteps("j", {changed, Step(4)}), 5);  // Step 2 kept as it was.
+    EXPECT_EQ(*(*store)->AppendSteps("other", {Step(2)}), 0);       // No step 1.
+  }
+  auto store = JobStore::Open(dir);
+  ASSERT_TRUE(store.ok());
+  auto steps = (*store)->Steps("j");
+  ASSERT_TRUE(steps.ok());
+  ASSERT_EQ(steps->size(), 5u);
+  EXPECT_EQ((*steps)[1].seed(), 1002u);
+  EXPECT_EQ((*steps)[4].step(), 5);
+  EXPECT_TRUE((*store)->Steps("other")->empty());
+}
+
 TEST(JobStoreTest, ForeignAndDamagedFilesAreRefusedByPath) {
   const std::string dir = FreshDir("foreign");
   ASSERT_EQ(std::system(("mkdir -p " + dir).c_str()), 0);

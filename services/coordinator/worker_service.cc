@@ -88,6 +88,16 @@ grpc::Status WorkerServiceImpl::ListWorkers(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
+grpc::Status WorkerServiceImpl::ReportStepLog(grpc::ServerContext* context,
+                                              const v1::StepLogReport* request,
+                                              v1::StepLogAck* response) {
+  if (jobs_ == nullptr) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no job manager");
+  if (tokens_ != nullptr) {
+    if (grpc::Status s = tokens_->AnyWorker(context); !s.ok()) return s;
+  }
+  return Reply(jobs_->OnStepLog(*request), response);
+}
+
 grpc::Status WorkerServiceImpl::StoreSet(grpc::ServerContext* context,
                                          const v1::StoreSetRequest* request,
                                          v1::StoreSetResponse*) {

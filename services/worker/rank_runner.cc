@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 
@@ -21,6 +22,7 @@
 #include "absl/strings/strip.h"
 #include "google/protobuf/util/time_util.h"
 #include "runtime/base/logging.h"
+#include "runtime/zo/step_log.h"
 
 namespace strata {
 namespace {
@@ -123,7 +125,7 @@ absl::StatusOr<std::vector<std::string>> TrainArgs(const v1::StartRank& start,
   // Optimizer.
   const v1::OptimizerSpec& opt = spec.optimizer();
   const v1::CheckpointPolicy& ckpt = spec.checkpoint();
-  const std::string ckpt_dir = ckpt.path().empty() ? dirs.job_dir + "/checkpoints" : ckpt.path();
+  const std::string ckpt_dir = CheckpointDir(spec, dirs);
   if (opt.has_zeroth_order()) {
     const v1::ZerothOrderSpec& zo = opt.zeroth_order();
     args.push_back("--optimizer=zo");
@@ -154,8 +156,11 @@ absl::StatusOr<std::vector<std::string>> TrainArgs(const v1::StartRank& start,
     if (zo.momentum() > 0) args.push_back(Flag("momentum", zo.momentum()));
     if (zo.sparse_quantile() > 0) args.push_back(Flag("sparse_quantile", zo.sparse_quantile()));
     if (zo.scalar_clip() > 0) args.push_back(Flag("scalar_clip", zo.scalar_clip()));
-    // The step log and checkpoints make a restarted attempt resume exactly.
+    // The step log and checkpoints make a restarted attempt resume exactly; the records also
+    // go to the coordinator, which hands them to a restarted attempt elsewhere.
     args.push_back(Flag("checkpoint_dir", ckpt_dir));
+    args.push_back("--report_steps");
+    if (!dirs.replay_log.empty()) args.push_back(Flag("replay_log", dirs.replay_log));
     if (ckpt.interval_steps() > 0) {
       args.push_back(absl::StrCat("--checkpoint_every=", ckpt.interval_steps()));
     }
@@ -192,6 +197,44 @@ absl::StatusOr<std::vector<std::string>> TrainArgs(const v1::StartRank& start,
     }
   }
   return args;
+}
+
+std::string CheckpointDir(const v1::JobSpec& spec, const RankDirs& dirs) {
+  return spec.checkpoint().path().empty() ? dirs.job_dir + "/checkpoints"
+                                          : spec.checkpoint().path();
+}
+
+bool ParseStepRecord(const std::string& line, v1::ZoStepRecord* record) {
+  if (!absl::StartsWith(line, "zo-record ")) return false;
+  std::vector<std::string> words = absl::StrSplit(line.substr(10), ' ', absl::SkipEmpty());
+  if (words.size() < 6) return false;
+  int64_t step = 0;
+  uint64_t seed = 0;
+  int skipped = 0;
+  if (!absl::SimpleAtoi(words[0], &step) || !absl::SimpleAtoi(words[1], &seed) ||
+      !absl::SimpleAtoi(words[4], &skipped)) {
+    return false;
+  }
+  // Hexadecimal floats (%a): strtod reads them exactly.
+  auto hex = [](const std::string& w, double* out) {
+    char* end = nullptr;
+    *out = std::strtod(w.c_str(), &end);
+    return end != nullptr && *end == '\0' && end != w.c_str();
+  };
+  double lr = 0, loss = 0;
+  if (!hex(words[2], &lr) || !hex(words[3], &loss)) return false;
+  record->Clear();
+  record->set_step(step);
+  record->set_seed(seed);
+  record->set_lr(lr);
+  record->set_loss(loss);
+  record->set_skipped(skipped != 0);
+  for (size_t i = 5; i < words.size(); ++i) {
+    double g = 0;
+    if (!hex(words[i], &g)) return false;
+    record->add_projected_grads(g);
+  }
+  return true;
 }
 
 bool ParseTrainLine(const std::string& line, int64_t tokens_per_step, v1::JobProgress* progress) {
@@ -332,6 +375,27 @@ absl::Status RankRunner::Start(const v1::StartRank& start, const std::string& wo
   for (const std::string& d : dirs.nvme_dirs) {
     if (absl::Status s = MakeDirs(d); !s.ok()) return s;
   }
+  if (start.replay_size() > 0 &&
+      access((CheckpointDir(start.spec(), dirs) + "/steplog.bin").c_str(), F_OK) != 0) {
+    // A restarted ZO attempt with no local trace of the run: rebuild it from the coordinator's
+    // step log (replayed from the initial weights by the trainer).
+    dirs.replay_log = absl::StrCat(dirs.job_dir, "/replay-attempt", start.ref().attempt(), ".bin");
+    unlink(dirs.replay_log.c_str());
+    absl::StatusOr<std::unique_ptr<zo::StepLogWriter>> writer = zo::StepLogWriter::Open(
+        dirs.replay_log, start.spec().optimizer().zeroth_order().num_perturbations());
+    if (!writer.ok()) return writer.status();
+    for (const v1::ZoStepRecord& r : start.replay()) {
+      zo::ZoStepRecord record;
+      record.step = r.step();
+      record.seed = r.seed();
+      record.lr = r.lr();
+      record.loss = static_cast<float>(r.loss());
+      record.skipped = r.skipped();
+      for (double g : r.projected_grads()) record.scalars.push_back(static_cast<float>(g));
+      if (absl::Status s = (*writer)->Append(record, /*sync=*/false); !s.ok()) return s;
+    }
+    if (absl::Status s = (*writer)->Sync(); !s.ok()) return s;
+  }
   absl::StatusOr<std::vector<std::string>> args = TrainArgs(start, dirs);
   if (!args.ok()) return args.status();
   if (start.spec().model().has_config_json()) {
@@ -452,7 +516,17 @@ void RankRunner::Report(Child* child, int fd, int64_t tokens_per_step, const std
   pending.mutable_progress()->set_eval_loss(std::nan(""));
   absl::Time last_sent = absl::Now(), last_step_time = absl::Now();
   std::string buffer, last_line;
+  std::vector<v1::ZoStepRecord> steps;  // Not yet acknowledged by the coordinator.
   auto send = [&] {
+    if (!steps.empty()) {
+      v1::StepLogReport report;
+      *report.mutable_ref() = child->ref;
+      for (const v1::ZoStepRecord& r : steps) *report.add_records() = r;
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+      v1::StepLogAck ack;
+      if (stub_->ReportStepLog(&ctx, report, &ack).ok()) steps.clear();  // Else: sent again.
+    }
     if (pending.logs().empty() && !pending.has_progress()) return;
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
@@ -476,6 +550,11 @@ void RankRunner::Report(Child* child, int fd, int64_t tokens_per_step, const std
     while ((newline = buffer.find('\n')) != std::string::npos) {
       std::string line = buffer.substr(0, newline);
       buffer.erase(0, newline + 1);
+      v1::ZoStepRecord record;
+      if (ParseStepRecord(line, &record)) {  // Forwarded, not logged.
+        steps.push_back(std::move(record));
+        continue;
+      }
       log << line << '\n';
       if (ParseTrainLine(line, tokens_per_step, pending.mutable_progress())) {
         const absl::Time now = absl::Now();

@@ -35,7 +35,15 @@ namespace strata {
 struct RankDirs {
   std::string job_dir;
   std::vector<std::string> nvme_dirs;
+  std::string replay_log;  // The coordinator's step log to replay (restarted ZO attempts).
 };
+
+// Where the rank's checkpoints (and ZO step log) go: checkpoint.path, else job_dir/checkpoints.
+std::string CheckpointDir(const v1::JobSpec& spec, const RankDirs& dirs);
+
+// A "zo-record STEP SEED LR LOSS SKIPPED G..." line of strata-train --report_steps (exact
+// hexadecimal floats) as the API's record; false for other lines.
+bool ParseStepRecord(const std::string& line, v1::ZoStepRecord* record);
 
 // strata-train arguments (without the binary) for one rank, or INVALID_ARGUMENT naming the
 // spec field this trainer cannot run.
