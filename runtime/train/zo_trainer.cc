@@ -171,17 +171,7 @@ absl::StatusOr<int64_t> ZoTrainer::Resume(const Log& log) {
   int64_t replayed = 0;
   for (const zo::ZoStepRecord& record : log_->existing()) {
     if (record.step <= step_) continue;
-    if (record.step != step_ + 1) {
-      return absl::DataLossError(
-          absl::StrCat("step log jumps from step ", step_, " to ", record.step));
-    }
-    if (offload_ != nullptr) {
-      STRATA_RETURN_IF_ERROR(offload_->Replay(record));
-    } else {
-      STRATA_RETURN_IF_ERROR(optimizer_->Replay(record));
-    }
-    sampler_.Next(absl::MakeSpan(tokens_), absl::MakeSpan(targets_));  // Keep data in step.
-    step_ = record.step;
+    STRATA_RETURN_IF_ERROR(ReplayNext(record, "step log"));
     ++replayed;
   }
   log(absl::StrFormat("resumed from %s and replayed %d logged steps: at step %d", ckpt, replayed,
@@ -189,22 +179,27 @@ absl::StatusOr<int64_t> ZoTrainer::Resume(const Log& log) {
   return step_;
 }
 
+absl::Status ZoTrainer::ReplayNext(const zo::ZoStepRecord& record, const std::string& source) {
+  if (record.step != step_ + 1) {
+    return absl::DataLossError(
+        absl::StrCat(source, ": step log jumps from step ", step_, " to ", record.step));
+  }
+  if (offload_ != nullptr) {
+    STRATA_RETURN_IF_ERROR(offload_->Replay(record));
+  } else {
+    STRATA_RETURN_IF_ERROR(optimizer_->Replay(record));
+  }
+  sampler_.Next(absl::MakeSpan(tokens_), absl::MakeSpan(targets_));  // Keep data in step.
+  step_ = record.step;
+  return absl::OkStatus();
+}
+
 absl::Status ZoTrainer::ReplayFromStart(const Log& log) {
   STRATA_ASSIGN_OR_RETURN(zo::StepLogContents contents,
                           zo::ReadStepLog(options_.replay_log, options_.zo.num_perturbations));
   for (const zo::ZoStepRecord& record : contents.records) {
-    if (record.step != step_ + 1) {
-      return absl::DataLossError(absl::StrCat(options_.replay_log, ": step log jumps from step ",
-                                              step_, " to ", record.step));
-    }
-    STRATA_RETURN_IF_ERROR(log_->Append(record, /*sync=*/false));
-    if (offload_ != nullptr) {
-      STRATA_RETURN_IF_ERROR(offload_->Replay(record));
-    } else {
-      STRATA_RETURN_IF_ERROR(optimizer_->Replay(record));
-    }
-    sampler_.Next(absl::MakeSpan(tokens_), absl::MakeSpan(targets_));  // Keep data in step.
-    step_ = record.step;
+    if (record.step == step_ + 1) STRATA_RETURN_IF_ERROR(log_->Append(record, /*sync=*/false));
+    STRATA_RETURN_IF_ERROR(ReplayNext(record, options_.replay_log));
   }
   STRATA_RETURN_IF_ERROR(log_->Sync());
   log(absl::StrFormat("replayed %d steps of %s from the initial weights: at step %d",

@@ -90,6 +90,9 @@ class ZoTrainer {
  private:
   // Replays options_.replay_log from the initial weights (a fresh checkpoint directory).
   absl::Status ReplayFromStart(const Log& log);
+  // Applies `record`, which must be step step_ + 1 (else DATA_LOSS naming `source`), and moves
+  // the data sampler with it.
+  absl::Status ReplayNext(const zo::ZoStepRecord& record, const std::string& source);
   ZoTrainer(Transformer* model, const TokenCorpus* eval, ZoTrainerOptions options,
             BatchSampler sampler, std::unique_ptr<zo::ZoOptimizer> optimizer);
   double LrAt(int64_t step) const;
