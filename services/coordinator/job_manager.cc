@@ -12,6 +12,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "runtime/base/logging.h"
 #include "services/coordinator/job_spec.h"
+#include "services/coordinator/placement.h"
 
 namespace strata {
 namespace {
@@ -27,28 +28,6 @@ std::string NewJobId() {
   static absl::Mutex mu;
   absl::MutexLock lock(&mu);
   return absl::StrFormat("j-%010x", rng() & 0xFFFFFFFFFFull);
-}
-
-// What a worker still has free, as the scheduler sees it.
-struct Free {
-  std::string worker_id;
-  const v1::WorkerInfo* info;
-  int64_t cores, memory, nvme;
-  std::vector<int> gpus;  // Free GPU indices.
-};
-
-int64_t NvmeCapacity(const v1::WorkerCapacity& c) {
-  int64_t total = 0;
-  for (const v1::NvmePath& p : c.nvme_paths()) total += p.capacity_bytes();
-  return total;
-}
-
-bool LabelsMatch(const v1::WorkerInfo& info, const v1::Resources& r) {
-  for (const auto& [key, value] : r.node_selector()) {
-    auto it = info.labels().find(key);
-    if (it == info.labels().end() || it->second != value) return false;
-  }
-  return true;
 }
 
 }  // namespace
@@ -573,18 +552,11 @@ void JobManager::Tick() {
 void JobManager::ScheduleLocked() {
   // Free capacity of live workers.
   const v1::ListWorkersResponse live = options_.registry->List(/*include_lost=*/false);
-  std::vector<Free> free;
+  std::vector<FreeCapacity> free;
   std::map<std::string, size_t> index;
   for (const v1::WorkerInfo& w : live.workers()) {
-    Free f{w.worker_id(),
-           &w,
-           w.capacity().cores(),
-           w.capacity().memory_bytes(),
-           NvmeCapacity(w.capacity()),
-           {}};
-    for (const v1::GpuInfo& g : w.capacity().gpus()) f.gpus.push_back(g.index());
     index[w.worker_id()] = free.size();
-    free.push_back(std::move(f));
+    free.push_back(FullCapacity(w));
   }
   std::vector<Entry*> queued;
   for (auto& [id, e] : jobs_) {
@@ -594,18 +566,10 @@ void JobManager::ScheduleLocked() {
       continue;
     }
     if (!HoldsResources(job.state())) continue;
-    const v1::Resources& r = job.spec().resources();
     for (int k = 0; k < job.placements_size(); ++k) {
       if (k < static_cast<int>(e.ranks.size()) && e.ranks[k].exited) continue;
       auto it = index.find(job.placements(k).worker_id());
-      if (it == index.end()) continue;
-      Free& f = free[it->second];
-      f.cores -= r.cores_per_rank();
-      f.memory -= r.memory_bytes_per_rank();
-      f.nvme -= r.nvme_bytes_per_rank();
-      for (int g : job.placements(k).gpu_indices()) {
-        f.gpus.erase(std::remove(f.gpus.begin(), f.gpus.end(), g), f.gpus.end());
-      }
+      if (it != index.end()) Reserve(job.spec().resources(), job.placements(k), &free[it->second]);
     }
   }
   std::sort(queued.begin(), queued.end(), [](const Entry* a, const Entry* b) {
@@ -629,31 +593,8 @@ void JobManager::ScheduleLocked() {
     }
     // Gang placement: every rank, first fit over workers in id order, or nothing.
     const v1::Resources& r = job.spec().resources();
-    std::vector<Free> trial = free;
-    std::vector<v1::RankPlacement> placements;
-    for (int k = 0; k < r.ranks(); ++k) {
-      bool placed = false;
-      for (Free& f : trial) {
-        if (!LabelsMatch(*f.info, r) || f.cores < r.cores_per_rank() ||
-            f.memory < r.memory_bytes_per_rank() || f.nvme < r.nvme_bytes_per_rank() ||
-            static_cast<int>(f.gpus.size()) < r.gpus_per_rank()) {
-          continue;
-        }
-        v1::RankPlacement p;
-        p.set_rank(k);
-        p.set_worker_id(f.worker_id);
-        for (int g = 0; g < r.gpus_per_rank(); ++g) p.add_gpu_indices(f.gpus[g]);
-        f.gpus.erase(f.gpus.begin(), f.gpus.begin() + r.gpus_per_rank());
-        f.cores -= r.cores_per_rank();
-        f.memory -= r.memory_bytes_per_rank();
-        f.nvme -= r.nvme_bytes_per_rank();
-        placements.push_back(std::move(p));
-        placed = true;
-        break;
-      }
-      if (!placed) break;
-    }
-    if (static_cast<int>(placements.size()) < r.ranks()) {
+    std::optional<std::vector<v1::RankPlacement>> placed = PlaceGang(r, &free);
+    if (!placed.has_value()) {
       blocked = true;
       const std::string why =
           free.empty() ? "waiting for workers"
@@ -667,9 +608,9 @@ void JobManager::ScheduleLocked() {
       ++ahead;
       continue;
     }
-    free = std::move(trial);
+    const std::vector<v1::RankPlacement>& placements = *placed;
     job.clear_placements();
-    for (v1::RankPlacement& p : placements) *job.add_placements() = std::move(p);
+    for (const v1::RankPlacement& p : placements) *job.add_placements() = p;
     job.set_attempt(job.attempt() + 1);
     job.set_jobs_ahead(0);
     e.ranks.assign(placements.size(), Rank());
@@ -694,7 +635,7 @@ void JobManager::ScheduleLocked() {
         // already has the run, e.g. shared storage or the same worker).
         absl::StatusOr<std::vector<v1::ZoStepRecord>> steps = options_.store->Steps(job.id());
         if (steps.ok()) {
-          for (v1::ZoStepRecord& r : *steps) *start->add_replay() = std::move(r);
+          for (v1::ZoStepRecord& record : *steps) *start->add_replay() = std::move(record);
         } else {
           LogLocked(e, v1::LOG_LEVEL_WARNING,
                     absl::StrCat("step log unreadable, not replayed: ", steps.status().message()),
