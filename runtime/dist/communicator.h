@@ -5,8 +5,8 @@
 // reproducible. A rank that dies makes the others' collectives fail within the timeout with an
 // error naming the operation, never hang.
 //
-// Implementations: Gloo over TCP (CPU; this file's CreateGlooCommunicator). NCCL (GPU) is the
-// CUDA build's counterpart.
+// Implementations: Gloo over TCP (CPU, CreateGlooCommunicator) and NCCL (GPU buffers, CUDA
+// builds, CreateNcclCommunicator).
 #ifndef STRATA_RUNTIME_DIST_COMMUNICATOR_H_
 #define STRATA_RUNTIME_DIST_COMMUNICATOR_H_
 
@@ -62,6 +62,18 @@ struct GlooOptions {
 };
 
 absl::StatusOr<std::unique_ptr<Communicator>> CreateGlooCommunicator(const GlooOptions& options);
+
+struct NcclOptions {
+  int rank = 0;
+  int size = 1;
+  int device = 0;         // CUDA device of this rank; the spans given to it are its memory.
+  std::string store_dir;  // Rank 0 publishes the NCCL id here; the others read it.
+  std::string prefix = "strata";
+  absl::Duration timeout = absl::Seconds(30);  // Waiting for the id.
+};
+
+// The NCCL implementation (CUDA builds; UNAVAILABLE otherwise).
+absl::StatusOr<std::unique_ptr<Communicator>> CreateNcclCommunicator(const NcclOptions& options);
 
 }  // namespace strata
 

@@ -15,16 +15,12 @@
 
 #include <cerrno>
 #include <chrono>
-#include <condition_variable>
 #include <cstring>
-#include <deque>
-#include <future>
-#include <mutex>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "runtime/dist/communicator.h"
+#include "runtime/dist/serial_executor.h"
 
 namespace strata {
 namespace {
@@ -33,18 +29,7 @@ class GlooCommunicator : public Communicator {
  public:
   GlooCommunicator(std::shared_ptr<gloo::rendezvous::Context> context, int rank, int size,
                    std::chrono::milliseconds timeout)
-      : context_(std::move(context)), rank_(rank), size_(size), timeout_(timeout) {
-    worker_ = std::thread([this] { Loop(); });
-  }
-
-  ~GlooCommunicator() override {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    worker_.join();
-  }
+      : context_(std::move(context)), rank_(rank), size_(size), timeout_(timeout) {}
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }
@@ -120,15 +105,7 @@ class GlooCommunicator : public Communicator {
   }
 
   Handle Async(std::function<absl::Status(Communicator&)> op) override {
-    auto promise = std::make_shared<std::promise<absl::Status>>();
-    auto future = std::make_shared<std::shared_future<absl::Status>>(promise->get_future());
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      queue_.push_back([this, op = std::move(op), promise] { promise->set_value(op(*this)); });
-    }
-    cv_.notify_all();
-    return Handle(
-        std::make_shared<std::function<absl::Status()>>([future] { return future->get(); }));
+    return async_.Submit([this, op = std::move(op)] { return op(*this); });
   }
 
  private:
@@ -143,28 +120,10 @@ class GlooCommunicator : public Communicator {
     return absl::OkStatus();
   }
 
-  void Loop() {
-    while (true) {
-      std::function<void()> task;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
-        if (queue_.empty()) return;  // Stopping with nothing left.
-        task = std::move(queue_.front());
-        queue_.pop_front();
-      }
-      task();
-    }
-  }
-
   std::shared_ptr<gloo::rendezvous::Context> context_;
   const int rank_, size_;
   const std::chrono::milliseconds timeout_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;
-  bool stop_ = false;
-  std::thread worker_;
+  SerialExecutor async_;  // Last: destroyed (joined) first.
 };
 
 }  // namespace
