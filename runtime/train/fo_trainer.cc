@@ -20,12 +20,23 @@ absl::StatusOr<std::unique_ptr<FoTrainer>> FoTrainer::Create(Transformer* model,
         absl::StrFormat("seq %d exceeds the model's maximum sequence length %d", options.seq,
                         model->config().max_seq_len));
   }
-  BatchSampler::Options sampler_options{options.batch, options.seq, options.seed, 0, 1};
+  const int rank = options.comm != nullptr ? options.comm->rank() : 0;
+  const int world = options.comm != nullptr ? options.comm->size() : 1;
+  BatchSampler::Options sampler_options{options.batch, options.seq, options.seed, rank, world};
   STRATA_ASSIGN_OR_RETURN(BatchSampler sampler, BatchSampler::Create(train, sampler_options));
   if (eval != nullptr) {
-    STRATA_RETURN_IF_ERROR(BatchSampler::Create(eval, sampler_options).status());
+    BatchSampler::Options eval_options{options.batch, options.seq, options.seed, 0, 1};
+    STRATA_RETURN_IF_ERROR(BatchSampler::Create(eval, eval_options).status());
   }
-  return std::unique_ptr<FoTrainer>(new FoTrainer(model, eval, options, std::move(sampler)));
+  std::unique_ptr<FoTrainer> trainer(new FoTrainer(model, eval, options, std::move(sampler)));
+  if (options.comm != nullptr) {
+    ZeroAdamW::Options zero;
+    zero.stage = options.zero_stage;
+    zero.adam = AdamWConfig{options.beta1, options.beta2, 1e-8f, options.weight_decay};
+    zero.grad_clip = options.grad_clip;
+    STRATA_ASSIGN_OR_RETURN(trainer->zero_, ZeroAdamW::Create(model->layout(), options.comm, zero));
+  }
+  return trainer;
 }
 
 FoTrainer::FoTrainer(Transformer* model, const TokenCorpus* eval, FoTrainerOptions options,
@@ -46,9 +57,18 @@ absl::StatusOr<StepStats> FoTrainer::Step() {
   STRATA_ASSIGN_OR_RETURN(float loss,
                           model_->ForwardBackward(tokens_, targets_, options_.batch, options_.seq));
   StepStats stats;
-  stats.grad_norm = ClipGradNorm(model_->grads(), options_.grad_clip);
   stats.lr = WarmupCosineLr(step_, options_.warmup, options_.steps, options_.lr, options_.min_lr);
-  adamw_.Step(model_->params(), model_->grads(), stats.lr);
+  if (zero_ != nullptr) {
+    STRATA_ASSIGN_OR_RETURN(stats.grad_norm,
+                            zero_->Step(model_->params(), model_->grads(), stats.lr));
+    // Report the mean loss over the ranks' batches (the loss of the global batch).
+    float global = loss;
+    STRATA_RETURN_IF_ERROR(options_.comm->AllReduceSum(absl::MakeSpan(&global, 1)));
+    loss = global / static_cast<float>(options_.comm->size());
+  } else {
+    stats.grad_norm = ClipGradNorm(model_->grads(), options_.grad_clip);
+    adamw_.Step(model_->params(), model_->grads(), stats.lr);
+  }
   ++step_;
   stats.step = step_;
   stats.loss = loss;
@@ -60,9 +80,12 @@ absl::StatusOr<StepStats> FoTrainer::Step() {
 
 absl::StatusOr<float> FoTrainer::Evaluate() {
   if (eval_ == nullptr) return absl::FailedPreconditionError("no evaluation data");
-  return MeanLossOverBatches(eval_, options_.batch, options_.seq, options_.eval_batches,
+  // Batches of the global size, so data-parallel ranks evaluate exactly what one process with
+  // the whole batch would (each rank the whole set: the weights are the same everywhere).
+  const int batch = options_.batch * (options_.comm != nullptr ? options_.comm->size() : 1);
+  return MeanLossOverBatches(eval_, batch, options_.seq, options_.eval_batches,
                              [&](absl::Span<const int32_t> x, absl::Span<const int32_t> y) {
-                               return model_->Loss(x, y, options_.batch, options_.seq);
+                               return model_->Loss(x, y, batch, options_.seq);
                              });
 }
 
@@ -86,7 +109,7 @@ absl::Status FoTrainer::Run(const std::function<void(const std::string&)>& log) 
     log(absl::StrFormat("final eval loss %.4f after %d steps (%.0f tok/s)", eval_loss, step_,
                         tokens_per_second));
   }
-  if (!options_.save_dir.empty()) {
+  if (!options_.save_dir.empty() && (options_.comm == nullptr || options_.comm->rank() == 0)) {
     STRATA_RETURN_IF_ERROR(SaveHfCheckpoint(*model_, options_.save_dir));
     log(absl::StrFormat("saved %s", options_.save_dir));
   }

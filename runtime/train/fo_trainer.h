@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "runtime/data/dataset.h"
+#include "runtime/dist/zero_adamw.h"
 #include "runtime/model/transformer.h"
 #include "runtime/optim/adamw.h"
 
@@ -32,7 +33,12 @@ struct FoTrainerOptions {
   int eval_batches = 8;
   int64_t log_every = 10;
   uint64_t seed = 0;
-  std::string save_dir;  // Hugging Face checkpoint written at the end when set.
+  std::string save_dir;  // Hugging Face checkpoint written at the end when set (rank 0).
+  // Data parallel across the communicator's ranks (each takes every world-th sequence of the
+  // data and `batch` per step; ZeroAdamW with `zero_stage` 0-2 replaces AdamW). Null: one
+  // process. Not owned.
+  Communicator* comm = nullptr;
+  int zero_stage = 0;
 };
 
 struct StepStats {
@@ -68,6 +74,7 @@ class FoTrainer {
   FoTrainerOptions options_;
   BatchSampler sampler_;
   AdamW adamw_;
+  std::unique_ptr<ZeroAdamW> zero_;  // Data parallel (options_.comm).
   std::vector<int32_t> tokens_, targets_;
   int64_t step_ = 0;
 };

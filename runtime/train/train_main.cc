@@ -19,6 +19,7 @@
 #include "runtime/base/status_macros.h"
 #include "runtime/data/dataset.h"
 #include "runtime/data/tokenizer.h"
+#include "runtime/dist/communicator.h"
 #include "runtime/model/hf_checkpoint.h"
 #include "runtime/train/fo_trainer.h"
 #include "runtime/train/zo_trainer.h"
@@ -80,6 +81,19 @@ ABSL_FLAG(std::string, replay_log, "",
 ABSL_FLAG(bool, report_steps, false,
           "ZO: print each step's record as a \"zo-record\" line once it is durable (for the "
           "worker daemon, which forwards them to the coordinator).");
+ABSL_FLAG(int, world_size, 1,
+          "FO: data-parallel ranks (each runs this command with its --rank); they meet through "
+          "--rendezvous_dir and all-reduce over TCP (Gloo).");
+ABSL_FLAG(int, rank, 0, "FO data parallel: this process's rank in [0, --world_size).");
+ABSL_FLAG(std::string, rendezvous_dir, "",
+          "FO data parallel: a directory every rank can reach, for the rendezvous files.");
+ABSL_FLAG(std::string, rendezvous_prefix, "strata-train",
+          "FO data parallel: key prefix of this run in --rendezvous_dir (one per run/attempt).");
+ABSL_FLAG(int, zero_stage, 0,
+          "FO data parallel: ZeRO stage 0 (replicated AdamW state), 1 (partitioned state) or 2 "
+          "(+ reduce-scattered gradients).");
+ABSL_FLAG(absl::Duration, collective_timeout, absl::Seconds(60),
+          "FO data parallel: a collective that waits longer for a peer fails the run.");
 ABSL_FLAG(int, offload_gpu, -1,
           "ZO offload: run the blocks on this CUDA device (-1: on the CPU; needs a CUDA build).");
 
@@ -307,6 +321,23 @@ absl::Status Run() {
   o.log_every = absl::GetFlag(FLAGS_log_every);
   o.seed = absl::GetFlag(FLAGS_seed);
   o.save_dir = absl::GetFlag(FLAGS_save_dir);
+  std::unique_ptr<Communicator> comm;
+  if (absl::GetFlag(FLAGS_world_size) > 1) {
+    if (absl::GetFlag(FLAGS_rendezvous_dir).empty()) {
+      return absl::InvalidArgumentError("--world_size > 1 needs --rendezvous_dir");
+    }
+    GlooOptions gloo;
+    gloo.rank = absl::GetFlag(FLAGS_rank);
+    gloo.size = absl::GetFlag(FLAGS_world_size);
+    gloo.store_dir = absl::GetFlag(FLAGS_rendezvous_dir);
+    gloo.prefix = absl::GetFlag(FLAGS_rendezvous_prefix);
+    gloo.timeout = absl::GetFlag(FLAGS_collective_timeout);
+    STRATA_ASSIGN_OR_RETURN(comm, CreateGlooCommunicator(gloo));
+    o.comm = comm.get();
+    o.zero_stage = absl::GetFlag(FLAGS_zero_stage);
+    std::printf("data parallel: rank %d of %d, ZeRO stage %d\n", gloo.rank, gloo.size,
+                o.zero_stage);
+  }
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<FoTrainer> trainer,
                           FoTrainer::Create(model.get(), &train, &eval, o));
   STRATA_RETURN_IF_ERROR(trainer->Run([](const std::string& line) {
