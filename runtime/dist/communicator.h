@@ -3,7 +3,8 @@
 // through a rendezvous key-value store; each collective is deterministic: the same inputs give
 // the same bits on every rank and every run (fixed reduction order), so training across ranks is
 // reproducible. A rank that dies makes the others' collectives fail within the timeout with an
-// error naming the operation, never hang.
+// error naming the operation, never hang. (Creating a Gloo communicator sets SIGPIPE to ignored
+// when it is at its default, so a write to a dead peer is an error rather than a kill.)
 //
 // Implementations: Gloo over TCP (CPU, CreateGlooCommunicator) and NCCL (GPU buffers, CUDA
 // builds, CreateNcclCommunicator).

@@ -149,7 +149,8 @@ TEST(CommunicatorFailureTest, ADeadRankFailsTheOthersFast) {
     options.timeout = absl::Seconds(3);
     absl::StatusOr<std::unique_ptr<Communicator>> comm = CreateGlooCommunicator(options);
     if (!comm.ok()) return 2;
-    if (rank == 1) _exit(0);  // Dies without taking part.
+    if (!(*comm)->Barrier().ok()) return 6;  // Both connected.
+    if (rank == 1) _exit(0);                 // Then dies without taking part.
     std::vector<float> data(1 << 16, 1.0f);
     const absl::Time start = absl::Now();
     const absl::Status status = (*comm)->AllReduceSum(absl::MakeSpan(data));

@@ -11,6 +11,7 @@
 #include <gloo/rendezvous/file_store.h>
 #include <gloo/rendezvous/prefix_store.h>
 #include <gloo/transport/tcp/device.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -134,9 +135,20 @@ absl::StatusOr<std::unique_ptr<Communicator>> CreateGlooCommunicator(const GlooO
         absl::StrCat("rank ", options.rank, " is not in [0, ", options.size, ")"));
   }
   if (options.store_dir.empty()) return absl::InvalidArgumentError("store_dir is required");
-  if (mkdir(options.store_dir.c_str(), 0755) != 0 && errno != EEXIST) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("cannot create ", options.store_dir, ": ", std::strerror(errno)));
+  // mkdir -p: the store may be a new directory under a shared path.
+  for (size_t slash = options.store_dir.find('/', 1);;
+       slash = options.store_dir.find('/', slash + 1)) {
+    const std::string prefix = options.store_dir.substr(0, slash);
+    if (mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("cannot create ", prefix, ": ", std::strerror(errno)));
+    }
+    if (slash == std::string::npos) break;
+  }
+  // A peer that dies mid-collective must give this rank an error, not a SIGPIPE that kills it.
+  if (struct sigaction current;
+      sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
+    signal(SIGPIPE, SIG_IGN);
   }
   const auto timeout = std::chrono::milliseconds(absl::ToInt64Milliseconds(options.timeout));
   try {

@@ -89,6 +89,8 @@ ABSL_FLAG(std::string, rendezvous_dir, "",
           "FO data parallel: a directory every rank can reach, for the rendezvous files.");
 ABSL_FLAG(std::string, rendezvous_prefix, "strata-train",
           "FO data parallel: key prefix of this run in --rendezvous_dir (one per run/attempt).");
+ABSL_FLAG(std::string, rendezvous_host, "127.0.0.1",
+          "FO data parallel: the address this rank listens on for its peers.");
 ABSL_FLAG(int, zero_stage, 0,
           "FO data parallel: ZeRO stage 0 (replicated AdamW state), 1 (partitioned state) or 2 "
           "(+ reduce-scattered gradients).");
@@ -332,6 +334,7 @@ absl::Status Run() {
     gloo.store_dir = absl::GetFlag(FLAGS_rendezvous_dir);
     gloo.prefix = absl::GetFlag(FLAGS_rendezvous_prefix);
     gloo.timeout = absl::GetFlag(FLAGS_collective_timeout);
+    gloo.hostname = absl::GetFlag(FLAGS_rendezvous_host);
     STRATA_ASSIGN_OR_RETURN(comm, CreateGlooCommunicator(gloo));
     o.comm = comm.get();
     o.zero_stage = absl::GetFlag(FLAGS_zero_stage);

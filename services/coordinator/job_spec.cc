@@ -89,8 +89,13 @@ absl::StatusOr<v1::JobSpec> NormalizeJobSpec(const v1::JobSpec& in) {
   if (res->ranks() > 1 && opt->kind_case() == v1::OptimizerSpec::kZerothOrder) {
     return Bad("resources.ranks", "ZO jobs run one rank (data-parallel ZO is not supported)");
   }
-  if (res->ranks() > 1) {
-    return Bad("resources.ranks", "multi-rank training is not supported by this coordinator yet");
+  if (res->ranks() > 1 && spec.checkpoint().path().empty()) {
+    return Bad("checkpoint.path",
+               "multi-rank jobs need a checkpoint path on storage every worker reaches (the "
+               "ranks meet through files there)");
+  }
+  if (spec.zero().stage() < 0 || spec.zero().stage() > 2) {
+    return Bad("zero.stage", "must be 0, 1 or 2 (stage 3 is not supported yet)");
   }
   if (res->cores_per_rank() == 0) res->set_cores_per_rank(1);
   if (res->cores_per_rank() < 0) return Bad("resources.cores_per_rank", "must be positive");

@@ -60,8 +60,20 @@ absl::StatusOr<std::vector<std::string>> TrainArgs(const v1::StartRank& start,
                                                    const RankDirs& dirs) {
   const v1::JobSpec& spec = start.spec();
   std::vector<std::string> args;
-  if (start.world_size() != 1) {
-    return Unsupported("resources.ranks", "strata-train runs single-rank jobs");
+  if (start.world_size() > 1) {
+    if (!spec.optimizer().has_adamw()) {
+      return Unsupported("resources.ranks", "multi-rank jobs are first-order (adamw)");
+    }
+    if (spec.checkpoint().path().empty()) {
+      return Unsupported("checkpoint.path", "multi-rank jobs need a shared checkpoint path");
+    }
+    // The ranks meet in files under the shared checkpoint path, one prefix per attempt.
+    args.push_back(absl::StrCat("--world_size=", start.world_size()));
+    args.push_back(absl::StrCat("--rank=", start.ref().rank()));
+    args.push_back(Flag("rendezvous_dir", spec.checkpoint().path() + "/rendezvous"));
+    args.push_back(Flag("rendezvous_prefix", start.rendezvous_prefix()));
+    args.push_back(absl::StrCat("--zero_stage=", spec.zero().stage()));
+    if (!dirs.host.empty()) args.push_back(Flag("rendezvous_host", dirs.host));
   }
   // Model.
   const v1::ModelSpec& model = spec.model();
@@ -367,6 +379,7 @@ absl::Status RankRunner::Start(const v1::StartRank& start, const std::string& wo
   }
   RankDirs dirs;
   dirs.job_dir = absl::StrCat(options_.work_dir, "/jobs/", start.ref().job_id());
+  dirs.host = options_.host;
   for (const std::string& p : options_.nvme_paths) {
     dirs.nvme_dirs.push_back(
         absl::StrCat(p, "/", start.ref().job_id(), "-rank", start.ref().rank()));
@@ -515,7 +528,7 @@ void RankRunner::Report(Child* child, int fd, int64_t tokens_per_step, const std
   pending.set_worker_id(worker_id);
   pending.mutable_progress()->set_eval_loss(std::nan(""));
   absl::Time last_sent = absl::Now(), last_step_time = absl::Now();
-  std::string buffer, last_line;
+  std::string buffer, last_line, last_error;
   std::vector<v1::ZoStepRecord> steps;  // Not yet acknowledged by the coordinator.
   auto send = [&] {
     if (!steps.empty()) {
@@ -573,6 +586,9 @@ void RankRunner::Report(Child* child, int fd, int64_t tokens_per_step, const std
       l->set_level(absl::StrContains(line, "ERROR") || absl::StrContains(line, "error")
                        ? v1::LOG_LEVEL_ERROR
                        : v1::LOG_LEVEL_INFO);
+      // The exit report names the rank's error line when it printed one (stderr may come
+      // before buffered stdout lines).
+      if (last_error.empty() || absl::StartsWith(line, "strata-train: ")) last_error = line;
       last_line = std::move(line);
     }
     if (absl::Now() - last_sent >= options_.report_interval || pending.logs_size() > 200) send();
@@ -590,7 +606,8 @@ void RankRunner::Report(Child* child, int fd, int64_t tokens_per_step, const std
     child->pid = 0;
     child->alive->store(false);
   }
-  ReportExit(child->ref, worker_id, status, stop_requested, last_line);
+  ReportExit(child->ref, worker_id, status, stop_requested,
+             absl::StartsWith(last_error, "strata-train: ") ? last_error : last_line);
 }
 
 void RankRunner::ReportExit(const v1::RankRef& ref, const std::string& worker_id, int status,

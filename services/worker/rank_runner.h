@@ -36,6 +36,7 @@ struct RankDirs {
   std::string job_dir;
   std::vector<std::string> nvme_dirs;
   std::string replay_log;  // The coordinator's step log to replay (restarted ZO attempts).
+  std::string host;        // Address this worker's ranks listen on for collectives.
 };
 
 // Where the rank's checkpoints (and ZO step log) go: checkpoint.path, else job_dir/checkpoints.
@@ -60,6 +61,7 @@ class RankRunner {
     std::string train_binary;             // Path of strata-train.
     std::string work_dir;                 // Jobs' directories go under work_dir/jobs/.
     std::vector<std::string> nvme_paths;  // The worker's offload directories.
+    std::string host = "127.0.0.1";       // Where this worker's ranks listen for collectives.
     absl::Duration stop_grace = absl::Seconds(30);
     absl::Duration report_interval = absl::Seconds(1);
   };

@@ -40,7 +40,7 @@ v1::StartRank ZoStart() {
 }
 
 TEST(TrainArgsTest, ZeroOrderJob) {
-  RankDirs dirs{"/work/jobs/j-1", {}, ""};
+  RankDirs dirs{"/work/jobs/j-1", {}, "", ""};
   auto args = TrainArgs(ZoStart(), dirs);
   ASSERT_TRUE(args.ok()) << args.status();
   for (const char* expected :
@@ -61,7 +61,7 @@ TEST(TrainArgsTest, OffloadedZoOnTheWorkersNvmeWithAGpu) {
   s.mutable_spec()->mutable_offload()->set_storage_dtype(v1::DTYPE_BF16);
   s.mutable_spec()->mutable_checkpoint()->set_path("/shared/ckpt");
   s.add_gpu_indices(3);
-  auto args = TrainArgs(s, {"/w/j", {"/nvme0/j-1-rank0", "/nvme1/j-1-rank0"}, ""});
+  auto args = TrainArgs(s, {"/w/j", {"/nvme0/j-1-rank0", "/nvme1/j-1-rank0"}, "", ""});
   ASSERT_TRUE(args.ok()) << args.status();
   for (const char* expected :
        {"--offload_dirs=/nvme0/j-1-rank0,/nvme1/j-1-rank0", "--memory_budget_bytes=1073741824",
@@ -69,7 +69,7 @@ TEST(TrainArgsTest, OffloadedZoOnTheWorkersNvmeWithAGpu) {
     EXPECT_THAT(*args, Contains(std::string(expected)));
   }
   // No NVMe paths on this worker: refused, naming the field.
-  auto refused = TrainArgs(s, {"/w/j", {}, ""});
+  auto refused = TrainArgs(s, {"/w/j", {}, "", ""});
   ASSERT_FALSE(refused.ok());
   EXPECT_THAT(refused.status().message(), HasSubstr("spec.offload.param_tier"));
 }
@@ -80,21 +80,21 @@ TEST(TrainArgsTest, FirstOrderJobAndRefusedFields) {
   s.mutable_spec()->mutable_optimizer()->mutable_schedule()->set_min_lr_ratio(0.1);
   s.mutable_spec()->mutable_optimizer()->mutable_schedule()->set_warmup_steps(30);
   s.mutable_spec()->mutable_checkpoint()->set_export_safetensors(true);
-  auto args = TrainArgs(s, {"/w/j", {}, ""});
+  auto args = TrainArgs(s, {"/w/j", {}, "", ""});
   ASSERT_TRUE(args.ok()) << args.status();
   for (const char* expected : {"--optimizer=adamw", "--lr=0.003", "--min_lr=0.0003", "--warmup=30",
                                "--save_dir=/w/j/checkpoints/export"}) {
     EXPECT_THAT(*args, Contains(std::string(expected)));
   }
   s.mutable_spec()->mutable_data()->add_eval_paths("/d/eval.txt");
-  EXPECT_THAT(TrainArgs(s, {"/w/j", {}, ""}).status().message(), HasSubstr("spec.data.eval_paths"));
+  EXPECT_THAT(TrainArgs(s, {"/w/j", {}, "", ""}).status().message(), HasSubstr("spec.data.eval_paths"));
   s = ZoStart();
   s.set_world_size(2);
-  EXPECT_THAT(TrainArgs(s, {"/w/j", {}, ""}).status().message(), HasSubstr("spec.resources.ranks"));
+  EXPECT_THAT(TrainArgs(s, {"/w/j", {}, "", ""}).status().message(), HasSubstr("spec.resources.ranks"));
 }
 
 TEST(TrainArgsTest, ARestartedZoAttemptReplaysTheCoordinatorsStepLog) {
-  auto args = TrainArgs(ZoStart(), {"/w/j", {}, "/w/j/replay-attempt2.bin"});
+  auto args = TrainArgs(ZoStart(), {"/w/j", {}, "/w/j/replay-attempt2.bin", ""});
   ASSERT_TRUE(args.ok());
   EXPECT_THAT(*args, Contains(std::string("--replay_log=/w/j/replay-attempt2.bin")));
 }

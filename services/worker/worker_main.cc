@@ -157,6 +157,9 @@ int Run() {
   runner_options.train_binary = *train_binary;
   runner_options.work_dir = absl::GetFlag(FLAGS_work_dir);
   runner_options.nvme_paths = absl::GetFlag(FLAGS_nvme_paths);
+  // Ranks listen for their peers on the host part of the advertised address.
+  runner_options.host = agent_options.address.substr(0, agent_options.address.rfind(':'));
+  if (runner_options.host == "localhost") runner_options.host = "127.0.0.1";
   auto runner = std::make_unique<RankRunner>(runner_options, stub.get());
   agent_options.running = [raw = runner.get()] { return raw->Running(); };
   absl::StatusOr<std::unique_ptr<WorkerAgent>> agent = WorkerAgent::Start(agent_options);

@@ -110,8 +110,9 @@ class JobTest : public ::testing::Test {
     absl::StatusOr<Subprocess> worker = Subprocess::Start(
         {kWorker, "--coordinator=" + address_, "--name=" + name, "--listen=localhost:0",
          "--cores=1", "--work_dir=" + dir_ + "/work-" + name, "--train_binary=" + Absolute(kTrain),
-         tls_server_[0], tls_server_[1], "--tls_ca=" + ca_, "--worker_token=" + token,
-         "--metrics_listen=localhost:0", "--metrics_port_file=" + dir_ + "/" + name + ".metrics"},
+         "--advertise_address=127.0.0.1:7071", tls_server_[0], tls_server_[1], "--tls_ca=" + ca_,
+         "--worker_token=" + token, "--metrics_listen=localhost:0",
+         "--metrics_port_file=" + dir_ + "/" + name + ".metrics"},
         dir_, name);
     ASSERT_TRUE(worker.ok()) << worker.status();
     workers_[name] = std::make_unique<Subprocess>(*std::move(worker));
@@ -194,6 +195,29 @@ TEST_F(JobTest, ZoAndFoJobsCompleteWithDecreasingLoss) {
     EXPECT_LT(last_loss, first_loss - drop) << logs;
   }
   EXPECT_TRUE(!ReadFileOrEmpty(dir_ + "/zo-ckpt/export/model.safetensors").empty());
+}
+
+TEST_F(JobTest, ATwoRankFoJobRunsAcrossBothWorkers) {
+  StartWorker("alpha");
+  StartWorker("beta");
+  const std::string config = WriteJob("dp", dir_ + "/dp", 200, /*zo=*/false);
+  ProcessResult r =
+      Cli({"job", "submit", config, "--config=resources.ranks=2,zero.stage=2,data.batch_size=1"});
+  EXPECT_EQ(r.exit_code, 0) << r.err << r.out;
+  EXPECT_THAT(r.out, HasSubstr("COMPLETED after 200 steps"));
+  const size_t at = r.out.find("submitted job ") + 14;
+  const std::string id = r.out.substr(at, r.out.find(' ', at) - at);
+  const std::string json = Cli({"job", "describe", id, "--output=json"}).out;
+  EXPECT_THAT(json, HasSubstr("\"worker_id\": \"alpha\""));
+  EXPECT_THAT(json, HasSubstr("\"worker_id\": \"beta\""));
+  EXPECT_THAT(Cli({"job", "logs", id, "--rank=1"}).out,
+              HasSubstr("data parallel: rank 1 of 2, ZeRO stage 2"));
+  EXPECT_FALSE(ReadFileOrEmpty(dir_ + "/dp/export/model.safetensors").empty());
+  // Without a shared checkpoint path the ranks could not meet: refused up front.
+  ProcessResult refused = Cli(
+      {"job", "submit", WriteJob("dp2", "", 10, false), "--config=resources.ranks=2", "--detach"});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_THAT(refused.err, HasSubstr("spec.checkpoint.path"));
 }
 
 // The victim's checkpoints stay on its worker's local disk (no shared storage): the restarted
