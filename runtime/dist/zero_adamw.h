@@ -44,6 +44,12 @@ class ZeroAdamW {
 
   // Bytes of optimizer state (m and v) this rank holds: 8 N at stage 0, 8 P at stages 1-2.
   int64_t OptimizerStateBytes() const;
+  // This rank's optimizer state (full at stage 0, its partition otherwise) and step count, for
+  // checkpoints.
+  absl::Span<float> m() { return m_.span(); }
+  absl::Span<float> v() { return v_.span(); }
+  int64_t step() const { return step_; }
+  void set_step(int64_t step) { step_ = step; }
   int64_t partition_begin() const { return begin_; }
   int64_t partition_end() const { return end_; }
 

@@ -35,6 +35,7 @@ class AdamW {
   void Step(absl::Span<float> params, absl::Span<const float> grads, float lr);
 
   int64_t step() const { return step_; }
+  void set_step(int64_t step) { step_ = step; }
   absl::Span<float> m() { return m_.span(); }
   absl::Span<float> v() { return v_.span(); }
 

@@ -1,11 +1,15 @@
 // See fo_trainer.h.
 #include "runtime/train/fo_trainer.h"
 
+#include <algorithm>
 #include <chrono>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/model/hf_checkpoint.h"
+#include "storage/safetensors/safetensors.h"
 
 namespace strata {
 
@@ -89,10 +93,99 @@ absl::StatusOr<float> FoTrainer::Evaluate() {
                              });
 }
 
+std::string FoTrainer::RankDir(int r) const {
+  return absl::StrCat(options_.checkpoint_dir, "/rank", r);
+}
+
+absl::Status FoTrainer::SaveCheckpoint() {
+  if (options_.checkpoint_dir.empty()) return absl::OkStatus();
+  if (checkpoints_ == nullptr) {
+    STRATA_ASSIGN_OR_RETURN(
+        checkpoints_,
+        CheckpointManager::Create({RankDir(rank()), std::max(2, options_.keep_checkpoints)}));
+  }
+  STRATA_ASSIGN_OR_RETURN(CheckpointManager::Writer writer, checkpoints_->Begin(step_));
+  if (rank() == 0) STRATA_RETURN_IF_ERROR(SaveHfCheckpoint(*model_, writer.dir()));
+  absl::Span<float> m = zero_ != nullptr ? zero_->m() : adamw_.m();
+  absl::Span<float> v = zero_ != nullptr ? zero_->v() : adamw_.v();
+  STRATA_RETURN_IF_ERROR(WriteSafetensors(absl::StrCat(writer.dir(), "/adam_state.safetensors"),
+                                          {{"m", {static_cast<int64_t>(m.size())}, m.data()},
+                                           {"v", {static_cast<int64_t>(v.size())}, v.data()}},
+                                          {}));
+  nlohmann::json position;
+  position["step"] = step_;
+  position["sampler_epoch"] = sampler_.position().epoch;
+  position["sampler_cursor"] = sampler_.position().cursor;
+  position["world_size"] = options_.comm != nullptr ? options_.comm->size() : 1;
+  position["zero_stage"] = options_.zero_stage;
+  return writer.Commit(position);
+}
+
+absl::StatusOr<int64_t> FoTrainer::Resume(const std::function<void(const std::string&)>& log) {
+  resumed_ = true;
+  if (options_.checkpoint_dir.empty()) return step_;
+  STRATA_ASSIGN_OR_RETURN(
+      checkpoints_,
+      CheckpointManager::Create({RankDir(rank()), std::max(2, options_.keep_checkpoints)}));
+  std::vector<std::string> problems;
+  absl::StatusOr<CheckpointInfoOnDisk> latest = checkpoints_->LatestValid(&problems);
+  for (const std::string& problem : problems) log("skipping checkpoint: " + problem);
+  if (!latest.ok() && !absl::IsNotFound(latest.status())) return latest.status();
+  // The newest step every rank has: a crash may have stopped ranks between their commits.
+  float mine = latest.ok() ? static_cast<float>(latest->step) : 0.0f;
+  float common = mine;
+  if (options_.comm != nullptr && options_.comm->size() > 1) {
+    std::vector<float> all(options_.comm->size());
+    STRATA_RETURN_IF_ERROR(
+        options_.comm->AllGather(absl::MakeConstSpan(&mine, 1), absl::MakeSpan(all)));
+    common = *std::min_element(all.begin(), all.end());
+  }
+  const int64_t step = static_cast<int64_t>(common);
+  if (step == 0) return step_;
+  const std::string name = absl::StrFormat("ckpt-%010d", step);
+  STRATA_ASSIGN_OR_RETURN(CheckpointInfoOnDisk own,
+                          CheckpointManager::Verify(absl::StrCat(RankDir(rank()), "/", name)));
+  if (own.position.value("world_size", 1) !=
+          (options_.comm != nullptr ? options_.comm->size() : 1) ||
+      own.position.value("zero_stage", 0) != options_.zero_stage) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(own.dir,
+                     " was written with a different world size or ZeRO stage; start a new "
+                     "checkpoint directory"));
+  }
+  // Weights from rank 0's checkpoint (the same on every rank).
+  STRATA_RETURN_IF_ERROR(LoadHfWeights(absl::StrCat(RankDir(0), "/", name), *model_));
+  STRATA_ASSIGN_OR_RETURN(SafetensorsFile state,
+                          SafetensorsFile::Open(absl::StrCat(own.dir, "/adam_state.safetensors")));
+  absl::Span<float> m = zero_ != nullptr ? zero_->m() : adamw_.m();
+  absl::Span<float> v = zero_ != nullptr ? zero_->v() : adamw_.v();
+  for (auto [key, span] : {std::pair{"m", m}, std::pair{"v", v}}) {
+    const SafetensorsEntry* e = state.header().Find(key);
+    if (e == nullptr || e->numel() != static_cast<int64_t>(span.size())) {
+      return absl::DataLossError(absl::StrCat(own.dir, "/adam_state.safetensors: bad ", key));
+    }
+    STRATA_RETURN_IF_ERROR(state.ReadF32(*e, span.data()));
+  }
+  step_ = step;
+  if (zero_ != nullptr) {
+    zero_->set_step(step);
+  } else {
+    adamw_.set_step(step);
+  }
+  sampler_.set_position({own.position.value("sampler_epoch", int64_t{0}),
+                         own.position.value("sampler_cursor", int64_t{0})});
+  log(absl::StrFormat("resumed from %s: at step %d", own.dir, step_));
+  return step_;
+}
+
 absl::Status FoTrainer::Run(const std::function<void(const std::string&)>& log) {
+  if (!resumed_) STRATA_RETURN_IF_ERROR(Resume(log).status());
   double tokens_per_second = 0;
   while (step_ < options_.steps) {
     STRATA_ASSIGN_OR_RETURN(StepStats s, Step());
+    if (options_.checkpoint_every > 0 && s.step % options_.checkpoint_every == 0) {
+      STRATA_RETURN_IF_ERROR(SaveCheckpoint());
+    }
     tokens_per_second = s.tokens_per_second;
     if (options_.log_every > 0 && (s.step % options_.log_every == 0 || s.step == 1)) {
       log(absl::StrFormat("step %d/%d | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s", s.step,
@@ -108,6 +201,9 @@ absl::Status FoTrainer::Run(const std::function<void(const std::string&)>& log) 
     STRATA_ASSIGN_OR_RETURN(float eval_loss, Evaluate());
     log(absl::StrFormat("final eval loss %.4f after %d steps (%.0f tok/s)", eval_loss, step_,
                         tokens_per_second));
+  }
+  if (options_.checkpoint_every == 0 || step_ % options_.checkpoint_every != 0) {
+    STRATA_RETURN_IF_ERROR(SaveCheckpoint());  // The end.
   }
   if (!options_.save_dir.empty() && (options_.comm == nullptr || options_.comm->rank() == 0)) {
     STRATA_RETURN_IF_ERROR(SaveHfCheckpoint(*model_, options_.save_dir));

@@ -15,6 +15,7 @@
 #include "runtime/dist/zero_adamw.h"
 #include "runtime/model/transformer.h"
 #include "runtime/optim/adamw.h"
+#include "storage/checkpoint.h"
 
 namespace strata {
 
@@ -39,6 +40,12 @@ struct FoTrainerOptions {
   // process. Not owned.
   Communicator* comm = nullptr;
   int zero_stage = 0;
+  // Checkpoints (every checkpoint_every steps and at the end) under checkpoint_dir/rank<R>/:
+  // rank 0's hold the weights (Hugging Face files), every rank's its AdamW state (its ZeRO
+  // partition) and the data position. Run resumes from the newest step all ranks have.
+  std::string checkpoint_dir;
+  int64_t checkpoint_every = 0;
+  int keep_checkpoints = 2;
 };
 
 struct StepStats {
@@ -58,6 +65,10 @@ class FoTrainer {
                                                            FoTrainerOptions options);
 
   absl::StatusOr<StepStats> Step();
+  // Restores the newest checkpoint every rank has (nothing without checkpoint_dir or
+  // checkpoints); returns the step to continue from. Run calls it first.
+  absl::StatusOr<int64_t> Resume(const std::function<void(const std::string&)>& log);
+  absl::Status SaveCheckpoint();
   // Mean loss over the first eval_batches batches of the held-out corpus (a fixed set).
   absl::StatusOr<float> Evaluate();
   // Runs the remaining steps, calling `log` with each line of progress, evaluates, saves.
@@ -75,6 +86,10 @@ class FoTrainer {
   BatchSampler sampler_;
   AdamW adamw_;
   std::unique_ptr<ZeroAdamW> zero_;  // Data parallel (options_.comm).
+  std::unique_ptr<CheckpointManager> checkpoints_;
+  bool resumed_ = false;
+  int rank() const { return options_.comm != nullptr ? options_.comm->rank() : 0; }
+  std::string RankDir(int rank) const;
   std::vector<int32_t> tokens_, targets_;
   int64_t step_ = 0;
 };

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "gtest/gtest.h"
 #include "runtime/model/hf_checkpoint.h"
@@ -78,6 +79,51 @@ TEST_P(FoTrainerTest, LossFallsWellBelowUnigramEntropyAndCheckpointReloads) {
 
 INSTANTIATE_TEST_SUITE_P(Families, FoTrainerTest,
                          ::testing::Values(ModelFamily::kGpt2, ModelFamily::kLlama));
+
+TEST(FoTrainerCheckpointTest, AnInterruptedRunResumesToTheSameWeights) {
+  ByteTokenizer bytes;
+  auto corpus =
+      TokenCorpus::Load({"/usr/share/common-licenses/GPL-3"}, CorpusFormat::kText, &bytes, "", 257);
+  ASSERT_TRUE(corpus.ok());
+  const std::string root = std::string(std::getenv("TEST_TMPDIR")) + "/fo_ckpt";
+  FoTrainerOptions o;
+  o.batch = 4;
+  o.seq = 16;
+  o.steps = 30;
+  o.lr = 3e-3f;
+  o.warmup = 3;
+  o.log_every = 0;
+  o.checkpoint_every = 10;
+  auto quiet = [](const std::string&) {};
+  auto full = *Transformer::Create(Small(ModelFamily::kLlama));
+  full->InitializeParameters(1);
+  o.checkpoint_dir = root + "/full";
+  ASSERT_TRUE((*FoTrainer::Create(full.get(), &*corpus, nullptr, o))->Run(quiet).ok());
+  // Interrupted after 25 steps: checkpoints at 10 and 20, steps 21-25 lost.
+  o.checkpoint_dir = root + "/cut";
+  {
+    auto model = *Transformer::Create(Small(ModelFamily::kLlama));
+    model->InitializeParameters(1);
+    auto cut = *FoTrainer::Create(model.get(), &*corpus, nullptr, o);
+    ASSERT_TRUE(cut->Resume(quiet).ok());
+    for (int s = 1; s <= 25; ++s) {
+      ASSERT_TRUE(cut->Step().ok());
+      if (s % 10 == 0) {
+        ASSERT_TRUE(cut->SaveCheckpoint().ok());
+      }
+    }
+  }
+  auto model = *Transformer::Create(Small(ModelFamily::kLlama));
+  model->InitializeParameters(7);  // Replaced by the checkpoint.
+  auto resumed = *FoTrainer::Create(model.get(), &*corpus, nullptr, o);
+  std::vector<std::string> lines;
+  ASSERT_TRUE(resumed->Run([&](const std::string& l) { lines.push_back(l); }).ok());
+  ASSERT_FALSE(lines.empty());
+  EXPECT_NE(lines[0].find("at step 20"), std::string::npos) << lines[0];
+  EXPECT_EQ(std::memcmp(model->params().data(), full->params().data(),
+                        full->params().size() * sizeof(float)),
+            0);
+}
 
 TEST(FoTrainerOptionsTest, RejectsSequencesLongerThanTheModel) {
   auto model = Transformer::Create(Small(ModelFamily::kGpt2));

@@ -64,8 +64,9 @@ ABSL_FLAG(double, sparse_quantile, 0,
 ABSL_FLAG(double, scalar_clip, 0, "Clip the ZO projected gradient to this magnitude (0: off).");
 ABSL_FLAG(double, momentum, 0.9, "ZO momentum coefficient.");
 ABSL_FLAG(std::string, checkpoint_dir, "",
-          "ZO: checkpoints and the step log go here; an existing directory is resumed exactly.");
-ABSL_FLAG(int64_t, checkpoint_every, 0, "ZO: checkpoint every N steps (and at the end).");
+          "Checkpoints (and the ZO step log) go here; an existing directory is resumed exactly. "
+          "Data-parallel FO ranks each use DIR/rank<R>.");
+ABSL_FLAG(int64_t, checkpoint_every, 0, "Checkpoint every N steps (and at the end).");
 ABSL_FLAG(std::vector<std::string>, offload_dirs, {},
           "ZO: stream the transformer blocks from these NVMe directories (sgd and sign).");
 ABSL_FLAG(int64_t, memory_budget_bytes, 0,
@@ -323,6 +324,8 @@ absl::Status Run() {
   o.log_every = absl::GetFlag(FLAGS_log_every);
   o.seed = absl::GetFlag(FLAGS_seed);
   o.save_dir = absl::GetFlag(FLAGS_save_dir);
+  o.checkpoint_dir = absl::GetFlag(FLAGS_checkpoint_dir);
+  o.checkpoint_every = absl::GetFlag(FLAGS_checkpoint_every);
   std::unique_ptr<Communicator> comm;
   if (absl::GetFlag(FLAGS_world_size) > 1) {
     if (absl::GetFlag(FLAGS_rendezvous_dir).empty()) {

@@ -185,6 +185,11 @@ absl::StatusOr<std::vector<std::string>> TrainArgs(const v1::StartRank& start,
     const double ratio = opt.schedule().min_lr_ratio();
     args.push_back(Flag("min_lr", adam.lr() * ratio));
     args.push_back(absl::StrCat("--warmup=", opt.schedule().warmup_steps()));
+    // Checkpoints (per rank) so a restarted attempt resumes where the ranks all were.
+    args.push_back(Flag("checkpoint_dir", ckpt_dir));
+    if (ckpt.interval_steps() > 0) {
+      args.push_back(absl::StrCat("--checkpoint_every=", ckpt.interval_steps()));
+    }
   } else {
     return Unsupported("optimizer", "no optimizer");
   }

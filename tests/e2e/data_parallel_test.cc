@@ -108,28 +108,58 @@ TEST(DataParallelTest, StagesAgreeAndTwoRanksTrackOneProcess) {
   EXPECT_LT(two, 5.0);  // Trained: a random model starts at ln 257 = 5.55.
 }
 
-TEST(DataParallelTest, AKilledRankFailsTheOtherFast) {
+// A rank killed with SIGKILL makes the other fail fast; both restarted on the same checkpoint
+// directory resume from the newest step they both have and end with the uninterrupted run's
+// weights, byte for byte.
+TEST(DataParallelTest, AKilledRankFailsTheOtherFastAndTheRunResumesExactly) {
   const std::string dir = TestTmpDir() + "/dp-kill";
   mkdir(dir.c_str(), 0755);
-  std::vector<Subprocess> ranks;
-  for (int r = 0; r < 2; ++r) {
-    std::vector<std::string> command = Command(dir, absl::StrCat("kill", r), 2, 100000);
-    absl::StatusOr<Subprocess> p =
-        Subprocess::Start(Rank(command, r, 2, 1, dir + "/rv"), dir, absl::StrCat("kill-", r));
-    ASSERT_TRUE(p.ok());
-    ranks.push_back(*std::move(p));
-  }
+  auto ranks_of = [&](const std::string& name, const std::string& attempt) {
+    std::vector<Subprocess> ranks;
+    for (int r = 0; r < 2; ++r) {
+      std::vector<std::string> command = Command(dir, name, 2, 400);
+      if (r > 0) command.back() = "--save_dir=" + dir + "/" + name + "-rank1";
+      command.push_back("--checkpoint_dir=" + dir + "/" + name + "-ckpt");
+      command.push_back("--checkpoint_every=50");
+      command = Rank(command, r, 2, 1, dir + "/rv-" + name);
+      command.push_back("--rendezvous_prefix=" + attempt);
+      absl::StatusOr<Subprocess> p =
+          Subprocess::Start(command, dir, absl::StrCat(name, "-", attempt, "-", r));
+      EXPECT_TRUE(p.ok()) << p.status();
+      ranks.push_back(*std::move(p));
+    }
+    return ranks;
+  };
+  auto wait_all = [](std::vector<Subprocess>& ranks) {
+    for (Subprocess& r : ranks) {
+      absl::StatusOr<ProcessResult> done = r.Wait(absl::Minutes(3));
+      EXPECT_TRUE(done.ok() && done->exit_code == 0) << (done.ok() ? done->err : "");
+    }
+  };
+  std::vector<Subprocess> full = ranks_of("full", "a1");
+  wait_all(full);
+
+  std::vector<Subprocess> victim = ranks_of("victim", "a1");
   const absl::Time deadline = absl::Now() + absl::Minutes(2);
-  while (ranks[1].Stdout().find("step 20/") == std::string::npos && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(20));
+  while (victim[1].Stdout().find("step 120/") == std::string::npos && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
   }
-  ASSERT_TRUE(ranks[1].Signal(SIGKILL).ok());
+  ASSERT_TRUE(victim[1].Signal(SIGKILL).ok());
   const absl::Time killed = absl::Now();
-  absl::StatusOr<ProcessResult> survivor = ranks[0].Wait(absl::Seconds(30));
+  absl::StatusOr<ProcessResult> survivor = victim[0].Wait(absl::Seconds(30));
   ASSERT_TRUE(survivor.ok()) << "the surviving rank hung";
-  EXPECT_NE(survivor->exit_code, 0);
+  ASSERT_NE(survivor->exit_code, 0) << "the run finished before the kill";
   EXPECT_LT(absl::Now() - killed, absl::Seconds(15));
   EXPECT_THAT(survivor->err, HasSubstr("failed on rank 0 of 2"));
+  victim[1].Wait(absl::Seconds(10)).IgnoreError();
+
+  std::vector<Subprocess> resumed = ranks_of("victim", "a2");
+  wait_all(resumed);
+  EXPECT_THAT(resumed[0].Stdout(), HasSubstr("resumed from"));
+  const std::string want = ReadFileOrEmpty(dir + "/full/model.safetensors");
+  const std::string got = ReadFileOrEmpty(dir + "/victim/model.safetensors");
+  ASSERT_GT(want.size(), 1000u);
+  EXPECT_TRUE(want == got) << "weights differ after resuming";
 }
 
 }  // namespace
