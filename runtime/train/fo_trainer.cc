@@ -186,6 +186,19 @@ absl::Status FoTrainer::Run(const std::function<void(const std::string&)>& log) 
     if (options_.checkpoint_every > 0 && s.step % options_.checkpoint_every == 0) {
       STRATA_RETURN_IF_ERROR(SaveCheckpoint());
     }
+    bool stop = options_.stop_requested && options_.stop_requested();
+    if (options_.comm != nullptr && options_.comm->size() > 1 && options_.stop_requested) {
+      // All ranks stop after the same step, or the ones going on would wait for the others.
+      float any = stop ? 1.0f : 0.0f;
+      STRATA_RETURN_IF_ERROR(options_.comm->AllReduceSum(absl::MakeSpan(&any, 1)));
+      stop = any > 0;
+    }
+    if (stop && step_ < options_.steps) {
+      STRATA_RETURN_IF_ERROR(SaveCheckpoint());
+      log(absl::StrFormat("stopped at step %d/%d on request%s", step_, options_.steps,
+                          options_.checkpoint_dir.empty() ? "" : "; checkpointed"));
+      return absl::CancelledError(absl::StrCat("stopped at step ", step_));
+    }
     tokens_per_second = s.tokens_per_second;
     if (options_.log_every > 0 && (s.step % options_.log_every == 0 || s.step == 1)) {
       log(absl::StrFormat("step %d/%d | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s", s.step,

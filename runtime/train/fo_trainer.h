@@ -46,6 +46,8 @@ struct FoTrainerOptions {
   std::string checkpoint_dir;
   int64_t checkpoint_every = 0;
   int keep_checkpoints = 2;
+  // Checked after every step: when true, Run writes a checkpoint and returns CANCELLED.
+  std::function<bool()> stop_requested;
 };
 
 struct StepStats {

@@ -102,7 +102,7 @@ ABSL_FLAG(int, offload_gpu, -1,
 
 namespace strata {
 
-// Set by SIGTERM (ZO runs): stop after the current step, checkpointed.
+// Set by SIGTERM: stop after the current step, checkpointed.
 std::atomic<bool> g_stop_requested{false};
 
 namespace {
@@ -326,6 +326,7 @@ absl::Status Run() {
   o.save_dir = absl::GetFlag(FLAGS_save_dir);
   o.checkpoint_dir = absl::GetFlag(FLAGS_checkpoint_dir);
   o.checkpoint_every = absl::GetFlag(FLAGS_checkpoint_every);
+  o.stop_requested = [] { return g_stop_requested.load(); };
   std::unique_ptr<Communicator> comm;
   if (absl::GetFlag(FLAGS_world_size) > 1) {
     if (absl::GetFlag(FLAGS_rendezvous_dir).empty()) {
@@ -361,8 +362,8 @@ absl::Status Run() {
 
 int main(int argc, char** argv) {
   strata::InitMainWithoutArguments(argc, argv, strata::kUsage);
-  // SIGTERM asks a ZO run to stop gracefully (checkpoint first); other runs stop at once.
-  if (absl::GetFlag(FLAGS_optimizer) == "zo") {
+  // SIGTERM asks the run to stop gracefully: after the current step, checkpointed.
+  {
     struct sigaction action = {};
     action.sa_handler = [](int) { strata::g_stop_requested.store(true); };
     sigaction(SIGTERM, &action, nullptr);
