@@ -36,7 +36,7 @@ const char kCliUsageText[] =
     "  job logs ID [--follow] [--tail=N] [--rank=R,...]\n"
     "                            The job's log lines (ranks and coordinator).\n"
     "  job wait ID               Wait for the job to end; exit 0 if it completed.\n"
-    "  job cancel ID [--reason=TEXT]  Checkpoint (ZO jobs) and stop.\n"
+    "  job cancel ID [--reason=TEXT]  Checkpoint, then stop.\n"
     "  job kill ID [--reason=TEXT]    Stop at once, from any state.\n"
     "  version                   Print the client version.\n"
     "\n"
