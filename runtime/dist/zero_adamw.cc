@@ -31,18 +31,31 @@ absl::StatusOr<std::unique_ptr<ZeroAdamW>> ZeroAdamW::Create(const ParamLayout& 
     return absl::InvalidArgumentError(
         absl::StrCat("zero.stage ", options.stage, " is not supported here (0, 1 or 2)"));
   }
-  if (comm == nullptr) return absl::InvalidArgumentError("a communicator is required");
-  return std::unique_ptr<ZeroAdamW>(new ZeroAdamW(layout, comm, options));
+  if (options.subgroup_elements < 1024) {
+    return absl::InvalidArgumentError("subgroup_elements must be at least 1024");
+  }
+  std::unique_ptr<ZeroAdamW> zero(new ZeroAdamW(layout, comm, options));
+  if (!options.state_nvme_paths.empty()) {
+    const bool whole = options.stage == 0;
+    if (absl::Status s =
+            zero->InitOffload(whole ? 0 : zero->begin_, whole ? layout.NumElements() : zero->end_);
+        !s.ok()) {
+      return s;
+    }
+  }
+  return zero;
 }
 
 ZeroAdamW::ZeroAdamW(const ParamLayout& layout, Communicator* comm, Options options)
     : layout_(layout), comm_(comm), options_(options) {
   const int64_t n = layout.NumElements();
-  const int w = comm->size();
+  const int w = comm != nullptr ? comm->size() : 1;
   part_ = (n + w - 1) / w;
-  begin_ = std::min(n, comm->rank() * part_);
+  begin_ = std::min(n, (comm != nullptr ? comm->rank() : 0) * part_);
   end_ = std::min(n, begin_ + part_);
-  if (options_.stage == 0) {
+  if (!options_.state_nvme_paths.empty()) {
+    if (options_.stage > 0) scratch_.Resize(part_ * w);
+  } else if (options_.stage == 0) {
     m_.Resize(n);
     v_.Resize(n);
   } else {
@@ -53,32 +66,121 @@ ZeroAdamW::ZeroAdamW(const ParamLayout& layout, Communicator* comm, Options opti
 }
 
 int64_t ZeroAdamW::OptimizerStateBytes() const {
+  if (slab_ != nullptr) return slab_->slot_bytes() * slab_->slots();
   return static_cast<int64_t>(sizeof(float)) * (m_.size() + v_.size());
 }
 
+absl::Status ZeroAdamW::InitOffload(int64_t begin, int64_t end) {
+  const int64_t sub = options_.subgroup_elements;
+  const int64_t groups = (end - begin + sub - 1) / sub;
+  std::vector<int64_t> extents;
+  for (int64_t g = 0; g < groups; ++g) {
+    extents.push_back(8 * (std::min(end, begin + (g + 1) * sub) - (begin + g * sub)));
+  }
+  absl::StatusOr<std::unique_ptr<IoEngine>> engine = CreateIoEngine(options_.io);
+  if (!engine.ok()) return engine.status();
+  engine_ = *std::move(engine);
+  TensorStore::Options store_options;
+  store_options.paths = options_.state_nvme_paths;
+  store_options.name = "adam-state";
+  store_options.rank = comm_ != nullptr ? comm_->rank() : 0;
+  store_options.engine = engine_.get();
+  absl::StatusOr<std::unique_ptr<TensorStore>> store = TensorStore::Create(store_options, extents);
+  if (!store.ok()) return store.status();
+  store_ = *std::move(store);
+  PinnedSlab::Options slab_options;
+  slab_options.slot_bytes = TensorStore::Padded(8 * sub);
+  slab_options.slots = 3;
+  slab_options.lock = false;
+  slab_options.engine = engine_.get();
+  absl::StatusOr<std::unique_ptr<PinnedSlab>> slab = PinnedSlab::Create(slab_options);
+  if (!slab.ok()) return slab.status();
+  slab_ = *std::move(slab);
+  // Zero state on NVMe.
+  std::memset(slab_->slot(0), 0, slab_->slot_bytes());
+  for (int64_t g = 0; g < groups; ++g) {
+    if (absl::Status s = store_->SubmitWrite(static_cast<int>(g), slab_->slot(0), g); !s.ok()) {
+      return s;
+    }
+    std::vector<IoCompletion> done;
+    if (absl::Status s = store_->Reap(1, &done); !s.ok()) return s;
+    if (!done.at(0).status.ok()) return done[0].status;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ZeroAdamW::UpdateOffloaded(float* params, const float* grads, int64_t begin,
+                                        int64_t end, float lr) {
+  const int64_t sub = options_.subgroup_elements;
+  const int groups = store_->extents();
+  // Completed transfers by tag: read of group g = 2g, write = 2g + 1.
+  std::vector<char> read_done(groups, 0), write_done(groups, 0);
+  auto wait_for = [&](std::vector<char>& flags, int g) -> absl::Status {
+    while (!flags[g]) {
+      std::vector<IoCompletion> done;
+      if (absl::Status s = store_->Reap(1, &done); !s.ok()) return s;
+      for (const IoCompletion& c : done) {
+        if (!c.status.ok()) return c.status;
+        (c.tag % 2 == 0 ? read_done : write_done)[c.tag / 2] = 1;
+      }
+    }
+    return absl::OkStatus();
+  };
+  auto read = [&](int g) -> absl::Status {
+    bytes_read_ += store_->padded_bytes(g);
+    return store_->SubmitRead(g, slab_->slot(g % 3), 2 * static_cast<uint64_t>(g));
+  };
+  if (absl::Status s = read(0); !s.ok()) return s;
+  for (int g = 0; g < groups; ++g) {
+    if (g + 1 < groups) {
+      // The next group's slot last held group g - 2: its write must have finished.
+      if (g >= 2) {
+        if (absl::Status s = wait_for(write_done, g - 2); !s.ok()) return s;
+      }
+      if (absl::Status s = read(g + 1); !s.ok()) return s;
+    }
+    if (absl::Status s = wait_for(read_done, g); !s.ok()) return s;
+    const int64_t lo = begin + g * sub, hi = std::min(end, lo + sub), count = hi - lo;
+    float* m = reinterpret_cast<float*>(slab_->slot(g % 3));
+    UpdateRange(params, grads, lo, hi, lr, m, m + count, lo);
+    bytes_written_ += store_->padded_bytes(g);
+    if (absl::Status s =
+            store_->SubmitWrite(g, slab_->slot(g % 3), 2 * static_cast<uint64_t>(g) + 1);
+        !s.ok()) {
+      return s;
+    }
+  }
+  for (int g = std::max(0, groups - 3); g < groups; ++g) {
+    if (absl::Status s = wait_for(write_done, g); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
 void ZeroAdamW::UpdateRange(float* params, const float* grads, int64_t begin, int64_t end, float lr,
-                            int64_t state0) {
+                            float* m, float* v, int64_t state0) {
   AdamWConfig no_decay = options_.adam;
   no_decay.weight_decay = 0.0f;
   for (const TensorInfo& t : layout_.tensors()) {
     const int64_t lo = std::max(begin, t.offset), hi = std::min(end, t.offset + t.numel);
     if (lo >= hi) continue;
-    adamw_update(params + lo, grads + lo, m_.data() + (lo - state0), v_.data() + (lo - state0),
-                 hi - lo, lr, RoleTakesWeightDecay(t.role) ? options_.adam : no_decay, step_);
+    adamw_update(params + lo, grads + lo, m + (lo - state0), v + (lo - state0), hi - lo, lr,
+                 RoleTakesWeightDecay(t.role) ? options_.adam : no_decay, step_);
   }
 }
 
 absl::StatusOr<double> ZeroAdamW::Step(absl::Span<float> params, absl::Span<float> grads,
                                        float lr) {
   const int64_t n = layout_.NumElements();
-  const int w = comm_->size(), rank = comm_->rank();
+  const int w = comm_ != nullptr ? comm_->size() : 1;
   if (static_cast<int64_t>(params.size()) != n || static_cast<int64_t>(grads.size()) != n) {
     return absl::InvalidArgumentError("params and grads must cover the whole arena");
   }
   ++step_;
   const float inv = 1.0f / static_cast<float>(w);
   // 1. Average the gradients (stage 2: only this rank's partition is needed).
-  if (options_.stage < 2) {
+  if (w == 1) {
+    // One rank: nothing to reduce.
+  } else if (options_.stage < 2) {
     if (absl::Status s = comm_->AllReduceSum(grads); !s.ok()) return s;
     for (int64_t i = 0; i < n; ++i) grads[i] *= inv;
   } else {
@@ -90,7 +192,7 @@ absl::StatusOr<double> ZeroAdamW::Step(absl::Span<float> params, absl::Span<floa
   }
   // 2. Global norm: partition by partition in rank order, whatever the stage.
   std::vector<float> partials(2 * w);
-  if (options_.stage < 2) {
+  if (options_.stage < 2 || w == 1) {
     for (int r = 0; r < w; ++r) {
       const int64_t b = std::min(n, r * part_), e = std::min(n, b + part_);
       const double sq = SquaredSum(grads.data() + b, e - b);
@@ -118,16 +220,22 @@ absl::StatusOr<double> ZeroAdamW::Step(absl::Span<float> params, absl::Span<floa
     for (int64_t i = clip_begin; i < clip_end; ++i) grads[i] *= scale;
   }
   // 3. AdamW: everything (stage 0) or this rank's partition, then gather the partitions.
-  if (options_.stage == 0) {
-    UpdateRange(params.data(), grads.data(), 0, n, lr, 0);
-    return norm;
+  const int64_t update_begin = options_.stage == 0 ? 0 : begin_;
+  const int64_t update_end = options_.stage == 0 ? n : end_;
+  if (store_ != nullptr) {
+    if (absl::Status s = UpdateOffloaded(params.data(), grads.data(), update_begin, update_end, lr);
+        !s.ok()) {
+      return s;
+    }
+  } else {
+    UpdateRange(params.data(), grads.data(), update_begin, update_end, lr, m_.data(), v_.data(),
+                update_begin);
   }
-  UpdateRange(params.data(), grads.data(), begin_, end_, lr, begin_);
+  if (options_.stage == 0 || w == 1) return norm;
   std::vector<float> mine(part_, 0.0f);
   std::memcpy(mine.data(), params.data() + begin_, (end_ - begin_) * sizeof(float));
   if (absl::Status s = comm_->AllGather(mine, scratch_.span()); !s.ok()) return s;
   std::memcpy(params.data(), scratch_.data(), n * sizeof(float));
-  (void)rank;
   return norm;
 }
 

@@ -15,6 +15,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
@@ -22,6 +24,9 @@
 #include "runtime/dist/communicator.h"
 #include "runtime/model/param_layout.h"
 #include "runtime/optim/adamw.h"
+#include "storage/io/io_engine.h"
+#include "storage/pinned_slab.h"
+#include "storage/tensor_store.h"
 
 namespace strata {
 
@@ -31,9 +36,15 @@ class ZeroAdamW {
     int stage = 0;  // 0, 1 or 2.
     AdamWConfig adam;
     float grad_clip = 0;  // Global gradient-norm clip; 0 disables.
+    // Optimizer state on NVMe (ZeRO-Infinity): m and v of this rank's range live in files under
+    // these directories, in sub-groups of `subgroup_elements`, streamed through three pinned
+    // slots: while sub-group i updates, i+1 is being read and i-1 written. Empty: in memory.
+    std::vector<std::string> state_nvme_paths;
+    int64_t subgroup_elements = int64_t{4} << 20;
+    IoEngineOptions io;
   };
 
-  // `layout` and `comm` must outlive the optimizer.
+  // `layout` and `comm` must outlive the optimizer; a null `comm` is one rank.
   static absl::StatusOr<std::unique_ptr<ZeroAdamW>> Create(const ParamLayout& layout,
                                                            Communicator* comm, Options options);
 
@@ -42,8 +53,12 @@ class ZeroAdamW {
   // global gradient norm before clipping.
   absl::StatusOr<double> Step(absl::Span<float> params, absl::Span<float> grads, float lr);
 
-  // Bytes of optimizer state (m and v) this rank holds: 8 N at stage 0, 8 P at stages 1-2.
+  // Bytes of optimizer state (m and v) this rank holds in memory: 8 N at stage 0, 8 P at stages
+  // 1-2; with NVMe state only the three slots.
   int64_t OptimizerStateBytes() const;
+  bool state_offloaded() const { return store_ != nullptr; }
+  int64_t state_bytes_read() const { return bytes_read_; }
+  int64_t state_bytes_written() const { return bytes_written_; }
   // This rank's optimizer state (full at stage 0, its partition otherwise) and step count, for
   // checkpoints.
   absl::Span<float> m() { return m_.span(); }
@@ -55,9 +70,14 @@ class ZeroAdamW {
 
  private:
   ZeroAdamW(const ParamLayout& layout, Communicator* comm, Options options);
-  // AdamW over arena elements [begin, end) with per-tensor decay; state at m/v + (i - state0).
+  // AdamW over arena elements [begin, end) with per-tensor decay; element i's state at
+  // m[i - state0], v[i - state0].
   void UpdateRange(float* params, const float* grads, int64_t begin, int64_t end, float lr,
-                   int64_t state0);
+                   float* m, float* v, int64_t state0);
+  // The same over [begin, end) with the state streamed from NVMe sub-group by sub-group.
+  absl::Status UpdateOffloaded(float* params, const float* grads, int64_t begin, int64_t end,
+                               float lr);
+  absl::Status InitOffload(int64_t begin, int64_t end);
 
   const ParamLayout& layout_;
   Communicator* comm_;
@@ -66,6 +86,10 @@ class ZeroAdamW {
   AlignedBuffer m_, v_;
   AlignedBuffer scratch_;  // Padded gather/scatter buffer (stages 1-2).
   int64_t step_ = 0;
+  std::unique_ptr<IoEngine> engine_;
+  std::unique_ptr<TensorStore> store_;
+  std::unique_ptr<PinnedSlab> slab_;
+  int64_t bytes_read_ = 0, bytes_written_ = 0;
 };
 
 }  // namespace strata

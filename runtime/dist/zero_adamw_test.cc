@@ -41,7 +41,8 @@ void Sequence(int step, int index, int vocab, int32_t* tokens, int32_t* targets)
 }
 
 // Trains rank `rank` of `world`; writes the final weights to `out`. Exit code 0 on success.
-int Train(int rank, int world, int stage, const std::string& store, const std::string& out) {
+int Train(int rank, int world, int stage, const std::string& store, const std::string& out,
+          const std::string& nvme) {
   const ModelConfig config = testing_models::Tiny(ModelFamily::kGpt2, 2);
   auto model = *Transformer::Create(config);
   model->InitializeParameters(1);
@@ -56,11 +57,16 @@ int Train(int rank, int world, int stage, const std::string& store, const std::s
   options.stage = stage;
   options.adam.weight_decay = 0.1f;
   options.grad_clip = 0.5f;  // Small enough to clip: exercises the global norm.
+  if (!nvme.empty()) {
+    options.state_nvme_paths = {nvme};
+    options.subgroup_elements = 1024;  // Dozens of sub-groups: the pipeline turns over.
+  }
   auto zero = ZeroAdamW::Create(model->layout(), comm->get(), options);
   if (!zero.ok()) return 3;
   const int64_t n = model->layout().NumElements();
   const int64_t part = (n + world - 1) / world;
-  if ((*zero)->OptimizerStateBytes() != (stage == 0 ? 8 * n : 8 * part)) return 4;
+  if (nvme.empty() && (*zero)->OptimizerStateBytes() != (stage == 0 ? 8 * n : 8 * part)) return 4;
+  if (!nvme.empty() && (*zero)->OptimizerStateBytes() != 3 * 8192) return 4;  // Three slots.
   const int local = kGlobalBatch / world;
   std::vector<int32_t> tokens(local * kSeq), targets(local * kSeq);
   for (int step = 0; step < kSteps; ++step) {
@@ -80,14 +86,16 @@ int Train(int rank, int world, int stage, const std::string& store, const std::s
 }
 
 // Runs `world` ranks as processes; returns rank 0's weights.
-std::vector<float> TrainRanks(int world, int stage) {
+std::vector<float> TrainRanks(int world, int stage, bool nvme = false) {
   static int runs = 0;  // A fresh rendezvous directory for every run.
   const std::string name = absl::StrCat("w", world, "_s", stage, "_", runs++);
   const std::string store = Dir(name + "_store"), out = Dir(name + ".bin");
   std::vector<pid_t> pids;
   for (int rank = 0; rank < world; ++rank) {
     const pid_t pid = fork();
-    if (pid == 0) _exit(Train(rank, world, stage, store, out));
+    if (pid == 0) {
+      _exit(Train(rank, world, stage, store, out, nvme ? Dir(name + "_nvme") : ""));
+    }
     pids.push_back(pid);
   }
   for (int rank = 0; rank < world; ++rank) {
@@ -134,6 +142,14 @@ TEST(ZeroAdamWTest, RanksAgreeWithOneProcessOnTheUnionOfTheirBatches) {
   // of the batch mean, which Adam's normalization amplifies for tiny gradients.
   EXPECT_GT(changed, 1e-3);
   EXPECT_LT(max_diff, 1e-4);
+}
+
+TEST(ZeroAdamWTest, OptimizerStateOnNvmeGivesTheSameWeights) {
+  const std::vector<float> memory1 = TrainRanks(1, 0), nvme1 = TrainRanks(1, 0, true);
+  ASSERT_FALSE(memory1.empty());
+  EXPECT_EQ(std::memcmp(memory1.data(), nvme1.data(), memory1.size() * sizeof(float)), 0);
+  const std::vector<float> memory2 = TrainRanks(2, 2), nvme2 = TrainRanks(2, 2, true);
+  EXPECT_EQ(std::memcmp(memory2.data(), nvme2.data(), memory2.size() * sizeof(float)), 0);
 }
 
 }  // namespace
