@@ -7,19 +7,32 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "runtime/base/thread_pool.h"
+#include "runtime/kernels/cpu_dispatch.h"
 
 namespace strata {
 namespace {
 
-// Sum of squares of x in double, in a fixed order (4096-element chunks).
+// Sum of squares of x in double: 4096-element chunks summed in order, each chunk vectorized and
+// chunks spread over the compute threads — the same value for any thread count.
+STRATA_CPU_CLONES double ChunkSquares(const float* x, int64_t n) {
+  double sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t k = 0; k < n; ++k) sum += static_cast<double>(x[k]) * x[k];
+  return sum;
+}
+
 double SquaredSum(const float* x, int64_t n) {
+  constexpr int64_t kChunk = 4096;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<double> partial(chunks);
+  ParallelFor(chunks, [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; ++c) {
+      partial[c] = ChunkSquares(x + c * kChunk, std::min(kChunk, n - c * kChunk));
+    }
+  });
   double total = 0;
-  for (int64_t i = 0; i < n; i += 4096) {
-    double chunk = 0;
-    const int64_t end = std::min(n, i + 4096);
-    for (int64_t k = i; k < end; ++k) chunk += static_cast<double>(x[k]) * x[k];
-    total += chunk;
-  }
+  for (double p : partial) total += p;
   return total;
 }
 
@@ -190,15 +203,13 @@ absl::StatusOr<double> ZeroAdamW::Step(absl::Span<float> params, absl::Span<floa
     if (absl::Status s = comm_->ReduceScatterSum(padded, absl::MakeSpan(mine)); !s.ok()) return s;
     for (int64_t i = begin_; i < end_; ++i) grads[i] = mine[i - begin_] * inv;
   }
-  // 2. Global norm: partition by partition in rank order, whatever the stage.
+  // 2. Global norm: each rank sums its partition and the partials are all-gathered, so every
+  // rank (whatever its CPU) and every stage uses the same partials, in rank order.
   std::vector<float> partials(2 * w);
-  if (options_.stage < 2 || w == 1) {
-    for (int r = 0; r < w; ++r) {
-      const int64_t b = std::min(n, r * part_), e = std::min(n, b + part_);
-      const double sq = SquaredSum(grads.data() + b, e - b);
-      partials[2 * r] = static_cast<float>(sq);
-      partials[2 * r + 1] = static_cast<float>(sq - static_cast<double>(partials[2 * r]));
-    }
+  if (w == 1) {
+    const double sq = SquaredSum(grads.data(), n);
+    partials[0] = static_cast<float>(sq);
+    partials[1] = static_cast<float>(sq - static_cast<double>(partials[0]));
   } else {
     const double sq = SquaredSum(grads.data() + begin_, end_ - begin_);
     const float mine[2] = {static_cast<float>(sq),
