@@ -286,48 +286,37 @@ absl::StatusOr<v1::ListJobsResponse> JobManager::List(const v1::ListJobsRequest&
 
 absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& job_id, const std::string& reason,
                                            const std::string& owner) {
-  absl::MutexLock lock(&mu_);
-  absl::StatusOr<Entry*> found = FindLocked(job_id, owner);
-  if (!found.ok()) return found.status();
-  Entry& e = **found;
-  const v1::JobState state = e.stored.job.state();
-  const std::string why = reason.empty() ? "canceled by the user" : reason;
-  if (IsTerminal(state)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("job ", job_id, " is already ", StateName(state)));
-  }
-  if (state == v1::JOB_STATE_STOPPING_CANCELED || state == v1::JOB_STATE_STOPPING_KILLED) {
-    return e.stored.job;  // Already stopping.
-  }
-  if (!HoldsResources(state)) {
-    SetStateLocked(e, v1::JOB_STATE_CANCELED, why);
-  } else {
-    SetStateLocked(e, v1::JOB_STATE_STOPPING_CANCELED, why);
-    StopRanksLocked(e, /*graceful=*/true, why);
-    e.stop_deadline = options_.clock() + options_.cancel_grace;
-    FinishStoppingLocked(e);
-  }
-  ScheduleLocked();
-  return e.stored.job;
+  return Stop(job_id, reason.empty() ? "canceled by the user" : reason, owner, /*graceful=*/true);
 }
 
 absl::StatusOr<v1::Job> JobManager::Kill(const std::string& job_id, const std::string& reason,
                                          const std::string& owner) {
+  return Stop(job_id, reason.empty() ? "killed by the user" : reason, owner, /*graceful=*/false);
+}
+
+absl::StatusOr<v1::Job> JobManager::Stop(const std::string& job_id, const std::string& why,
+                                         const std::string& owner, bool graceful) {
   absl::MutexLock lock(&mu_);
   absl::StatusOr<Entry*> found = FindLocked(job_id, owner);
   if (!found.ok()) return found.status();
   Entry& e = **found;
   const v1::JobState state = e.stored.job.state();
-  const std::string why = reason.empty() ? "killed by the user" : reason;
   if (IsTerminal(state)) {
     return absl::FailedPreconditionError(
         absl::StrCat("job ", job_id, " is already ", StateName(state)));
   }
+  // A second cancel changes nothing; a kill overrides a graceful stop under way.
+  if (graceful &&
+      (state == v1::JOB_STATE_STOPPING_CANCELED || state == v1::JOB_STATE_STOPPING_KILLED)) {
+    return e.stored.job;
+  }
   if (!HoldsResources(state)) {
     SetStateLocked(e, v1::JOB_STATE_CANCELED, why);
   } else {
-    SetStateLocked(e, v1::JOB_STATE_STOPPING_KILLED, why);
-    StopRanksLocked(e, /*graceful=*/false, why);
+    SetStateLocked(e, graceful ? v1::JOB_STATE_STOPPING_CANCELED : v1::JOB_STATE_STOPPING_KILLED,
+                   why);
+    StopRanksLocked(e, graceful, why);
+    if (graceful) e.stop_deadline = options_.clock() + options_.cancel_grace;
     FinishStoppingLocked(e);
   }
   ScheduleLocked();

@@ -120,6 +120,9 @@ class JobManager {
 
   explicit JobManager(Options options) : options_(std::move(options)) {}
   absl::Status Load() ABSL_LOCKS_EXCLUDED(mu_);
+  // Cancel (graceful: ranks checkpoint first) and Kill.
+  absl::StatusOr<v1::Job> Stop(const std::string& job_id, const std::string& why,
+                               const std::string& owner, bool graceful) ABSL_LOCKS_EXCLUDED(mu_);
 
   absl::StatusOr<Entry*> FindLocked(const std::string& job_id, const std::string& owner)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
