@@ -104,7 +104,7 @@ class Cli {
   int Health() {
     auto stub = grpc::health::v1::Health::NewStub(channel_);
     grpc::ClientContext context;
-    SetDeadline(&context);
+    Prepare(&context);
     grpc::health::v1::HealthCheckRequest request;
     request.set_service(options_.service);
     grpc::health::v1::HealthCheckResponse response;
@@ -254,7 +254,7 @@ class Cli {
   int NodeList() {
     auto stub = v1::WorkerService::NewStub(channel_);
     grpc::ClientContext context;
-    SetDeadline(&context);
+    Prepare(&context);
     v1::ListWorkersRequest request;
     request.set_include_lost(options_.all);
     v1::ListWorkersResponse response;
