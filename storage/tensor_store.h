@@ -38,6 +38,7 @@ class TensorStore {
 
   static int64_t Padded(int64_t bytes) { return (bytes + 4095) / 4096 * 4096; }
   int64_t padded_bytes(int id) const { return Padded(extents_[id].bytes); }
+  int64_t extent_bytes(int id) const { return extents_[id].bytes; }
   int extents() const { return static_cast<int>(extents_.size()); }
 
   // Queue a transfer of extent `id`; `tag` comes back in the completion.

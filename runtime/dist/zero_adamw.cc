@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -166,6 +167,42 @@ absl::Status ZeroAdamW::UpdateOffloaded(float* params, const float* grads, int64
   for (int g = std::max(0, groups - 3); g < groups; ++g) {
     if (absl::Status s = wait_for(write_done, g); !s.ok()) return s;
   }
+  return absl::OkStatus();
+}
+
+absl::Status ZeroAdamW::ExportState(const std::string& path) {
+  if (store_ == nullptr) return absl::FailedPreconditionError("the optimizer state is in memory");
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  for (int g = 0; g < store_->extents(); ++g) {
+    if (absl::Status s = store_->SubmitRead(g, slab_->slot(0), 0); !s.ok()) return s;
+    std::vector<IoCompletion> done;
+    while (done.empty()) {
+      if (absl::Status s = store_->Reap(1, &done); !s.ok()) return s;
+    }
+    if (!done[0].status.ok()) return done[0].status;
+    out.write(slab_->slot(0), store_->extent_bytes(g));
+  }
+  out.flush();
+  if (!out) return absl::DataLossError(absl::StrCat("cannot write ", path));
+  return absl::OkStatus();
+}
+
+absl::Status ZeroAdamW::ImportState(const std::string& path) {
+  if (store_ == nullptr) return absl::FailedPreconditionError("the optimizer state is in memory");
+  std::ifstream in(path, std::ios::binary);
+  for (int g = 0; g < store_->extents(); ++g) {
+    if (!in.read(slab_->slot(0), store_->extent_bytes(g))) {
+      return absl::DataLossError(
+          absl::StrCat(path, ": ends in sub-group ", g, " of ", store_->extents()));
+    }
+    if (absl::Status s = store_->SubmitWrite(g, slab_->slot(0), 0); !s.ok()) return s;
+    std::vector<IoCompletion> done;
+    while (done.empty()) {
+      if (absl::Status s = store_->Reap(1, &done); !s.ok()) return s;
+    }
+    if (!done[0].status.ok()) return done[0].status;
+  }
+  if (in.peek() != EOF) return absl::DataLossError(absl::StrCat(path, ": longer than the state"));
   return absl::OkStatus();
 }
 

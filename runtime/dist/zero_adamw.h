@@ -57,6 +57,10 @@ class ZeroAdamW {
   // 1-2; with NVMe state only the three slots.
   int64_t OptimizerStateBytes() const;
   bool state_offloaded() const { return store_ != nullptr; }
+  // NVMe-resident state to and from a plain file (checkpoints), one sub-group at a time through
+  // a slot: m then v of each sub-group, in order.
+  absl::Status ExportState(const std::string& path);
+  absl::Status ImportState(const std::string& path);
   int64_t state_bytes_read() const { return bytes_read_; }
   int64_t state_bytes_written() const { return bytes_written_; }
   // This rank's optimizer state (full at stage 0, its partition otherwise) and step count, for

@@ -33,8 +33,9 @@ absl::StatusOr<std::unique_ptr<FoTrainer>> FoTrainer::Create(Transformer* model,
     STRATA_RETURN_IF_ERROR(BatchSampler::Create(eval, eval_options).status());
   }
   std::unique_ptr<FoTrainer> trainer(new FoTrainer(model, eval, options, std::move(sampler)));
-  if (options.comm != nullptr) {
+  if (options.comm != nullptr || !options.optimizer_state_dirs.empty()) {
     ZeroAdamW::Options zero;
+    zero.state_nvme_paths = options.optimizer_state_dirs;
     zero.stage = options.zero_stage;
     zero.adam = AdamWConfig{options.beta1, options.beta2, 1e-8f, options.weight_decay};
     zero.grad_clip = options.grad_clip;
@@ -65,10 +66,12 @@ absl::StatusOr<StepStats> FoTrainer::Step() {
   if (zero_ != nullptr) {
     STRATA_ASSIGN_OR_RETURN(stats.grad_norm,
                             zero_->Step(model_->params(), model_->grads(), stats.lr));
-    // Report the mean loss over the ranks' batches (the loss of the global batch).
-    float global = loss;
-    STRATA_RETURN_IF_ERROR(options_.comm->AllReduceSum(absl::MakeSpan(&global, 1)));
-    loss = global / static_cast<float>(options_.comm->size());
+    if (options_.comm != nullptr) {
+      // Report the mean loss over the ranks' batches (the loss of the global batch).
+      float global = loss;
+      STRATA_RETURN_IF_ERROR(options_.comm->AllReduceSum(absl::MakeSpan(&global, 1)));
+      loss = global / static_cast<float>(options_.comm->size());
+    }
   } else {
     stats.grad_norm = ClipGradNorm(model_->grads(), options_.grad_clip);
     adamw_.Step(model_->params(), model_->grads(), stats.lr);
@@ -106,12 +109,17 @@ absl::Status FoTrainer::SaveCheckpoint() {
   }
   STRATA_ASSIGN_OR_RETURN(CheckpointManager::Writer writer, checkpoints_->Begin(step_));
   if (rank() == 0) STRATA_RETURN_IF_ERROR(SaveHfCheckpoint(*model_, writer.dir()));
-  absl::Span<float> m = zero_ != nullptr ? zero_->m() : adamw_.m();
-  absl::Span<float> v = zero_ != nullptr ? zero_->v() : adamw_.v();
-  STRATA_RETURN_IF_ERROR(WriteSafetensors(absl::StrCat(writer.dir(), "/adam_state.safetensors"),
-                                          {{"m", {static_cast<int64_t>(m.size())}, m.data()},
-                                           {"v", {static_cast<int64_t>(v.size())}, v.data()}},
-                                          {}));
+  if (zero_ != nullptr && zero_->state_offloaded()) {
+    // Streamed from NVMe one sub-group at a time: the state never occupies RAM.
+    STRATA_RETURN_IF_ERROR(zero_->ExportState(absl::StrCat(writer.dir(), "/adam_state.bin")));
+  } else {
+    absl::Span<float> m = zero_ != nullptr ? zero_->m() : adamw_.m();
+    absl::Span<float> v = zero_ != nullptr ? zero_->v() : adamw_.v();
+    STRATA_RETURN_IF_ERROR(WriteSafetensors(absl::StrCat(writer.dir(), "/adam_state.safetensors"),
+                                            {{"m", {static_cast<int64_t>(m.size())}, m.data()},
+                                             {"v", {static_cast<int64_t>(v.size())}, v.data()}},
+                                            {}));
+  }
   nlohmann::json position;
   position["step"] = step_;
   position["sampler_epoch"] = sampler_.position().epoch;
@@ -155,16 +163,20 @@ absl::StatusOr<int64_t> FoTrainer::Resume(const std::function<void(const std::st
   }
   // Weights from rank 0's checkpoint (the same on every rank).
   STRATA_RETURN_IF_ERROR(LoadHfWeights(absl::StrCat(RankDir(0), "/", name), *model_));
-  STRATA_ASSIGN_OR_RETURN(SafetensorsFile state,
-                          SafetensorsFile::Open(absl::StrCat(own.dir, "/adam_state.safetensors")));
-  absl::Span<float> m = zero_ != nullptr ? zero_->m() : adamw_.m();
-  absl::Span<float> v = zero_ != nullptr ? zero_->v() : adamw_.v();
-  for (auto [key, span] : {std::pair{"m", m}, std::pair{"v", v}}) {
-    const SafetensorsEntry* e = state.header().Find(key);
-    if (e == nullptr || e->numel() != static_cast<int64_t>(span.size())) {
-      return absl::DataLossError(absl::StrCat(own.dir, "/adam_state.safetensors: bad ", key));
+  if (zero_ != nullptr && zero_->state_offloaded()) {
+    STRATA_RETURN_IF_ERROR(zero_->ImportState(absl::StrCat(own.dir, "/adam_state.bin")));
+  } else {
+    STRATA_ASSIGN_OR_RETURN(SafetensorsFile state, SafetensorsFile::Open(absl::StrCat(
+                                                       own.dir, "/adam_state.safetensors")));
+    absl::Span<float> m = zero_ != nullptr ? zero_->m() : adamw_.m();
+    absl::Span<float> v = zero_ != nullptr ? zero_->v() : adamw_.v();
+    for (auto [key, span] : {std::pair{"m", m}, std::pair{"v", v}}) {
+      const SafetensorsEntry* e = state.header().Find(key);
+      if (e == nullptr || e->numel() != static_cast<int64_t>(span.size())) {
+        return absl::DataLossError(absl::StrCat(own.dir, "/adam_state.safetensors: bad ", key));
+      }
+      STRATA_RETURN_IF_ERROR(state.ReadF32(*e, span.data()));
     }
-    STRATA_RETURN_IF_ERROR(state.ReadF32(*e, span.data()));
   }
   step_ = step;
   if (zero_ != nullptr) {

@@ -40,6 +40,9 @@ struct FoTrainerOptions {
   // process. Not owned.
   Communicator* comm = nullptr;
   int zero_stage = 0;
+  // AdamW state (m, v) on NVMe under these directories (ZeroAdamW's sub-group streaming), with or
+  // without a communicator. Empty: in memory.
+  std::vector<std::string> optimizer_state_dirs;
   // Checkpoints (every checkpoint_every steps and at the end) under checkpoint_dir/rank<R>/:
   // rank 0's hold the weights (Hugging Face files), every rank's its AdamW state (its ZeRO
   // partition) and the data position. Run resumes from the newest step all ranks have.

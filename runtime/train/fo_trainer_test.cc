@@ -125,6 +125,55 @@ TEST(FoTrainerCheckpointTest, AnInterruptedRunResumesToTheSameWeights) {
             0);
 }
 
+TEST(FoTrainerCheckpointTest, OptimizerStateOnNvmeTrainsAndResumesLikeMemory) {
+  ByteTokenizer bytes;
+  auto corpus =
+      TokenCorpus::Load({"/usr/share/common-licenses/GPL-3"}, CorpusFormat::kText, &bytes, "", 257);
+  ASSERT_TRUE(corpus.ok());
+  const std::string root = std::string(std::getenv("TEST_TMPDIR")) + "/fo_nvme";
+  FoTrainerOptions o;
+  o.batch = 4;
+  o.seq = 16;
+  o.steps = 30;
+  o.lr = 3e-3f;
+  o.warmup = 3;
+  o.log_every = 0;
+  o.checkpoint_every = 10;
+  auto quiet = [](const std::string&) {};
+  // Reference: state in memory, uninterrupted.
+  auto memory = *Transformer::Create(Small(ModelFamily::kGpt2));
+  memory->InitializeParameters(1);
+  o.checkpoint_dir = root + "/memory";
+  ASSERT_TRUE((*FoTrainer::Create(memory.get(), &*corpus, nullptr, o))->Run(quiet).ok());
+  // State on NVMe, interrupted after 25 steps, resumed.
+  o.optimizer_state_dirs = {root + "/nvme-state"};
+  o.checkpoint_dir = root + "/nvme";
+  {
+    auto model = *Transformer::Create(Small(ModelFamily::kGpt2));
+    model->InitializeParameters(1);
+    auto cut = *FoTrainer::Create(model.get(), &*corpus, nullptr, o);
+    ASSERT_TRUE(cut->Resume(quiet).ok());
+    for (int s = 1; s <= 25; ++s) {
+      ASSERT_TRUE(cut->Step().ok());
+      if (s % 10 == 0) {
+        ASSERT_TRUE(cut->SaveCheckpoint().ok());
+      }
+    }
+  }
+  auto model = *Transformer::Create(Small(ModelFamily::kGpt2));
+  model->InitializeParameters(1);
+  auto resumed = FoTrainer::Create(model.get(), &*corpus, nullptr, o);
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  ASSERT_TRUE((*resumed)->Run(quiet).ok());
+  EXPECT_EQ(std::memcmp(model->params().data(), memory->params().data(),
+                        memory->params().size() * sizeof(float)),
+            0);
+  // The state really went through NVMe files and into the checkpoint as a stream.
+  EXPECT_EQ(std::system(("ls " + root + "/nvme-state/* >/dev/null").c_str()), 0);
+  EXPECT_EQ(std::system(("ls " + root + "/nvme/rank0/ckpt-*/adam_state.bin >/dev/null").c_str()),
+            0);
+}
+
 TEST(FoTrainerOptionsTest, RejectsSequencesLongerThanTheModel) {
   auto model = Transformer::Create(Small(ModelFamily::kGpt2));
   const TokenCorpus corpus = TokenCorpus::FromTokens(std::vector<int32_t>(10000, 1));

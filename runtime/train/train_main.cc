@@ -92,6 +92,9 @@ ABSL_FLAG(std::string, rendezvous_prefix, "strata-train",
           "FO data parallel: key prefix of this run in --rendezvous_dir (one per run/attempt).");
 ABSL_FLAG(std::string, rendezvous_host, "127.0.0.1",
           "FO data parallel: the address this rank listens on for its peers.");
+ABSL_FLAG(std::vector<std::string>, optimizer_state_dirs, {},
+          "FO: keep the AdamW state (m, v) on NVMe in these directories, streamed in sub-groups "
+          "(checkpoints stream it too).");
 ABSL_FLAG(int, zero_stage, 0,
           "FO data parallel: ZeRO stage 0 (replicated AdamW state), 1 (partitioned state) or 2 "
           "(+ reduce-scattered gradients).");
@@ -327,6 +330,7 @@ absl::Status Run() {
   o.checkpoint_dir = absl::GetFlag(FLAGS_checkpoint_dir);
   o.checkpoint_every = absl::GetFlag(FLAGS_checkpoint_every);
   o.stop_requested = [] { return g_stop_requested.load(); };
+  o.optimizer_state_dirs = absl::GetFlag(FLAGS_optimizer_state_dirs);
   std::unique_ptr<Communicator> comm;
   if (absl::GetFlag(FLAGS_world_size) > 1) {
     if (absl::GetFlag(FLAGS_rendezvous_dir).empty()) {

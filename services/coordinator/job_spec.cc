@@ -113,8 +113,11 @@ absl::StatusOr<v1::JobSpec> NormalizeJobSpec(const v1::JobSpec& in) {
       return Bad("offload.param_tier", "parameter offload is supported for ZO jobs");
     }
   }
-  if (offload.optimizer_tier() != v1::TIER_UNSPECIFIED) {
-    return Bad("offload.optimizer_tier", "optimizer-state offload is not supported yet");
+  if (offload.optimizer_tier() == v1::TIER_GPU) {
+    return Bad("offload.optimizer_tier", "TIER_GPU is not supported (TIER_CPU or TIER_NVME)");
+  }
+  if (offload.optimizer_tier() == v1::TIER_NVME && opt->kind_case() != v1::OptimizerSpec::kAdamw) {
+    return Bad("offload.optimizer_tier", "optimizer-state offload is for adamw jobs");
   }
   if (offload.memory_budget_bytes() < 0) {
     return Bad("offload.memory_budget_bytes", "must not be negative");

@@ -185,6 +185,13 @@ absl::StatusOr<std::vector<std::string>> TrainArgs(const v1::StartRank& start,
     const double ratio = opt.schedule().min_lr_ratio();
     args.push_back(Flag("min_lr", adam.lr() * ratio));
     args.push_back(absl::StrCat("--warmup=", opt.schedule().warmup_steps()));
+    if (spec.offload().optimizer_tier() == v1::TIER_NVME) {
+      if (dirs.nvme_dirs.empty()) {
+        return Unsupported("offload.optimizer_tier",
+                           "this worker has no NVMe paths (--nvme_paths)");
+      }
+      args.push_back(Flag("optimizer_state_dirs", absl::StrJoin(dirs.nvme_dirs, ",")));
+    }
     // Checkpoints (per rank) so a restarted attempt resumes where the ranks all were.
     args.push_back(Flag("checkpoint_dir", ckpt_dir));
     if (ckpt.interval_steps() > 0) {

@@ -87,10 +87,24 @@ TEST(TrainArgsTest, FirstOrderJobAndRefusedFields) {
     EXPECT_THAT(*args, Contains(std::string(expected)));
   }
   s.mutable_spec()->mutable_data()->add_eval_paths("/d/eval.txt");
-  EXPECT_THAT(TrainArgs(s, {"/w/j", {}, "", ""}).status().message(), HasSubstr("spec.data.eval_paths"));
+  EXPECT_THAT(TrainArgs(s, {"/w/j", {}, "", ""}).status().message(),
+              HasSubstr("spec.data.eval_paths"));
   s = ZoStart();
   s.set_world_size(2);
-  EXPECT_THAT(TrainArgs(s, {"/w/j", {}, "", ""}).status().message(), HasSubstr("spec.resources.ranks"));
+  EXPECT_THAT(TrainArgs(s, {"/w/j", {}, "", ""}).status().message(),
+              HasSubstr("spec.resources.ranks"));
+}
+
+TEST(TrainArgsTest, FirstOrderOptimizerStateOnTheWorkersNvme) {
+  v1::StartRank s = ZoStart();
+  s.mutable_spec()->mutable_optimizer()->mutable_adamw()->set_lr(1e-3);
+  s.mutable_spec()->mutable_offload()->set_optimizer_tier(v1::TIER_NVME);
+  auto args = TrainArgs(s, {"/w/j", {"/nvme0/j-1-rank0"}, "", ""});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_THAT(*args, Contains(std::string("--optimizer_state_dirs=/nvme0/j-1-rank0")));
+  EXPECT_THAT(*args, Contains(std::string("--checkpoint_dir=/w/j/checkpoints")));
+  EXPECT_THAT(TrainArgs(s, {"/w/j", {}, "", ""}).status().message(),
+              HasSubstr("spec.offload.optimizer_tier"));
 }
 
 TEST(TrainArgsTest, ARestartedZoAttemptReplaysTheCoordinatorsStepLog) {
