@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 
 #include "gtest/gtest.h"
 #include "runtime/model/hf_checkpoint.h"
@@ -80,32 +81,50 @@ TEST_P(FoTrainerTest, LossFallsWellBelowUnigramEntropyAndCheckpointReloads) {
 INSTANTIATE_TEST_SUITE_P(Families, FoTrainerTest,
                          ::testing::Values(ModelFamily::kGpt2, ModelFamily::kLlama));
 
-TEST(FoTrainerCheckpointTest, AnInterruptedRunResumesToTheSameWeights) {
-  ByteTokenizer bytes;
-  auto corpus =
-      TokenCorpus::Load({"/usr/share/common-licenses/GPL-3"}, CorpusFormat::kText, &bytes, "", 257);
-  ASSERT_TRUE(corpus.ok());
-  const std::string root = std::string(std::getenv("TEST_TMPDIR")) + "/fo_ckpt";
-  FoTrainerOptions o;
-  o.batch = 4;
-  o.seq = 16;
-  o.steps = 30;
-  o.lr = 3e-3f;
-  o.warmup = 3;
-  o.log_every = 0;
-  o.checkpoint_every = 10;
-  auto quiet = [](const std::string&) {};
-  auto full = *Transformer::Create(Small(ModelFamily::kLlama));
-  full->InitializeParameters(1);
-  o.checkpoint_dir = root + "/full";
-  ASSERT_TRUE((*FoTrainer::Create(full.get(), &*corpus, nullptr, o))->Run(quiet).ok());
-  // Interrupted after 25 steps: checkpoints at 10 and 20, steps 21-25 lost.
-  o.checkpoint_dir = root + "/cut";
-  {
-    auto model = *Transformer::Create(Small(ModelFamily::kLlama));
+// Checkpointed FO runs on the GPL text: 30 steps, a checkpoint every 10.
+class FoTrainerCheckpointTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ByteTokenizer bytes;
+    auto corpus = TokenCorpus::Load({"/usr/share/common-licenses/GPL-3"}, CorpusFormat::kText,
+                                    &bytes, "", 257);
+    ASSERT_TRUE(corpus.ok());
+    corpus_ = std::make_unique<TokenCorpus>(*std::move(corpus));
+    options_.batch = 4;
+    options_.seq = 16;
+    options_.steps = 30;
+    options_.lr = 3e-3f;
+    options_.warmup = 3;
+    options_.log_every = 0;
+    options_.checkpoint_every = 10;
+  }
+
+  std::string Dir(const std::string& name) const {
+    return std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
+  }
+
+  // A model initialized from `seed`, trained to the end with `options_` (resuming whatever
+  // checkpoint_dir holds); `lines` gets the progress lines.
+  std::unique_ptr<Transformer> Run(ModelFamily family, uint64_t seed,
+                                   std::vector<std::string>* lines = nullptr) {
+    auto model = *Transformer::Create(Small(family));
+    model->InitializeParameters(seed);
+    auto trainer = FoTrainer::Create(model.get(), corpus_.get(), nullptr, options_);
+    EXPECT_TRUE(trainer.ok()) << trainer.status();
+    if (!trainer.ok()) return model;
+    const absl::Status status = (*trainer)->Run([&](const std::string& line) {
+      if (lines != nullptr) lines->push_back(line);
+    });
+    EXPECT_TRUE(status.ok()) << status;
+    return model;
+  }
+
+  // Like a crash after 25 steps: checkpoints at 10 and 20 written, steps 21-25 lost.
+  void RunInterrupted(ModelFamily family) {
+    auto model = *Transformer::Create(Small(family));
     model->InitializeParameters(1);
-    auto cut = *FoTrainer::Create(model.get(), &*corpus, nullptr, o);
-    ASSERT_TRUE(cut->Resume(quiet).ok());
+    auto cut = *FoTrainer::Create(model.get(), corpus_.get(), nullptr, options_);
+    ASSERT_TRUE(cut->Resume([](const std::string&) {}).ok());
     for (int s = 1; s <= 25; ++s) {
       ASSERT_TRUE(cut->Step().ok());
       if (s % 10 == 0) {
@@ -113,64 +132,42 @@ TEST(FoTrainerCheckpointTest, AnInterruptedRunResumesToTheSameWeights) {
       }
     }
   }
-  auto model = *Transformer::Create(Small(ModelFamily::kLlama));
-  model->InitializeParameters(7);  // Replaced by the checkpoint.
-  auto resumed = *FoTrainer::Create(model.get(), &*corpus, nullptr, o);
+
+  static bool SameWeights(Transformer& a, Transformer& b) {
+    return std::memcmp(a.params().data(), b.params().data(), a.params().size() * sizeof(float)) ==
+           0;
+  }
+
+  std::unique_ptr<TokenCorpus> corpus_;
+  FoTrainerOptions options_;
+};
+
+TEST_F(FoTrainerCheckpointTest, AnInterruptedRunResumesToTheSameWeights) {
+  options_.checkpoint_dir = Dir("fo_ckpt/full");
+  auto full = Run(ModelFamily::kLlama, 1);
+  options_.checkpoint_dir = Dir("fo_ckpt/cut");
+  RunInterrupted(ModelFamily::kLlama);
   std::vector<std::string> lines;
-  ASSERT_TRUE(resumed->Run([&](const std::string& l) { lines.push_back(l); }).ok());
+  auto resumed = Run(ModelFamily::kLlama, 7, &lines);  // Weights replaced by the checkpoint.
   ASSERT_FALSE(lines.empty());
   EXPECT_NE(lines[0].find("at step 20"), std::string::npos) << lines[0];
-  EXPECT_EQ(std::memcmp(model->params().data(), full->params().data(),
-                        full->params().size() * sizeof(float)),
-            0);
+  EXPECT_TRUE(SameWeights(*resumed, *full));
 }
 
-TEST(FoTrainerCheckpointTest, OptimizerStateOnNvmeTrainsAndResumesLikeMemory) {
-  ByteTokenizer bytes;
-  auto corpus =
-      TokenCorpus::Load({"/usr/share/common-licenses/GPL-3"}, CorpusFormat::kText, &bytes, "", 257);
-  ASSERT_TRUE(corpus.ok());
-  const std::string root = std::string(std::getenv("TEST_TMPDIR")) + "/fo_nvme";
-  FoTrainerOptions o;
-  o.batch = 4;
-  o.seq = 16;
-  o.steps = 30;
-  o.lr = 3e-3f;
-  o.warmup = 3;
-  o.log_every = 0;
-  o.checkpoint_every = 10;
-  auto quiet = [](const std::string&) {};
+TEST_F(FoTrainerCheckpointTest, OptimizerStateOnNvmeTrainsAndResumesLikeMemory) {
   // Reference: state in memory, uninterrupted.
-  auto memory = *Transformer::Create(Small(ModelFamily::kGpt2));
-  memory->InitializeParameters(1);
-  o.checkpoint_dir = root + "/memory";
-  ASSERT_TRUE((*FoTrainer::Create(memory.get(), &*corpus, nullptr, o))->Run(quiet).ok());
+  options_.checkpoint_dir = Dir("fo_nvme/memory");
+  auto memory = Run(ModelFamily::kGpt2, 1);
   // State on NVMe, interrupted after 25 steps, resumed.
-  o.optimizer_state_dirs = {root + "/nvme-state"};
-  o.checkpoint_dir = root + "/nvme";
-  {
-    auto model = *Transformer::Create(Small(ModelFamily::kGpt2));
-    model->InitializeParameters(1);
-    auto cut = *FoTrainer::Create(model.get(), &*corpus, nullptr, o);
-    ASSERT_TRUE(cut->Resume(quiet).ok());
-    for (int s = 1; s <= 25; ++s) {
-      ASSERT_TRUE(cut->Step().ok());
-      if (s % 10 == 0) {
-        ASSERT_TRUE(cut->SaveCheckpoint().ok());
-      }
-    }
-  }
-  auto model = *Transformer::Create(Small(ModelFamily::kGpt2));
-  model->InitializeParameters(1);
-  auto resumed = FoTrainer::Create(model.get(), &*corpus, nullptr, o);
-  ASSERT_TRUE(resumed.ok()) << resumed.status();
-  ASSERT_TRUE((*resumed)->Run(quiet).ok());
-  EXPECT_EQ(std::memcmp(model->params().data(), memory->params().data(),
-                        memory->params().size() * sizeof(float)),
-            0);
+  options_.optimizer_state_dirs = {Dir("fo_nvme/nvme-state")};
+  options_.checkpoint_dir = Dir("fo_nvme/nvme");
+  RunInterrupted(ModelFamily::kGpt2);
+  auto resumed = Run(ModelFamily::kGpt2, 1);
+  EXPECT_TRUE(SameWeights(*resumed, *memory));
   // The state really went through NVMe files and into the checkpoint as a stream.
-  EXPECT_EQ(std::system(("ls " + root + "/nvme-state/* >/dev/null").c_str()), 0);
-  EXPECT_EQ(std::system(("ls " + root + "/nvme/rank0/ckpt-*/adam_state.bin >/dev/null").c_str()),
+  EXPECT_EQ(std::system(("ls " + Dir("fo_nvme/nvme-state") + "/* >/dev/null").c_str()), 0);
+  EXPECT_EQ(std::system(
+                ("ls " + Dir("fo_nvme/nvme") + "/rank0/ckpt-*/adam_state.bin >/dev/null").c_str()),
             0);
 }
 
