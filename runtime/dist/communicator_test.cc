@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -139,27 +140,42 @@ INSTANTIATE_TEST_SUITE_P(Ranks, CommunicatorTest, ::testing::Values(1, 2, 4),
                            return absl::StrCat(info.param, "_ranks");
                          });
 
+// Rank `rank` of two joining through `dir`: after a barrier, rank 1 runs `peer` and exits, rank 0
+// all-reduces `n` floats and returns `judge`(status, time taken) as its exit code.
+int PairWithFailingPeer(int rank, const std::string& dir, absl::Duration timeout, int64_t n,
+                        const std::function<void(Communicator&)>& peer,
+                        const std::function<int(const absl::Status&, absl::Duration)>& judge) {
+  GlooOptions options;
+  options.rank = rank;
+  options.size = 2;
+  options.store_dir = dir + "/store";
+  options.timeout = timeout;
+  absl::StatusOr<std::unique_ptr<Communicator>> comm = CreateGlooCommunicator(options);
+  if (!comm.ok()) return 2;
+  if (!(*comm)->Barrier().ok()) return 6;  // Both connected: the failure comes afterwards.
+  if (rank == 1) {
+    peer(**comm);
+    _exit(0);
+  }
+  std::vector<float> data(n, 1.0f);
+  const absl::Time start = absl::Now();
+  const absl::Status status = (*comm)->AllReduceSum(absl::MakeSpan(data));
+  const absl::Duration took = absl::Now() - start;
+  std::fprintf(stderr, "rank 0: %s after %s\n", status.ToString().c_str(),
+               absl::FormatDuration(took).c_str());
+  if (status.ok()) return 3;
+  return judge(status, took);
+}
+
 TEST(CommunicatorFailureTest, ADeadRankFailsTheOthersFast) {
   const std::string dir = Dir("dead");
   const std::vector<int> codes = RunRanks(2, [&](int rank) {
-    GlooOptions options;
-    options.rank = rank;
-    options.size = 2;
-    options.store_dir = dir + "/store";
-    options.timeout = absl::Seconds(3);
-    absl::StatusOr<std::unique_ptr<Communicator>> comm = CreateGlooCommunicator(options);
-    if (!comm.ok()) return 2;
-    if (!(*comm)->Barrier().ok()) return 6;  // Both connected.
-    if (rank == 1) _exit(0);                 // Then dies without taking part.
-    std::vector<float> data(1 << 16, 1.0f);
-    const absl::Time start = absl::Now();
-    const absl::Status status = (*comm)->AllReduceSum(absl::MakeSpan(data));
-    const absl::Duration took = absl::Now() - start;
-    std::fprintf(stderr, "survivor: %s after %s\n", status.ToString().c_str(),
-                 absl::FormatDuration(took).c_str());
-    if (status.ok()) return 3;
-    if (status.message().find("all-reduce failed on rank 0") == std::string::npos) return 4;
-    return took < absl::Seconds(10) ? 0 : 5;
+    return PairWithFailingPeer(
+        rank, dir, absl::Seconds(3), 1 << 16, [](Communicator&) {},  // Dies without taking part.
+        [](const absl::Status& status, absl::Duration took) {
+          if (status.message().find("all-reduce failed on rank 0") == std::string::npos) return 4;
+          return took < absl::Seconds(10) ? 0 : 5;
+        });
   });
   EXPECT_EQ(codes[0], 0);
   EXPECT_EQ(codes[1], 0);
@@ -168,25 +184,12 @@ TEST(CommunicatorFailureTest, ADeadRankFailsTheOthersFast) {
 TEST(CommunicatorFailureTest, AStuckRankTimesTheOthersOut) {
   const std::string dir = Dir("stuck");
   const std::vector<int> codes = RunRanks(2, [&](int rank) {
-    GlooOptions options;
-    options.rank = rank;
-    options.size = 2;
-    options.store_dir = dir + "/store";
-    options.timeout = absl::Seconds(2);
-    absl::StatusOr<std::unique_ptr<Communicator>> comm = CreateGlooCommunicator(options);
-    if (!comm.ok()) return 2;
-    if (rank == 1) {  // Alive but never joins the collective.
-      absl::SleepFor(absl::Seconds(6));
-      _exit(0);
-    }
-    std::vector<float> data(16, 1.0f);
-    const absl::Time start = absl::Now();
-    const absl::Status status = (*comm)->AllReduceSum(absl::MakeSpan(data));
-    const absl::Duration took = absl::Now() - start;
-    std::fprintf(stderr, "waiting rank: %s after %s\n", status.ToString().c_str(),
-                 absl::FormatDuration(took).c_str());
-    if (status.ok()) return 3;
-    return took >= absl::Seconds(1) && took < absl::Seconds(5) ? 0 : 4;
+    return PairWithFailingPeer(
+        rank, dir, absl::Seconds(2), 16,
+        [](Communicator&) { absl::SleepFor(absl::Seconds(6)); },  // Never joins the collective.
+        [](const absl::Status&, absl::Duration took) {
+          return took >= absl::Seconds(1) && took < absl::Seconds(5) ? 0 : 4;
+        });
   });
   EXPECT_EQ(codes[0], 0);
   EXPECT_EQ(codes[1], 0);
