@@ -31,9 +31,7 @@ constexpr char kTrain[] = "runtime/train/strata-train";
 std::vector<std::string> Command(const std::string& dir, const std::string& name, int batch,
                                  int steps) {
   const std::string config = TestTmpDir() + "/config.json";
-  std::ofstream(config) << R"({"model_type": "llama", "vocab_size": 257, "hidden_size": 32,
-    "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-    "num_key_value_heads": 2, "max_position_embeddings": 32, "tie_word_embeddings": true})";
+  std::ofstream(config) << ::strata::testing::kTinyLlamaConfigJson;
   return {kTrain,
           "--model_config=" + config,
           "--data=/usr/share/common-licenses/GPL-3",

@@ -49,7 +49,8 @@ std::string JobYaml(const std::string& name, const std::string& ckpt, int64_t st
                     int batch) {
   return absl::StrCat(R"(name: )", name, R"(
 model:
-  config_json: '{"model_type": "llama", "vocab_size": 257, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 32, "tie_word_embeddings": true}'
+  config_json: ')",
+                      ::strata::testing::kTinyLlamaConfigJson, R"('
 data:
   train_paths: [/usr/share/common-licenses/GPL-3]
   batch_size: )",

@@ -62,9 +62,7 @@ TEST_P(ZoResumeTest, KilledRunResumesToTheSameWeights) {
   const std::string variant = offload ? "sgd" : "momentum";
   const std::string root = TestTmpDir();
   const std::string config = root + "/config.json";
-  std::ofstream(config) << R"({"model_type": "llama", "vocab_size": 257, "hidden_size": 32,
-    "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-    "num_key_value_heads": 2, "max_position_embeddings": 32, "tie_word_embeddings": true})";
+  std::ofstream(config) << ::strata::testing::kTinyLlamaConfigJson;
   const std::string a = root + (offload ? "/a_off" : "/a"), b = root + (offload ? "/b_off" : "/b");
   mkdir(a.c_str(), 0755);
   mkdir(b.c_str(), 0755);

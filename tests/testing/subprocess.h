@@ -13,6 +13,12 @@
 
 namespace strata::testing {
 
+// config.json of the tiny LLaMA the end-to-end tests train (2 layers, width 32, byte vocabulary).
+inline constexpr char kTinyLlamaConfigJson[] =
+    R"({"model_type": "llama", "vocab_size": 257, "hidden_size": 32, "intermediate_size": 64, )"
+    R"("num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, )"
+    R"("max_position_embeddings": 32, "tie_word_embeddings": true})";
+
 struct ProcessResult {
   int exit_code = -1;  // -1 when killed by a signal.
   int signal = 0;
