@@ -67,15 +67,14 @@ ZeroAdamW::ZeroAdamW(const ParamLayout& layout, Communicator* comm, Options opti
   part_ = (n + w - 1) / w;
   begin_ = std::min(n, (comm != nullptr ? comm->rank() : 0) * part_);
   end_ = std::min(n, begin_ + part_);
-  if (!options_.state_nvme_paths.empty()) {
-    if (options_.stage > 0) scratch_.Resize(part_ * w);
-  } else if (options_.stage == 0) {
-    m_.Resize(n);
-    v_.Resize(n);
-  } else {
-    m_.Resize(part_);
-    v_.Resize(part_);
+  if (options_.state_nvme_paths.empty()) {  // Otherwise the state lives on NVMe.
+    const int64_t state = options_.stage == 0 ? n : part_;
+    m_.Resize(state);
+    v_.Resize(state);
+  }
+  if (options_.stage > 0) {
     scratch_.Resize(part_ * w);
+    partition_.Resize(part_);
   }
 }
 
@@ -234,11 +233,12 @@ absl::StatusOr<double> ZeroAdamW::Step(absl::Span<float> params, absl::Span<floa
     if (absl::Status s = comm_->AllReduceSum(grads); !s.ok()) return s;
     for (int64_t i = 0; i < n; ++i) grads[i] *= inv;
   } else {
-    std::vector<float> padded(part_ * w, 0.0f);
-    std::memcpy(padded.data(), grads.data(), n * sizeof(float));
-    std::vector<float> mine(part_);
-    if (absl::Status s = comm_->ReduceScatterSum(padded, absl::MakeSpan(mine)); !s.ok()) return s;
-    for (int64_t i = begin_; i < end_; ++i) grads[i] = mine[i - begin_] * inv;
+    // The padded tail of scratch_ stays zero (it is never written past n).
+    std::memcpy(scratch_.data(), grads.data(), n * sizeof(float));
+    if (absl::Status s = comm_->ReduceScatterSum(scratch_.span(), partition_.span()); !s.ok()) {
+      return s;
+    }
+    for (int64_t i = begin_; i < end_; ++i) grads[i] = partition_.data()[i - begin_] * inv;
   }
   // 2. Global norm: each rank sums its partition and the partials are all-gathered, so every
   // rank (whatever its CPU) and every stage uses the same partials, in rank order.
@@ -280,9 +280,9 @@ absl::StatusOr<double> ZeroAdamW::Step(absl::Span<float> params, absl::Span<floa
                 update_begin);
   }
   if (options_.stage == 0 || w == 1) return norm;
-  std::vector<float> mine(part_, 0.0f);
-  std::memcpy(mine.data(), params.data() + begin_, (end_ - begin_) * sizeof(float));
-  if (absl::Status s = comm_->AllGather(mine, scratch_.span()); !s.ok()) return s;
+  // The last rank's partition may be short: its padding in partition_ stays zero.
+  std::memcpy(partition_.data(), params.data() + begin_, (end_ - begin_) * sizeof(float));
+  if (absl::Status s = comm_->AllGather(partition_.span(), scratch_.span()); !s.ok()) return s;
   std::memcpy(params.data(), scratch_.data(), n * sizeof(float));
   return norm;
 }

@@ -88,7 +88,9 @@ class ZeroAdamW {
   const Options options_;
   int64_t part_ = 0, begin_ = 0, end_ = 0;  // Partition size and this rank's [begin, end).
   AlignedBuffer m_, v_;
-  AlignedBuffer scratch_;  // Padded gather/scatter buffer (stages 1-2).
+  // Stages 1-2, reused every step: the padded whole arena (gather output, scatter input) and
+  // this rank's padded partition.
+  AlignedBuffer scratch_, partition_;
   int64_t step_ = 0;
   std::unique_ptr<IoEngine> engine_;
   std::unique_ptr<TensorStore> store_;
