@@ -385,10 +385,21 @@ void RankRunner::FollowAssignments(std::function<std::string()> worker_id) {
 
 absl::Status RankRunner::Start(const v1::StartRank& start, const std::string& worker_id) {
   const std::string key = Key(start.ref());
+  std::vector<std::thread> finished;
   {
     absl::MutexLock lock(&mu_);
     if (children_.count(key) != 0) return absl::OkStatus();  // A resent order.
+    // Forget ranks whose exit is reported, so a long-lived daemon keeps no dead threads.
+    for (auto it = children_.begin(); it != children_.end();) {
+      if (it->second->reported.load()) {
+        finished.push_back(std::move(it->second->reporter));
+        it = children_.erase(it);
+      } else {
+        ++it;
+      }
+    }
   }
+  for (std::thread& t : finished) t.join();
   RankDirs dirs;
   dirs.job_dir = absl::StrCat(options_.work_dir, "/jobs/", start.ref().job_id());
   dirs.host = options_.host;
@@ -620,6 +631,7 @@ void RankRunner::Report(Child* child, int fd, int64_t tokens_per_step, const std
   }
   ReportExit(child->ref, worker_id, status, stop_requested,
              absl::StartsWith(last_error, "strata-train: ") ? last_error : last_line);
+  child->reported.store(true);
 }
 
 void RankRunner::ReportExit(const v1::RankRef& ref, const std::string& worker_id, int status,

@@ -94,6 +94,7 @@ class RankRunner {
     Histogram step_seconds{{0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}};
     int64_t step = 0;
     std::thread reporter;
+    std::atomic<bool> reported{false};  // The reporter is done (exit reported): join and drop.
   };
   static std::string Key(const v1::RankRef& ref);
   // Reads the child's output until EOF, reports progress and logs, reaps it, reports the exit.
