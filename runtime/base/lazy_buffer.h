@@ -46,6 +46,13 @@ class LazyBuffer {
   int64_t size() const { return size_; }
   absl::Span<float> span() { return absl::MakeSpan(data_, size_); }
   absl::Span<const float> span() const { return absl::MakeConstSpan(data_, size_); }
+  // Returns the whole pages inside floats [begin, end) to the system; they read as zeros after.
+  void Discard(int64_t begin, int64_t end) {
+    const uintptr_t page = 4096;
+    const uintptr_t lo = (reinterpret_cast<uintptr_t>(data_ + begin) + page - 1) & ~(page - 1);
+    const uintptr_t hi = reinterpret_cast<uintptr_t>(data_ + end) & ~(page - 1);
+    if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+  }
 
  private:
   size_t Bytes() const { return static_cast<size_t>(size_) * sizeof(float); }

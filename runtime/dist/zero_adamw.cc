@@ -8,37 +8,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "runtime/base/thread_pool.h"
-#include "runtime/kernels/cpu_dispatch.h"
 
 namespace strata {
-namespace {
-
-// Sum of squares of x in double: 4096-element chunks summed in order, each chunk vectorized and
-// chunks spread over the compute threads — the same value for any thread count.
-STRATA_CPU_CLONES double ChunkSquares(const float* x, int64_t n) {
-  double sum = 0;
-#pragma omp simd reduction(+ : sum)
-  for (int64_t k = 0; k < n; ++k) sum += static_cast<double>(x[k]) * x[k];
-  return sum;
-}
-
-double SquaredSum(const float* x, int64_t n) {
-  constexpr int64_t kChunk = 4096;
-  const int64_t chunks = (n + kChunk - 1) / kChunk;
-  std::vector<double> partial(chunks);
-  ParallelFor(chunks, [&](int64_t begin, int64_t end) {
-    for (int64_t c = begin; c < end; ++c) {
-      partial[c] = ChunkSquares(x + c * kChunk, std::min(kChunk, n - c * kChunk));
-    }
-  });
-  double total = 0;
-  for (double p : partial) total += p;
-  return total;
-}
-
-}  // namespace
-
 absl::StatusOr<std::unique_ptr<ZeroAdamW>> ZeroAdamW::Create(const ParamLayout& layout,
                                                              Communicator* comm, Options options) {
   if (options.stage < 0 || options.stage > 2) {
@@ -207,14 +178,8 @@ absl::Status ZeroAdamW::ImportState(const std::string& path) {
 
 void ZeroAdamW::UpdateRange(float* params, const float* grads, int64_t begin, int64_t end, float lr,
                             float* m, float* v, int64_t state0) {
-  AdamWConfig no_decay = options_.adam;
-  no_decay.weight_decay = 0.0f;
-  for (const TensorInfo& t : layout_.tensors()) {
-    const int64_t lo = std::max(begin, t.offset), hi = std::min(end, t.offset + t.numel);
-    if (lo >= hi) continue;
-    adamw_update(params + lo, grads + lo, m + (lo - state0), v + (lo - state0), hi - lo, lr,
-                 RoleTakesWeightDecay(t.role) ? options_.adam : no_decay, step_);
-  }
+  AdamWOverRange(layout_, options_.adam, begin, end, params + begin, grads + begin,
+                 m + (begin - state0), v + (begin - state0), lr, step_);
 }
 
 absl::StatusOr<double> ZeroAdamW::Step(absl::Span<float> params, absl::Span<float> grads,
@@ -244,11 +209,11 @@ absl::StatusOr<double> ZeroAdamW::Step(absl::Span<float> params, absl::Span<floa
   // rank (whatever its CPU) and every stage uses the same partials, in rank order.
   std::vector<float> partials(2 * w);
   if (w == 1) {
-    const double sq = SquaredSum(grads.data(), n);
+    const double sq = SumOfSquares(grads);
     partials[0] = static_cast<float>(sq);
     partials[1] = static_cast<float>(sq - static_cast<double>(partials[0]));
   } else {
-    const double sq = SquaredSum(grads.data() + begin_, end_ - begin_);
+    const double sq = SumOfSquares(grads.subspan(begin_, end_ - begin_));
     const float mine[2] = {static_cast<float>(sq),
                            static_cast<float>(sq - static_cast<double>(static_cast<float>(sq)))};
     if (absl::Status s = comm_->AllGather(absl::MakeConstSpan(mine, 2), absl::MakeSpan(partials));

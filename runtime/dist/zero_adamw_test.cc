@@ -1,6 +1,8 @@
 // ZeRO data parallelism with real processes over Gloo: stages 0, 1 and 2 give bitwise the same
-// weights; 2 and 4 ranks agree with one process training on the union of their batches (within
-// float rounding of the batch mean); optimizer state per rank follows the ZeRO formula.
+// weights, stage 3 too where the reduction order allows (two ranks, no clipping) and within
+// rounding otherwise; 2 and 4 ranks agree with one process training on the union of their
+// batches (within float rounding of the batch mean); model state per rank follows the ZeRO
+// formulas.
 #include "runtime/dist/zero_adamw.h"
 
 #include <sys/wait.h>
@@ -17,6 +19,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "runtime/dist/zero3.h"
 #include "runtime/model/transformer.h"
 #include "runtime/testing/tiny_models.h"
 
@@ -40,12 +43,20 @@ void Sequence(int step, int index, int vocab, int32_t* tokens, int32_t* targets)
   }
 }
 
-// Trains rank `rank` of `world`; writes the final weights to `out`. Exit code 0 on success.
-int Train(int rank, int world, int stage, const std::string& store, const std::string& out,
+struct RunSpec {
+  int world = 1;
+  int stage = 0;
+  bool nvme = false;
+  float clip = 0.5f;  // Small enough to clip: exercises the global norm.
+};
+
+// Trains rank `rank` of `run`; writes the final weights to `out`. Exit code 0 on success.
+int Train(int rank, const RunSpec& run, const std::string& store, const std::string& out,
           const std::string& nvme) {
   const ModelConfig config = testing_models::Tiny(ModelFamily::kGpt2, 2);
   auto model = *Transformer::Create(config);
   model->InitializeParameters(1);
+  const int world = run.world;
   GlooOptions gloo;
   gloo.rank = rank;
   gloo.size = world;
@@ -53,30 +64,51 @@ int Train(int rank, int world, int stage, const std::string& store, const std::s
   gloo.timeout = absl::Seconds(20);
   auto comm = CreateGlooCommunicator(gloo);
   if (!comm.ok()) return 2;
-  ZeroAdamW::Options options;
-  options.stage = stage;
-  options.adam.weight_decay = 0.1f;
-  options.grad_clip = 0.5f;  // Small enough to clip: exercises the global norm.
-  if (!nvme.empty()) {
-    options.state_nvme_paths = {nvme};
-    options.subgroup_elements = 1024;  // Dozens of sub-groups: the pipeline turns over.
-  }
-  auto zero = ZeroAdamW::Create(model->layout(), comm->get(), options);
-  if (!zero.ok()) return 3;
+  const AdamWConfig adam{0.9f, 0.999f, 1e-8f, 0.1f};
   const int64_t n = model->layout().NumElements();
-  const int64_t part = (n + world - 1) / world;
-  if (nvme.empty() && (*zero)->OptimizerStateBytes() != (stage == 0 ? 8 * n : 8 * part)) return 4;
-  if (!nvme.empty() && (*zero)->OptimizerStateBytes() != 3 * 8192) return 4;  // Three slots.
   const int local = kGlobalBatch / world;
   std::vector<int32_t> tokens(local * kSeq), targets(local * kSeq);
-  for (int step = 0; step < kSteps; ++step) {
+  auto batch = [&](int step) {
     for (int b = 0; b < local; ++b) {  // Rank r takes sequences r, r + world, ...
       Sequence(step, rank + b * world, config.vocab_size, tokens.data() + b * kSeq,
                targets.data() + b * kSeq);
     }
-    model->ZeroGrads();
-    if (!model->ForwardBackward(tokens, targets, local, kSeq).ok()) return 5;
-    if (!(*zero)->Step(model->params(), model->grads(), 3e-3f).ok()) return 6;
+  };
+  if (run.stage == 3) {
+    auto zero = Zero3::Create(model->layout(), comm->get(), {adam, run.clip}, model->params());
+    if (!zero.ok()) return 3;
+    model->ReleaseBlockWeights();
+    // (2 + 2 + 12) Ψ / N in fp32 form: 16 bytes per parameter over N ranks, within 5 %.
+    const double formula = 16.0 * n / world;
+    if (std::fabs((*zero)->ModelStateBytes() - formula) > 0.05 * formula) return 4;
+    for (int step = 0; step < kSteps; ++step) {
+      batch(step);
+      if (!model->ForwardBackward(tokens, targets, local, kSeq, zero->get()).ok()) return 5;
+      if (!(*zero)->Step(3e-3f).ok()) return 6;
+    }
+    if (!(*zero)->GatherWeights(model->params()).ok()) return 7;
+  } else {
+    ZeroAdamW::Options options;
+    options.stage = run.stage;
+    options.adam = adam;
+    options.grad_clip = run.clip;
+    if (!nvme.empty()) {
+      options.state_nvme_paths = {nvme};
+      options.subgroup_elements = 1024;  // Dozens of sub-groups: the pipeline turns over.
+    }
+    auto zero = ZeroAdamW::Create(model->layout(), comm->get(), options);
+    if (!zero.ok()) return 3;
+    const int64_t part = (n + world - 1) / world;
+    if (nvme.empty() && (*zero)->OptimizerStateBytes() != (run.stage == 0 ? 8 * n : 8 * part)) {
+      return 4;
+    }
+    if (!nvme.empty() && (*zero)->OptimizerStateBytes() != 3 * 8192) return 4;  // Three slots.
+    for (int step = 0; step < kSteps; ++step) {
+      batch(step);
+      model->ZeroGrads();
+      if (!model->ForwardBackward(tokens, targets, local, kSeq).ok()) return 5;
+      if (!(*zero)->Step(model->params(), model->grads(), 3e-3f).ok()) return 6;
+    }
   }
   if (rank == 0) {
     std::ofstream(out, std::ios::binary)
@@ -85,20 +117,18 @@ int Train(int rank, int world, int stage, const std::string& store, const std::s
   return 0;
 }
 
-// Runs `world` ranks as processes; returns rank 0's weights.
-std::vector<float> TrainRanks(int world, int stage, bool nvme = false) {
+// Runs the ranks as processes; returns rank 0's weights.
+std::vector<float> TrainRanks(const RunSpec& run) {
   static int runs = 0;  // A fresh rendezvous directory for every run.
-  const std::string name = absl::StrCat("w", world, "_s", stage, "_", runs++);
+  const std::string name = absl::StrCat("w", run.world, "_s", run.stage, "_", runs++);
   const std::string store = Dir(name + "_store"), out = Dir(name + ".bin");
   std::vector<pid_t> pids;
-  for (int rank = 0; rank < world; ++rank) {
+  for (int rank = 0; rank < run.world; ++rank) {
     const pid_t pid = fork();
-    if (pid == 0) {
-      _exit(Train(rank, world, stage, store, out, nvme ? Dir(name + "_nvme") : ""));
-    }
+    if (pid == 0) _exit(Train(rank, run, store, out, run.nvme ? Dir(name + "_nvme") : ""));
     pids.push_back(pid);
   }
-  for (int rank = 0; rank < world; ++rank) {
+  for (int rank = 0; rank < run.world; ++rank) {
     int status = 0;
     waitpid(pids[rank], &status, 0);
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
@@ -113,6 +143,19 @@ std::vector<float> TrainRanks(int world, int stage, bool nvme = false) {
   return w;
 }
 
+std::vector<float> TrainRanks(int world, int stage, bool nvme = false) {
+  return TrainRanks(RunSpec{world, stage, nvme});
+}
+
+double MaxDiff(const std::vector<float>& a, const std::vector<float>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double diff = 0;
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
+    diff = std::max(diff, std::fabs(double{a[i]} - b[i]));
+  }
+  return diff;
+}
+
 TEST(ZeroAdamWTest, StagesAreBitwiseEqual) {
   const std::vector<float> s0 = TrainRanks(2, 0), s1 = TrainRanks(2, 1), s2 = TrainRanks(2, 2);
   ASSERT_FALSE(s0.empty());
@@ -122,10 +165,27 @@ TEST(ZeroAdamWTest, StagesAreBitwiseEqual) {
   EXPECT_EQ(std::memcmp(four0.data(), four2.data(), four0.size() * sizeof(float)), 0);
 }
 
+TEST(ZeroAdamWTest, Stage3MatchesTheOtherStages) {
+  // Unclipped, two ranks: every sum is a + b, so stage 3 is bitwise stage 2 (and one rank's
+  // stage 3 is bitwise one process's stage 0).
+  const std::vector<float> s2 = TrainRanks(RunSpec{2, 2, false, 0}),
+                           s3 = TrainRanks(RunSpec{2, 3, false, 0});
+  ASSERT_FALSE(s2.empty());
+  EXPECT_EQ(std::memcmp(s2.data(), s3.data(), s2.size() * sizeof(float)), 0);
+  const std::vector<float> one0 = TrainRanks(RunSpec{1, 0, false, 0}),
+                           one3 = TrainRanks(RunSpec{1, 3, false, 0});
+  EXPECT_EQ(std::memcmp(one0.data(), one3.data(), one0.size() * sizeof(float)), 0);
+  // Clipped, and with four ranks (another ring order): the same up to rounding.
+  EXPECT_LT(MaxDiff(TrainRanks(2, 2), TrainRanks(2, 3)), 1e-6);
+  EXPECT_LT(MaxDiff(TrainRanks(4, 0), TrainRanks(4, 3)), 1e-5);
+}
+
 TEST(ZeroAdamWTest, RanksAgreeWithOneProcessOnTheUnionOfTheirBatches) {
-  const std::vector<float> one = TrainRanks(1, 0), two = TrainRanks(2, 2), four = TrainRanks(4, 1);
+  const std::vector<float> one = TrainRanks(1, 0), two = TrainRanks(2, 2), four = TrainRanks(4, 1),
+                           four3 = TrainRanks(4, 3);
   ASSERT_EQ(one.size(), two.size());
   ASSERT_EQ(one.size(), four.size());
+  EXPECT_LT(MaxDiff(one, four3), 1e-4);
   double max_diff = 0, changed = 0;
   std::vector<float> initial;
   {

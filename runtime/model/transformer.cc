@@ -320,19 +320,54 @@ float Transformer::HeadLossChunked(const float* lnf, const float* head, const in
   return static_cast<float>(total / static_cast<double>(valid));
 }
 
+namespace {
+
+// The default WeightSource: the model's own arena and gradient arena.
+class ArenaSource : public Transformer::WeightSource {
+ public:
+  ArenaSource(const ParamLayout& layout, float* params, float* grads)
+      : layout_(layout), params_(params), grads_(grads) {}
+  absl::Status Begin(const float** resident, float** resident_grads) override {
+    *resident = params_;
+    *resident_grads = grads_;
+    return absl::OkStatus();
+  }
+  absl::StatusOr<const float*> BlockWeights(int layer, bool) override {
+    return params_ + layout_.BlockBegin(layer);
+  }
+  absl::StatusOr<float*> BlockGrads(int layer) override {
+    return grads_ + layout_.BlockBegin(layer);
+  }
+  absl::Status BlockGradsDone(int) override { return absl::OkStatus(); }
+  absl::Status End() override { return absl::OkStatus(); }
+
+ private:
+  const ParamLayout& layout_;
+  float* params_;
+  float* grads_;
+};
+
+}  // namespace
+
+void Transformer::ReleaseBlockWeights() {
+  params_.Discard(layout_.BlockBegin(0), layout_.BlockEnd(config().n_layer - 1));
+}
+
 absl::StatusOr<float> Transformer::ForwardBackward(absl::Span<const int32_t> tokens,
-                                                   absl::Span<const int32_t> targets, int B,
-                                                   int T) {
+                                                   absl::Span<const int32_t> targets, int B, int T,
+                                                   WeightSource* source) {
   if (absl::Status status = CheckInputs(tokens, targets, B, T, true); !status.ok()) return status;
   EnsureTrainBuffers(B, T);
-  grads();
+  ArenaSource arena(layout_, params_.data(), source == nullptr ? grads().data() : nullptr);
+  if (source == nullptr) source = &arena;
   const ModelConfig& c = config();
   const Dims d(c, B, T);
   const int L = c.n_layer;
   const int64_t layer_floats = LayerActs::Floats(d);
   TrainGlobals g = TrainGlobals::At(train_.data() + layer_floats * L, d, L);
-  const float* P = params_.data();
-  float* G = grads_.data();
+  const float* P = nullptr;
+  float* G = nullptr;
+  if (absl::Status status = source->Begin(&P, &G); !status.ok()) return status;
   const BlockOffsets off(layout_);
   auto tensor = [&](const float* base, int id) { return base + layout_.tensor(id).offset; };
   auto gtensor = [&](int id) { return G + layout_.tensor(id).offset; };
@@ -344,7 +379,9 @@ absl::StatusOr<float> Transformer::ForwardBackward(absl::Span<const int32_t> tok
                        static_cast<int>(d.C));
   for (int l = 0; l < L; ++l) {
     LayerActs a = LayerActs::At(train_.data() + layer_floats * l, d);
-    const float* w = P + layout_.BlockBegin(l);
+    absl::StatusOr<const float*> weights = source->BlockWeights(l, false);
+    if (!weights.ok()) return weights.status();
+    const float* w = *weights;
     const float* in = g.resid + l * d.N * d.C;
     float* out = g.resid + (l + 1) * d.N * d.C;
     const int C = static_cast<int>(d.C), F = static_cast<int>(d.F);
@@ -402,8 +439,12 @@ absl::StatusOr<float> Transformer::ForwardBackward(absl::Span<const int32_t> tok
   }
   for (int l = L - 1; l >= 0; --l) {
     LayerActs a = LayerActs::At(train_.data() + layer_floats * l, d);
-    const float* w = P + layout_.BlockBegin(l);
-    float* gw = G + layout_.BlockBegin(l);
+    absl::StatusOr<const float*> weights = source->BlockWeights(l, true);
+    if (!weights.ok()) return weights.status();
+    absl::StatusOr<float*> block_grads = source->BlockGrads(l);
+    if (!block_grads.ok()) return block_grads.status();
+    const float* w = *weights;
+    float* gw = *block_grads;
     const float* in = g.resid + l * d.N * d.C;
     const int C = static_cast<int>(d.C), F = static_cast<int>(d.F);
     // g.dres holds d(out); the residual path passes it unchanged to d(res1) and d(in).
@@ -441,10 +482,12 @@ absl::StatusOr<float> Transformer::ForwardBackward(absl::Span<const int32_t> tok
       k::rmsnorm_backward(g.dres, gw + off.at[kInputNormW], g.dln, in, w + off.at[kInputNormW],
                           a.ln1_rstd, d.N, C);
     }
+    if (absl::Status status = source->BlockGradsDone(l); !status.ok()) return status;
   }
   float* dwpe = d.gpt2 ? gtensor(layout_.position_embedding_id()) : nullptr;
   k::embedding_backward(gtensor(layout_.token_embedding_id()), dwpe, g.dres, tokens.data(), B, T,
                         static_cast<int>(d.C));
+  if (absl::Status status = source->End(); !status.ok()) return status;
   return loss;
 }
 

@@ -5,7 +5,9 @@
 // Three ways to run it:
 // - ForwardBackward: training. Keeps every block's activations, returns the mean loss and
 //   accumulates the gradient into grads(). The output head (cross-entropy) is fused and chunked:
-//   full (B, T, V) logits are never held.
+//   full (B, T, V) logits are never held. With a WeightSource, the weights and gradients live
+//   outside the arena (ZeRO stage 3 gathers each block just in time and scatters its gradient as
+//   soon as the block's backward is done).
 // - Loss: inference memory, for zeroth-order training. Activations are reused block to block.
 // - BeginForward / BlockForward / EndForward: the same loss-only pass one block at a time with
 //   caller-provided weights (offloaded training streams blocks through a bounded working set;
@@ -59,10 +61,35 @@ class Transformer {
   // own random stream, so blocks can be initialized anywhere (e.g. straight into offload slots).
   void InitializeTensor(uint64_t seed, int tensor_id, float* out) const;
 
+  // Where a training pass reads weights and puts gradients. Calls come in a fixed order:
+  // Begin; BlockWeights(0, false) ... BlockWeights(L-1, false); then for l = L-1 down to 0:
+  // BlockWeights(l, true), BlockGrads(l), BlockGradsDone(l); then End. Block buffers are in
+  // block layout (as layout() lays out every block).
+  class WeightSource {
+   public:
+    virtual ~WeightSource() = default;
+    // Arena-layout buffers whose non-block tensors hold the weights and accumulate their
+    // gradient (the block region is not touched).
+    virtual absl::Status Begin(const float** resident, float** resident_grads) = 0;
+    // Layer `layer`'s weights, valid until the next BlockWeights call.
+    virtual absl::StatusOr<const float*> BlockWeights(int layer, bool backward) = 0;
+    // Where layer `layer`'s gradient is accumulated, and the call once it is complete.
+    virtual absl::StatusOr<float*> BlockGrads(int layer) = 0;
+    virtual absl::Status BlockGradsDone(int layer) = 0;
+    // After the backward pass: the non-block gradients are complete.
+    virtual absl::Status End() = 0;
+  };
+
   // tokens, targets: (B, T) row-major; targets < 0 are ignored. Returns the mean loss over
-  // non-ignored targets and adds d(loss)/d(params) to grads().
+  // non-ignored targets and adds d(loss)/d(params) to grads() — or, with `source`, reads the
+  // weights from it and gives it the gradients (the arena and grads() are not used).
   absl::StatusOr<float> ForwardBackward(absl::Span<const int32_t> tokens,
-                                        absl::Span<const int32_t> targets, int B, int T);
+                                        absl::Span<const int32_t> targets, int B, int T,
+                                        WeightSource* source = nullptr);
+
+  // Returns the pages of the arena's block region to the system (they read as zeros after):
+  // for a model whose blocks live elsewhere (ZeRO stage 3) once its shards have been taken.
+  void ReleaseBlockWeights();
 
   // The same loss with inference memory, reading weights from `params` (the arena by default).
   absl::StatusOr<float> Loss(absl::Span<const int32_t> tokens, absl::Span<const int32_t> targets,

@@ -57,28 +57,44 @@ void adamw_update(float* params, const float* grads, float* m, float* v, int64_t
 AdamW::AdamW(const ParamLayout& layout, AdamWConfig config)
     : layout_(layout), config_(config), m_(layout.NumElements()), v_(layout.NumElements()) {}
 
+void AdamWOverRange(const ParamLayout& layout, const AdamWConfig& config, int64_t begin,
+                    int64_t end, float* params, const float* grads, float* m, float* v, float lr,
+                    int64_t step) {
+  AdamWConfig no_decay = config;
+  no_decay.weight_decay = 0.0f;
+  for (const TensorInfo& t : layout.tensors()) {
+    const int64_t lo = std::max(begin, t.offset), hi = std::min(end, t.offset + t.numel);
+    if (lo >= hi) continue;
+    const int64_t at = lo - begin;
+    adamw_update(params + at, grads + at, m + at, v + at, hi - lo, lr,
+                 RoleTakesWeightDecay(t.role) ? config : no_decay, step);
+  }
+}
+
 void AdamW::Step(absl::Span<float> params, absl::Span<const float> grads, float lr) {
   ++step_;
-  AdamWConfig no_decay = config_;
-  no_decay.weight_decay = 0.0f;
-  for (const TensorInfo& t : layout_.tensors()) {
-    adamw_update(params.data() + t.offset, grads.data() + t.offset, m_.data() + t.offset,
-                 v_.data() + t.offset, t.numel, lr,
-                 RoleTakesWeightDecay(t.role) ? config_ : no_decay, step_);
-  }
+  AdamWOverRange(layout_, config_, 0, layout_.NumElements(), params.data(), grads.data(), m_.data(),
+                 v_.data(), lr, step_);
+}
+
+double SumOfSquares(absl::Span<const float> x) {
+  const int64_t n = static_cast<int64_t>(x.size());
+  const int64_t tiles = (n + kTile - 1) / kTile;
+  std::vector<double> partial(tiles);
+  ParallelFor(tiles, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      partial[t] = SquaredSum(x.data() + t * kTile, std::min(kTile, n - t * kTile));
+    }
+  });
+  double total = 0.0;
+  for (double p : partial) total += p;  // Fixed order: independent of the thread count.
+  return total;
 }
 
 double ClipGradNorm(absl::Span<float> grads, double max_norm) {
   const int64_t n = static_cast<int64_t>(grads.size());
   const int64_t tiles = (n + kTile - 1) / kTile;
-  std::vector<double> partial(tiles);
-  ParallelFor(tiles, [&](int64_t begin_, int64_t end_) {
-    for (int64_t t = static_cast<int64_t>(begin_); t < end_; ++t) {
-      partial[t] = SquaredSum(grads.data() + t * kTile, std::min(kTile, n - t * kTile));
-    }
-  });
-  double total = 0.0;
-  for (double p : partial) total += p;  // Fixed order: independent of the thread count.
+  const double total = SumOfSquares(grads);
   const double norm = std::sqrt(total);
   if (max_norm > 0 && norm > max_norm) {
     const float scale = static_cast<float>(max_norm / (norm + 1e-6));

@@ -27,6 +27,15 @@ struct AdamWConfig {
 void adamw_update(float* params, const float* grads, float* m, float* v, int64_t n, float lr,
                   const AdamWConfig& config, int64_t step);
 
+// adamw_update over arena elements [begin, end) of `layout`, with weight decay by tensor role;
+// each pointer addresses element `begin` (so a partition or shard can be updated in place).
+void AdamWOverRange(const ParamLayout& layout, const AdamWConfig& config, int64_t begin,
+                    int64_t end, float* params, const float* grads, float* m, float* v, float lr,
+                    int64_t step);
+
+// Sum of squares in double: fixed tiles summed in order, the same value for any thread count.
+double SumOfSquares(absl::Span<const float> x);
+
 class AdamW {
  public:
   AdamW(const ParamLayout& layout, AdamWConfig config);

@@ -1,0 +1,263 @@
+// See zero3.h.
+#include "runtime/dist/zero3.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "runtime/base/status_macros.h"
+
+namespace strata {
+
+std::vector<Zero3::Unit> Zero3::Units(const ParamLayout& layout, int ranks) {
+  const int L = layout.config().n_layer;
+  std::vector<Unit> units;
+  auto add = [&](int64_t begin, int64_t end) {
+    Unit u;
+    u.begin = begin;
+    u.size = end - begin;
+    u.chunk = (u.size + ranks - 1) / ranks;
+    u.shard = units.empty() ? 0 : units.back().shard + units.back().chunk;
+    units.push_back(u);
+  };
+  for (int l = 0; l < L; ++l) add(layout.BlockBegin(l), layout.BlockEnd(l));
+  add(0, layout.BlockBegin(0));
+  add(layout.BlockEnd(L - 1), layout.NumElements());
+  return units;
+}
+
+int64_t Zero3::ShardElements(const ParamLayout& layout, int ranks) {
+  const std::vector<Unit> units = Units(layout, ranks);
+  return units.back().shard + units.back().chunk;
+}
+
+absl::StatusOr<std::unique_ptr<Zero3>> Zero3::Create(const ParamLayout& layout, Communicator* comm,
+                                                     Options options,
+                                                     absl::Span<const float> initial) {
+  if (static_cast<int64_t>(initial.size()) != layout.NumElements()) {
+    return absl::InvalidArgumentError(absl::StrCat("initial weights have ", initial.size(),
+                                                   " floats, the model ", layout.NumElements()));
+  }
+  std::unique_ptr<Zero3> zero(new Zero3(layout, comm, options));
+  for (const Unit& u : zero->units_) {
+    const int64_t lo = zero->OwnBegin(u), hi = zero->OwnEnd(u);
+    std::memcpy(zero->params_.data() + u.shard, initial.data() + lo, (hi - lo) * sizeof(float));
+  }
+  return zero;
+}
+
+Zero3::Zero3(const ParamLayout& layout, Communicator* comm, Options options)
+    : layout_(layout),
+      comm_(comm),
+      options_(options),
+      units_(Units(layout, comm != nullptr ? comm->size() : 1)) {
+  const int64_t shard = units_.back().shard + units_.back().chunk;
+  params_.Resize(shard);
+  grads_.Resize(shard);
+  m_.Resize(shard);
+  v_.Resize(shard);
+  // A gathered unit may run up to ranks - 1 floats past its end (the last chunk's padding).
+  resident_ = LazyBuffer(layout.NumElements() + ranks());
+  resident_grads_ = LazyBuffer(layout.NumElements() + ranks());
+  const int64_t block = ranks() * units_[0].chunk;
+  for (int b = 0; b < 2; ++b) {
+    gathered_[b].Resize(block);
+    block_grads_[b].Resize(block);
+  }
+}
+
+Zero3::~Zero3() { WaitAll().IgnoreError(); }
+
+int64_t Zero3::WorkingBytes() const {
+  const int L = layout_.config().n_layer;
+  const int64_t resident = units_[L].size + units_[L + 1].size;
+  return static_cast<int64_t>(sizeof(float)) *
+         (2 * gathered_[0].size() + 2 * block_grads_[0].size() + 2 * resident);
+}
+
+absl::Status Zero3::Gather(const Unit& u, float* dst, Communicator::Handle* handle) {
+  const absl::Span<const float> mine(params_.data() + u.shard, u.chunk);
+  const absl::Span<float> all(dst, ranks() * u.chunk);
+  if (comm_ == nullptr) {
+    std::memcpy(dst, mine.data(), u.chunk * sizeof(float));
+    return absl::OkStatus();
+  }
+  if (handle == nullptr) return comm_->AllGather(mine, all);
+  *handle = comm_->Async([mine, all](Communicator& c) { return c.AllGather(mine, all); });
+  return absl::OkStatus();
+}
+
+absl::Status Zero3::Reduce(const Unit& u, float* buf, Communicator::Handle* handle) {
+  float* mine = grads_.data() + u.shard;
+  const float* own = buf + rank() * u.chunk;
+  const size_t bytes = u.chunk * sizeof(float);
+  if (comm_ == nullptr) {
+    std::memcpy(mine, own, bytes);
+    return absl::OkStatus();
+  }
+  // An all-reduce in place (the buffer is ours to overwrite): the same traffic as Gloo's
+  // reduce-scatter, without its copy of the input.
+  auto op = [all = absl::MakeSpan(buf, ranks() * u.chunk), mine, own, bytes](Communicator& c) {
+    if (absl::Status s = c.AllReduceSum(all); !s.ok()) return s;
+    std::memcpy(mine, own, bytes);
+    return absl::OkStatus();
+  };
+  if (handle == nullptr) return op(*comm_);
+  *handle = comm_->Async(op);
+  return absl::OkStatus();
+}
+
+absl::Status Zero3::WaitAll() {
+  absl::Status status;
+  for (Communicator::Handle* h :
+       {&gather_done_[0], &gather_done_[1], &reduce_done_[0], &reduce_done_[1]}) {
+    status.Update(h->Wait());
+    *h = Communicator::Handle();
+  }
+  return status;
+}
+
+absl::Status Zero3::GatherResident() {
+  STRATA_RETURN_IF_ERROR(WaitAll());  // Synchronous collectives follow.
+  const int L = layout_.config().n_layer;
+  for (const Unit* u : {&units_[L], &units_[L + 1]}) {
+    STRATA_RETURN_IF_ERROR(Gather(*u, resident_.data() + u->begin, nullptr));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Zero3::IssueBlockGather(int buffer, int layer) {
+  STRATA_RETURN_IF_ERROR(gather_done_[buffer].Wait());
+  held_[buffer] = layer;
+  return Gather(units_[layer], gathered_[buffer].data(), &gather_done_[buffer]);
+}
+
+absl::Status Zero3::Begin(const float** resident, float** resident_grads) {
+  STRATA_RETURN_IF_ERROR(GatherResident());
+  const int L = layout_.config().n_layer;
+  for (const Unit* u : {&units_[L], &units_[L + 1]}) {
+    std::memset(resident_grads_.data() + u->begin, 0, ranks() * u->chunk * sizeof(float));
+  }
+  *resident = resident_.data();
+  *resident_grads = resident_grads_.data();
+  // Block 0's gather runs while the embeddings compute.
+  if (held_[0] != 0 && held_[1] != 0) STRATA_RETURN_IF_ERROR(IssueBlockGather(0, 0));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<const float*> Zero3::BlockWeights(int layer, bool backward) {
+  const int L = layout_.config().n_layer;
+  if (layer < 0 || layer >= L) return absl::OutOfRangeError(absl::StrCat("no layer ", layer));
+  int b = held_[0] == layer ? 0 : held_[1] == layer ? 1 : -1;
+  if (b < 0) {
+    b = current_ == 0 ? 1 : 0;  // Not the buffer the model used last.
+    STRATA_RETURN_IF_ERROR(IssueBlockGather(b, layer));
+  }
+  STRATA_RETURN_IF_ERROR(gather_done_[b].Wait());
+  gather_done_[b] = Communicator::Handle();
+  current_ = b;
+  // Prefetch the next block of the pass into the other buffer (the one the model is done with).
+  const int next = backward ? layer - 1 : (layer + 1 < L ? layer + 1 : -1);
+  if (next >= 0 && held_[0] != next && held_[1] != next) {
+    STRATA_RETURN_IF_ERROR(IssueBlockGather(1 - b, next));
+  }
+  return gathered_[b].data();
+}
+
+absl::StatusOr<float*> Zero3::BlockGrads(int layer) {
+  const int b = next_grad_;
+  STRATA_RETURN_IF_ERROR(reduce_done_[b].Wait());
+  reduce_done_[b] = Communicator::Handle();
+  grad_layer_[b] = layer;
+  std::memset(block_grads_[b].data(), 0, block_grads_[b].size() * sizeof(float));
+  return block_grads_[b].data();
+}
+
+absl::Status Zero3::BlockGradsDone(int layer) {
+  const int b = next_grad_;
+  if (grad_layer_[b] != layer) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("gradient of layer ", layer, " finished out of order"));
+  }
+  next_grad_ = 1 - b;
+  return Reduce(units_[layer], block_grads_[b].data(), &reduce_done_[b]);
+}
+
+absl::Status Zero3::End() {
+  STRATA_RETURN_IF_ERROR(WaitAll());
+  const int L = layout_.config().n_layer;
+  for (const Unit* u : {&units_[L], &units_[L + 1]}) {
+    STRATA_RETURN_IF_ERROR(Reduce(*u, resident_grads_.data() + u->begin, nullptr));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<double> Zero3::Step(float lr) {
+  STRATA_RETURN_IF_ERROR(WaitAll());
+  ++step_;
+  const int w = ranks();
+  const float inv = 1.0f / static_cast<float>(w);
+  float* g = grads_.data();
+  const int64_t n = grads_.size();
+  if (w > 1) {
+    for (int64_t i = 0; i < n; ++i) g[i] *= inv;
+  }
+  // Global norm: each rank's partial as a (hi, lo) float pair, summed in rank order.
+  const double sq = SumOfSquares(grads_.span());
+  const float mine[2] = {static_cast<float>(sq),
+                         static_cast<float>(sq - static_cast<double>(static_cast<float>(sq)))};
+  std::vector<float> partials(2 * w);
+  if (comm_ != nullptr) {
+    STRATA_RETURN_IF_ERROR(
+        comm_->AllGather(absl::MakeConstSpan(mine, 2), absl::MakeSpan(partials)));
+  } else {
+    partials.assign(mine, mine + 2);
+  }
+  double total = 0;
+  for (int r = 0; r < w; ++r) {
+    total += static_cast<double>(partials[2 * r]) + static_cast<double>(partials[2 * r + 1]);
+  }
+  const double norm = std::sqrt(total);
+  if (options_.grad_clip > 0 && norm > options_.grad_clip) {
+    const float scale = static_cast<float>(options_.grad_clip / (norm + 1e-6));
+    for (int64_t i = 0; i < n; ++i) g[i] *= scale;
+  }
+  for (const Unit& u : units_) {
+    AdamWOverRange(layout_, options_.adam, OwnBegin(u), OwnEnd(u), params_.data() + u.shard,
+                   g + u.shard, m_.data() + u.shard, v_.data() + u.shard, lr, step_);
+  }
+  held_[0] = held_[1] = -1;  // Gathered copies are stale now.
+  return norm;
+}
+
+absl::StatusOr<float> Zero3::Loss(Transformer& model, absl::Span<const int32_t> tokens,
+                                  absl::Span<const int32_t> targets, int B, int T) {
+  STRATA_RETURN_IF_ERROR(GatherResident());
+  STRATA_RETURN_IF_ERROR(model.BeginForward(resident_.data(), tokens, B, T));
+  for (int l = 0; l < layout_.config().n_layer; ++l) {
+    STRATA_ASSIGN_OR_RETURN(const float* w, BlockWeights(l, false));
+    model.BlockForward(l, w);
+  }
+  return model.EndForward(resident_.data(), targets);
+}
+
+absl::Status Zero3::GatherWeights(absl::Span<float> arena) {
+  if (static_cast<int64_t>(arena.size()) != layout_.NumElements()) {
+    return absl::InvalidArgumentError("GatherWeights needs the whole arena");
+  }
+  STRATA_RETURN_IF_ERROR(GatherResident());
+  const int L = layout_.config().n_layer;
+  for (const Unit* u : {&units_[L], &units_[L + 1]}) {
+    std::memcpy(arena.data() + u->begin, resident_.data() + u->begin, u->size * sizeof(float));
+  }
+  held_[0] = held_[1] = -1;
+  for (int l = 0; l < L; ++l) {
+    STRATA_RETURN_IF_ERROR(Gather(units_[l], gathered_[0].data(), nullptr));
+    std::memcpy(arena.data() + units_[l].begin, gathered_[0].data(),
+                units_[l].size * sizeof(float));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace strata

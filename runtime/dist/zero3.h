@@ -1,0 +1,128 @@
+// ZeRO stage 3 on the CPU: parameters, gradients and AdamW state all partitioned across ranks.
+//
+// The arena is cut into units — each transformer block, the embeddings (the arena before the
+// first block) and the final norm/head (after the last block). Rank r of N holds chunk r of
+// every unit: elements [r c, (r + 1) c) with c = ceil(unit size / N), plus its gradient and its
+// AdamW m and v. Nothing else persists between steps, so model state per rank is
+// 16 Ψ/N bytes (fp32 parameter, gradient, m, v: the fp32 form of ZeRO's (2 + 2 + 12) Ψ/N).
+//
+// As the model's Transformer::WeightSource, a training pass
+// - all-gathers the embeddings and final norm/head at Begin (held for the pass),
+// - all-gathers each block just before its forward and again before its backward into one of
+//   two buffers, the next block's gather running asynchronously while the current block
+//   computes (the forward's last block is reused by the backward, and the backward's first
+//   blocks come from the forward's buffers when still held),
+// - reduces each block's gradient as soon as its backward is done (asynchronously, two gradient
+//   buffers alternating) and keeps only this rank's chunk, and the non-block gradient at End.
+// Step then averages, clips by the global norm (partials summed in rank order) and runs AdamW on
+// this rank's chunks only. Working memory: two gathered blocks, two block gradients and the
+// gathered non-block tensors with their gradient.
+//
+// Reduction order: a block's gradient is summed by an all-reduce over that block's buffer, so
+// with two ranks the sums equal every other stage's bit for bit (a + b == b + a); with more ranks
+// the ring may add them in another order (differences of float rounding). The global norm is
+// summed over other partials than stages 0-2, so clipped steps agree to rounding.
+#ifndef STRATA_RUNTIME_DIST_ZERO3_H_
+#define STRATA_RUNTIME_DIST_ZERO3_H_
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "runtime/base/aligned_buffer.h"
+#include "runtime/base/lazy_buffer.h"
+#include "runtime/dist/communicator.h"
+#include "runtime/model/param_layout.h"
+#include "runtime/model/transformer.h"
+#include "runtime/optim/adamw.h"
+
+namespace strata {
+
+class Zero3 : public Transformer::WeightSource {
+ public:
+  struct Options {
+    AdamWConfig adam;
+    float grad_clip = 0;  // Global gradient-norm clip; 0 disables.
+  };
+
+  // Takes this rank's chunks from `initial` (the whole arena, the same on every rank); the
+  // caller may free it after (Transformer::ReleaseBlockWeights). `layout` and `comm` must outlive
+  // the object; a null `comm` is one rank.
+  static absl::StatusOr<std::unique_ptr<Zero3>> Create(const ParamLayout& layout,
+                                                       Communicator* comm, Options options,
+                                                       absl::Span<const float> initial);
+  // Elements of each rank's shard (sum over units of ceil(unit size / ranks)).
+  static int64_t ShardElements(const ParamLayout& layout, int ranks);
+  ~Zero3() override;  // Waits for collectives still writing into its buffers.
+
+  // Transformer::WeightSource.
+  absl::Status Begin(const float** resident, float** resident_grads) override;
+  absl::StatusOr<const float*> BlockWeights(int layer, bool backward) override;
+  absl::StatusOr<float*> BlockGrads(int layer) override;
+  absl::Status BlockGradsDone(int layer) override;
+  absl::Status End() override;
+
+  // AdamW on this rank's chunks after a ForwardBackward pass with this source; returns the
+  // global gradient norm before clipping.
+  absl::StatusOr<double> Step(float lr);
+  // Loss-only forward of `model` over gathered blocks (evaluation; every rank takes part).
+  absl::StatusOr<float> Loss(Transformer& model, absl::Span<const int32_t> tokens,
+                             absl::Span<const int32_t> targets, int B, int T);
+  // The full weights into `arena` (every rank takes part): export at the end of training.
+  absl::Status GatherWeights(absl::Span<float> arena);
+
+  // This rank's shard (checkpoints): parameters, m and v, ShardElements floats each.
+  absl::Span<float> shard_params() { return params_.span(); }
+  absl::Span<float> m() { return m_.span(); }
+  absl::Span<float> v() { return v_.span(); }
+  int64_t step() const { return step_; }
+  void set_step(int64_t step) { step_ = step; }
+
+  // Bytes that persist between steps (parameters, gradients, m, v of the shard).
+  int64_t ModelStateBytes() const { return 16 * params_.size(); }
+  // Bytes of the per-pass working set (gathered blocks, block gradients, non-block tensors
+  // and their gradient).
+  int64_t WorkingBytes() const;
+
+ private:
+  struct Unit {
+    int64_t begin = 0, size = 0;  // Arena range.
+    int64_t chunk = 0;            // Elements per rank.
+    int64_t shard = 0;            // Offset of this rank's chunk in the shard.
+  };
+  Zero3(const ParamLayout& layout, Communicator* comm, Options options);
+  static std::vector<Unit> Units(const ParamLayout& layout, int ranks);
+  int ranks() const { return comm_ != nullptr ? comm_->size() : 1; }
+  int rank() const { return comm_ != nullptr ? comm_->rank() : 0; }
+  // This rank's arena range of `unit`.
+  int64_t OwnBegin(const Unit& u) const { return u.begin + std::min(u.size, rank() * u.chunk); }
+  int64_t OwnEnd(const Unit& u) const { return u.begin + std::min(u.size, (rank() + 1) * u.chunk); }
+  // All of `unit` (ranks * chunk floats) into dst; asynchronous where a handle is given.
+  absl::Status Gather(const Unit& unit, float* dst, Communicator::Handle* handle);
+  // Sums buf (ranks * chunk floats) over ranks and keeps this rank's chunk of the gradient.
+  absl::Status Reduce(const Unit& unit, float* buf, Communicator::Handle* handle);
+  absl::Status GatherResident();
+  absl::Status WaitAll();
+  absl::Status IssueBlockGather(int buffer, int layer);
+
+  const ParamLayout& layout_;
+  Communicator* comm_;
+  const Options options_;
+  std::vector<Unit> units_;  // Blocks 0..L-1, then the embeddings, then the final norm/head.
+  AlignedBuffer params_, grads_, m_, v_;  // This rank's shard.
+  int64_t step_ = 0;
+  // Arena-layout buffers for the non-block tensors (their block region stays untouched).
+  LazyBuffer resident_, resident_grads_;
+  AlignedBuffer gathered_[2], block_grads_[2];
+  int held_[2] = {-1, -1};        // Layer in gathered_[b], -1 none.
+  int current_ = -1;              // Buffer last handed out.
+  int grad_layer_[2] = {-1, -1};  // Layer whose gradient block_grads_[b] holds.
+  int next_grad_ = 0;
+  Communicator::Handle gather_done_[2], reduce_done_[2];
+};
+
+}  // namespace strata
+
+#endif  // STRATA_RUNTIME_DIST_ZERO3_H_
