@@ -12,6 +12,31 @@
 #include "storage/safetensors/safetensors.h"
 
 namespace strata {
+namespace {
+
+constexpr char kShardFile[] = "zero3_shard.safetensors";
+
+SafetensorsTensorView ShardEntry(const char* name, absl::Span<float> data) {
+  return {name, {static_cast<int64_t>(data.size())}, data.data()};
+}
+
+// Reads each named 1-D fp32 tensor of `path` into its span (sizes must match).
+absl::Status ReadSpans(const std::string& path,
+                       std::initializer_list<std::pair<const char*, absl::Span<float>>> spans) {
+  STRATA_ASSIGN_OR_RETURN(SafetensorsFile file, SafetensorsFile::Open(path));
+  for (const auto& [key, span] : spans) {
+    const SafetensorsEntry* e = file.header().Find(key);
+    if (e == nullptr || e->numel() != static_cast<int64_t>(span.size())) {
+      return absl::DataLossError(absl::StrCat(path, ": tensor \"", key, "\" is missing or has ",
+                                              e == nullptr ? 0 : e->numel(), " elements, expected ",
+                                              span.size()));
+    }
+    STRATA_RETURN_IF_ERROR(file.ReadF32(*e, span.data()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<FoTrainer>> FoTrainer::Create(Transformer* model,
                                                              const TokenCorpus* train,
@@ -33,7 +58,17 @@ absl::StatusOr<std::unique_ptr<FoTrainer>> FoTrainer::Create(Transformer* model,
     STRATA_RETURN_IF_ERROR(BatchSampler::Create(eval, eval_options).status());
   }
   std::unique_ptr<FoTrainer> trainer(new FoTrainer(model, eval, options, std::move(sampler)));
-  if (options.comm != nullptr || !options.optimizer_state_dirs.empty()) {
+  if (options.zero_stage == 3) {
+    if (!options.optimizer_state_dirs.empty()) {
+      return absl::UnimplementedError(
+          "optimizer state on NVMe is supported with ZeRO stages 0-2, not with stage 3");
+    }
+    const Zero3::Options zero{
+        AdamWConfig{options.beta1, options.beta2, 1e-8f, options.weight_decay}, options.grad_clip};
+    STRATA_ASSIGN_OR_RETURN(trainer->zero3_,
+                            Zero3::Create(model->layout(), options.comm, zero, model->params()));
+    model->ReleaseBlockWeights();  // Each rank keeps only its shard of the blocks.
+  } else if (options.comm != nullptr || !options.optimizer_state_dirs.empty()) {
     ZeroAdamW::Options zero;
     zero.state_nvme_paths = options.optimizer_state_dirs;
     zero.stage = options.zero_stage;
@@ -58,14 +93,18 @@ FoTrainer::FoTrainer(Transformer* model, const TokenCorpus* eval, FoTrainerOptio
 absl::StatusOr<StepStats> FoTrainer::Step() {
   const auto start = std::chrono::steady_clock::now();
   sampler_.Next(absl::MakeSpan(tokens_), absl::MakeSpan(targets_));
-  model_->ZeroGrads();
-  STRATA_ASSIGN_OR_RETURN(float loss,
-                          model_->ForwardBackward(tokens_, targets_, options_.batch, options_.seq));
+  if (zero3_ == nullptr) model_->ZeroGrads();
+  STRATA_ASSIGN_OR_RETURN(float loss, model_->ForwardBackward(tokens_, targets_, options_.batch,
+                                                              options_.seq, zero3_.get()));
   StepStats stats;
   stats.lr = WarmupCosineLr(step_, options_.warmup, options_.steps, options_.lr, options_.min_lr);
-  if (zero_ != nullptr) {
-    STRATA_ASSIGN_OR_RETURN(stats.grad_norm,
-                            zero_->Step(model_->params(), model_->grads(), stats.lr));
+  if (zero_ != nullptr || zero3_ != nullptr) {
+    if (zero3_ != nullptr) {
+      STRATA_ASSIGN_OR_RETURN(stats.grad_norm, zero3_->Step(stats.lr));
+    } else {
+      STRATA_ASSIGN_OR_RETURN(stats.grad_norm,
+                              zero_->Step(model_->params(), model_->grads(), stats.lr));
+    }
     if (options_.comm != nullptr) {
       // Report the mean loss over the ranks' batches (the loss of the global batch).
       float global = loss;
@@ -92,6 +131,9 @@ absl::StatusOr<float> FoTrainer::Evaluate() {
   const int batch = options_.batch * (options_.comm != nullptr ? options_.comm->size() : 1);
   return MeanLossOverBatches(eval_, batch, options_.seq, options_.eval_batches,
                              [&](absl::Span<const int32_t> x, absl::Span<const int32_t> y) {
+                               if (zero3_ != nullptr) {
+                                 return zero3_->Loss(*model_, x, y, batch, options_.seq);
+                               }
                                return model_->Loss(x, y, batch, options_.seq);
                              });
 }
@@ -108,17 +150,26 @@ absl::Status FoTrainer::SaveCheckpoint() {
         CheckpointManager::Create({RankDir(rank()), std::max(2, options_.keep_checkpoints)}));
   }
   STRATA_ASSIGN_OR_RETURN(CheckpointManager::Writer writer, checkpoints_->Begin(step_));
-  if (rank() == 0) STRATA_RETURN_IF_ERROR(SaveHfCheckpoint(*model_, writer.dir()));
-  if (zero_ != nullptr && zero_->state_offloaded()) {
+  if (zero3_ != nullptr) {
+    // Every rank its shard: weights, m and v; no rank holds the whole model.
+    STRATA_RETURN_IF_ERROR(
+        WriteSafetensors(absl::StrCat(writer.dir(), "/", kShardFile),
+                         {ShardEntry("params", zero3_->shard_params()),
+                          ShardEntry("m", zero3_->m()), ShardEntry("v", zero3_->v())},
+                         {}));
+  } else if (rank() == 0) {
+    STRATA_RETURN_IF_ERROR(SaveHfCheckpoint(*model_, writer.dir()));
+  }
+  if (zero3_ != nullptr) {
+    // Written above.
+  } else if (zero_ != nullptr && zero_->state_offloaded()) {
     // Streamed from NVMe one sub-group at a time: the state never occupies RAM.
     STRATA_RETURN_IF_ERROR(zero_->ExportState(absl::StrCat(writer.dir(), "/adam_state.bin")));
   } else {
     absl::Span<float> m = zero_ != nullptr ? zero_->m() : adamw_.m();
     absl::Span<float> v = zero_ != nullptr ? zero_->v() : adamw_.v();
     STRATA_RETURN_IF_ERROR(WriteSafetensors(absl::StrCat(writer.dir(), "/adam_state.safetensors"),
-                                            {{"m", {static_cast<int64_t>(m.size())}, m.data()},
-                                             {"v", {static_cast<int64_t>(v.size())}, v.data()}},
-                                            {}));
+                                            {ShardEntry("m", m), ShardEntry("v", v)}, {}));
   }
   nlohmann::json position;
   position["step"] = step_;
@@ -161,25 +212,28 @@ absl::StatusOr<int64_t> FoTrainer::Resume(const std::function<void(const std::st
                      " was written with a different world size or ZeRO stage; start a new "
                      "checkpoint directory"));
   }
-  // Weights from rank 0's checkpoint (the same on every rank).
-  STRATA_RETURN_IF_ERROR(LoadHfWeights(absl::StrCat(RankDir(0), "/", name), *model_));
-  if (zero_ != nullptr && zero_->state_offloaded()) {
+  if (zero3_ != nullptr) {
+    STRATA_RETURN_IF_ERROR(
+        ReadSpans(absl::StrCat(own.dir, "/", kShardFile),
+                  {{"params", zero3_->shard_params()}, {"m", zero3_->m()}, {"v", zero3_->v()}}));
+  } else {
+    // Weights from rank 0's checkpoint (the same on every rank).
+    STRATA_RETURN_IF_ERROR(LoadHfWeights(absl::StrCat(RankDir(0), "/", name), *model_));
+  }
+  if (zero3_ != nullptr) {
+    // Read above.
+  } else if (zero_ != nullptr && zero_->state_offloaded()) {
     STRATA_RETURN_IF_ERROR(zero_->ImportState(absl::StrCat(own.dir, "/adam_state.bin")));
   } else {
-    STRATA_ASSIGN_OR_RETURN(SafetensorsFile state, SafetensorsFile::Open(absl::StrCat(
-                                                       own.dir, "/adam_state.safetensors")));
     absl::Span<float> m = zero_ != nullptr ? zero_->m() : adamw_.m();
     absl::Span<float> v = zero_ != nullptr ? zero_->v() : adamw_.v();
-    for (auto [key, span] : {std::pair{"m", m}, std::pair{"v", v}}) {
-      const SafetensorsEntry* e = state.header().Find(key);
-      if (e == nullptr || e->numel() != static_cast<int64_t>(span.size())) {
-        return absl::DataLossError(absl::StrCat(own.dir, "/adam_state.safetensors: bad ", key));
-      }
-      STRATA_RETURN_IF_ERROR(state.ReadF32(*e, span.data()));
-    }
+    STRATA_RETURN_IF_ERROR(
+        ReadSpans(absl::StrCat(own.dir, "/adam_state.safetensors"), {{"m", m}, {"v", v}}));
   }
   step_ = step;
-  if (zero_ != nullptr) {
+  if (zero3_ != nullptr) {
+    zero3_->set_step(step);
+  } else if (zero_ != nullptr) {
     zero_->set_step(step);
   } else {
     adamw_.set_step(step);
@@ -230,10 +284,15 @@ absl::Status FoTrainer::Run(const std::function<void(const std::string&)>& log) 
   if (options_.checkpoint_every == 0 || step_ % options_.checkpoint_every != 0) {
     STRATA_RETURN_IF_ERROR(SaveCheckpoint());  // The end.
   }
-  if (!options_.save_dir.empty() && (options_.comm == nullptr || options_.comm->rank() == 0)) {
+  if (!options_.save_dir.empty() && zero3_ != nullptr) {
+    // The only time a stage-3 rank holds every weight (each rank takes part in the gathers).
+    STRATA_RETURN_IF_ERROR(zero3_->GatherWeights(model_->params()));
+  }
+  if (!options_.save_dir.empty() && rank() == 0) {
     STRATA_RETURN_IF_ERROR(SaveHfCheckpoint(*model_, options_.save_dir));
     log(absl::StrFormat("saved %s", options_.save_dir));
   }
+  if (!options_.save_dir.empty() && zero3_ != nullptr) model_->ReleaseBlockWeights();
   return absl::OkStatus();
 }
 

@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "runtime/data/dataset.h"
+#include "runtime/dist/zero3.h"
 #include "runtime/dist/zero_adamw.h"
 #include "runtime/model/transformer.h"
 #include "runtime/optim/adamw.h"
@@ -36,8 +37,10 @@ struct FoTrainerOptions {
   uint64_t seed = 0;
   std::string save_dir;  // Hugging Face checkpoint written at the end when set (rank 0).
   // Data parallel across the communicator's ranks (each takes every world-th sequence of the
-  // data and `batch` per step; ZeroAdamW with `zero_stage` 0-2 replaces AdamW). Null: one
-  // process. Not owned.
+  // data and `batch` per step; ZeroAdamW with `zero_stage` 0-2, or Zero3 with stage 3, replaces
+  // AdamW). Null: one process. Not owned. Stage 3 partitions the weights too: the model's arena
+  // gives its blocks back after Create, evaluation gathers block by block, checkpoints hold each
+  // rank's shard, and the full weights are gathered only for save_dir at the end.
   Communicator* comm = nullptr;
   int zero_stage = 0;
   // AdamW state (m, v) on NVMe under these directories (ZeroAdamW's sub-group streaming), with or
@@ -90,7 +93,8 @@ class FoTrainer {
   FoTrainerOptions options_;
   BatchSampler sampler_;
   AdamW adamw_;
-  std::unique_ptr<ZeroAdamW> zero_;  // Data parallel (options_.comm).
+  std::unique_ptr<ZeroAdamW> zero_;  // Data parallel (options_.comm), stages 0-2.
+  std::unique_ptr<Zero3> zero3_;     // Stage 3.
   std::unique_ptr<CheckpointManager> checkpoints_;
   bool resumed_ = false;
   int rank() const { return options_.comm != nullptr ? options_.comm->rank() : 0; }

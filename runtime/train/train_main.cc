@@ -96,8 +96,8 @@ ABSL_FLAG(std::vector<std::string>, optimizer_state_dirs, {},
           "FO: keep the AdamW state (m, v) on NVMe in these directories, streamed in sub-groups "
           "(checkpoints stream it too).");
 ABSL_FLAG(int, zero_stage, 0,
-          "FO data parallel: ZeRO stage 0 (replicated AdamW state), 1 (partitioned state) or 2 "
-          "(+ reduce-scattered gradients).");
+          "FO data parallel: ZeRO stage 0 (replicated AdamW state), 1 (partitioned state), 2 "
+          "(+ reduce-scattered gradients) or 3 (+ partitioned weights, gathered block by block).");
 ABSL_FLAG(absl::Duration, collective_timeout, absl::Seconds(60),
           "FO data parallel: a collective that waits longer for a peer fails the run.");
 ABSL_FLAG(int, offload_gpu, -1,

@@ -165,6 +165,9 @@ TEST_F(JobManagerTest, BadSpecsAreRejectedByFieldAndStoreNothing) {
   spec = Spec("x", 1, 1);
   spec.clear_optimizer();
   EXPECT_THAT(manager_->Submit(spec, "", "alice").status().message(), HasSubstr("spec.optimizer"));
+  spec = Spec("x", 1, 1);
+  spec.mutable_zero()->set_stage(4);
+  EXPECT_THAT(manager_->Submit(spec, "", "alice").status().message(), HasSubstr("spec.zero.stage"));
   EXPECT_EQ(store_->All()->size(), 0u);
   // Defaults are filled in on a good one.
   const v1::Job good = Submit(Spec("ok", 0, 1));

@@ -94,8 +94,8 @@ absl::StatusOr<v1::JobSpec> NormalizeJobSpec(const v1::JobSpec& in) {
                "multi-rank jobs need a checkpoint path on storage every worker reaches (the "
                "ranks meet through files there)");
   }
-  if (spec.zero().stage() < 0 || spec.zero().stage() > 2) {
-    return Bad("zero.stage", "must be 0, 1 or 2 (stage 3 is not supported yet)");
+  if (spec.zero().stage() < 0 || spec.zero().stage() > 3) {
+    return Bad("zero.stage", "must be 0, 1, 2 or 3");
   }
   if (res->cores_per_rank() == 0) res->set_cores_per_rank(1);
   if (res->cores_per_rank() < 0) return Bad("resources.cores_per_rank", "must be positive");
@@ -118,6 +118,9 @@ absl::StatusOr<v1::JobSpec> NormalizeJobSpec(const v1::JobSpec& in) {
   }
   if (offload.optimizer_tier() == v1::TIER_NVME && opt->kind_case() != v1::OptimizerSpec::kAdamw) {
     return Bad("offload.optimizer_tier", "optimizer-state offload is for adamw jobs");
+  }
+  if (offload.optimizer_tier() == v1::TIER_NVME && spec.zero().stage() == 3) {
+    return Bad("offload.optimizer_tier", "TIER_NVME works with zero.stage 0-2, not 3");
   }
   if (offload.memory_budget_bytes() < 0) {
     return Bad("offload.memory_budget_bytes", "must not be negative");

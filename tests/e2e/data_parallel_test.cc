@@ -1,7 +1,8 @@
 // Data-parallel first-order training through the real binary: strata-train ranks as separate
 // processes meeting in a rendezvous directory and all-reducing over loopback (Gloo). ZeRO stages
-// 0 and 2 write byte-identical checkpoints; two ranks of batch 2 track one process of batch 4
-// (the same sequences); killing one rank makes the other fail fast with a clear error.
+// 0 and 2 write byte-identical checkpoints and stage 3 the same weights up to rounding; two ranks
+// of batch 2 track one process of batch 4 (the same sequences); killing one rank makes the other
+// fail fast with a clear error, and the restarted ranks resume exactly (stages 1 and 3).
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -14,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "storage/safetensors/safetensors.h"
 #include "tests/testing/subprocess.h"
 
 namespace strata {
@@ -88,6 +90,22 @@ double FinalEvalLoss(const std::string& out) {
   return loss;
 }
 
+// The largest difference between two checkpoints' tensors (infinity when they do not match up).
+double MaxWeightDiff(const std::string& a_path, const std::string& b_path) {
+  absl::StatusOr<SafetensorsFile> a = SafetensorsFile::Open(a_path);
+  absl::StatusOr<SafetensorsFile> b = SafetensorsFile::Open(b_path);
+  if (!a.ok() || !b.ok()) return INFINITY;
+  double diff = 0;
+  for (const SafetensorsEntry& e : a->header().tensors) {
+    const SafetensorsEntry* f = b->header().Find(e.name);
+    if (f == nullptr || f->numel() != e.numel()) return INFINITY;
+    std::vector<float> x(e.numel()), y(e.numel());
+    if (!a->ReadF32(e, x.data()).ok() || !b->ReadF32(*f, y.data()).ok()) return INFINITY;
+    for (size_t i = 0; i < x.size(); ++i) diff = std::max(diff, std::fabs(double{x[i]} - y[i]));
+  }
+  return diff;
+}
+
 TEST(DataParallelTest, StagesAgreeAndTwoRanksTrackOneProcess) {
   const std::string dir = TestTmpDir() + "/dp";
   mkdir(dir.c_str(), 0755);
@@ -100,6 +118,11 @@ TEST(DataParallelTest, StagesAgreeAndTwoRanksTrackOneProcess) {
   const std::string b = ReadFileOrEmpty(dir + "/stage2/model.safetensors");
   ASSERT_GT(a.size(), 1000u);
   EXPECT_TRUE(a == b) << "ZeRO stage 2 weights differ from stage 0";
+  // Stage 3 partitions the weights too; its clipping norm is summed over other partials.
+  const std::string stage3 = RunRanks(dir, "stage3", 2, 3, 2, 40);
+  EXPECT_THAT(stage3, HasSubstr("ZeRO stage 3"));
+  EXPECT_LT(MaxWeightDiff(dir + "/stage0/model.safetensors", dir + "/stage3/model.safetensors"),
+            1e-5);
   const double one = FinalEvalLoss(single->out), two = FinalEvalLoss(stage0);
   ASSERT_FALSE(std::isnan(one) || std::isnan(two)) << single->out << stage0;
   EXPECT_NEAR(one, two, 2e-3) << "one process " << one << " vs two ranks " << two;
@@ -108,9 +131,13 @@ TEST(DataParallelTest, StagesAgreeAndTwoRanksTrackOneProcess) {
 
 // A rank killed with SIGKILL makes the other fail fast; both restarted on the same checkpoint
 // directory resume from the newest step they both have and end with the uninterrupted run's
-// weights, byte for byte.
-TEST(DataParallelTest, AKilledRankFailsTheOtherFastAndTheRunResumesExactly) {
-  const std::string dir = TestTmpDir() + "/dp-kill";
+// weights, byte for byte. Stage 1 (rank 0 checkpoints the weights) and stage 3 (every rank its
+// shard of weights and state).
+class KilledRankTest : public ::testing::TestWithParam<int> {};
+
+TEST_P(KilledRankTest, FailsTheOtherFastAndTheRunResumesExactly) {
+  const int stage = GetParam();
+  const std::string dir = absl::StrCat(TestTmpDir(), "/dp-kill", stage);
   mkdir(dir.c_str(), 0755);
   auto ranks_of = [&](const std::string& name, const std::string& attempt) {
     std::vector<Subprocess> ranks;
@@ -119,7 +146,7 @@ TEST(DataParallelTest, AKilledRankFailsTheOtherFastAndTheRunResumesExactly) {
       if (r > 0) command.back() = "--save_dir=" + dir + "/" + name + "-rank1";
       command.push_back("--checkpoint_dir=" + dir + "/" + name + "-ckpt");
       command.push_back("--checkpoint_every=50");
-      command = Rank(command, r, 2, 1, dir + "/rv-" + name);
+      command = Rank(command, r, 2, stage, dir + "/rv-" + name);
       command.push_back("--rendezvous_prefix=" + attempt);
       absl::StatusOr<Subprocess> p =
           Subprocess::Start(command, dir, absl::StrCat(name, "-", attempt, "-", r));
@@ -158,7 +185,15 @@ TEST(DataParallelTest, AKilledRankFailsTheOtherFastAndTheRunResumesExactly) {
   const std::string got = ReadFileOrEmpty(dir + "/victim/model.safetensors");
   ASSERT_GT(want.size(), 1000u);
   EXPECT_TRUE(want == got) << "weights differ after resuming";
+  if (stage == 3) {
+    EXPECT_TRUE(
+        ReadFileOrEmpty(dir + "/victim-ckpt/rank1/ckpt-0000000400/zero3_shard.safetensors").size() >
+        1000)
+        << "no shard checkpoint";
+  }
 }
+
+INSTANTIATE_TEST_SUITE_P(Stages, KilledRankTest, ::testing::Values(1, 3));
 
 }  // namespace
 }  // namespace strata

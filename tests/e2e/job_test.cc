@@ -203,7 +203,7 @@ TEST_F(JobTest, ATwoRankFoJobRunsAcrossBothWorkers) {
   StartWorker("beta");
   const std::string config = WriteJob("dp", dir_ + "/dp", 200, /*zo=*/false);
   ProcessResult r =
-      Cli({"job", "submit", config, "--config=resources.ranks=2,zero.stage=2,data.batch_size=1"});
+      Cli({"job", "submit", config, "--config=resources.ranks=2,zero.stage=3,data.batch_size=1"});
   EXPECT_EQ(r.exit_code, 0) << r.err << r.out;
   EXPECT_THAT(r.out, HasSubstr("COMPLETED after 200 steps"));
   const size_t at = r.out.find("submitted job ") + 14;
@@ -212,7 +212,7 @@ TEST_F(JobTest, ATwoRankFoJobRunsAcrossBothWorkers) {
   EXPECT_THAT(json, HasSubstr("\"worker_id\": \"alpha\""));
   EXPECT_THAT(json, HasSubstr("\"worker_id\": \"beta\""));
   EXPECT_THAT(Cli({"job", "logs", id, "--rank=1"}).out,
-              HasSubstr("data parallel: rank 1 of 2, ZeRO stage 2"));
+              HasSubstr("data parallel: rank 1 of 2, ZeRO stage 3"));
   EXPECT_FALSE(ReadFileOrEmpty(dir_ + "/dp/export/model.safetensors").empty());
   // Without a shared checkpoint path the ranks could not meet: refused up front.
   ProcessResult refused = Cli(
