@@ -33,18 +33,31 @@ int64_t Zero3::ShardElements(const ParamLayout& layout, int ranks) {
 }
 
 absl::StatusOr<std::unique_ptr<Zero3>> Zero3::Create(const ParamLayout& layout, Communicator* comm,
+                                                     Options options, const Fill& fill) {
+  std::unique_ptr<Zero3> zero(new Zero3(layout, comm, options));
+  int64_t largest = 0;
+  for (const Unit& u : zero->units_) largest = std::max(largest, u.size);
+  std::vector<float> unit(largest);
+  for (const Unit& u : zero->units_) {
+    STRATA_RETURN_IF_ERROR(fill(u.begin, u.begin + u.size, unit.data()));
+    const int64_t lo = zero->OwnBegin(u), hi = zero->OwnEnd(u);
+    std::memcpy(zero->params_.data() + u.shard, unit.data() + (lo - u.begin),
+                (hi - lo) * sizeof(float));
+  }
+  return zero;
+}
+
+absl::StatusOr<std::unique_ptr<Zero3>> Zero3::Create(const ParamLayout& layout, Communicator* comm,
                                                      Options options,
                                                      absl::Span<const float> initial) {
   if (static_cast<int64_t>(initial.size()) != layout.NumElements()) {
     return absl::InvalidArgumentError(absl::StrCat("initial weights have ", initial.size(),
                                                    " floats, the model ", layout.NumElements()));
   }
-  std::unique_ptr<Zero3> zero(new Zero3(layout, comm, options));
-  for (const Unit& u : zero->units_) {
-    const int64_t lo = zero->OwnBegin(u), hi = zero->OwnEnd(u);
-    std::memcpy(zero->params_.data() + u.shard, initial.data() + lo, (hi - lo) * sizeof(float));
-  }
-  return zero;
+  return Create(layout, comm, options, [&](int64_t begin, int64_t end, float* out) {
+    std::memcpy(out, initial.data() + begin, (end - begin) * sizeof(float));
+    return absl::OkStatus();
+  });
 }
 
 Zero3::Zero3(const ParamLayout& layout, Communicator* comm, Options options)

@@ -26,6 +26,7 @@
 #define STRATA_RUNTIME_DIST_ZERO3_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -47,9 +48,16 @@ class Zero3 : public Transformer::WeightSource {
     float grad_clip = 0;  // Global gradient-norm clip; 0 disables.
   };
 
-  // Takes this rank's chunks from `initial` (the whole arena, the same on every rank); the
-  // caller may free it after (Transformer::ReleaseBlockWeights). `layout` and `comm` must outlive
-  // the object; a null `comm` is one rank.
+  // Writes the initial values of arena elements [begin, end) — whole tensors — to `out`.
+  using Fill = std::function<absl::Status(int64_t begin, int64_t end, float* out)>;
+  // Takes this rank's chunks of the initial weights, produced one unit at a time by `fill` (the
+  // same values on every rank), so the whole model is never held. `layout` and `comm` must
+  // outlive the object; a null `comm` is one rank.
+  static absl::StatusOr<std::unique_ptr<Zero3>> Create(const ParamLayout& layout,
+                                                       Communicator* comm, Options options,
+                                                       const Fill& fill);
+  // The same from an arena holding the whole model (the caller may free it after:
+  // Transformer::ReleaseBlockWeights).
   static absl::StatusOr<std::unique_ptr<Zero3>> Create(const ParamLayout& layout,
                                                        Communicator* comm, Options options,
                                                        absl::Span<const float> initial);

@@ -213,6 +213,12 @@ void Transformer::InitializeParameters(uint64_t seed) {
   }
 }
 
+void Transformer::InitializeRange(uint64_t seed, int64_t begin, int64_t end, float* out) const {
+  for (const TensorInfo& t : layout_.tensors()) {
+    if (t.offset >= begin && t.offset < end) InitializeTensor(seed, t.id, out + (t.offset - begin));
+  }
+}
+
 void Transformer::InitializeTensor(uint64_t seed, int tensor_id, float* p) const {
   const ModelConfig& c = config();
   const TensorInfo& t = layout_.tensor(tensor_id);

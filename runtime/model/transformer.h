@@ -60,6 +60,9 @@ class Transformer {
   // The same initial values of one tensor, written to `out` (numel floats) — each tensor has its
   // own random stream, so blocks can be initialized anywhere (e.g. straight into offload slots).
   void InitializeTensor(uint64_t seed, int tensor_id, float* out) const;
+  // The same for the tensors that start in arena elements [begin, end) (a range of whole
+  // tensors), written to `out` as if it were the arena at `begin`.
+  void InitializeRange(uint64_t seed, int64_t begin, int64_t end, float* out) const;
 
   // Where a training pass reads weights and puts gradients. Calls come in a fixed order:
   // Begin; BlockWeights(0, false) ... BlockWeights(L-1, false); then for l = L-1 down to 0:

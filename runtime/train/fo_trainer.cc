@@ -65,8 +65,18 @@ absl::StatusOr<std::unique_ptr<FoTrainer>> FoTrainer::Create(Transformer* model,
     }
     const Zero3::Options zero{
         AdamWConfig{options.beta1, options.beta2, 1e-8f, options.weight_decay}, options.grad_clip};
-    STRATA_ASSIGN_OR_RETURN(trainer->zero3_,
-                            Zero3::Create(model->layout(), options.comm, zero, model->params()));
+    if (options.init_seed.has_value()) {
+      const uint64_t seed = *options.init_seed;
+      STRATA_ASSIGN_OR_RETURN(trainer->zero3_,
+                              Zero3::Create(model->layout(), options.comm, zero,
+                                            [model, seed](int64_t begin, int64_t end, float* out) {
+                                              model->InitializeRange(seed, begin, end, out);
+                                              return absl::OkStatus();
+                                            }));
+    } else {
+      STRATA_ASSIGN_OR_RETURN(trainer->zero3_,
+                              Zero3::Create(model->layout(), options.comm, zero, model->params()));
+    }
     model->ReleaseBlockWeights();  // Each rank keeps only its shard of the blocks.
   } else if (options.comm != nullptr || !options.optimizer_state_dirs.empty()) {
     ZeroAdamW::Options zero;

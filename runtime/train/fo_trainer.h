@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,10 @@ struct FoTrainerOptions {
   // rank's shard, and the full weights are gathered only for save_dir at the end.
   Communicator* comm = nullptr;
   int zero_stage = 0;
+  // Stage 3: each rank's shard is initialized from this seed (the values
+  // Transformer::InitializeParameters gives), one unit at a time, instead of being taken from the
+  // model's arena — the whole model is never held.
+  std::optional<uint64_t> init_seed;
   // AdamW state (m, v) on NVMe under these directories (ZeroAdamW's sub-group streaming), with or
   // without a communicator. Empty: in memory.
   std::vector<std::string> optimizer_state_dirs;

@@ -162,6 +162,12 @@ bool Offloaded() {
 // from --init_from, so the model's arena never holds them.
 bool StreamOffloadedWeights() { return Offloaded() && absl::GetFlag(FLAGS_sparse_quantile) == 0; }
 
+// Data-parallel FO at ZeRO stage 3 from a seed: each rank initializes only its shard.
+bool ShardedWeights() {
+  return absl::GetFlag(FLAGS_optimizer) != "zo" && absl::GetFlag(FLAGS_world_size) > 1 &&
+         absl::GetFlag(FLAGS_zero_stage) == 3;
+}
+
 // `init_reader`: --init_from's weights when they are streamed (else null).
 absl::Status RunZo(Transformer* model, const TokenCorpus& train, const TokenCorpus& eval,
                    double entropy, HfWeightsReader* init_reader) {
@@ -277,7 +283,10 @@ absl::Status Run() {
                               PresetConfig(absl::GetFlag(FLAGS_preset), tokenizer->vocab_size()));
     }
     STRATA_ASSIGN_OR_RETURN(model, Transformer::Create(config, options));
-    if (!StreamOffloadedWeights()) model->InitializeParameters(absl::GetFlag(FLAGS_seed));
+    // ZeRO stage 3 initializes each rank's shard itself (FoTrainerOptions::init_seed).
+    if (!StreamOffloadedWeights() && !ShardedWeights()) {
+      model->InitializeParameters(absl::GetFlag(FLAGS_seed));
+    }
   }
   if (model->config().vocab_size < tokenizer->vocab_size()) {
     return absl::InvalidArgumentError(
@@ -346,6 +355,9 @@ absl::Status Run() {
     STRATA_ASSIGN_OR_RETURN(comm, CreateGlooCommunicator(gloo));
     o.comm = comm.get();
     o.zero_stage = absl::GetFlag(FLAGS_zero_stage);
+    if (ShardedWeights() && absl::GetFlag(FLAGS_init_from).empty()) {
+      o.init_seed = absl::GetFlag(FLAGS_seed);
+    }
     std::printf("data parallel: rank %d of %d, ZeRO stage %d\n", gloo.rank, gloo.size,
                 o.zero_stage);
   }
