@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "runtime/dist/subgroup_stream.h"
 
 namespace strata {
 absl::StatusOr<std::unique_ptr<ZeroAdamW>> ZeroAdamW::Create(const ParamLayout& layout,
@@ -82,13 +83,8 @@ absl::Status ZeroAdamW::InitOffload(int64_t begin, int64_t end) {
   slab_ = *std::move(slab);
   // Zero state on NVMe.
   std::memset(slab_->slot(0), 0, slab_->slot_bytes());
-  for (int64_t g = 0; g < groups; ++g) {
-    if (absl::Status s = store_->SubmitWrite(static_cast<int>(g), slab_->slot(0), g); !s.ok()) {
-      return s;
-    }
-    std::vector<IoCompletion> done;
-    if (absl::Status s = store_->Reap(1, &done); !s.ok()) return s;
-    if (!done.at(0).status.ok()) return done[0].status;
+  for (int g = 0; g < groups; ++g) {
+    if (absl::Status s = WriteExtent(*store_, g, slab_->slot(0)); !s.ok()) return s;
   }
   return absl::OkStatus();
 }
@@ -96,60 +92,25 @@ absl::Status ZeroAdamW::InitOffload(int64_t begin, int64_t end) {
 absl::Status ZeroAdamW::UpdateOffloaded(float* params, const float* grads, int64_t begin,
                                         int64_t end, float lr) {
   const int64_t sub = options_.subgroup_elements;
-  const int groups = store_->extents();
-  // Completed transfers by tag: read of group g = 2g, write = 2g + 1.
-  std::vector<char> read_done(groups, 0), write_done(groups, 0);
-  auto wait_for = [&](std::vector<char>& flags, int g) -> absl::Status {
-    while (!flags[g]) {
-      std::vector<IoCompletion> done;
-      if (absl::Status s = store_->Reap(1, &done); !s.ok()) return s;
-      for (const IoCompletion& c : done) {
-        if (!c.status.ok()) return c.status;
-        (c.tag % 2 == 0 ? read_done : write_done)[c.tag / 2] = 1;
-      }
-    }
-    return absl::OkStatus();
-  };
-  auto read = [&](int g) -> absl::Status {
-    bytes_read_ += store_->padded_bytes(g);
-    return store_->SubmitRead(g, slab_->slot(g % 3), 2 * static_cast<uint64_t>(g));
-  };
-  if (absl::Status s = read(0); !s.ok()) return s;
-  for (int g = 0; g < groups; ++g) {
-    if (g + 1 < groups) {
-      // The next group's slot last held group g - 2: its write must have finished.
-      if (g >= 2) {
-        if (absl::Status s = wait_for(write_done, g - 2); !s.ok()) return s;
-      }
-      if (absl::Status s = read(g + 1); !s.ok()) return s;
-    }
-    if (absl::Status s = wait_for(read_done, g); !s.ok()) return s;
-    const int64_t lo = begin + g * sub, hi = std::min(end, lo + sub), count = hi - lo;
-    float* m = reinterpret_cast<float*>(slab_->slot(g % 3));
-    UpdateRange(params, grads, lo, hi, lr, m, m + count, lo);
-    bytes_written_ += store_->padded_bytes(g);
-    if (absl::Status s =
-            store_->SubmitWrite(g, slab_->slot(g % 3), 2 * static_cast<uint64_t>(g) + 1);
-        !s.ok()) {
-      return s;
-    }
-  }
-  for (int g = std::max(0, groups - 3); g < groups; ++g) {
-    if (absl::Status s = wait_for(write_done, g); !s.ok()) return s;
-  }
-  return absl::OkStatus();
+  SubgroupStreamBytes bytes;
+  absl::Status status = StreamSubgroups(
+      *store_, *slab_, store_->extents(), [](int g) { return std::vector<int>{g}; },
+      [&](int g, const std::vector<char*>& slots) {
+        const int64_t lo = begin + g * sub, hi = std::min(end, lo + sub);
+        float* m = reinterpret_cast<float*>(slots[0]);
+        UpdateRange(params, grads, lo, hi, lr, m, m + (hi - lo), lo);
+      },
+      &bytes);
+  bytes_read_ += bytes.read;
+  bytes_written_ += bytes.written;
+  return status;
 }
 
 absl::Status ZeroAdamW::ExportState(const std::string& path) {
   if (store_ == nullptr) return absl::FailedPreconditionError("the optimizer state is in memory");
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   for (int g = 0; g < store_->extents(); ++g) {
-    if (absl::Status s = store_->SubmitRead(g, slab_->slot(0), 0); !s.ok()) return s;
-    std::vector<IoCompletion> done;
-    while (done.empty()) {
-      if (absl::Status s = store_->Reap(1, &done); !s.ok()) return s;
-    }
-    if (!done[0].status.ok()) return done[0].status;
+    if (absl::Status s = ReadExtent(*store_, g, slab_->slot(0)); !s.ok()) return s;
     out.write(slab_->slot(0), store_->extent_bytes(g));
   }
   out.flush();
@@ -165,12 +126,7 @@ absl::Status ZeroAdamW::ImportState(const std::string& path) {
       return absl::DataLossError(
           absl::StrCat(path, ": ends in sub-group ", g, " of ", store_->extents()));
     }
-    if (absl::Status s = store_->SubmitWrite(g, slab_->slot(0), 0); !s.ok()) return s;
-    std::vector<IoCompletion> done;
-    while (done.empty()) {
-      if (absl::Status s = store_->Reap(1, &done); !s.ok()) return s;
-    }
-    if (!done[0].status.ok()) return done[0].status;
+    if (absl::Status s = WriteExtent(*store_, g, slab_->slot(0)); !s.ok()) return s;
   }
   if (in.peek() != EOF) return absl::DataLossError(absl::StrCat(path, ": longer than the state"));
   return absl::OkStatus();
