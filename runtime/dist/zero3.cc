@@ -7,6 +7,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "runtime/base/status_macros.h"
+#include "runtime/dist/subgroup_stream.h"
+#include "storage/safetensors/safetensors.h"
 
 namespace strata {
 
@@ -34,17 +36,90 @@ int64_t Zero3::ShardElements(const ParamLayout& layout, int ranks) {
 
 absl::StatusOr<std::unique_ptr<Zero3>> Zero3::Create(const ParamLayout& layout, Communicator* comm,
                                                      Options options, const Fill& fill) {
+  if ((options.offload_params || options.offload_state) && options.nvme_paths.empty()) {
+    return absl::InvalidArgumentError("offloading the shard needs nvme_paths");
+  }
+  if (options.subgroup_elements < 1024 || options.subgroup_elements % 1024 != 0) {
+    return absl::InvalidArgumentError("subgroup_elements must be a positive multiple of 1024");
+  }
   std::unique_ptr<Zero3> zero(new Zero3(layout, comm, options));
   int64_t largest = 0;
   for (const Unit& u : zero->units_) largest = std::max(largest, u.size);
   std::vector<float> unit(largest);
+  if (options.offload_params || options.offload_state) {
+    STRATA_RETURN_IF_ERROR(zero->InitOffload());
+  }
   for (const Unit& u : zero->units_) {
     STRATA_RETURN_IF_ERROR(fill(u.begin, u.begin + u.size, unit.data()));
-    const int64_t lo = zero->OwnBegin(u), hi = zero->OwnEnd(u);
-    std::memcpy(zero->params_.data() + u.shard, unit.data() + (lo - u.begin),
-                (hi - lo) * sizeof(float));
+    const float* mine = unit.data() + (zero->OwnBegin(u) - u.begin);
+    if (!options.offload_params) {
+      std::memcpy(zero->params_.data() + u.shard, mine,
+                  (zero->OwnEnd(u) - zero->OwnBegin(u)) * sizeof(float));
+      continue;
+    }
+    for (int g = u.first_group; g < u.first_group + u.groups; ++g) {
+      const Subgroup& sg = zero->groups_[g];
+      std::memcpy(zero->slab_->slot(0), mine + sg.offset, sg.count * sizeof(float));
+      STRATA_RETURN_IF_ERROR(
+          WriteExtent(*zero->store_, zero->params_extent(g), zero->slab_->slot(0)));
+    }
   }
   return zero;
+}
+
+absl::Status Zero3::InitOffload() {
+  std::vector<int64_t> extents;
+  for (const Subgroup& g : groups_) extents.push_back(4 * g.count);  // Weights.
+  for (const Subgroup& g : groups_) extents.push_back(8 * g.count);  // m, then v.
+  STRATA_ASSIGN_OR_RETURN(engine_, CreateIoEngine(options_.io));
+  TensorStore::Options store_options;
+  store_options.paths = options_.nvme_paths;
+  store_options.name = "zero3-shard";
+  store_options.rank = rank();
+  store_options.engine = engine_.get();
+  STRATA_ASSIGN_OR_RETURN(store_, TensorStore::Create(store_options, extents));
+  PinnedSlab::Options slab_options;
+  slab_options.slot_bytes = TensorStore::Padded(8 * options_.subgroup_elements);
+  slab_options.slots = 6;  // Three sets of (weights, state).
+  slab_options.lock = false;
+  slab_options.engine = engine_.get();
+  STRATA_ASSIGN_OR_RETURN(slab_, PinnedSlab::Create(slab_options));
+  if (options_.offload_params) {
+    int64_t largest_chunk = 0;
+    for (const Unit& u : units_) largest_chunk = std::max(largest_chunk, u.chunk);
+    slab_options.slot_bytes = TensorStore::Padded(4 * largest_chunk) + 4096;
+    slab_options.slots = 1;
+    STRATA_ASSIGN_OR_RETURN(staging_, PinnedSlab::Create(slab_options));
+  }
+  if (options_.offload_state) {  // Zero m and v.
+    std::memset(slab_->slot(0), 0, slab_->slot_bytes());
+    for (int g = 0; g < static_cast<int>(groups_.size()); ++g) {
+      STRATA_RETURN_IF_ERROR(WriteExtent(*store_, state_extent(g), slab_->slot(0)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Zero3::LoadChunk(const Unit& u, float* out) {
+  for (int g = u.first_group; g < u.first_group + u.groups; ++g) {
+    nvme_read_ += store_->padded_bytes(params_extent(g));
+    STRATA_RETURN_IF_ERROR(store_->SubmitRead(params_extent(g), out + groups_[g].offset, 0));
+  }
+  for (int left = u.groups; left > 0;) {
+    std::vector<IoCompletion> done;
+    STRATA_RETURN_IF_ERROR(store_->Reap(1, &done));
+    for (const IoCompletion& c : done) STRATA_RETURN_IF_ERROR(c.status);
+    left -= static_cast<int>(done.size());
+  }
+  // The chunk's tail past this rank's elements (and any read padding there) is zero.
+  const int64_t own = OwnEnd(u) - OwnBegin(u);
+  std::memset(out + own, 0, (u.chunk - own) * sizeof(float));
+  return absl::OkStatus();
+}
+
+int64_t Zero3::ResidentStateBytes() const {
+  return 4 * shard_elements_ *
+         (1 + (options_.offload_params ? 0 : 1) + (options_.offload_state ? 0 : 2));
 }
 
 absl::StatusOr<std::unique_ptr<Zero3>> Zero3::Create(const ParamLayout& layout, Communicator* comm,
@@ -66,10 +141,23 @@ Zero3::Zero3(const ParamLayout& layout, Communicator* comm, Options options)
       options_(options),
       units_(Units(layout, comm != nullptr ? comm->size() : 1)) {
   const int64_t shard = units_.back().shard + units_.back().chunk;
-  params_.Resize(shard);
+  shard_elements_ = shard;
+  // Sub-groups: each unit's chunk of this rank in pieces of at most subgroup_elements.
+  for (size_t i = 0; i < units_.size(); ++i) {
+    Unit& u = units_[i];
+    u.first_group = static_cast<int>(groups_.size());
+    const int64_t own = OwnEnd(u) - OwnBegin(u);
+    for (int64_t at = 0; at < own; at += options_.subgroup_elements) {
+      groups_.push_back({static_cast<int>(i), at, std::min(options_.subgroup_elements, own - at)});
+    }
+    u.groups = static_cast<int>(groups_.size()) - u.first_group;
+  }
+  if (!options_.offload_params) params_.Resize(shard);
   grads_.Resize(shard);
-  m_.Resize(shard);
-  v_.Resize(shard);
+  if (!options_.offload_state) {
+    m_.Resize(shard);
+    v_.Resize(shard);
+  }
   // A gathered unit may run up to ranks - 1 floats past its end (the last chunk's padding).
   resident_ = LazyBuffer(layout.NumElements() + ranks());
   resident_grads_ = LazyBuffer(layout.NumElements() + ranks());
@@ -90,14 +178,23 @@ int64_t Zero3::WorkingBytes() const {
 }
 
 absl::Status Zero3::Gather(const Unit& u, float* dst, Communicator::Handle* handle) {
-  const absl::Span<const float> mine(params_.data() + u.shard, u.chunk);
-  const absl::Span<float> all(dst, ranks() * u.chunk);
-  if (comm_ == nullptr) {
-    std::memcpy(dst, mine.data(), u.chunk * sizeof(float));
-    return absl::OkStatus();
-  }
-  if (handle == nullptr) return comm_->AllGather(mine, all);
-  *handle = comm_->Async([mine, all](Communicator& c) { return c.AllGather(mine, all); });
+  const Unit* unit = &u;
+  auto op = [this, unit, dst](Communicator* c) -> absl::Status {
+    const float* mine = params_.data() + unit->shard;
+    if (options_.offload_params) {
+      float* staged = reinterpret_cast<float*>(staging_->slot(0));
+      STRATA_RETURN_IF_ERROR(LoadChunk(*unit, staged));
+      mine = staged;
+    }
+    if (c == nullptr) {
+      std::memcpy(dst, mine, unit->chunk * sizeof(float));
+      return absl::OkStatus();
+    }
+    return c->AllGather(absl::MakeConstSpan(mine, unit->chunk),
+                        absl::MakeSpan(dst, c->size() * unit->chunk));
+  };
+  if (handle == nullptr || comm_ == nullptr) return op(comm_);
+  *handle = comm_->Async([op](Communicator& c) { return op(&c); });
   return absl::OkStatus();
 }
 
@@ -236,9 +333,36 @@ absl::StatusOr<double> Zero3::Step(float lr) {
     const float scale = static_cast<float>(options_.grad_clip / (norm + 1e-6));
     for (int64_t i = 0; i < n; ++i) g[i] *= scale;
   }
-  for (const Unit& u : units_) {
-    AdamWOverRange(layout_, options_.adam, OwnBegin(u), OwnEnd(u), params_.data() + u.shard,
-                   g + u.shard, m_.data() + u.shard, v_.data() + u.shard, lr, step_);
+  if (!offloaded()) {
+    for (const Unit& u : units_) {
+      AdamWOverRange(layout_, options_.adam, OwnBegin(u), OwnEnd(u), params_.data() + u.shard,
+                     g + u.shard, m_.data() + u.shard, v_.data() + u.shard, lr, step_);
+    }
+  } else {
+    SubgroupStreamBytes bytes;
+    STRATA_RETURN_IF_ERROR(StreamSubgroups(
+        *store_, *slab_, static_cast<int>(groups_.size()),
+        [this](int k) {
+          std::vector<int> ids;
+          if (options_.offload_params) ids.push_back(params_extent(k));
+          if (options_.offload_state) ids.push_back(state_extent(k));
+          return ids;
+        },
+        [&](int k, const std::vector<char*>& slots) {
+          const Subgroup& sg = groups_[k];
+          const Unit& u = units_[sg.unit];
+          const int64_t at = u.shard + sg.offset;
+          float* p =
+              options_.offload_params ? reinterpret_cast<float*>(slots[0]) : params_.data() + at;
+          float* state = options_.offload_state ? reinterpret_cast<float*>(slots.back()) : nullptr;
+          float* m = state != nullptr ? state : m_.data() + at;
+          float* v = state != nullptr ? state + sg.count : v_.data() + at;
+          const int64_t lo = OwnBegin(u) + sg.offset;
+          AdamWOverRange(layout_, options_.adam, lo, lo + sg.count, p, g + at, m, v, lr, step_);
+        },
+        &bytes));
+    nvme_read_ += bytes.read;
+    nvme_written_ += bytes.written;
   }
   held_[0] = held_[1] = -1;  // Gathered copies are stale now.
   return norm;
@@ -270,6 +394,77 @@ absl::Status Zero3::GatherWeights(absl::Span<float> arena) {
     std::memcpy(arena.data() + units_[l].begin, gathered_[0].data(),
                 units_[l].size * sizeof(float));
   }
+  return absl::OkStatus();
+}
+
+absl::Status Zero3::SaveShard(const std::string& path) {
+  STRATA_RETURN_IF_ERROR(WaitAll());
+  std::vector<SafetensorsTensorView> tensors;
+  for (int k = 0; k < static_cast<int>(groups_.size()); ++k) {
+    const Subgroup& sg = groups_[k];
+    const int64_t at = units_[sg.unit].shard + sg.offset;
+    SafetensorsTensorView p{absl::StrCat("params.", k), {sg.count}, params_.data() + at};
+    SafetensorsTensorView m{absl::StrCat("m.", k), {sg.count}, m_.data() + at};
+    SafetensorsTensorView v{absl::StrCat("v.", k), {sg.count}, v_.data() + at};
+    if (options_.offload_params) {
+      p.data = nullptr;
+      p.source = [this, k]() -> absl::StatusOr<const float*> {
+        STRATA_RETURN_IF_ERROR(ReadExtent(*store_, params_extent(k), slab_->slot(0)));
+        return reinterpret_cast<const float*>(slab_->slot(0));
+      };
+    }
+    if (options_.offload_state) {
+      m.data = v.data = nullptr;
+      m.source = [this, k]() -> absl::StatusOr<const float*> {
+        STRATA_RETURN_IF_ERROR(ReadExtent(*store_, state_extent(k), slab_->slot(1)));
+        return reinterpret_cast<const float*>(slab_->slot(1));
+      };
+      v.source = [this, k, count = sg.count]() -> absl::StatusOr<const float*> {
+        return reinterpret_cast<const float*>(slab_->slot(1)) + count;  // Read for m.
+      };
+    }
+    tensors.push_back(std::move(p));
+    tensors.push_back(std::move(m));
+    tensors.push_back(std::move(v));
+  }
+  return WriteSafetensors(path, tensors,
+                          {{"format", "strata-zero3-shard"},
+                           {"ranks", absl::StrCat(ranks())},
+                           {"subgroups", absl::StrCat(groups_.size())}});
+}
+
+absl::Status Zero3::LoadShard(const std::string& path) {
+  STRATA_RETURN_IF_ERROR(WaitAll());
+  STRATA_ASSIGN_OR_RETURN(SafetensorsFile file, SafetensorsFile::Open(path));
+  auto read = [&](const std::string& name, int64_t count, float* out) -> absl::Status {
+    const SafetensorsEntry* e = file.header().Find(name);
+    if (e == nullptr || e->numel() != count) {
+      return absl::DataLossError(absl::StrCat(path, ": tensor \"", name, "\" ",
+                                              e == nullptr ? "is missing" : "has another size",
+                                              " (a shard of another world size or layout?)"));
+    }
+    return file.ReadF32(*e, out);
+  };
+  for (int k = 0; k < static_cast<int>(groups_.size()); ++k) {
+    const Subgroup& sg = groups_[k];
+    const int64_t at = units_[sg.unit].shard + sg.offset;
+    float* p =
+        options_.offload_params ? reinterpret_cast<float*>(slab_->slot(0)) : params_.data() + at;
+    float* state = options_.offload_state ? reinterpret_cast<float*>(slab_->slot(1)) : nullptr;
+    STRATA_RETURN_IF_ERROR(read(absl::StrCat("params.", k), sg.count, p));
+    STRATA_RETURN_IF_ERROR(
+        read(absl::StrCat("m.", k), sg.count, state != nullptr ? state : m_.data() + at));
+    STRATA_RETURN_IF_ERROR(read(absl::StrCat("v.", k), sg.count,
+                                state != nullptr ? state + sg.count : v_.data() + at));
+    if (options_.offload_params) STRATA_RETURN_IF_ERROR(WriteExtent(*store_, params_extent(k), p));
+    if (state != nullptr) STRATA_RETURN_IF_ERROR(WriteExtent(*store_, state_extent(k), state));
+  }
+  if (static_cast<int64_t>(file.header().tensors.size()) !=
+      3 * static_cast<int64_t>(groups_.size())) {
+    return absl::DataLossError(absl::StrCat(path, ": holds ", file.header().tensors.size(),
+                                            " tensors, this shard has ", 3 * groups_.size()));
+  }
+  held_[0] = held_[1] = -1;
   return absl::OkStatus();
 }
 

@@ -18,6 +18,13 @@
 // this rank's chunks only. Working memory: two gathered blocks, two block gradients and the
 // gathered non-block tensors with their gradient.
 //
+// Offload (ZeRO-Infinity): with `nvme_paths`, the rank's weight shard (`offload_params`) and/or
+// its AdamW state (`offload_state`) live in files, in sub-groups of at most `subgroup_elements`
+// per unit; only the gradient shard stays in memory. A gather first reads the unit's weight
+// sub-groups into a staging buffer — on the communicator's thread, so the read of block l + 1
+// overlaps block l's compute like its gather does — and Step streams weights and state through
+// three slot sets (read g + 1 / update g / write g - 1). Bitwise the same as in memory.
+//
 // Reduction order: a block's gradient is summed by an all-reduce over that block's buffer, so
 // with two ranks the sums equal every other stage's bit for bit (a + b == b + a); with more ranks
 // the ring may add them in another order (differences of float rounding). The global norm is
@@ -28,6 +35,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -38,6 +46,9 @@
 #include "runtime/model/param_layout.h"
 #include "runtime/model/transformer.h"
 #include "runtime/optim/adamw.h"
+#include "storage/io/io_engine.h"
+#include "storage/pinned_slab.h"
+#include "storage/tensor_store.h"
 
 namespace strata {
 
@@ -45,7 +56,12 @@ class Zero3 : public Transformer::WeightSource {
  public:
   struct Options {
     AdamWConfig adam;
-    float grad_clip = 0;  // Global gradient-norm clip; 0 disables.
+    float grad_clip = 0;                  // Global gradient-norm clip; 0 disables.
+    std::vector<std::string> nvme_paths;  // Files of the offloaded parts.
+    bool offload_params = false;          // The weight shard on NVMe.
+    bool offload_state = false;           // m and v on NVMe.
+    int64_t subgroup_elements = int64_t{4} << 20;
+    IoEngineOptions io;
   };
 
   // Writes the initial values of arena elements [begin, end) — whole tensors — to `out`.
@@ -81,24 +97,36 @@ class Zero3 : public Transformer::WeightSource {
   // The full weights into `arena` (every rank takes part): export at the end of training.
   absl::Status GatherWeights(absl::Span<float> arena);
 
-  // This rank's shard (checkpoints): parameters, m and v, ShardElements floats each.
-  absl::Span<float> shard_params() { return params_.span(); }
-  absl::Span<float> m() { return m_.span(); }
-  absl::Span<float> v() { return v_.span(); }
+  // This rank's shard to and from a checkpoint file: tensors params.<g>, m.<g>, v.<g> for each
+  // sub-group g (offloaded parts streamed one sub-group at a time), crash-safely written. It
+  // loads into a Zero3 of the same ranks and subgroup_elements, in memory or offloaded; a file
+  // of another world size or sub-group size is refused, naming the tensor.
+  absl::Status SaveShard(const std::string& path);
+  absl::Status LoadShard(const std::string& path);
   int64_t step() const { return step_; }
   void set_step(int64_t step) { step_ = step; }
 
-  // Bytes that persist between steps (parameters, gradients, m, v of the shard).
-  int64_t ModelStateBytes() const { return 16 * params_.size(); }
+  // Bytes that persist between steps (parameters, gradients, m, v of the shard), in memory and
+  // on NVMe.
+  int64_t ModelStateBytes() const { return 16 * shard_elements_; }
+  int64_t ResidentStateBytes() const;
+  int64_t OffloadedStateBytes() const { return ModelStateBytes() - ResidentStateBytes(); }
+  int64_t nvme_bytes_read() const { return nvme_read_; }
+  int64_t nvme_bytes_written() const { return nvme_written_; }
   // Bytes of the per-pass working set (gathered blocks, block gradients, non-block tensors
   // and their gradient).
   int64_t WorkingBytes() const;
 
  private:
   struct Unit {
-    int64_t begin = 0, size = 0;  // Arena range.
-    int64_t chunk = 0;            // Elements per rank.
-    int64_t shard = 0;            // Offset of this rank's chunk in the shard.
+    int64_t begin = 0, size = 0;      // Arena range.
+    int64_t chunk = 0;                // Elements per rank.
+    int64_t shard = 0;                // Offset of this rank's chunk in the shard.
+    int first_group = 0, groups = 0;  // Its sub-groups.
+  };
+  struct Subgroup {
+    int unit = 0;
+    int64_t offset = 0, count = 0;  // Within the rank's chunk of the unit.
   };
   Zero3(const ParamLayout& layout, Communicator* comm, Options options);
   static std::vector<Unit> Units(const ParamLayout& layout, int ranks);
@@ -112,6 +140,12 @@ class Zero3 : public Transformer::WeightSource {
   // Sums buf (ranks * chunk floats) over ranks and keeps this rank's chunk of the gradient.
   absl::Status Reduce(const Unit& unit, float* buf, Communicator::Handle* handle);
   absl::Status GatherResident();
+  absl::Status InitOffload();
+  // The rank's chunk of `unit`'s weights, read from NVMe into `out` (chunk floats, padded 0).
+  absl::Status LoadChunk(const Unit& unit, float* out);
+  bool offloaded() const { return store_ != nullptr; }
+  int params_extent(int g) const { return g; }
+  int state_extent(int g) const { return static_cast<int>(groups_.size()) + g; }
   absl::Status WaitAll();
   absl::Status IssueBlockGather(int buffer, int layer);
 
@@ -119,7 +153,14 @@ class Zero3 : public Transformer::WeightSource {
   Communicator* comm_;
   const Options options_;
   std::vector<Unit> units_;  // Blocks 0..L-1, then the embeddings, then the final norm/head.
-  AlignedBuffer params_, grads_, m_, v_;  // This rank's shard.
+  std::vector<Subgroup> groups_;
+  int64_t shard_elements_ = 0;
+  AlignedBuffer params_, grads_, m_, v_;  // This rank's shard (params, m, v empty if offloaded).
+  std::unique_ptr<IoEngine> engine_;
+  std::unique_ptr<TensorStore> store_;
+  // Three slot sets of (weights, state) for Step and checkpoints; one staging buffer for gathers.
+  std::unique_ptr<PinnedSlab> slab_, staging_;
+  int64_t nvme_read_ = 0, nvme_written_ = 0;
   int64_t step_ = 0;
   // Arena-layout buffers for the non-block tensors (their block region stays untouched).
   LazyBuffer resident_, resident_grads_;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -48,6 +49,7 @@ struct RunSpec {
   int stage = 0;
   bool nvme = false;
   float clip = 0.5f;  // Small enough to clip: exercises the global norm.
+  bool reload = false;
 };
 
 // Trains rank `rank` of `run`; writes the final weights to `out`. Exit code 0 on success.
@@ -75,13 +77,44 @@ int Train(int rank, const RunSpec& run, const std::string& store, const std::str
     }
   };
   if (run.stage == 3) {
-    auto zero = Zero3::Create(model->layout(), comm->get(), {adam, run.clip}, model->params());
+    // With `nvme`: weights and state offloaded; with `reload`: the shard is saved half-way and
+    // loaded into a new Zero3 with the other placement (memory <-> NVMe).
+    auto options = [&](bool offload) {
+      Zero3::Options o;
+      o.adam = adam;
+      o.grad_clip = run.clip;
+      o.subgroup_elements = 1024;  // Dozens of sub-groups: the pipeline turns over.
+      if (offload) {
+        o.nvme_paths = {absl::StrCat(nvme.empty() ? store : nvme, "_", offload)};
+        o.offload_params = o.offload_state = true;
+      }
+      return o;
+    };
+    auto zero =
+        Zero3::Create(model->layout(), comm->get(), options(!nvme.empty()), model->params());
     if (!zero.ok()) return 3;
     model->ReleaseBlockWeights();
     // (2 + 2 + 12) Ψ / N in fp32 form: 16 bytes per parameter over N ranks, within 5 %.
     const double formula = 16.0 * n / world;
     if (std::fabs((*zero)->ModelStateBytes() - formula) > 0.05 * formula) return 4;
+    if (!nvme.empty() && (*zero)->ResidentStateBytes() * 4 != (*zero)->ModelStateBytes()) return 4;
     for (int step = 0; step < kSteps; ++step) {
+      if (run.reload && step == kSteps / 2) {
+        const std::string shard = absl::StrCat(store, "_shard", rank);
+        if (absl::Status saved = (*zero)->SaveShard(shard); !saved.ok()) {
+          std::fprintf(stderr, "%s\n", saved.ToString().c_str());
+          return 8;
+        }
+        const int64_t at = (*zero)->step();
+        zero->reset();
+        zero = Zero3::Create(model->layout(), comm->get(), options(nvme.empty()), model->params());
+        if (!zero.ok()) return 8;
+        if (absl::Status loaded = (*zero)->LoadShard(shard); !loaded.ok()) {
+          std::fprintf(stderr, "%s\n", loaded.ToString().c_str());
+          return 8;
+        }
+        (*zero)->set_step(at);
+      }
       batch(step);
       if (!model->ForwardBackward(tokens, targets, local, kSeq, zero->get()).ok()) return 5;
       if (!(*zero)->Step(3e-3f).ok()) return 6;
@@ -178,6 +211,19 @@ TEST(ZeroAdamWTest, Stage3MatchesTheOtherStages) {
   // Clipped, and with four ranks (another ring order): the same up to rounding.
   EXPECT_LT(MaxDiff(TrainRanks(2, 2), TrainRanks(2, 3)), 1e-6);
   EXPECT_LT(MaxDiff(TrainRanks(4, 0), TrainRanks(4, 3)), 1e-5);
+}
+
+TEST(ZeroAdamWTest, Stage3OffloadedToNvmeAndReloadedGivesTheSameWeights) {
+  const std::vector<float> memory = TrainRanks(2, 3);
+  ASSERT_FALSE(memory.empty());
+  const std::vector<float> nvme = TrainRanks(2, 3, true);
+  EXPECT_EQ(std::memcmp(memory.data(), nvme.data(), memory.size() * sizeof(float)), 0);
+  // Saved from memory and loaded onto NVMe half-way, and the other way round.
+  for (bool offloaded : {false, true}) {
+    const std::vector<float> reloaded = TrainRanks(RunSpec{2, 3, offloaded, 0.5f, true});
+    EXPECT_EQ(std::memcmp(memory.data(), reloaded.data(), memory.size() * sizeof(float)), 0)
+        << "reloaded, started " << (offloaded ? "on NVMe" : "in memory");
+  }
 }
 
 TEST(ZeroAdamWTest, RanksAgreeWithOneProcessOnTheUnionOfTheirBatches) {

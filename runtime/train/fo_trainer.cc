@@ -59,12 +59,19 @@ absl::StatusOr<std::unique_ptr<FoTrainer>> FoTrainer::Create(Transformer* model,
   }
   std::unique_ptr<FoTrainer> trainer(new FoTrainer(model, eval, options, std::move(sampler)));
   if (options.zero_stage == 3) {
-    if (!options.optimizer_state_dirs.empty()) {
-      return absl::UnimplementedError(
-          "optimizer state on NVMe is supported with ZeRO stages 0-2, not with stage 3");
+    Zero3::Options zero;
+    zero.adam = AdamWConfig{options.beta1, options.beta2, 1e-8f, options.weight_decay};
+    zero.grad_clip = options.grad_clip;
+    zero.offload_params = !options.param_offload_dirs.empty();
+    zero.offload_state = !options.optimizer_state_dirs.empty();
+    if (zero.offload_params && zero.offload_state &&
+        options.param_offload_dirs != options.optimizer_state_dirs) {
+      return absl::InvalidArgumentError(
+          "at ZeRO stage 3 the weight shard and the AdamW state are offloaded to the same "
+          "directories: give the same list for both");
     }
-    const Zero3::Options zero{
-        AdamWConfig{options.beta1, options.beta2, 1e-8f, options.weight_decay}, options.grad_clip};
+    zero.nvme_paths =
+        zero.offload_params ? options.param_offload_dirs : options.optimizer_state_dirs;
     if (options.init_seed.has_value()) {
       const uint64_t seed = *options.init_seed;
       STRATA_ASSIGN_OR_RETURN(trainer->zero3_,
@@ -78,6 +85,8 @@ absl::StatusOr<std::unique_ptr<FoTrainer>> FoTrainer::Create(Transformer* model,
                               Zero3::Create(model->layout(), options.comm, zero, model->params()));
     }
     model->ReleaseBlockWeights();  // Each rank keeps only its shard of the blocks.
+  } else if (!options.param_offload_dirs.empty()) {
+    return absl::InvalidArgumentError("offloading the weights needs ZeRO stage 3");
   } else if (options.comm != nullptr || !options.optimizer_state_dirs.empty()) {
     ZeroAdamW::Options zero;
     zero.state_nvme_paths = options.optimizer_state_dirs;
@@ -162,11 +171,7 @@ absl::Status FoTrainer::SaveCheckpoint() {
   STRATA_ASSIGN_OR_RETURN(CheckpointManager::Writer writer, checkpoints_->Begin(step_));
   if (zero3_ != nullptr) {
     // Every rank its shard: weights, m and v; no rank holds the whole model.
-    STRATA_RETURN_IF_ERROR(
-        WriteSafetensors(absl::StrCat(writer.dir(), "/", kShardFile),
-                         {ShardEntry("params", zero3_->shard_params()),
-                          ShardEntry("m", zero3_->m()), ShardEntry("v", zero3_->v())},
-                         {}));
+    STRATA_RETURN_IF_ERROR(zero3_->SaveShard(absl::StrCat(writer.dir(), "/", kShardFile)));
   } else if (rank() == 0) {
     STRATA_RETURN_IF_ERROR(SaveHfCheckpoint(*model_, writer.dir()));
   }
@@ -223,9 +228,7 @@ absl::StatusOr<int64_t> FoTrainer::Resume(const std::function<void(const std::st
                      "checkpoint directory"));
   }
   if (zero3_ != nullptr) {
-    STRATA_RETURN_IF_ERROR(
-        ReadSpans(absl::StrCat(own.dir, "/", kShardFile),
-                  {{"params", zero3_->shard_params()}, {"m", zero3_->m()}, {"v", zero3_->v()}}));
+    STRATA_RETURN_IF_ERROR(zero3_->LoadShard(absl::StrCat(own.dir, "/", kShardFile)));
   } else {
     // Weights from rank 0's checkpoint (the same on every rank).
     STRATA_RETURN_IF_ERROR(LoadHfWeights(absl::StrCat(RankDir(0), "/", name), *model_));
@@ -256,6 +259,13 @@ absl::StatusOr<int64_t> FoTrainer::Resume(const std::function<void(const std::st
 
 absl::Status FoTrainer::Run(const std::function<void(const std::string&)>& log) {
   if (!resumed_) STRATA_RETURN_IF_ERROR(Resume(log).status());
+  if (zero3_ != nullptr) {
+    log(absl::StrFormat(
+        "ZeRO stage 3: this rank's shard of weights, gradients and AdamW state is %.1f MB in "
+        "memory and %.1f MB on NVMe (working set %.1f MB)",
+        zero3_->ResidentStateBytes() / 1e6, zero3_->OffloadedStateBytes() / 1e6,
+        zero3_->WorkingBytes() / 1e6));
+  }
   double tokens_per_second = 0;
   while (step_ < options_.steps) {
     STRATA_ASSIGN_OR_RETURN(StepStats s, Step());

@@ -51,6 +51,9 @@ struct FoTrainerOptions {
   // AdamW state (m, v) on NVMe under these directories (ZeroAdamW's sub-group streaming), with or
   // without a communicator. Empty: in memory.
   std::vector<std::string> optimizer_state_dirs;
+  // Stage 3: this rank's weight shard on NVMe under these directories too (ZeRO-Infinity; the
+  // same list as optimizer_state_dirs when both are set). Only the gradient shard stays in RAM.
+  std::vector<std::string> param_offload_dirs;
   // Checkpoints (every checkpoint_every steps and at the end) under checkpoint_dir/rank<R>/:
   // rank 0's hold the weights (Hugging Face files), every rank's its AdamW state (its ZeRO
   // partition) and the data position. Run resumes from the newest step all ranks have.

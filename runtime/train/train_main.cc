@@ -95,9 +95,13 @@ ABSL_FLAG(std::string, rendezvous_host, "127.0.0.1",
 ABSL_FLAG(std::vector<std::string>, optimizer_state_dirs, {},
           "FO: keep the AdamW state (m, v) on NVMe in these directories, streamed in sub-groups "
           "(checkpoints stream it too).");
+ABSL_FLAG(std::vector<std::string>, param_offload_dirs, {},
+          "FO at --zero_stage=3: keep this rank's weight shard on NVMe in these directories "
+          "(read before each block's gather, streamed through the AdamW pass).");
 ABSL_FLAG(int, zero_stage, 0,
-          "FO data parallel: ZeRO stage 0 (replicated AdamW state), 1 (partitioned state), 2 "
-          "(+ reduce-scattered gradients) or 3 (+ partitioned weights, gathered block by block).");
+          "FO: ZeRO stage 0 (replicated AdamW state), 1 (partitioned state), 2 (+ reduce-scattered "
+          "gradients) or 3 (+ partitioned weights, gathered block by block; with one process, "
+          "the way to --param_offload_dirs).");
 ABSL_FLAG(absl::Duration, collective_timeout, absl::Seconds(60),
           "FO data parallel: a collective that waits longer for a peer fails the run.");
 ABSL_FLAG(int, offload_gpu, -1,
@@ -162,10 +166,9 @@ bool Offloaded() {
 // from --init_from, so the model's arena never holds them.
 bool StreamOffloadedWeights() { return Offloaded() && absl::GetFlag(FLAGS_sparse_quantile) == 0; }
 
-// Data-parallel FO at ZeRO stage 3 from a seed: each rank initializes only its shard.
+// FO at ZeRO stage 3 (one rank or several): each rank initializes only its shard.
 bool ShardedWeights() {
-  return absl::GetFlag(FLAGS_optimizer) != "zo" && absl::GetFlag(FLAGS_world_size) > 1 &&
-         absl::GetFlag(FLAGS_zero_stage) == 3;
+  return absl::GetFlag(FLAGS_optimizer) != "zo" && absl::GetFlag(FLAGS_zero_stage) == 3;
 }
 
 // `init_reader`: --init_from's weights when they are streamed (else null).
@@ -340,6 +343,14 @@ absl::Status Run() {
   o.checkpoint_every = absl::GetFlag(FLAGS_checkpoint_every);
   o.stop_requested = [] { return g_stop_requested.load(); };
   o.optimizer_state_dirs = absl::GetFlag(FLAGS_optimizer_state_dirs);
+  o.param_offload_dirs = absl::GetFlag(FLAGS_param_offload_dirs);
+  o.zero_stage = absl::GetFlag(FLAGS_zero_stage);
+  if (o.zero_stage < 0 || o.zero_stage > 3) {
+    return absl::InvalidArgumentError("--zero_stage must be 0, 1, 2 or 3");
+  }
+  if (ShardedWeights() && absl::GetFlag(FLAGS_init_from).empty()) {
+    o.init_seed = absl::GetFlag(FLAGS_seed);
+  }
   std::unique_ptr<Communicator> comm;
   if (absl::GetFlag(FLAGS_world_size) > 1) {
     if (absl::GetFlag(FLAGS_rendezvous_dir).empty()) {
@@ -354,10 +365,6 @@ absl::Status Run() {
     gloo.hostname = absl::GetFlag(FLAGS_rendezvous_host);
     STRATA_ASSIGN_OR_RETURN(comm, CreateGlooCommunicator(gloo));
     o.comm = comm.get();
-    o.zero_stage = absl::GetFlag(FLAGS_zero_stage);
-    if (ShardedWeights() && absl::GetFlag(FLAGS_init_from).empty()) {
-      o.init_seed = absl::GetFlag(FLAGS_seed);
-    }
     std::printf("data parallel: rank %d of %d, ZeRO stage %d\n", gloo.rank, gloo.size,
                 o.zero_stage);
   }

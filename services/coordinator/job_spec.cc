@@ -108,19 +108,18 @@ absl::StatusOr<v1::JobSpec> NormalizeJobSpec(const v1::JobSpec& in) {
   }
   // Offload.
   const v1::OffloadSpec& offload = spec.offload();
-  if (offload.param_tier() == v1::TIER_NVME || offload.param_tier() == v1::TIER_CPU) {
-    if (opt->kind_case() != v1::OptimizerSpec::kZerothOrder) {
-      return Bad("offload.param_tier", "parameter offload is supported for ZO jobs");
-    }
+  if (opt->kind_case() == v1::OptimizerSpec::kAdamw &&
+      (offload.param_tier() == v1::TIER_CPU ||
+       (offload.param_tier() == v1::TIER_NVME && spec.zero().stage() != 3))) {
+    return Bad("offload.param_tier",
+               "first-order jobs offload their weights with TIER_NVME and zero.stage 3 (the "
+               "weights already live in host memory)");
   }
   if (offload.optimizer_tier() == v1::TIER_GPU) {
     return Bad("offload.optimizer_tier", "TIER_GPU is not supported (TIER_CPU or TIER_NVME)");
   }
   if (offload.optimizer_tier() == v1::TIER_NVME && opt->kind_case() != v1::OptimizerSpec::kAdamw) {
     return Bad("offload.optimizer_tier", "optimizer-state offload is for adamw jobs");
-  }
-  if (offload.optimizer_tier() == v1::TIER_NVME && spec.zero().stage() == 3) {
-    return Bad("offload.optimizer_tier", "TIER_NVME works with zero.stage 0-2, not 3");
   }
   if (offload.memory_budget_bytes() < 0) {
     return Bad("offload.memory_budget_bytes", "must not be negative");

@@ -192,6 +192,12 @@ absl::StatusOr<std::vector<std::string>> TrainArgs(const v1::StartRank& start,
       }
       args.push_back(Flag("optimizer_state_dirs", absl::StrJoin(dirs.nvme_dirs, ",")));
     }
+    if (spec.offload().param_tier() == v1::TIER_NVME) {  // ZeRO stage 3 (validated).
+      if (dirs.nvme_dirs.empty()) {
+        return Unsupported("offload.param_tier", "this worker has no NVMe paths (--nvme_paths)");
+      }
+      args.push_back(Flag("param_offload_dirs", absl::StrJoin(dirs.nvme_dirs, ",")));
+    }
     // Checkpoints (per rank) so a restarted attempt resumes where the ranks all were.
     args.push_back(Flag("checkpoint_dir", ckpt_dir));
     if (ckpt.interval_steps() > 0) {
@@ -201,8 +207,9 @@ absl::StatusOr<std::vector<std::string>> TrainArgs(const v1::StartRank& start,
     return Unsupported("optimizer", "no optimizer");
   }
   if (ckpt.export_safetensors()) args.push_back(Flag("save_dir", ckpt_dir + "/export"));
-  // Offload.
+  // Offloaded ZO.
   const v1::OffloadSpec& offload = spec.offload();
+  if (!opt.has_zeroth_order()) return args;
   if (offload.param_tier() == v1::TIER_NVME) {
     if (dirs.nvme_dirs.empty()) {
       return Unsupported("offload.param_tier", "this worker has no NVMe paths (--nvme_paths)");

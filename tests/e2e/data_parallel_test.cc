@@ -62,12 +62,13 @@ std::vector<std::string> Rank(std::vector<std::string> command, int rank, int wo
 
 // Runs `world` ranks to completion; returns rank 0's output.
 std::string RunRanks(const std::string& dir, const std::string& name, int world, int stage,
-                     int batch, int steps) {
+                     int batch, int steps, const std::vector<std::string>& extra = {}) {
   const std::string rendezvous = dir + "/rv-" + name;
   std::vector<Subprocess> ranks;
   for (int r = 0; r < world; ++r) {
     std::vector<std::string> command = Command(dir, name, batch, steps);
     if (r > 0) command.back() = "--save_dir=" + dir + "/" + name + "-rank" + std::to_string(r);
+    command.insert(command.end(), extra.begin(), extra.end());
     absl::StatusOr<Subprocess> p = Subprocess::Start(Rank(command, r, world, stage, rendezvous),
                                                      dir, absl::StrCat(name, "-", r));
     EXPECT_TRUE(p.ok()) << p.status();
@@ -123,6 +124,12 @@ TEST(DataParallelTest, StagesAgreeAndTwoRanksTrackOneProcess) {
   EXPECT_THAT(stage3, HasSubstr("ZeRO stage 3"));
   EXPECT_LT(MaxWeightDiff(dir + "/stage0/model.safetensors", dir + "/stage3/model.safetensors"),
             1e-5);
+  // ZeRO-Infinity: each rank's weight shard and AdamW state on NVMe — the same bytes.
+  const std::string nvme = "--param_offload_dirs=" + dir + "/nvme";
+  RunRanks(dir, "stage3-nvme", 2, 3, 2, 40, {nvme, "--optimizer_state_dirs=" + dir + "/nvme"});
+  EXPECT_TRUE(ReadFileOrEmpty(dir + "/stage3/model.safetensors") ==
+              ReadFileOrEmpty(dir + "/stage3-nvme/model.safetensors"))
+      << "weights on NVMe changed the result";
   const double one = FinalEvalLoss(single->out), two = FinalEvalLoss(stage0);
   ASSERT_FALSE(std::isnan(one) || std::isnan(two)) << single->out << stage0;
   EXPECT_NEAR(one, two, 2e-3) << "one process " << one << " vs two ranks " << two;

@@ -33,6 +33,7 @@ using ::strata::testing::Subprocess;
 using ::strata::testing::TestTmpDir;
 using ::strata::testing::WaitForPortFile;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr char kCoordinator[] = "services/coordinator/strata-coordinator";
 constexpr char kWorker[] = "services/worker/strata-worker";
@@ -108,12 +109,14 @@ class JobTest : public ::testing::Test {
   // `token` defaults to the worker's own ("<name>-token").
   void StartWorker(const std::string& name, std::string token = "") {
     if (token.empty()) token = name + "-token";
+    const std::string nvme = dir_ + "/nvme-" + name;
+    mkdir(nvme.c_str(), 0755);
     absl::StatusOr<Subprocess> worker = Subprocess::Start(
         {kWorker, "--coordinator=" + address_, "--name=" + name, "--listen=localhost:0",
          "--cores=1", "--work_dir=" + dir_ + "/work-" + name, "--train_binary=" + Absolute(kTrain),
          "--advertise_address=127.0.0.1:7071", tls_server_[0], tls_server_[1], "--tls_ca=" + ca_,
          "--worker_token=" + token, "--metrics_listen=localhost:0",
-         "--metrics_port_file=" + dir_ + "/" + name + ".metrics"},
+         "--metrics_port_file=" + dir_ + "/" + name + ".metrics", "--nvme_paths=" + nvme},
         dir_, name);
     ASSERT_TRUE(worker.ok()) << worker.status();
     workers_[name] = std::make_unique<Subprocess>(*std::move(worker));
@@ -198,12 +201,15 @@ TEST_F(JobTest, ZoAndFoJobsCompleteWithDecreasingLoss) {
   EXPECT_TRUE(!ReadFileOrEmpty(dir_ + "/zo-ckpt/export/model.safetensors").empty());
 }
 
+// ZeRO stage 3 with each rank's weight shard and AdamW state on its worker's NVMe.
 TEST_F(JobTest, ATwoRankFoJobRunsAcrossBothWorkers) {
   StartWorker("alpha");
   StartWorker("beta");
   const std::string config = WriteJob("dp", dir_ + "/dp", 200, /*zo=*/false);
   ProcessResult r =
-      Cli({"job", "submit", config, "--config=resources.ranks=2,zero.stage=3,data.batch_size=1"});
+      Cli({"job", "submit", config,
+           "--config=resources.ranks=2,zero.stage=3,data.batch_size=1,offload.param_tier=TIER_NVME,"
+           "offload.optimizer_tier=TIER_NVME"});
   EXPECT_EQ(r.exit_code, 0) << r.err << r.out;
   EXPECT_THAT(r.out, HasSubstr("COMPLETED after 200 steps"));
   const size_t at = r.out.find("submitted job ") + 14;
@@ -211,8 +217,10 @@ TEST_F(JobTest, ATwoRankFoJobRunsAcrossBothWorkers) {
   const std::string json = Cli({"job", "describe", id, "--output=json"}).out;
   EXPECT_THAT(json, HasSubstr("\"worker_id\": \"alpha\""));
   EXPECT_THAT(json, HasSubstr("\"worker_id\": \"beta\""));
-  EXPECT_THAT(Cli({"job", "logs", id, "--rank=1"}).out,
-              HasSubstr("data parallel: rank 1 of 2, ZeRO stage 3"));
+  const std::string rank1 = Cli({"job", "logs", id, "--rank=1"}).out;
+  EXPECT_THAT(rank1, HasSubstr("data parallel: rank 1 of 2, ZeRO stage 3"));
+  EXPECT_THAT(rank1, HasSubstr("MB on NVMe"));
+  EXPECT_THAT(rank1, Not(HasSubstr("and 0.0 MB on NVMe")));
   EXPECT_FALSE(ReadFileOrEmpty(dir_ + "/dp/export/model.safetensors").empty());
   // Without a shared checkpoint path the ranks could not meet: refused up front.
   ProcessResult refused = Cli(
