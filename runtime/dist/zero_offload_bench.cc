@@ -16,13 +16,15 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "runtime/dist/zero3.h"
 #include "runtime/dist/zero_adamw.h"
 #include "runtime/model/transformer.h"
 #include "runtime/testing/bench_util.h"
 
-ABSL_FLAG(std::string, mode, "all", "all | memory | nvme | stage3 (one case in-process)");
+ABSL_FLAG(std::string, mode, "all",
+          "all | memory | nvme | stage3 | stage3_nvme | stage3_rank (one case in-process)");
 ABSL_FLAG(int, ranks, 1, "stage3: ranks of the run.");
 ABSL_FLAG(int, rank, 0, "stage3: this process's rank.");
 ABSL_FLAG(std::string, rendezvous, "", "stage3: rendezvous directory.");
@@ -56,18 +58,45 @@ class SizingCommunicator : public Communicator {
   int rank_, size_;
 };
 
-int RunCase(bool nvme) {
+// One FO step case in this process: `mode` memory | nvme (AdamW state on NVMe, ZeroAdamW) |
+// stage3 | stage3_nvme (one-process ZeRO-3, its weight shard and state on NVMe).
+int RunCase(const std::string& mode) {
   Transformer::Options options;
   options.threads = absl::GetFlag(FLAGS_threads);
   auto model = *Transformer::Create(Gpt2SmallConfig(), options);
-  model->InitializeParameters(1);
-  ZeroAdamW::Options zo;
-  zo.adam.weight_decay = 0.1f;
-  zo.grad_clip = 1.0f;
-  if (nvme) zo.state_nvme_paths = {absl::GetFlag(FLAGS_dir) + "/strata_zero_offload_bench"};
-  auto adam = ZeroAdamW::Create(model->layout(), nullptr, zo);
-  if (!adam.ok()) {
-    std::fprintf(stderr, "%s\n", adam.status().ToString().c_str());
+  const bool stage3 = absl::StartsWith(mode, "stage3");
+  const bool nvme = absl::EndsWith(mode, "nvme");
+  const std::string dir = absl::GetFlag(FLAGS_dir) + "/strata_zero_offload_bench";
+  std::unique_ptr<ZeroAdamW> adam;
+  std::unique_ptr<Zero3> zero3;
+  absl::Status created;
+  if (stage3) {
+    Zero3::Options o;
+    o.adam.weight_decay = 0.1f;
+    o.grad_clip = 1.0f;
+    if (nvme) {
+      o.nvme_paths = {dir};
+      o.offload_params = o.offload_state = true;
+    }
+    absl::StatusOr<std::unique_ptr<Zero3>> z =
+        Zero3::Create(model->layout(), nullptr, o, [&](int64_t begin, int64_t end, float* out) {
+          model->InitializeRange(1, begin, end, out);
+          return absl::OkStatus();
+        });
+    created = z.status();
+    if (z.ok()) zero3 = *std::move(z);
+  } else {
+    model->InitializeParameters(1);
+    ZeroAdamW::Options zo;
+    zo.adam.weight_decay = 0.1f;
+    zo.grad_clip = 1.0f;
+    if (nvme) zo.state_nvme_paths = {dir};
+    absl::StatusOr<std::unique_ptr<ZeroAdamW>> z = ZeroAdamW::Create(model->layout(), nullptr, zo);
+    created = z.status();
+    if (z.ok()) adam = *std::move(z);
+  }
+  if (!created.ok()) {
+    std::fprintf(stderr, "%s\n", created.ToString().c_str());
     return 1;
   }
   std::mt19937 rng(0);
@@ -75,26 +104,34 @@ int RunCase(bool nvme) {
   for (auto& t : tokens) t = static_cast<int32_t>(rng() % 50257);
   for (auto& t : targets) t = static_cast<int32_t>(rng() % 50257);
   std::vector<double> times, optimizer_times;
+  int64_t io_bytes = 0;
   for (int step = 0; step <= absl::GetFlag(FLAGS_steps); ++step) {
+    const int64_t io_before =
+        zero3 != nullptr ? zero3->nvme_bytes_read() + zero3->nvme_bytes_written() : 0;
     const auto start = std::chrono::steady_clock::now();
-    model->ZeroGrads();
-    if (!model->ForwardBackward(tokens, targets, kB, kT).ok()) return 1;
+    if (zero3 == nullptr) model->ZeroGrads();
+    if (!model->ForwardBackward(tokens, targets, kB, kT, zero3.get()).ok()) return 1;
     const auto mid = std::chrono::steady_clock::now();
-    absl::StatusOr<double> norm = (*adam)->Step(model->params(), model->grads(), 1e-4f);
+    absl::StatusOr<double> norm =
+        zero3 != nullptr ? zero3->Step(1e-4f) : adam->Step(model->params(), model->grads(), 1e-4f);
     if (!norm.ok()) {
       std::fprintf(stderr, "%s\n", norm.status().ToString().c_str());
       return 1;
     }
     const auto end = std::chrono::steady_clock::now();
     const double s = std::chrono::duration<double>(end - start).count();
-    std::fprintf(stderr, "%s step %d: %.3f s (optimizer %.3f s)\n", nvme ? "nvme" : "memory", step,
-                 s, std::chrono::duration<double>(end - mid).count());
+    std::fprintf(stderr, "%s step %d: %.3f s (optimizer %.3f s)\n", mode.c_str(), step, s,
+                 std::chrono::duration<double>(end - mid).count());
     if (step > 0) {
       times.push_back(s);
       optimizer_times.push_back(std::chrono::duration<double>(end - mid).count());
+      if (zero3 != nullptr) {
+        io_bytes = zero3->nvme_bytes_read() + zero3->nvme_bytes_written() - io_before;
+      }
     }
   }
   std::printf("{\"optimizer_s\": %.4f}\n", bench::Median(optimizer_times));
+  std::printf("{\"io_bytes\": %lld}\n", static_cast<long long>(io_bytes));
   std::printf("{\"seconds\": %.4f}\n", bench::Median(times));
   return 0;
 }
@@ -148,7 +185,7 @@ std::vector<bench::ChildResult> RunStage3(int ranks) {
   for (int r = 0; r < ranks; ++r) {
     threads.emplace_back([&, r] {
       results[r] =
-          bench::RunChild({"/proc/self/exe", "--mode=stage3", absl::StrCat("--ranks=", ranks),
+          bench::RunChild({"/proc/self/exe", "--mode=stage3_rank", absl::StrCat("--ranks=", ranks),
                            absl::StrCat("--rank=", r), "--rendezvous=" + rendezvous});
     });
   }
@@ -165,7 +202,9 @@ int RunBench() {
   };
   const bench::ChildResult memory = bench::RunChild(self("memory"));
   const bench::ChildResult nvme = bench::RunChild(self("nvme"));
-  if (!memory.ok || !nvme.ok) {
+  const bench::ChildResult s3_memory = bench::RunChild(self("stage3"));
+  const bench::ChildResult s3_nvme = bench::RunChild(self("stage3_nvme"));
+  if (!memory.ok || !nvme.ok || !s3_memory.ok || !s3_nvme.ok) {
     std::fprintf(stderr, "zero_offload_bench: a case failed\n");
     return 1;
   }
@@ -228,13 +267,26 @@ int RunBench() {
                kB, kT, memory.value, memory_opt, nvme.value, nvme_opt, nvme.value / memory.value,
                bytes / 1e6, nvme_opt > 0 ? bytes / nvme_opt / 1e9 : 0.0, memory.rss_mb,
                nvme.rss_mb);
+  const double s3_io = bench::NumberAfter(s3_nvme.out, "io_bytes");
+  std::fprintf(stderr,
+               "(d) ZeRO-3 in one process, GPT-2 small, batch %dx%d: weights and state in memory "
+               "%.3f s/step (AdamW %.3f s), on NVMe %.3f s/step (AdamW %.3f s) = %.2fx; %.0f MB "
+               "moved per step; peak RSS %.0f vs %.0f MB\n",
+               kB, kT, s3_memory.value, bench::NumberAfter(s3_memory.out, "optimizer_s"),
+               s3_nvme.value, bench::NumberAfter(s3_nvme.out, "optimizer_s"),
+               s3_nvme.value / s3_memory.value, s3_io / 1e6, s3_memory.rss_mb, s3_nvme.rss_mb);
   std::printf(
       "{\"inmem_step_s\": %.4f, \"nvme_step_s\": %.4f, \"ratio\": %.3f, \"inmem_adam_s\": %.4f, "
       "\"nvme_adam_s\": %.4f, \"bytes_per_step\": %lld, \"gbps\": %.3f, \"inmem_rss_mb\": %.0f, "
-      "\"nvme_rss_mb\": %.0f, \"rank_model_state_bytes\": %s, \"stage3_peak_rss_mb\": %s}\n",
+      "\"nvme_rss_mb\": %.0f, \"rank_model_state_bytes\": %s, \"stage3_peak_rss_mb\": %s, "
+      "\"stage3_inmem_step_s\": %.4f, \"stage3_nvme_step_s\": "
+      "%.4f, \"stage3_nvme_ratio\": %.3f, \"stage3_nvme_bytes_per_step\": %lld, "
+      "\"stage3_inmem_rss_mb\": %.0f, \"stage3_nvme_rss_mb\": %.0f}\n",
       memory.value, nvme.value, nvme.value / memory.value, memory_opt, nvme_opt,
       static_cast<long long>(bytes), nvme_opt > 0 ? bytes / nvme_opt / 1e9 : 0.0, memory.rss_mb,
-      nvme.rss_mb, per_stage.c_str(), stage3_rss.c_str());
+      nvme.rss_mb, per_stage.c_str(), stage3_rss.c_str(), s3_memory.value, s3_nvme.value,
+      s3_nvme.value / s3_memory.value, static_cast<long long>(s3_io), s3_memory.rss_mb,
+      s3_nvme.rss_mb);
   return 0;
 }
 
@@ -244,8 +296,9 @@ int RunBench() {
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   const std::string mode = absl::GetFlag(FLAGS_mode);
-  if (mode == "memory") return strata::RunCase(false);
-  if (mode == "nvme") return strata::RunCase(true);
-  if (mode == "stage3") return strata::RunStage3Rank();
+  if (mode == "memory" || mode == "nvme" || mode == "stage3" || mode == "stage3_nvme") {
+    return strata::RunCase(mode);
+  }
+  if (mode == "stage3_rank") return strata::RunStage3Rank();
   return strata::RunBench();
 }
