@@ -152,6 +152,7 @@ Zero3::Zero3(const ParamLayout& layout, Communicator* comm, Options options)
     }
     u.groups = static_cast<int>(groups_.size()) - u.first_group;
   }
+  pending_.assign(units_.size(), 0);
   if (!options_.offload_params) params_.Resize(shard);
   grads_.Resize(shard);
   if (!options_.offload_state) {
@@ -179,13 +180,20 @@ int64_t Zero3::WorkingBytes() const {
 
 absl::Status Zero3::Gather(const Unit& u, float* dst, Communicator::Handle* handle) {
   const Unit* unit = &u;
-  auto op = [this, unit, dst](Communicator* c) -> absl::Status {
+  // Off the calling thread, AdamW must not use the compute pool (the model is computing on it).
+  const bool inline_op = handle == nullptr || comm_ == nullptr;
+  auto op = [this, unit, dst, inline_op](Communicator* c) -> absl::Status {
     const float* mine = params_.data() + unit->shard;
-    if (options_.offload_params) {
-      float* staged = reinterpret_cast<float*>(staging_->slot(0));
+    float* staged = options_.offload_params ? reinterpret_cast<float*>(staging_->slot(0)) : nullptr;
+    const size_t index = unit - units_.data();
+    if (pending_[index]) {
+      // The deferred AdamW update of this unit, just before it is needed.
+      STRATA_RETURN_IF_ERROR(UpdateUnit(*unit, staged, /*parallel=*/inline_op));
+      pending_[index] = 0;
+    } else if (staged != nullptr) {
       STRATA_RETURN_IF_ERROR(LoadChunk(*unit, staged));
-      mine = staged;
     }
+    if (staged != nullptr) mine = staged;
     if (c == nullptr) {
       std::memcpy(dst, mine, unit->chunk * sizeof(float));
       return absl::OkStatus();
@@ -339,33 +347,57 @@ absl::StatusOr<double> Zero3::Step(float lr) {
                      g + u.shard, m_.data() + u.shard, v_.data() + u.shard, lr, step_);
     }
   } else {
-    SubgroupStreamBytes bytes;
-    STRATA_RETURN_IF_ERROR(StreamSubgroups(
-        *store_, *slab_, static_cast<int>(groups_.size()),
-        [this](int k) {
-          std::vector<int> ids;
-          if (options_.offload_params) ids.push_back(params_extent(k));
-          if (options_.offload_state) ids.push_back(state_extent(k));
-          return ids;
-        },
-        [&](int k, const std::vector<char*>& slots) {
-          const Subgroup& sg = groups_[k];
-          const Unit& u = units_[sg.unit];
-          const int64_t at = u.shard + sg.offset;
-          float* p =
-              options_.offload_params ? reinterpret_cast<float*>(slots[0]) : params_.data() + at;
-          float* state = options_.offload_state ? reinterpret_cast<float*>(slots.back()) : nullptr;
-          float* m = state != nullptr ? state : m_.data() + at;
-          float* v = state != nullptr ? state + sg.count : v_.data() + at;
-          const int64_t lo = OwnBegin(u) + sg.offset;
-          AdamWOverRange(layout_, options_.adam, lo, lo + sg.count, p, g + at, m, v, lr, step_);
-        },
-        &bytes));
-    nvme_read_ += bytes.read;
-    nvme_written_ += bytes.written;
+    // Offloaded: each unit's update is deferred to its next gather (Gather), where it runs on
+    // the communicator's thread while the model computes the blocks before it.
+    std::fill(pending_.begin(), pending_.end(), 1);
+    pending_lr_ = lr;
   }
   held_[0] = held_[1] = -1;  // Gathered copies are stale now.
   return norm;
+}
+
+absl::Status Zero3::UpdateUnit(const Unit& u, float* staged, bool parallel) {
+  SubgroupStreamBytes bytes;
+  const float* g = grads_.data();
+  STRATA_RETURN_IF_ERROR(StreamSubgroups(
+      *store_, *slab_, u.groups,
+      [this, &u](int i) {
+        std::vector<int> ids;
+        if (options_.offload_params) ids.push_back(params_extent(u.first_group + i));
+        if (options_.offload_state) ids.push_back(state_extent(u.first_group + i));
+        return ids;
+      },
+      [&](int i, const std::vector<char*>& slots) {
+        const Subgroup& sg = groups_[u.first_group + i];
+        const int64_t at = u.shard + sg.offset;
+        float* p =
+            options_.offload_params ? reinterpret_cast<float*>(slots[0]) : params_.data() + at;
+        float* state = options_.offload_state ? reinterpret_cast<float*>(slots.back()) : nullptr;
+        float* m = state != nullptr ? state : m_.data() + at;
+        float* v = state != nullptr ? state + sg.count : v_.data() + at;
+        const int64_t lo = OwnBegin(u) + sg.offset;
+        AdamWOverRange(layout_, options_.adam, lo, lo + sg.count, p, g + at, m, v, pending_lr_,
+                       step_, parallel);
+        if (staged != nullptr) std::memcpy(staged + sg.offset, p, sg.count * sizeof(float));
+      },
+      &bytes));
+  nvme_read_ += bytes.read;
+  nvme_written_ += bytes.written;
+  if (staged != nullptr) {
+    const int64_t own = OwnEnd(u) - OwnBegin(u);
+    std::memset(staged + own, 0, (u.chunk - own) * sizeof(float));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Zero3::FlushUpdates() {
+  STRATA_RETURN_IF_ERROR(WaitAll());
+  for (size_t i = 0; i < units_.size(); ++i) {
+    if (!pending_[i]) continue;
+    STRATA_RETURN_IF_ERROR(UpdateUnit(units_[i], nullptr, /*parallel=*/true));
+    pending_[i] = 0;
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<float> Zero3::Loss(Transformer& model, absl::Span<const int32_t> tokens,
@@ -398,7 +430,7 @@ absl::Status Zero3::GatherWeights(absl::Span<float> arena) {
 }
 
 absl::Status Zero3::SaveShard(const std::string& path) {
-  STRATA_RETURN_IF_ERROR(WaitAll());
+  STRATA_RETURN_IF_ERROR(FlushUpdates());
   std::vector<SafetensorsTensorView> tensors;
   for (int k = 0; k < static_cast<int>(groups_.size()); ++k) {
     const Subgroup& sg = groups_[k];
@@ -435,6 +467,7 @@ absl::Status Zero3::SaveShard(const std::string& path) {
 
 absl::Status Zero3::LoadShard(const std::string& path) {
   STRATA_RETURN_IF_ERROR(WaitAll());
+  std::fill(pending_.begin(), pending_.end(), 0);  // The loaded state replaces them.
   STRATA_ASSIGN_OR_RETURN(SafetensorsFile file, SafetensorsFile::Open(path));
   auto read = [&](const std::string& name, int64_t count, float* out) -> absl::Status {
     const SafetensorsEntry* e = file.header().Find(name);

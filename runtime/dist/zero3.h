@@ -22,8 +22,14 @@
 // its AdamW state (`offload_state`) live in files, in sub-groups of at most `subgroup_elements`
 // per unit; only the gradient shard stays in memory. A gather first reads the unit's weight
 // sub-groups into a staging buffer — on the communicator's thread, so the read of block l + 1
-// overlaps block l's compute like its gather does — and Step streams weights and state through
-// three slot sets (read g + 1 / update g / write g - 1). Bitwise the same as in memory.
+// overlaps block l's compute like its gather does. The AdamW update then overlaps the next
+// step's compute: Step only averages, computes the global norm and clips (those need every
+// gradient), and each unit's update is deferred to its next gather, where it streams the unit's
+// weights and state through three slot sets (read g + 1 / update g / write g - 1) on the
+// communicator's thread and hands the updated weights straight to the all-gather — so the
+// update of block l + 1 runs while the model computes block l. Exact: the same gradients, clip
+// factor, learning rate and step count as an update inside Step; bitwise the same as in memory.
+// (In memory, the update is compute-bound on the cores the model uses, so Step runs it.)
 //
 // Reduction order: a block's gradient is summed by an all-reduce over that block's buffer, so
 // with two ranks the sums equal every other stage's bit for bit (a + b == b + a); with more ranks
@@ -32,6 +38,7 @@
 #ifndef STRATA_RUNTIME_DIST_ZERO3_H_
 #define STRATA_RUNTIME_DIST_ZERO3_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -141,6 +148,11 @@ class Zero3 : public Transformer::WeightSource {
   absl::Status Reduce(const Unit& unit, float* buf, Communicator::Handle* handle);
   absl::Status GatherResident();
   absl::Status InitOffload();
+  // The deferred update of an offloaded unit; with `staged`, its updated weight chunk is copied
+  // there too. `parallel`: AdamW may use the compute pool (only on the calling thread).
+  absl::Status UpdateUnit(const Unit& unit, float* staged, bool parallel);
+  // Applies every deferred update (before checkpoints).
+  absl::Status FlushUpdates();
   // The rank's chunk of `unit`'s weights, read from NVMe into `out` (chunk floats, padded 0).
   absl::Status LoadChunk(const Unit& unit, float* out);
   bool offloaded() const { return store_ != nullptr; }
@@ -160,7 +172,10 @@ class Zero3 : public Transformer::WeightSource {
   std::unique_ptr<TensorStore> store_;
   // Three slot sets of (weights, state) for Step and checkpoints; one staging buffer for gathers.
   std::unique_ptr<PinnedSlab> slab_, staging_;
-  int64_t nvme_read_ = 0, nvme_written_ = 0;
+  std::atomic<int64_t> nvme_read_{0}, nvme_written_{0};  // Also counted on the comm thread.
+  // Offloaded units whose AdamW update is still to run (at their next gather), and its lr.
+  std::vector<char> pending_;
+  float pending_lr_ = 0;
   int64_t step_ = 0;
   // Arena-layout buffers for the non-block tensors (their block region stays untouched).
   LazyBuffer resident_, resident_grads_;

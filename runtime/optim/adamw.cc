@@ -41,17 +41,22 @@ STRATA_CPU_CLONES void ScaleTile(float* x, int64_t n, float s) {
 }  // namespace
 
 void adamw_update(float* params, const float* grads, float* m, float* v, int64_t n, float lr,
-                  const AdamWConfig& c, int64_t step) {
+                  const AdamWConfig& c, int64_t step, bool parallel) {
   const float bc1 = 1.0f - std::pow(c.beta1, static_cast<float>(step));
   const float bc2 = 1.0f - std::pow(c.beta2, static_cast<float>(step));
   const int64_t tiles = (n + kTile - 1) / kTile;
-  ParallelFor(tiles, [&](int64_t begin_, int64_t end_) {
-    for (int64_t t = static_cast<int64_t>(begin_); t < end_; ++t) {
+  auto run = [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
       const int64_t i = t * kTile;
       AdamWTile(params + i, grads + i, m + i, v + i, std::min(kTile, n - i), lr, c.beta1, c.beta2,
                 c.eps, c.weight_decay, bc1, bc2);
     }
-  });
+  };
+  if (parallel) {
+    ParallelFor(tiles, run);
+  } else {
+    run(0, tiles);
+  }
 }
 
 AdamW::AdamW(const ParamLayout& layout, AdamWConfig config)
@@ -59,7 +64,7 @@ AdamW::AdamW(const ParamLayout& layout, AdamWConfig config)
 
 void AdamWOverRange(const ParamLayout& layout, const AdamWConfig& config, int64_t begin,
                     int64_t end, float* params, const float* grads, float* m, float* v, float lr,
-                    int64_t step) {
+                    int64_t step, bool parallel) {
   AdamWConfig no_decay = config;
   no_decay.weight_decay = 0.0f;
   for (const TensorInfo& t : layout.tensors()) {
@@ -67,7 +72,7 @@ void AdamWOverRange(const ParamLayout& layout, const AdamWConfig& config, int64_
     if (lo >= hi) continue;
     const int64_t at = lo - begin;
     adamw_update(params + at, grads + at, m + at, v + at, hi - lo, lr,
-                 RoleTakesWeightDecay(t.role) ? config : no_decay, step);
+                 RoleTakesWeightDecay(t.role) ? config : no_decay, step, parallel);
   }
 }
 

@@ -23,15 +23,17 @@ struct AdamWConfig {
 };
 
 // params -= lr * (m_hat / (sqrt(v_hat) + eps) + weight_decay * params), PyTorch's AdamW, for
-// elements [0, n). `step` counts from 1.
+// elements [0, n). `step` counts from 1. Elementwise, so the bits do not depend on `parallel`
+// (the compute thread pool) or not (the calling thread only: for a thread outside the pool's
+// callers, e.g. a communicator's).
 void adamw_update(float* params, const float* grads, float* m, float* v, int64_t n, float lr,
-                  const AdamWConfig& config, int64_t step);
+                  const AdamWConfig& config, int64_t step, bool parallel = true);
 
 // adamw_update over arena elements [begin, end) of `layout`, with weight decay by tensor role;
 // each pointer addresses element `begin` (so a partition or shard can be updated in place).
 void AdamWOverRange(const ParamLayout& layout, const AdamWConfig& config, int64_t begin,
                     int64_t end, float* params, const float* grads, float* m, float* v, float lr,
-                    int64_t step);
+                    int64_t step, bool parallel = true);
 
 // Sum of squares in double: fixed tiles summed in order, the same value for any thread count.
 double SumOfSquares(absl::Span<const float> x);
