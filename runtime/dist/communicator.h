@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -52,10 +53,24 @@ class Communicator {
   virtual Handle Async(std::function<absl::Status(Communicator&)> op) = 0;
 };
 
+// The key-value store ranks meet through (Gloo's rendezvous: each rank publishes its address
+// and reads its peers'). Implementations: files under a shared directory (GlooOptions::store_dir)
+// and the coordinator's WorkerService.StoreSet/StoreGet (services/common/coordinator_store.h).
+class KeyValueStore {
+ public:
+  virtual ~KeyValueStore() = default;
+  virtual absl::Status Set(const std::string& key, const std::string& value) = 0;
+  // The values of `keys`, waiting up to `timeout` until every one is set.
+  virtual absl::StatusOr<std::vector<std::string>> Get(const std::vector<std::string>& keys,
+                                                       absl::Duration timeout) = 0;
+};
+
 struct GlooOptions {
   int rank = 0;
   int size = 1;
-  // Rendezvous through files under this directory (shared by the ranks: local runs and tests).
+  // Rendezvous through `store` (not owned; it must outlive the rendezvous) or, when null,
+  // through files under `store_dir` (shared by the ranks: local runs and tests).
+  KeyValueStore* store = nullptr;
   std::string store_dir;
   std::string prefix = "strata";               // Keys of one job attempt.
   std::string hostname = "127.0.0.1";          // The address this rank listens on.

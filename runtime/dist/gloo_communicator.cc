@@ -17,6 +17,8 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <memory>
+#include <stdexcept>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -127,6 +129,34 @@ class GlooCommunicator : public Communicator {
   SerialExecutor async_;  // Last: destroyed (joined) first.
 };
 
+// Gloo's Store over a KeyValueStore; failures become the exceptions Gloo expects.
+class KeyValueGlooStore : public gloo::rendezvous::Store {
+ public:
+  KeyValueGlooStore(KeyValueStore* store, std::chrono::milliseconds timeout)
+      : store_(store), timeout_(timeout) {}
+  void set(const std::string& key, const std::vector<char>& data) override {
+    Check(store_->Set(key, std::string(data.begin(), data.end())));
+  }
+  std::vector<char> get(const std::string& key) override {
+    absl::StatusOr<std::vector<std::string>> values =
+        store_->Get({key}, absl::Milliseconds(timeout_.count()));
+    Check(values.status());
+    return std::vector<char>(values->at(0).begin(), values->at(0).end());
+  }
+  void wait(const std::vector<std::string>& keys) override { wait(keys, timeout_); }
+  void wait(const std::vector<std::string>& keys,
+            const std::chrono::milliseconds& timeout) override {
+    Check(store_->Get(keys, absl::Milliseconds(timeout.count())).status());
+  }
+
+ private:
+  static void Check(const absl::Status& status) {
+    if (!status.ok()) throw std::runtime_error(status.ToString());
+  }
+  KeyValueStore* store_;
+  std::chrono::milliseconds timeout_;
+};
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Communicator>> CreateGlooCommunicator(const GlooOptions& options) {
@@ -134,9 +164,11 @@ absl::StatusOr<std::unique_ptr<Communicator>> CreateGlooCommunicator(const GlooO
     return absl::InvalidArgumentError(
         absl::StrCat("rank ", options.rank, " is not in [0, ", options.size, ")"));
   }
-  if (options.store_dir.empty()) return absl::InvalidArgumentError("store_dir is required");
+  if (options.store == nullptr && options.store_dir.empty()) {
+    return absl::InvalidArgumentError("a store or a store_dir is required");
+  }
   // mkdir -p: the store may be a new directory under a shared path.
-  for (size_t slash = options.store_dir.find('/', 1);;
+  for (size_t slash = options.store_dir.find('/', 1); options.store == nullptr;
        slash = options.store_dir.find('/', slash + 1)) {
     const std::string prefix = options.store_dir.substr(0, slash);
     if (mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST) {
@@ -155,17 +187,22 @@ absl::StatusOr<std::unique_ptr<Communicator>> CreateGlooCommunicator(const GlooO
     gloo::transport::tcp::attr attr;
     attr.hostname = options.hostname;
     auto device = gloo::transport::tcp::CreateDevice(attr);
-    gloo::rendezvous::FileStore file_store(options.store_dir);
-    gloo::rendezvous::PrefixStore store(options.prefix, file_store);
+    std::unique_ptr<gloo::rendezvous::Store> base;
+    if (options.store != nullptr) {
+      base = std::make_unique<KeyValueGlooStore>(options.store, timeout);
+    } else {
+      base = std::make_unique<gloo::rendezvous::FileStore>(options.store_dir);
+    }
+    gloo::rendezvous::PrefixStore store(options.prefix, *base);
     auto context = std::make_shared<gloo::rendezvous::Context>(options.rank, options.size);
     context->setTimeout(timeout);
     context->connectFullMesh(store, device);
     return std::unique_ptr<Communicator>(
         new GlooCommunicator(std::move(context), options.rank, options.size, timeout));
   } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat("rank ", options.rank, " of ", options.size,
-                                               " could not join ", options.prefix, " through ",
-                                               options.store_dir, ": ", e.what()));
+    return absl::UnavailableError(absl::StrCat(
+        "rank ", options.rank, " of ", options.size, " could not join ", options.prefix,
+        " through ", options.store != nullptr ? "the store" : options.store_dir, ": ", e.what()));
   }
 }
 

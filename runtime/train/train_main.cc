@@ -23,7 +23,9 @@
 #include "runtime/model/hf_checkpoint.h"
 #include "runtime/train/fo_trainer.h"
 #include "runtime/train/zo_trainer.h"
+#include "services/common/coordinator_store.h"
 #include "services/common/main_util.h"
+#include "services/common/tls.h"
 
 ABSL_FLAG(std::string, init_from, "", "Hugging Face checkpoint directory to start from.");
 ABSL_FLAG(std::string, model_config, "",
@@ -88,6 +90,10 @@ ABSL_FLAG(int, world_size, 1,
 ABSL_FLAG(int, rank, 0, "FO data parallel: this process's rank in [0, --world_size).");
 ABSL_FLAG(std::string, rendezvous_dir, "",
           "FO data parallel: a directory every rank can reach, for the rendezvous files.");
+ABSL_FLAG(std::string, rendezvous_coordinator, "",
+          "FO data parallel: meet the other ranks through this coordinator's rendezvous store "
+          "(host:port; TLS per --tls_ca or STRATA_TLS_CA, or --insecure; the worker token from "
+          "STRATA_WORKER_TOKEN) instead of files under --rendezvous_dir.");
 ABSL_FLAG(std::string, rendezvous_prefix, "strata-train",
           "FO data parallel: key prefix of this run in --rendezvous_dir (one per run/attempt).");
 ABSL_FLAG(std::string, rendezvous_host, "127.0.0.1",
@@ -351,12 +357,26 @@ absl::Status Run() {
   if (ShardedWeights() && absl::GetFlag(FLAGS_init_from).empty()) {
     o.init_seed = absl::GetFlag(FLAGS_seed);
   }
+  std::unique_ptr<KeyValueStore> rendezvous_store;
   std::unique_ptr<Communicator> comm;
   if (absl::GetFlag(FLAGS_world_size) > 1) {
-    if (absl::GetFlag(FLAGS_rendezvous_dir).empty()) {
-      return absl::InvalidArgumentError("--world_size > 1 needs --rendezvous_dir");
-    }
     GlooOptions gloo;
+    if (const std::string address = absl::GetFlag(FLAGS_rendezvous_coordinator); !address.empty()) {
+      const TlsConfig tls = TlsConfigFromFlags();
+      STRATA_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials,
+                              MakeChannelCredentials(tls, "strata-train"));
+      if (const char* token = std::getenv("STRATA_WORKER_TOKEN");
+          token != nullptr && *token != '\0' && !tls.insecure) {
+        credentials =
+            grpc::CompositeChannelCredentials(credentials, grpc::AccessTokenCredentials(token));
+      }
+      rendezvous_store = std::make_unique<CoordinatorStore>(
+          grpc::CreateChannel(address, credentials), absl::GetFlag(FLAGS_rendezvous_prefix));
+      gloo.store = rendezvous_store.get();
+    } else if (absl::GetFlag(FLAGS_rendezvous_dir).empty()) {
+      return absl::InvalidArgumentError(
+          "--world_size > 1 needs --rendezvous_dir or --rendezvous_coordinator");
+    }
     gloo.rank = absl::GetFlag(FLAGS_rank);
     gloo.size = absl::GetFlag(FLAGS_world_size);
     gloo.store_dir = absl::GetFlag(FLAGS_rendezvous_dir);
@@ -365,8 +385,11 @@ absl::Status Run() {
     gloo.hostname = absl::GetFlag(FLAGS_rendezvous_host);
     STRATA_ASSIGN_OR_RETURN(comm, CreateGlooCommunicator(gloo));
     o.comm = comm.get();
-    std::printf("data parallel: rank %d of %d, ZeRO stage %d\n", gloo.rank, gloo.size,
-                o.zero_stage);
+    std::printf("data parallel: rank %d of %d, ZeRO stage %d, met through %s\n", gloo.rank,
+                gloo.size, o.zero_stage,
+                gloo.store != nullptr
+                    ? ("the coordinator at " + absl::GetFlag(FLAGS_rendezvous_coordinator)).c_str()
+                    : gloo.store_dir.c_str());
   }
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<FoTrainer> trainer,
                           FoTrainer::Create(model.get(), &train, &eval, o));

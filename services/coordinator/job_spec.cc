@@ -89,11 +89,6 @@ absl::StatusOr<v1::JobSpec> NormalizeJobSpec(const v1::JobSpec& in) {
   if (res->ranks() > 1 && opt->kind_case() == v1::OptimizerSpec::kZerothOrder) {
     return Bad("resources.ranks", "ZO jobs run one rank (data-parallel ZO is not supported)");
   }
-  if (res->ranks() > 1 && spec.checkpoint().path().empty()) {
-    return Bad("checkpoint.path",
-               "multi-rank jobs need a checkpoint path on storage every worker reaches (the "
-               "ranks meet through files there)");
-  }
   if (spec.zero().stage() < 0 || spec.zero().stage() > 3) {
     return Bad("zero.stage", "must be 0, 1, 2 or 3");
   }

@@ -64,13 +64,24 @@ absl::StatusOr<std::vector<std::string>> TrainArgs(const v1::StartRank& start,
     if (!spec.optimizer().has_adamw()) {
       return Unsupported("resources.ranks", "multi-rank jobs are first-order (adamw)");
     }
-    if (spec.checkpoint().path().empty()) {
-      return Unsupported("checkpoint.path", "multi-rank jobs need a shared checkpoint path");
-    }
-    // The ranks meet in files under the shared checkpoint path, one prefix per attempt.
     args.push_back(absl::StrCat("--world_size=", start.world_size()));
     args.push_back(absl::StrCat("--rank=", start.ref().rank()));
-    args.push_back(Flag("rendezvous_dir", spec.checkpoint().path() + "/rendezvous"));
+    if (!dirs.coordinator.empty()) {
+      // The ranks meet through the coordinator's store, one prefix per attempt.
+      args.push_back(Flag("rendezvous_coordinator", dirs.coordinator));
+      if (dirs.insecure) {
+        args.push_back("--insecure");
+      } else if (!dirs.tls_ca.empty()) {
+        args.push_back(Flag("tls_ca", dirs.tls_ca));
+      }
+    } else if (!spec.checkpoint().path().empty()) {
+      // Or in files under the shared checkpoint path.
+      args.push_back(Flag("rendezvous_dir", spec.checkpoint().path() + "/rendezvous"));
+    } else {
+      return Unsupported("checkpoint.path",
+                         "without a coordinator to meet through, multi-rank jobs need a shared "
+                         "checkpoint path");
+    }
     args.push_back(Flag("rendezvous_prefix", start.rendezvous_prefix()));
     args.push_back(absl::StrCat("--zero_stage=", spec.zero().stage()));
     if (!dirs.host.empty()) args.push_back(Flag("rendezvous_host", dirs.host));
@@ -275,11 +286,16 @@ bool ParseTrainLine(const std::string& line, int64_t tokens_per_step, v1::JobPro
   if (absl::StartsWith(line, "final eval loss ")) {
     std::vector<std::string> words = absl::StrSplit(line, ' ');
     double eval = 0;
-    if (words.size() >= 4 && absl::SimpleAtod(words[3], &eval)) {
-      progress->set_eval_loss(eval);
-      return true;
+    if (words.size() < 4 || !absl::SimpleAtod(words[3], &eval)) return false;
+    progress->set_eval_loss(eval);
+    // "... after N steps": the last step, even when it was not a logged one.
+    int64_t steps = 0;
+    if (words.size() >= 6 && words[4] == "after" && absl::SimpleAtoi(words[5], &steps) &&
+        steps > progress->step()) {
+      progress->set_step(steps);
+      progress->set_tokens_total(steps * tokens_per_step);
     }
-    return false;
+    return true;
   }
   if (parts.size() < 2 || !absl::StartsWith(parts[0], "step ")) return false;
   const std::string step_text = parts[0].substr(5);
@@ -410,6 +426,9 @@ absl::Status RankRunner::Start(const v1::StartRank& start, const std::string& wo
   RankDirs dirs;
   dirs.job_dir = absl::StrCat(options_.work_dir, "/jobs/", start.ref().job_id());
   dirs.host = options_.host;
+  dirs.coordinator = options_.coordinator;
+  dirs.tls_ca = options_.tls_ca;
+  dirs.insecure = options_.insecure;
   for (const std::string& p : options_.nvme_paths) {
     dirs.nvme_dirs.push_back(
         absl::StrCat(p, "/", start.ref().job_id(), "-rank", start.ref().rank()));
@@ -449,6 +468,19 @@ absl::Status RankRunner::Start(const v1::StartRank& start, const std::string& wo
   std::vector<std::string> argv = {options_.train_binary};
   argv.insert(argv.end(), args->begin(), args->end());
   STRATA_LOG(INFO) << "starting " << key << ": " << absl::StrJoin(argv, " ");
+  // The rank's environment: the daemon's, with the worker token for the coordinator's store
+  // (built before fork: the child only execs).
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (!absl::StartsWith(*e, "STRATA_WORKER_TOKEN=")) env.emplace_back(*e);
+  }
+  if (!options_.worker_token.empty()) env.push_back("STRATA_WORKER_TOKEN=" + options_.worker_token);
+  std::vector<char*> envp;
+  for (std::string& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::vector<char*> cargs;
+  for (std::string& a : argv) cargs.push_back(a.data());
+  cargs.push_back(nullptr);
   int pipe_fds[2];
   if (pipe2(pipe_fds, O_CLOEXEC) != 0) return absl::InternalError("pipe failed");
   const pid_t parent = getpid();
@@ -465,10 +497,7 @@ absl::Status RankRunner::Start(const v1::StartRank& start, const std::string& wo
     dup2(pipe_fds[1], STDOUT_FILENO);
     dup2(pipe_fds[1], STDERR_FILENO);
     if (chdir(dirs.job_dir.c_str()) != 0) _exit(126);
-    std::vector<char*> cargs;
-    for (std::string& a : argv) cargs.push_back(a.data());
-    cargs.push_back(nullptr);
-    execv(cargs[0], cargs.data());
+    execve(cargs[0], cargs.data(), envp.data());
     std::fprintf(stderr, "exec %s: %s\n", cargs[0], std::strerror(errno));
     _exit(127);
   }

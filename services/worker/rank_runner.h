@@ -37,6 +37,12 @@ struct RankDirs {
   std::vector<std::string> nvme_dirs;
   std::string replay_log;  // The coordinator's step log to replay (restarted ZO attempts).
   std::string host;        // Address this worker's ranks listen on for collectives.
+  // Multi-rank jobs meet through the coordinator's store at this address (TLS with tls_ca
+  // unless insecure; the worker token goes in the rank's environment); without it, through
+  // files under checkpoint.path/rendezvous.
+  std::string coordinator;
+  std::string tls_ca;
+  bool insecure = false;
 };
 
 // Where the rank's checkpoints (and ZO step log) go: checkpoint.path, else job_dir/checkpoints.
@@ -62,6 +68,12 @@ class RankRunner {
     std::string work_dir;                 // Jobs' directories go under work_dir/jobs/.
     std::vector<std::string> nvme_paths;  // The worker's offload directories.
     std::string host = "127.0.0.1";       // Where this worker's ranks listen for collectives.
+    // The coordinator multi-rank jobs meet through (RankDirs::coordinator), how to reach it,
+    // and the token the ranks present (in STRATA_WORKER_TOKEN, never on the command line).
+    std::string coordinator;
+    std::string tls_ca;
+    bool insecure = false;
+    std::string worker_token;
     absl::Duration stop_grace = absl::Seconds(30);
     absl::Duration report_interval = absl::Seconds(1);
   };

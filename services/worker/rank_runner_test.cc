@@ -12,6 +12,13 @@
 namespace strata {
 namespace {
 
+RankDirs Dirs(std::string job_dir, std::vector<std::string> nvme = {}) {
+  RankDirs dirs;
+  dirs.job_dir = std::move(job_dir);
+  dirs.nvme_dirs = std::move(nvme);
+  return dirs;
+}
+
 using ::testing::Contains;
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -40,7 +47,7 @@ v1::StartRank ZoStart() {
 }
 
 TEST(TrainArgsTest, ZeroOrderJob) {
-  RankDirs dirs{"/work/jobs/j-1", {}, "", ""};
+  RankDirs dirs = Dirs("/work/jobs/j-1");
   auto args = TrainArgs(ZoStart(), dirs);
   ASSERT_TRUE(args.ok()) << args.status();
   for (const char* expected :
@@ -61,7 +68,7 @@ TEST(TrainArgsTest, OffloadedZoOnTheWorkersNvmeWithAGpu) {
   s.mutable_spec()->mutable_offload()->set_storage_dtype(v1::DTYPE_BF16);
   s.mutable_spec()->mutable_checkpoint()->set_path("/shared/ckpt");
   s.add_gpu_indices(3);
-  auto args = TrainArgs(s, {"/w/j", {"/nvme0/j-1-rank0", "/nvme1/j-1-rank0"}, "", ""});
+  auto args = TrainArgs(s, Dirs("/w/j", {"/nvme0/j-1-rank0", "/nvme1/j-1-rank0"}));
   ASSERT_TRUE(args.ok()) << args.status();
   for (const char* expected :
        {"--offload_dirs=/nvme0/j-1-rank0,/nvme1/j-1-rank0", "--memory_budget_bytes=1073741824",
@@ -69,7 +76,7 @@ TEST(TrainArgsTest, OffloadedZoOnTheWorkersNvmeWithAGpu) {
     EXPECT_THAT(*args, Contains(std::string(expected)));
   }
   // No NVMe paths on this worker: refused, naming the field.
-  auto refused = TrainArgs(s, {"/w/j", {}, "", ""});
+  auto refused = TrainArgs(s, Dirs("/w/j"));
   ASSERT_FALSE(refused.ok());
   EXPECT_THAT(refused.status().message(), HasSubstr("spec.offload.param_tier"));
 }
@@ -80,35 +87,58 @@ TEST(TrainArgsTest, FirstOrderJobAndRefusedFields) {
   s.mutable_spec()->mutable_optimizer()->mutable_schedule()->set_min_lr_ratio(0.1);
   s.mutable_spec()->mutable_optimizer()->mutable_schedule()->set_warmup_steps(30);
   s.mutable_spec()->mutable_checkpoint()->set_export_safetensors(true);
-  auto args = TrainArgs(s, {"/w/j", {}, "", ""});
+  auto args = TrainArgs(s, Dirs("/w/j"));
   ASSERT_TRUE(args.ok()) << args.status();
   for (const char* expected : {"--optimizer=adamw", "--lr=0.003", "--min_lr=0.0003", "--warmup=30",
                                "--save_dir=/w/j/checkpoints/export"}) {
     EXPECT_THAT(*args, Contains(std::string(expected)));
   }
   s.mutable_spec()->mutable_data()->add_eval_paths("/d/eval.txt");
-  EXPECT_THAT(TrainArgs(s, {"/w/j", {}, "", ""}).status().message(),
-              HasSubstr("spec.data.eval_paths"));
+  EXPECT_THAT(TrainArgs(s, Dirs("/w/j")).status().message(), HasSubstr("spec.data.eval_paths"));
   s = ZoStart();
   s.set_world_size(2);
-  EXPECT_THAT(TrainArgs(s, {"/w/j", {}, "", ""}).status().message(),
-              HasSubstr("spec.resources.ranks"));
+  EXPECT_THAT(TrainArgs(s, Dirs("/w/j")).status().message(), HasSubstr("spec.resources.ranks"));
+}
+
+TEST(TrainArgsTest, MultiRankJobsMeetThroughTheCoordinator) {
+  v1::StartRank s = ZoStart();
+  s.mutable_spec()->mutable_optimizer()->mutable_adamw()->set_lr(1e-3);
+  s.set_world_size(2);
+  s.set_rendezvous_prefix("j-1/3");
+  RankDirs dirs = Dirs("/w/j");
+  dirs.coordinator = "coord:7070";
+  dirs.tls_ca = "/etc/strata/ca.pem";
+  auto args = TrainArgs(s, dirs);
+  ASSERT_TRUE(args.ok()) << args.status();
+  for (const char* expected : {"--world_size=2", "--rendezvous_coordinator=coord:7070",
+                               "--tls_ca=/etc/strata/ca.pem", "--rendezvous_prefix=j-1/3"}) {
+    EXPECT_THAT(*args, Contains(std::string(expected)));
+  }
+  // No coordinator to meet through: only a shared checkpoint path will do.
+  dirs.coordinator.clear();
+  EXPECT_THAT(TrainArgs(s, dirs).status().message(), HasSubstr("spec.checkpoint.path"));
+  s.mutable_spec()->mutable_checkpoint()->set_path("/shared/ck");
+  args = TrainArgs(s, dirs);
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_THAT(*args, Contains(std::string("--rendezvous_dir=/shared/ck/rendezvous")));
 }
 
 TEST(TrainArgsTest, FirstOrderOptimizerStateOnTheWorkersNvme) {
   v1::StartRank s = ZoStart();
   s.mutable_spec()->mutable_optimizer()->mutable_adamw()->set_lr(1e-3);
   s.mutable_spec()->mutable_offload()->set_optimizer_tier(v1::TIER_NVME);
-  auto args = TrainArgs(s, {"/w/j", {"/nvme0/j-1-rank0"}, "", ""});
+  auto args = TrainArgs(s, Dirs("/w/j", {"/nvme0/j-1-rank0"}));
   ASSERT_TRUE(args.ok()) << args.status();
   EXPECT_THAT(*args, Contains(std::string("--optimizer_state_dirs=/nvme0/j-1-rank0")));
   EXPECT_THAT(*args, Contains(std::string("--checkpoint_dir=/w/j/checkpoints")));
-  EXPECT_THAT(TrainArgs(s, {"/w/j", {}, "", ""}).status().message(),
+  EXPECT_THAT(TrainArgs(s, Dirs("/w/j")).status().message(),
               HasSubstr("spec.offload.optimizer_tier"));
 }
 
 TEST(TrainArgsTest, ARestartedZoAttemptReplaysTheCoordinatorsStepLog) {
-  auto args = TrainArgs(ZoStart(), {"/w/j", {}, "/w/j/replay-attempt2.bin", ""});
+  RankDirs dirs = Dirs("/w/j");
+  dirs.replay_log = "/w/j/replay-attempt2.bin";
+  auto args = TrainArgs(ZoStart(), dirs);
   ASSERT_TRUE(args.ok());
   EXPECT_THAT(*args, Contains(std::string("--replay_log=/w/j/replay-attempt2.bin")));
 }
@@ -141,8 +171,10 @@ TEST(ParseTrainLineTest, ProgressEvalAndOtherLines) {
   EXPECT_TRUE(ParseTrainLine("step 100 | eval loss 2.5000", 256, &p));
   EXPECT_DOUBLE_EQ(p.eval_loss(), 2.5);
   EXPECT_EQ(p.step(), 20);  // An eval line does not move the step.
-  EXPECT_TRUE(ParseTrainLine("final eval loss 2.3700 after 200 steps", 256, &p));
+  EXPECT_TRUE(ParseTrainLine("final eval loss 2.3700 after 200 steps (900 tok/s)", 256, &p));
   EXPECT_DOUBLE_EQ(p.eval_loss(), 2.37);
+  EXPECT_EQ(p.step(), 200);  // The last step, though it was not a logged one.
+  EXPECT_EQ(p.tokens_total(), 200 * 256);
   EXPECT_TRUE(ParseTrainLine(
       "step 30/200 | loss 3.1 | g +1e-01 | lr 1e-04 | io r 123.4 MB w 61.7 MB | 99 tok/s", 256,
       &p));

@@ -157,6 +157,10 @@ int Run() {
   runner_options.train_binary = *train_binary;
   runner_options.work_dir = absl::GetFlag(FLAGS_work_dir);
   runner_options.nvme_paths = absl::GetFlag(FLAGS_nvme_paths);
+  runner_options.coordinator = CoordinatorAddress();
+  runner_options.tls_ca = tls.ca_file;
+  runner_options.insecure = tls.insecure;
+  runner_options.worker_token = worker_token;
   // Ranks listen for their peers on the host part of the advertised address.
   runner_options.host = agent_options.address.substr(0, agent_options.address.rfind(':'));
   if (runner_options.host == "localhost") runner_options.host = "127.0.0.1";

@@ -201,7 +201,8 @@ TEST_F(JobTest, ZoAndFoJobsCompleteWithDecreasingLoss) {
   EXPECT_TRUE(!ReadFileOrEmpty(dir_ + "/zo-ckpt/export/model.safetensors").empty());
 }
 
-// ZeRO stage 3 with each rank's weight shard and AdamW state on its worker's NVMe.
+// ZeRO stage 3 with each rank's weight shard and AdamW state on its worker's NVMe; the ranks meet
+// through the coordinator's rendezvous store, with or without shared storage.
 TEST_F(JobTest, ATwoRankFoJobRunsAcrossBothWorkers) {
   StartWorker("alpha");
   StartWorker("beta");
@@ -218,15 +219,16 @@ TEST_F(JobTest, ATwoRankFoJobRunsAcrossBothWorkers) {
   EXPECT_THAT(json, HasSubstr("\"worker_id\": \"alpha\""));
   EXPECT_THAT(json, HasSubstr("\"worker_id\": \"beta\""));
   const std::string rank1 = Cli({"job", "logs", id, "--rank=1"}).out;
-  EXPECT_THAT(rank1, HasSubstr("data parallel: rank 1 of 2, ZeRO stage 3"));
+  EXPECT_THAT(rank1, HasSubstr("data parallel: rank 1 of 2, ZeRO stage 3, met through the "
+                               "coordinator"));
   EXPECT_THAT(rank1, HasSubstr("MB on NVMe"));
   EXPECT_THAT(rank1, Not(HasSubstr("and 0.0 MB on NVMe")));
   EXPECT_FALSE(ReadFileOrEmpty(dir_ + "/dp/export/model.safetensors").empty());
-  // Without a shared checkpoint path the ranks could not meet: refused up front.
-  ProcessResult refused = Cli(
-      {"job", "submit", WriteJob("dp2", "", 10, false), "--config=resources.ranks=2", "--detach"});
-  EXPECT_EQ(refused.exit_code, 1);
-  EXPECT_THAT(refused.err, HasSubstr("spec.checkpoint.path"));
+  // No shared storage at all: the ranks meet through the coordinator's store.
+  ProcessResult local = Cli({"job", "submit", WriteJob("dp2", "", 20, false),
+                             "--config=resources.ranks=2,data.batch_size=1"});
+  EXPECT_EQ(local.exit_code, 0) << local.err << local.out;
+  EXPECT_THAT(local.out, HasSubstr("COMPLETED after 20 steps"));
 }
 
 // The victim's checkpoints stay on its worker's local disk (no shared storage): the restarted
