@@ -52,6 +52,11 @@ absl::StatusOr<std::unique_ptr<Zero3>> Zero3::Create(const ParamLayout& layout, 
   for (const Unit& u : zero->units_) {
     STRATA_RETURN_IF_ERROR(fill(u.begin, u.begin + u.size, unit.data()));
     const float* mine = unit.data() + (zero->OwnBegin(u) - u.begin);
+    if (uint16_t* copy = zero->ComputeCopy(u); copy != nullptr) {
+      for (int64_t j = 0; j < zero->OwnEnd(u) - zero->OwnBegin(u); ++j) {
+        copy[j] = FloatToBf16(mine[j]);
+      }
+    }
     if (!options.offload_params) {
       std::memcpy(zero->params_.data() + u.shard, mine,
                   (zero->OwnEnd(u) - zero->OwnBegin(u)) * sizeof(float));
@@ -153,6 +158,17 @@ Zero3::Zero3(const ParamLayout& layout, Communicator* comm, Options options)
     u.groups = static_cast<int>(groups_.size()) - u.first_group;
   }
   pending_.assign(units_.size(), 0);
+  if (options_.bf16_compute) {
+    int64_t at = 0, largest = 0;
+    for (Unit& u : units_) {
+      u.chunk16 = (u.chunk + 1) / 2 * 2;
+      u.shard16 = at;
+      at += u.chunk16;
+      largest = std::max(largest, ranks() * u.chunk16 / 2);
+    }
+    compute_.assign(at, 0);
+    packed_.Resize(largest);
+  }
   if (!options_.offload_params) params_.Resize(shard);
   grads_.Resize(shard);
   if (!options_.offload_state) {
@@ -178,13 +194,15 @@ int64_t Zero3::WorkingBytes() const {
          (2 * gathered_[0].size() + 2 * block_grads_[0].size() + 2 * resident);
 }
 
-absl::Status Zero3::Gather(const Unit& u, float* dst, Communicator::Handle* handle) {
+absl::Status Zero3::Gather(const Unit& u, float* dst, Communicator::Handle* handle, bool master) {
   const Unit* unit = &u;
   // Off the calling thread, AdamW must not use the compute pool (the model is computing on it).
   const bool inline_op = handle == nullptr || comm_ == nullptr;
-  auto op = [this, unit, dst, inline_op](Communicator* c) -> absl::Status {
+  const bool bf16 = !master && !compute_.empty();
+  auto op = [this, unit, dst, inline_op, bf16, master](Communicator* c) -> absl::Status {
     const float* mine = params_.data() + unit->shard;
-    float* staged = options_.offload_params ? reinterpret_cast<float*>(staging_->slot(0)) : nullptr;
+    float* staged =
+        options_.offload_params && !bf16 ? reinterpret_cast<float*>(staging_->slot(0)) : nullptr;
     const size_t index = unit - units_.data();
     if (pending_[index]) {
       // The deferred AdamW update of this unit, just before it is needed.
@@ -192,16 +210,37 @@ absl::Status Zero3::Gather(const Unit& u, float* dst, Communicator::Handle* hand
       pending_[index] = 0;
     } else if (staged != nullptr) {
       STRATA_RETURN_IF_ERROR(LoadChunk(*unit, staged));
+    } else if (master && options_.offload_params) {
+      staged = reinterpret_cast<float*>(staging_->slot(0));
+      STRATA_RETURN_IF_ERROR(LoadChunk(*unit, staged));
     }
     if (staged != nullptr) mine = staged;
+    const int n = c != nullptr ? c->size() : 1;
+    if (bf16) {
+      // The bf16 chunks travel two to a float, then widen into the fp32 block.
+      const float* packed_mine = reinterpret_cast<const float*>(ComputeCopy(*unit));
+      if (c != nullptr) {
+        STRATA_RETURN_IF_ERROR(c->AllGather(absl::MakeConstSpan(packed_mine, unit->chunk16 / 2),
+                                            absl::MakeSpan(packed_.data(), n * unit->chunk16 / 2)));
+      } else {
+        std::memcpy(packed_.data(), packed_mine, unit->chunk16 * sizeof(uint16_t));
+      }
+      const uint16_t* all = reinterpret_cast<const uint16_t*>(packed_.data());
+      for (int r = 0; r < n; ++r) {
+        for (int64_t j = 0; j < unit->chunk; ++j) {
+          dst[r * unit->chunk + j] = Bf16ToFloat(all[r * unit->chunk16 + j]);
+        }
+      }
+      return absl::OkStatus();
+    }
     if (c == nullptr) {
       std::memcpy(dst, mine, unit->chunk * sizeof(float));
       return absl::OkStatus();
     }
     return c->AllGather(absl::MakeConstSpan(mine, unit->chunk),
-                        absl::MakeSpan(dst, c->size() * unit->chunk));
+                        absl::MakeSpan(dst, n * unit->chunk));
   };
-  if (handle == nullptr || comm_ == nullptr) return op(comm_);
+  if (inline_op) return op(comm_);
   *handle = comm_->Async([op](Communicator& c) { return op(&c); });
   return absl::OkStatus();
 }
@@ -344,7 +383,8 @@ absl::StatusOr<double> Zero3::Step(float lr) {
   if (!offloaded()) {
     for (const Unit& u : units_) {
       AdamWOverRange(layout_, options_.adam, OwnBegin(u), OwnEnd(u), params_.data() + u.shard,
-                     g + u.shard, m_.data() + u.shard, v_.data() + u.shard, lr, step_);
+                     g + u.shard, m_.data() + u.shard, v_.data() + u.shard, lr, step_,
+                     /*parallel=*/true, ComputeCopy(u));
     }
   } else {
     // Offloaded: each unit's update is deferred to its next gather (Gather), where it runs on
@@ -376,8 +416,9 @@ absl::Status Zero3::UpdateUnit(const Unit& u, float* staged, bool parallel) {
         float* m = state != nullptr ? state : m_.data() + at;
         float* v = state != nullptr ? state + sg.count : v_.data() + at;
         const int64_t lo = OwnBegin(u) + sg.offset;
+        uint16_t* copy = ComputeCopy(u);
         AdamWOverRange(layout_, options_.adam, lo, lo + sg.count, p, g + at, m, v, pending_lr_,
-                       step_, parallel);
+                       step_, parallel, copy != nullptr ? copy + sg.offset : nullptr);
         if (staged != nullptr) std::memcpy(staged + sg.offset, p, sg.count * sizeof(float));
       },
       &bytes));
@@ -415,14 +456,16 @@ absl::Status Zero3::GatherWeights(absl::Span<float> arena) {
   if (static_cast<int64_t>(arena.size()) != layout_.NumElements()) {
     return absl::InvalidArgumentError("GatherWeights needs the whole arena");
   }
-  STRATA_RETURN_IF_ERROR(GatherResident());
+  STRATA_RETURN_IF_ERROR(WaitAll());
   const int L = layout_.config().n_layer;
   for (const Unit* u : {&units_[L], &units_[L + 1]}) {
+    // The fp32 masters (the resident copies may be bf16), then into the arena.
+    STRATA_RETURN_IF_ERROR(Gather(*u, resident_.data() + u->begin, nullptr, /*master=*/true));
     std::memcpy(arena.data() + u->begin, resident_.data() + u->begin, u->size * sizeof(float));
   }
   held_[0] = held_[1] = -1;
   for (int l = 0; l < L; ++l) {
-    STRATA_RETURN_IF_ERROR(Gather(units_[l], gathered_[0].data(), nullptr));
+    STRATA_RETURN_IF_ERROR(Gather(units_[l], gathered_[0].data(), nullptr, /*master=*/true));
     std::memcpy(arena.data() + units_[l].begin, gathered_[0].data(),
                 units_[l].size * sizeof(float));
   }
@@ -489,6 +532,9 @@ absl::Status Zero3::LoadShard(const std::string& path) {
         read(absl::StrCat("m.", k), sg.count, state != nullptr ? state : m_.data() + at));
     STRATA_RETURN_IF_ERROR(read(absl::StrCat("v.", k), sg.count,
                                 state != nullptr ? state + sg.count : v_.data() + at));
+    if (uint16_t* copy = ComputeCopy(units_[sg.unit]); copy != nullptr) {
+      for (int64_t j = 0; j < sg.count; ++j) copy[sg.offset + j] = FloatToBf16(p[j]);
+    }
     if (options_.offload_params) STRATA_RETURN_IF_ERROR(WriteExtent(*store_, params_extent(k), p));
     if (state != nullptr) STRATA_RETURN_IF_ERROR(WriteExtent(*store_, state_extent(k), state));
   }

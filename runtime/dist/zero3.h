@@ -69,6 +69,12 @@ class Zero3 : public Transformer::WeightSource {
     bool offload_state = false;           // m and v on NVMe.
     int64_t subgroup_elements = int64_t{4} << 20;
     IoEngineOptions io;
+    // Forward and backward read a bf16 copy of the weights (round to nearest even) that AdamW
+    // writes in the same pass as the fp32 master: gathers move half the bytes and widen them to
+    // fp32 for the kernels, and with offloaded weights the copy (2 bytes a parameter of the
+    // shard) stays in memory, so gathers read no NVMe. Checkpoints and GatherWeights hold the
+    // fp32 masters.
+    bool bf16_compute = false;
   };
 
   // Writes the initial values of arena elements [begin, end) — whole tensors — to `out`.
@@ -115,7 +121,9 @@ class Zero3 : public Transformer::WeightSource {
 
   // Bytes that persist between steps (parameters, gradients, m, v of the shard), in memory and
   // on NVMe.
-  int64_t ModelStateBytes() const { return 16 * shard_elements_; }
+  int64_t ModelStateBytes() const {
+    return 16 * shard_elements_ + 2 * static_cast<int64_t>(compute_.size());
+  }
   int64_t ResidentStateBytes() const;
   int64_t OffloadedStateBytes() const { return ModelStateBytes() - ResidentStateBytes(); }
   int64_t nvme_bytes_read() const { return nvme_read_; }
@@ -126,10 +134,11 @@ class Zero3 : public Transformer::WeightSource {
 
  private:
   struct Unit {
-    int64_t begin = 0, size = 0;      // Arena range.
-    int64_t chunk = 0;                // Elements per rank.
-    int64_t shard = 0;                // Offset of this rank's chunk in the shard.
-    int first_group = 0, groups = 0;  // Its sub-groups.
+    int64_t begin = 0, size = 0;       // Arena range.
+    int64_t chunk = 0;                 // Elements per rank.
+    int64_t shard = 0;                 // Offset of this rank's chunk in the shard.
+    int first_group = 0, groups = 0;   // Its sub-groups.
+    int64_t chunk16 = 0, shard16 = 0;  // The bf16 copy: chunk rounded up to even, its offset.
   };
   struct Subgroup {
     int unit = 0;
@@ -143,7 +152,13 @@ class Zero3 : public Transformer::WeightSource {
   int64_t OwnBegin(const Unit& u) const { return u.begin + std::min(u.size, rank() * u.chunk); }
   int64_t OwnEnd(const Unit& u) const { return u.begin + std::min(u.size, (rank() + 1) * u.chunk); }
   // All of `unit` (ranks * chunk floats) into dst; asynchronous where a handle is given.
-  absl::Status Gather(const Unit& unit, float* dst, Communicator::Handle* handle);
+  // `master`: the fp32 weights even when forward/backward use the bf16 copy.
+  absl::Status Gather(const Unit& unit, float* dst, Communicator::Handle* handle,
+                      bool master = false);
+  // This rank's bf16 copy of `unit` (its chunk), or null without bf16_compute.
+  uint16_t* ComputeCopy(const Unit& unit) {
+    return compute_.empty() ? nullptr : compute_.data() + unit.shard16;
+  }
   // Sums buf (ranks * chunk floats) over ranks and keeps this rank's chunk of the gradient.
   absl::Status Reduce(const Unit& unit, float* buf, Communicator::Handle* handle);
   absl::Status GatherResident();
@@ -168,6 +183,8 @@ class Zero3 : public Transformer::WeightSource {
   std::vector<Subgroup> groups_;
   int64_t shard_elements_ = 0;
   AlignedBuffer params_, grads_, m_, v_;  // This rank's shard (params, m, v empty if offloaded).
+  std::vector<uint16_t> compute_;         // The bf16 copy of the shard (bf16_compute).
+  AlignedBuffer packed_;                  // Gathered bf16 copies before widening.
   std::unique_ptr<IoEngine> engine_;
   std::unique_ptr<TensorStore> store_;
   // Three slot sets of (weights, state) for Step and checkpoints; one staging buffer for gathers.

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "runtime/base/thread_pool.h"
@@ -26,6 +27,27 @@ STRATA_CPU_CLONES void AdamWTile(float* p, const float* g, float* m, float* v, i
   }
 }
 
+// AdamWTile that also stores the new parameters as bf16 (round to nearest even, NaN quieted).
+STRATA_CPU_CLONES void AdamWTileBf16(float* p, const float* g, float* m, float* v, uint16_t* out,
+                                     int64_t n, float lr, float b1, float b2, float eps, float wd,
+                                     float bc1, float bc2) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const float mi = b1 * m[i] + (1.0f - b1) * g[i];
+    const float vi = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+    m[i] = mi;
+    v[i] = vi;
+    const float update = (mi / bc1) / (std::sqrt(vi / bc2) + eps);
+    const float pi = p[i] - lr * (update + wd * p[i]);
+    p[i] = pi;
+    uint32_t bits;
+    std::memcpy(&bits, &pi, 4);
+    const bool nan = (bits & 0x7fffffffu) > 0x7f800000u;
+    out[i] = static_cast<uint16_t>(nan ? (bits >> 16) | 0x40u
+                                       : (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+  }
+}
+
 STRATA_CPU_CLONES double SquaredSum(const float* x, int64_t n) {
   double sum = 0.0;
 #pragma omp simd reduction(+ : sum)
@@ -41,15 +63,20 @@ STRATA_CPU_CLONES void ScaleTile(float* x, int64_t n, float s) {
 }  // namespace
 
 void adamw_update(float* params, const float* grads, float* m, float* v, int64_t n, float lr,
-                  const AdamWConfig& c, int64_t step, bool parallel) {
+                  const AdamWConfig& c, int64_t step, bool parallel, uint16_t* compute_copy) {
   const float bc1 = 1.0f - std::pow(c.beta1, static_cast<float>(step));
   const float bc2 = 1.0f - std::pow(c.beta2, static_cast<float>(step));
   const int64_t tiles = (n + kTile - 1) / kTile;
   auto run = [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       const int64_t i = t * kTile;
-      AdamWTile(params + i, grads + i, m + i, v + i, std::min(kTile, n - i), lr, c.beta1, c.beta2,
-                c.eps, c.weight_decay, bc1, bc2);
+      if (compute_copy != nullptr) {
+        AdamWTileBf16(params + i, grads + i, m + i, v + i, compute_copy + i, std::min(kTile, n - i),
+                      lr, c.beta1, c.beta2, c.eps, c.weight_decay, bc1, bc2);
+      } else {
+        AdamWTile(params + i, grads + i, m + i, v + i, std::min(kTile, n - i), lr, c.beta1, c.beta2,
+                  c.eps, c.weight_decay, bc1, bc2);
+      }
     }
   };
   if (parallel) {
@@ -64,7 +91,7 @@ AdamW::AdamW(const ParamLayout& layout, AdamWConfig config)
 
 void AdamWOverRange(const ParamLayout& layout, const AdamWConfig& config, int64_t begin,
                     int64_t end, float* params, const float* grads, float* m, float* v, float lr,
-                    int64_t step, bool parallel) {
+                    int64_t step, bool parallel, uint16_t* compute_copy) {
   AdamWConfig no_decay = config;
   no_decay.weight_decay = 0.0f;
   for (const TensorInfo& t : layout.tensors()) {
@@ -72,7 +99,8 @@ void AdamWOverRange(const ParamLayout& layout, const AdamWConfig& config, int64_
     if (lo >= hi) continue;
     const int64_t at = lo - begin;
     adamw_update(params + at, grads + at, m + at, v + at, hi - lo, lr,
-                 RoleTakesWeightDecay(t.role) ? config : no_decay, step, parallel);
+                 RoleTakesWeightDecay(t.role) ? config : no_decay, step, parallel,
+                 compute_copy != nullptr ? compute_copy + at : nullptr);
   }
 }
 

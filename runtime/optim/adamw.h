@@ -25,15 +25,18 @@ struct AdamWConfig {
 // params -= lr * (m_hat / (sqrt(v_hat) + eps) + weight_decay * params), PyTorch's AdamW, for
 // elements [0, n). `step` counts from 1. Elementwise, so the bits do not depend on `parallel`
 // (the compute thread pool) or not (the calling thread only: for a thread outside the pool's
-// callers, e.g. a communicator's).
+// callers, e.g. a communicator's). With `compute_copy`, the same pass also writes each updated
+// parameter rounded to bfloat16 there (nearest even, NaN kept: FloatToBf16's bits) — the bf16
+// compute copy beside the fp32 master weights.
 void adamw_update(float* params, const float* grads, float* m, float* v, int64_t n, float lr,
-                  const AdamWConfig& config, int64_t step, bool parallel = true);
+                  const AdamWConfig& config, int64_t step, bool parallel = true,
+                  uint16_t* compute_copy = nullptr);
 
 // adamw_update over arena elements [begin, end) of `layout`, with weight decay by tensor role;
 // each pointer addresses element `begin` (so a partition or shard can be updated in place).
 void AdamWOverRange(const ParamLayout& layout, const AdamWConfig& config, int64_t begin,
                     int64_t end, float* params, const float* grads, float* m, float* v, float lr,
-                    int64_t step, bool parallel = true);
+                    int64_t step, bool parallel = true, uint16_t* compute_copy = nullptr);
 
 // Sum of squares in double: fixed tiles summed in order, the same value for any thread count.
 double SumOfSquares(absl::Span<const float> x);

@@ -1,9 +1,12 @@
 #include "runtime/optim/adamw.h"
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "storage/safetensors/safetensors.h"
 
 namespace strata {
 namespace {
@@ -26,6 +29,29 @@ TEST(AdamWTest, MatchesTheReferenceRecurrence) {
     }
   }
   for (int i = 0; i < n; i += 101) ASSERT_NEAR(p[i], rp[i], 2e-5) << i;
+}
+
+// The bf16 compute copy: the fp32 result is unchanged, and each copy is FloatToBf16 of it,
+// ties to even and NaN included; serial and parallel passes agree bit for bit.
+TEST(AdamWTest, Bf16ComputeCopyIsTheRoundedMasterInTheSamePass) {
+  const int n = 50000;
+  std::vector<float> p(n), g(n), m(n, 0.0f), v(n, 0.0f);
+  for (int i = 0; i < n; ++i) {
+    p[i] = std::sin(i * 0.37f);
+    g[i] = std::cos(i * 0.11f);
+  }
+  g[7] = NAN;  // Propagates into p[7].
+  std::vector<float> p2 = p, m2 = m, v2 = v;
+  std::vector<uint16_t> copy(n);
+  AdamWConfig c;
+  c.weight_decay = 0.1f;
+  adamw_update(p.data(), g.data(), m.data(), v.data(), n, 1e-2f, c, 1);
+  adamw_update(p2.data(), g.data(), m2.data(), v2.data(), n, 1e-2f, c, 1, /*parallel=*/false,
+               copy.data());
+  ASSERT_EQ(std::memcmp(p.data(), p2.data(), n * sizeof(float)), 0);
+  ASSERT_EQ(std::memcmp(m.data(), m2.data(), n * sizeof(float)), 0);
+  for (int i = 0; i < n; ++i) ASSERT_EQ(copy[i], FloatToBf16(p[i])) << i;
+  EXPECT_TRUE(std::isnan(Bf16ToFloat(copy[7])));
 }
 
 TEST(AdamWTest, NormsAndBiasesGetNoWeightDecay) {

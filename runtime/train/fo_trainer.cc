@@ -64,6 +64,7 @@ absl::StatusOr<std::unique_ptr<FoTrainer>> FoTrainer::Create(Transformer* model,
     zero.grad_clip = options.grad_clip;
     zero.offload_params = !options.param_offload_dirs.empty();
     zero.offload_state = !options.optimizer_state_dirs.empty();
+    zero.bf16_compute = options.bf16_compute;
     if (zero.offload_params && zero.offload_state &&
         options.param_offload_dirs != options.optimizer_state_dirs) {
       return absl::InvalidArgumentError(
@@ -85,8 +86,9 @@ absl::StatusOr<std::unique_ptr<FoTrainer>> FoTrainer::Create(Transformer* model,
                               Zero3::Create(model->layout(), options.comm, zero, model->params()));
     }
     model->ReleaseBlockWeights();  // Each rank keeps only its shard of the blocks.
-  } else if (!options.param_offload_dirs.empty()) {
-    return absl::InvalidArgumentError("offloading the weights needs ZeRO stage 3");
+  } else if (!options.param_offload_dirs.empty() || options.bf16_compute) {
+    return absl::InvalidArgumentError(
+        "offloading the weights and the bf16 compute copy need ZeRO stage 3");
   } else if (options.comm != nullptr || !options.optimizer_state_dirs.empty()) {
     ZeroAdamW::Options zero;
     zero.state_nvme_paths = options.optimizer_state_dirs;
@@ -262,9 +264,10 @@ absl::Status FoTrainer::Run(const std::function<void(const std::string&)>& log) 
   if (zero3_ != nullptr) {
     log(absl::StrFormat(
         "ZeRO stage 3: this rank's shard of weights, gradients and AdamW state is %.1f MB in "
-        "memory and %.1f MB on NVMe (working set %.1f MB)",
+        "memory and %.1f MB on NVMe (working set %.1f MB)%s",
         zero3_->ResidentStateBytes() / 1e6, zero3_->OffloadedStateBytes() / 1e6,
-        zero3_->WorkingBytes() / 1e6));
+        zero3_->WorkingBytes() / 1e6,
+        options_.bf16_compute ? "; forward and backward on a bf16 copy" : ""));
   }
   double tokens_per_second = 0;
   while (step_ < options_.steps) {

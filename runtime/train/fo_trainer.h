@@ -54,6 +54,8 @@ struct FoTrainerOptions {
   // Stage 3: this rank's weight shard on NVMe under these directories too (ZeRO-Infinity; the
   // same list as optimizer_state_dirs when both are set). Only the gradient shard stays in RAM.
   std::vector<std::string> param_offload_dirs;
+  // Stage 3: forward and backward on a bf16 copy of the weights (Zero3::Options::bf16_compute).
+  bool bf16_compute = false;
   // Checkpoints (every checkpoint_every steps and at the end) under checkpoint_dir/rank<R>/:
   // rank 0's hold the weights (Hugging Face files), every rank's its AdamW state (its ZeRO
   // partition) and the data position. Run resumes from the newest step all ranks have.

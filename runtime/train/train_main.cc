@@ -104,6 +104,9 @@ ABSL_FLAG(std::vector<std::string>, optimizer_state_dirs, {},
 ABSL_FLAG(std::vector<std::string>, param_offload_dirs, {},
           "FO at --zero_stage=3: keep this rank's weight shard on NVMe in these directories "
           "(read before each block's gather, streamed through the AdamW pass).");
+ABSL_FLAG(bool, bf16_compute, false,
+          "FO at --zero_stage=3: forward and backward read a bf16 copy of the weights that AdamW "
+          "writes beside the fp32 masters (half the bytes gathered).");
 ABSL_FLAG(int, zero_stage, 0,
           "FO: ZeRO stage 0 (replicated AdamW state), 1 (partitioned state), 2 (+ reduce-scattered "
           "gradients) or 3 (+ partitioned weights, gathered block by block; with one process, "
@@ -350,6 +353,7 @@ absl::Status Run() {
   o.stop_requested = [] { return g_stop_requested.load(); };
   o.optimizer_state_dirs = absl::GetFlag(FLAGS_optimizer_state_dirs);
   o.param_offload_dirs = absl::GetFlag(FLAGS_param_offload_dirs);
+  o.bf16_compute = absl::GetFlag(FLAGS_bf16_compute);
   o.zero_stage = absl::GetFlag(FLAGS_zero_stage);
   if (o.zero_stage < 0 || o.zero_stage > 3) {
     return absl::InvalidArgumentError("--zero_stage must be 0, 1, 2 or 3");

@@ -168,6 +168,10 @@ TEST_F(JobManagerTest, BadSpecsAreRejectedByFieldAndStoreNothing) {
   spec = Spec("x", 1, 1);
   spec.mutable_zero()->set_stage(4);
   EXPECT_THAT(manager_->Submit(spec, "", "alice").status().message(), HasSubstr("spec.zero.stage"));
+  spec.mutable_zero()->set_stage(2);
+  spec.mutable_zero()->set_compute_dtype(v1::DTYPE_BF16);
+  EXPECT_THAT(manager_->Submit(spec, "", "alice").status().message(),
+              HasSubstr("spec.zero.compute_dtype"));
   EXPECT_EQ(store_->All()->size(), 0u);
   // Defaults are filled in on a good one.
   const v1::Job good = Submit(Spec("ok", 0, 1));

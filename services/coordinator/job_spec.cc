@@ -92,6 +92,13 @@ absl::StatusOr<v1::JobSpec> NormalizeJobSpec(const v1::JobSpec& in) {
   if (spec.zero().stage() < 0 || spec.zero().stage() > 3) {
     return Bad("zero.stage", "must be 0, 1, 2 or 3");
   }
+  if (spec.zero().compute_dtype() == v1::DTYPE_F16 ||
+      (spec.zero().compute_dtype() == v1::DTYPE_BF16 && spec.zero().stage() != 3)) {
+    return Bad("zero.compute_dtype", "DTYPE_BF16 needs zero.stage 3; DTYPE_F16 is not supported");
+  }
+  if (spec.zero().prefetch_blocks() > 1) {
+    return Bad("zero.prefetch_blocks", "stage 3 gathers one block ahead (0 or 1)");
+  }
   if (res->cores_per_rank() == 0) res->set_cores_per_rank(1);
   if (res->cores_per_rank() < 0) return Bad("resources.cores_per_rank", "must be positive");
   if (res->memory_bytes_per_rank() < 0) {

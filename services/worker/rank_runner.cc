@@ -203,6 +203,7 @@ absl::StatusOr<std::vector<std::string>> TrainArgs(const v1::StartRank& start,
       }
       args.push_back(Flag("optimizer_state_dirs", absl::StrJoin(dirs.nvme_dirs, ",")));
     }
+    if (spec.zero().compute_dtype() == v1::DTYPE_BF16) args.push_back("--bf16_compute");
     if (spec.offload().param_tier() == v1::TIER_NVME) {  // ZeRO stage 3 (validated).
       if (dirs.nvme_dirs.empty()) {
         return Unsupported("offload.param_tier", "this worker has no NVMe paths (--nvme_paths)");

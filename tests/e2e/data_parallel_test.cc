@@ -32,8 +32,12 @@ constexpr char kTrain[] = "runtime/train/strata-train";
 
 std::vector<std::string> Command(const std::string& dir, const std::string& name, int batch,
                                  int steps) {
-  const std::string config = TestTmpDir() + "/config.json";
-  std::ofstream(config) << ::strata::testing::kTinyLlamaConfigJson;
+  // Written once: ranks already running read it (rewriting it would race with them).
+  static const std::string config = [] {
+    const std::string path = TestTmpDir() + "/config.json";
+    std::ofstream(path) << ::strata::testing::kTinyLlamaConfigJson;
+    return path;
+  }();
   return {kTrain,
           "--model_config=" + config,
           "--data=/usr/share/common-licenses/GPL-3",

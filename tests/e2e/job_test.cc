@@ -207,10 +207,10 @@ TEST_F(JobTest, ATwoRankFoJobRunsAcrossBothWorkers) {
   StartWorker("alpha");
   StartWorker("beta");
   const std::string config = WriteJob("dp", dir_ + "/dp", 200, /*zo=*/false);
-  ProcessResult r =
-      Cli({"job", "submit", config,
-           "--config=resources.ranks=2,zero.stage=3,data.batch_size=1,offload.param_tier=TIER_NVME,"
-           "offload.optimizer_tier=TIER_NVME"});
+  ProcessResult r = Cli(
+      {"job", "submit", config,
+       "--config=resources.ranks=2,zero.stage=3,zero.compute_dtype=DTYPE_BF16,data.batch_size=1,"
+       "offload.param_tier=TIER_NVME,offload.optimizer_tier=TIER_NVME"});
   EXPECT_EQ(r.exit_code, 0) << r.err << r.out;
   EXPECT_THAT(r.out, HasSubstr("COMPLETED after 200 steps"));
   const size_t at = r.out.find("submitted job ") + 14;
@@ -222,6 +222,7 @@ TEST_F(JobTest, ATwoRankFoJobRunsAcrossBothWorkers) {
   EXPECT_THAT(rank1, HasSubstr("data parallel: rank 1 of 2, ZeRO stage 3, met through the "
                                "coordinator"));
   EXPECT_THAT(rank1, HasSubstr("MB on NVMe"));
+  EXPECT_THAT(rank1, HasSubstr("on a bf16 copy"));
   EXPECT_THAT(rank1, Not(HasSubstr("and 0.0 MB on NVMe")));
   EXPECT_FALSE(ReadFileOrEmpty(dir_ + "/dp/export/model.safetensors").empty());
   // No shared storage at all: the ranks meet through the coordinator's store.
