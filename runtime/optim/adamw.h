@@ -26,8 +26,8 @@ struct AdamWConfig {
 // elements [0, n). `step` counts from 1. Elementwise, so the bits do not depend on `parallel`
 // (the compute thread pool) or not (the calling thread only: for a thread outside the pool's
 // callers, e.g. a communicator's). With `compute_copy`, the same pass also writes each updated
-// parameter rounded to bfloat16 there (nearest even, NaN kept: FloatToBf16's bits) — the bf16
-// compute copy beside the fp32 master weights.
+// parameter rounded to bfloat16 there (nearest even: FloatToBf16's bits; a NaN as the quiet
+// NaN) — the bf16 compute copy beside the fp32 master weights.
 void adamw_update(float* params, const float* grads, float* m, float* v, int64_t n, float lr,
                   const AdamWConfig& config, int64_t step, bool parallel = true,
                   uint16_t* compute_copy = nullptr);
