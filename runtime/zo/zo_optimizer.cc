@@ -271,7 +271,8 @@ absl::StatusOr<ZoStepRecord> ZoOptimizer::Step(absl::Span<const int32_t> tokens,
 
   ZoStepRecord record;
   record.step = step;
-  record.seed = StepSeed(config_.seed, step);
+  record.seed = next_seed_.has_value() ? *next_seed_ : StepSeed(config_.seed, step);
+  next_seed_.reset();
   record.lr = lr;
   double loss_sum = 0;
   bool finite = true;

@@ -120,6 +120,10 @@ class ZoOptimizer {
                                     double lr, const BlockStream& blocks,
                                     BlockExecutor* executor = nullptr);
 
+  // The next Step perturbs with `seed` instead of StepSeed(config.seed, step) (federated
+  // clients draw each step's seed from the job's candidate list).
+  void SetNextSeed(uint64_t seed) { next_seed_ = seed; }
+
   // Applies the pending update, if any.
   void Flush();
   absl::Status Flush(const BlockStream& blocks);
@@ -149,6 +153,7 @@ class ZoOptimizer {
 
  private:
   ZoOptimizer(Transformer* model, ZoConfig config);
+  std::optional<uint64_t> next_seed_;
   BlockStream ArenaBlocks();
   // Applies `record`'s update to tensor `tensor_id` whose values are at `theta` (momentum and
   // Adam read their state from this optimizer's arena-layout buffers).

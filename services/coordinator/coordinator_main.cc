@@ -21,10 +21,12 @@
 #include "services/common/tls.h"
 
 ABSL_DECLARE_FLAG(bool, insecure);
+#include "services/coordinator/federated_service.h"
 #include "services/coordinator/job_manager.h"
 #include "services/coordinator/job_service.h"
 #include "services/coordinator/job_store.h"
 #include "services/coordinator/rendezvous_store.h"
+#include "services/coordinator/round_manager.h"
 #include "services/coordinator/tokens.h"
 #include "services/coordinator/worker_registry.h"
 #include "services/coordinator/worker_service.h"
@@ -52,6 +54,9 @@ ABSL_FLAG(std::string, metrics_port_file, "",
 ABSL_FLAG(std::string, worker_tokens_file, "",
           "File of worker tokens, one \"TOKEN WORKER_NAME\" pair per line (NAME \"*\": any "
           "worker). When set, WorkerService calls need the worker's token (TLS only).");
+ABSL_FLAG(std::string, client_tokens_file, "",
+          "Enrollment tokens of federated clients: \"TOKEN CLIENT_ID\" lines (\"*\": any id). "
+          "Without it clients register without a token.");
 ABSL_FLAG(absl::Duration, adopt_timeout, absl::Seconds(30),
           "A started job whose ranks no worker reports within this long is restarted.");
 
@@ -107,9 +112,21 @@ int Run() {
   }
   WorkerServiceImpl worker_service(registry->get(), jobs->get(), &rendezvous, &*tokens);
   JobServiceImpl job_service(jobs->get(), &*tokens);
-  // Federated rounds are served by a later release of the coordinator; until then their RPCs
-  // answer UNIMPLEMENTED, but the API is listed by reflection.
-  v1::FederatedService::Service federated_service;
+  absl::StatusOr<std::map<std::string, std::string>> enrollment =
+      ReadTokenFile(absl::GetFlag(FLAGS_client_tokens_file), "--client_tokens_file");
+  if (!enrollment.ok()) {
+    std::fprintf(stderr, "strata-coordinator: %s\n", enrollment.status().ToString().c_str());
+    return 2;
+  }
+  if (enrollment->empty()) {
+    STRATA_LOG(WARNING) << "no --client_tokens_file: federated clients register without a token";
+  }
+  RoundManager::Options round_options;
+  round_options.store = store->get();
+  round_options.jobs = jobs->get();
+  round_options.enrollment = *std::move(enrollment);
+  RoundManager rounds(round_options);
+  FederatedServiceImpl federated_service(&rounds, jobs->get(), &*tokens);
 
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
       MakeServerCredentials(TlsConfigFromFlags(), "strata-coordinator");
@@ -142,8 +159,9 @@ int Run() {
   if (const std::string listen = absl::GetFlag(FLAGS_metrics_listen); !listen.empty()) {
     OperatorEndpoint::Options endpoint_options;
     endpoint_options.listen = listen;
-    endpoint_options.collect = [raw = jobs->get()](MetricsWriter* out) {
+    endpoint_options.collect = [raw = jobs->get(), &rounds](MetricsWriter* out) {
       raw->CollectMetrics(out);
+      rounds.CollectMetrics(out);
     };
     absl::StatusOr<std::unique_ptr<OperatorEndpoint>> endpoint =
         OperatorEndpoint::Start(endpoint_options);
@@ -162,10 +180,13 @@ int Run() {
       }
     }
   }
-  // Scheduling, lost workers and timeouts.
+  // Scheduling, lost workers and timeouts; federated rounds' deadlines.
   absl::Notification stopping;
   std::thread ticker([&] {
-    while (!stopping.WaitForNotificationWithTimeout(absl::Milliseconds(500))) (*jobs)->Tick();
+    for (int tick = 0; !stopping.WaitForNotificationWithTimeout(absl::Milliseconds(100)); ++tick) {
+      if (tick % 5 == 0) (*jobs)->Tick();
+      rounds.Tick();
+    }
   });
   const int signal_number = WaitForTerminationSignal();
   stopping.Notify();

@@ -37,6 +37,10 @@ std::string StateName(v1::JobState state) {
   return absl::StartsWith(name, "JOB_STATE_") ? name.substr(10) : name;
 }
 
+bool IsFederated(const v1::Job& job) {
+  return job.spec().has_federated() && job.spec().federated().num_rounds() > 0;
+}
+
 bool HoldsResources(v1::JobState state) {
   switch (state) {
     case v1::JOB_STATE_STARTING:
@@ -81,6 +85,8 @@ absl::Status JobManager::Load() {
               "");
     if (state == v1::JOB_STATE_RESTARTING) {
       SetStateLocked(e, v1::JOB_STATE_QUEUED, "recovered while restarting: queued again");
+    } else if (IsFederated(e.stored.job)) {
+      // No ranks: the rounds carry on with the clients (RoundManager reads them back).
     } else if (HoldsResources(state)) {
       // Running ranks are re-adopted when their workers report them; otherwise restarted.
       e.adopt_deadline = now + options_.adopt_timeout;
@@ -230,9 +236,34 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec, const std::s
     it->second.stored = *std::move(inserted);
     LogLocked(it->second, v1::LOG_LEVEL_INFO,
               absl::StrCat("submitted by ", owner.empty() ? "(anonymous)" : owner), -1, "");
+    if (IsFederated(it->second.stored.job)) {
+      // Its rounds run on edge clients (RoundManager), not on workers.
+      SetStateLocked(it->second, v1::JOB_STATE_RUNNING, "federated: rounds open as clients join");
+    }
     ScheduleLocked();
   }
   return it->second.stored.job;
+}
+
+absl::Status JobManager::OnFederatedRound(const std::string& job_id, int64_t round,
+                                          double mean_loss, const std::string& line,
+                                          bool finished) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Entry*> found = FindLocked(job_id, "");
+  if (!found.ok()) return found.status();
+  Entry& e = **found;
+  if (e.stored.job.state() != v1::JOB_STATE_RUNNING) return absl::OkStatus();
+  v1::JobProgress* progress = e.stored.job.mutable_progress();
+  progress->set_round(round);
+  if (!std::isnan(mean_loss)) progress->set_loss(mean_loss);
+  *progress->mutable_time() = ToProto(options_.clock());
+  LogLocked(e, v1::LOG_LEVEL_INFO, line, -1, "");
+  if (finished) {
+    SetStateLocked(e, v1::JOB_STATE_COMPLETED, absl::StrCat("federated: ", round, " rounds"));
+  } else {
+    SaveLocked(e);
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<v1::Job> JobManager::Get(const std::string& job_id, const std::string& owner) {

@@ -94,6 +94,11 @@ class JobManager {
   void OnHeartbeat(const std::string& worker_id, const std::vector<v1::RunningRank>& running)
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Federated jobs (RoundManager): a round ended — progress (the round, the mean local loss
+  // when it closed), a log line, and COMPLETED after the last round.
+  absl::Status OnFederatedRound(const std::string& job_id, int64_t round, double mean_loss,
+                                const std::string& line, bool finished) ABSL_LOCKS_EXCLUDED(mu_);
+
   // Schedules queued jobs and handles lost workers and timeouts. Called periodically.
   void Tick() ABSL_LOCKS_EXCLUDED(mu_);
 

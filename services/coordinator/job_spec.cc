@@ -75,6 +75,44 @@ absl::StatusOr<v1::JobSpec> NormalizeJobSpec(const v1::JobSpec& in) {
     case v1::OptimizerSpec::KIND_NOT_SET:
       return Bad("optimizer", "set zeroth_order or adamw");
   }
+  // Federated (FedKSeed rounds with edge clients).
+  const bool federated = spec.has_federated() && spec.federated().num_rounds() != 0;
+  if (federated) {
+    v1::FederatedSpec* fed = spec.mutable_federated();
+    if (fed->num_rounds() < 0) return Bad("federated.num_rounds", "must be positive");
+    if (!spec.optimizer().has_zeroth_order()) {
+      return Bad("optimizer", "federated jobs are zeroth-order (optimizer.zeroth_order)");
+    }
+    if (!spec.model().has_config_json()) {
+      return Bad("model.config_json",
+                 "federated jobs need the model inline: every client builds theta0 from it");
+    }
+    if (fed->num_candidate_seeds() == 0) fed->set_num_candidate_seeds(4096);
+    if (fed->num_candidate_seeds() < 1 || fed->num_candidate_seeds() > (1 << 20)) {
+      return Bad("federated.num_candidate_seeds", "must be 1-1048576");
+    }
+    if (fed->local_steps() == 0) fed->set_local_steps(1);
+    if (fed->local_steps() < 1 || fed->local_steps() > 100000) {
+      return Bad("federated.local_steps", "must be 1-100000");
+    }
+    if (fed->fraction_train() < 0 || fed->fraction_train() > 1) {
+      return Bad("federated.fraction_train", "must be in [0, 1] (0: every online client)");
+    }
+    if (fed->min_train_nodes() < 0 || fed->min_available_nodes() < 0 || fed->min_replies() < 0) {
+      return Bad("federated.min_train_nodes", "node and reply minimums must not be negative");
+    }
+    if (fed->scalar_clip() < 0) return Bad("federated.scalar_clip", "must not be negative");
+    if (fed->max_request_bytes() == 0) fed->set_max_request_bytes(64 << 10);
+    if (fed->max_request_bytes() < 1024) {
+      return Bad("federated.max_request_bytes", "must be at least 1024");
+    }
+    if (spec.resources().ranks() > 1) return Bad("resources.ranks", "federated jobs use clients");
+    // Steps are the clients' business: the job's max_steps is ignored.
+    if (spec.training().max_steps() <= 0) {
+      spec.mutable_training()->set_max_steps(static_cast<int64_t>(fed->num_rounds()) *
+                                             fed->local_steps());
+    }
+  }
   // Training.
   v1::TrainingSpec* training = spec.mutable_training();
   if (training->max_steps() <= 0) return Bad("training.max_steps", "must be positive");
@@ -133,9 +171,6 @@ absl::StatusOr<v1::JobSpec> NormalizeJobSpec(const v1::JobSpec& in) {
   if (ckpt->keep_last() == 0) ckpt->set_keep_last(3);
   if (!spec.has_max_restarts()) spec.set_max_restarts(5);
   if (spec.max_restarts() < 0) return Bad("max_restarts", "must not be negative");
-  if (spec.has_federated() && spec.federated().num_rounds() != 0) {
-    return Bad("federated", "federated jobs are not supported by this coordinator yet");
-  }
   return spec;
 }
 

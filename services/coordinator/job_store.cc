@@ -105,7 +105,13 @@ absl::Status JobStore::Initialize() {
       "  job_id TEXT NOT NULL,"
       "  step INTEGER NOT NULL,"
       "  record BLOB NOT NULL,"
-      "  PRIMARY KEY (job_id, step)) WITHOUT ROWID;");
+      "  PRIMARY KEY (job_id, step)) WITHOUT ROWID;"
+      "CREATE TABLE IF NOT EXISTS fed_rounds ("
+      "  job_id TEXT NOT NULL,"
+      "  round INTEGER NOT NULL,"
+      "  info BLOB NOT NULL,"
+      "  entry BLOB,"
+      "  PRIMARY KEY (job_id, round)) WITHOUT ROWID;");
 }
 
 JobStore::~JobStore() {
@@ -260,6 +266,44 @@ absl::StatusOr<std::vector<v1::ZoStepRecord>> JobStore::Steps(const std::string&
   }
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Error("read step log");
   return records;
+}
+
+absl::Status JobStore::PutRound(const std::string& job_id, const v1::RoundInfo& info,
+                                const v1::HistoryEntry* entry) {
+  absl::MutexLock lock(&mu_);
+  Statement put(db_,
+                "INSERT OR REPLACE INTO fed_rounds (job_id, round, info, entry) "
+                "VALUES (?1, ?2, ?3, ?4)");
+  put.Bind(1, job_id);
+  sqlite3_bind_int64(put.get(), 2, info.round());
+  put.BindBlob(3, info.SerializeAsString());
+  if (entry != nullptr) {
+    put.BindBlob(4, entry->SerializeAsString());
+  } else {
+    sqlite3_bind_null(put.get(), 4);
+  }
+  if (sqlite3_step(put.get()) != SQLITE_DONE) return Error("store round");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<StoredRound>> JobStore::Rounds(const std::string& job_id) {
+  absl::MutexLock lock(&mu_);
+  Statement all(db_, "SELECT round, info, entry FROM fed_rounds WHERE job_id = ?1 ORDER BY round");
+  all.Bind(1, job_id);
+  std::vector<StoredRound> rounds;
+  int rc;
+  while ((rc = sqlite3_step(all.get())) == SQLITE_ROW) {
+    StoredRound r;
+    if (!r.info.ParseFromString(all.Column(1)) ||
+        (sqlite3_column_type(all.get(), 2) != SQLITE_NULL &&
+         !(r.has_entry = r.entry.ParseFromString(all.Column(2))))) {
+      return absl::DataLossError(absl::StrCat(path_, ": round ", sqlite3_column_int64(all.get(), 0),
+                                              " of job ", job_id, " does not parse"));
+    }
+    rounds.push_back(std::move(r));
+  }
+  if (rc != SQLITE_DONE) return Error("read rounds");
+  return rounds;
 }
 
 }  // namespace strata

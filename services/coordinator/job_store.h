@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "proto/strata/v1/common.pb.h"
+#include "proto/strata/v1/federated_service.pb.h"
 #include "proto/strata/v1/job.pb.h"
 
 struct sqlite3;
@@ -28,6 +29,13 @@ struct StoredJob {
   std::string owner;       // Who submitted it (the authenticated user).
   std::string request_id;  // The client's idempotency key; may be empty.
   v1::Job job;
+};
+
+// A federated round as stored: its record and, once it closed, the history entry it appended.
+struct StoredRound {
+  v1::RoundInfo info;
+  bool has_entry = false;
+  v1::HistoryEntry entry;
 };
 
 class JobStore {
@@ -53,6 +61,12 @@ class JobStore {
                                       const std::vector<v1::ZoStepRecord>& records);
   // Steps 1..N of the gap-free log, in order.
   absl::StatusOr<std::vector<v1::ZoStepRecord>> Steps(const std::string& job_id);
+
+  // Federated rounds: inserts or replaces round `info.round()` of the job (with its history
+  // entry once closed), in one transaction; and every stored round, in round order.
+  absl::Status PutRound(const std::string& job_id, const v1::RoundInfo& info,
+                        const v1::HistoryEntry* entry);
+  absl::StatusOr<std::vector<StoredRound>> Rounds(const std::string& job_id);
 
   const std::string& path() const { return path_; }
 

@@ -9,10 +9,8 @@
 #include "absl/strings/str_split.h"
 
 namespace strata {
-namespace {
-
-absl::StatusOr<std::map<std::string, std::string>> ReadTokens(const std::string& path,
-                                                              const char* flag) {
+absl::StatusOr<std::map<std::string, std::string>> ReadTokenFile(const std::string& path,
+                                                                 const char* flag) {
   std::map<std::string, std::string> tokens;
   if (path.empty()) return tokens;
   std::ifstream in(path);
@@ -32,8 +30,7 @@ absl::StatusOr<std::map<std::string, std::string>> ReadTokens(const std::string&
   return tokens;
 }
 
-// The bearer token of the call, or "".
-std::string Bearer(const grpc::ServerContext* context) {
+std::string BearerToken(const grpc::ServerContext* context) {
   const auto& metadata = context->client_metadata();
   auto it = metadata.find("authorization");
   if (it == metadata.end()) return "";
@@ -41,15 +38,13 @@ std::string Bearer(const grpc::ServerContext* context) {
   return absl::StartsWith(header, "Bearer ") ? header.substr(7) : "";
 }
 
-}  // namespace
-
 absl::StatusOr<TokenTable> TokenTable::Load(const std::string& users_file,
                                             const std::string& workers_file) {
   absl::StatusOr<std::map<std::string, std::string>> users =
-      ReadTokens(users_file, "--tokens_file");
+      ReadTokenFile(users_file, "--tokens_file");
   if (!users.ok()) return users.status();
   absl::StatusOr<std::map<std::string, std::string>> workers =
-      ReadTokens(workers_file, "--worker_tokens_file");
+      ReadTokenFile(workers_file, "--worker_tokens_file");
   if (!workers.ok()) return workers.status();
   return TokenTable(*std::move(users), *std::move(workers));
 }
@@ -57,7 +52,7 @@ absl::StatusOr<TokenTable> TokenTable::Load(const std::string& users_file,
 grpc::Status TokenTable::User(const grpc::ServerContext* context, std::string* user) const {
   user->clear();
   if (users_.empty()) return grpc::Status::OK;
-  const std::string token = Bearer(context);
+  const std::string token = BearerToken(context);
   if (token.empty()) {
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                         "missing \"authorization: Bearer TOKEN\" (set STRATA_TOKEN or --token)");
@@ -69,14 +64,14 @@ grpc::Status TokenTable::User(const grpc::ServerContext* context, std::string* u
 }
 
 grpc::Status TokenTable::AnyWorker(const grpc::ServerContext* context) const {
-  if (workers_.empty() || workers_.count(Bearer(context)) != 0) return grpc::Status::OK;
+  if (workers_.empty() || workers_.count(BearerToken(context)) != 0) return grpc::Status::OK;
   return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                       "worker calls need a worker token (strata-worker --worker_token)");
 }
 
 grpc::Status TokenTable::Worker(const grpc::ServerContext* context, const std::string& name) const {
   if (workers_.empty()) return grpc::Status::OK;
-  auto it = workers_.find(Bearer(context));
+  auto it = workers_.find(BearerToken(context));
   if (it == workers_.end()) {
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                         "worker calls need a worker token (strata-worker --worker_token)");

@@ -13,6 +13,14 @@
 
 namespace strata {
 
+// "TOKEN NAME" lines of `path` ('#' comments) as token -> name; `flag` names the file's flag in
+// errors. An empty path is an empty table; an existing file without tokens is an error.
+absl::StatusOr<std::map<std::string, std::string>> ReadTokenFile(const std::string& path,
+                                                                 const char* flag);
+
+// The call's "authorization: Bearer TOKEN" token, or "".
+std::string BearerToken(const grpc::ServerContext* context);
+
 class TokenTable {
  public:
   TokenTable() = default;
