@@ -133,6 +133,8 @@ absl::StatusOr<v1::RegisterClientResponse> RoundManager::Register(
   *response.mutable_base()->mutable_model() = full->spec().model();
   SetDuration(options_.poll_interval, response.mutable_poll_interval());
   response.set_latest_round(job.history.empty() ? 0 : job.history.back().round());
+  response.set_candidate_root(job.root);
+  response.set_num_candidates(job.spec.num_candidate_seeds());
   AdvanceLocked(job);
   return response;
 }

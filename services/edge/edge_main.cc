@@ -1,74 +1,75 @@
-// strata-edge: the federated edge client. Registers with a coordinator's FederatedService for
-// one federated job using the client's enrollment token. Depends only on gRPC and the API
-// protos (no CUDA, Gloo or io_uring) so it builds for small ARM devices.
+// strata-edge: a federated client. Joins a federated ZO job on the coordinator, replays the
+// job's history into its global model, trains τ local steps on its own data when sampled, and
+// pushes only seed indices and scalars (services/edge/edge_client.h, docs/federated.md).
+#include <grpcpp/grpcpp.h>
+
 #include <cstdio>
 #include <cstdlib>
-#include <string>
-#include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/time/time.h"
-#include "grpcpp/grpcpp.h"
-#include "proto/strata/v1/federated_service.grpc.pb.h"
-#include "services/common/grpc_status.h"
+#include "absl/strings/str_cat.h"
 #include "services/common/main_util.h"
 #include "services/common/tls.h"
+#include "services/edge/edge_client.h"
 
-ABSL_FLAG(std::string, coordinator, "",
-          "Coordinator address host:port. Default: $STRATA_COORDINATOR, else localhost:7070.");
-ABSL_FLAG(std::string, job, "", "Federated job id to join (required).");
-ABSL_FLAG(std::string, client_id, "", "This client's id, as enrolled (required).");
-ABSL_FLAG(std::string, token, "", "Enrollment token for --client_id. Default: $STRATA_EDGE_TOKEN.");
-ABSL_FLAG(int64_t, num_samples, 0, "Local training examples (the aggregation weight).");
-ABSL_FLAG(absl::Duration, timeout, absl::Seconds(10), "Deadline for each call.");
+ABSL_FLAG(std::string, coordinator, "localhost:7070", "The coordinator, host:port.");
+ABSL_FLAG(std::string, job, "", "The federated job's id (required).");
+ABSL_FLAG(std::string, client_id, "", "This client's id (required; its token is bound to it).");
+ABSL_FLAG(std::string, token, "",
+          "Enrollment token for --client_id (or STRATA_CLIENT_TOKEN; none if the coordinator "
+          "has no --client_tokens_file).");
+ABSL_FLAG(std::string, data, "", "Local training text (required unless --sync_only).");
+ABSL_FLAG(std::string, eval_data, "", "Held-out text: the global model's loss is reported.");
+ABSL_FLAG(std::string, state_dir, "strata-edge-state",
+          "Where the global model and its round are kept between runs.");
+ABSL_FLAG(int, threads, 1, "Compute threads.");
+ABSL_FLAG(bool, sync_only, false,
+          "Replay the job's whole history into the model, save it, report, and exit.");
 
 namespace strata {
 namespace {
 
 constexpr char kUsage[] =
-    "Joins a Strata federated zeroth-order job from an edge device.\n"
-    "\n"
-    "Usage: strata-edge --job=JOB_ID --client_id=ID [--token=TOKEN] [--coordinator=HOST:PORT]\n"
-    "\n"
-    "Only random seeds and scalar gradients cross the network (docs/federated.md).";
+    "strata-edge --coordinator=HOST:PORT --job=ID --client_id=NAME --data=FILE "
+    "[--token=T] [--eval_data=FILE] [--state_dir=DIR] [--tls_ca=PEM | --insecure] [--sync_only]";
 
 int Run() {
-  const std::string job = absl::GetFlag(FLAGS_job);
-  const std::string client_id = absl::GetFlag(FLAGS_client_id);
-  std::string token = absl::GetFlag(FLAGS_token);
-  if (token.empty()) {
-    const char* env = std::getenv("STRATA_EDGE_TOKEN");
-    if (env != nullptr) token = env;
-  }
-  if (job.empty() || client_id.empty()) {
-    std::fprintf(stderr, "strata-edge: --job and --client_id are required (see --help)\n");
+  if (absl::GetFlag(FLAGS_job).empty() || absl::GetFlag(FLAGS_client_id).empty()) {
+    std::fprintf(stderr, "strata-edge: --job and --client_id are required\n%s\n", kUsage);
     return 2;
   }
-  const std::string coordinator = ResolveCoordinatorAddress(absl::GetFlag(FLAGS_coordinator));
+  if (absl::GetFlag(FLAGS_data).empty() && !absl::GetFlag(FLAGS_sync_only)) {
+    std::fprintf(stderr, "strata-edge: --data is required to train\n");
+    return 2;
+  }
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
       MakeChannelCredentials(TlsConfigFromFlags(), "strata-edge");
   if (!credentials.ok()) {
     std::fprintf(stderr, "strata-edge: %s\n", credentials.status().ToString().c_str());
     return 2;
   }
-  auto stub = v1::FederatedService::NewStub(grpc::CreateChannel(coordinator, *credentials));
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::GetFlag(FLAGS_timeout)));
-  v1::RegisterClientRequest request;
-  request.set_job_id(job);
-  request.set_client_id(client_id);
-  request.set_token(token);
-  request.set_num_samples(absl::GetFlag(FLAGS_num_samples));
-  request.set_replayed_round(-1);
-  v1::RegisterClientResponse response;
-  const grpc::Status status = stub->Register(&context, request, &response);
-  if (!status.ok()) {
-    std::fprintf(stderr, "strata-edge: coordinator %s: %s\n", coordinator.c_str(),
-                 FromGrpcStatus(status, "FederatedService.Register").ToString().c_str());
+  EdgeClientOptions options;
+  options.channel = grpc::CreateChannel(absl::GetFlag(FLAGS_coordinator), *credentials);
+  options.job_id = absl::GetFlag(FLAGS_job);
+  options.client_id = absl::GetFlag(FLAGS_client_id);
+  options.token = absl::GetFlag(FLAGS_token);
+  if (options.token.empty() && std::getenv("STRATA_CLIENT_TOKEN") != nullptr) {
+    options.token = std::getenv("STRATA_CLIENT_TOKEN");
+  }
+  options.data_file = absl::GetFlag(FLAGS_data);
+  options.eval_file = absl::GetFlag(FLAGS_eval_data);
+  options.state_dir = absl::GetFlag(FLAGS_state_dir);
+  options.threads = absl::GetFlag(FLAGS_threads);
+  options.sync_only = absl::GetFlag(FLAGS_sync_only);
+  options.log = [](const std::string& line) {
+    std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+  };
+  EdgeClient client(options);
+  if (absl::Status status = client.Run(); !status.ok()) {
+    std::fprintf(stderr, "strata-edge: %s\n", status.ToString().c_str());
     return 1;
   }
-  std::printf("registered %s for job %s; latest round %lld\n", client_id.c_str(), job.c_str(),
-              static_cast<long long>(response.latest_round()));
   return 0;
 }
 

@@ -1,0 +1,310 @@
+// See edge_client.h. The replay arithmetic is docs/federated.md's: for each history entry, for
+// each (seed index, scalar) in order, one ZO-SGD update with seed CandidateSeed(root, index),
+// coefficient fp32(lr * fp32(scalar)), no weight decay — ZoOptimizer::Replay.
+#include "services/edge/edge_client.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "runtime/base/status_macros.h"
+#include "runtime/data/tokenizer.h"
+#include "runtime/model/hf_checkpoint.h"
+#include "runtime/model/model_config.h"
+#include "runtime/zo/zo_optimizer.h"
+#include "storage/atomic_file.h"
+
+namespace strata {
+namespace {
+
+absl::Status FromGrpc(const grpc::Status& s, const char* rpc) {
+  if (s.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                      absl::StrCat(rpc, ": ", s.error_message()));
+}
+
+absl::StatusOr<TokenCorpus> LoadText(const std::string& path) {
+  ByteTokenizer bytes;
+  return TokenCorpus::Load({path}, CorpusFormat::kText, &bytes, "", bytes.vocab_size());
+}
+
+zo::ZoConfig SgdConfig(double epsilon) {
+  zo::ZoConfig config;
+  config.variant = zo::ZoVariant::kSgd;
+  config.eps = epsilon > 0 ? static_cast<float>(epsilon) : 1e-3f;
+  return config;
+}
+
+}  // namespace
+
+EdgeClient::EdgeClient(EdgeClientOptions options)
+    : options_(std::move(options)), stub_(v1::FederatedService::NewStub(options_.channel)) {}
+
+grpc::Status EdgeClient::Call(const std::function<grpc::Status(grpc::ClientContext*)>& rpc) {
+  absl::Duration backoff = absl::Milliseconds(100);
+  for (;;) {
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", "Bearer " + session_);
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    grpc::Status status = rpc(&context);
+    if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED && !session_.empty()) {
+      options_.log("session lost (" + status.error_message() + "): registering again");
+      session_.clear();
+      if (absl::Status s = Connect(); !s.ok()) {
+        return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+      }
+      continue;
+    }
+    if (status.error_code() != grpc::StatusCode::UNAVAILABLE &&
+        status.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) {
+      return status;
+    }
+    options_.log(absl::StrFormat("coordinator unavailable (%s); retrying in %s",
+                                 status.error_message(), absl::FormatDuration(backoff)));
+    absl::SleepFor(backoff);
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+}
+
+absl::Status EdgeClient::Connect() {
+  v1::RegisterClientRequest request;
+  request.set_job_id(options_.job_id);
+  request.set_client_id(options_.client_id);
+  request.set_token(options_.token);
+  request.set_num_samples(windows_);
+  request.set_platform(
+#if defined(__aarch64__)
+      "linux/aarch64"
+#else
+      "linux/x86_64"
+#endif
+  );
+  request.set_replayed_round(round_);
+  v1::RegisterClientResponse response;
+  absl::Duration backoff = absl::Milliseconds(100);
+  for (;;) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    grpc::Status status = stub_->Register(&context, request, &response);
+    if (status.ok()) break;
+    if (status.error_code() != grpc::StatusCode::UNAVAILABLE &&
+        status.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) {
+      return FromGrpc(status, "Register");
+    }
+    options_.log(absl::StrFormat("cannot register (%s); retrying in %s", status.error_message(),
+                                 absl::FormatDuration(backoff)));
+    absl::SleepFor(backoff);
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+  session_ = response.session_token();
+  root_ = response.candidate_root();
+  num_candidates_ = response.num_candidates();
+  if (model_ == nullptr) {
+    const v1::ModelSpec& spec = response.base().model();
+    if (!spec.has_config_json()) {
+      return absl::FailedPreconditionError("the job's model has no inline config_json");
+    }
+    STRATA_ASSIGN_OR_RETURN(ModelConfig config, ParseHfConfig(spec.config_json(), "job model"));
+    Transformer::Options model_options;
+    model_options.threads = options_.threads;
+    STRATA_ASSIGN_OR_RETURN(model_, Transformer::Create(config, model_options));
+    if (absl::Status s = LoadState(); absl::IsNotFound(s)) {
+      model_->InitializeParameters(spec.init_seed());  // θ0.
+      round_ = 0;
+    } else if (!s.ok()) {
+      return s;
+    }
+  }
+  options_.log(absl::StrFormat("registered as %s for job %s at round %d (latest %d)",
+                               options_.client_id, options_.job_id, round_,
+                               response.latest_round()));
+  return absl::OkStatus();
+}
+
+absl::Status EdgeClient::LoadState() {
+  std::ifstream in(options_.state_dir + "/round");
+  if (!in) return absl::NotFoundError("no saved state");
+  std::string job;
+  int64_t round = 0;
+  if (!(in >> job >> round) || job != options_.job_id) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        options_.state_dir, "/round belongs to another job or is damaged; use another state dir"));
+  }
+  STRATA_RETURN_IF_ERROR(LoadHfWeights(options_.state_dir + "/model", *model_));
+  round_ = round;
+  return absl::OkStatus();
+}
+
+absl::Status EdgeClient::SaveState() {
+  // The weights first, then the round that names them: a crash between leaves a round file
+  // that is behind (replayed again) or, from an earlier run, a mismatch — never ahead.
+  STRATA_RETURN_IF_ERROR(SaveHfCheckpoint(*model_, options_.state_dir + "/model"));
+  return WriteStringToFileAtomically(options_.state_dir + "/round",
+                                     absl::StrCat(options_.job_id, " ", round_, "\n"));
+}
+
+absl::Status EdgeClient::Replay(const v1::HistoryEntry& entry) {
+  if (entry.round() <= round_) return absl::OkStatus();  // Already in the model.
+  if (entry.seed_indices_size() != entry.scalars_size()) {
+    return absl::DataLossError(absl::StrCat("history entry ", entry.round(), " is malformed"));
+  }
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<zo::ZoOptimizer> optimizer,
+                          zo::ZoOptimizer::Create(model_.get(), SgdConfig(1e-3)));
+  for (int i = 0; i < entry.seed_indices_size(); ++i) {
+    zo::ZoStepRecord record;
+    record.step = entry.round();
+    record.seed = zo::StepSeed(root_, entry.seed_indices(i));
+    record.scalars = {static_cast<float>(entry.scalars(i))};
+    record.lr = entry.lr();
+    STRATA_RETURN_IF_ERROR(optimizer->Replay(record));
+  }
+  round_ = entry.round();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<float> EdgeClient::EvalLoss() {
+  const int seq = std::min(64, model_->config().max_seq_len);
+  return MeanLossOverBatches(&eval_, 4, seq, 8,
+                             [&](absl::Span<const int32_t> x, absl::Span<const int32_t> y) {
+                               return model_->Loss(x, y, 4, seq);
+                             });
+}
+
+absl::StatusOr<v1::PushResultRequest> EdgeClient::Train(const v1::Task& task) {
+  const v1::HyperParameters& hyper = task.hyperparameters();
+  const int batch = std::max(1, hyper.batch_size());
+  const int seq = std::max(2, hyper.seq_len());
+  // This client's own sequence of batches and seed choices for the round.
+  const uint64_t seed = zo::StepSeed(std::hash<std::string>()(options_.client_id), task.round());
+  STRATA_ASSIGN_OR_RETURN(BatchSampler sampler,
+                          BatchSampler::Create(&data_, {batch, seq, seed, 0, 1}));
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<zo::ZoOptimizer> optimizer,
+                          zo::ZoOptimizer::Create(model_.get(), SgdConfig(hyper.epsilon())));
+  std::mt19937_64 pick(seed);
+  std::vector<int32_t> tokens(static_cast<size_t>(batch) * seq), targets(tokens.size());
+  std::map<uint32_t, double> sums;  // Seed index -> summed projected gradient.
+  double loss = 0;
+  const int K = std::max(1, task.num_candidates());
+  for (int t = 1; t <= hyper.local_steps(); ++t) {
+    sampler.Next(absl::MakeSpan(tokens), absl::MakeSpan(targets));
+    const uint32_t index = static_cast<uint32_t>(pick() % static_cast<uint64_t>(K));
+    optimizer->SetNextSeed(zo::StepSeed(task.candidate_root(), index));
+    STRATA_ASSIGN_OR_RETURN(zo::ZoStepRecord record,
+                            optimizer->Step(tokens, targets, batch, seq, t, hyper.lr()));
+    loss += record.loss;
+    if (!record.skipped) sums[index] += record.scalars[0];
+  }
+  v1::PushResultRequest push;
+  push.set_job_id(options_.job_id);
+  push.set_client_id(options_.client_id);
+  push.set_round(task.round());
+  push.set_num_samples(windows_);
+  push.set_local_loss(loss / std::max(1, hyper.local_steps()));
+  for (const auto& [index, sum] : sums) {
+    push.add_seed_indices(index);
+    push.add_scalars(static_cast<float>(sum));
+  }
+  // Back to the global model (the local steps only produced the scalars).
+  optimizer.reset();
+  STRATA_RETURN_IF_ERROR(LoadHfWeights(options_.state_dir + "/model", *model_));
+  return push;
+}
+
+absl::Status EdgeClient::Run() {
+  STRATA_RETURN_IF_ERROR(MakeDirs(options_.state_dir));
+  if (!options_.sync_only || !options_.data_file.empty()) {
+    STRATA_ASSIGN_OR_RETURN(data_, LoadText(options_.data_file));
+  }
+  if (!options_.eval_file.empty()) {
+    STRATA_ASSIGN_OR_RETURN(eval_, LoadText(options_.eval_file));
+  }
+  windows_ = std::max<int64_t>(1, data_.size() / 64);
+  STRATA_RETURN_IF_ERROR(Connect());
+  auto sync = [&](bool save) -> absl::Status {
+    for (;;) {
+      v1::SyncHistoryRequest request;
+      request.set_job_id(options_.job_id);
+      request.set_client_id(options_.client_id);
+      request.set_after_round(round_);
+      v1::SyncHistoryResponse response;
+      STRATA_RETURN_IF_ERROR(FromGrpc(
+          Call([&](grpc::ClientContext* c) { return stub_->SyncHistory(c, request, &response); }),
+          "SyncHistory"));
+      for (const v1::HistoryEntry& e : response.history()) STRATA_RETURN_IF_ERROR(Replay(e));
+      if (response.history().empty() || round_ >= response.latest_round()) break;
+    }
+    if (save) STRATA_RETURN_IF_ERROR(SaveState());
+    return absl::OkStatus();
+  };
+  auto report = [&](const char* what) {
+    std::string line =
+        absl::StrFormat("%s: model at round %d, weights %016x", what, round_, WeightsDigest());
+    if (!options_.eval_file.empty()) {
+      absl::StatusOr<float> eval = EvalLoss();
+      if (eval.ok()) absl::StrAppend(&line, absl::StrFormat(", eval loss %.4f", *eval));
+    }
+    options_.log(line);
+  };
+  if (options_.sync_only) {
+    STRATA_RETURN_IF_ERROR(sync(true));
+    report("synced");
+    return absl::OkStatus();
+  }
+  STRATA_RETURN_IF_ERROR(SaveState());
+  for (;;) {
+    v1::PullTaskRequest pull;
+    pull.set_job_id(options_.job_id);
+    pull.set_client_id(options_.client_id);
+    pull.set_replayed_round(round_);
+    v1::PullTaskResponse response;
+    STRATA_RETURN_IF_ERROR(
+        FromGrpc(Call([&](grpc::ClientContext* c) { return stub_->PullTask(c, pull, &response); }),
+                 "PullTask"));
+    if (response.has_retry_after()) {
+      absl::SleepFor(absl::Seconds(response.retry_after().seconds()) +
+                     absl::Nanoseconds(response.retry_after().nanos()));
+      continue;
+    }
+    if (response.finished()) {
+      STRATA_RETURN_IF_ERROR(sync(true));
+      report("job finished");
+      return absl::OkStatus();
+    }
+    const v1::Task& task = response.task();
+    for (const v1::HistoryEntry& e : task.history()) STRATA_RETURN_IF_ERROR(Replay(e));
+    STRATA_RETURN_IF_ERROR(SaveState());
+    STRATA_ASSIGN_OR_RETURN(v1::PushResultRequest push, Train(task));
+    v1::PushResultResponse pushed;
+    STRATA_RETURN_IF_ERROR(
+        FromGrpc(Call([&](grpc::ClientContext* c) { return stub_->PushResult(c, push, &pushed); }),
+                 "PushResult"));
+    options_.log(absl::StrFormat("round %d: pushed %d seeds (%d bytes), local loss %.4f: %s%s%s",
+                                 task.round(), push.seed_indices_size(),
+                                 static_cast<int>(push.ByteSizeLong()), push.local_loss(),
+                                 v1::PushOutcome_Name(pushed.outcome()),
+                                 pushed.message().empty() ? "" : ": ", pushed.message()));
+  }
+}
+
+uint64_t EdgeClient::WeightsDigest() const {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  const absl::Span<const float> p = static_cast<const Transformer&>(*model_).params();
+  const unsigned char* bytes = reinterpret_cast<const unsigned char*>(p.data());
+  for (size_t i = 0; i < p.size() * sizeof(float); ++i) {
+    h = (h ^ bytes[i]) * 0x100000001b3ULL;
+  }
+  return h;
+}
+
+}  // namespace strata
