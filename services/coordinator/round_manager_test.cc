@@ -1,0 +1,242 @@
+// Federated rounds over a real SQLite JobStore and JobManager with a test clock: sampling and
+// round opening by the spec's minimums, the aggregate (sample-weighted float64 mean per seed, in
+// seed order), every push outcome (accepted, duplicate, late, not sampled, rejected for
+// non-finite / clipped / bad or repeated seeds / oversized), sessions bound to their client,
+// enrollment tokens, a round timing out below min_replies (nothing applied), the job completing
+// after its rounds, and a new coordinator reading the history back.
+#include "services/coordinator/round_manager.h"
+
+#include <cmath>
+#include <cstdlib>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "services/coordinator/worker_registry.h"
+
+namespace strata {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+class RoundManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::string(std::getenv("TEST_TMPDIR")) + "/" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::system(("rm -rf " + dir_).c_str());
+    Open({});
+  }
+
+  void Open(std::map<std::string, std::string> enrollment) {
+    rounds_.reset();
+    manager_.reset();
+    registry_.reset();
+    store_.reset();
+    store_ = *JobStore::Open(dir_);
+    WorkerRegistry::Options ro;
+    ro.clock = [this] { return now_; };
+    registry_ = *WorkerRegistry::Create(ro);
+    JobManager::Options mo;
+    mo.store = store_.get();
+    mo.registry = registry_.get();
+    mo.clock = [this] { return now_; };
+    manager_ = *JobManager::Create(mo);
+    RoundManager::Options options;
+    options.store = store_.get();
+    options.jobs = manager_.get();
+    options.enrollment = std::move(enrollment);
+    options.clock = [this] { return now_; };
+    rounds_ = std::make_unique<RoundManager>(options);
+  }
+
+  std::string Submit(int rounds, int min_replies, double clip = 0) {
+    v1::JobSpec s;
+    s.set_name("fed");
+    s.mutable_model()->set_config_json("{}");
+    s.mutable_data()->add_train_paths("/data/local");
+    s.mutable_data()->set_batch_size(2);
+    s.mutable_data()->set_seq_len(8);
+    s.mutable_optimizer()->mutable_zeroth_order()->set_lr(0.5);
+    s.mutable_training()->set_seed(3);
+    v1::FederatedSpec* f = s.mutable_federated();
+    f->set_num_rounds(rounds);
+    f->set_num_candidate_seeds(16);
+    f->set_local_steps(4);
+    f->set_min_available_nodes(2);
+    f->set_min_replies(min_replies);
+    f->set_scalar_clip(clip);
+    f->mutable_round_timeout()->set_seconds(30);
+    absl::StatusOr<v1::Job> job = manager_->Submit(s, "", "");
+    EXPECT_TRUE(job.ok()) << job.status();
+    EXPECT_EQ(job->state(), v1::JOB_STATE_RUNNING);
+    return job->id();
+  }
+
+  std::string Register(const std::string& job, const std::string& client, int64_t samples,
+                       const std::string& token = "") {
+    v1::RegisterClientRequest r;
+    r.set_job_id(job);
+    r.set_client_id(client);
+    r.set_num_samples(samples);
+    r.set_token(token);
+    absl::StatusOr<v1::RegisterClientResponse> response = rounds_->Register(r);
+    EXPECT_TRUE(response.ok()) << response.status();
+    return response.ok() ? response->session_token() : "";
+  }
+
+  absl::StatusOr<v1::PullTaskResponse> Pull(const std::string& job, const std::string& client,
+                                            const std::string& session, int64_t replayed = 0) {
+    v1::PullTaskRequest r;
+    r.set_job_id(job);
+    r.set_client_id(client);
+    r.set_replayed_round(replayed);
+    return rounds_->PullTask(r, session);
+  }
+
+  v1::PushOutcome Push(const std::string& job, const std::string& client,
+                       const std::string& session, int64_t round,
+                       std::vector<std::pair<uint32_t, float>> results, int64_t samples = 0) {
+    v1::PushResultRequest r;
+    r.set_job_id(job);
+    r.set_client_id(client);
+    r.set_round(round);
+    r.set_num_samples(samples);
+    for (auto [index, g] : results) {
+      r.add_seed_indices(index);
+      r.add_scalars(g);
+    }
+    absl::StatusOr<v1::PushResultResponse> response = rounds_->PushResult(r, session);
+    EXPECT_TRUE(response.ok()) << response.status();
+    return response.ok() ? response->outcome() : v1::PUSH_OUTCOME_UNSPECIFIED;
+  }
+
+  std::string dir_;
+  absl::Time now_ = absl::FromUnixSeconds(1700000000);
+  std::unique_ptr<JobStore> store_;
+  std::unique_ptr<WorkerRegistry> registry_;
+  std::unique_ptr<JobManager> manager_;
+  std::unique_ptr<RoundManager> rounds_;
+};
+
+TEST_F(RoundManagerTest, RoundsAggregateSampleWeightedAndEveryOutcomeIsRight) {
+  const std::string job = Submit(/*rounds=*/2, /*min_replies=*/2, /*clip=*/100);
+  const std::string a = Register(job, "a", 100);
+  // One client online: below min_available_nodes, no round yet.
+  auto pulled = Pull(job, "a", a);
+  ASSERT_TRUE(pulled.ok());
+  EXPECT_TRUE(pulled->has_retry_after());
+  const std::string b = Register(job, "b", 300);
+  pulled = Pull(job, "a", a);
+  ASSERT_TRUE(pulled.ok() && pulled->has_task()) << pulled.status();
+  const v1::Task task = pulled->task();
+  EXPECT_EQ(task.round(), 1);
+  EXPECT_EQ(task.num_candidates(), 16);
+  EXPECT_EQ(task.candidate_root(), 3u);
+  EXPECT_EQ(task.hyperparameters().local_steps(), 4);
+  // A session is its client's only.
+  EXPECT_EQ(Pull(job, "b", a).status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(Pull(job, "b", "made-up").status().code(), absl::StatusCode::kUnauthenticated);
+  // Invalid results are rejected and do not count; the client's answer is final for the round.
+  const std::string c = Register(job, "c", 1);  // Online after sampling: not in this round.
+  EXPECT_EQ(Push(job, "c", c, 1, {{1, 1.0f}}), v1::PUSH_OUTCOME_NOT_SAMPLED);
+  EXPECT_EQ(Push(job, "a", a, 2, {{1, 1.0f}}), v1::PUSH_OUTCOME_LATE);
+  EXPECT_EQ(Push(job, "a", a, 1, {{3, 2.0f}, {1, 4.0f}}, 100), v1::PUSH_OUTCOME_ACCEPTED);
+  EXPECT_EQ(Push(job, "a", a, 1, {{3, 2.0f}}), v1::PUSH_OUTCOME_DUPLICATE);
+  EXPECT_EQ(Push(job, "b", b, 1, {{16, 1.0f}}), v1::PUSH_OUTCOME_REJECTED);  // Index >= K.
+  // b's answer is in (rejected): with a alone the round is below min_replies = 2 and fails;
+  // round 2 opens at once (three clients online).
+  auto rounds = rounds_->ListRounds(job);
+  ASSERT_TRUE(rounds.ok());
+  ASSERT_EQ(rounds->rounds_size(), 2);
+  EXPECT_EQ(rounds->rounds(0).state(), v1::ROUND_STATE_FAILED);
+  EXPECT_EQ(rounds->rounds(1).state(), v1::ROUND_STATE_OPEN);
+  EXPECT_EQ(rounds->rounds(1).sampled(), 3);
+  EXPECT_EQ(rounds->rounds(0).replies_ok(), 1);
+  EXPECT_EQ(rounds->rounds(0).replies_rejected(), 1);
+  // Round 2 (the last): c is online now and sampled too; NaN and clipped scalars are rejected.
+  for (const auto& [client, session] :
+       std::vector<std::pair<std::string, std::string>>{{"a", a}, {"b", b}, {"c", c}}) {
+    pulled = Pull(job, client, session);
+    ASSERT_TRUE(pulled.ok() && pulled->has_task());
+    EXPECT_EQ(pulled->task().round(), 2);
+  }
+  EXPECT_EQ(Push(job, "c", c, 2, {{5, NAN}}), v1::PUSH_OUTCOME_REJECTED);
+  EXPECT_EQ(Push(job, "a", a, 2, {{3, 2.0f}, {1, 4.0f}}, 100), v1::PUSH_OUTCOME_ACCEPTED);
+  EXPECT_EQ(Push(job, "b", b, 2, {{3, -1.0f}, {7, 0.5f}}, 300), v1::PUSH_OUTCOME_ACCEPTED);
+  // Closed: per seed, sum(w * g) / sum(w) over the accepted clients, seeds ascending.
+  rounds = rounds_->ListRounds(job);
+  ASSERT_EQ(rounds->rounds_size(), 2);
+  EXPECT_EQ(rounds->rounds(1).state(), v1::ROUND_STATE_CLOSED);
+  pulled = Pull(job, "a", a);
+  ASSERT_TRUE(pulled.ok());
+  EXPECT_TRUE(pulled->finished());
+  v1::SyncHistoryRequest sync;
+  sync.set_job_id(job);
+  sync.set_client_id("b");
+  auto history = rounds_->SyncHistory(sync, b);
+  ASSERT_TRUE(history.ok());
+  ASSERT_EQ(history->history_size(), 1);
+  const v1::HistoryEntry e = history->history(0);
+  EXPECT_EQ(e.round(), 2);
+  EXPECT_EQ(e.lr(), 0.5);
+  EXPECT_THAT(e.seed_indices(), ElementsAre(1, 3, 7));
+  EXPECT_THAT(e.scalars(),
+              ElementsAre(100.0 * 4 / 400, (100.0 * 2 - 300.0) / 400, 300.0 * 0.5 / 400));
+  EXPECT_EQ(manager_->Get(job, "")->state(), v1::JOB_STATE_COMPLETED);
+  EXPECT_EQ(manager_->Get(job, "")->progress().round(), 2);
+  // A new coordinator over the same store has the history (clients register again).
+  Open({});
+  const std::string again = Register(job, "b", 300);
+  history = rounds_->SyncHistory(sync, again);
+  ASSERT_TRUE(history.ok());
+  ASSERT_EQ(history->history_size(), 1);
+  EXPECT_THAT(history->history(0).scalars(), ElementsAre(e.scalars(0), e.scalars(1), e.scalars(2)));
+}
+
+TEST_F(RoundManagerTest, ARoundTimesOutWithoutEnoughRepliesAndNothingIsApplied) {
+  const std::string job = Submit(/*rounds=*/3, /*min_replies=*/1);
+  const std::string a = Register(job, "a", 1), b = Register(job, "b", 1);
+  ASSERT_TRUE(Pull(job, "a", a)->has_task());
+  ASSERT_TRUE(Pull(job, "b", b)->has_task());
+  now_ += absl::Seconds(31);  // Nobody answered before the deadline.
+  rounds_->Tick();
+  // A straggler's late result is refused by round id.
+  EXPECT_EQ(Push(job, "a", a, 1, {{1, 1.0f}}), v1::PUSH_OUTCOME_LATE);
+  auto rounds = rounds_->ListRounds(job);
+  ASSERT_EQ(rounds->rounds_size(), 1);  // Both went quiet past the online window.
+  EXPECT_EQ(rounds->rounds(0).state(), v1::ROUND_STATE_FAILED);
+  EXPECT_EQ(rounds->rounds(0).timeouts(), 2);
+  EXPECT_EQ(rounds->rounds(0).replies_late(), 1);
+  // Back online, round 2 opens; b drops out, a's result closes it at the deadline.
+  ASSERT_TRUE(Pull(job, "b", b)->has_task());
+  ASSERT_TRUE(Pull(job, "a", a)->has_task());
+  EXPECT_EQ(Push(job, "a", a, 2, {{1, 1.0f}}), v1::PUSH_OUTCOME_ACCEPTED);
+  now_ += absl::Seconds(31);
+  rounds_->Tick();
+  rounds = rounds_->ListRounds(job);
+  EXPECT_EQ(rounds->rounds(1).state(), v1::ROUND_STATE_CLOSED);
+  EXPECT_EQ(rounds->rounds(1).timeouts(), 1);
+}
+
+TEST_F(RoundManagerTest, EnrollmentTokensAreBoundToTheirClient) {
+  Open({{"tok-a", "a"}, {"tok-any", "*"}});
+  const std::string job = Submit(1, 1);
+  v1::RegisterClientRequest r;
+  r.set_job_id(job);
+  r.set_client_id("b");
+  r.set_token("tok-a");
+  EXPECT_EQ(rounds_->Register(r).status().code(), absl::StatusCode::kUnauthenticated);
+  r.set_token("");
+  EXPECT_EQ(rounds_->Register(r).status().code(), absl::StatusCode::kUnauthenticated);
+  r.set_token("tok-any");
+  EXPECT_TRUE(rounds_->Register(r).ok());
+  r.set_client_id("a");
+  r.set_token("tok-a");
+  EXPECT_TRUE(rounds_->Register(r).ok());
+  r.set_job_id("no-such-job");
+  EXPECT_EQ(rounds_->Register(r).status().code(), absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace strata
