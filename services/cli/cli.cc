@@ -12,6 +12,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/grpc/health/v1/health.grpc.pb.h"
+#include "proto/strata/v1/federated_service.grpc.pb.h"
 #include "proto/strata/v1/job_service.grpc.pb.h"
 #include "proto/strata/v1/worker_service.grpc.pb.h"
 #include "services/cli/job_config.h"
@@ -38,6 +39,7 @@ const char kCliUsageText[] =
     "  job wait ID               Wait for the job to end; exit 0 if it completed.\n"
     "  job cancel ID [--reason=TEXT]  Checkpoint, then stop.\n"
     "  job kill ID [--reason=TEXT]    Stop at once, from any state.\n"
+    "  round list --job=ID       A federated job's rounds: state, replies by outcome, bytes.\n"
     "  version                   Print the client version.\n"
     "\n"
     "The coordinator address comes from --coordinator, else STRATA_COORDINATOR, else\n"
@@ -183,6 +185,7 @@ class Cli {
     if (!status.ok()) return RpcFailed(status, "JobService.Get");
     if (options_.output == "json") return PrintJson(job);
     const v1::JobProgress& p = job.progress();
+    const bool federated = job.spec().has_federated() && job.spec().federated().num_rounds() > 0;
     std::vector<std::vector<std::string>> rows = {
         {"id:", job.id()},
         {"name:", job.spec().name()},
@@ -194,8 +197,11 @@ class Cli {
         {"optimizer:", job.spec().optimizer().has_zeroth_order() ? "zeroth-order" : "adamw"},
         {"attempt:", absl::StrCat(job.attempt(), " (", job.restarts(), " restart(s) of ",
                                   job.spec().max_restarts(), " allowed)")},
-        {"progress:", absl::StrCat(p.step(), "/", job.spec().training().max_steps(), " steps")},
-        {"loss:", p.step() > 0 ? absl::StrFormat("%.4f", p.loss()) : "-"},
+        {"progress:",
+         federated ? absl::StrCat(p.round(), "/", job.spec().federated().num_rounds(), " rounds")
+                   : absl::StrCat(p.step(), "/", job.spec().training().max_steps(), " steps")},
+        {"loss:",
+         p.step() > 0 || (federated && p.round() > 0) ? absl::StrFormat("%.4f", p.loss()) : "-"},
         {"eval loss:", std::isnan(p.eval_loss()) || p.eval_loss() == 0
                            ? "-"
                            : absl::StrFormat("%.4f", p.eval_loss())},
@@ -204,6 +210,44 @@ class Cli {
     };
     for (const v1::RankPlacement& placement : job.placements()) {
       rows.push_back({absl::StrCat("rank ", placement.rank(), ":"), placement.worker_id()});
+    }
+    if (federated) {
+      // The latest rounds (all of them: `strata round list`).
+      v1::ListRoundsResponse rounds;
+      if (ListRounds(id, &rounds).ok()) {
+        for (int i = std::max(0, rounds.rounds_size() - 3); i < rounds.rounds_size(); ++i) {
+          rows.push_back({absl::StrCat("round ", rounds.rounds(i).round(), ":"),
+                          RoundSummary(rounds.rounds(i))});
+        }
+      }
+    }
+    PrintTable(rows, out_);
+    return kCliOk;
+  }
+
+  int RoundList() {
+    if (options_.job.empty()) {
+      err_ << "strata: round list needs --job=ID\n";
+      return kCliUsage;
+    }
+    v1::ListRoundsResponse response;
+    const grpc::Status status = ListRounds(options_.job, &response);
+    if (!status.ok()) return RpcFailed(status, "FederatedService.ListRounds");
+    if (options_.output == "json") return PrintJson(response);
+    std::vector<std::vector<std::string>> rows = {{"ROUND", "STATE", "SAMPLED", "OK", "REJECTED",
+                                                   "LATE", "TIMEOUTS", "UP/CLIENT", "DOWN/CLIENT",
+                                                   "SECONDS", "LOSS"}};
+    for (const v1::RoundInfo& r : response.rounds()) {
+      const int n = std::max(1, r.sampled());
+      const bool closed = r.has_close_time();
+      rows.push_back(
+          {std::to_string(r.round()), RoundStateName(r.state()), std::to_string(r.sampled()),
+           std::to_string(r.replies_ok()), std::to_string(r.replies_rejected()),
+           std::to_string(r.replies_late()), std::to_string(r.timeouts()),
+           closed ? HumanBytes(r.bytes_up() / n) : "-",
+           closed ? HumanBytes(r.bytes_down() / n) : "-",
+           closed ? absl::StrFormat("%.2f", Seconds(r.close_time()) - Seconds(r.open_time())) : "-",
+           r.state() == v1::ROUND_STATE_CLOSED ? absl::StrFormat("%.4f", r.mean_loss()) : "-"});
     }
     PrintTable(rows, out_);
     return kCliOk;
@@ -249,6 +293,30 @@ class Cli {
     if (!status.ok()) return RpcFailed(status, kill ? "JobService.Kill" : "JobService.Cancel");
     out_ << "job " << job.id() << ": " << StateName(job.state()) << "\n";
     return kCliOk;
+  }
+
+  grpc::Status ListRounds(const std::string& job_id, v1::ListRoundsResponse* response) {
+    auto stub = v1::FederatedService::NewStub(channel_);
+    grpc::ClientContext context;
+    Prepare(&context);
+    v1::ListRoundsRequest request;
+    request.set_job_id(job_id);
+    return stub->ListRounds(&context, request, response);
+  }
+
+  static std::string RoundStateName(v1::RoundState state) {
+    const std::string name = v1::RoundState_Name(state);
+    return name.rfind("ROUND_STATE_", 0) == 0 ? name.substr(12) : name;
+  }
+
+  static double Seconds(const google::protobuf::Timestamp& t) {
+    return static_cast<double>(t.seconds()) + 1e-9 * t.nanos();
+  }
+
+  static std::string RoundSummary(const v1::RoundInfo& r) {
+    return absl::StrFormat("%s, %d/%d replies ok, %d rejected, %d late, %d timed out",
+                           RoundStateName(r.state()), r.replies_ok(), r.sampled(),
+                           r.replies_rejected(), r.replies_late(), r.timeouts());
   }
 
   int NodeList() {
@@ -424,6 +492,7 @@ int RunCli(const std::vector<std::string>& args, const CliOptions& options, std:
   }
   if (args == std::vector<std::string>{"health"}) return cli.Health();
   if (args == std::vector<std::string>{"node", "list"}) return cli.NodeList();
+  if (args == std::vector<std::string>{"round", "list"}) return cli.RoundList();
   if (args.size() >= 2 && args[0] == "job") {
     const std::string& verb = args[1];
     if (verb == "list" && args.size() == 2) return cli.JobList();

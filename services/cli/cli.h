@@ -27,6 +27,7 @@ struct CliOptions {
   int tail = 0;                               // job logs: only the last N lines first (0: all).
   std::vector<int> ranks;                     // job logs: only these ranks.
   std::string reason;                         // job cancel/kill.
+  std::string job;                            // round list: the federated job.
   bool progress_bar = false;  // job submit/wait: redraw one line (a terminal) vs. lines.
   // How to reach the coordinator (TLS or, with --insecure, plaintext). Null: plaintext.
   std::shared_ptr<grpc::ChannelCredentials> credentials;

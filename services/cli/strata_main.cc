@@ -26,6 +26,7 @@ ABSL_FLAG(bool, follow, false, "job logs: keep streaming until the job ends.");
 ABSL_FLAG(int, tail, 0, "job logs: only the last N lines (then new ones with --follow).");
 ABSL_FLAG(std::vector<std::string>, rank, {}, "job logs: only these ranks (comma-separated).");
 ABSL_FLAG(std::string, reason, "", "job cancel/kill: why (shown in the job's message).");
+ABSL_FLAG(std::string, job, "", "round list: the federated job's id.");
 
 int main(int argc, char** argv) {
   std::vector<std::string> args = strata::InitMain(argc, argv, strata::kCliUsageText);
@@ -52,6 +53,7 @@ int main(int argc, char** argv) {
     options.ranks.push_back(rank);
   }
   options.reason = absl::GetFlag(FLAGS_reason);
+  options.job = absl::GetFlag(FLAGS_job);
   options.progress_bar = isatty(STDOUT_FILENO) != 0;
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
       strata::MakeChannelCredentials(strata::TlsConfigFromFlags(), "strata");

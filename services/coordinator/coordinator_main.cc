@@ -57,6 +57,8 @@ ABSL_FLAG(std::string, worker_tokens_file, "",
 ABSL_FLAG(std::string, client_tokens_file, "",
           "Enrollment tokens of federated clients: \"TOKEN CLIENT_ID\" lines (\"*\": any id). "
           "Without it clients register without a token.");
+ABSL_FLAG(absl::Duration, client_online_window, absl::Seconds(30),
+          "A federated client counts as online (can be sampled) this long after its last call.");
 ABSL_FLAG(absl::Duration, adopt_timeout, absl::Seconds(30),
           "A started job whose ranks no worker reports within this long is restarted.");
 
@@ -125,6 +127,7 @@ int Run() {
   round_options.store = store->get();
   round_options.jobs = jobs->get();
   round_options.enrollment = *std::move(enrollment);
+  round_options.online_window = absl::GetFlag(FLAGS_client_online_window);
   RoundManager rounds(round_options);
   FederatedServiceImpl federated_service(&rounds, jobs->get(), &*tokens);
 
