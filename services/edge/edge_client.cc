@@ -262,6 +262,7 @@ absl::Status EdgeClient::Run() {
     return absl::OkStatus();
   }
   STRATA_RETURN_IF_ERROR(SaveState());
+  report("joined");
   for (;;) {
     v1::PullTaskRequest pull;
     pull.set_job_id(options_.job_id);
