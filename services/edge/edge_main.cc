@@ -30,7 +30,8 @@ namespace strata {
 namespace {
 
 constexpr char kUsage[] =
-    "strata-edge --coordinator=HOST:PORT --job=ID --client_id=NAME --data=FILE "
+    "a federated client: joins a federated ZO job, replays its history, trains when sampled.\n"
+    "Usage: strata-edge --coordinator=HOST:PORT --job=ID --client_id=NAME --data=FILE "
     "[--token=T] [--eval_data=FILE] [--state_dir=DIR] [--tls_ca=PEM | --insecure] [--sync_only]";
 
 int Run() {

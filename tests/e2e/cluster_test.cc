@@ -131,15 +131,17 @@ TEST_F(ClusterTest, WorkersRegisterAndAKilledWorkerIsDeclaredLost) {
   EXPECT_EQ(exited->exit_code, 0) << exited->err;
 }
 
-TEST_F(ClusterTest, EdgeClientGetsAClearAnswerFromTheFederatedService) {
-  absl::StatusOr<ProcessResult> result = RunProcess(
-      {kEdge, "--coordinator=" + address_, "--job=fed-1", "--client_id=phone-1", "--insecure"},
-      dir_);
+TEST_F(ClusterTest, EdgeClientGetsAClearAnswerForAJobThatDoesNotExist) {
+  absl::StatusOr<ProcessResult> result =
+      RunProcess({kEdge, "--coordinator=" + address_, "--job=fed-1", "--client_id=phone-1",
+                  "--insecure", "--data=/usr/share/common-licenses/BSD",
+                  "--state_dir=" + dir_ + "/edge"},
+                 dir_);
   ASSERT_TRUE(result.ok());
-  // Federated rounds are not served yet: the client must say so, not hang or crash.
+  // The client must say why, not hang or crash.
   EXPECT_EQ(result->exit_code, 1);
-  EXPECT_THAT(result->err, HasSubstr("FederatedService.Register"));
-  EXPECT_THAT(result->err, HasSubstr("UNIMPLEMENTED"));
+  EXPECT_THAT(result->err, HasSubstr("Register"));
+  EXPECT_THAT(result->err, HasSubstr("NOT_FOUND"));
 }
 
 TEST_F(ClusterTest, CoordinatorStopsCleanlyOnSigterm) {
