@@ -18,7 +18,19 @@ PACKAGES=(
   fio
   # Development TLS certificates (deploy/dev-certs.sh)
   openssl
+  # The aarch64 edge client (deploy/build-edge-arm64.sh) and its test under emulation: the
+  # cross compiler, qemu-user, and the arm64 multiarch libraries it links
+  g++-aarch64-linux-gnu qemu-user file
+  libgrpc++-dev:arm64 libprotobuf-dev:arm64 libabsl-dev:arm64 libopenblas-dev:arm64 libpcre2-dev:arm64
 )
+
+# arm64 packages come from Debian's multiarch archive.
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  SUDO_ARCH=""
+  [[ "$(id -u)" != 0 ]] && SUDO_ARCH="sudo"
+  echo "setup.sh: enabling the arm64 architecture (multiarch) for the aarch64 edge client"
+  $SUDO_ARCH dpkg --add-architecture arm64
+fi
 
 SUDO=""
 if [[ "$(id -u)" != 0 ]]; then

@@ -18,6 +18,11 @@
 namespace strata::kernels {
 namespace {
 
+namespace baseline {
+#include "runtime/kernels/row_kernels.inc"
+}  // namespace baseline
+
+#if defined(__x86_64__)
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma")
 namespace avx512 {
@@ -31,10 +36,11 @@ namespace avx2 {
 #include "runtime/kernels/row_kernels.inc"
 }  // namespace avx2
 #pragma GCC pop_options
-
-namespace baseline {
-#include "runtime/kernels/row_kernels.inc"
-}  // namespace baseline
+#else
+// Elsewhere (aarch64 edge clients) the baseline set, compiled for that machine, is the one.
+namespace avx512 = baseline;
+namespace avx2 = baseline;
+#endif
 
 // The row kernels of one instruction set.
 struct RowKernels {

@@ -13,6 +13,11 @@
 namespace strata::zo {
 namespace {
 
+namespace baseline {
+#include "runtime/zo/zo_kernels.inc"
+}  // namespace baseline
+
+#if defined(__x86_64__)
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq")
 namespace avx512 {
@@ -26,10 +31,11 @@ namespace avx2 {
 #include "runtime/zo/zo_kernels.inc"
 }  // namespace avx2
 #pragma GCC pop_options
-
-namespace baseline {
-#include "runtime/zo/zo_kernels.inc"
-}  // namespace baseline
+#else
+// Elsewhere (aarch64 edge clients) the baseline set, compiled for that machine, is the one.
+namespace avx512 = baseline;
+namespace avx2 = baseline;
+#endif
 
 struct ZoKernels {
   const char* isa;

@@ -2,10 +2,12 @@
 // client tokens, a federated job submitted with the CLI, eight strata-edge clients each training
 // on a different text (non-IID), one of them killed with SIGKILL mid-run and restarted on its
 // saved state. The job completes, the held-out loss of the global model drops by at least 0.4
-// nats in 10 rounds (5.51 -> 4.60 when written), every client — the restarted one and a late joiner that only replays the history —
-// ends with bit-identical weights, and a client with another client's token is refused.
+// nats in 10 rounds (5.51 -> 4.60 when written), every client — the restarted one and a late joiner
+// that only replays the history — ends with bit-identical weights, and a client with another
+// client's token is refused.
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -24,6 +26,7 @@ namespace strata {
 namespace {
 
 using ::strata::testing::ProcessResult;
+using ::strata::testing::ReadFileOrEmpty;
 using ::strata::testing::RunProcess;
 using ::strata::testing::Subprocess;
 using ::strata::testing::TestTmpDir;
@@ -41,6 +44,17 @@ const char* const kTexts[kClients] = {"GPL-3",   "Apache-2.0", "GPL-2",    "LGPL
                                       "MPL-1.1", "Artistic",   "GFDL-1.2", "LGPL-3"};
 constexpr char kHeldOut[] = "/usr/share/common-licenses/MPL-2.0";
 
+// The job's model and ZO hyperparameters; tests append their `federated:` section.
+constexpr char kModel[] = R"(name: fed-tiny
+model:
+  config_json: '{"model_type": "llama", "vocab_size": 257, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 32, "tie_word_embeddings": true}'
+  init_seed: 7
+data: {train_paths: [local], batch_size: 4, seq_len: 32}
+optimizer:
+  zeroth_order: {lr: 2e-3, epsilon: 1e-3}
+training: {seed: 11}
+)";
+
 // "..., weights 0123456789abcdef, eval loss 5.1234" -> (digest, loss).
 std::pair<std::string, double> Final(const std::string& out, const std::string& what) {
   const size_t at = out.rfind(what + ": model at round ");
@@ -54,7 +68,7 @@ std::pair<std::string, double> Final(const std::string& out, const std::string& 
 class FederatedTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = TestTmpDir() + "/federated";
+    dir_ = TestTmpDir() + "/" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
     ASSERT_EQ(mkdir(dir_.c_str(), 0755), 0);
     std::ofstream(dir_ + "/tokens") << "alice-token alice\n";
     std::ofstream tokens(dir_ + "/client-tokens");
@@ -79,15 +93,27 @@ class FederatedTest : public ::testing::Test {
     address_ = absl::StrCat("localhost:", port);
   }
 
-  std::vector<std::string> Edge(const std::string& client, const std::string& token) {
-    return {kEdge,
-            "--coordinator=" + address_,
-            ca_,
-            "--job=" + job_,
-            "--client_id=" + client,
-            "--token=" + token,
-            std::string("--eval_data=") + kHeldOut,
-            "--state_dir=" + dir_ + "/state-" + client};
+  std::vector<std::string> Edge(const std::string& client, const std::string& token,
+                                const std::vector<std::string>& binary = {kEdge}) {
+    std::vector<std::string> command = binary;
+    command.insert(command.end(),
+                   {"--coordinator=" + address_, ca_, "--job=" + job_, "--client_id=" + client,
+                    "--token=" + token, std::string("--eval_data=") + kHeldOut,
+                    "--state_dir=" + dir_ + "/state-" + client});
+    return command;
+  }
+
+  // Submits `yaml` with the CLI; sets job_.
+  void SubmitJob(const std::string& yaml) {
+    std::ofstream(dir_ + "/job.yaml") << yaml;
+    absl::StatusOr<ProcessResult> submitted =
+        RunProcess({kCli, "--coordinator=" + address_, ca_, "--token=alice-token", "job", "submit",
+                    dir_ + "/job.yaml", "--detach"},
+                   dir_);
+    ASSERT_TRUE(submitted.ok() && submitted->exit_code == 0)
+        << (submitted.ok() ? submitted->err : "");
+    const size_t at = submitted->out.find("submitted job ") + 14;
+    job_ = submitted->out.substr(at, submitted->out.find(' ', at) - at);
   }
 
   std::unique_ptr<Subprocess> StartClient(int c, const std::string& name) {
@@ -103,15 +129,7 @@ class FederatedTest : public ::testing::Test {
 };
 
 TEST_F(FederatedTest, EightNonIidClientsImproveTheModelAndEndBitwiseEqual) {
-  std::ofstream(dir_ + "/job.yaml") << R"(name: fed-tiny
-model:
-  config_json: '{"model_type": "llama", "vocab_size": 257, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 32, "tie_word_embeddings": true}'
-  init_seed: 7
-data: {train_paths: [local], batch_size: 4, seq_len: 32}
-optimizer:
-  zeroth_order: {lr: 2e-3, epsilon: 1e-3}
-training: {seed: 11}
-federated:
+  SubmitJob(std::string(kModel) + R"(federated:
   num_rounds: 10
   num_candidate_seeds: 256
   local_steps: 25
@@ -120,15 +138,7 @@ federated:
   min_replies: 4
   round_timeout: 6s
   scalar_clip: 1000
-)";
-  absl::StatusOr<ProcessResult> submitted =
-      RunProcess({kCli, "--coordinator=" + address_, ca_, "--token=alice-token", "job", "submit",
-                  dir_ + "/job.yaml", "--detach"},
-                 dir_);
-  ASSERT_TRUE(submitted.ok() && submitted->exit_code == 0)
-      << (submitted.ok() ? submitted->err : "");
-  const size_t at = submitted->out.find("submitted job ") + 14;
-  job_ = submitted->out.substr(at, submitted->out.find(' ', at) - at);
+)");
 
   // Another client's token is refused before anything starts.
   std::vector<std::string> impostor = Edge("c1", "tok-c0");
@@ -197,6 +207,51 @@ federated:
                  dir_);
   ASSERT_TRUE(rounds.ok() && rounds->exit_code == 0) << (rounds.ok() ? rounds->err : "");
   EXPECT_THAT(rounds->out, HasSubstr("CLOSED"));
+}
+
+// The aarch64 build of strata-edge (deploy/build-edge-arm64.sh), run under qemu-user against the
+// x86 coordinator: it trains alongside an x86 client and both end with the same bits; a second
+// aarch64 client that only replays the history gets them too.
+TEST_F(FederatedTest, AnAarch64ClientUnderEmulationReproducesTheWeightsBitForBit) {
+  const std::string arm = "services/edge/strata-edge-arm64";
+  const std::string head = ReadFileOrEmpty(arm).substr(0, 4);
+  if (head !=
+      "\x7f"
+      "ELF")
+    GTEST_SKIP() << "no aarch64 build: " << ReadFileOrEmpty(arm);
+  if (access("/usr/bin/qemu-aarch64", X_OK) != 0) GTEST_SKIP() << "qemu-user is not installed";
+  SubmitJob(std::string(kModel) + R"(federated:
+  num_rounds: 3
+  num_candidate_seeds: 64
+  local_steps: 10
+  fraction_train: 1.0
+  min_available_nodes: 2
+  min_replies: 2
+  round_timeout: 60s
+)");
+  const std::vector<std::string> qemu = {"/usr/bin/qemu-aarch64", arm};
+  std::vector<std::string> x86 = Edge("c0", "tok-c0");
+  x86.push_back(std::string("--data=/usr/share/common-licenses/") + kTexts[0]);
+  std::vector<std::string> aarch64 = Edge("c1", "tok-c1", qemu);
+  aarch64.push_back(std::string("--data=/usr/share/common-licenses/") + kTexts[1]);
+  absl::StatusOr<Subprocess> a = Subprocess::Start(x86, dir_, "x86");
+  absl::StatusOr<Subprocess> b = Subprocess::Start(aarch64, dir_, "aarch64");
+  ASSERT_TRUE(a.ok() && b.ok());
+  absl::StatusOr<ProcessResult> x86_done = a->Wait(absl::Minutes(5));
+  absl::StatusOr<ProcessResult> arm_done = b->Wait(absl::Minutes(5));
+  ASSERT_TRUE(x86_done.ok() && x86_done->exit_code == 0) << (x86_done.ok() ? x86_done->err : "");
+  ASSERT_TRUE(arm_done.ok() && arm_done->exit_code == 0) << (arm_done.ok() ? arm_done->err : "");
+  EXPECT_THAT(arm_done->out, HasSubstr("round 3: pushed"));  // It trained, not only replayed.
+  const auto [x86_digest, x86_loss] = Final(x86_done->out, "job finished");
+  const auto [arm_digest, arm_loss] = Final(arm_done->out, "job finished");
+  ASSERT_FALSE(x86_digest.empty()) << x86_done->out;
+  EXPECT_EQ(arm_digest, x86_digest) << arm_done->out;
+  EXPECT_EQ(arm_loss, x86_loss);
+  std::vector<std::string> late = Edge("late", "tok-late", qemu);
+  late.push_back("--sync_only");
+  absl::StatusOr<ProcessResult> synced = RunProcess(late, dir_, absl::Minutes(2));
+  ASSERT_TRUE(synced.ok() && synced->exit_code == 0) << (synced.ok() ? synced->err : "");
+  EXPECT_EQ(Final(synced->out, "synced").first, x86_digest);
 }
 
 }  // namespace
