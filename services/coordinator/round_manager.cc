@@ -139,6 +139,31 @@ absl::StatusOr<v1::RegisterClientResponse> RoundManager::Register(
   return response;
 }
 
+std::vector<double> RoundManager::SeedProbabilities(const Job& job) {
+  const int K = job.spec.num_candidate_seeds();
+  const double clip = job.spec.scalar_clip() > 0 ? job.spec.scalar_clip() : 1000.0;
+  std::vector<double> sum(K, 0.0), count(K, 0.0);
+  for (const v1::HistoryEntry& e : job.history) {
+    for (int i = 0; i < e.seed_indices_size(); ++i) {
+      const uint32_t k = e.seed_indices(i);
+      if (k >= static_cast<uint32_t>(K)) continue;
+      sum[k] += std::min(std::fabs(e.scalars(i)), clip);
+      count[k] += 1;
+    }
+  }
+  std::vector<double> p(K);
+  for (int k = 0; k < K; ++k) p[k] = count[k] > 0 ? sum[k] / count[k] : 0.0;
+  const auto [lo, hi] = std::minmax_element(p.begin(), p.end());
+  const double low = *lo, span = *hi - *lo;
+  double total = 0;
+  for (double& v : p) {
+    v = std::exp(span > 0 ? (v - low) / span : 0.0);
+    total += v;
+  }
+  for (double& v : p) v /= total;
+  return p;
+}
+
 int RoundManager::OnlineLocked(const Job& job) const {
   const absl::Time now = options_.clock();
   int online = 0;
@@ -183,6 +208,8 @@ void RoundManager::AdvanceLocked(Job& job) {
                                            absl::Nanoseconds(spec.round_timeout().nanos())
                                      : absl::Minutes(10);
   job.deadline = now + timeout;
+  job.probabilities.clear();
+  if (spec.seed_probabilities()) job.probabilities = SeedProbabilities(job);
   v1::RoundInfo info;
   info.set_round(job.round);
   info.set_state(v1::ROUND_STATE_OPEN);
@@ -283,6 +310,7 @@ absl::StatusOr<v1::PullTaskResponse> RoundManager::PullTask(const v1::PullTaskRe
   task->set_candidate_root(job.root);
   task->set_num_candidates(job.spec.num_candidate_seeds());
   *task->mutable_hyperparameters() = job.hyper;
+  for (double p : job.probabilities) task->add_seed_probabilities(p);
   SetTime(job.deadline, task->mutable_deadline());
   for (const v1::HistoryEntry& e : job.history) {
     if (e.round() > request.replayed_round()) *task->add_history() = e;
@@ -326,9 +354,9 @@ absl::StatusOr<v1::PushResultResponse> RoundManager::PushResult(
   // Validate before anything is kept.
   std::string problem;
   if (static_cast<int64_t>(request.ByteSizeLong()) > job.spec.max_request_bytes()) {
-    problem = absl::StrCat("result of ", request.ByteSizeLong(),
-                           " bytes exceeds federated.max_request_bytes = ",
-                           job.spec.max_request_bytes());
+    problem =
+        absl::StrCat("result of ", request.ByteSizeLong(),
+                     " bytes exceeds federated.max_request_bytes = ", job.spec.max_request_bytes());
   } else if (request.seed_indices_size() != request.scalars_size()) {
     problem = "seed_indices and scalars differ in length";
   }

@@ -10,6 +10,9 @@
 // sees it; otherwise it fails and changes nothing. Clients rebuild the model bit for bit by
 // replaying the history from θ0 (docs/federated.md).
 //
+// FedKSeed-Pro (`seed_probabilities`): each task carries K sampling probabilities computed from
+// the history (docs/federated.md), so seeds that moved the model more are drawn more often.
+//
 // Robustness: late results (another round, or after the deadline) are LATE; a client not
 // sampled gets NOT_SAMPLED; a repeated push gets the first outcome (DUPLICATE when it was
 // accepted); non-finite scalars, scalars beyond `scalar_clip`, bad or repeated seed indices are
@@ -99,6 +102,7 @@ class RoundManager {
     std::set<std::string> sampled;
     std::map<std::string, Reply> replies;
     std::map<std::string, std::pair<int64_t, int64_t>> bytes;  // Per client this round.
+    std::vector<double> probabilities;  // FedKSeed-Pro, for the open round; empty: uniform.
     bool finished = false;
   };
 
@@ -110,6 +114,9 @@ class RoundManager {
   void AdvanceLocked(Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CloseLocked(Job& job, bool timed_out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int OnlineLocked(const Job& job) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // FedKSeed-Pro: seed k's probability from the history, softmax of the min-max normalized mean
+  // |aggregated scalar| of k over the rounds that used it (0 for unused seeds).
+  static std::vector<double> SeedProbabilities(const Job& job);
   v1::RoundInfo& CurrentInfo(Job& job) { return job.rounds.back(); }
 
   const Options options_;

@@ -50,7 +50,7 @@ class RoundManagerTest : public ::testing::Test {
     rounds_ = std::make_unique<RoundManager>(options);
   }
 
-  std::string Submit(int rounds, int min_replies, double clip = 0) {
+  std::string Submit(int rounds, int min_replies, double clip = 0, bool pro = false) {
     v1::JobSpec s;
     s.set_name("fed");
     s.mutable_model()->set_config_json("{}");
@@ -66,6 +66,7 @@ class RoundManagerTest : public ::testing::Test {
     f->set_min_available_nodes(2);
     f->set_min_replies(min_replies);
     f->set_scalar_clip(clip);
+    f->set_seed_probabilities(pro);
     f->mutable_round_timeout()->set_seconds(30);
     absl::StatusOr<v1::Job> job = manager_->Submit(s, "", "");
     EXPECT_TRUE(job.ok()) << job.status();
@@ -217,6 +218,29 @@ TEST_F(RoundManagerTest, ARoundTimesOutWithoutEnoughRepliesAndNothingIsApplied) 
   rounds = rounds_->ListRounds(job);
   EXPECT_EQ(rounds->rounds(1).state(), v1::ROUND_STATE_CLOSED);
   EXPECT_EQ(rounds->rounds(1).timeouts(), 1);
+}
+
+// FedKSeed-Pro: the next round's probabilities favor the seeds that moved the model more.
+TEST_F(RoundManagerTest, SeedProbabilitiesFollowTheHistory) {
+  const std::string job = Submit(/*rounds=*/2, /*min_replies=*/1, /*clip=*/0, /*pro=*/true);
+  const std::string a = Register(job, "a", 1), b = Register(job, "b", 1);
+  auto task = Pull(job, "a", a);
+  ASSERT_TRUE(task.ok() && task->has_task());
+  ASSERT_EQ(task->task().seed_probabilities_size(), 16);  // No history yet: uniform.
+  EXPECT_DOUBLE_EQ(task->task().seed_probabilities(5), 1.0 / 16);
+  ASSERT_TRUE(Pull(job, "b", b)->has_task());
+  EXPECT_EQ(Push(job, "a", a, 1, {{2, 8.0f}, {9, -2.0f}}), v1::PUSH_OUTCOME_ACCEPTED);
+  EXPECT_EQ(Push(job, "b", b, 1, {{2, 8.0f}}), v1::PUSH_OUTCOME_ACCEPTED);
+  task = Pull(job, "a", a);
+  ASSERT_TRUE(task.ok() && task->has_task());
+  const auto& p = task->task().seed_probabilities();
+  double total = 0;
+  for (double v : p) total += v;
+  EXPECT_NEAR(total, 1.0, 1e-12);
+  // Mean |scalar|: seed 2 -> 8, seed 9 -> 1, others 0; min-max to [0, 1], then softmax.
+  EXPECT_NEAR(p[2] / p[0], std::exp(1.0), 1e-12);
+  EXPECT_NEAR(p[9] / p[0], std::exp(1.0 / 8), 1e-12);
+  EXPECT_DOUBLE_EQ(p[0], p[15]);
 }
 
 TEST_F(RoundManagerTest, EnrollmentTokensAreBoundToTheirClient) {

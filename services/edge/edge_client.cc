@@ -192,13 +192,18 @@ absl::StatusOr<v1::PushResultRequest> EdgeClient::Train(const v1::Task& task) {
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<zo::ZoOptimizer> optimizer,
                           zo::ZoOptimizer::Create(model_.get(), SgdConfig(hyper.epsilon())));
   std::mt19937_64 pick(seed);
+  // FedKSeed-Pro: the coordinator's probabilities; otherwise uniform over the K candidates.
+  std::discrete_distribution<uint32_t> weighted(task.seed_probabilities().begin(),
+                                                task.seed_probabilities().end());
+  const bool pro = task.seed_probabilities_size() == task.num_candidates();
   std::vector<int32_t> tokens(static_cast<size_t>(batch) * seq), targets(tokens.size());
   std::map<uint32_t, double> sums;  // Seed index -> summed projected gradient.
   double loss = 0;
   const int K = std::max(1, task.num_candidates());
   for (int t = 1; t <= hyper.local_steps(); ++t) {
     sampler.Next(absl::MakeSpan(tokens), absl::MakeSpan(targets));
-    const uint32_t index = static_cast<uint32_t>(pick() % static_cast<uint64_t>(K));
+    const uint32_t index =
+        pro ? weighted(pick) : static_cast<uint32_t>(pick() % static_cast<uint64_t>(K));
     optimizer->SetNextSeed(zo::StepSeed(task.candidate_root(), index));
     STRATA_ASSIGN_OR_RETURN(zo::ZoStepRecord record,
                             optimizer->Step(tokens, targets, batch, seq, t, hyper.lr()));
