@@ -18,6 +18,8 @@ done
 [[ -e /usr/lib/aarch64-linux-gnu/libgrpc++.so ]] ||
   { echo "build-edge-arm64.sh: the arm64 gRPC libraries are not installed" >&2; exit 3; }
 
+# Always from scratch: objects are not tracked against the headers they include.
+rm -rf "$build/gen" "$build/obj"
 mkdir -p "$build/gen" "$build/obj"
 cd "$root"
 protos=(common job job_service worker_service federated_service)
@@ -49,11 +51,9 @@ jobs=$(nproc)
 for src in "${sources[@]}"; do
   obj="$build/obj/$(echo "$src" | tr '/' '_').o"
   objects+=("$obj")
-  if [[ ! -e "$obj" || "$src" -nt "$obj" ]]; then
-    "$cxx" "${flags[@]}" -c "$src" -o "$obj" &
-    pids+=($!)
-    while (( $(jobs -rp | wc -l) >= jobs )); do wait -n; done
-  fi
+  "$cxx" "${flags[@]}" -c "$src" -o "$obj" &
+  pids+=($!)
+  while (( $(jobs -rp | wc -l) >= jobs )); do wait -n; done
 done
 for pid in "${pids[@]}"; do wait "$pid"; done
 

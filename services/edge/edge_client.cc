@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <random>
@@ -135,23 +136,33 @@ absl::Status EdgeClient::Connect() {
 absl::Status EdgeClient::LoadState() {
   std::ifstream in(options_.state_dir + "/round");
   if (!in) return absl::NotFoundError("no saved state");
-  std::string job;
+  std::string job, dir;
   int64_t round = 0;
-  if (!(in >> job >> round) || job != options_.job_id) {
+  if (!(in >> job >> round >> dir) || job != options_.job_id || dir.find('/') != dir.npos) {
     return absl::FailedPreconditionError(absl::StrCat(
         options_.state_dir, "/round belongs to another job or is damaged; use another state dir"));
   }
-  STRATA_RETURN_IF_ERROR(LoadHfWeights(options_.state_dir + "/model", *model_));
+  STRATA_RETURN_IF_ERROR(LoadHfWeights(options_.state_dir + "/" + dir, *model_));
   round_ = round;
+  model_dir_ = options_.state_dir + "/" + dir;
   return absl::OkStatus();
 }
 
 absl::Status EdgeClient::SaveState() {
-  // The weights first, then the round that names them: a crash between leaves a round file
-  // that is behind (replayed again) or, from an earlier run, a mismatch — never ahead.
-  STRATA_RETURN_IF_ERROR(SaveHfCheckpoint(*model_, options_.state_dir + "/model"));
-  return WriteStringToFileAtomically(options_.state_dir + "/round",
-                                     absl::StrCat(options_.job_id, " ", round_, "\n"));
+  // A new directory per round, then the round file naming it, replaced atomically: a kill at any
+  // point leaves the round file naming weights of exactly that round (replaying an entry twice
+  // would not be idempotent).
+  const std::string dir = absl::StrCat("model-", round_);
+  const std::string path = options_.state_dir + "/" + dir;
+  if (path == model_dir_) return absl::OkStatus();  // Already saved.
+  std::error_code ignored;
+  std::filesystem::remove_all(path, ignored);  // A leftover of a crash.
+  STRATA_RETURN_IF_ERROR(SaveHfCheckpoint(*model_, path));
+  STRATA_RETURN_IF_ERROR(WriteStringToFileAtomically(
+      options_.state_dir + "/round", absl::StrCat(options_.job_id, " ", round_, " ", dir, "\n")));
+  if (!model_dir_.empty()) std::filesystem::remove_all(model_dir_, ignored);
+  model_dir_ = path;
+  return absl::OkStatus();
 }
 
 absl::Status EdgeClient::Replay(const v1::HistoryEntry& entry) {
@@ -222,7 +233,7 @@ absl::StatusOr<v1::PushResultRequest> EdgeClient::Train(const v1::Task& task) {
   }
   // Back to the global model (the local steps only produced the scalars).
   optimizer.reset();
-  STRATA_RETURN_IF_ERROR(LoadHfWeights(options_.state_dir + "/model", *model_));
+  STRATA_RETURN_IF_ERROR(LoadHfWeights(model_dir_, *model_));
   return push;
 }
 

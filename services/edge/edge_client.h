@@ -3,9 +3,10 @@
 // the round's τ local zeroth-order steps on its own data — forward passes only — and pushes one
 // summed scalar per candidate seed it used.
 //
-// State: `state_dir`/model (the global model at the last replayed round, Hugging Face
-// safetensors) and `state_dir`/round (that round and the job id), written crash-safely after
-// every replay, so a restarted client continues from where it was. Local training runs on the
+// State: `state_dir`/model-<round> (the global model at the last replayed round, Hugging Face
+// safetensors) and `state_dir`/round (the job id, that round and the directory), the directory
+// written first and the round file replaced atomically after every replay, so a restarted
+// client continues from exactly where it was. Local training runs on the
 // in-memory copy, which is then reloaded from the saved global model (one model in memory).
 // The coordinator going away (UNAVAILABLE) is retried with exponential backoff; a lost session
 // (UNAUTHENTICATED, e.g. a coordinator restart) re-registers.
@@ -68,6 +69,7 @@ class EdgeClient {
   int num_candidates_ = 0;
   std::unique_ptr<Transformer> model_;
   int64_t round_ = 0;
+  std::string model_dir_;  // The saved global model of round_ (state_dir/model-<round>).
   TokenCorpus data_, eval_;
   int64_t windows_ = 0;
 };
