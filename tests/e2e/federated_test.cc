@@ -79,13 +79,19 @@ class FederatedTest : public ::testing::Test {
         RunProcess({"/bin/bash", "deploy/dev-certs.sh", dir_ + "/certs"}, dir_);
     ASSERT_TRUE(certs.ok() && certs->exit_code == 0) << (certs.ok() ? certs->err : "");
     ca_ = "--tls_ca=" + dir_ + "/certs/ca.pem";
+    StartCoordinator("localhost:0");
+  }
+
+  // On `listen`, over the same data directory as any earlier one.
+  void StartCoordinator(const std::string& listen) {
+    unlink((dir_ + "/port").c_str());
     absl::StatusOr<Subprocess> coordinator = Subprocess::Start(
-        {kCoordinator, "--listen=localhost:0", "--port_file=" + dir_ + "/port",
+        {kCoordinator, "--listen=" + listen, "--port_file=" + dir_ + "/port",
          "--data_dir=" + dir_ + "/data", "--tokens_file=" + dir_ + "/tokens",
          "--client_tokens_file=" + dir_ + "/client-tokens",
          "--tls_cert=" + dir_ + "/certs/server.pem", "--tls_key=" + dir_ + "/certs/server-key.pem",
          "--client_online_window=3s", "--metrics_listen=localhost:0"},
-        dir_, "coordinator");
+        dir_, absl::StrCat("coordinator", ++coordinators_));
     ASSERT_TRUE(coordinator.ok()) << coordinator.status();
     coordinator_ = std::make_unique<Subprocess>(*std::move(coordinator));
     const int port = WaitForPortFile(dir_ + "/port", *coordinator_);
@@ -126,6 +132,7 @@ class FederatedTest : public ::testing::Test {
 
   std::string dir_, ca_, address_, job_;
   std::unique_ptr<Subprocess> coordinator_;
+  int coordinators_ = 0;
 };
 
 TEST_F(FederatedTest, EightNonIidClientsImproveTheModelAndEndBitwiseEqual) {
@@ -252,6 +259,52 @@ TEST_F(FederatedTest, AnAarch64ClientUnderEmulationReproducesTheWeightsBitForBit
   absl::StatusOr<ProcessResult> synced = RunProcess(late, dir_, absl::Minutes(2));
   ASSERT_TRUE(synced.ok() && synced->exit_code == 0) << (synced.ok() ? synced->err : "");
   EXPECT_EQ(Final(synced->out, "synced").first, x86_digest);
+}
+
+// The coordinator is killed with SIGKILL mid-job and restarted on the same port and data
+// directory: the clients ride it out (backoff while it is away, registering again when their
+// session is unknown), the history survives, and the job completes with every client on the same
+// bits.
+TEST_F(FederatedTest, AKilledCoordinatorComesBackAndTheClientsFinishTogether) {
+  SubmitJob(std::string(kModel) + R"(federated:
+  num_rounds: 6
+  num_candidate_seeds: 64
+  local_steps: 10
+  fraction_train: 1.0
+  min_available_nodes: 3
+  min_replies: 3
+  round_timeout: 5s
+)");
+  std::vector<std::unique_ptr<Subprocess>> clients;
+  for (int c = 0; c < 3; ++c) clients.push_back(StartClient(c, absl::StrCat("c", c)));
+  const absl::Time deadline = absl::Now() + absl::Minutes(2);
+  while (clients[0]->Stdout().find("round 2: pushed") == std::string::npos &&
+         absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_TRUE(coordinator_->Signal(SIGKILL).ok());
+  coordinator_->Wait(absl::Seconds(10)).IgnoreError();
+  absl::SleepFor(absl::Seconds(1));  // The clients find it gone.
+  StartCoordinator(address_);
+  std::map<std::string, int> digests;
+  for (auto& client : clients) {
+    absl::StatusOr<ProcessResult> done = client->Wait(absl::Minutes(3));
+    ASSERT_TRUE(done.ok() && done->exit_code == 0) << done->err << done->out;
+    EXPECT_THAT(done->out, HasSubstr("registering again"));
+    ++digests[Final(done->out, "job finished").first];
+  }
+  EXPECT_EQ(digests.size(), 1u) << "clients ended with different weights";
+  absl::StatusOr<ProcessResult> rounds =
+      RunProcess({kCli, "--coordinator=" + address_, ca_, "--token=alice-token", "round", "list",
+                  "--job=" + job_},
+                 dir_);
+  ASSERT_TRUE(rounds.ok() && rounds->exit_code == 0) << (rounds.ok() ? rounds->err : "");
+  EXPECT_THAT(rounds->out, HasSubstr("CLOSED"));
+  absl::StatusOr<ProcessResult> described = RunProcess(
+      {kCli, "--coordinator=" + address_, ca_, "--token=alice-token", "job", "describe", job_},
+      dir_);
+  ASSERT_TRUE(described.ok());
+  EXPECT_THAT(described->out, HasSubstr("COMPLETED"));
 }
 
 }  // namespace
