@@ -4,7 +4,8 @@
 // saved state. The job completes, the held-out loss of the global model drops by at least 0.4
 // nats in 10 rounds (5.51 -> 4.60 when written), every client — the restarted one and a late joiner
 // that only replays the history — ends with bit-identical weights, and a client with another
-// client's token is refused.
+// client's token is refused. Also: the aarch64 build of the client under qemu-user, and a
+// coordinator killed and restarted mid-job.
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
