@@ -42,7 +42,7 @@ absl::StatusOr<std::unique_ptr<Zero3>> Zero3::Create(const ParamLayout& layout, 
   if (options.subgroup_elements < 1024 || options.subgroup_elements % 1024 != 0) {
     return absl::InvalidArgumentError("subgroup_elements must be a positive multiple of 1024");
   }
-  std::unique_ptr<Zero3> zero(new Zero3(layout, comm, options));
+  std::unique_ptr<Zero3> zero(new Zero3(layout, comm, options, /*replicated=*/false));
   int64_t largest = 0;
   for (const Unit& u : zero->units_) largest = std::max(largest, u.size);
   std::vector<float> unit(largest);
@@ -123,8 +123,11 @@ absl::Status Zero3::LoadChunk(const Unit& u, float* out) {
 }
 
 int64_t Zero3::ResidentStateBytes() const {
-  return 4 * shard_elements_ *
-         (1 + (options_.offload_params ? 0 : 1) + (options_.offload_state ? 0 : 2));
+  const int64_t weights = arena_ != nullptr         ? 4 * layout_.NumElements()
+                          : options_.offload_params ? 0
+                                                    : 4 * shard_elements_;
+  return weights + 4 * shard_elements_ + (options_.offload_state ? 0 : 8 * shard_elements_) +
+         2 * static_cast<int64_t>(compute_.size());
 }
 
 absl::StatusOr<std::unique_ptr<Zero3>> Zero3::Create(const ParamLayout& layout, Communicator* comm,
@@ -140,7 +143,28 @@ absl::StatusOr<std::unique_ptr<Zero3>> Zero3::Create(const ParamLayout& layout, 
   });
 }
 
-Zero3::Zero3(const ParamLayout& layout, Communicator* comm, Options options)
+absl::StatusOr<std::unique_ptr<Zero3>> Zero3::CreateReplicated(const ParamLayout& layout,
+                                                               Communicator* comm, Options options,
+                                                               absl::Span<float> weights) {
+  if (static_cast<int64_t>(weights.size()) != layout.NumElements()) {
+    return absl::InvalidArgumentError("the weights must be the whole arena");
+  }
+  if (options.offload_params || options.bf16_compute) {
+    return absl::InvalidArgumentError(
+        "weight offload and the bf16 compute copy need partitioned weights (ZeRO stage 3)");
+  }
+  if (options.offload_state && options.nvme_paths.empty()) {
+    return absl::InvalidArgumentError("offloading the state needs nvme_paths");
+  }
+  options.subgroup_elements = std::max<int64_t>(1024, options.subgroup_elements / 1024 * 1024);
+  options.offload_params = false;
+  std::unique_ptr<Zero3> zero(new Zero3(layout, comm, options, /*replicated=*/true));
+  zero->arena_ = weights.data();
+  if (options.offload_state) STRATA_RETURN_IF_ERROR(zero->InitOffload());
+  return zero;
+}
+
+Zero3::Zero3(const ParamLayout& layout, Communicator* comm, Options options, bool replicated)
     : layout_(layout),
       comm_(comm),
       options_(options),
@@ -169,7 +193,7 @@ Zero3::Zero3(const ParamLayout& layout, Communicator* comm, Options options)
     compute_.assign(at, 0);
     packed_.Resize(largest);
   }
-  if (!options_.offload_params) params_.Resize(shard);
+  if (!options_.offload_params && !replicated) params_.Resize(shard);
   grads_.Resize(shard);
   if (!options_.offload_state) {
     m_.Resize(shard);
@@ -276,7 +300,8 @@ absl::Status Zero3::WaitAll() {
 }
 
 absl::Status Zero3::GatherResident() {
-  STRATA_RETURN_IF_ERROR(WaitAll());  // Synchronous collectives follow.
+  STRATA_RETURN_IF_ERROR(WaitAll());               // Synchronous collectives follow.
+  if (arena_ != nullptr) return absl::OkStatus();  // Stage 2: the arena holds them.
   const int L = layout_.config().n_layer;
   for (const Unit* u : {&units_[L], &units_[L + 1]}) {
     STRATA_RETURN_IF_ERROR(Gather(*u, resident_.data() + u->begin, nullptr));
@@ -296,16 +321,19 @@ absl::Status Zero3::Begin(const float** resident, float** resident_grads) {
   for (const Unit* u : {&units_[L], &units_[L + 1]}) {
     std::memset(resident_grads_.data() + u->begin, 0, ranks() * u->chunk * sizeof(float));
   }
-  *resident = resident_.data();
+  *resident = arena_ != nullptr ? arena_ : resident_.data();
   *resident_grads = resident_grads_.data();
   // Block 0's gather runs while the embeddings compute.
-  if (held_[0] != 0 && held_[1] != 0) STRATA_RETURN_IF_ERROR(IssueBlockGather(0, 0));
+  if (arena_ == nullptr && held_[0] != 0 && held_[1] != 0) {
+    STRATA_RETURN_IF_ERROR(IssueBlockGather(0, 0));
+  }
   return absl::OkStatus();
 }
 
 absl::StatusOr<const float*> Zero3::BlockWeights(int layer, bool backward) {
   const int L = layout_.config().n_layer;
   if (layer < 0 || layer >= L) return absl::OutOfRangeError(absl::StrCat("no layer ", layer));
+  if (arena_ != nullptr) return arena_ + layout_.BlockBegin(layer);  // Stage 2: in place.
   int b = held_[0] == layer ? 0 : held_[1] == layer ? 1 : -1;
   if (b < 0) {
     b = current_ == 0 ? 1 : 0;  // Not the buffer the model used last.
@@ -382,10 +410,14 @@ absl::StatusOr<double> Zero3::Step(float lr) {
   }
   if (!offloaded()) {
     for (const Unit& u : units_) {
-      AdamWOverRange(layout_, options_.adam, OwnBegin(u), OwnEnd(u), params_.data() + u.shard,
-                     g + u.shard, m_.data() + u.shard, v_.data() + u.shard, lr, step_,
+      AdamWOverRange(layout_, options_.adam, OwnBegin(u), OwnEnd(u), OwnParams(u), g + u.shard,
+                     m_.data() + u.shard, v_.data() + u.shard, lr, step_,
                      /*parallel=*/true, ComputeCopy(u));
     }
+  } else if (arena_ != nullptr) {
+    // Stage 2 gathers nothing before the next pass: the state streams through now.
+    pending_lr_ = lr;
+    for (const Unit& u : units_) STRATA_RETURN_IF_ERROR(UpdateUnit(u, nullptr, true));
   } else {
     // Offloaded: each unit's update is deferred to its next gather (Gather), where it runs on
     // the communicator's thread while the model computes the blocks before it.
@@ -393,6 +425,7 @@ absl::StatusOr<double> Zero3::Step(float lr) {
     pending_lr_ = lr;
   }
   held_[0] = held_[1] = -1;  // Gathered copies are stale now.
+  if (arena_ != nullptr) STRATA_RETURN_IF_ERROR(AllGatherIntoArena());
   return norm;
 }
 
@@ -411,7 +444,7 @@ absl::Status Zero3::UpdateUnit(const Unit& u, float* staged, bool parallel) {
         const Subgroup& sg = groups_[u.first_group + i];
         const int64_t at = u.shard + sg.offset;
         float* p =
-            options_.offload_params ? reinterpret_cast<float*>(slots[0]) : params_.data() + at;
+            options_.offload_params ? reinterpret_cast<float*>(slots[0]) : OwnParams(u) + sg.offset;
         float* state = options_.offload_state ? reinterpret_cast<float*>(slots.back()) : nullptr;
         float* m = state != nullptr ? state : m_.data() + at;
         float* v = state != nullptr ? state + sg.count : v_.data() + at;
@@ -431,6 +464,23 @@ absl::Status Zero3::UpdateUnit(const Unit& u, float* staged, bool parallel) {
   return absl::OkStatus();
 }
 
+absl::Status Zero3::AllGatherIntoArena() {
+  if (comm_ == nullptr || ranks() == 1) return absl::OkStatus();
+  for (const Unit& u : units_) {
+    // This rank's chunk, zero-padded, into the gather buffer's own slot; then everyone's.
+    float* all = u.size > units_[0].size ? resident_.data() + u.begin : gathered_[0].data();
+    float* mine = block_grads_[0].data();  // Free between passes; at least a chunk.
+    if (u.chunk > block_grads_[0].size()) mine = resident_grads_.data() + u.begin;
+    const int64_t own = OwnEnd(u) - OwnBegin(u);
+    std::memcpy(mine, arena_ + OwnBegin(u), own * sizeof(float));
+    std::memset(mine + own, 0, (u.chunk - own) * sizeof(float));
+    STRATA_RETURN_IF_ERROR(comm_->AllGather(absl::MakeConstSpan(mine, u.chunk),
+                                            absl::MakeSpan(all, ranks() * u.chunk)));
+    std::memcpy(arena_ + u.begin, all, u.size * sizeof(float));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Zero3::FlushUpdates() {
   STRATA_RETURN_IF_ERROR(WaitAll());
   for (size_t i = 0; i < units_.size(); ++i) {
@@ -444,12 +494,13 @@ absl::Status Zero3::FlushUpdates() {
 absl::StatusOr<float> Zero3::Loss(Transformer& model, absl::Span<const int32_t> tokens,
                                   absl::Span<const int32_t> targets, int B, int T) {
   STRATA_RETURN_IF_ERROR(GatherResident());
-  STRATA_RETURN_IF_ERROR(model.BeginForward(resident_.data(), tokens, B, T));
+  const float* resident = arena_ != nullptr ? arena_ : resident_.data();
+  STRATA_RETURN_IF_ERROR(model.BeginForward(resident, tokens, B, T));
   for (int l = 0; l < layout_.config().n_layer; ++l) {
     STRATA_ASSIGN_OR_RETURN(const float* w, BlockWeights(l, false));
     model.BlockForward(l, w);
   }
-  return model.EndForward(resident_.data(), targets);
+  return model.EndForward(resident, targets);
 }
 
 absl::Status Zero3::GatherWeights(absl::Span<float> arena) {
@@ -457,6 +508,12 @@ absl::Status Zero3::GatherWeights(absl::Span<float> arena) {
     return absl::InvalidArgumentError("GatherWeights needs the whole arena");
   }
   STRATA_RETURN_IF_ERROR(WaitAll());
+  if (arena_ != nullptr) {  // Stage 2: already whole.
+    if (arena.data() != arena_) {
+      std::memcpy(arena.data(), arena_, arena.size() * sizeof(float));
+    }
+    return absl::OkStatus();
+  }
   const int L = layout_.config().n_layer;
   for (const Unit* u : {&units_[L], &units_[L + 1]}) {
     // The fp32 masters (the resident copies may be bf16), then into the arena.
@@ -478,7 +535,8 @@ absl::Status Zero3::SaveShard(const std::string& path) {
   for (int k = 0; k < static_cast<int>(groups_.size()); ++k) {
     const Subgroup& sg = groups_[k];
     const int64_t at = units_[sg.unit].shard + sg.offset;
-    SafetensorsTensorView p{absl::StrCat("params.", k), {sg.count}, params_.data() + at};
+    SafetensorsTensorView p{
+        absl::StrCat("params.", k), {sg.count}, OwnParams(units_[sg.unit]) + sg.offset};
     SafetensorsTensorView m{absl::StrCat("m.", k), {sg.count}, m_.data() + at};
     SafetensorsTensorView v{absl::StrCat("v.", k), {sg.count}, v_.data() + at};
     if (options_.offload_params) {
@@ -524,8 +582,8 @@ absl::Status Zero3::LoadShard(const std::string& path) {
   for (int k = 0; k < static_cast<int>(groups_.size()); ++k) {
     const Subgroup& sg = groups_[k];
     const int64_t at = units_[sg.unit].shard + sg.offset;
-    float* p =
-        options_.offload_params ? reinterpret_cast<float*>(slab_->slot(0)) : params_.data() + at;
+    float* p = options_.offload_params ? reinterpret_cast<float*>(slab_->slot(0))
+                                       : OwnParams(units_[sg.unit]) + sg.offset;
     float* state = options_.offload_state ? reinterpret_cast<float*>(slab_->slot(1)) : nullptr;
     STRATA_RETURN_IF_ERROR(read(absl::StrCat("params.", k), sg.count, p));
     STRATA_RETURN_IF_ERROR(
@@ -544,6 +602,8 @@ absl::Status Zero3::LoadShard(const std::string& path) {
                                             " tensors, this shard has ", 3 * groups_.size()));
   }
   held_[0] = held_[1] = -1;
+  // Stage 2: every rank loaded its chunks; the others' come by all-gather.
+  if (arena_ != nullptr) return AllGatherIntoArena();
   return absl::OkStatus();
 }
 

@@ -77,6 +77,16 @@ class Zero3 : public Transformer::WeightSource {
     bool bf16_compute = false;
   };
 
+  // ZeRO stage 2 with the same machinery: the weights stay whole in `weights` (the model's
+  // arena, not owned) on every rank and are read in place; gradients and AdamW state are
+  // partitioned as at stage 3 (each block's gradient reduced as its backward ends), and after
+  // the update each unit's new chunks are all-gathered back into `weights`. Model state
+  // 4 Ψ + 12 Ψ/N. `offload_params` and `bf16_compute` do not apply.
+  static absl::StatusOr<std::unique_ptr<Zero3>> CreateReplicated(const ParamLayout& layout,
+                                                                 Communicator* comm,
+                                                                 Options options,
+                                                                 absl::Span<float> weights);
+
   // Writes the initial values of arena elements [begin, end) — whole tensors — to `out`.
   using Fill = std::function<absl::Status(int64_t begin, int64_t end, float* out)>;
   // Takes this rank's chunks of the initial weights, produced one unit at a time by `fill` (the
@@ -122,7 +132,9 @@ class Zero3 : public Transformer::WeightSource {
   // Bytes that persist between steps (parameters, gradients, m, v of the shard), in memory and
   // on NVMe.
   int64_t ModelStateBytes() const {
-    return 16 * shard_elements_ + 2 * static_cast<int64_t>(compute_.size());
+    return (arena_ != nullptr ? 4 * layout_.NumElements() + 12 * shard_elements_
+                              : 16 * shard_elements_) +
+           2 * static_cast<int64_t>(compute_.size());
   }
   int64_t ResidentStateBytes() const;
   int64_t OffloadedStateBytes() const { return ModelStateBytes() - ResidentStateBytes(); }
@@ -144,7 +156,7 @@ class Zero3 : public Transformer::WeightSource {
     int unit = 0;
     int64_t offset = 0, count = 0;  // Within the rank's chunk of the unit.
   };
-  Zero3(const ParamLayout& layout, Communicator* comm, Options options);
+  Zero3(const ParamLayout& layout, Communicator* comm, Options options, bool replicated);
   static std::vector<Unit> Units(const ParamLayout& layout, int ranks);
   int ranks() const { return comm_ != nullptr ? comm_->size() : 1; }
   int rank() const { return comm_ != nullptr ? comm_->rank() : 0; }
@@ -171,6 +183,12 @@ class Zero3 : public Transformer::WeightSource {
   // The rank's chunk of `unit`'s weights, read from NVMe into `out` (chunk floats, padded 0).
   absl::Status LoadChunk(const Unit& unit, float* out);
   bool offloaded() const { return store_ != nullptr; }
+  // This rank's chunk of `unit`'s weights in memory (in the arena at stage 2).
+  float* OwnParams(const Unit& u) {
+    return arena_ != nullptr ? arena_ + OwnBegin(u) : params_.data() + u.shard;
+  }
+  // Stage 2: every unit's updated chunks all-gathered into the arena.
+  absl::Status AllGatherIntoArena();
   int params_extent(int g) const { return g; }
   int state_extent(int g) const { return static_cast<int>(groups_.size()) + g; }
   absl::Status WaitAll();
@@ -183,6 +201,7 @@ class Zero3 : public Transformer::WeightSource {
   std::vector<Subgroup> groups_;
   int64_t shard_elements_ = 0;
   AlignedBuffer params_, grads_, m_, v_;  // This rank's shard (params, m, v empty if offloaded).
+  float* arena_ = nullptr;                // Stage 2: the whole weights, every rank.
   std::vector<uint16_t> compute_;         // The bf16 copy of the shard (bf16_compute).
   AlignedBuffer packed_;                  // Gathered bf16 copies before widening.
   std::unique_ptr<IoEngine> engine_;

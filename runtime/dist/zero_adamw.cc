@@ -13,9 +13,9 @@
 namespace strata {
 absl::StatusOr<std::unique_ptr<ZeroAdamW>> ZeroAdamW::Create(const ParamLayout& layout,
                                                              Communicator* comm, Options options) {
-  if (options.stage < 0 || options.stage > 2) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("zero.stage ", options.stage, " is not supported here (0, 1 or 2)"));
+  if (options.stage < 0 || options.stage > 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "zero.stage ", options.stage, " is not supported here (0 or 1; stages 2-3 are Zero3)"));
   }
   if (options.subgroup_elements < 1024) {
     return absl::InvalidArgumentError("subgroup_elements must be at least 1024");
@@ -147,19 +147,10 @@ absl::StatusOr<double> ZeroAdamW::Step(absl::Span<float> params, absl::Span<floa
   }
   ++step_;
   const float inv = 1.0f / static_cast<float>(w);
-  // 1. Average the gradients (stage 2: only this rank's partition is needed).
-  if (w == 1) {
-    // One rank: nothing to reduce.
-  } else if (options_.stage < 2) {
+  // 1. Average the gradients.
+  if (w > 1) {
     if (absl::Status s = comm_->AllReduceSum(grads); !s.ok()) return s;
     for (int64_t i = 0; i < n; ++i) grads[i] *= inv;
-  } else {
-    // The padded tail of scratch_ stays zero (it is never written past n).
-    std::memcpy(scratch_.data(), grads.data(), n * sizeof(float));
-    if (absl::Status s = comm_->ReduceScatterSum(scratch_.span(), partition_.span()); !s.ok()) {
-      return s;
-    }
-    for (int64_t i = begin_; i < end_; ++i) grads[i] = partition_.data()[i - begin_] * inv;
   }
   // 2. Global norm: each rank sums its partition and the partials are all-gathered, so every
   // rank (whatever its CPU) and every stage uses the same partials, in rank order.

@@ -3,11 +3,11 @@
 //            parameter (plain data parallelism);
 //   stage 1: gradients all-reduced; rank r keeps m and v for, and updates, only its partition
 //            [r P, (r + 1) P) of the parameter arena (P = ceil(N / ranks)); the updated
-//            partitions are all-gathered;
-//   stage 2: as stage 1, but gradients are reduce-scattered: each rank only needs its
-//            partition's sum.
-// The arithmetic is the same in every stage (the same collective sums, elementwise AdamW, the
-// global gradient norm summed partition by partition in rank order), so stages 0, 1 and 2 give
+//            partitions are all-gathered.
+// (Stages 2 and 3, where gradients are partitioned too, are Zero3: each block's gradient is
+// reduced as the backward produces it, so the whole gradient never exists on a rank.)
+// The arithmetic is the same in both stages (the same collective sums, elementwise AdamW, the
+// global gradient norm summed partition by partition in rank order), so stages 0 and 1 give
 // bitwise the same parameters. Gradients are averaged over ranks (sum / ranks), matching one
 // process training on the union of the ranks' batches.
 #ifndef STRATA_RUNTIME_DIST_ZERO_ADAMW_H_
@@ -33,7 +33,7 @@ namespace strata {
 class ZeroAdamW {
  public:
   struct Options {
-    int stage = 0;  // 0, 1 or 2.
+    int stage = 0;  // 0 or 1.
     AdamWConfig adam;
     float grad_clip = 0;  // Global gradient-norm clip; 0 disables.
     // Optimizer state on NVMe (ZeRO-Infinity): m and v of this rank's range live in files under
@@ -53,8 +53,8 @@ class ZeroAdamW {
   // global gradient norm before clipping.
   absl::StatusOr<double> Step(absl::Span<float> params, absl::Span<float> grads, float lr);
 
-  // Bytes of optimizer state (m and v) this rank holds in memory: 8 N at stage 0, 8 P at stages
-  // 1-2; with NVMe state only the three slots.
+  // Bytes of optimizer state (m and v) this rank holds in memory: 8 N at stage 0, 8 P at stage
+  // 1; with NVMe state only the three slots.
   int64_t OptimizerStateBytes() const;
   bool state_offloaded() const { return store_ != nullptr; }
   // NVMe-resident state to and from a plain file (checkpoints), one sub-group at a time through
@@ -88,7 +88,7 @@ class ZeroAdamW {
   const Options options_;
   int64_t part_ = 0, begin_ = 0, end_ = 0;  // Partition size and this rank's [begin, end).
   AlignedBuffer m_, v_;
-  // Stages 1-2, reused every step: the padded whole arena (gather output, scatter input) and
+  // Stage 1, reused every step: the padded whole arena (the gather's output) and
   // this rank's padded partition.
   AlignedBuffer scratch_, partition_;
   int64_t step_ = 0;

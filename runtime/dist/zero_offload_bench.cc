@@ -2,9 +2,10 @@
 // 4 x 256, 2 threads) with the AdamW state in memory vs on NVMe (ZeRO-Infinity-style sub-groups
 // through pinned slots, this machine's disk under --dir), each in its own process for its peak
 // RSS; reports the optimizer-state bytes moved per step and the achieved GB/s. (c) The model
-// state each rank holds for ZeRO stages 0-3 at N = 1, 2, 4 (stages 0-2: parameters and gradients
-// fp32, plus the AdamW state the optimizer allocates for that rank's partition; stage 3: the
-// shard of all four), in bytes — and for stage 3, N real rank processes over Gloo training the
+// state each rank holds for ZeRO stages 0-3 at N = 1, 2, 4 (stages 0-1: parameters and gradients
+// fp32, plus the AdamW state the optimizer allocates for that rank's partition; stage 2: whole
+// fp32 weights plus the partitioned gradient and state; stage 3: the shard of all four), in
+// bytes — and for stage 3, N real rank processes over Gloo training the
 // same model (batch 1 x 128 each, shards initialized from the seed), with each rank's peak RSS.
 //   bazel run -c opt //runtime/dist:zero_offload_bench
 #include <chrono>
@@ -220,12 +221,18 @@ int RunBench() {
   for (int stage = 0; stage <= 2; ++stage) {
     absl::StrAppend(&per_stage, stage > 0 ? ", " : "", "\"stage", stage, "\": {");
     for (int ranks : {1, 2, 4}) {
-      SizingCommunicator comm(0, ranks);
-      ZeroAdamW::Options o;
-      o.stage = stage;
-      auto z = *ZeroAdamW::Create(layout, &comm, o);
-      // Parameters and gradients are full fp32 copies on every rank at these stages.
-      const int64_t state = 8 * n + z->OptimizerStateBytes();
+      int64_t state = 0;
+      if (stage == 2) {
+        // Zero3 with whole weights: fp32 weights everywhere, gradients and m, v partitioned.
+        state = 4 * n + 12 * Zero3::ShardElements(layout, ranks);
+      } else {
+        SizingCommunicator comm(0, ranks);
+        ZeroAdamW::Options o;
+        o.stage = stage;
+        auto z = *ZeroAdamW::Create(layout, &comm, o);
+        // Parameters and gradients are full fp32 copies on every rank at these stages.
+        state = 8 * n + z->OptimizerStateBytes();
+      }
       absl::StrAppend(&per_stage, ranks > 1 ? ", " : "", "\"N", ranks, "\": ", state);
       std::fprintf(stderr, "stage %d, %d rank(s): %.0f MB of model state per rank\n", stage, ranks,
                    state / 1e6);

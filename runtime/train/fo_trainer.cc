@@ -89,6 +89,15 @@ absl::StatusOr<std::unique_ptr<FoTrainer>> FoTrainer::Create(Transformer* model,
   } else if (!options.param_offload_dirs.empty() || options.bf16_compute) {
     return absl::InvalidArgumentError(
         "offloading the weights and the bf16 compute copy need ZeRO stage 3");
+  } else if (options.zero_stage == 2) {
+    // Gradients and AdamW state partitioned, the weights whole in the model's arena.
+    Zero3::Options zero;
+    zero.adam = AdamWConfig{options.beta1, options.beta2, 1e-8f, options.weight_decay};
+    zero.grad_clip = options.grad_clip;
+    zero.offload_state = !options.optimizer_state_dirs.empty();
+    zero.nvme_paths = options.optimizer_state_dirs;
+    STRATA_ASSIGN_OR_RETURN(trainer->zero3_, Zero3::CreateReplicated(model->layout(), options.comm,
+                                                                     zero, model->params()));
   } else if (options.comm != nullptr || !options.optimizer_state_dirs.empty()) {
     ZeroAdamW::Options zero;
     zero.state_nvme_paths = options.optimizer_state_dirs;
@@ -263,10 +272,10 @@ absl::Status FoTrainer::Run(const std::function<void(const std::string&)>& log) 
   if (!resumed_) STRATA_RETURN_IF_ERROR(Resume(log).status());
   if (zero3_ != nullptr) {
     log(absl::StrFormat(
-        "ZeRO stage 3: this rank's shard of weights, gradients and AdamW state is %.1f MB in "
+        "ZeRO stage %d: this rank's model state (weights, gradients, AdamW) is %.1f MB in "
         "memory and %.1f MB on NVMe (working set %.1f MB)%s",
-        zero3_->ResidentStateBytes() / 1e6, zero3_->OffloadedStateBytes() / 1e6,
-        zero3_->WorkingBytes() / 1e6,
+        options_.zero_stage, zero3_->ResidentStateBytes() / 1e6,
+        zero3_->OffloadedStateBytes() / 1e6, zero3_->WorkingBytes() / 1e6,
         options_.bf16_compute ? "; forward and backward on a bf16 copy" : ""));
   }
   double tokens_per_second = 0;
@@ -315,7 +324,9 @@ absl::Status FoTrainer::Run(const std::function<void(const std::string&)>& log) 
     STRATA_RETURN_IF_ERROR(SaveHfCheckpoint(*model_, options_.save_dir));
     log(absl::StrFormat("saved %s", options_.save_dir));
   }
-  if (!options_.save_dir.empty() && zero3_ != nullptr) model_->ReleaseBlockWeights();
+  if (!options_.save_dir.empty() && zero3_ != nullptr && options_.zero_stage == 3) {
+    model_->ReleaseBlockWeights();
+  }
   return absl::OkStatus();
 }
 

@@ -1,8 +1,8 @@
 // Data-parallel first-order training through the real binary: strata-train ranks as separate
 // processes meeting in a rendezvous directory and all-reducing over loopback (Gloo). ZeRO stages
-// 0 and 2 write byte-identical checkpoints and stage 3 the same weights up to rounding; two ranks
-// of batch 2 track one process of batch 4 (the same sequences); killing one rank makes the other
-// fail fast with a clear error, and the restarted ranks resume exactly (stages 1 and 3).
+// 0 and 1 write byte-identical checkpoints and stages 2 and 3 the same weights up to rounding; two
+// ranks of batch 2 track one process of batch 4 (the same sequences); killing one rank makes the
+// other fail fast with a clear error, and the restarted ranks resume exactly (stages 1 and 3).
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -117,17 +117,23 @@ TEST(DataParallelTest, StagesAgreeAndTwoRanksTrackOneProcess) {
   absl::StatusOr<ProcessResult> single = RunProcess(Command(dir, "single", 4, 40), dir);
   ASSERT_TRUE(single.ok() && single->exit_code == 0) << (single.ok() ? single->err : "");
   const std::string stage0 = RunRanks(dir, "stage0", 2, 0, 2, 40);
-  const std::string stage2 = RunRanks(dir, "stage2", 2, 2, 2, 40);
-  EXPECT_THAT(stage2, HasSubstr("data parallel: rank 0 of 2, ZeRO stage 2"));
+  const std::string stage1 = RunRanks(dir, "stage1", 2, 1, 2, 40);
+  EXPECT_THAT(stage1, HasSubstr("data parallel: rank 0 of 2, ZeRO stage 1"));
   const std::string a = ReadFileOrEmpty(dir + "/stage0/model.safetensors");
-  const std::string b = ReadFileOrEmpty(dir + "/stage2/model.safetensors");
+  const std::string b = ReadFileOrEmpty(dir + "/stage1/model.safetensors");
   ASSERT_GT(a.size(), 1000u);
-  EXPECT_TRUE(a == b) << "ZeRO stage 2 weights differ from stage 0";
-  // Stage 3 partitions the weights too; its clipping norm is summed over other partials.
-  const std::string stage3 = RunRanks(dir, "stage3", 2, 3, 2, 40);
-  EXPECT_THAT(stage3, HasSubstr("ZeRO stage 3"));
-  EXPECT_LT(MaxWeightDiff(dir + "/stage0/model.safetensors", dir + "/stage3/model.safetensors"),
-            1e-5);
+  EXPECT_TRUE(a == b) << "ZeRO stage 1 weights differ from stage 0";
+  // Stages 2 and 3 partition the gradients (and 3 the weights); their clipping norm is summed
+  // over other partials.
+  for (int stage : {2, 3}) {
+    const std::string name = absl::StrCat("stage", stage);
+    EXPECT_THAT(RunRanks(dir, name, 2, stage, 2, 40),
+                HasSubstr(absl::StrCat("data parallel: rank 0 of 2, ZeRO stage ", stage)));
+    EXPECT_LT(
+        MaxWeightDiff(dir + "/stage0/model.safetensors", dir + "/" + name + "/model.safetensors"),
+        1e-5)
+        << name;
+  }
   // ZeRO-Infinity: each rank's weight shard and AdamW state on NVMe — the same bytes.
   const std::string nvme = "--param_offload_dirs=" + dir + "/nvme";
   RunRanks(dir, "stage3-nvme", 2, 3, 2, 40, {nvme, "--optimizer_state_dirs=" + dir + "/nvme"});
