@@ -31,6 +31,7 @@
 #include "grpcpp/grpcpp.h"
 #include "proto/strata/v1/federated_service.grpc.pb.h"
 #include "proto/strata/v1/job_service.grpc.pb.h"
+#include "tests/testing/process_stats.h"
 #include "tests/testing/subprocess.h"
 
 ABSL_FLAG(int, clients, 1000, "Simulated clients, all sampled every round.");
@@ -45,6 +46,10 @@ ABSL_FLAG(std::string, dir, "/var/tmp", "Where the coordinator's data directory 
 namespace strata {
 namespace {
 
+using ::strata::testing::CpuSeconds;
+using ::strata::testing::PeakRssMb;
+using ::strata::testing::Percentile;
+
 using Clock = std::chrono::steady_clock;
 
 // GPT-2 small: what FedAvg would ship each way, per client per round.
@@ -52,37 +57,6 @@ constexpr int64_t kGpt2SmallParams = 124439808;
 constexpr char kGpt2SmallConfig[] =
     R"({"model_type": "gpt2", "vocab_size": 50257, "n_embd": 768, "n_layer": 12, "n_head": 12, )"
     R"("n_positions": 1024})";
-
-double CpuSeconds(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<std::string> fields = absl::StrSplit(text.substr(text.rfind(')') + 2), ' ');
-  double utime = 0, stime = 0;
-  if (fields.size() < 13 || !absl::SimpleAtod(fields[11], &utime) ||
-      !absl::SimpleAtod(fields[12], &stime)) {
-    return 0;
-  }
-  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-double PeakRssMb(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) {
-      double kb = 0;
-      absl::SimpleAtod(absl::StripAsciiWhitespace(line.substr(6, line.size() - 9)), &kb);
-      return kb / 1024;
-    }
-  }
-  return 0;
-}
-
-double Percentile(std::vector<double> v, double q) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())))];
-}
 
 struct SimClient {
   std::string id, session;

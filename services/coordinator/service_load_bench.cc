@@ -29,6 +29,7 @@
 #include "grpcpp/grpcpp.h"
 #include "proto/strata/v1/job_service.grpc.pb.h"
 #include "proto/strata/v1/worker_service.grpc.pb.h"
+#include "tests/testing/process_stats.h"
 #include "tests/testing/subprocess.h"
 
 ABSL_FLAG(int, submits, 1000, "Jobs to submit.");
@@ -39,26 +40,10 @@ ABSL_FLAG(std::string, dir, "/var/tmp", "Where the coordinator's data directory 
 namespace strata {
 namespace {
 
+using ::strata::testing::CpuSeconds;
+using ::strata::testing::Percentile;
+
 using Clock = std::chrono::steady_clock;
-
-double CpuSeconds(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  // Fields after the ")" of the command name: state is field 3; utime 14, stime 15.
-  std::vector<std::string> fields = absl::StrSplit(text.substr(text.rfind(')') + 2), ' ');
-  double utime = 0, stime = 0;
-  if (fields.size() < 13 || !absl::SimpleAtod(fields[11], &utime) ||
-      !absl::SimpleAtod(fields[12], &stime)) {
-    return 0;
-  }
-  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-double Percentile(std::vector<double> v, double q) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())))];
-}
 
 v1::JobSpec Spec(int i) {
   v1::JobSpec s;
