@@ -34,14 +34,19 @@ int64_t Zero3::ShardElements(const ParamLayout& layout, int ranks) {
   return units.back().shard + units.back().chunk;
 }
 
-absl::StatusOr<std::unique_ptr<Zero3>> Zero3::Create(const ParamLayout& layout, Communicator* comm,
-                                                     Options options, const Fill& fill) {
+absl::Status Zero3::CheckOptions(const Options& options) {
   if ((options.offload_params || options.offload_state) && options.nvme_paths.empty()) {
     return absl::InvalidArgumentError("offloading the shard needs nvme_paths");
   }
   if (options.subgroup_elements < 1024 || options.subgroup_elements % 1024 != 0) {
     return absl::InvalidArgumentError("subgroup_elements must be a positive multiple of 1024");
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Zero3>> Zero3::Create(const ParamLayout& layout, Communicator* comm,
+                                                     Options options, const Fill& fill) {
+  STRATA_RETURN_IF_ERROR(CheckOptions(options));
   std::unique_ptr<Zero3> zero(new Zero3(layout, comm, options, /*replicated=*/false));
   int64_t largest = 0;
   for (const Unit& u : zero->units_) largest = std::max(largest, u.size);
@@ -153,11 +158,7 @@ absl::StatusOr<std::unique_ptr<Zero3>> Zero3::CreateReplicated(const ParamLayout
     return absl::InvalidArgumentError(
         "weight offload and the bf16 compute copy need partitioned weights (ZeRO stage 3)");
   }
-  if (options.offload_state && options.nvme_paths.empty()) {
-    return absl::InvalidArgumentError("offloading the state needs nvme_paths");
-  }
-  options.subgroup_elements = std::max<int64_t>(1024, options.subgroup_elements / 1024 * 1024);
-  options.offload_params = false;
+  STRATA_RETURN_IF_ERROR(CheckOptions(options));
   std::unique_ptr<Zero3> zero(new Zero3(layout, comm, options, /*replicated=*/true));
   zero->arena_ = weights.data();
   if (options.offload_state) STRATA_RETURN_IF_ERROR(zero->InitOffload());
@@ -204,7 +205,8 @@ Zero3::Zero3(const ParamLayout& layout, Communicator* comm, Options options, boo
   resident_grads_ = LazyBuffer(layout.NumElements() + ranks());
   const int64_t block = ranks() * units_[0].chunk;
   for (int b = 0; b < 2; ++b) {
-    gathered_[b].Resize(block);
+    // Stage 2 gathers blocks only after the update, one at a time.
+    if (b == 0 || !replicated) gathered_[b].Resize(block);
     block_grads_[b].Resize(block);
   }
 }
@@ -215,7 +217,7 @@ int64_t Zero3::WorkingBytes() const {
   const int L = layout_.config().n_layer;
   const int64_t resident = units_[L].size + units_[L + 1].size;
   return static_cast<int64_t>(sizeof(float)) *
-         (2 * gathered_[0].size() + 2 * block_grads_[0].size() + 2 * resident);
+         (gathered_[0].size() + gathered_[1].size() + 2 * block_grads_[0].size() + 2 * resident);
 }
 
 absl::Status Zero3::Gather(const Unit& u, float* dst, Communicator::Handle* handle, bool master) {

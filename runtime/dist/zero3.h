@@ -158,6 +158,7 @@ class Zero3 : public Transformer::WeightSource {
   };
   Zero3(const ParamLayout& layout, Communicator* comm, Options options, bool replicated);
   static std::vector<Unit> Units(const ParamLayout& layout, int ranks);
+  static absl::Status CheckOptions(const Options& options);
   int ranks() const { return comm_ != nullptr ? comm_->size() : 1; }
   int rank() const { return comm_ != nullptr ? comm_->rank() : 0; }
   // This rank's arena range of `unit`.

@@ -67,6 +67,7 @@ absl::StatusOr<RoundManager::Job*> RoundManager::FindLocked(const std::string& j
   fed->hyper.set_batch_size(spec.data().batch_size());
   fed->hyper.set_seq_len(spec.data().seq_len());
   fed->root = spec.training().seed();
+  fed->model = spec.model();
   // Back from the store: closed rounds give the history; a round open at a restart failed.
   absl::StatusOr<std::vector<StoredRound>> stored = options_.store->Rounds(job_id);
   if (!stored.ok()) return stored.status();
@@ -126,11 +127,9 @@ absl::StatusOr<v1::RegisterClientResponse> RoundManager::Register(
   client.num_samples = std::max<int64_t>(1, request.num_samples());
   client.last_seen = options_.clock();
   sessions_[client.session] = absl::StrCat(job.id, "/", request.client_id());
-  absl::StatusOr<v1::Job> full = options_.jobs->Get(job.id, "");
-  if (!full.ok()) return full.status();
   v1::RegisterClientResponse response;
   response.set_session_token(client.session);
-  *response.mutable_base()->mutable_model() = full->spec().model();
+  *response.mutable_base()->mutable_model() = job.model;
   SetDuration(options_.poll_interval, response.mutable_poll_interval());
   response.set_latest_round(job.history.empty() ? 0 : job.history.back().round());
   response.set_candidate_root(job.root);

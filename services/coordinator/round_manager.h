@@ -92,7 +92,8 @@ class RoundManager {
     std::string id;
     v1::FederatedSpec spec;
     v1::HyperParameters hyper;
-    uint64_t root = 0;  // Candidate seeds: CandidateSeed(root, k).
+    uint64_t root = 0;    // Candidate seeds: CandidateSeed(root, k).
+    v1::ModelSpec model;  // θ0, as clients build it.
     std::map<std::string, Client> clients;
     std::vector<v1::HistoryEntry> history;  // Closed rounds, in order.
     std::vector<v1::RoundInfo> rounds;      // Every round so far.

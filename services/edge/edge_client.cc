@@ -170,15 +170,16 @@ absl::Status EdgeClient::Replay(const v1::HistoryEntry& entry) {
   if (entry.seed_indices_size() != entry.scalars_size()) {
     return absl::DataLossError(absl::StrCat("history entry ", entry.round(), " is malformed"));
   }
-  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<zo::ZoOptimizer> optimizer,
-                          zo::ZoOptimizer::Create(model_.get(), SgdConfig(1e-3)));
+  if (replayer_ == nullptr) {  // Stateless SGD replays: one optimizer serves every entry.
+    STRATA_ASSIGN_OR_RETURN(replayer_, zo::ZoOptimizer::Create(model_.get(), SgdConfig(1e-3)));
+  }
   for (int i = 0; i < entry.seed_indices_size(); ++i) {
     zo::ZoStepRecord record;
     record.step = entry.round();
     record.seed = zo::StepSeed(root_, entry.seed_indices(i));
     record.scalars = {static_cast<float>(entry.scalars(i))};
     record.lr = entry.lr();
-    STRATA_RETURN_IF_ERROR(optimizer->Replay(record));
+    STRATA_RETURN_IF_ERROR(replayer_->Replay(record));
   }
   round_ = entry.round();
   return absl::OkStatus();

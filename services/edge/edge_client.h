@@ -23,6 +23,7 @@
 #include "proto/strata/v1/federated_service.grpc.pb.h"
 #include "runtime/data/dataset.h"
 #include "runtime/model/transformer.h"
+#include "runtime/zo/zo_optimizer.h"
 
 namespace strata {
 
@@ -68,6 +69,7 @@ class EdgeClient {
   uint64_t root_ = 0;
   int num_candidates_ = 0;
   std::unique_ptr<Transformer> model_;
+  std::unique_ptr<zo::ZoOptimizer> replayer_;  // Applies history entries.
   int64_t round_ = 0;
   std::string model_dir_;  // The saved global model of round_ (state_dir/model-<round>).
   TokenCorpus data_, eval_;
