@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 echo "demo: building strata, strata-coordinator, strata-worker, strata-train (bazel -c opt)"
 bazel build -c opt //services/cli:strata //services/coordinator:strata-coordinator \
-  //services/worker:strata-worker //runtime/train:strata-train
+  //services/worker:strata-worker //services/trainer:strata-train
 bin="$(bazel info -c opt bazel-bin 2>/dev/null)"
 work="$(mktemp -d /tmp/strata-demo.XXXXXX)"
 pids=()
@@ -88,7 +88,7 @@ data:
   seq_len: 64
 optimizer:
   adamw: {lr: 3e-3, weight_decay: 0.1, grad_clip_norm: 1.0}
-  schedule: {warmup_steps: 30, min_lr_ratio: 0.1}
+  schedule: {kind: LR_SCHEDULE_KIND_COSINE, warmup_steps: 30, min_lr_ratio: 0.1}
 training: {max_steps: 150, log_interval: 25, eval_interval: 150, seed: 1}
 resources: {cores_per_rank: 1}
 checkpoint: {path: $work/pretrain, export_safetensors: true}

@@ -147,12 +147,5 @@ double ClipGradNorm(absl::Span<float> grads, double max_norm) {
   return norm;
 }
 
-float WarmupCosineLr(int64_t step, int64_t warmup, int64_t total, float lr, float min_lr) {
-  if (warmup > 0 && step < warmup) return lr * static_cast<float>(step + 1) / warmup;
-  if (step >= total) return min_lr;
-  const double progress = static_cast<double>(step - warmup) /
-                          static_cast<double>(std::max<int64_t>(1, total - warmup));
-  return static_cast<float>(min_lr + 0.5 * (lr - min_lr) * (1.0 + std::cos(M_PI * progress)));
-}
 
 }  // namespace strata

@@ -65,9 +65,6 @@ class AdamW {
 // independent).
 double ClipGradNorm(absl::Span<float> grads, double max_norm);
 
-// Linear warm-up from 0 over `warmup` steps, then cosine decay from lr to min_lr at `total`.
-// `step` counts from 0.
-float WarmupCosineLr(int64_t step, int64_t warmup, int64_t total, float lr, float min_lr);
 
 }  // namespace strata
 

@@ -87,13 +87,6 @@ TEST(ClipGradNormTest, ScalesToTheBound) {
   EXPECT_NEAR(ClipGradNorm(absl::MakeSpan(g), 10.0), 1.0, 1e-6);
 }
 
-TEST(WarmupCosineLrTest, WarmsUpThenDecaysToTheFloor) {
-  EXPECT_FLOAT_EQ(WarmupCosineLr(0, 10, 110, 1.0f, 0.1f), 0.1f);
-  EXPECT_FLOAT_EQ(WarmupCosineLr(9, 10, 110, 1.0f, 0.1f), 1.0f);
-  EXPECT_FLOAT_EQ(WarmupCosineLr(10, 10, 110, 1.0f, 0.1f), 1.0f);
-  EXPECT_NEAR(WarmupCosineLr(60, 10, 110, 1.0f, 0.1f), 0.55f, 1e-6);
-  EXPECT_FLOAT_EQ(WarmupCosineLr(110, 10, 110, 1.0f, 0.1f), 0.1f);
-}
 
 }  // namespace
 }  // namespace strata

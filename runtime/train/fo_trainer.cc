@@ -43,7 +43,14 @@ absl::StatusOr<std::unique_ptr<FoTrainer>> FoTrainer::Create(Transformer* model,
                                                              const TokenCorpus* eval,
                                                              FoTrainerOptions options) {
   if (options.steps <= 0) return absl::InvalidArgumentError("steps must be positive");
-  if (!(options.lr > 0)) return absl::InvalidArgumentError("lr must be positive");
+  if (options.lr.total_steps == 0) options.lr.total_steps = options.steps;
+  STRATA_RETURN_IF_ERROR(options.lr.Validate());
+  const int world_size = options.comm != nullptr ? options.comm->size() : 1;
+  if (options.keep_checkpoints < (world_size > 1 ? 2 : 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "keep_checkpoints must be at least ", world_size > 1 ? 2 : 1,
+        world_size > 1 ? " with several ranks (the newest common step must survive)" : ""));
+  }
   if (options.seq > model->config().max_seq_len) {
     return absl::InvalidArgumentError(
         absl::StrFormat("seq %d exceeds the model's maximum sequence length %d", options.seq,
@@ -60,7 +67,7 @@ absl::StatusOr<std::unique_ptr<FoTrainer>> FoTrainer::Create(Transformer* model,
   std::unique_ptr<FoTrainer> trainer(new FoTrainer(model, eval, options, std::move(sampler)));
   if (options.zero_stage == 3) {
     Zero3::Options zero;
-    zero.adam = AdamWConfig{options.beta1, options.beta2, 1e-8f, options.weight_decay};
+    zero.adam = AdamWConfig{options.beta1, options.beta2, options.adam_eps, options.weight_decay};
     zero.grad_clip = options.grad_clip;
     zero.offload_params = !options.param_offload_dirs.empty();
     zero.offload_state = !options.optimizer_state_dirs.empty();
@@ -92,7 +99,7 @@ absl::StatusOr<std::unique_ptr<FoTrainer>> FoTrainer::Create(Transformer* model,
   } else if (options.zero_stage == 2) {
     // Gradients and AdamW state partitioned, the weights whole in the model's arena.
     Zero3::Options zero;
-    zero.adam = AdamWConfig{options.beta1, options.beta2, 1e-8f, options.weight_decay};
+    zero.adam = AdamWConfig{options.beta1, options.beta2, options.adam_eps, options.weight_decay};
     zero.grad_clip = options.grad_clip;
     zero.offload_state = !options.optimizer_state_dirs.empty();
     zero.nvme_paths = options.optimizer_state_dirs;
@@ -102,7 +109,7 @@ absl::StatusOr<std::unique_ptr<FoTrainer>> FoTrainer::Create(Transformer* model,
     ZeroAdamW::Options zero;
     zero.state_nvme_paths = options.optimizer_state_dirs;
     zero.stage = options.zero_stage;
-    zero.adam = AdamWConfig{options.beta1, options.beta2, 1e-8f, options.weight_decay};
+    zero.adam = AdamWConfig{options.beta1, options.beta2, options.adam_eps, options.weight_decay};
     zero.grad_clip = options.grad_clip;
     STRATA_ASSIGN_OR_RETURN(trainer->zero_, ZeroAdamW::Create(model->layout(), options.comm, zero));
   }
@@ -116,7 +123,7 @@ FoTrainer::FoTrainer(Transformer* model, const TokenCorpus* eval, FoTrainerOptio
       options_(options),
       sampler_(std::move(sampler)),
       adamw_(model->layout(),
-             AdamWConfig{options.beta1, options.beta2, 1e-8f, options.weight_decay}),
+             AdamWConfig{options.beta1, options.beta2, options.adam_eps, options.weight_decay}),
       tokens_(static_cast<size_t>(options.batch) * options.seq),
       targets_(tokens_.size()) {}
 
@@ -127,7 +134,7 @@ absl::StatusOr<StepStats> FoTrainer::Step() {
   STRATA_ASSIGN_OR_RETURN(float loss, model_->ForwardBackward(tokens_, targets_, options_.batch,
                                                               options_.seq, zero3_.get()));
   StepStats stats;
-  stats.lr = WarmupCosineLr(step_, options_.warmup, options_.steps, options_.lr, options_.min_lr);
+  stats.lr = static_cast<float>(options_.lr.At(step_));
   if (zero_ != nullptr || zero3_ != nullptr) {
     if (zero3_ != nullptr) {
       STRATA_ASSIGN_OR_RETURN(stats.grad_norm, zero3_->Step(stats.lr));
@@ -177,7 +184,7 @@ absl::Status FoTrainer::SaveCheckpoint() {
   if (checkpoints_ == nullptr) {
     STRATA_ASSIGN_OR_RETURN(
         checkpoints_,
-        CheckpointManager::Create({RankDir(rank()), std::max(2, options_.keep_checkpoints)}));
+        CheckpointManager::Create({RankDir(rank()), options_.keep_checkpoints}));
   }
   STRATA_ASSIGN_OR_RETURN(CheckpointManager::Writer writer, checkpoints_->Begin(step_));
   if (zero3_ != nullptr) {
@@ -211,7 +218,7 @@ absl::StatusOr<int64_t> FoTrainer::Resume(const std::function<void(const std::st
   if (options_.checkpoint_dir.empty()) return step_;
   STRATA_ASSIGN_OR_RETURN(
       checkpoints_,
-      CheckpointManager::Create({RankDir(rank()), std::max(2, options_.keep_checkpoints)}));
+      CheckpointManager::Create({RankDir(rank()), options_.keep_checkpoints}));
   std::vector<std::string> problems;
   absl::StatusOr<CheckpointInfoOnDisk> latest = checkpoints_->LatestValid(&problems);
   for (const std::string& problem : problems) log("skipping checkpoint: " + problem);

@@ -1,5 +1,6 @@
 // Single-process first-order training: AdamW with decoupled weight decay (not on norms and
-// biases), global-norm gradient clipping, linear warm-up + cosine decay, periodic evaluation on
+// biases), global-norm gradient clipping, the shared learning-rate schedules
+// (runtime/optim/lr_schedule.h), periodic evaluation on
 // held-out data with the loss-only forward, and Hugging Face safetensors checkpoints.
 #ifndef STRATA_RUNTIME_TRAIN_FO_TRAINER_H_
 #define STRATA_RUNTIME_TRAIN_FO_TRAINER_H_
@@ -17,6 +18,7 @@
 #include "runtime/dist/zero_adamw.h"
 #include "runtime/model/transformer.h"
 #include "runtime/optim/adamw.h"
+#include "runtime/optim/lr_schedule.h"
 #include "storage/checkpoint.h"
 
 namespace strata {
@@ -25,17 +27,17 @@ struct FoTrainerOptions {
   int batch = 8;
   int seq = 64;
   int64_t steps = 100;
-  float lr = 1e-3f;
-  float min_lr = 1e-4f;
-  int64_t warmup = 10;
+  // lr.total_steps is taken from `steps` when 0.
+  LrSchedule lr{LrSchedule::Kind::kConstant, 1e-3, 0, 0, 0};
   float weight_decay = 0.1f;
   float beta1 = 0.9f;
   float beta2 = 0.95f;
+  float adam_eps = 1e-8f;
   float grad_clip = 1.0f;  // 0 disables.
   int64_t eval_every = 0;  // 0: only at the end.
   int eval_batches = 8;
   int64_t log_every = 10;
-  uint64_t seed = 0;
+  uint64_t seed = 0;  // Data order.
   std::string save_dir;  // Hugging Face checkpoint written at the end when set (rank 0).
   // Data parallel across the communicator's ranks (each takes every world-th sequence of the
   // data and `batch` per step; ZeroAdamW with `zero_stage` 0-2, or Zero3 with stage 3, replaces
@@ -61,6 +63,8 @@ struct FoTrainerOptions {
   // partition) and the data position. Run resumes from the newest step all ranks have.
   std::string checkpoint_dir;
   int64_t checkpoint_every = 0;
+  // Retention: the newest N checkpoints of each rank (at least 2 with several ranks, so the
+  // newest step all ranks have survives a crash between their commits).
   int keep_checkpoints = 2;
   // Checked after every step: when true, Run writes a checkpoint and returns CANCELLED.
   std::function<bool()> stop_requested;

@@ -52,9 +52,7 @@ TEST_P(FoTrainerTest, LossFallsWellBelowUnigramEntropyAndCheckpointReloads) {
   options.batch = 16;
   options.seq = 64;
   options.steps = 300;
-  options.lr = 2e-3f;
-  options.min_lr = 2e-4f;
-  options.warmup = 20;
+  options.lr = {LrSchedule::Kind::kCosine, 2e-3, 20, 0.1, 0};
   options.log_every = 0;
   const char* tmp = std::getenv("TEST_TMPDIR");
   options.save_dir =
@@ -93,8 +91,7 @@ class FoTrainerCheckpointTest : public ::testing::Test {
     options_.batch = 4;
     options_.seq = 16;
     options_.steps = 30;
-    options_.lr = 3e-3f;
-    options_.warmup = 3;
+    options_.lr = {LrSchedule::Kind::kCosine, 3e-3, 3, 1.0 / 30, 0};
     options_.log_every = 0;
     options_.checkpoint_every = 10;
   }

@@ -11,7 +11,6 @@
 #include "nlohmann/json.hpp"
 #include "runtime/base/status_macros.h"
 #include "runtime/model/hf_checkpoint.h"
-#include "runtime/optim/adamw.h"
 #include "storage/checkpoint.h"
 #include "storage/safetensors/safetensors.h"
 
@@ -23,8 +22,10 @@ absl::StatusOr<std::unique_ptr<ZoTrainer>> ZoTrainer::Create(Transformer* model,
                                                              const TokenCorpus* eval,
                                                              ZoTrainerOptions options) {
   if (options.steps <= 0) return absl::InvalidArgumentError("steps must be positive");
-  if (!(options.lr > 0) || !(options.min_lr > 0)) {
-    return absl::InvalidArgumentError("lr and min_lr must be positive");
+  if (options.lr.total_steps == 0) options.lr.total_steps = options.steps;
+  STRATA_RETURN_IF_ERROR(options.lr.Validate());
+  if (options.keep_checkpoints < 1) {
+    return absl::InvalidArgumentError("keep_checkpoints must be at least 1");
   }
   if (options.offload.has_value() && options.zo.variant != zo::ZoVariant::kSgd &&
       options.zo.variant != zo::ZoVariant::kSign) {
@@ -48,11 +49,7 @@ ZoTrainer::ZoTrainer(Transformer* model, const TokenCorpus* eval, ZoTrainerOptio
       tokens_(static_cast<size_t>(options_.batch) * options_.seq),
       targets_(tokens_.size()) {}
 
-double ZoTrainer::LrAt(int64_t step) const {
-  if (options_.min_lr == options_.lr && options_.warmup == 0) return options_.lr;
-  return WarmupCosineLr(step, options_.warmup, options_.steps, static_cast<float>(options_.lr),
-                        static_cast<float>(options_.min_lr));
-}
+double ZoTrainer::LrAt(int64_t step) const { return options_.lr.At(step); }
 
 absl::Status ZoTrainer::EnsureOffload() {
   if (!options_.offload.has_value() || offload_ != nullptr) return absl::OkStatus();
@@ -107,7 +104,7 @@ absl::StatusOr<int64_t> ZoTrainer::Resume(const Log& log) {
   }
   const std::string& dir = options_.checkpoint_dir;
   STRATA_ASSIGN_OR_RETURN(checkpoints_,
-                          CheckpointManager::Create({dir, std::max(1, options_.keep_checkpoints)}));
+                          CheckpointManager::Create({dir, options_.keep_checkpoints}));
   STRATA_ASSIGN_OR_RETURN(log_, zo::StepLogWriter::Open(absl::StrCat(dir, "/steplog.bin"),
                                                         options_.zo.num_perturbations));
   if (log_->torn_tail_bytes() > 0) {

@@ -24,6 +24,7 @@
 #include "runtime/data/dataset.h"
 #include "runtime/model/transformer.h"
 #include "runtime/offload/offloaded_zo.h"
+#include "runtime/optim/lr_schedule.h"
 #include "runtime/zo/step_log.h"
 #include "runtime/zo/zo_optimizer.h"
 #include "storage/checkpoint.h"
@@ -35,9 +36,9 @@ struct ZoTrainerOptions {
   int batch = 8;
   int seq = 64;
   int64_t steps = 1000;
-  double lr = 1e-4;
-  double min_lr = 1e-4;  // == lr: constant schedule; otherwise warm-up + cosine to min_lr.
-  int64_t warmup = 0;
+  // The learning-rate schedule (runtime/optim/lr_schedule.h); total_steps taken from `steps`
+  // when 0.
+  LrSchedule lr{LrSchedule::Kind::kConstant, 1e-4, 0, 0, 0};
   int64_t eval_every = 0;
   int eval_batches = 8;
   int64_t log_every = 50;

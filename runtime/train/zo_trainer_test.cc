@@ -49,9 +49,7 @@ ZoTrainerOptions Options(const std::string& dir) {
   o.batch = 4;
   o.seq = 16;
   o.steps = 40;
-  o.lr = 1e-3;
-  o.min_lr = 1e-4;
-  o.warmup = 5;
+  o.lr = {LrSchedule::Kind::kCosine, 1e-3, 5, 0.1, 0};
   o.log_every = 0;
   o.checkpoint_dir = dir;
   o.checkpoint_every = 10;
@@ -252,8 +250,7 @@ TEST(ZoTrainerTest, ZoFineTuningRaisesHeldOutAccuracy) {
   fo.batch = 16;
   fo.seq = 32;
   fo.steps = 150;
-  fo.lr = 3e-3f;
-  fo.min_lr = 3e-4f;
+  fo.lr = {LrSchedule::Kind::kCosine, 3e-3, 0, 0.1, 0};
   fo.log_every = 0;
   ASSERT_TRUE((*FoTrainer::Create(model.get(), &corpus, nullptr, fo))->Run([](auto&) {}).ok());
 

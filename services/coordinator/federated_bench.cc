@@ -87,7 +87,6 @@ int Run() {
   v1::JobSpec* spec = submit.mutable_spec();
   spec->set_name("federated-bench");
   spec->mutable_model()->set_config_json(kGpt2SmallConfig);
-  spec->mutable_data()->add_train_paths("local");
   spec->mutable_data()->set_batch_size(4);
   spec->mutable_data()->set_seq_len(128);
   spec->mutable_optimizer()->mutable_zeroth_order()->set_lr(1e-6);

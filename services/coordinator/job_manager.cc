@@ -11,8 +11,9 @@
 #include "absl/strings/str_format.h"
 #include "google/protobuf/util/time_util.h"
 #include "runtime/base/logging.h"
-#include "services/coordinator/job_spec.h"
 #include "services/coordinator/placement.h"
+#include "services/jobspec/job_spec.h"
+#include "services/jobspec/run_config_builder.h"
 
 namespace strata {
 namespace {
@@ -218,6 +219,12 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec, const std::s
                                            const std::string& owner) {
   absl::StatusOr<v1::JobSpec> normalized = NormalizeJobSpec(spec);
   if (!normalized.ok()) return normalized.status();
+  if (normalized->federated().num_rounds() == 0) {
+    // What a worker will build for each rank: refused now rather than after queueing.
+    if (absl::Status s = BuildRunConfig(*normalized, ProbeSite(*normalized)).status(); !s.ok()) {
+      return s;
+    }
+  }
   absl::MutexLock lock(&mu_);
   StoredJob stored;
   stored.owner = owner;

@@ -168,10 +168,20 @@ TEST_F(JobManagerTest, BadSpecsAreRejectedByFieldAndStoreNothing) {
   spec = Spec("x", 1, 1);
   spec.mutable_zero()->set_stage(4);
   EXPECT_THAT(manager_->Submit(spec, "", "alice").status().message(), HasSubstr("spec.zero.stage"));
+  spec.mutable_optimizer()->mutable_adamw()->set_lr(1e-3);
   spec.mutable_zero()->set_stage(2);
   spec.mutable_zero()->set_compute_dtype(v1::DTYPE_BF16);
   EXPECT_THAT(manager_->Submit(spec, "", "alice").status().message(),
               HasSubstr("spec.zero.compute_dtype"));
+  // A field the job would not use is refused, not ignored; so is an undeclared enum number.
+  spec = Spec("x", 1, 1);
+  spec.mutable_offload()->set_queue_depth(64);
+  EXPECT_THAT(manager_->Submit(spec, "", "alice").status().message(),
+              HasSubstr("spec.offload.queue_depth: not supported yet"));
+  spec = Spec("x", 1, 1);
+  spec.mutable_data()->set_format(static_cast<v1::DataFormat>(77));
+  EXPECT_THAT(manager_->Submit(spec, "", "alice").status().message(),
+              HasSubstr("spec.data.format: 77"));
   EXPECT_EQ(store_->All()->size(), 0u);
   // Defaults are filled in on a good one.
   const v1::Job good = Submit(Spec("ok", 0, 1));

@@ -54,7 +54,6 @@ class RoundManagerTest : public ::testing::Test {
     v1::JobSpec s;
     s.set_name("fed");
     s.mutable_model()->set_config_json("{}");
-    s.mutable_data()->add_train_paths("/data/local");
     s.mutable_data()->set_batch_size(2);
     s.mutable_data()->set_seq_len(8);
     s.mutable_optimizer()->mutable_zeroth_order()->set_lr(0.5);

@@ -20,232 +20,15 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "google/protobuf/text_format.h"
 #include "google/protobuf/util/time_util.h"
 #include "runtime/base/logging.h"
 #include "runtime/zo/step_log.h"
+#include "storage/atomic_file.h"
 
 namespace strata {
-namespace {
 
 using google::protobuf::util::TimeUtil;
-
-absl::Status Unsupported(const std::string& field, const std::string& why) {
-  return absl::InvalidArgumentError(absl::StrCat("spec.", field, ": ", why));
-}
-
-// mkdir -p.
-absl::Status MakeDirs(const std::string& path) {
-  std::string partial;
-  for (absl::string_view part : absl::StrSplit(path, '/')) {
-    partial += std::string(part) + "/";
-    if (part.empty()) continue;
-    if (mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST) {
-      return absl::PermissionDeniedError(
-          absl::StrCat("cannot create ", partial, ": ", std::strerror(errno)));
-    }
-  }
-  return absl::OkStatus();
-}
-
-std::string Flag(const std::string& name, const std::string& value) {
-  return absl::StrCat("--", name, "=", value);
-}
-std::string Flag(const std::string& name, double value) {
-  return absl::StrCat("--", name, "=", value);
-}
-
-}  // namespace
-
-absl::StatusOr<std::vector<std::string>> TrainArgs(const v1::StartRank& start,
-                                                   const RankDirs& dirs) {
-  const v1::JobSpec& spec = start.spec();
-  std::vector<std::string> args;
-  if (start.world_size() > 1) {
-    if (!spec.optimizer().has_adamw()) {
-      return Unsupported("resources.ranks", "multi-rank jobs are first-order (adamw)");
-    }
-    args.push_back(absl::StrCat("--world_size=", start.world_size()));
-    args.push_back(absl::StrCat("--rank=", start.ref().rank()));
-    if (!dirs.coordinator.empty()) {
-      // The ranks meet through the coordinator's store, one prefix per attempt.
-      args.push_back(Flag("rendezvous_coordinator", dirs.coordinator));
-      if (dirs.insecure) {
-        args.push_back("--insecure");
-      } else if (!dirs.tls_ca.empty()) {
-        args.push_back(Flag("tls_ca", dirs.tls_ca));
-      }
-    } else if (!spec.checkpoint().path().empty()) {
-      // Or in files under the shared checkpoint path.
-      args.push_back(Flag("rendezvous_dir", spec.checkpoint().path() + "/rendezvous"));
-    } else {
-      return Unsupported("checkpoint.path",
-                         "without a coordinator to meet through, multi-rank jobs need a shared "
-                         "checkpoint path");
-    }
-    args.push_back(Flag("rendezvous_prefix", start.rendezvous_prefix()));
-    args.push_back(absl::StrCat("--zero_stage=", spec.zero().stage()));
-    if (!dirs.host.empty()) args.push_back(Flag("rendezvous_host", dirs.host));
-  }
-  // Model.
-  const v1::ModelSpec& model = spec.model();
-  switch (model.source_case()) {
-    case v1::ModelSpec::kCheckpointPath:
-      args.push_back(Flag("init_from", model.checkpoint_path()));
-      break;
-    case v1::ModelSpec::kConfigPath:
-      args.push_back(Flag("model_config", model.config_path()));
-      break;
-    case v1::ModelSpec::kConfigJson:
-      args.push_back(Flag("model_config", dirs.job_dir + "/model_config.json"));
-      break;
-    case v1::ModelSpec::SOURCE_NOT_SET:
-      return Unsupported("model", "no source");
-  }
-  const uint64_t seed = spec.training().seed() != 0 ? spec.training().seed()
-                        : model.init_seed() != 0    ? model.init_seed()
-                                                    : 1;
-  args.push_back(absl::StrCat("--seed=", seed));
-  // Data.
-  const v1::DataSpec& data = spec.data();
-  args.push_back(Flag("data", absl::StrJoin(data.train_paths(), ",")));
-  if (!data.eval_paths().empty()) {
-    return Unsupported("data.eval_paths",
-                       "not supported: the trainer holds out the end of the training data");
-  }
-  switch (data.format()) {
-    case v1::DATA_FORMAT_TOKENS_U16:
-      args.push_back("--format=u16");
-      break;
-    case v1::DATA_FORMAT_TOKENS_U32:
-      args.push_back("--format=u32");
-      break;
-    case v1::DATA_FORMAT_JSONL:
-      args.push_back("--format=jsonl");
-      break;
-    case v1::DATA_FORMAT_TEXT:
-      args.push_back("--format=text");
-      break;
-    default:
-      break;
-  }
-  if (!data.tokenizer_path().empty()) args.push_back(Flag("tokenizer", data.tokenizer_path()));
-  if (!data.text_field().empty()) args.push_back(Flag("text_field", data.text_field()));
-  args.push_back(absl::StrCat("--batch=", data.batch_size()));
-  args.push_back(absl::StrCat("--seq=", data.seq_len()));
-  if (data.eval_batches() > 0) args.push_back(absl::StrCat("--eval_batches=", data.eval_batches()));
-  // Training.
-  const v1::TrainingSpec& training = spec.training();
-  args.push_back(absl::StrCat("--steps=", training.max_steps()));
-  args.push_back(absl::StrCat("--eval_every=", training.eval_interval() > 0
-                                                   ? training.eval_interval()
-                                                   : training.max_steps()));
-  args.push_back(
-      absl::StrCat("--log_every=", training.log_interval() > 0 ? training.log_interval() : 10));
-  // The rank computes on the cores it reserved unless the spec says otherwise.
-  args.push_back(absl::StrCat("--threads=", training.threads() > 0
-                                                ? training.threads()
-                                                : std::max(1, spec.resources().cores_per_rank())));
-  // Optimizer.
-  const v1::OptimizerSpec& opt = spec.optimizer();
-  const v1::CheckpointPolicy& ckpt = spec.checkpoint();
-  const std::string ckpt_dir = CheckpointDir(spec, dirs);
-  if (opt.has_zeroth_order()) {
-    const v1::ZerothOrderSpec& zo = opt.zeroth_order();
-    args.push_back("--optimizer=zo");
-    switch (zo.variant()) {
-      case v1::ZO_VARIANT_SGD_MOMENTUM:
-        args.push_back("--zo_variant=momentum");
-        break;
-      case v1::ZO_VARIANT_SGD_SIGN:
-        args.push_back("--zo_variant=sign");
-        break;
-      case v1::ZO_VARIANT_ADAM:
-        args.push_back("--zo_variant=adam");
-        break;
-      default:
-        args.push_back("--zo_variant=sgd");
-        break;
-    }
-    if (zo.estimator() == v1::ZO_ESTIMATOR_ONE_SIDED) args.push_back("--one_sided");
-    if (zo.distribution() == v1::ZO_DISTRIBUTION_RADEMACHER) {
-      args.push_back("--distribution=rademacher");
-    }
-    args.push_back(Flag("lr", zo.lr()));
-    if (zo.epsilon() > 0) args.push_back(Flag("eps", zo.epsilon()));
-    if (zo.num_perturbations() > 0) {
-      args.push_back(absl::StrCat("--num_perturbations=", zo.num_perturbations()));
-    }
-    args.push_back(Flag("weight_decay", zo.weight_decay()));
-    if (zo.momentum() > 0) args.push_back(Flag("momentum", zo.momentum()));
-    if (zo.sparse_quantile() > 0) args.push_back(Flag("sparse_quantile", zo.sparse_quantile()));
-    if (zo.scalar_clip() > 0) args.push_back(Flag("scalar_clip", zo.scalar_clip()));
-    // The step log and checkpoints make a restarted attempt resume exactly; the records also
-    // go to the coordinator, which hands them to a restarted attempt elsewhere.
-    args.push_back(Flag("checkpoint_dir", ckpt_dir));
-    args.push_back("--report_steps");
-    if (!dirs.replay_log.empty()) args.push_back(Flag("replay_log", dirs.replay_log));
-    if (ckpt.interval_steps() > 0) {
-      args.push_back(absl::StrCat("--checkpoint_every=", ckpt.interval_steps()));
-    }
-  } else if (opt.has_adamw()) {
-    const v1::AdamWSpec& adam = opt.adamw();
-    args.push_back("--optimizer=adamw");
-    args.push_back(Flag("lr", adam.lr()));
-    args.push_back(Flag("weight_decay", adam.weight_decay()));
-    args.push_back(Flag("grad_clip", adam.grad_clip_norm()));
-    const double ratio = opt.schedule().min_lr_ratio();
-    args.push_back(Flag("min_lr", adam.lr() * ratio));
-    args.push_back(absl::StrCat("--warmup=", opt.schedule().warmup_steps()));
-    if (spec.offload().optimizer_tier() == v1::TIER_NVME) {
-      if (dirs.nvme_dirs.empty()) {
-        return Unsupported("offload.optimizer_tier",
-                           "this worker has no NVMe paths (--nvme_paths)");
-      }
-      args.push_back(Flag("optimizer_state_dirs", absl::StrJoin(dirs.nvme_dirs, ",")));
-    }
-    if (spec.zero().compute_dtype() == v1::DTYPE_BF16) args.push_back("--bf16_compute");
-    if (spec.offload().param_tier() == v1::TIER_NVME) {  // ZeRO stage 3 (validated).
-      if (dirs.nvme_dirs.empty()) {
-        return Unsupported("offload.param_tier", "this worker has no NVMe paths (--nvme_paths)");
-      }
-      args.push_back(Flag("param_offload_dirs", absl::StrJoin(dirs.nvme_dirs, ",")));
-    }
-    // Checkpoints (per rank) so a restarted attempt resumes where the ranks all were.
-    args.push_back(Flag("checkpoint_dir", ckpt_dir));
-    if (ckpt.interval_steps() > 0) {
-      args.push_back(absl::StrCat("--checkpoint_every=", ckpt.interval_steps()));
-    }
-  } else {
-    return Unsupported("optimizer", "no optimizer");
-  }
-  if (ckpt.export_safetensors()) args.push_back(Flag("save_dir", ckpt_dir + "/export"));
-  // Offloaded ZO.
-  const v1::OffloadSpec& offload = spec.offload();
-  if (!opt.has_zeroth_order()) return args;
-  if (offload.param_tier() == v1::TIER_NVME) {
-    if (dirs.nvme_dirs.empty()) {
-      return Unsupported("offload.param_tier", "this worker has no NVMe paths (--nvme_paths)");
-    }
-    args.push_back(Flag("offload_dirs", absl::StrJoin(dirs.nvme_dirs, ",")));
-  } else if (offload.param_tier() == v1::TIER_CPU) {
-    args.push_back("--offload_tier=cpu");
-  }
-  if (offload.param_tier() == v1::TIER_NVME || offload.param_tier() == v1::TIER_CPU) {
-    if (offload.memory_budget_bytes() > 0) {
-      args.push_back(absl::StrCat("--memory_budget_bytes=", offload.memory_budget_bytes()));
-    }
-    if (offload.storage_dtype() == v1::DTYPE_BF16) args.push_back("--offload_bf16");
-    if (!start.gpu_indices().empty()) {
-      args.push_back(absl::StrCat("--offload_gpu=", start.gpu_indices(0)));
-    }
-  }
-  return args;
-}
-
-std::string CheckpointDir(const v1::JobSpec& spec, const RankDirs& dirs) {
-  return spec.checkpoint().path().empty() ? dirs.job_dir + "/checkpoints"
-                                          : spec.checkpoint().path();
-}
 
 bool ParseStepRecord(const std::string& line, v1::ZoStepRecord* record) {
   if (!absl::StartsWith(line, "zo-record ")) return false;
@@ -337,6 +120,34 @@ bool ParseTrainLine(const std::string& line, int64_t tokens_per_step, v1::JobPro
   return true;
 }
 
+absl::StatusOr<RankSite> RankRunner::SiteFor(const v1::StartRank& start) const {
+  RankSite site;
+  site.job_id = start.ref().job_id();
+  site.attempt = start.ref().attempt();
+  site.rank = start.ref().rank();
+  site.world_size = start.world_size();
+  site.job_dir = absl::StrCat(options_.work_dir, "/jobs/", start.ref().job_id());
+  for (const std::string& p : options_.nvme_paths) {
+    site.nvme_dirs.push_back(
+        absl::StrCat(p, "/", start.ref().job_id(), "-rank", start.ref().rank()));
+  }
+  site.gpu_indices.assign(start.gpu_indices().begin(), start.gpu_indices().end());
+  site.report_steps = true;
+  if (start.world_size() > 1 && !options_.coordinator.empty()) {
+    // The ranks meet through the coordinator's store, one prefix per attempt.
+    site.rendezvous.set_coordinator(options_.coordinator);
+    site.rendezvous.set_tls_ca(options_.tls_ca);
+    site.rendezvous.set_insecure(options_.insecure);
+  }
+  site.rendezvous.set_prefix(start.rendezvous_prefix());
+  site.rendezvous.set_host(options_.host);
+  if (absl::Status s = MakeDirs(site.job_dir); !s.ok()) return s;
+  for (const std::string& d : site.nvme_dirs) {
+    if (absl::Status s = MakeDirs(d); !s.ok()) return s;
+  }
+  return site;
+}
+
 std::string RankRunner::Key(const v1::RankRef& ref) {
   return absl::StrCat(ref.job_id(), "/", ref.attempt(), "/", ref.rank());
 }
@@ -424,28 +235,19 @@ absl::Status RankRunner::Start(const v1::StartRank& start, const std::string& wo
     }
   }
   for (std::thread& t : finished) t.join();
-  RankDirs dirs;
-  dirs.job_dir = absl::StrCat(options_.work_dir, "/jobs/", start.ref().job_id());
-  dirs.host = options_.host;
-  dirs.coordinator = options_.coordinator;
-  dirs.tls_ca = options_.tls_ca;
-  dirs.insecure = options_.insecure;
-  for (const std::string& p : options_.nvme_paths) {
-    dirs.nvme_dirs.push_back(
-        absl::StrCat(p, "/", start.ref().job_id(), "-rank", start.ref().rank()));
-  }
-  if (absl::Status s = MakeDirs(dirs.job_dir); !s.ok()) return s;
-  for (const std::string& d : dirs.nvme_dirs) {
-    if (absl::Status s = MakeDirs(d); !s.ok()) return s;
-  }
+  absl::StatusOr<RankSite> site = SiteFor(start);
+  if (!site.ok()) return site.status();
+  absl::StatusOr<v1::RunConfig> run = BuildRunConfig(start.spec(), *site);
+  if (!run.ok()) return run.status();
   if (start.replay_size() > 0 &&
-      access((CheckpointDir(start.spec(), dirs) + "/steplog.bin").c_str(), F_OK) != 0) {
+      access((run->checkpoint().dir() + "/steplog.bin").c_str(), F_OK) != 0) {
     // A restarted ZO attempt with no local trace of the run: rebuild it from the coordinator's
     // step log (replayed from the initial weights by the trainer).
-    dirs.replay_log = absl::StrCat(dirs.job_dir, "/replay-attempt", start.ref().attempt(), ".bin");
-    unlink(dirs.replay_log.c_str());
+    const std::string replay_log =
+        absl::StrCat(site->job_dir, "/replay-attempt", start.ref().attempt(), ".bin");
+    unlink(replay_log.c_str());
     absl::StatusOr<std::unique_ptr<zo::StepLogWriter>> writer = zo::StepLogWriter::Open(
-        dirs.replay_log, start.spec().optimizer().zeroth_order().num_perturbations());
+        replay_log, run->optimizer().zeroth_order().num_perturbations());
     if (!writer.ok()) return writer.status();
     for (const v1::ZoStepRecord& r : start.replay()) {
       zo::ZoStepRecord record;
@@ -458,16 +260,16 @@ absl::Status RankRunner::Start(const v1::StartRank& start, const std::string& wo
       if (absl::Status s = (*writer)->Append(record, /*sync=*/false); !s.ok()) return s;
     }
     if (absl::Status s = (*writer)->Sync(); !s.ok()) return s;
+    run->mutable_checkpoint()->set_replay_log(replay_log);
   }
-  absl::StatusOr<std::vector<std::string>> args = TrainArgs(start, dirs);
-  if (!args.ok()) return args.status();
-  if (start.spec().model().has_config_json()) {
-    std::ofstream out(dirs.job_dir + "/model_config.json", std::ios::trunc);
-    out << start.spec().model().config_json();
-    if (!out) return absl::InternalError("cannot write " + dirs.job_dir + "/model_config.json");
-  }
-  std::vector<std::string> argv = {options_.train_binary};
-  argv.insert(argv.end(), args->begin(), args->end());
+  const std::string config_path = absl::StrCat(site->job_dir, "/run-config-a",
+                                               start.ref().attempt(), "-r", start.ref().rank(),
+                                               ".textproto");
+  std::string config_text;
+  google::protobuf::TextFormat::PrintToString(*run, &config_text);
+  if (absl::Status s = WriteStringToFileAtomically(config_path, config_text); !s.ok()) return s;
+  const RankSite& dirs = *site;
+  std::vector<std::string> argv = {options_.train_binary, "--run_config=" + config_path};
   STRATA_LOG(INFO) << "starting " << key << ": " << absl::StrJoin(argv, " ");
   // The rank's environment: the daemon's, with the worker token for the coordinator's store
   // (built before fork: the child only execs).

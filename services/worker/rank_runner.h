@@ -1,12 +1,13 @@
-// Runs job ranks for the worker daemon: each StartRank becomes a `strata-train` child process
+// Runs job ranks for the worker daemon: each StartRank becomes a RunConfig (BuildRunConfig,
+// written as run-config-a<attempt>-r<rank>.textproto in the job's directory) and a
+// `strata-train --run_config=FILE` child process
 // (its own process group, killed with the daemon through PR_SET_PDEATHSIG, so a crash in
 // training never takes the daemon down and a dead daemon leaves no orphan writing checkpoints).
 // The child's output lines are parsed into progress (step, loss, tokens/s, eval loss) and
 // streamed with the lines themselves to the coordinator; its exit is reported with its status.
 // StopRank sends SIGTERM (graceful; SIGKILL after the grace period) or SIGKILL.
 //
-// TrainArgs maps a JobSpec onto strata-train flags; ParseTrainLine reads its progress lines.
-// Both are pure and tested on their own.
+// ParseTrainLine reads strata-train's progress lines; it is pure and tested on its own.
 #ifndef STRATA_SERVICES_WORKER_RANK_RUNNER_H_
 #define STRATA_SERVICES_WORKER_RANK_RUNNER_H_
 
@@ -27,35 +28,13 @@
 #include "absl/time/time.h"
 #include "proto/strata/v1/worker_service.grpc.pb.h"
 #include "services/common/metrics.h"
+#include "services/jobspec/run_config_builder.h"
 
 namespace strata {
-
-// Where a rank's files go: `job_dir` holds its log and (unless the spec names a checkpoint
-// path) its checkpoints and the model config; `nvme_dirs` are the offload directories.
-struct RankDirs {
-  std::string job_dir;
-  std::vector<std::string> nvme_dirs;
-  std::string replay_log;  // The coordinator's step log to replay (restarted ZO attempts).
-  std::string host;        // Address this worker's ranks listen on for collectives.
-  // Multi-rank jobs meet through the coordinator's store at this address (TLS with tls_ca
-  // unless insecure; the worker token goes in the rank's environment); without it, through
-  // files under checkpoint.path/rendezvous.
-  std::string coordinator;
-  std::string tls_ca;
-  bool insecure = false;
-};
-
-// Where the rank's checkpoints (and ZO step log) go: checkpoint.path, else job_dir/checkpoints.
-std::string CheckpointDir(const v1::JobSpec& spec, const RankDirs& dirs);
 
 // A "zo-record STEP SEED LR LOSS SKIPPED G..." line of strata-train --report_steps (exact
 // hexadecimal floats) as the API's record; false for other lines.
 bool ParseStepRecord(const std::string& line, v1::ZoStepRecord* record);
-
-// strata-train arguments (without the binary) for one rank, or INVALID_ARGUMENT naming the
-// spec field this trainer cannot run.
-absl::StatusOr<std::vector<std::string>> TrainArgs(const v1::StartRank& start,
-                                                   const RankDirs& dirs);
 
 // Folds one output line of strata-train into `progress`; returns whether it was a progress or
 // evaluation line.
@@ -68,7 +47,7 @@ class RankRunner {
     std::string work_dir;                 // Jobs' directories go under work_dir/jobs/.
     std::vector<std::string> nvme_paths;  // The worker's offload directories.
     std::string host = "127.0.0.1";       // Where this worker's ranks listen for collectives.
-    // The coordinator multi-rank jobs meet through (RankDirs::coordinator), how to reach it,
+    // The coordinator multi-rank jobs meet through (RunConfig.rendezvous), how to reach it,
     // and the token the ranks present (in STRATA_WORKER_TOKEN, never on the command line).
     std::string coordinator;
     std::string tls_ca;
@@ -109,6 +88,8 @@ class RankRunner {
     std::atomic<bool> reported{false};  // The reporter is done (exit reported): join and drop.
   };
   static std::string Key(const v1::RankRef& ref);
+  // The placement of `start` on this worker (its directories made).
+  absl::StatusOr<RankSite> SiteFor(const v1::StartRank& start) const;
   // Reads the child's output until EOF, reports progress and logs, reaps it, reports the exit.
   void Report(Child* child, int fd, int64_t tokens_per_step, const std::string& worker_id,
               const std::string& log_path);

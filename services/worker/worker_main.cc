@@ -64,12 +64,12 @@ absl::StatusOr<std::string> TrainBinary() {
   if (n <= 0) return absl::InternalError("cannot read /proc/self/exe");
   const std::string exe(self, n);
   const std::string dir = exe.substr(0, exe.rfind('/'));
-  for (const std::string& candidate : {exe + ".runfiles/strata/runtime/train/strata-train",
-                                       dir + "/../../runtime/train/strata-train"}) {
+  for (const std::string& candidate : {exe + ".runfiles/strata/services/trainer/strata-train",
+                                       dir + "/../../services/trainer/strata-train"}) {
     if (access(candidate.c_str(), X_OK) == 0) return candidate;
   }
   return absl::NotFoundError("strata-train not found beside " + exe +
-                             "; build //runtime/train:strata-train or pass "
+                             "; build //services/trainer:strata-train or pass "
                              "--train_binary");
 }
 

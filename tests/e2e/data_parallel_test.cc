@@ -28,7 +28,7 @@ using ::strata::testing::Subprocess;
 using ::strata::testing::TestTmpDir;
 using ::testing::HasSubstr;
 
-constexpr char kTrain[] = "runtime/train/strata-train";
+constexpr char kTrain[] = "services/trainer/strata-train";
 
 std::vector<std::string> Command(const std::string& dir, const std::string& name, int batch,
                                  int steps) {

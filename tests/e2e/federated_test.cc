@@ -50,7 +50,7 @@ constexpr char kModel[] = R"(name: fed-tiny
 model:
   config_json: '{"model_type": "llama", "vocab_size": 257, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 32, "tie_word_embeddings": true}'
   init_seed: 7
-data: {train_paths: [local], batch_size: 4, seq_len: 32}
+data: {batch_size: 4, seq_len: 32}
 optimizer:
   zeroth_order: {lr: 2e-3, epsilon: 1e-3}
 training: {seed: 11}

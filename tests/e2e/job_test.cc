@@ -38,7 +38,7 @@ using ::testing::Not;
 constexpr char kCoordinator[] = "services/coordinator/strata-coordinator";
 constexpr char kWorker[] = "services/worker/strata-worker";
 constexpr char kCli[] = "services/cli/strata";
-constexpr char kTrain[] = "runtime/train/strata-train";
+constexpr char kTrain[] = "services/trainer/strata-train";
 
 std::string Absolute(const std::string& path) {
   char resolved[PATH_MAX];

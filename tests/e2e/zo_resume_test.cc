@@ -22,7 +22,7 @@ using ::strata::testing::RunProcess;
 using ::strata::testing::Subprocess;
 using ::strata::testing::TestTmpDir;
 
-constexpr char kTrain[] = "runtime/train/strata-train";
+constexpr char kTrain[] = "services/trainer/strata-train";
 constexpr int kHeaderBytes = 24, kRecordBytes = 40;  // Step log with one scalar per step.
 
 std::vector<std::string> Command(const std::string& dir, const std::string& config,
@@ -36,7 +36,7 @@ std::vector<std::string> Command(const std::string& dir, const std::string& conf
                                       "--seq=16",
                                       "--steps=1500",
                                       "--lr=1e-4",
-                                      "--min_lr=1e-5",
+                                      "--min_lr_ratio=0.1",
                                       "--warmup=10",
                                       "--eval_every=0",
                                       "--log_every=500",

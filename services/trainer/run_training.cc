@@ -1,0 +1,343 @@
+// See run_training.h.
+#include "services/trainer/run_training.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "google/protobuf/util/time_util.h"
+#include "runtime/base/status_macros.h"
+#include "runtime/data/dataset.h"
+#include "runtime/data/tokenizer.h"
+#include "runtime/dist/communicator.h"
+#include "runtime/model/hf_checkpoint.h"
+#include "services/common/coordinator_store.h"
+#include "services/common/tls.h"
+#include "services/trainer/resume_from.h"
+
+namespace strata {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+absl::StatusOr<LrSchedule> ScheduleFor(const v1::RunConfig& run, double lr) {
+  const v1::LrSchedule& s = run.optimizer().schedule();
+  LrSchedule schedule;
+  switch (s.kind()) {
+    case v1::LR_SCHEDULE_KIND_CONSTANT:
+      schedule.kind = LrSchedule::Kind::kConstant;
+      break;
+    case v1::LR_SCHEDULE_KIND_LINEAR:
+      schedule.kind = LrSchedule::Kind::kLinear;
+      break;
+    case v1::LR_SCHEDULE_KIND_COSINE:
+      schedule.kind = LrSchedule::Kind::kCosine;
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("run config: optimizer.schedule.kind ", s.kind(), " is not resolved"));
+  }
+  schedule.lr = lr;
+  schedule.warmup_steps = s.warmup_steps();
+  schedule.min_lr_ratio = s.min_lr_ratio();
+  schedule.total_steps = run.training().max_steps();
+  STRATA_RETURN_IF_ERROR(schedule.Validate());
+  return schedule;
+}
+
+bool ZoOffloaded(const v1::RunConfig& run) {
+  return run.optimizer().has_zeroth_order() && (run.offload().param_tier() == v1::TIER_CPU ||
+                                                run.offload().param_tier() == v1::TIER_NVME);
+}
+
+// Offloaded ZO (without Sparse-MeZO) builds the blocks straight on their tier, from the seed or
+// from the checkpoint, so the model's arena never holds them.
+bool StreamOffloadedWeights(const v1::RunConfig& run) {
+  return ZoOffloaded(run) && run.optimizer().zeroth_order().sparse_quantile() == 0;
+}
+
+// FO at ZeRO stage 3 (one rank or several): each rank initializes only its shard.
+bool ShardedWeights(const v1::RunConfig& run) {
+  return run.optimizer().has_adamw() && run.zero().stage() == 3;
+}
+
+absl::StatusOr<CorpusFormat> FormatFor(v1::DataFormat format) {
+  switch (format) {
+    case v1::DATA_FORMAT_UNSPECIFIED:
+      return CorpusFormat::kAuto;
+    case v1::DATA_FORMAT_TOKENS_U16:
+      return CorpusFormat::kTokensU16;
+    case v1::DATA_FORMAT_TOKENS_U32:
+      return CorpusFormat::kTokensU32;
+    case v1::DATA_FORMAT_JSONL:
+      return CorpusFormat::kJsonl;
+    case v1::DATA_FORMAT_TEXT:
+      return CorpusFormat::kText;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat("spec.data.format: ", format, " is unknown"));
+  }
+}
+
+absl::Status CheckFamily(const v1::RunConfig& run, const ModelConfig& config) {
+  const v1::ModelFamily want = run.model().family();
+  if (want == v1::MODEL_FAMILY_UNSPECIFIED) return absl::OkStatus();
+  const v1::ModelFamily got =
+      config.family == ModelFamily::kGpt2 ? v1::MODEL_FAMILY_GPT2 : v1::MODEL_FAMILY_LLAMA;
+  if (want != got) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "spec.model.family: ", v1::ModelFamily_Name(want), " but the model's config.json is ",
+        ModelFamilyName(config.family)));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ModelConfig> ConfigFor(const v1::ModelSpec& model) {
+  switch (model.source_case()) {
+    case v1::ModelSpec::kCheckpointPath:
+      return ReadHfConfig(model.checkpoint_path() + "/config.json");
+    case v1::ModelSpec::kConfigPath:
+      return ReadHfConfig(model.config_path());
+    case v1::ModelSpec::kConfigJson:
+      return ParseHfConfig(model.config_json(), "spec.model.config_json");
+    default:
+      return absl::InvalidArgumentError("spec.model: no source");
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<ZoTrainerOptions> ZoOptionsFor(const v1::RunConfig& run) {
+  if (!run.optimizer().has_zeroth_order()) {
+    return absl::InvalidArgumentError("run config: not a zeroth-order run");
+  }
+  const v1::ZerothOrderSpec& spec = run.optimizer().zeroth_order();
+  ZoTrainerOptions o;
+  switch (spec.variant()) {
+    case v1::ZO_VARIANT_SGD:
+      o.zo.variant = zo::ZoVariant::kSgd;
+      break;
+    case v1::ZO_VARIANT_SGD_SIGN:
+      o.zo.variant = zo::ZoVariant::kSign;
+      break;
+    case v1::ZO_VARIANT_SGD_MOMENTUM:
+      o.zo.variant = zo::ZoVariant::kMomentum;
+      break;
+    case v1::ZO_VARIANT_ADAM:
+      o.zo.variant = zo::ZoVariant::kAdam;
+      break;
+    default:
+      return absl::InvalidArgumentError("run config: optimizer.zeroth_order.variant unresolved");
+  }
+  if (spec.estimator() == v1::ZO_ESTIMATOR_UNSPECIFIED ||
+      spec.distribution() == v1::ZO_DISTRIBUTION_UNSPECIFIED) {
+    return absl::InvalidArgumentError(
+        "run config: optimizer.zeroth_order.estimator and distribution must be resolved");
+  }
+  o.zo.one_sided = spec.estimator() == v1::ZO_ESTIMATOR_ONE_SIDED;
+  o.zo.distribution = spec.distribution() == v1::ZO_DISTRIBUTION_RADEMACHER
+                          ? zo::Distribution::kRademacher
+                          : zo::Distribution::kGaussian;
+  o.zo.eps = static_cast<float>(spec.epsilon());
+  o.zo.num_perturbations = spec.num_perturbations();
+  o.zo.weight_decay = static_cast<float>(spec.weight_decay());
+  o.zo.momentum = static_cast<float>(spec.momentum());
+  o.zo.beta1 = static_cast<float>(spec.beta1());
+  o.zo.beta2 = static_cast<float>(spec.beta2());
+  o.zo.adam_eps = static_cast<float>(spec.adam_epsilon());
+  o.zo.sparse_quantile = static_cast<float>(spec.sparse_quantile());
+  o.zo.scalar_clip = static_cast<float>(spec.scalar_clip());
+  o.zo.skip_nonfinite = !spec.keep_nonfinite_steps();
+  o.zo.seed = run.training().seed();
+  o.batch = run.data().batch_size();
+  o.seq = run.data().seq_len();
+  o.steps = run.training().max_steps();
+  STRATA_ASSIGN_OR_RETURN(o.lr, ScheduleFor(run, spec.lr()));
+  o.eval_every = run.training().eval_interval();
+  o.eval_batches = run.data().eval_batches();
+  o.log_every = run.training().log_interval();
+  o.data_seed = run.data().shuffle_seed();
+  o.checkpoint_dir = run.checkpoint().dir();
+  o.checkpoint_every = run.checkpoint().interval_steps();
+  o.keep_checkpoints = run.checkpoint().keep_last();
+  o.replay_log = run.checkpoint().replay_log();
+  if (ZoOffloaded(run)) {
+    const v1::RunOffload& offload = run.offload();
+    o.offload = OffloadedZo::Options();
+    o.offload->tier =
+        offload.param_tier() == v1::TIER_CPU ? OffloadedZo::Tier::kCpu : OffloadedZo::Tier::kNvme;
+    o.offload->nvme_paths.assign(offload.dirs().begin(), offload.dirs().end());
+    o.offload->memory_budget_bytes = offload.memory_budget_bytes();
+    o.offload->prefetch_blocks = offload.prefetch_blocks();
+    o.offload->bf16_storage = offload.storage_dtype() == v1::DTYPE_BF16;
+    o.offload->gpu_device = offload.gpu();
+  }
+  return o;
+}
+
+absl::StatusOr<FoTrainerOptions> FoOptionsFor(const v1::RunConfig& run) {
+  if (!run.optimizer().has_adamw()) return absl::InvalidArgumentError("run config: not adamw");
+  const v1::AdamWSpec& adam = run.optimizer().adamw();
+  FoTrainerOptions o;
+  o.batch = run.data().batch_size();
+  o.seq = run.data().seq_len();
+  o.steps = run.training().max_steps();
+  STRATA_ASSIGN_OR_RETURN(o.lr, ScheduleFor(run, adam.lr()));
+  o.weight_decay = static_cast<float>(adam.weight_decay());
+  o.beta1 = static_cast<float>(adam.beta1());
+  o.beta2 = static_cast<float>(adam.beta2());
+  o.adam_eps = static_cast<float>(adam.epsilon());
+  o.grad_clip = static_cast<float>(adam.grad_clip_norm());
+  o.eval_every = run.training().eval_interval();
+  o.eval_batches = run.data().eval_batches();
+  o.log_every = run.training().log_interval();
+  o.seed = run.data().shuffle_seed();
+  o.save_dir = run.checkpoint().export_dir();
+  o.checkpoint_dir = run.checkpoint().dir();
+  o.checkpoint_every = run.checkpoint().interval_steps();
+  o.keep_checkpoints = run.checkpoint().keep_last();
+  o.zero_stage = run.zero().stage();
+  o.bf16_compute = run.zero().compute_dtype() == v1::DTYPE_BF16;
+  const std::vector<std::string> dirs(run.offload().dirs().begin(), run.offload().dirs().end());
+  if (run.offload().optimizer_tier() == v1::TIER_NVME) o.optimizer_state_dirs = dirs;
+  if (run.offload().param_tier() == v1::TIER_NVME) o.param_offload_dirs = dirs;
+  if (ShardedWeights(run) && !run.model().has_checkpoint_path()) {
+    o.init_seed = run.model().init_seed();
+  }
+  return o;
+}
+
+absl::Status RunTraining(const v1::RunConfig& run, const TrainingOutput& out) {
+  const auto log = [&out](const std::string& line) {
+    if (out.log) out.log(line);
+  };
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer,
+                          LoadTokenizer(run.data().tokenizer_path()));
+  Transformer::Options options;
+  options.threads = run.training().threads();
+  std::unique_ptr<Transformer> model;
+  std::optional<HfWeightsReader> init_reader;
+  const v1::ModelSpec& source = run.model();
+  STRATA_ASSIGN_OR_RETURN(ModelConfig config, ConfigFor(source));
+  STRATA_RETURN_IF_ERROR(CheckFamily(run, config));
+  if (source.has_checkpoint_path() && StreamOffloadedWeights(run)) {
+    STRATA_ASSIGN_OR_RETURN(model, Transformer::Create(config, options));
+    STRATA_ASSIGN_OR_RETURN(init_reader, HfWeightsReader::Open(source.checkpoint_path(), *model));
+  } else if (source.has_checkpoint_path()) {
+    STRATA_ASSIGN_OR_RETURN(model, LoadHfCheckpoint(source.checkpoint_path(), options));
+  } else {
+    STRATA_ASSIGN_OR_RETURN(model, Transformer::Create(config, options));
+    // Offloaded ZO and ZeRO stage 3 initialize their weights where they rest.
+    if (!StreamOffloadedWeights(run) && !ShardedWeights(run)) {
+      model->InitializeParameters(source.init_seed());
+    }
+  }
+  if (model->config().vocab_size < tokenizer->vocab_size()) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("the model's vocabulary (%d) is smaller than the tokenizer's (%d)",
+                        model->config().vocab_size, tokenizer->vocab_size()));
+  }
+  const std::vector<std::string> files(run.data().train_paths().begin(),
+                                       run.data().train_paths().end());
+  STRATA_ASSIGN_OR_RETURN(CorpusFormat format, FormatFor(run.data().format()));
+  STRATA_ASSIGN_OR_RETURN(TokenCorpus corpus,
+                          TokenCorpus::Load(files, format, tokenizer.get(), run.data().text_field(),
+                                            model->config().vocab_size));
+  const int64_t split = static_cast<int64_t>(corpus.size() * (1.0 - run.data().eval_fraction()));
+  const absl::Span<const int32_t> all = corpus.tokens();
+  const TokenCorpus train = TokenCorpus::FromTokens({all.begin(), all.begin() + split});
+  const TokenCorpus eval = TokenCorpus::FromTokens({all.begin() + split, all.end()});
+  log(absl::StrFormat("model: %s, %d layers, d_model %d, %.2fM parameters",
+                      std::string(ModelFamilyName(model->config().family)), model->config().n_layer,
+                      model->config().d_model, model->config().NumParameters() / 1e6));
+  log(absl::StrFormat("data: %d files, %d train + %d eval tokens, unigram entropy %.4f nats",
+                      files.size(), train.size(), eval.size(), corpus.UnigramEntropy()));
+  const double entropy = corpus.UnigramEntropy();
+  const std::function<bool()> stop = [&out] {
+    return out.stop_requested != nullptr && out.stop_requested->load();
+  };
+
+  if (run.optimizer().has_zeroth_order()) {
+    STRATA_ASSIGN_OR_RETURN(ZoTrainerOptions o, ZoOptionsFor(run));
+    if (o.offload.has_value()) {
+      if (init_reader.has_value()) {
+        HfWeightsReader* reader = &*init_reader;
+        o.offload->load_tensor = [reader](int id, float* dst) { return reader->Read(id, dst); };
+      } else if (StreamOffloadedWeights(run)) {
+        o.offload->init_seed = source.init_seed();
+      }
+    }
+    o.stop_requested = stop;
+    if (run.report_steps()) o.on_step = out.on_zo_step;
+    STRATA_RETURN_IF_ERROR(SeedFromCheckpoint(run.checkpoint().resume_from(), o.checkpoint_dir,
+                                              o.keep_checkpoints, log));
+    STRATA_ASSIGN_OR_RETURN(std::unique_ptr<ZoTrainer> trainer,
+                            ZoTrainer::Create(model.get(), &train, &eval, o));
+    STRATA_RETURN_IF_ERROR(trainer->Run(log));
+    STRATA_ASSIGN_OR_RETURN(float eval_loss, trainer->Evaluate());
+    log(absl::StrFormat("eval loss %.4f = %.2f x the unigram entropy %.4f", eval_loss,
+                        eval_loss / entropy, entropy));
+    if (!run.checkpoint().export_dir().empty()) {
+      STRATA_RETURN_IF_ERROR(trainer->ExportHf(run.checkpoint().export_dir()));
+      log("saved " + run.checkpoint().export_dir());
+    }
+    return absl::OkStatus();
+  }
+
+  STRATA_ASSIGN_OR_RETURN(FoTrainerOptions o, FoOptionsFor(run));
+  o.stop_requested = stop;
+  std::unique_ptr<KeyValueStore> rendezvous_store;
+  std::unique_ptr<Communicator> comm;
+  if (run.world_size() > 1) {
+    const v1::RunRendezvous& meet = run.rendezvous();
+    GlooOptions gloo;
+    if (!meet.coordinator().empty()) {
+      TlsConfig tls;
+      tls.ca_file = meet.tls_ca();
+      tls.insecure = meet.insecure();
+      STRATA_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials,
+                              MakeChannelCredentials(tls, "strata-train"));
+      if (const char* token = std::getenv("STRATA_WORKER_TOKEN");
+          token != nullptr && *token != '\0' && !tls.insecure) {
+        credentials =
+            grpc::CompositeChannelCredentials(credentials, grpc::AccessTokenCredentials(token));
+      }
+      rendezvous_store = std::make_unique<CoordinatorStore>(
+          grpc::CreateChannel(meet.coordinator(), credentials), meet.prefix());
+      gloo.store = rendezvous_store.get();
+    } else if (meet.dir().empty()) {
+      return absl::InvalidArgumentError(
+          "run config: a multi-rank run needs rendezvous.coordinator or rendezvous.dir");
+    }
+    gloo.rank = run.rank();
+    gloo.size = run.world_size();
+    gloo.store_dir = meet.dir();
+    gloo.prefix = meet.prefix();
+    gloo.timeout = absl::Seconds(meet.collective_timeout().seconds()) +
+                   absl::Nanoseconds(meet.collective_timeout().nanos());
+    if (!meet.host().empty()) gloo.hostname = meet.host();
+    STRATA_ASSIGN_OR_RETURN(comm, CreateGlooCommunicator(gloo));
+    o.comm = comm.get();
+    log(absl::StrFormat("data parallel: rank %d of %d, ZeRO stage %d, met through %s", gloo.rank,
+                        gloo.size, o.zero_stage,
+                        gloo.store != nullptr ? "the coordinator at " + meet.coordinator()
+                                              : gloo.store_dir));
+  } else {
+    STRATA_RETURN_IF_ERROR(SeedFromCheckpoint(run.checkpoint().resume_from(),
+                                              o.checkpoint_dir.empty() ? ""
+                                                                       : o.checkpoint_dir + "/rank0",
+                                              o.keep_checkpoints, log));
+  }
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<FoTrainer> trainer,
+                          FoTrainer::Create(model.get(), &train, &eval, o));
+  STRATA_RETURN_IF_ERROR(trainer->Run(log));
+  STRATA_ASSIGN_OR_RETURN(float eval_loss, trainer->Evaluate());
+  log(absl::StrFormat("eval loss %.4f = %.2f x the unigram entropy %.4f", eval_loss,
+                      eval_loss / entropy, entropy));
+  return absl::OkStatus();
+}
+
+}  // namespace strata

@@ -1,0 +1,207 @@
+// strata-train's half of the job contract, on a small model and the GPL text Debian ships:
+// the trainers' options are the RunConfig's values field for field; a ZO job with a constant lr
+// runs that lr at every step and a LINEAR schedule follows its formula; keep_last is the number
+// of checkpoints left; resume_from continues another run's checkpoint to the uninterrupted
+// run's weights bit for bit, and a bad resume_from fails before any step, naming the path.
+#include "services/trainer/run_training.h"
+
+#include <dirent.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "services/jobspec/run_config_builder.h"
+#include "tests/testing/subprocess.h"
+
+namespace strata {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string TmpDir(const std::string& name) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  return std::string(tmp ? tmp : "/tmp") + "/" + name;
+}
+
+
+v1::JobSpec ZoJob(const std::string& name) {
+  v1::JobSpec spec;
+  spec.set_name(name);
+  spec.mutable_model()->set_config_json(::strata::testing::kTinyLlamaConfigJson);
+  spec.mutable_data()->add_train_paths("/usr/share/common-licenses/GPL-3");
+  spec.mutable_data()->set_format(v1::DATA_FORMAT_TEXT);
+  spec.mutable_data()->set_batch_size(2);
+  spec.mutable_data()->set_seq_len(16);
+  spec.mutable_data()->set_eval_batches(1);
+  spec.mutable_optimizer()->mutable_zeroth_order()->set_lr(1e-5);
+  spec.mutable_training()->set_max_steps(20);
+  spec.mutable_training()->set_log_interval(1000);
+  spec.mutable_training()->set_seed(4);
+  return spec;
+}
+
+absl::StatusOr<v1::RunConfig> Build(const v1::JobSpec& spec, const std::string& dir) {
+  RankSite site;
+  site.job_id = spec.name();
+  site.job_dir = dir;
+  site.report_steps = true;
+  return BuildRunConfig(spec, site);
+}
+
+// Runs `run`; returns the step records it reported.
+absl::StatusOr<std::vector<zo::ZoStepRecord>> Train(const v1::RunConfig& run) {
+  std::vector<zo::ZoStepRecord> records;
+  TrainingOutput out;
+  out.on_zo_step = [&](const zo::ZoStepRecord& r) { records.push_back(r); };
+  absl::Status status = RunTraining(run, out);
+  if (!status.ok()) return status;
+  return records;
+}
+
+std::vector<std::string> Checkpoints(const std::string& dir) {
+  std::vector<std::string> names;
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      const std::string name = e->d_name;
+      if (name.rfind("ckpt-", 0) == 0) names.push_back(name);
+    }
+    closedir(d);
+  }
+  return names;
+}
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+TEST(RunTrainingTest, OptionsAreTheRunConfigsValues) {
+  v1::JobSpec spec = ZoJob("map");
+  v1::ZerothOrderSpec* zo = spec.mutable_optimizer()->mutable_zeroth_order();
+  zo->set_variant(v1::ZO_VARIANT_ADAM);
+  zo->set_beta1(0.8);
+  zo->set_beta2(0.95);
+  zo->set_adam_epsilon(1e-6);
+  zo->set_keep_nonfinite_steps(true);
+  spec.mutable_data()->set_shuffle_seed(77);
+  spec.mutable_checkpoint()->set_keep_last(1);
+  auto run = Build(spec, TmpDir("map"));
+  ASSERT_TRUE(run.ok()) << run.status();
+  auto o = ZoOptionsFor(*run);
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->zo.variant, zo::ZoVariant::kAdam);
+  EXPECT_EQ(o->zo.beta1, 0.8f);
+  EXPECT_EQ(o->zo.beta2, 0.95f);
+  EXPECT_EQ(o->zo.adam_eps, 1e-6f);
+  EXPECT_FALSE(o->zo.skip_nonfinite);
+  EXPECT_EQ(o->zo.seed, 4u);
+  EXPECT_EQ(o->data_seed, 77u);
+  EXPECT_EQ(o->keep_checkpoints, 1);
+  EXPECT_EQ(o->lr.kind, LrSchedule::Kind::kConstant);
+  EXPECT_EQ(o->lr.lr, 1e-5);
+  EXPECT_EQ(o->lr.warmup_steps, 0);
+
+  v1::JobSpec fo_spec = ZoJob("map-fo");
+  fo_spec.mutable_optimizer()->mutable_adamw()->set_lr(2e-3);
+  fo_spec.mutable_optimizer()->mutable_adamw()->set_beta2(0.95);
+  fo_spec.mutable_optimizer()->mutable_adamw()->set_epsilon(1e-7);
+  fo_spec.mutable_optimizer()->mutable_schedule()->set_kind(v1::LR_SCHEDULE_KIND_LINEAR);
+  fo_spec.mutable_optimizer()->mutable_schedule()->set_min_lr_ratio(0.5);
+  auto fo_run = Build(fo_spec, TmpDir("map-fo"));
+  ASSERT_TRUE(fo_run.ok()) << fo_run.status();
+  auto fo = FoOptionsFor(*fo_run);
+  ASSERT_TRUE(fo.ok()) << fo.status();
+  EXPECT_EQ(fo->lr.kind, LrSchedule::Kind::kLinear);
+  EXPECT_EQ(fo->lr.min_lr_ratio, 0.5);
+  EXPECT_EQ(fo->beta1, 0.9f);
+  EXPECT_EQ(fo->beta2, 0.95f);
+  EXPECT_EQ(fo->adam_eps, 1e-7f);
+  EXPECT_EQ(fo->grad_clip, 0.0f);  // The proto's default: no clipping.
+  EXPECT_EQ(fo->keep_checkpoints, 3);
+}
+
+TEST(RunTrainingTest, ConstantLrIsTheRequestedLrAtEveryStep) {
+  auto run = Build(ZoJob("constant"), TmpDir("constant"));
+  ASSERT_TRUE(run.ok()) << run.status();
+  auto records = Train(*run);
+  ASSERT_TRUE(records.ok()) << records.status();
+  ASSERT_EQ(records->size(), 20u);
+  for (const zo::ZoStepRecord& r : *records) EXPECT_EQ(r.lr, 1e-5) << "step " << r.step;
+}
+
+TEST(RunTrainingTest, LinearScheduleFollowsItsFormula) {
+  v1::JobSpec spec = ZoJob("linear");
+  spec.mutable_optimizer()->mutable_schedule()->set_kind(v1::LR_SCHEDULE_KIND_LINEAR);
+  spec.mutable_optimizer()->mutable_schedule()->set_warmup_steps(4);
+  spec.mutable_optimizer()->mutable_schedule()->set_min_lr_ratio(0.25);
+  auto run = Build(spec, TmpDir("linear"));
+  ASSERT_TRUE(run.ok()) << run.status();
+  auto records = Train(*run);
+  ASSERT_TRUE(records.ok()) << records.status();
+  ASSERT_EQ(records->size(), 20u);
+  for (const zo::ZoStepRecord& r : *records) {
+    const int64_t k = r.step - 1;  // 0-based index of the step.
+    const double expected = k < 4 ? 1e-5 * (k + 1) / 4.0
+                                  : 0.25e-5 + 0.75e-5 * (1.0 - (k - 4) / 16.0);
+    EXPECT_NEAR(r.lr, expected, 1e-18) << "step " << r.step;
+  }
+}
+
+TEST(RunTrainingTest, KeepLastLeavesThatManyCheckpoints) {
+  v1::JobSpec spec = ZoJob("keep");
+  spec.mutable_checkpoint()->set_interval_steps(5);
+  spec.mutable_checkpoint()->set_keep_last(1);
+  const std::string dir = TmpDir("keep");
+  auto run = Build(spec, dir);
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_TRUE(Train(*run).ok());
+  EXPECT_THAT(Checkpoints(dir + "/checkpoints"), ::testing::ElementsAre("ckpt-0000000020"));
+}
+
+TEST(RunTrainingTest, ResumeFromContinuesAnotherRunBitForBit) {
+  // The uninterrupted run: 20 steps, checkpoints every 10 (all kept), exported at the end.
+  v1::JobSpec whole = ZoJob("whole");
+  whole.mutable_checkpoint()->set_interval_steps(10);
+  whole.mutable_checkpoint()->set_keep_last(5);
+  whole.mutable_checkpoint()->set_export_safetensors(true);
+  const std::string whole_dir = TmpDir("whole");
+  auto whole_run = Build(whole, whole_dir);
+  ASSERT_TRUE(whole_run.ok()) << whole_run.status();
+  ASSERT_TRUE(Train(*whole_run).ok());
+  // A second job starting from the first one's step-10 checkpoint.
+  v1::JobSpec resumed = whole;
+  resumed.set_name("resumed");
+  resumed.mutable_checkpoint()->set_resume_from(whole_dir + "/checkpoints/ckpt-0000000010");
+  const std::string resumed_dir = TmpDir("resumed");
+  auto resumed_run = Build(resumed, resumed_dir);
+  ASSERT_TRUE(resumed_run.ok()) << resumed_run.status();
+  auto records = Train(*resumed_run);
+  ASSERT_TRUE(records.ok()) << records.status();
+  ASSERT_EQ(records->size(), 10u);  // Steps 11-20 only.
+  EXPECT_EQ(records->front().step, 11);
+  const std::string a = ReadAll(whole_dir + "/checkpoints/export/model.safetensors");
+  const std::string b = ReadAll(resumed_dir + "/checkpoints/export/model.safetensors");
+  ASSERT_FALSE(a.empty());
+  EXPECT_TRUE(a == b) << "resumed weights differ from the uninterrupted run's";
+
+  // A path that is not a checkpoint: refused before any step, naming it.
+  resumed.mutable_checkpoint()->set_resume_from(whole_dir + "/nothing-here");
+  auto bad_run = Build(resumed, TmpDir("bad"));
+  ASSERT_TRUE(bad_run.ok());
+  auto bad = Train(*bad_run);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr("spec.checkpoint.resume_from"));
+  EXPECT_THAT(bad.status().message(), HasSubstr(whole_dir + "/nothing-here"));
+  EXPECT_TRUE(Checkpoints(TmpDir("bad") + "/checkpoints").empty());
+}
+
+}  // namespace
+}  // namespace strata
