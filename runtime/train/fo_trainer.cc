@@ -175,8 +175,8 @@ absl::StatusOr<float> FoTrainer::Evaluate() {
                              });
 }
 
-std::string FoTrainer::RankDir(int r) const {
-  return absl::StrCat(options_.checkpoint_dir, "/rank", r);
+std::string FoRankCheckpointDir(const std::string& checkpoint_dir, int rank) {
+  return absl::StrCat(checkpoint_dir, "/rank", rank);
 }
 
 absl::Status FoTrainer::SaveCheckpoint() {
@@ -184,7 +184,7 @@ absl::Status FoTrainer::SaveCheckpoint() {
   if (checkpoints_ == nullptr) {
     STRATA_ASSIGN_OR_RETURN(
         checkpoints_,
-        CheckpointManager::Create({RankDir(rank()), options_.keep_checkpoints}));
+        CheckpointManager::Create({FoRankCheckpointDir(options_.checkpoint_dir, rank()), options_.keep_checkpoints}));
   }
   STRATA_ASSIGN_OR_RETURN(CheckpointManager::Writer writer, checkpoints_->Begin(step_));
   if (zero3_ != nullptr) {
@@ -218,7 +218,7 @@ absl::StatusOr<int64_t> FoTrainer::Resume(const std::function<void(const std::st
   if (options_.checkpoint_dir.empty()) return step_;
   STRATA_ASSIGN_OR_RETURN(
       checkpoints_,
-      CheckpointManager::Create({RankDir(rank()), options_.keep_checkpoints}));
+      CheckpointManager::Create({FoRankCheckpointDir(options_.checkpoint_dir, rank()), options_.keep_checkpoints}));
   std::vector<std::string> problems;
   absl::StatusOr<CheckpointInfoOnDisk> latest = checkpoints_->LatestValid(&problems);
   for (const std::string& problem : problems) log("skipping checkpoint: " + problem);
@@ -236,7 +236,7 @@ absl::StatusOr<int64_t> FoTrainer::Resume(const std::function<void(const std::st
   if (step == 0) return step_;
   const std::string name = absl::StrFormat("ckpt-%010d", step);
   STRATA_ASSIGN_OR_RETURN(CheckpointInfoOnDisk own,
-                          CheckpointManager::Verify(absl::StrCat(RankDir(rank()), "/", name)));
+                          CheckpointManager::Verify(absl::StrCat(FoRankCheckpointDir(options_.checkpoint_dir, rank()), "/", name)));
   if (own.position.value("world_size", 1) !=
           (options_.comm != nullptr ? options_.comm->size() : 1) ||
       own.position.value("zero_stage", 0) != options_.zero_stage) {
@@ -249,7 +249,7 @@ absl::StatusOr<int64_t> FoTrainer::Resume(const std::function<void(const std::st
     STRATA_RETURN_IF_ERROR(zero3_->LoadShard(absl::StrCat(own.dir, "/", kShardFile)));
   } else {
     // Weights from rank 0's checkpoint (the same on every rank).
-    STRATA_RETURN_IF_ERROR(LoadHfWeights(absl::StrCat(RankDir(0), "/", name), *model_));
+    STRATA_RETURN_IF_ERROR(LoadHfWeights(absl::StrCat(FoRankCheckpointDir(options_.checkpoint_dir, 0), "/", name), *model_));
   }
   if (zero3_ != nullptr) {
     // Read above.

@@ -78,6 +78,9 @@ struct StepStats {
   double tokens_per_second = 0;
 };
 
+// Where rank `rank` of a run keeps its checkpoints under `checkpoint_dir`.
+std::string FoRankCheckpointDir(const std::string& checkpoint_dir, int rank);
+
 class FoTrainer {
  public:
   // `model`, `train` and `eval` must outlive the trainer; `eval` may be null.
@@ -112,7 +115,6 @@ class FoTrainer {
   std::unique_ptr<CheckpointManager> checkpoints_;
   bool resumed_ = false;
   int rank() const { return options_.comm != nullptr ? options_.comm->rank() : 0; }
-  std::string RankDir(int rank) const;
   std::vector<int32_t> tokens_, targets_;
   int64_t step_ = 0;
 };

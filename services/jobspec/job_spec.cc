@@ -18,7 +18,7 @@ using google::protobuf::FieldDescriptor;
 using google::protobuf::Message;
 
 absl::Status Bad(const std::string& field, const std::string& why) {
-  return absl::InvalidArgumentError(absl::StrCat("spec.", field, ": ", why));
+  return SpecFieldError(field, why);
 }
 
 absl::Status NotSupported(const std::string& field, const std::string& why) {
@@ -379,6 +379,10 @@ absl::Status NormalizeZeroAndOffload(v1::JobSpec& spec) {
 }
 
 }  // namespace
+
+absl::Status SpecFieldError(const std::string& field, const std::string& why) {
+  return absl::InvalidArgumentError(absl::StrCat("spec.", field, ": ", why));
+}
 
 absl::Status CheckEnumsDeclared(const Message& message, const std::string& prefix) {
   const google::protobuf::Reflection* reflection = message.GetReflection();

@@ -18,6 +18,9 @@ namespace strata {
 // The spec with defaults applied, or INVALID_ARGUMENT naming the first bad field.
 absl::StatusOr<v1::JobSpec> NormalizeJobSpec(const v1::JobSpec& spec);
 
+// INVALID_ARGUMENT "spec.<field>: <why>", the form every refusal of a spec field takes.
+absl::Status SpecFieldError(const std::string& field, const std::string& why);
+
 // INVALID_ARGUMENT naming the first enum field (as `prefix.path.to.field`) of `message`, at any
 // depth, whose number is not one its enum declares.
 absl::Status CheckEnumsDeclared(const google::protobuf::Message& message,

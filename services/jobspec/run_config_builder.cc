@@ -5,13 +5,6 @@
 #include "services/jobspec/job_spec.h"
 
 namespace strata {
-namespace {
-
-absl::Status Refused(const std::string& field, const std::string& why) {
-  return absl::InvalidArgumentError(absl::StrCat("spec.", field, ": ", why));
-}
-
-}  // namespace
 
 RankSite ProbeSite(const v1::JobSpec& spec) {
   RankSite site;
@@ -29,7 +22,7 @@ absl::StatusOr<v1::RunConfig> BuildRunConfig(const v1::JobSpec& in, const RankSi
   if (!normalized.ok()) return normalized.status();
   const v1::JobSpec& spec = *normalized;
   if (spec.federated().num_rounds() > 0) {
-    return Refused("federated", "federated jobs run on clients, not as ranks");
+    return SpecFieldError("federated", "federated jobs run on clients, not as ranks");
   }
   if (site.world_size != spec.resources().ranks()) {
     return absl::InvalidArgumentError(absl::StrCat("placement has ", site.world_size,
@@ -59,7 +52,7 @@ absl::StatusOr<v1::RunConfig> BuildRunConfig(const v1::JobSpec& in, const RankSi
   for (const auto& [tier, field] : {std::pair{offload.param_tier(), "offload.param_tier"},
                                     {offload.optimizer_tier(), "offload.optimizer_tier"}}) {
     if (tier == v1::TIER_NVME && site.nvme_dirs.empty()) {
-      return Refused(field, "this worker has no NVMe paths (--nvme_paths)");
+      return SpecFieldError(field, "this worker has no NVMe paths (--nvme_paths)");
     }
   }
   if (offload.param_tier() == v1::TIER_NVME || offload.optimizer_tier() == v1::TIER_NVME) {
@@ -67,7 +60,7 @@ absl::StatusOr<v1::RunConfig> BuildRunConfig(const v1::JobSpec& in, const RankSi
   }
   if (spec.resources().gpus_per_rank() > 0) {  // Offloaded ZO (validated).
     if (site.gpu_indices.empty()) {
-      return Refused("resources.gpus_per_rank", "the rank was placed without a GPU");
+      return SpecFieldError("resources.gpus_per_rank", "the rank was placed without a GPU");
     }
     out->set_gpu(site.gpu_indices[0]);
   }
@@ -84,7 +77,7 @@ absl::StatusOr<v1::RunConfig> BuildRunConfig(const v1::JobSpec& in, const RankSi
   ckpt->set_resume_from(policy.resume_from());
   if (policy.export_safetensors()) {
     if (ckpt->dir().empty()) {
-      return Refused("checkpoint.export_safetensors", "needs a checkpoint directory");
+      return SpecFieldError("checkpoint.export_safetensors", "needs a checkpoint directory");
     }
     ckpt->set_export_dir(ckpt->dir() + "/export");
   }
@@ -95,7 +88,7 @@ absl::StatusOr<v1::RunConfig> BuildRunConfig(const v1::JobSpec& in, const RankSi
     v1::RunRendezvous* meet = run.mutable_rendezvous();
     if (meet->coordinator().empty() && meet->dir().empty()) {
       if (policy.path().empty()) {
-        return Refused("checkpoint.path",
+        return SpecFieldError("checkpoint.path",
                        "without a coordinator to meet through, multi-rank jobs need a shared "
                        "checkpoint path");
       }

@@ -1,7 +1,6 @@
 // See run_training.h.
 #include "services/trainer/run_training.h"
 
-#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <optional>
@@ -9,7 +8,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "google/protobuf/util/time_util.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/data/dataset.h"
 #include "runtime/data/tokenizer.h"
@@ -21,8 +19,6 @@
 
 namespace strata {
 namespace {
-
-using google::protobuf::util::TimeUtil;
 
 absl::StatusOr<LrSchedule> ScheduleFor(const v1::RunConfig& run, double lr) {
   const v1::LrSchedule& s = run.optimizer().schedule();
@@ -327,8 +323,9 @@ absl::Status RunTraining(const v1::RunConfig& run, const TrainingOutput& out) {
                                               : gloo.store_dir));
   } else {
     STRATA_RETURN_IF_ERROR(SeedFromCheckpoint(run.checkpoint().resume_from(),
-                                              o.checkpoint_dir.empty() ? ""
-                                                                       : o.checkpoint_dir + "/rank0",
+                                              o.checkpoint_dir.empty()
+                                                  ? ""
+                                                  : FoRankCheckpointDir(o.checkpoint_dir, 0),
                                               o.keep_checkpoints, log));
   }
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<FoTrainer> trainer,

@@ -351,6 +351,8 @@ absl::StatusOr<v1::RunConfig> RunConfigFromFlags() {
   STRATA_ASSIGN_OR_RETURN(v1::RunConfig run, BuildRunConfig(spec, site));
   // --save_dir names the export directly.
   run.mutable_checkpoint()->set_export_dir(absl::GetFlag(FLAGS_save_dir));
+  // --threads=0 keeps its meaning (a thread per CPU this process may use) rather than the one
+  // core a job rank reserves by default.
   if (absl::GetFlag(FLAGS_threads) == 0) run.mutable_training()->set_threads(0);
   return run;
 }

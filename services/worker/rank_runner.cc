@@ -237,17 +237,14 @@ absl::Status RankRunner::Start(const v1::StartRank& start, const std::string& wo
   for (std::thread& t : finished) t.join();
   absl::StatusOr<RankSite> site = SiteFor(start);
   if (!site.ok()) return site.status();
-  absl::StatusOr<v1::RunConfig> run = BuildRunConfig(start.spec(), *site);
-  if (!run.ok()) return run.status();
-  if (start.replay_size() > 0 &&
-      access((run->checkpoint().dir() + "/steplog.bin").c_str(), F_OK) != 0) {
-    // A restarted ZO attempt with no local trace of the run: rebuild it from the coordinator's
-    // step log (replayed from the initial weights by the trainer).
-    const std::string replay_log =
+  if (start.replay_size() > 0) {
+    // A restarted ZO attempt: the coordinator's step log, which the trainer replays from the
+    // initial weights when the checkpoint directory holds no trace of the run (ZoTrainer).
+    site->replay_log =
         absl::StrCat(site->job_dir, "/replay-attempt", start.ref().attempt(), ".bin");
-    unlink(replay_log.c_str());
+    unlink(site->replay_log.c_str());
     absl::StatusOr<std::unique_ptr<zo::StepLogWriter>> writer = zo::StepLogWriter::Open(
-        replay_log, run->optimizer().zeroth_order().num_perturbations());
+        site->replay_log, start.spec().optimizer().zeroth_order().num_perturbations());
     if (!writer.ok()) return writer.status();
     for (const v1::ZoStepRecord& r : start.replay()) {
       zo::ZoStepRecord record;
@@ -260,15 +257,15 @@ absl::Status RankRunner::Start(const v1::StartRank& start, const std::string& wo
       if (absl::Status s = (*writer)->Append(record, /*sync=*/false); !s.ok()) return s;
     }
     if (absl::Status s = (*writer)->Sync(); !s.ok()) return s;
-    run->mutable_checkpoint()->set_replay_log(replay_log);
   }
+  absl::StatusOr<v1::RunConfig> run = BuildRunConfig(start.spec(), *site);
+  if (!run.ok()) return run.status();
   const std::string config_path = absl::StrCat(site->job_dir, "/run-config-a",
                                                start.ref().attempt(), "-r", start.ref().rank(),
                                                ".textproto");
   std::string config_text;
   google::protobuf::TextFormat::PrintToString(*run, &config_text);
   if (absl::Status s = WriteStringToFileAtomically(config_path, config_text); !s.ok()) return s;
-  const RankSite& dirs = *site;
   std::vector<std::string> argv = {options_.train_binary, "--run_config=" + config_path};
   STRATA_LOG(INFO) << "starting " << key << ": " << absl::StrJoin(argv, " ");
   // The rank's environment: the daemon's, with the worker token for the coordinator's store
@@ -299,7 +296,7 @@ absl::Status RankRunner::Start(const v1::StartRank& start, const std::string& wo
     sigprocmask(SIG_UNBLOCK, &all, nullptr);
     dup2(pipe_fds[1], STDOUT_FILENO);
     dup2(pipe_fds[1], STDERR_FILENO);
-    if (chdir(dirs.job_dir.c_str()) != 0) _exit(126);
+    if (chdir(site->job_dir.c_str()) != 0) _exit(126);
     execve(cargs[0], cargs.data(), envp.data());
     std::fprintf(stderr, "exec %s: %s\n", cargs[0], std::strerror(errno));
     _exit(127);
@@ -315,7 +312,7 @@ absl::Status RankRunner::Start(const v1::StartRank& start, const std::string& wo
   Child* raw = child.get();
   child->reporter =
       std::thread([this, raw, fd = pipe_fds[0], tokens_per_step, worker_id,
-                   log = dirs.job_dir + absl::StrCat("/rank", start.ref().rank(), ".log")] {
+                   log = site->job_dir + absl::StrCat("/rank", start.ref().rank(), ".log")] {
         Report(raw, fd, tokens_per_step, worker_id, log);
       });
   children_[key] = std::move(child);
