@@ -42,6 +42,8 @@ class CheckpointManager {
   class Writer {
    public:
     const std::string& dir() const { return temp_dir_; }
+    // Where the checkpoint is once committed.
+    const std::string& final_dir() const { return final_dir_; }
     // Records the files now in dir() (all regular files), fsyncs them, writes the manifest with
     // `position`, and moves the checkpoint into place. Then applies retention.
     absl::Status Commit(const nlohmann::json& position);

@@ -210,7 +210,11 @@ absl::Status FoTrainer::SaveCheckpoint() {
   position["sampler_cursor"] = sampler_.position().cursor;
   position["world_size"] = options_.comm != nullptr ? options_.comm->size() : 1;
   position["zero_stage"] = options_.zero_stage;
-  return writer.Commit(position);
+  STRATA_RETURN_IF_ERROR(writer.Commit(position));
+  if (options_.events.on_checkpoint && rank() == 0) {
+    options_.events.on_checkpoint(step_, writer.final_dir());
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<int64_t> FoTrainer::Resume(const std::function<void(const std::string&)>& log) {
@@ -305,20 +309,34 @@ absl::Status FoTrainer::Run(const std::function<void(const std::string&)>& log) 
       return absl::CancelledError(absl::StrCat("stopped at step ", step_));
     }
     tokens_per_second = s.tokens_per_second;
-    if (options_.log_every > 0 && (s.step % options_.log_every == 0 || s.step == 1)) {
+    if (options_.log_every > 0 &&
+        (s.step % options_.log_every == 0 || s.step == 1 || s.step == options_.steps)) {
       log(absl::StrFormat("step %d/%d | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s", s.step,
                           options_.steps, s.loss, s.lr, s.grad_norm, s.tokens_per_second));
+      if (options_.events.on_progress) {
+        TrainProgress p;
+        p.step = s.step;
+        p.max_steps = options_.steps;
+        p.loss = s.loss;
+        p.lr = s.lr;
+        const int ranks = options_.comm != nullptr ? options_.comm->size() : 1;  // In lockstep.
+        p.tokens_per_second = s.tokens_per_second * ranks;
+        p.tokens_total = s.step * static_cast<int64_t>(tokens_.size()) * ranks;
+        options_.events.on_progress(p);
+      }
     }
     if (eval_ != nullptr && options_.eval_every > 0 && s.step % options_.eval_every == 0 &&
         s.step < options_.steps) {
       STRATA_ASSIGN_OR_RETURN(float eval_loss, Evaluate());
       log(absl::StrFormat("step %d | eval loss %.4f", s.step, eval_loss));
+      if (options_.events.on_eval) options_.events.on_eval(s.step, eval_loss);
     }
   }
   if (eval_ != nullptr) {
     STRATA_ASSIGN_OR_RETURN(float eval_loss, Evaluate());
     log(absl::StrFormat("final eval loss %.4f after %d steps (%.0f tok/s)", eval_loss, step_,
                         tokens_per_second));
+    if (options_.events.on_eval) options_.events.on_eval(step_, eval_loss);
   }
   if (options_.checkpoint_every == 0 || step_ % options_.checkpoint_every != 0) {
     STRATA_RETURN_IF_ERROR(SaveCheckpoint());  // The end.

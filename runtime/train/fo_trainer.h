@@ -19,6 +19,7 @@
 #include "runtime/model/transformer.h"
 #include "runtime/optim/adamw.h"
 #include "runtime/optim/lr_schedule.h"
+#include "runtime/train/train_events.h"
 #include "storage/checkpoint.h"
 
 namespace strata {
@@ -66,6 +67,7 @@ struct FoTrainerOptions {
   // Retention: the newest N checkpoints of each rank (at least 2 with several ranks, so the
   // newest step all ranks have survives a crash between their commits).
   int keep_checkpoints = 2;
+  TrainEvents events;  // Progress, evaluations and (rank 0's) checkpoints.
   // Checked after every step: when true, Run writes a checkpoint and returns CANCELLED.
   std::function<bool()> stop_requested;
 };

@@ -94,7 +94,10 @@ absl::Status ZoTrainer::SaveCheckpoint() {
   position["sampler_cursor"] = sampler_.position().cursor;
   position["adam_updates"] = arithmetic.adam_updates();
   position["seed"] = options_.zo.seed;
-  return writer.Commit(position);
+  STRATA_RETURN_IF_ERROR(writer.Commit(position));
+  checkpointed_step_ = step_;
+  if (options_.events.on_checkpoint) options_.events.on_checkpoint(step_, writer.final_dir());
+  return absl::OkStatus();
 }
 
 absl::StatusOr<int64_t> ZoTrainer::Resume(const Log& log) {
@@ -238,20 +241,38 @@ absl::Status ZoTrainer::Run(const Log& log) {
   const int64_t first = step_;
   while (step_ < options_.steps) {
     STRATA_ASSIGN_OR_RETURN(zo::ZoStepRecord r, Step());
-    if (options_.log_every > 0 && (r.step % options_.log_every == 0 || r.step == first + 1)) {
+    if (options_.log_every > 0 && (r.step % options_.log_every == 0 || r.step == first + 1 ||
+                                   r.step == options_.steps)) {
       const double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       const std::string io = offload_ == nullptr ? ""
                                                  : absl::StrFormat(" | io r %.1f MB w %.1f MB",
                                                                    offload_->bytes_read() / 1e6,
                                                                    offload_->bytes_written() / 1e6);
+      const double tokens_per_second =
+          (r.step - first) * static_cast<double>(tokens_.size()) / seconds;
       log(absl::StrFormat("step %d/%d | loss %.4f | g %+.4e | lr %.2e%s%s | %.0f tok/s", r.step,
                           options_.steps, r.loss, r.scalars[0], r.lr, r.skipped ? " | skipped" : "",
-                          io, (r.step - first) * static_cast<double>(tokens_.size()) / seconds));
+                          io, tokens_per_second));
+      if (options_.events.on_progress) {
+        TrainProgress p;
+        p.step = r.step;
+        p.max_steps = options_.steps;
+        p.loss = r.loss;
+        p.lr = r.lr;
+        p.tokens_per_second = tokens_per_second;
+        p.tokens_total = r.step * static_cast<int64_t>(tokens_.size());
+        if (offload_ != nullptr) {
+          p.offload_read_bytes = offload_->bytes_read();
+          p.offload_write_bytes = offload_->bytes_written();
+        }
+        options_.events.on_progress(p);
+      }
     }
     if (eval_ != nullptr && options_.eval_every > 0 && r.step % options_.eval_every == 0) {
       STRATA_ASSIGN_OR_RETURN(float eval_loss, Evaluate());
       log(absl::StrFormat("step %d | eval loss %.4f", r.step, eval_loss));
+      if (options_.events.on_eval) options_.events.on_eval(r.step, eval_loss);
     }
     if (options_.checkpoint_every > 0 && r.step % options_.checkpoint_every == 0) {
       STRATA_RETURN_IF_ERROR(SaveCheckpoint());
@@ -265,10 +286,11 @@ absl::Status ZoTrainer::Run(const Log& log) {
     }
   }
   STRATA_RETURN_IF_ERROR(FlushPending());
-  STRATA_RETURN_IF_ERROR(SaveCheckpoint());
+  if (checkpointed_step_ != step_) STRATA_RETURN_IF_ERROR(SaveCheckpoint());  // The end.
   if (eval_ != nullptr) {
     STRATA_ASSIGN_OR_RETURN(float eval_loss, Evaluate());
     log(absl::StrFormat("final eval loss %.4f after %d steps", eval_loss, step_));
+    if (options_.events.on_eval) options_.events.on_eval(step_, eval_loss);
   }
   return absl::OkStatus();
 }

@@ -25,6 +25,7 @@
 #include "runtime/model/transformer.h"
 #include "runtime/offload/offloaded_zo.h"
 #include "runtime/optim/lr_schedule.h"
+#include "runtime/train/train_events.h"
 #include "runtime/zo/step_log.h"
 #include "runtime/zo/zo_optimizer.h"
 #include "storage/checkpoint.h"
@@ -60,6 +61,7 @@ struct ZoTrainerOptions {
   std::string replay_log;
   // Called with each step's record once it is durable in the local step log.
   std::function<void(const zo::ZoStepRecord&)> on_step;
+  TrainEvents events;
 };
 
 class ZoTrainer {
@@ -113,6 +115,7 @@ class ZoTrainer {
   std::unique_ptr<CheckpointManager> checkpoints_;
   std::vector<int32_t> tokens_, targets_;
   int64_t step_ = 0;
+  int64_t checkpointed_step_ = -1;  // Step of the newest checkpoint this run committed.
 };
 
 }  // namespace strata

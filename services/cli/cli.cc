@@ -205,7 +205,12 @@ class Cli {
         {"eval loss:", std::isnan(p.eval_loss()) || p.eval_loss() == 0
                            ? "-"
                            : absl::StrFormat("%.4f", p.eval_loss())},
+        {"lr:", p.step() > 0 ? absl::StrFormat("%g", p.lr()) : "-"},
         {"tokens/s:", absl::StrFormat("%.0f", p.tokens_per_second())},
+        {"checkpoint:", job.has_latest_checkpoint()
+                            ? absl::StrCat("step ", job.latest_checkpoint().step(), " at ",
+                                           job.latest_checkpoint().path())
+                            : "-"},
         {"submitted:", Ago(job.submit_time())},
     };
     for (const v1::RankPlacement& placement : job.placements()) {

@@ -459,6 +459,28 @@ v1::ReportAck JobManager::OnProgress(const v1::ProgressReport& report) {
   return ack;
 }
 
+absl::StatusOr<v1::ReportAck> JobManager::OnCheckpoint(const v1::CheckpointReport& report) {
+  absl::MutexLock lock(&mu_);
+  v1::ReportAck ack;
+  Entry* e = CurrentLocked(report.ref());
+  if (e == nullptr) {
+    ack.set_stale(true);
+    return ack;
+  }
+  const v1::CheckpointInfo& info = report.checkpoint();
+  v1::Job& job = e->stored.job;
+  if (info.step() < 0 || info.step() > job.spec().training().max_steps()) {
+    return absl::InvalidArgumentError(absl::StrCat("checkpoint.step ", info.step(),
+                                                   " is outside [0, training.max_steps]"));
+  }
+  *job.mutable_latest_checkpoint() = info;
+  LogLocked(*e, v1::LOG_LEVEL_INFO,
+            absl::StrCat("checkpoint at step ", info.step(), ": ", info.path()),
+            report.ref().rank(), "");
+  SaveLocked(*e);
+  return ack;
+}
+
 v1::ReportAck JobManager::OnRankExit(const v1::RankExit& exit) {
   absl::MutexLock lock(&mu_);
   v1::ReportAck ack;

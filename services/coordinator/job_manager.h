@@ -85,6 +85,11 @@ class JobManager {
       ABSL_LOCKS_EXCLUDED(mu_);
   v1::ReportAck OnProgress(const v1::ProgressReport& report) ABSL_LOCKS_EXCLUDED(mu_);
   v1::ReportAck OnRankExit(const v1::RankExit& exit) ABSL_LOCKS_EXCLUDED(mu_);
+  // A committed checkpoint of the current attempt becomes the job's latest_checkpoint (stored,
+  // logged). INVALID_ARGUMENT for a step outside [0, max_steps]; a report for a superseded
+  // attempt is acknowledged as stale.
+  absl::StatusOr<v1::ReportAck> OnCheckpoint(const v1::CheckpointReport& report)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // ZO step-log records of the current attempt, persisted before the ack; a restarted attempt
   // gets them (StartRank.replay) and rebuilds the weights from the job's initial model.
   absl::StatusOr<v1::StepLogAck> OnStepLog(const v1::StepLogReport& report)

@@ -190,6 +190,39 @@ TEST_F(JobManagerTest, BadSpecsAreRejectedByFieldAndStoreNothing) {
   EXPECT_EQ(good.spec().resources().ranks(), 1);
 }
 
+TEST_F(JobManagerTest, CheckpointReportsBecomeTheJobsLatestCheckpoint) {
+  AddWorker("w1", 1);
+  const v1::Job job = Submit(Spec("ckpt", 0, 1));
+  ASSERT_EQ(State(job.id()), v1::JOB_STATE_STARTING);
+  const int attempt = manager_->Get(job.id(), "")->attempt();
+  v1::CheckpointReport report;
+  *report.mutable_ref() = Ref(job, attempt);
+  report.set_worker_id("w1");
+  report.mutable_checkpoint()->set_step(40);
+  report.mutable_checkpoint()->set_path("/w/jobs/j/checkpoints/ckpt-0000000040");
+  auto ack = manager_->OnCheckpoint(report);
+  ASSERT_TRUE(ack.ok()) << ack.status();
+  EXPECT_FALSE(ack->stale());
+  const v1::Job after = *manager_->Get(job.id(), "");
+  EXPECT_EQ(after.latest_checkpoint().step(), 40);
+  EXPECT_EQ(after.latest_checkpoint().path(), "/w/jobs/j/checkpoints/ckpt-0000000040");
+  // Stored: a restarted coordinator reports it too.
+  OpenCoordinator();
+  EXPECT_EQ(manager_->Get(job.id(), "")->latest_checkpoint().step(), 40);
+  // A step the job cannot have reached is refused and changes nothing.
+  report.mutable_checkpoint()->set_step(101);
+  report.mutable_checkpoint()->set_path("/elsewhere");
+  EXPECT_EQ(manager_->OnCheckpoint(report).status().code(), absl::StatusCode::kInvalidArgument);
+  // A report for another attempt is stale and changes nothing either.
+  report.mutable_checkpoint()->set_step(50);
+  *report.mutable_ref() = Ref(job, attempt + 7);
+  auto stale = manager_->OnCheckpoint(report);
+  ASSERT_TRUE(stale.ok());
+  EXPECT_TRUE(stale->stale());
+  EXPECT_EQ(manager_->Get(job.id(), "")->latest_checkpoint().path(),
+            "/w/jobs/j/checkpoints/ckpt-0000000040");
+}
+
 TEST_F(JobManagerTest, CancelAndKillFromEveryState) {
   AddWorker("w1", 1);
   const v1::Job running = Submit(Spec("running", 10, 1));

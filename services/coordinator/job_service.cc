@@ -16,7 +16,8 @@ grpc::Status Reply(absl::StatusOr<T> result, T* response) {
   return grpc::Status::OK;
 }
 
-v1::JobEvent EventFor(const v1::Job& job, int64_t sequence, v1::JobState previous) {
+v1::JobEvent EventFor(const v1::Job& job, int64_t sequence, v1::JobState previous,
+                      bool checkpointed = false) {
   v1::JobEvent event;
   *event.mutable_time() = google::protobuf::util::TimeUtil::GetCurrentTime();
   event.set_job_id(job.id());
@@ -26,6 +27,8 @@ v1::JobEvent EventFor(const v1::Job& job, int64_t sequence, v1::JobState previou
     event.mutable_state_change()->set_to(job.state());
     event.mutable_state_change()->set_reason(job.message());
     *event.mutable_job() = job;
+  } else if (checkpointed) {
+    *event.mutable_checkpoint() = job.latest_checkpoint();
   } else {
     *event.mutable_progress() = job.progress();
   }
@@ -85,15 +88,22 @@ grpc::Status JobServiceImpl::Watch(grpc::ServerContext* context, const v1::Watch
   if (!writer->Write(first)) return grpc::Status::OK;
   v1::JobState state = job->state();
   int64_t step = job->progress().step();
+  std::string checkpoint = job->latest_checkpoint().SerializeAsString();
   while (!IsTerminal(state) && !context->IsCancelled()) {
     job = jobs_->WaitForChange(request->job_id(), user, &version, absl::Seconds(1));
     if (!job.ok()) return ToGrpcStatus(job.status());
     const bool moved = job->state() != state;
+    const bool checkpointed = job->latest_checkpoint().SerializeAsString() != checkpoint;
     const bool progressed = job->progress().step() != step;
+    if (!moved && checkpointed) {
+      if (!writer->Write(EventFor(*job, ++sequence, state, /*checkpointed=*/true))) break;
+      checkpoint = job->latest_checkpoint().SerializeAsString();
+    }
     if (!moved && !(progressed && request->include_progress())) continue;
     if (!writer->Write(EventFor(*job, ++sequence, state))) break;
     state = job->state();
     step = job->progress().step();
+    checkpoint = job->latest_checkpoint().SerializeAsString();
   }
   return grpc::Status::OK;
 }

@@ -77,6 +77,14 @@ grpc::Status WorkerServiceImpl::ReportRankExit(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
+grpc::Status WorkerServiceImpl::ReportCheckpoint(grpc::ServerContext* context,
+                                                 const v1::CheckpointReport* request,
+                                                 v1::ReportAck* response) {
+  if (jobs_ == nullptr) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no job manager");
+  if (grpc::Status s = AsWorker(context, request->worker_id()); !s.ok()) return s;
+  return Reply(jobs_->OnCheckpoint(*request), response);
+}
+
 grpc::Status WorkerServiceImpl::ListWorkers(grpc::ServerContext* context,
                                             const v1::ListWorkersRequest* request,
                                             v1::ListWorkersResponse* response) {

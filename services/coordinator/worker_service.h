@@ -35,6 +35,8 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
                               v1::ReportAck* response) override;
   grpc::Status ReportRankExit(grpc::ServerContext* context, const v1::RankExit* request,
                               v1::ReportAck* response) override;
+  grpc::Status ReportCheckpoint(grpc::ServerContext* context, const v1::CheckpointReport* request,
+                                v1::ReportAck* response) override;
   grpc::Status ReportStepLog(grpc::ServerContext* context, const v1::StepLogReport* request,
                              v1::StepLogAck* response) override;
   grpc::Status StoreSet(grpc::ServerContext* context, const v1::StoreSetRequest* request,

@@ -39,7 +39,6 @@ absl::StatusOr<v1::RunConfig> BuildRunConfig(const v1::JobSpec& in, const RankSi
   *run.mutable_optimizer() = spec.optimizer();
   *run.mutable_training() = spec.training();
   *run.mutable_zero() = spec.zero();
-  run.set_report_steps(site.report_steps && spec.optimizer().has_zeroth_order());
 
   const v1::OffloadSpec& offload = spec.offload();
   v1::RunOffload* out = run.mutable_offload();

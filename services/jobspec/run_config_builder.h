@@ -31,7 +31,6 @@ struct RankSite {
   // How multi-rank runs meet (coordinator or dir, prefix, host, TLS, collective timeout); when
   // neither coordinator nor dir is set, files under checkpoint.path/rendezvous.
   v1::RunRendezvous rendezvous;
-  bool report_steps = false;
 };
 
 // The placement the coordinator validates a spec against at submit: one rank on a worker with

@@ -40,7 +40,6 @@ RankSite Site(std::vector<std::string> nvme = {}) {
   site.attempt = 2;
   site.job_dir = "/work/jobs/j-1";
   site.nvme_dirs = std::move(nvme);
-  site.report_steps = true;
   return site;
 }
 
@@ -71,7 +70,6 @@ TEST(BuildRunConfigTest, ZeroOrderJobResolvesEveryDefaultOnce) {
   EXPECT_EQ(run->checkpoint().dir(), "/work/jobs/j-1/checkpoints");
   EXPECT_EQ(run->checkpoint().interval_steps(), 50);
   EXPECT_EQ(run->checkpoint().keep_last(), 3);
-  EXPECT_TRUE(run->report_steps());
   EXPECT_EQ(run->offload().gpu(), -1);
   EXPECT_FALSE(run->has_rendezvous());
 }
@@ -114,7 +112,6 @@ TEST(BuildRunConfigTest, FirstOrderJobCarriesItsScheduleAndAdamW) {
   EXPECT_EQ(run->optimizer().adamw().beta2(), 0.999);
   EXPECT_EQ(run->optimizer().adamw().epsilon(), 1e-8);
   EXPECT_EQ(run->checkpoint().export_dir(), "/work/jobs/j-1/checkpoints/export");
-  EXPECT_FALSE(run->report_steps());  // Step records are a ZO thing.
 }
 
 TEST(BuildRunConfigTest, MultiRankJobsMeetThroughTheCoordinatorOrASharedPath) {

@@ -1,6 +1,7 @@
 // See run_training.h.
 #include "services/trainer/run_training.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <memory>
 #include <optional>
@@ -8,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "google/protobuf/util/time_util.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/data/dataset.h"
 #include "runtime/data/tokenizer.h"
@@ -19,6 +21,8 @@
 
 namespace strata {
 namespace {
+
+using google::protobuf::util::TimeUtil;
 
 absl::StatusOr<LrSchedule> ScheduleFor(const v1::RunConfig& run, double lr) {
   const v1::LrSchedule& s = run.optimizer().schedule();
@@ -102,6 +106,41 @@ absl::StatusOr<ModelConfig> ConfigFor(const v1::ModelSpec& model) {
     default:
       return absl::InvalidArgumentError("spec.model: no source");
   }
+}
+
+// The trainers' events as RankReports through `report` (nothing when it is null).
+TrainEvents ReportingEvents(const std::function<void(const v1::RankReport&)>& report) {
+  TrainEvents events;
+  if (!report) return events;
+  events.on_progress = [report](const TrainProgress& p) {
+    v1::RankReport r;
+    v1::JobProgress* out = r.mutable_progress();
+    out->set_step(p.step);
+    out->set_max_steps(p.max_steps);
+    out->set_loss(p.loss);
+    out->set_lr(p.lr);
+    out->set_tokens_per_second(p.tokens_per_second);
+    out->set_tokens_total(p.tokens_total);
+    out->set_offload_read_bytes(p.offload_read_bytes);
+    out->set_offload_write_bytes(p.offload_write_bytes);
+    out->set_eval_loss(std::nan(""));
+    *out->mutable_time() = TimeUtil::GetCurrentTime();
+    report(r);
+  };
+  events.on_eval = [report](int64_t step, double loss) {
+    v1::RankReport r;
+    r.mutable_eval()->set_step(step);
+    r.mutable_eval()->set_loss(loss);
+    report(r);
+  };
+  events.on_checkpoint = [report](int64_t step, const std::string& dir) {
+    v1::RankReport r;
+    r.mutable_checkpoint()->set_step(step);
+    r.mutable_checkpoint()->set_path(dir);
+    *r.mutable_checkpoint()->mutable_time() = TimeUtil::GetCurrentTime();
+    report(r);
+  };
+  return events;
 }
 
 }  // namespace
@@ -267,7 +306,20 @@ absl::Status RunTraining(const v1::RunConfig& run, const TrainingOutput& out) {
       }
     }
     o.stop_requested = stop;
-    if (run.report_steps()) o.on_step = out.on_zo_step;
+    o.events = ReportingEvents(out.report);
+    if (out.report) {
+      o.on_step = [report = out.report](const zo::ZoStepRecord& step) {
+        v1::RankReport r;
+        v1::ZoStepRecord* record = r.mutable_zo_step();
+        record->set_step(step.step);
+        record->set_seed(step.seed);
+        for (float g : step.scalars) record->add_projected_grads(g);
+        record->set_lr(step.lr);
+        record->set_skipped(step.skipped);
+        record->set_loss(step.loss);
+        report(r);
+      };
+    }
     STRATA_RETURN_IF_ERROR(SeedFromCheckpoint(run.checkpoint().resume_from(), o.checkpoint_dir,
                                               o.keep_checkpoints, log));
     STRATA_ASSIGN_OR_RETURN(std::unique_ptr<ZoTrainer> trainer,
@@ -285,6 +337,7 @@ absl::Status RunTraining(const v1::RunConfig& run, const TrainingOutput& out) {
 
   STRATA_ASSIGN_OR_RETURN(FoTrainerOptions o, FoOptionsFor(run));
   o.stop_requested = stop;
+  o.events = ReportingEvents(out.report);
   std::unique_ptr<KeyValueStore> rendezvous_store;
   std::unique_ptr<Communicator> comm;
   if (run.world_size() > 1) {

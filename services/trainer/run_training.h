@@ -23,9 +23,10 @@ absl::StatusOr<FoTrainerOptions> FoOptionsFor(const v1::RunConfig& run);
 
 // What RunTraining tells its caller besides the return status.
 struct TrainingOutput {
-  std::function<void(const std::string&)> log;  // Human-readable progress lines.
-  // Each durable ZO step record (run.report_steps()).
-  std::function<void(const zo::ZoStepRecord&)> on_zo_step;
+  std::function<void(const std::string&)> log;  // Human-readable lines, for people.
+  // Typed reports for the worker: progress (with the lr used), evaluations, each durable ZO
+  // step record, committed checkpoints.
+  std::function<void(const v1::RankReport&)> report;
   const std::atomic<bool>* stop_requested = nullptr;  // Checked after every step.
 };
 

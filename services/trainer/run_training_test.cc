@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "services/jobspec/run_config_builder.h"
@@ -50,17 +51,27 @@ absl::StatusOr<v1::RunConfig> Build(const v1::JobSpec& spec, const std::string& 
   RankSite site;
   site.job_id = spec.name();
   site.job_dir = dir;
-  site.report_steps = true;
   return BuildRunConfig(spec, site);
 }
 
-// Runs `run`; returns the step records it reported.
-absl::StatusOr<std::vector<zo::ZoStepRecord>> Train(const v1::RunConfig& run) {
-  std::vector<zo::ZoStepRecord> records;
+// Runs `run`; returns what it reported.
+absl::StatusOr<std::vector<v1::RankReport>> Reports(const v1::RunConfig& run) {
+  std::vector<v1::RankReport> reports;
   TrainingOutput out;
-  out.on_zo_step = [&](const zo::ZoStepRecord& r) { records.push_back(r); };
+  out.report = [&](const v1::RankReport& r) { reports.push_back(r); };
   absl::Status status = RunTraining(run, out);
   if (!status.ok()) return status;
+  return reports;
+}
+
+// Runs `run`; returns the ZO step records it reported.
+absl::StatusOr<std::vector<v1::ZoStepRecord>> Train(const v1::RunConfig& run) {
+  absl::StatusOr<std::vector<v1::RankReport>> reports = Reports(run);
+  if (!reports.ok()) return reports.status();
+  std::vector<v1::ZoStepRecord> records;
+  for (const v1::RankReport& r : *reports) {
+    if (r.has_zo_step()) records.push_back(r.zo_step());
+  }
   return records;
 }
 
@@ -129,12 +140,33 @@ TEST(RunTrainingTest, OptionsAreTheRunConfigsValues) {
 }
 
 TEST(RunTrainingTest, ConstantLrIsTheRequestedLrAtEveryStep) {
-  auto run = Build(ZoJob("constant"), TmpDir("constant"));
+  v1::JobSpec spec = ZoJob("constant");
+  spec.mutable_training()->set_log_interval(1);
+  auto run = Build(spec, TmpDir("constant"));
   ASSERT_TRUE(run.ok()) << run.status();
-  auto records = Train(*run);
-  ASSERT_TRUE(records.ok()) << records.status();
-  ASSERT_EQ(records->size(), 20u);
-  for (const zo::ZoStepRecord& r : *records) EXPECT_EQ(r.lr, 1e-5) << "step " << r.step;
+  auto reports = Reports(*run);
+  ASSERT_TRUE(reports.ok()) << reports.status();
+  int progress = 0, steps = 0, evals = 0;
+  for (const v1::RankReport& r : *reports) {
+    if (r.has_progress()) {
+      ++progress;
+      EXPECT_EQ(r.progress().step(), progress);
+      EXPECT_EQ(r.progress().lr(), 1e-5) << "progress of step " << r.progress().step();
+      EXPECT_EQ(r.progress().tokens_total(), progress * 2 * 16);
+    }
+    if (r.has_zo_step()) {
+      ++steps;
+      EXPECT_EQ(r.zo_step().lr(), 1e-5) << "step " << r.zo_step().step();
+    }
+    if (r.has_eval()) {
+      ++evals;
+      EXPECT_EQ(r.eval().step(), 20);
+      EXPECT_TRUE(std::isfinite(r.eval().loss()));
+    }
+  }
+  EXPECT_EQ(progress, 20);
+  EXPECT_EQ(steps, 20);
+  EXPECT_GE(evals, 1);
 }
 
 TEST(RunTrainingTest, LinearScheduleFollowsItsFormula) {
@@ -147,11 +179,11 @@ TEST(RunTrainingTest, LinearScheduleFollowsItsFormula) {
   auto records = Train(*run);
   ASSERT_TRUE(records.ok()) << records.status();
   ASSERT_EQ(records->size(), 20u);
-  for (const zo::ZoStepRecord& r : *records) {
-    const int64_t k = r.step - 1;  // 0-based index of the step.
+  for (const v1::ZoStepRecord& r : *records) {
+    const int64_t k = r.step() - 1;  // 0-based index of the step.
     const double expected = k < 4 ? 1e-5 * (k + 1) / 4.0
                                   : 0.25e-5 + 0.75e-5 * (1.0 - (k - 4) / 16.0);
-    EXPECT_NEAR(r.lr, expected, 1e-18) << "step " << r.step;
+    EXPECT_NEAR(r.lr(), expected, 1e-18) << "step " << r.step();
   }
 }
 
@@ -162,8 +194,18 @@ TEST(RunTrainingTest, KeepLastLeavesThatManyCheckpoints) {
   const std::string dir = TmpDir("keep");
   auto run = Build(spec, dir);
   ASSERT_TRUE(run.ok()) << run.status();
-  ASSERT_TRUE(Train(*run).ok());
+  auto reports = Reports(*run);
+  ASSERT_TRUE(reports.ok()) << reports.status();
   EXPECT_THAT(Checkpoints(dir + "/checkpoints"), ::testing::ElementsAre("ckpt-0000000020"));
+  // Every committed checkpoint was reported with its step and directory (0, 5, ..., 20).
+  std::vector<int64_t> reported;
+  for (const v1::RankReport& r : *reports) {
+    if (!r.has_checkpoint()) continue;
+    reported.push_back(r.checkpoint().step());
+    EXPECT_EQ(r.checkpoint().path(),
+              absl::StrFormat("%s/checkpoints/ckpt-%010d", dir, r.checkpoint().step()));
+  }
+  EXPECT_THAT(reported, ::testing::ElementsAre(0, 5, 10, 15, 20));
 }
 
 TEST(RunTrainingTest, ResumeFromContinuesAnotherRunBitForBit) {
@@ -186,7 +228,7 @@ TEST(RunTrainingTest, ResumeFromContinuesAnotherRunBitForBit) {
   auto records = Train(*resumed_run);
   ASSERT_TRUE(records.ok()) << records.status();
   ASSERT_EQ(records->size(), 10u);  // Steps 11-20 only.
-  EXPECT_EQ(records->front().step, 11);
+  EXPECT_EQ(records->front().step(), 11);
   const std::string a = ReadAll(whole_dir + "/checkpoints/export/model.safetensors");
   const std::string b = ReadAll(resumed_dir + "/checkpoints/export/model.safetensors");
   ASSERT_FALSE(a.empty());

@@ -26,6 +26,7 @@
 #include "runtime/data/tokenizer.h"
 #include "runtime/model/model_config.h"
 #include "services/common/main_util.h"
+#include "services/common/report_channel.h"
 #include "services/jobspec/run_config_builder.h"
 #include "services/trainer/run_training.h"
 
@@ -98,9 +99,10 @@ ABSL_FLAG(std::string, offload_tier, "nvme",
 ABSL_FLAG(std::string, replay_log, "",
           "ZO: a step log (e.g. the coordinator's copy) to replay from the initial weights when "
           "--checkpoint_dir holds no checkpoint yet, so a restarted run loses no step.");
-ABSL_FLAG(bool, report_steps, false,
-          "ZO: print each step's record as a \"zo-record\" line once it is durable (for the "
-          "worker daemon, which forwards them to the coordinator).");
+ABSL_FLAG(int, report_fd, -1,
+          "Write typed reports (strata.v1.RankReport records: progress, evaluations, ZO step "
+          "records, checkpoints, the final status) to this open file descriptor; the worker "
+          "daemon passes a pipe. -1: none.");
 ABSL_FLAG(int, world_size, 1,
           "FO: data-parallel ranks (each runs this command with its --rank); they meet through "
           "--rendezvous_dir and all-reduce over TCP (Gloo).");
@@ -297,7 +299,6 @@ absl::StatusOr<v1::RunConfig> RunConfigFromFlags() {
       }
     }
     site.replay_log = absl::GetFlag(FLAGS_replay_log);
-    site.report_steps = absl::GetFlag(FLAGS_report_steps);
   } else if (optimizer == "adamw") {
     v1::AdamWSpec* adam = opt->mutable_adamw();
     adam->set_lr(absl::GetFlag(FLAGS_lr));
@@ -388,16 +389,26 @@ absl::Status Run() {
     std::printf("%s\n", line.c_str());
     std::fflush(stdout);
   };
-  // Exact values: %a prints the binary floating-point value.
-  out.on_zo_step = [](const zo::ZoStepRecord& r) {
-    std::string line = absl::StrFormat("zo-record %d %d %a %a %d", r.step, r.seed, r.lr,
-                                       static_cast<double>(r.loss), r.skipped ? 1 : 0);
-    for (float g : r.scalars) absl::StrAppendFormat(&line, " %a", static_cast<double>(g));
-    std::printf("%s\n", line.c_str());
-    std::fflush(stdout);
-  };
+  if (const int fd = absl::GetFlag(FLAGS_report_fd); fd >= 0) {
+    out.report = [fd](const v1::RankReport& report) {
+      // The worker reading the pipe is gone when this fails: training goes on (a stop order or
+      // the parent-death signal ends it), its log says so once.
+      static bool warned = false;
+      if (absl::Status s = WriteReport(fd, report); !s.ok() && !warned) {
+        warned = true;
+        std::fprintf(stderr, "strata-train: reports are lost: %s\n", s.ToString().c_str());
+      }
+    };
+  }
   out.stop_requested = &g_stop_requested;
-  return RunTraining(run, out);
+  const absl::Status status = RunTraining(run, out);
+  if (out.report) {
+    v1::RankReport final;
+    if (!status.ok()) final.mutable_final()->set_error(status.ToString());
+    else final.mutable_final();
+    out.report(final);
+  }
+  return status;
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 #include "services/worker/rank_runner.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -24,101 +25,18 @@
 #include "google/protobuf/util/time_util.h"
 #include "runtime/base/logging.h"
 #include "runtime/zo/step_log.h"
+#include "services/common/report_channel.h"
 #include "storage/atomic_file.h"
 
 namespace strata {
+namespace {
 
 using google::protobuf::util::TimeUtil;
 
-bool ParseStepRecord(const std::string& line, v1::ZoStepRecord* record) {
-  if (!absl::StartsWith(line, "zo-record ")) return false;
-  std::vector<std::string> words = absl::StrSplit(line.substr(10), ' ', absl::SkipEmpty());
-  if (words.size() < 6) return false;
-  int64_t step = 0;
-  uint64_t seed = 0;
-  int skipped = 0;
-  if (!absl::SimpleAtoi(words[0], &step) || !absl::SimpleAtoi(words[1], &seed) ||
-      !absl::SimpleAtoi(words[4], &skipped)) {
-    return false;
-  }
-  // Hexadecimal floats (%a): strtod reads them exactly.
-  auto hex = [](const std::string& w, double* out) {
-    char* end = nullptr;
-    *out = std::strtod(w.c_str(), &end);
-    return end != nullptr && *end == '\0' && end != w.c_str();
-  };
-  double lr = 0, loss = 0;
-  if (!hex(words[2], &lr) || !hex(words[3], &loss)) return false;
-  record->Clear();
-  record->set_step(step);
-  record->set_seed(seed);
-  record->set_lr(lr);
-  record->set_loss(loss);
-  record->set_skipped(skipped != 0);
-  for (size_t i = 5; i < words.size(); ++i) {
-    double g = 0;
-    if (!hex(words[i], &g)) return false;
-    record->add_projected_grads(g);
-  }
-  return true;
-}
+// The descriptor a rank writes its typed reports to.
+constexpr int kReportFd = 3;
 
-bool ParseTrainLine(const std::string& line, int64_t tokens_per_step, v1::JobProgress* progress) {
-  // "step 20/100 | loss 3.2014 | ... | 1234 tok/s" and "step 100 | eval loss 2.5" or
-  // "final eval loss 2.37 after 100 steps".
-  std::vector<std::string> parts = absl::StrSplit(line, " | ");
-  if (absl::StartsWith(line, "final eval loss ")) {
-    std::vector<std::string> words = absl::StrSplit(line, ' ');
-    double eval = 0;
-    if (words.size() < 4 || !absl::SimpleAtod(words[3], &eval)) return false;
-    progress->set_eval_loss(eval);
-    // "... after N steps": the last step, even when it was not a logged one.
-    int64_t steps = 0;
-    if (words.size() >= 6 && words[4] == "after" && absl::SimpleAtoi(words[5], &steps) &&
-        steps > progress->step()) {
-      progress->set_step(steps);
-      progress->set_tokens_total(steps * tokens_per_step);
-    }
-    return true;
-  }
-  if (parts.size() < 2 || !absl::StartsWith(parts[0], "step ")) return false;
-  const std::string step_text = parts[0].substr(5);
-  std::vector<std::string> step_max = absl::StrSplit(step_text, '/');
-  int64_t step = 0;
-  if (!absl::SimpleAtoi(step_max[0], &step)) return false;
-  if (absl::StartsWith(parts[1], "eval loss ")) {
-    double eval = 0;
-    if (!absl::SimpleAtod(parts[1].substr(10), &eval)) return false;
-    progress->set_eval_loss(eval);
-    return true;
-  }
-  double loss = 0;
-  if (!absl::StartsWith(parts[1], "loss ") || !absl::SimpleAtod(parts[1].substr(5), &loss)) {
-    return false;
-  }
-  progress->set_step(step);
-  progress->set_loss(loss);
-  progress->set_tokens_total(step * tokens_per_step);
-  for (const std::string& part : parts) {
-    if (absl::StartsWith(part, "io r ")) {  // "io r 12.5 MB w 12.5 MB" (offloaded ZO).
-      std::vector<std::string> words = absl::StrSplit(part, ' ');
-      double read_mb = 0, write_mb = 0;
-      if (words.size() == 7 && absl::SimpleAtod(words[2], &read_mb) &&
-          absl::SimpleAtod(words[5], &write_mb)) {
-        progress->set_offload_read_bytes(static_cast<int64_t>(read_mb * 1e6));
-        progress->set_offload_write_bytes(static_cast<int64_t>(write_mb * 1e6));
-      }
-    }
-    if (absl::EndsWith(part, " tok/s")) {
-      double rate = 0;
-      if (absl::SimpleAtod(part.substr(0, part.size() - 6), &rate)) {
-        progress->set_tokens_per_second(rate);
-      }
-    }
-  }
-  *progress->mutable_time() = TimeUtil::GetCurrentTime();
-  return true;
-}
+}  // namespace
 
 absl::StatusOr<RankSite> RankRunner::SiteFor(const v1::StartRank& start) const {
   RankSite site;
@@ -132,7 +50,6 @@ absl::StatusOr<RankSite> RankRunner::SiteFor(const v1::StartRank& start) const {
         absl::StrCat(p, "/", start.ref().job_id(), "-rank", start.ref().rank()));
   }
   site.gpu_indices.assign(start.gpu_indices().begin(), start.gpu_indices().end());
-  site.report_steps = true;
   if (start.world_size() > 1 && !options_.coordinator.empty()) {
     // The ranks meet through the coordinator's store, one prefix per attempt.
     site.rendezvous.set_coordinator(options_.coordinator);
@@ -266,7 +183,8 @@ absl::Status RankRunner::Start(const v1::StartRank& start, const std::string& wo
   std::string config_text;
   google::protobuf::TextFormat::PrintToString(*run, &config_text);
   if (absl::Status s = WriteStringToFileAtomically(config_path, config_text); !s.ok()) return s;
-  std::vector<std::string> argv = {options_.train_binary, "--run_config=" + config_path};
+  std::vector<std::string> argv = {options_.train_binary, "--run_config=" + config_path,
+                                   absl::StrCat("--report_fd=", kReportFd)};
   STRATA_LOG(INFO) << "starting " << key << ": " << absl::StrJoin(argv, " ");
   // The rank's environment: the daemon's, with the worker token for the coordinator's store
   // (built before fork: the child only execs).
@@ -281,8 +199,15 @@ absl::Status RankRunner::Start(const v1::StartRank& start, const std::string& wo
   std::vector<char*> cargs;
   for (std::string& a : argv) cargs.push_back(a.data());
   cargs.push_back(nullptr);
-  int pipe_fds[2];
+  // Two pipes: the rank's human-readable output (stdout and stderr), and its typed reports on
+  // fd kReportFd (strata-train --report_fd).
+  int pipe_fds[2], report_fds[2];
   if (pipe2(pipe_fds, O_CLOEXEC) != 0) return absl::InternalError("pipe failed");
+  if (pipe2(report_fds, O_CLOEXEC) != 0) {
+    close(pipe_fds[0]);
+    close(pipe_fds[1]);
+    return absl::InternalError("pipe failed");
+  }
   const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid < 0) return absl::InternalError(absl::StrCat("fork: ", std::strerror(errno)));
@@ -296,14 +221,18 @@ absl::Status RankRunner::Start(const v1::StartRank& start, const std::string& wo
     sigprocmask(SIG_UNBLOCK, &all, nullptr);
     dup2(pipe_fds[1], STDOUT_FILENO);
     dup2(pipe_fds[1], STDERR_FILENO);
+    if (report_fds[1] == kReportFd) {
+      fcntl(kReportFd, F_SETFD, 0);  // Keep it across exec.
+    } else {
+      dup2(report_fds[1], kReportFd);
+    }
     if (chdir(site->job_dir.c_str()) != 0) _exit(126);
     execve(cargs[0], cargs.data(), envp.data());
     std::fprintf(stderr, "exec %s: %s\n", cargs[0], std::strerror(errno));
     _exit(127);
   }
   close(pipe_fds[1]);
-  const int64_t tokens_per_step =
-      static_cast<int64_t>(start.spec().data().batch_size()) * start.spec().data().seq_len();
+  close(report_fds[1]);
   absl::MutexLock lock(&mu_);
   auto child = std::make_unique<Child>();
   child->ref = start.ref();
@@ -311,9 +240,9 @@ absl::Status RankRunner::Start(const v1::StartRank& start, const std::string& wo
   child->start_time = absl::Now();
   Child* raw = child.get();
   child->reporter =
-      std::thread([this, raw, fd = pipe_fds[0], tokens_per_step, worker_id,
+      std::thread([this, raw, log_fd = pipe_fds[0], report_fd = report_fds[0], worker_id,
                    log = site->job_dir + absl::StrCat("/rank", start.ref().rank(), ".log")] {
-        Report(raw, fd, tokens_per_step, worker_id, log);
+        Report(raw, log_fd, report_fd, worker_id, log);
       });
   children_[key] = std::move(child);
   return absl::OkStatus();
@@ -379,7 +308,7 @@ void RankRunner::CollectMetrics(MetricsWriter* out) const {
   out->Gauge("strata_worker_ranks_running", "Job ranks running on this worker.", {}, running);
 }
 
-void RankRunner::Report(Child* child, int fd, int64_t tokens_per_step, const std::string& worker_id,
+void RankRunner::Report(Child* child, int log_fd, int report_fd, const std::string& worker_id,
                         const std::string& log_path) {
   std::ofstream log(log_path, std::ios::app);
   v1::ProgressReport pending;
@@ -387,8 +316,11 @@ void RankRunner::Report(Child* child, int fd, int64_t tokens_per_step, const std
   pending.set_worker_id(worker_id);
   pending.mutable_progress()->set_eval_loss(std::nan(""));
   absl::Time last_sent = absl::Now(), last_step_time = absl::Now();
-  std::string buffer, last_line, last_error;
-  std::vector<v1::ZoStepRecord> steps;  // Not yet acknowledged by the coordinator.
+  std::string text, last_line, final_error;
+  bool final_seen = false;
+  ReportDecoder decoder;
+  std::vector<v1::ZoStepRecord> steps;              // Not yet acknowledged by the coordinator.
+  std::vector<v1::CheckpointInfo> checkpoints;      // Likewise.
   auto send = [&] {
     if (!steps.empty()) {
       v1::StepLogReport report;
@@ -398,6 +330,17 @@ void RankRunner::Report(Child* child, int fd, int64_t tokens_per_step, const std
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
       v1::StepLogAck ack;
       if (stub_->ReportStepLog(&ctx, report, &ack).ok()) steps.clear();  // Else: sent again.
+    }
+    while (!checkpoints.empty()) {
+      v1::CheckpointReport report;
+      *report.mutable_ref() = child->ref;
+      report.set_worker_id(worker_id);
+      *report.mutable_checkpoint() = checkpoints.front();
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+      v1::ReportAck ack;
+      if (!stub_->ReportCheckpoint(&ctx, report, &ack).ok()) break;  // Sent again later.
+      checkpoints.erase(checkpoints.begin());
     }
     if (pending.logs().empty() && !pending.has_progress()) return;
     grpc::ClientContext ctx;
@@ -412,26 +355,15 @@ void RankRunner::Report(Child* child, int fd, int64_t tokens_per_step, const std
     pending.clear_logs();
     last_sent = absl::Now();
   };
-  char chunk[4096];
-  while (true) {
-    const ssize_t n = read(fd, chunk, sizeof(chunk));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    buffer.append(chunk, n);
-    size_t newline;
-    while ((newline = buffer.find('\n')) != std::string::npos) {
-      std::string line = buffer.substr(0, newline);
-      buffer.erase(0, newline + 1);
-      v1::ZoStepRecord record;
-      if (ParseStepRecord(line, &record)) {  // Forwarded, not logged.
-        steps.push_back(std::move(record));
-        continue;
-      }
-      log << line << '\n';
-      if (ParseTrainLine(line, tokens_per_step, pending.mutable_progress())) {
+  auto on_report = [&](const v1::RankReport& r) {
+    switch (r.report_case()) {
+      case v1::RankReport::kProgress: {
+        const double eval_loss = pending.progress().eval_loss();
+        *pending.mutable_progress() = r.progress();
+        pending.mutable_progress()->set_eval_loss(eval_loss);
         const absl::Time now = absl::Now();
         absl::MutexLock lock(&mu_);
-        const int64_t step = pending.progress().step();
+        const int64_t step = r.progress().step();
         if (step > child->step && child->step > 0) {
           child->step_seconds.Observe(
               absl::ToDoubleSeconds(now - last_step_time) / static_cast<double>(step - child->step),
@@ -439,20 +371,76 @@ void RankRunner::Report(Child* child, int fd, int64_t tokens_per_step, const std
         }
         if (step != child->step) last_step_time = now;
         child->step = step;
+        break;
       }
+      case v1::RankReport::kEval:
+        pending.mutable_progress()->set_eval_loss(r.eval().loss());
+        break;
+      case v1::RankReport::kZoStep:
+        steps.push_back(r.zo_step());
+        break;
+      case v1::RankReport::kCheckpoint:
+        checkpoints.push_back(r.checkpoint());
+        break;
+      case v1::RankReport::kFinal:
+        final_seen = true;
+        final_error = r.final().error();
+        break;
+      case v1::RankReport::REPORT_NOT_SET:
+        break;
+    }
+  };
+  auto on_text = [&](absl::string_view bytes) {
+    text.append(bytes.data(), bytes.size());
+    size_t newline;
+    while ((newline = text.find('\n')) != std::string::npos) {
+      std::string line = text.substr(0, newline);
+      text.erase(0, newline + 1);
+      log << line << '\n';
       v1::LogLine* l = pending.add_logs();
       l->set_text(line);
-      l->set_level(absl::StrContains(line, "ERROR") || absl::StrContains(line, "error")
-                       ? v1::LOG_LEVEL_ERROR
-                       : v1::LOG_LEVEL_INFO);
-      // The exit report names the rank's error line when it printed one (stderr may come
-      // before buffered stdout lines).
-      if (last_error.empty() || absl::StartsWith(line, "strata-train: ")) last_error = line;
+      l->set_level(absl::StartsWith(line, "strata-train: ") ? v1::LOG_LEVEL_ERROR
+                                                            : v1::LOG_LEVEL_INFO);
       last_line = std::move(line);
+    }
+  };
+  pollfd fds[2] = {{log_fd, POLLIN, 0}, {report_fd, POLLIN, 0}};
+  char chunk[4096];
+  while (fds[0].fd >= 0 || fds[1].fd >= 0) {
+    const int ready = poll(fds, 2, static_cast<int>(absl::ToInt64Milliseconds(
+                                       options_.report_interval)));
+    if (ready < 0 && errno == EINTR) continue;
+    for (pollfd& p : fds) {
+      if (p.fd < 0 || (p.revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
+      const ssize_t n = read(p.fd, chunk, sizeof(chunk));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        close(p.fd);
+        p.fd = -1;
+        continue;
+      }
+      if (&p == &fds[0]) {
+        on_text(absl::string_view(chunk, n));
+        continue;
+      }
+      absl::StatusOr<std::vector<v1::RankReport>> records =
+          decoder.Feed(absl::string_view(chunk, n));
+      if (!records.ok()) {
+        // A rank that writes garbage on its report channel is not trusted any further.
+        STRATA_LOG(ERROR) << Key(child->ref) << ": " << records.status() << "; stopping it";
+        final_seen = true;
+        final_error = std::string(records.status().message());
+        absl::MutexLock lock(&mu_);
+        kill(-child->pid, SIGKILL);
+        close(p.fd);
+        p.fd = -1;
+        continue;
+      }
+      for (const v1::RankReport& r : *records) on_report(r);
     }
     if (absl::Now() - last_sent >= options_.report_interval || pending.logs_size() > 200) send();
   }
-  close(fd);
+  if (!text.empty()) on_text("\n");
   log.flush();
   send();
   int status = 0;
@@ -465,8 +453,9 @@ void RankRunner::Report(Child* child, int fd, int64_t tokens_per_step, const std
     child->pid = 0;
     child->alive->store(false);
   }
+  // The rank's own words when it said why it ended; else (a crash, a failed exec) its last line.
   ReportExit(child->ref, worker_id, status, stop_requested,
-             absl::StartsWith(last_error, "strata-train: ") ? last_error : last_line);
+             final_seen ? final_error : last_line);
   child->reported.store(true);
 }
 

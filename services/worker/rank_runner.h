@@ -3,11 +3,11 @@
 // `strata-train --run_config=FILE` child process
 // (its own process group, killed with the daemon through PR_SET_PDEATHSIG, so a crash in
 // training never takes the daemon down and a dead daemon leaves no orphan writing checkpoints).
-// The child's output lines are parsed into progress (step, loss, tokens/s, eval loss) and
-// streamed with the lines themselves to the coordinator; its exit is reported with its status.
+// The child writes typed RankReport records on a pipe of their own (--report_fd): progress with
+// the lr it used, evaluations, ZO step records, checkpoints and why it ended. They are forwarded
+// to the coordinator (ReportProgress, ReportStepLog, ReportCheckpoint, ReportRankExit) without
+// parsing any text; its stdout and stderr lines go to the rank's log file and the job's log.
 // StopRank sends SIGTERM (graceful; SIGKILL after the grace period) or SIGKILL.
-//
-// ParseTrainLine reads strata-train's progress lines; it is pure and tested on its own.
 #ifndef STRATA_SERVICES_WORKER_RANK_RUNNER_H_
 #define STRATA_SERVICES_WORKER_RANK_RUNNER_H_
 
@@ -31,14 +31,6 @@
 #include "services/jobspec/run_config_builder.h"
 
 namespace strata {
-
-// A "zo-record STEP SEED LR LOSS SKIPPED G..." line of strata-train --report_steps (exact
-// hexadecimal floats) as the API's record; false for other lines.
-bool ParseStepRecord(const std::string& line, v1::ZoStepRecord* record);
-
-// Folds one output line of strata-train into `progress`; returns whether it was a progress or
-// evaluation line.
-bool ParseTrainLine(const std::string& line, int64_t tokens_per_step, v1::JobProgress* progress);
 
 class RankRunner {
  public:
@@ -90,8 +82,9 @@ class RankRunner {
   static std::string Key(const v1::RankRef& ref);
   // The placement of `start` on this worker (its directories made).
   absl::StatusOr<RankSite> SiteFor(const v1::StartRank& start) const;
-  // Reads the child's output until EOF, reports progress and logs, reaps it, reports the exit.
-  void Report(Child* child, int fd, int64_t tokens_per_step, const std::string& worker_id,
+  // Reads the child's output and reports until both end, forwards them, reaps the child and
+  // reports its exit.
+  void Report(Child* child, int log_fd, int report_fd, const std::string& worker_id,
               const std::string& log_path);
   void ReportExit(const v1::RankRef& ref, const std::string& worker_id, int status,
                   bool stop_requested, const std::string& last_error);

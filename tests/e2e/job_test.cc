@@ -4,12 +4,15 @@
 // restarts on the other worker from its checkpoint and ends with weights byte-identical to an
 // uninterrupted run; a coordinator killed with SIGKILL mid-job is restarted on the same data
 // directory and the job finishes; bad configs, bad tokens and other users' jobs get clear
-// errors and change nothing.
+// errors and change nothing; a job runs exactly the lr, schedule and checkpoint policy it was
+// submitted with, as its typed progress and checkpoint reports show.
+#include <dirent.h>
 #include <httplib.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include <cmath>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -362,6 +365,78 @@ TEST_F(JobTest, BadInputAndOtherUsersAreRefusedClearly) {
   EXPECT_EQ(killed.exit_code, 0) << killed.err;
   EXPECT_THAT(killed.out, HasSubstr("CANCELED"));
   EXPECT_EQ(Cli({"job", "wait", id}).exit_code, 1);  // Ended, but not completed.
+}
+
+// The job contract through the service: the lr a ZO job asked for is the lr its ranks report
+// (typed progress, no schedule of the trainer's own), a LINEAR schedule follows its formula,
+// keep_last is the number of checkpoints left, the latest checkpoint is the job's, and a
+// resume_from that is not a checkpoint fails the job naming the path.
+TEST_F(JobTest, WhatIsSubmittedIsWhatRuns) {
+  StartWorker("alpha");
+  auto job = [&](const std::string& name, const std::string& extra) {
+    const std::string path = absl::StrCat(dir_, "/", name, ".yaml");
+    std::ofstream(path) << absl::StrCat(
+        "name: ", name, "\nmodel:\n  config_json: '", ::strata::testing::kTinyLlamaConfigJson,
+        "'\ndata: {train_paths: [/usr/share/common-licenses/GPL-3], batch_size: 2, seq_len: 16, "
+        "eval_batches: 1}\n",
+        "training: {max_steps: 40, log_interval: 1, threads: 1, seed: 3}\n", extra);
+    return path;
+  };
+  auto number = [](const std::string& json, const std::string& key, size_t from = 0) {
+    const size_t at = json.find("\"" + key + "\": ", from);
+    double value = std::nan("");
+    if (at == std::string::npos) return value;
+    std::string text = json.substr(at + key.size() + 4, 32);
+    text = text.substr(text[0] == '"' ? 1 : 0);
+    absl::SimpleAtod(text.substr(0, text.find_first_of("\",\n}")), &value);
+    return value;
+  };
+  const std::string constant_dir = dir_ + "/constant";
+  ProcessResult constant =
+      Cli({"job", "submit",
+           job("constant", "optimizer: {zeroth_order: {lr: 1e-5}}\ncheckpoint: {path: " +
+                               constant_dir + ", interval_steps: 10, keep_last: 1}\n")});
+  ASSERT_EQ(constant.exit_code, 0) << constant.err << constant.out;
+  const size_t at = constant.out.find("submitted job ") + 14;
+  const std::string id = constant.out.substr(at, constant.out.find(' ', at) - at);
+  const std::string json = Cli({"job", "describe", id, "--output=json"}).out;
+  const size_t progress = json.find("\"progress\"");
+  ASSERT_NE(progress, std::string::npos) << json;
+  EXPECT_EQ(number(json, "lr", progress), 1e-5) << json;
+  const size_t latest = json.find("\"latest_checkpoint\"");
+  ASSERT_NE(latest, std::string::npos) << json;
+  EXPECT_EQ(number(json, "step", latest), 40) << json;
+  EXPECT_THAT(json.substr(latest), HasSubstr(constant_dir + "/ckpt-0000000040"));
+  std::vector<std::string> kept;
+  if (DIR* d = opendir(constant_dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      if (std::string(e->d_name).rfind("ckpt-", 0) == 0) kept.push_back(e->d_name);
+    }
+    closedir(d);
+  }
+  EXPECT_THAT(kept, ::testing::ElementsAre("ckpt-0000000040"));
+
+  ProcessResult linear = Cli(
+      {"job", "submit",
+       job("linear", "optimizer:\n  zeroth_order: {lr: 1e-5}\n  schedule: {kind: "
+                     "LR_SCHEDULE_KIND_LINEAR, warmup_steps: 4, min_lr_ratio: 0.25}\n")});
+  ASSERT_EQ(linear.exit_code, 0) << linear.err << linear.out;
+  const size_t lat = linear.out.find("submitted job ") + 14;
+  const std::string linear_json =
+      Cli({"job", "describe", linear.out.substr(lat, linear.out.find(' ', lat) - lat),
+           "--output=json"})
+          .out;
+  // Step 40 is the step with 0-based index 39: p = (39 - 4) / (40 - 4).
+  const double expected = 0.25e-5 + 0.75e-5 * (1.0 - 35.0 / 36.0);
+  EXPECT_NEAR(number(linear_json, "lr", linear_json.find("\"progress\"")), expected, 1e-17)
+      << linear_json;
+
+  ProcessResult bad = Cli({"job", "submit",
+                           job("bad-resume", "optimizer: {zeroth_order: {lr: 1e-5}}\n"
+                                             "checkpoint: {resume_from: " +
+                                                 dir_ + "/no-such-checkpoint}\n")});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_THAT(bad.out + bad.err, HasSubstr(dir_ + "/no-such-checkpoint"));
 }
 
 }  // namespace
