@@ -34,6 +34,7 @@ const char kCliUsageText[] =
     "                            ends; exit 0 when it completes. --detach returns once queued.\n"
     "  job list                  Your jobs, newest first.\n"
     "  job describe ID           One job: state, placement, progress, restarts.\n"
+    "  job checkpoints ID        The checkpoints the job keeps: step, path on its worker, age.\n"
     "  job logs ID [--follow] [--tail=N] [--rank=R,...]\n"
     "                            The job's log lines (ranks and coordinator).\n"
     "  job wait ID               Wait for the job to end; exit 0 if it completed.\n"
@@ -170,6 +171,25 @@ class Cli {
            absl::StrCat(job.progress().step(), "/", job.spec().training().max_steps()),
            job.progress().step() > 0 ? absl::StrFormat("%.4f", job.progress().loss()) : "-",
            job.placements().empty() ? "-" : job.placements(0).worker_id(), Ago(job.submit_time())});
+    }
+    PrintTable(rows, out_);
+    return kCliOk;
+  }
+
+  int JobCheckpoints(const std::string& id) {
+    grpc::ClientContext context;
+    Prepare(&context);
+    v1::GetJobRequest request;
+    request.set_job_id(id);
+    v1::Job job;
+    const grpc::Status status = Jobs()->Get(&context, request, &job);
+    if (!status.ok()) return RpcFailed(status, "JobService.Get");
+    v1::Job only;
+    *only.mutable_checkpoints() = job.checkpoints();
+    if (options_.output == "json") return PrintJson(only);
+    std::vector<std::vector<std::string>> rows = {{"STEP", "PATH", "WORKER", "AGE"}};
+    for (const v1::CheckpointInfo& c : job.checkpoints()) {
+      rows.push_back({std::to_string(c.step()), c.path(), c.worker_id(), Ago(c.time())});
     }
     PrintTable(rows, out_);
     return kCliOk;
@@ -505,6 +525,7 @@ int RunCli(const std::vector<std::string>& args, const CliOptions& options, std:
       const std::string& arg = args[2];
       if (verb == "submit") return cli.JobSubmit(arg);
       if (verb == "describe") return cli.JobDescribe(arg);
+      if (verb == "checkpoints") return cli.JobCheckpoints(arg);
       if (verb == "logs") return cli.JobLogs(arg);
       if (verb == "wait") return cli.JobWait(arg);
       if (verb == "cancel") return cli.JobStop(arg, /*kill=*/false);

@@ -467,13 +467,26 @@ absl::StatusOr<v1::ReportAck> JobManager::OnCheckpoint(const v1::CheckpointRepor
     ack.set_stale(true);
     return ack;
   }
-  const v1::CheckpointInfo& info = report.checkpoint();
+  v1::CheckpointInfo info = report.checkpoint();
+  info.set_worker_id(report.worker_id());
   v1::Job& job = e->stored.job;
   if (info.step() < 0 || info.step() > job.spec().training().max_steps()) {
     return absl::InvalidArgumentError(absl::StrCat("checkpoint.step ", info.step(),
                                                    " is outside [0, training.max_steps]"));
   }
   *job.mutable_latest_checkpoint() = info;
+  // The same retention the rank applies on disk: the newest keep_last, one per step.
+  auto* kept = job.mutable_checkpoints();
+  for (int i = kept->size() - 1; i >= 0; --i) {
+    if (kept->Get(i).step() == info.step()) kept->DeleteSubrange(i, 1);
+  }
+  *kept->Add() = info;
+  std::sort(kept->begin(), kept->end(), [](const v1::CheckpointInfo& a,
+                                           const v1::CheckpointInfo& b) {
+    return a.step() < b.step();
+  });
+  const int keep = std::max(1, job.spec().checkpoint().keep_last());
+  if (kept->size() > keep) kept->DeleteSubrange(0, kept->size() - keep);
   LogLocked(*e, v1::LOG_LEVEL_INFO,
             absl::StrCat("checkpoint at step ", info.step(), ": ", info.path()),
             report.ref().rank(), "");

@@ -85,8 +85,8 @@ class JobManager {
       ABSL_LOCKS_EXCLUDED(mu_);
   v1::ReportAck OnProgress(const v1::ProgressReport& report) ABSL_LOCKS_EXCLUDED(mu_);
   v1::ReportAck OnRankExit(const v1::RankExit& exit) ABSL_LOCKS_EXCLUDED(mu_);
-  // A committed checkpoint of the current attempt becomes the job's latest_checkpoint (stored,
-  // logged). INVALID_ARGUMENT for a step outside [0, max_steps]; a report for a superseded
+  // A committed checkpoint of the current attempt becomes the job's latest_checkpoint and joins
+  // Job.checkpoints (the newest checkpoint.keep_last; stored, logged). INVALID_ARGUMENT for a step outside [0, max_steps]; a report for a superseded
   // attempt is acknowledged as stale.
   absl::StatusOr<v1::ReportAck> OnCheckpoint(const v1::CheckpointReport& report)
       ABSL_LOCKS_EXCLUDED(mu_);

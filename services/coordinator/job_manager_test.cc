@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -206,9 +207,20 @@ TEST_F(JobManagerTest, CheckpointReportsBecomeTheJobsLatestCheckpoint) {
   const v1::Job after = *manager_->Get(job.id(), "");
   EXPECT_EQ(after.latest_checkpoint().step(), 40);
   EXPECT_EQ(after.latest_checkpoint().path(), "/w/jobs/j/checkpoints/ckpt-0000000040");
+  EXPECT_EQ(after.latest_checkpoint().worker_id(), "w1");
   // Stored: a restarted coordinator reports it too.
   OpenCoordinator();
   EXPECT_EQ(manager_->Get(job.id(), "")->latest_checkpoint().step(), 40);
+  // The list keeps what the ranks keep on disk: the newest keep_last (3 by default).
+  for (int step : {10, 20, 30, 40}) {
+    report.mutable_checkpoint()->set_step(step);
+    report.mutable_checkpoint()->set_path(absl::StrCat("/w/ckpt-", step));
+    ASSERT_TRUE(manager_->OnCheckpoint(report).ok());
+  }
+  const v1::Job listed = *manager_->Get(job.id(), "");
+  ASSERT_EQ(listed.checkpoints_size(), 3);
+  EXPECT_EQ(listed.checkpoints(0).step(), 20);
+  EXPECT_EQ(listed.checkpoints(2).path(), "/w/ckpt-40");
   // A step the job cannot have reached is refused and changes nothing.
   report.mutable_checkpoint()->set_step(101);
   report.mutable_checkpoint()->set_path("/elsewhere");
@@ -219,8 +231,8 @@ TEST_F(JobManagerTest, CheckpointReportsBecomeTheJobsLatestCheckpoint) {
   auto stale = manager_->OnCheckpoint(report);
   ASSERT_TRUE(stale.ok());
   EXPECT_TRUE(stale->stale());
-  EXPECT_EQ(manager_->Get(job.id(), "")->latest_checkpoint().path(),
-            "/w/jobs/j/checkpoints/ckpt-0000000040");
+  EXPECT_EQ(manager_->Get(job.id(), "")->latest_checkpoint().path(), "/w/ckpt-40");
+  EXPECT_EQ(manager_->Get(job.id(), "")->checkpoints_size(), 3);
 }
 
 TEST_F(JobManagerTest, CancelAndKillFromEveryState) {

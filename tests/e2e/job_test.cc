@@ -415,6 +415,10 @@ TEST_F(JobTest, WhatIsSubmittedIsWhatRuns) {
     closedir(d);
   }
   EXPECT_THAT(kept, ::testing::ElementsAre("ckpt-0000000040"));
+  ProcessResult listed = Cli({"job", "checkpoints", id});
+  EXPECT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_THAT(listed.out, HasSubstr(constant_dir + "/ckpt-0000000040"));
+  EXPECT_THAT(listed.out, ::testing::Not(HasSubstr("ckpt-0000000030")));  // keep_last: 1
 
   ProcessResult linear = Cli(
       {"job", "submit",
