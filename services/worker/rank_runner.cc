@@ -4,28 +4,22 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cmath>
-#include <cstdlib>
-#include <cstring>
 #include <fstream>
 
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/time_util.h"
+#include "runtime/base/errno_status.h"
 #include "runtime/base/logging.h"
 #include "runtime/zo/step_log.h"
 #include "services/common/report_channel.h"
+#include "services/worker/rank_reporter.h"
 #include "storage/atomic_file.h"
 
 namespace strata {
@@ -75,9 +69,7 @@ RankRunner::~RankRunner() {
     absl::MutexLock lock(&mu_);
     shutting_down_ = true;
     if (assignments_context_ != nullptr) assignments_context_->TryCancel();
-    for (auto& [key, child] : children_) {
-      if (child->pid > 0) kill(-child->pid, SIGKILL);
-    }
+    for (auto& [key, child] : children_) SignalLocked(*child, SIGKILL);
   }
   if (assignments_.joinable()) assignments_.join();
   {
@@ -186,61 +178,44 @@ absl::Status RankRunner::Start(const v1::StartRank& start, const std::string& wo
   std::vector<std::string> argv = {options_.train_binary, "--run_config=" + config_path,
                                    absl::StrCat("--report_fd=", kReportFd)};
   STRATA_LOG(INFO) << "starting " << key << ": " << absl::StrJoin(argv, " ");
-  // The rank's environment: the daemon's, with the worker token for the coordinator's store
-  // (built before fork: the child only execs).
-  std::vector<std::string> env;
+  // The rank's environment: the daemon's, with the worker token for the coordinator's store.
+  ChildProcess::Options spawn;
+  spawn.argv = std::move(argv);
   for (char** e = environ; *e != nullptr; ++e) {
-    if (!absl::StartsWith(*e, "STRATA_WORKER_TOKEN=")) env.emplace_back(*e);
+    if (!absl::StartsWith(*e, "STRATA_WORKER_TOKEN=")) spawn.env.emplace_back(*e);
   }
-  if (!options_.worker_token.empty()) env.push_back("STRATA_WORKER_TOKEN=" + options_.worker_token);
-  std::vector<char*> envp;
-  for (std::string& e : env) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  std::vector<char*> cargs;
-  for (std::string& a : argv) cargs.push_back(a.data());
-  cargs.push_back(nullptr);
+  if (!options_.worker_token.empty()) {
+    spawn.env.push_back("STRATA_WORKER_TOKEN=" + options_.worker_token);
+  }
+  spawn.cwd = site->job_dir;
   // Two pipes: the rank's human-readable output (stdout and stderr), and its typed reports on
   // fd kReportFd (strata-train --report_fd).
-  int pipe_fds[2], report_fds[2];
-  if (pipe2(pipe_fds, O_CLOEXEC) != 0) return absl::InternalError("pipe failed");
+  int out_fds[2], report_fds[2];
+  if (pipe2(out_fds, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe");
   if (pipe2(report_fds, O_CLOEXEC) != 0) {
-    close(pipe_fds[0]);
-    close(pipe_fds[1]);
-    return absl::InternalError("pipe failed");
+    const absl::Status s = ErrnoStatus(errno, "pipe");
+    close(out_fds[0]);
+    close(out_fds[1]);
+    return s;
   }
-  const pid_t parent = getpid();
-  const pid_t pid = fork();
-  if (pid < 0) return absl::InternalError(absl::StrCat("fork: ", std::strerror(errno)));
-  if (pid == 0) {
-    setpgid(0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);  // The daemon died before prctl.
-    // Signals the daemon blocks (for its own sigwait) must not stay blocked in training.
-    sigset_t all;
-    sigfillset(&all);
-    sigprocmask(SIG_UNBLOCK, &all, nullptr);
-    dup2(pipe_fds[1], STDOUT_FILENO);
-    dup2(pipe_fds[1], STDERR_FILENO);
-    if (report_fds[1] == kReportFd) {
-      fcntl(kReportFd, F_SETFD, 0);  // Keep it across exec.
-    } else {
-      dup2(report_fds[1], kReportFd);
-    }
-    if (chdir(site->job_dir.c_str()) != 0) _exit(126);
-    execve(cargs[0], cargs.data(), envp.data());
-    std::fprintf(stderr, "exec %s: %s\n", cargs[0], std::strerror(errno));
-    _exit(127);
-  }
-  close(pipe_fds[1]);
+  spawn.fds = {{STDOUT_FILENO, out_fds[1]}, {STDERR_FILENO, out_fds[1]},
+               {kReportFd, report_fds[1]}};
+  absl::StatusOr<ChildProcess> process = ChildProcess::Start(spawn);
+  close(out_fds[1]);
   close(report_fds[1]);
+  if (!process.ok()) {
+    close(out_fds[0]);
+    close(report_fds[0]);
+    return process.status();
+  }
   absl::MutexLock lock(&mu_);
   auto child = std::make_unique<Child>();
   child->ref = start.ref();
-  child->pid = pid;
-  child->start_time = absl::Now();
+  child->process = *std::move(process);
+  child->start_time = options_.clock();
   Child* raw = child.get();
   child->reporter =
-      std::thread([this, raw, log_fd = pipe_fds[0], report_fd = report_fds[0], worker_id,
+      std::thread([this, raw, log_fd = out_fds[0], report_fd = report_fds[0], worker_id,
                    log = site->job_dir + absl::StrCat("/rank", start.ref().rank(), ".log")] {
         Report(raw, log_fd, report_fd, worker_id, log);
       });
@@ -249,41 +224,30 @@ absl::Status RankRunner::Start(const v1::StartRank& start, const std::string& wo
 }
 
 void RankRunner::Stop(const v1::StopRank& stop) {
-  pid_t pid = 0;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = children_.find(Key(stop.ref()));
-    if (it == children_.end() || it->second->pid <= 0) return;
-    it->second->stop_requested = true;
-    pid = it->second->pid;
-  }
+  absl::MutexLock lock(&mu_);
+  auto it = children_.find(Key(stop.ref()));
+  if (it == children_.end() || !it->second->process.has_value()) return;
+  Child& child = *it->second;
+  child.stop_requested = true;
   STRATA_LOG(INFO) << "stopping " << Key(stop.ref()) << (stop.graceful() ? " (graceful)" : "")
                    << ": " << stop.reason();
-  kill(-pid, stop.graceful() ? SIGTERM : SIGKILL);
-  if (stop.graceful()) {
-    std::shared_ptr<std::atomic<bool>> alive;
-    {
-      absl::MutexLock lock(&mu_);
-      auto it = children_.find(Key(stop.ref()));
-      if (it == children_.end()) return;
-      alive = it->second->alive;
-    }
-    std::thread([pid, alive, grace = options_.stop_grace] {
-      const absl::Time deadline = absl::Now() + grace;
-      while (alive->load() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(100));
-      if (alive->load()) kill(-pid, SIGKILL);
-    }).detach();
-  }
+  SignalLocked(child, stop.graceful() ? SIGTERM : SIGKILL);
+  // The rank's reporter sends SIGKILL if it is still running then.
+  if (stop.graceful()) child.kill_at = std::min(child.kill_at, options_.clock() + options_.stop_grace);
+}
+
+void RankRunner::SignalLocked(Child& child, int signal) {
+  if (child.process.has_value()) child.process->SignalGroup(signal);
 }
 
 std::vector<v1::RunningRank> RankRunner::Running() const {
   absl::MutexLock lock(&mu_);
   std::vector<v1::RunningRank> running;
   for (const auto& [key, child] : children_) {
-    if (child->pid <= 0) continue;
+    if (!child->process.has_value()) continue;
     v1::RunningRank r;
     *r.mutable_ref() = child->ref;
-    r.set_pid(child->pid);
+    r.set_pid(child->process->pid());
     *r.mutable_start_time() =
         TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(child->start_time));
     running.push_back(std::move(r));
@@ -295,7 +259,7 @@ void RankRunner::CollectMetrics(MetricsWriter* out) const {
   absl::MutexLock lock(&mu_);
   int running = 0;
   for (const auto& [key, child] : children_) {
-    if (child->pid <= 0) continue;
+    if (!child->process.has_value()) continue;
     ++running;
     const MetricLabels labels = {{"job_id", child->ref.job_id()},
                                  {"rank", std::to_string(child->ref.rank())}};
@@ -311,107 +275,53 @@ void RankRunner::CollectMetrics(MetricsWriter* out) const {
 void RankRunner::Report(Child* child, int log_fd, int report_fd, const std::string& worker_id,
                         const std::string& log_path) {
   std::ofstream log(log_path, std::ios::app);
-  v1::ProgressReport pending;
-  *pending.mutable_ref() = child->ref;
-  pending.set_worker_id(worker_id);
-  pending.mutable_progress()->set_eval_loss(std::nan(""));
-  absl::Time last_sent = absl::Now(), last_step_time = absl::Now();
-  std::string text, last_line, final_error;
-  bool final_seen = false;
+  RankReporter reporter(child->ref, worker_id);
+  GrpcReportSink sink(stub_);
   ReportDecoder decoder;
-  std::vector<v1::ZoStepRecord> steps;              // Not yet acknowledged by the coordinator.
-  std::vector<v1::CheckpointInfo> checkpoints;      // Likewise.
-  auto send = [&] {
-    if (!steps.empty()) {
-      v1::StepLogReport report;
-      *report.mutable_ref() = child->ref;
-      for (const v1::ZoStepRecord& r : steps) *report.add_records() = r;
-      grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-      v1::StepLogAck ack;
-      if (stub_->ReportStepLog(&ctx, report, &ack).ok()) steps.clear();  // Else: sent again.
-    }
-    while (!checkpoints.empty()) {
-      v1::CheckpointReport report;
-      *report.mutable_ref() = child->ref;
-      report.set_worker_id(worker_id);
-      *report.mutable_checkpoint() = checkpoints.front();
-      grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-      v1::ReportAck ack;
-      if (!stub_->ReportCheckpoint(&ctx, report, &ack).ok()) break;  // Sent again later.
-      checkpoints.erase(checkpoints.begin());
-    }
-    if (pending.logs().empty() && !pending.has_progress()) return;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    v1::ReportAck ack;
-    const grpc::Status status = stub_->ReportProgress(&ctx, pending, &ack);
-    if (status.ok() && ack.stale()) {
-      STRATA_LOG(WARNING) << Key(child->ref) << " is stale: stopping it";
-      absl::MutexLock lock(&mu_);
-      kill(-child->pid, SIGKILL);
-    }
-    pending.clear_logs();
-    last_sent = absl::Now();
-  };
-  auto on_report = [&](const v1::RankReport& r) {
-    switch (r.report_case()) {
-      case v1::RankReport::kProgress: {
-        const double eval_loss = pending.progress().eval_loss();
-        *pending.mutable_progress() = r.progress();
-        pending.mutable_progress()->set_eval_loss(eval_loss);
-        const absl::Time now = absl::Now();
-        absl::MutexLock lock(&mu_);
-        const int64_t step = r.progress().step();
-        if (step > child->step && child->step > 0) {
-          child->step_seconds.Observe(
-              absl::ToDoubleSeconds(now - last_step_time) / static_cast<double>(step - child->step),
-              static_cast<uint64_t>(step - child->step));
-        }
-        if (step != child->step) last_step_time = now;
-        child->step = step;
-        break;
-      }
-      case v1::RankReport::kEval:
-        pending.mutable_progress()->set_eval_loss(r.eval().loss());
-        break;
-      case v1::RankReport::kZoStep:
-        steps.push_back(r.zo_step());
-        break;
-      case v1::RankReport::kCheckpoint:
-        checkpoints.push_back(r.checkpoint());
-        break;
-      case v1::RankReport::kFinal:
-        final_seen = true;
-        final_error = r.final().error();
-        break;
-      case v1::RankReport::REPORT_NOT_SET:
-        break;
-    }
-  };
-  auto on_text = [&](absl::string_view bytes) {
+  std::string text;
+  absl::Time last_sent = options_.clock(), last_step_time = options_.clock();
+  const auto on_text = [&](absl::string_view bytes) {
     text.append(bytes.data(), bytes.size());
     size_t newline;
     while ((newline = text.find('\n')) != std::string::npos) {
-      std::string line = text.substr(0, newline);
+      const std::string line = text.substr(0, newline);
       text.erase(0, newline + 1);
       log << line << '\n';
-      v1::LogLine* l = pending.add_logs();
-      l->set_text(line);
-      l->set_level(absl::StartsWith(line, "strata-train: ") ? v1::LOG_LEVEL_ERROR
-                                                            : v1::LOG_LEVEL_INFO);
-      last_line = std::move(line);
+      reporter.OnLine(line);
     }
+  };
+  const auto on_record = [&](const v1::RankReport& record) {
+    reporter.OnRecord(record);
+    if (!record.has_progress()) return;
+    const absl::Time now = options_.clock();
+    absl::MutexLock lock(&mu_);
+    const int64_t step = record.progress().step();
+    if (step > child->step && child->step > 0) {
+      child->step_seconds.Observe(
+          absl::ToDoubleSeconds(now - last_step_time) / static_cast<double>(step - child->step),
+          static_cast<uint64_t>(step - child->step));
+    }
+    if (step != child->step) last_step_time = now;
+    child->step = step;
   };
   pollfd fds[2] = {{log_fd, POLLIN, 0}, {report_fd, POLLIN, 0}};
   char chunk[4096];
   while (fds[0].fd >= 0 || fds[1].fd >= 0) {
-    const int ready = poll(fds, 2, static_cast<int>(absl::ToInt64Milliseconds(
-                                       options_.report_interval)));
-    if (ready < 0 && errno == EINTR) continue;
+    absl::Duration wait = options_.report_interval;
+    {
+      // A graceful stop that ran out of time.
+      absl::MutexLock lock(&mu_);
+      const absl::Time now = options_.clock();
+      if (now >= child->kill_at) {
+        SignalLocked(*child, SIGKILL);
+        child->kill_at = absl::InfiniteFuture();
+      }
+      wait = std::min(wait, child->kill_at - now);
+    }
+    const int ready = poll(fds, 2, static_cast<int>(absl::ToInt64Milliseconds(wait)) + 1);
+    if (ready < 0 && errno != EINTR) break;
     for (pollfd& p : fds) {
-      if (p.fd < 0 || (p.revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
+      if (ready <= 0 || p.fd < 0 || (p.revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
       const ssize_t n = read(p.fd, chunk, sizeof(chunk));
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) {
@@ -426,36 +336,45 @@ void RankRunner::Report(Child* child, int log_fd, int report_fd, const std::stri
       absl::StatusOr<std::vector<v1::RankReport>> records =
           decoder.Feed(absl::string_view(chunk, n));
       if (!records.ok()) {
-        // A rank that writes garbage on its report channel is not trusted any further.
+        // A rank that writes something else on its report channel is not trusted any further.
         STRATA_LOG(ERROR) << Key(child->ref) << ": " << records.status() << "; stopping it";
-        final_seen = true;
-        final_error = std::string(records.status().message());
+        reporter.ChannelFailed(std::string(records.status().message()));
         absl::MutexLock lock(&mu_);
-        kill(-child->pid, SIGKILL);
+        SignalLocked(*child, SIGKILL);
         close(p.fd);
         p.fd = -1;
         continue;
       }
-      for (const v1::RankReport& r : *records) on_report(r);
+      for (const v1::RankReport& record : *records) on_record(record);
     }
-    if (absl::Now() - last_sent >= options_.report_interval || pending.logs_size() > 200) send();
+    if (options_.clock() - last_sent >= options_.report_interval ||
+        reporter.pending_lines() > 200) {
+      if (reporter.Flush(sink)) {
+        STRATA_LOG(WARNING) << Key(child->ref) << " is stale: stopping it";
+        absl::MutexLock lock(&mu_);
+        SignalLocked(*child, SIGKILL);
+      }
+      last_sent = options_.clock();
+    }
   }
   if (!text.empty()) on_text("\n");
   log.flush();
-  send();
-  int status = 0;
-  while (waitpid(child->pid, &status, 0) < 0 && errno == EINTR) {
+  reporter.Flush(sink);
+  // Exited (the pipes closed with it, or it closed them): reap it under the lock, so no signal
+  // can reach a reused pid.
+  if (absl::Status s = child->process->AwaitExit(); !s.ok()) {
+    STRATA_LOG(ERROR) << s;
   }
+  int status = 0;
   bool stop_requested;
   {
     absl::MutexLock lock(&mu_);
+    absl::StatusOr<int> waited = child->process->Wait();
+    status = waited.ok() ? *waited : 0;
+    child->process.reset();
     stop_requested = child->stop_requested;
-    child->pid = 0;
-    child->alive->store(false);
   }
-  // The rank's own words when it said why it ended; else (a crash, a failed exec) its last line.
-  ReportExit(child->ref, worker_id, status, stop_requested,
-             final_seen ? final_error : last_line);
+  ReportExit(child->ref, worker_id, status, stop_requested, reporter.exit_error());
   child->reported.store(true);
 }
 

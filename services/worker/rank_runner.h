@@ -27,6 +27,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "proto/strata/v1/worker_service.grpc.pb.h"
+#include "services/common/child_process.h"
 #include "services/common/metrics.h"
 #include "services/jobspec/run_config_builder.h"
 
@@ -47,6 +48,7 @@ class RankRunner {
     std::string worker_token;
     absl::Duration stop_grace = absl::Seconds(30);
     absl::Duration report_interval = absl::Seconds(1);
+    std::function<absl::Time()> clock = [] { return absl::Now(); };
   };
 
   // `stub` talks to the coordinator and must outlive the runner.
@@ -68,12 +70,14 @@ class RankRunner {
  private:
   struct Child {
     v1::RankRef ref;
-    pid_t pid = 0;
+    // Signalled and reaped only under mu_ (so never after its pid could be reused); empty once
+    // reaped.
+    std::optional<ChildProcess> process;
     absl::Time start_time;
     bool stop_requested = false;
-    // False once the child has been reaped (its pid may be reused after that).
-    std::shared_ptr<std::atomic<bool>> alive = std::make_shared<std::atomic<bool>>(true);
-    // Seconds per optimizer step, observed between progress lines.
+    // A graceful stop's deadline: the reporter sends SIGKILL when it passes.
+    absl::Time kill_at = absl::InfiniteFuture();
+    // Seconds per optimizer step, observed between progress reports.
     Histogram step_seconds{{0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}};
     int64_t step = 0;
     std::thread reporter;
@@ -86,6 +90,8 @@ class RankRunner {
   // reports its exit.
   void Report(Child* child, int log_fd, int report_fd, const std::string& worker_id,
               const std::string& log_path);
+  // Sends `signal` to the child's process group unless it is already reaped.
+  void SignalLocked(Child& child, int signal) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReportExit(const v1::RankRef& ref, const std::string& worker_id, int status,
                   bool stop_requested, const std::string& last_error);
 

@@ -1,0 +1,113 @@
+// See rank_reporter.h.
+#include "services/worker/rank_reporter.h"
+
+#include <chrono>
+#include <cmath>
+
+#include "absl/strings/match.h"
+#include "services/common/grpc_status.h"
+
+namespace strata {
+namespace {
+
+void Deadline(grpc::ClientContext* ctx) {
+  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+}
+
+}  // namespace
+
+absl::StatusOr<bool> GrpcReportSink::Progress(const v1::ProgressReport& report) {
+  grpc::ClientContext ctx;
+  Deadline(&ctx);
+  v1::ReportAck ack;
+  const grpc::Status status = stub_->ReportProgress(&ctx, report, &ack);
+  if (!status.ok()) return FromGrpcStatus(status, "WorkerService.ReportProgress");
+  return ack.stale();
+}
+
+absl::Status GrpcReportSink::StepLog(const v1::StepLogReport& report) {
+  grpc::ClientContext ctx;
+  Deadline(&ctx);
+  v1::StepLogAck ack;
+  return FromGrpcStatus(stub_->ReportStepLog(&ctx, report, &ack), "WorkerService.ReportStepLog");
+}
+
+absl::Status GrpcReportSink::Checkpoint(const v1::CheckpointReport& report) {
+  grpc::ClientContext ctx;
+  Deadline(&ctx);
+  v1::ReportAck ack;
+  return FromGrpcStatus(stub_->ReportCheckpoint(&ctx, report, &ack),
+                        "WorkerService.ReportCheckpoint");
+}
+
+RankReporter::RankReporter(const v1::RankRef& ref, const std::string& worker_id) {
+  *progress_.mutable_ref() = ref;
+  progress_.set_worker_id(worker_id);
+  progress_.mutable_progress()->set_eval_loss(std::nan(""));
+}
+
+void RankReporter::OnRecord(const v1::RankReport& r) {
+  switch (r.report_case()) {
+    case v1::RankReport::kProgress: {
+      const double eval_loss = progress_.progress().eval_loss();
+      *progress_.mutable_progress() = r.progress();
+      progress_.mutable_progress()->set_eval_loss(eval_loss);
+      progress_changed_ = true;
+      break;
+    }
+    case v1::RankReport::kEval:
+      progress_.mutable_progress()->set_eval_loss(r.eval().loss());
+      progress_changed_ = true;
+      break;
+    case v1::RankReport::kZoStep:
+      steps_.push_back(r.zo_step());
+      break;
+    case v1::RankReport::kCheckpoint: {
+      v1::CheckpointReport report;
+      *report.mutable_ref() = progress_.ref();
+      report.set_worker_id(progress_.worker_id());
+      *report.mutable_checkpoint() = r.checkpoint();
+      checkpoints_.push_back(std::move(report));
+      break;
+    }
+    case v1::RankReport::kFinal:
+      final_seen_ = true;
+      final_error_ = r.final().error();
+      break;
+    case v1::RankReport::REPORT_NOT_SET:
+      break;
+  }
+}
+
+void RankReporter::OnLine(const std::string& line) {
+  v1::LogLine* l = progress_.add_logs();
+  l->set_text(line);
+  l->set_level(absl::StartsWith(line, "strata-train: ") ? v1::LOG_LEVEL_ERROR
+                                                        : v1::LOG_LEVEL_INFO);
+  last_line_ = line;
+}
+
+void RankReporter::ChannelFailed(const std::string& why) {
+  final_seen_ = true;
+  final_error_ = why;
+}
+
+bool RankReporter::Flush(ReportSink& sink) {
+  if (!steps_.empty()) {
+    v1::StepLogReport report;
+    *report.mutable_ref() = progress_.ref();
+    for (const v1::ZoStepRecord& r : steps_) *report.add_records() = r;
+    if (sink.StepLog(report).ok()) steps_.clear();
+  }
+  while (!checkpoints_.empty() && sink.Checkpoint(checkpoints_.front()).ok()) {
+    checkpoints_.erase(checkpoints_.begin());
+  }
+  if (progress_.logs().empty() && !progress_changed_) return false;
+  absl::StatusOr<bool> stale = sink.Progress(progress_);
+  if (!stale.ok()) return false;  // Lines and progress go with the next flush.
+  progress_.clear_logs();
+  progress_changed_ = false;
+  return *stale;
+}
+
+}  // namespace strata
