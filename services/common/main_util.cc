@@ -15,6 +15,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "storage/atomic_file.h"
@@ -31,6 +32,30 @@ sigset_t TerminationSignals() {
 }
 
 }  // namespace
+
+namespace {
+constexpr char kUsagePayload[] = "strata.usage";
+}  // namespace
+
+absl::Status UsageError(absl::Status status) {
+  if (!status.ok()) status.SetPayload(kUsagePayload, absl::Cord("1"));
+  return status;
+}
+
+absl::Status Prefixed(absl::string_view what, const absl::Status& status) {
+  if (status.ok()) return status;
+  absl::Status prefixed(status.code(), absl::StrCat(what, ": ", status.message()));
+  status.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
+    prefixed.SetPayload(url, payload);
+  });
+  return prefixed;
+}
+
+int ExitCode(absl::string_view binary, const absl::Status& status) {
+  if (status.ok()) return 0;
+  std::fprintf(stderr, "%s: %s\n", std::string(binary).c_str(), status.ToString(absl::StatusToStringMode::kWithNoExtraData).c_str());
+  return status.GetPayload(kUsagePayload).has_value() ? 2 : 1;
+}
 
 absl::string_view StrataVersion() { return "strata 0.1.0 (API strata.v1)"; }
 

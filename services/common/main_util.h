@@ -34,6 +34,17 @@ absl::Status WritePortFile(const std::string& path, int port);
 // "localhost:7070".
 std::string ResolveCoordinatorAddress(const std::string& flag);
 
+// Marks `status` as the operator's to fix (a bad flag, token file or certificate): ExitCode
+// maps it to 2.
+absl::Status UsageError(absl::Status status);
+
+// `status` with "<what>: " before its message (same code).
+absl::Status Prefixed(absl::string_view what, const absl::Status& status);
+
+// The one exit-code mapping of every binary's `absl::Status Run()`: 0 for OK; otherwise prints
+// "<binary>: <status>" to stderr and returns 2 for a UsageError, 1 for anything else.
+int ExitCode(absl::string_view binary, const absl::Status& status);
+
 // The version string all binaries print for --version.
 absl::string_view StrataVersion();
 

@@ -33,5 +33,12 @@ TEST(WritePortFileTest, MissingDirectoryNamesThePath) {
   EXPECT_NE(status.message().find("missing/dir/port"), absl::string_view::npos);
 }
 
+TEST(ExitCodeTest, UsageErrorsAreTwoOtherFailuresOne) {
+  EXPECT_EQ(ExitCode("strata-test", absl::OkStatus()), 0);
+  EXPECT_EQ(ExitCode("strata-test", absl::UnavailableError("port taken")), 1);
+  EXPECT_EQ(ExitCode("strata-test", UsageError(absl::NotFoundError("--tokens_file: missing"))), 2);
+  EXPECT_TRUE(UsageError(absl::OkStatus()).ok());
+}
+
 }  // namespace
 }  // namespace strata

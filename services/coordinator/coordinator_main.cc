@@ -15,6 +15,7 @@
 #include "proto/strata/v1/federated_service.grpc.pb.h"
 #include "proto/strata/v1/job_service.grpc.pb.h"
 #include "runtime/base/logging.h"
+#include "runtime/base/status_macros.h"
 #include "services/common/grpc_server.h"
 #include "services/common/main_util.h"
 #include "services/common/metrics.h"
@@ -73,70 +74,51 @@ constexpr char kUsage[] =
     "Serves strata.v1.JobService, WorkerService and FederatedService, plus\n"
     "grpc.health.v1.Health and server reflection, on --listen.";
 
-int Run() {
+absl::Status Run() {
   WorkerRegistry::Options registry_options;
   registry_options.heartbeat_interval = absl::GetFlag(FLAGS_heartbeat_interval);
   registry_options.heartbeat_timeout = absl::GetFlag(FLAGS_heartbeat_timeout);
   absl::StatusOr<std::unique_ptr<WorkerRegistry>> registry =
       WorkerRegistry::Create(registry_options);
-  if (!registry.ok()) {
-    std::fprintf(stderr, "strata-coordinator: %s\n", registry.status().ToString().c_str());
-    return 2;
-  }
+  if (!registry.ok()) return UsageError(registry.status());
   absl::StatusOr<TokenTable> tokens =
       TokenTable::Load(absl::GetFlag(FLAGS_tokens_file), absl::GetFlag(FLAGS_worker_tokens_file));
-  if (!tokens.ok()) {
-    std::fprintf(stderr, "strata-coordinator: %s\n", tokens.status().ToString().c_str());
-    return 2;
-  }
+  if (!tokens.ok()) return UsageError(tokens.status());
   if (tokens->has_workers() && absl::GetFlag(FLAGS_insecure)) {
-    std::fprintf(stderr, "strata-coordinator: --worker_tokens_file needs TLS (not --insecure)\n");
-    return 2;
+    return UsageError(
+        absl::InvalidArgumentError("--worker_tokens_file needs TLS (not --insecure)"));
   }
   absl::StatusOr<std::unique_ptr<JobStore>> store = JobStore::Open(absl::GetFlag(FLAGS_data_dir));
-  if (!store.ok()) {
-    std::fprintf(stderr, "strata-coordinator: --data_dir: %s\n", store.status().ToString().c_str());
-    return 1;
-  }
+  if (!store.ok()) return Prefixed("--data_dir", store.status());
   JobManager::Options manager_options;
   manager_options.store = store->get();
   manager_options.registry = registry->get();
   manager_options.adopt_timeout = absl::GetFlag(FLAGS_adopt_timeout);
   RendezvousStore rendezvous;
   manager_options.rendezvous = &rendezvous;
-  absl::StatusOr<std::unique_ptr<JobManager>> jobs = JobManager::Create(manager_options);
-  if (!jobs.ok()) {
-    std::fprintf(stderr, "strata-coordinator: %s\n", jobs.status().ToString().c_str());
-    return 1;
-  }
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<JobManager> jobs, JobManager::Create(manager_options));
   if (!tokens->has_users()) {
     STRATA_LOG(WARNING) << "no --tokens_file: JobService is open to every caller";
   }
-  WorkerServiceImpl worker_service(registry->get(), jobs->get(), &rendezvous, &*tokens);
-  JobServiceImpl job_service(jobs->get(), &*tokens);
+  WorkerServiceImpl worker_service(registry->get(), jobs.get(), &rendezvous, &*tokens);
+  JobServiceImpl job_service(jobs.get(), &*tokens);
   absl::StatusOr<std::map<std::string, std::string>> enrollment =
       ReadTokenFile(absl::GetFlag(FLAGS_client_tokens_file), "--client_tokens_file");
-  if (!enrollment.ok()) {
-    std::fprintf(stderr, "strata-coordinator: %s\n", enrollment.status().ToString().c_str());
-    return 2;
-  }
+  if (!enrollment.ok()) return UsageError(enrollment.status());
   if (enrollment->empty()) {
     STRATA_LOG(WARNING) << "no --client_tokens_file: federated clients register without a token";
   }
   RoundManager::Options round_options;
   round_options.store = store->get();
-  round_options.jobs = jobs->get();
+  round_options.jobs = jobs.get();
   round_options.enrollment = *std::move(enrollment);
   round_options.online_window = absl::GetFlag(FLAGS_client_online_window);
   RoundManager rounds(round_options);
-  FederatedServiceImpl federated_service(&rounds, jobs->get(), &*tokens);
+  FederatedServiceImpl federated_service(&rounds, jobs.get(), &*tokens);
 
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
       MakeServerCredentials(TlsConfigFromFlags(), "strata-coordinator");
-  if (!credentials.ok()) {
-    std::fprintf(stderr, "strata-coordinator: %s\n", credentials.status().ToString().c_str());
-    return 2;
-  }
+  if (!credentials.ok()) return UsageError(credentials.status());
   GrpcServer::Options server_options;
   server_options.listen_address = absl::GetFlag(FLAGS_listen);
   server_options.credentials = *credentials;
@@ -145,49 +127,32 @@ int Run() {
       {v1::WorkerService::service_full_name(), &worker_service},
       {v1::FederatedService::service_full_name(), &federated_service},
   };
-  absl::StatusOr<std::unique_ptr<GrpcServer>> server = GrpcServer::Start(server_options);
-  if (!server.ok()) {
-    std::fprintf(stderr, "strata-coordinator: %s\n", server.status().ToString().c_str());
-    return 1;
-  }
-  STRATA_LOG(INFO) << "strata-coordinator listening on port " << (*server)->port() << " ("
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<GrpcServer> server, GrpcServer::Start(server_options));
+  STRATA_LOG(INFO) << "strata-coordinator listening on port " << server->port() << " ("
                    << server_options.listen_address << ")";
   if (const std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
-    if (absl::Status status = WritePortFile(port_file, (*server)->port()); !status.ok()) {
-      std::fprintf(stderr, "strata-coordinator: --port_file: %s\n", status.ToString().c_str());
-      return 1;
-    }
+    STRATA_RETURN_IF_ERROR(WritePortFile(port_file, server->port()));
   }
   std::unique_ptr<OperatorEndpoint> operator_endpoint;
   if (const std::string listen = absl::GetFlag(FLAGS_metrics_listen); !listen.empty()) {
     OperatorEndpoint::Options endpoint_options;
     endpoint_options.listen = listen;
-    endpoint_options.collect = [raw = jobs->get(), &rounds](MetricsWriter* out) {
+    endpoint_options.collect = [raw = jobs.get(), &rounds](MetricsWriter* out) {
       raw->CollectMetrics(out);
       rounds.CollectMetrics(out);
     };
-    absl::StatusOr<std::unique_ptr<OperatorEndpoint>> endpoint =
-        OperatorEndpoint::Start(endpoint_options);
-    if (!endpoint.ok()) {
-      std::fprintf(stderr, "strata-coordinator: --metrics_listen: %s\n",
-                   endpoint.status().ToString().c_str());
-      return 1;
-    }
-    operator_endpoint = *std::move(endpoint);
+    STRATA_ASSIGN_OR_RETURN(operator_endpoint, OperatorEndpoint::Start(endpoint_options));
     STRATA_LOG(INFO) << "metrics on http://" << listen.substr(0, listen.rfind(':')) << ":"
                      << operator_endpoint->port() << "/metrics";
     if (const std::string file = absl::GetFlag(FLAGS_metrics_port_file); !file.empty()) {
-      if (absl::Status status = WritePortFile(file, operator_endpoint->port()); !status.ok()) {
-        std::fprintf(stderr, "strata-coordinator: %s\n", status.ToString().c_str());
-        return 1;
-      }
+      STRATA_RETURN_IF_ERROR(WritePortFile(file, operator_endpoint->port()));
     }
   }
   // Scheduling, lost workers and timeouts; federated rounds' deadlines.
   absl::Notification stopping;
   std::thread ticker([&] {
     for (int tick = 0; !stopping.WaitForNotificationWithTimeout(absl::Milliseconds(100)); ++tick) {
-      if (tick % 5 == 0) (*jobs)->Tick();
+      if (tick % 5 == 0) jobs->Tick();
       rounds.Tick();
     }
   });
@@ -195,8 +160,8 @@ int Run() {
   stopping.Notify();
   ticker.join();
   STRATA_LOG(INFO) << "signal " << signal_number << ": shutting down";
-  (*server)->Shutdown();
-  return 0;
+  server->Shutdown();
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -205,5 +170,5 @@ int Run() {
 int main(int argc, char** argv) {
   strata::BlockTerminationSignals();
   strata::InitMainWithoutArguments(argc, argv, strata::kUsage);
-  return strata::Run();
+  return strata::ExitCode("strata-coordinator", strata::Run());
 }

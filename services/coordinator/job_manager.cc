@@ -14,6 +14,7 @@
 #include "services/coordinator/placement.h"
 #include "services/jobspec/job_spec.h"
 #include "services/jobspec/run_config_builder.h"
+#include "runtime/base/status_macros.h"
 
 namespace strata {
 namespace {
@@ -221,9 +222,7 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec, const std::s
   if (!normalized.ok()) return normalized.status();
   if (normalized->federated().num_rounds() == 0) {
     // What a worker will build for each rank: refused now rather than after queueing.
-    if (absl::Status s = BuildRunConfig(*normalized, ProbeSite(*normalized)).status(); !s.ok()) {
-      return s;
-    }
+    STRATA_RETURN_IF_ERROR(BuildRunConfig(*normalized, ProbeSite(*normalized)).status());
   }
   absl::MutexLock lock(&mu_);
   StoredJob stored;

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "runtime/base/status_macros.h"
 
 namespace strata {
 namespace {
@@ -213,7 +214,7 @@ absl::StatusOr<int64_t> JobStore::AppendSteps(const std::string& job_id,
                                               const std::vector<v1::ZoStepRecord>& records) {
   absl::MutexLock lock(&mu_);
   if (!records.empty()) {
-    if (absl::Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+    STRATA_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
     Statement insert(db_,
                      "INSERT OR IGNORE INTO step_log (job_id, step, record) VALUES (?1, ?2, ?3)");
     for (const v1::ZoStepRecord& r : records) {
@@ -227,7 +228,7 @@ absl::StatusOr<int64_t> JobStore::AppendSteps(const std::string& job_id,
         return status;
       }
     }
-    if (absl::Status s = Exec("COMMIT"); !s.ok()) return s;
+    STRATA_RETURN_IF_ERROR(Exec("COMMIT"));
   }
   // The end of the gap-free prefix: steps 1..n are all present when MAX(step) == COUNT(*)
   // (steps are positive and unique); otherwise find the first gap.

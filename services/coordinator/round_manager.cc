@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "runtime/base/status_macros.h"
 
 namespace strata {
 namespace {
@@ -75,7 +76,7 @@ absl::StatusOr<RoundManager::Job*> RoundManager::FindLocked(const std::string& j
     if (r.info.state() == v1::ROUND_STATE_OPEN || r.info.state() == v1::ROUND_STATE_WAITING) {
       r.info.set_state(v1::ROUND_STATE_FAILED);
       SetTime(options_.clock(), r.info.mutable_close_time());
-      if (absl::Status s = options_.store->PutRound(job_id, r.info, nullptr); !s.ok()) return s;
+      STRATA_RETURN_IF_ERROR(options_.store->PutRound(job_id, r.info, nullptr));
     }
     if (r.has_entry) fed->history.push_back(r.entry);
     fed->round = r.info.round();

@@ -34,21 +34,17 @@ constexpr char kUsage[] =
     "Usage: strata-edge --coordinator=HOST:PORT --job=ID --client_id=NAME --data=FILE "
     "[--token=T] [--eval_data=FILE] [--state_dir=DIR] [--tls_ca=PEM | --insecure] [--sync_only]";
 
-int Run() {
+absl::Status Run() {
   if (absl::GetFlag(FLAGS_job).empty() || absl::GetFlag(FLAGS_client_id).empty()) {
-    std::fprintf(stderr, "strata-edge: --job and --client_id are required\n%s\n", kUsage);
-    return 2;
+    return UsageError(absl::InvalidArgumentError(
+        absl::StrCat("--job and --client_id are required\n", kUsage)));
   }
   if (absl::GetFlag(FLAGS_data).empty() && !absl::GetFlag(FLAGS_sync_only)) {
-    std::fprintf(stderr, "strata-edge: --data is required to train\n");
-    return 2;
+    return UsageError(absl::InvalidArgumentError("--data is required to train"));
   }
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
       MakeChannelCredentials(TlsConfigFromFlags(), "strata-edge");
-  if (!credentials.ok()) {
-    std::fprintf(stderr, "strata-edge: %s\n", credentials.status().ToString().c_str());
-    return 2;
-  }
+  if (!credentials.ok()) return UsageError(credentials.status());
   EdgeClientOptions options;
   options.channel = grpc::CreateChannel(absl::GetFlag(FLAGS_coordinator), *credentials);
   options.job_id = absl::GetFlag(FLAGS_job);
@@ -67,11 +63,7 @@ int Run() {
     std::fflush(stdout);
   };
   EdgeClient client(options);
-  if (absl::Status status = client.Run(); !status.ok()) {
-    std::fprintf(stderr, "strata-edge: %s\n", status.ToString().c_str());
-    return 1;
-  }
-  return 0;
+  return client.Run();
 }
 
 }  // namespace
@@ -79,5 +71,5 @@ int Run() {
 
 int main(int argc, char** argv) {
   strata::InitMainWithoutArguments(argc, argv, strata::kUsage);
-  return strata::Run();
+  return strata::ExitCode("strata-edge", strata::Run());
 }

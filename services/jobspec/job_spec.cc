@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/reflection.h"
+#include "runtime/base/status_macros.h"
 
 namespace strata {
 namespace {
@@ -184,15 +185,15 @@ absl::Status NormalizeZerothOrder(v1::ZerothOrderSpec* zo) {
   }
   if (zo->variant() == v1::ZO_VARIANT_SGD_MOMENTUM) {
     double momentum = zo->momentum();
-    if (absl::Status s = DefaultBeta(&momentum, 0.9, p + "momentum"); !s.ok()) return s;
+    STRATA_RETURN_IF_ERROR(DefaultBeta(&momentum, 0.9, p + "momentum"));
     zo->set_momentum(momentum);
   } else if (zo->momentum() != 0) {
     return Bad(p + "momentum", "only ZO_VARIANT_SGD_MOMENTUM uses it");
   }
   if (zo->variant() == v1::ZO_VARIANT_ADAM) {
     double beta1 = zo->beta1(), beta2 = zo->beta2();
-    if (absl::Status s = DefaultBeta(&beta1, 0.9, p + "beta1"); !s.ok()) return s;
-    if (absl::Status s = DefaultBeta(&beta2, 0.999, p + "beta2"); !s.ok()) return s;
+    STRATA_RETURN_IF_ERROR(DefaultBeta(&beta1, 0.9, p + "beta1"));
+    STRATA_RETURN_IF_ERROR(DefaultBeta(&beta2, 0.999, p + "beta2"));
     zo->set_beta1(beta1);
     zo->set_beta2(beta2);
     if (zo->adam_epsilon() == 0) zo->set_adam_epsilon(1e-8);
@@ -215,8 +216,8 @@ absl::Status NormalizeAdamW(v1::AdamWSpec* adam) {
   const std::string p = "optimizer.adamw.";
   if (!(adam->lr() > 0) || !Finite(adam->lr())) return Bad(p + "lr", "must be a positive number");
   double beta1 = adam->beta1(), beta2 = adam->beta2();
-  if (absl::Status s = DefaultBeta(&beta1, 0.9, p + "beta1"); !s.ok()) return s;
-  if (absl::Status s = DefaultBeta(&beta2, 0.999, p + "beta2"); !s.ok()) return s;
+  STRATA_RETURN_IF_ERROR(DefaultBeta(&beta1, 0.9, p + "beta1"));
+  STRATA_RETURN_IF_ERROR(DefaultBeta(&beta2, 0.999, p + "beta2"));
   adam->set_beta1(beta1);
   adam->set_beta2(beta2);
   if (adam->epsilon() == 0) adam->set_epsilon(1e-8);
@@ -240,7 +241,7 @@ absl::Status NormalizeFederated(v1::JobSpec& spec) {
     return Bad("model.config_json",
                "federated jobs need the model inline: every client builds theta0 from it");
   }
-  if (absl::Status s = CheckFederatedFieldsOnly(spec); !s.ok()) return s;
+  STRATA_RETURN_IF_ERROR(CheckFederatedFieldsOnly(spec));
   if (fed->num_candidate_seeds() == 0) fed->set_num_candidate_seeds(4096);
   if (fed->num_candidate_seeds() < 1 || fed->num_candidate_seeds() > (1 << 20)) {
     return Bad("federated.num_candidate_seeds", "must be 1-1048576");
@@ -283,7 +284,7 @@ absl::Status NormalizeFederated(v1::JobSpec& spec) {
   if (!(spec.optimizer().zeroth_order().epsilon() > 0)) {
     return Bad("optimizer.zeroth_order.epsilon", "must be positive");
   }
-  if (absl::Status s = NormalizeData(spec, /*federated=*/true); !s.ok()) return s;
+  STRATA_RETURN_IF_ERROR(NormalizeData(spec, /*federated=*/true));
   if (spec.resources().ranks() == 0) spec.mutable_resources()->set_ranks(1);
   if (!spec.has_max_restarts()) spec.set_max_restarts(5);
   if (spec.max_restarts() < 0) return Bad("max_restarts", "must not be negative");
@@ -406,7 +407,7 @@ absl::Status CheckEnumsDeclared(const Message& message, const std::string& prefi
         const Message& sub = field->is_repeated()
                                  ? reflection->GetRepeatedMessage(message, field, i)
                                  : reflection->GetMessage(message, field);
-        if (absl::Status s = CheckEnumsDeclared(sub, path); !s.ok()) return s;
+        STRATA_RETURN_IF_ERROR(CheckEnumsDeclared(sub, path));
       }
     }
   }
@@ -414,7 +415,7 @@ absl::Status CheckEnumsDeclared(const Message& message, const std::string& prefi
 }
 
 absl::StatusOr<v1::JobSpec> NormalizeJobSpec(const v1::JobSpec& in) {
-  if (absl::Status s = CheckEnumsDeclared(in, "spec"); !s.ok()) return s;
+  STRATA_RETURN_IF_ERROR(CheckEnumsDeclared(in, "spec"));
   v1::JobSpec spec = in;
   if (spec.name().empty()) return Bad("name", "must not be empty");
   if (spec.name().size() > 128) return Bad("name", "must be at most 128 characters");
@@ -428,21 +429,21 @@ absl::StatusOr<v1::JobSpec> NormalizeJobSpec(const v1::JobSpec& in) {
   // Seeds first: the model's and the data's default to the master seed.
   v1::TrainingSpec* training = spec.mutable_training();
   if (training->seed() == 0) training->set_seed(1);
-  if (absl::Status s = NormalizeModel(spec); !s.ok()) return s;
+  STRATA_RETURN_IF_ERROR(NormalizeModel(spec));
   if (spec.has_federated() && spec.federated().ByteSizeLong() > 0) {
     if (spec.federated().num_rounds() == 0) {
       return Bad("federated.num_rounds", "must be set for a federated job");
     }
-    if (absl::Status s = NormalizeFederated(spec); !s.ok()) return s;
+    STRATA_RETURN_IF_ERROR(NormalizeFederated(spec));
     return spec;
   }
-  if (absl::Status s = NormalizeData(spec, /*federated=*/false); !s.ok()) return s;
+  STRATA_RETURN_IF_ERROR(NormalizeData(spec, /*federated=*/false));
   v1::OptimizerSpec* opt = spec.mutable_optimizer();
-  if (absl::Status s = NormalizeSchedule(opt->mutable_schedule()); !s.ok()) return s;
+  STRATA_RETURN_IF_ERROR(NormalizeSchedule(opt->mutable_schedule()));
   if (opt->has_zeroth_order()) {
-    if (absl::Status s = NormalizeZerothOrder(opt->mutable_zeroth_order()); !s.ok()) return s;
-  } else if (absl::Status s = NormalizeAdamW(opt->mutable_adamw()); !s.ok()) {
-    return s;
+    STRATA_RETURN_IF_ERROR(NormalizeZerothOrder(opt->mutable_zeroth_order()));
+  } else {
+    STRATA_RETURN_IF_ERROR(NormalizeAdamW(opt->mutable_adamw()));
   }
   // Training.
   if (training->max_steps() <= 0) return Bad("training.max_steps", "must be positive");
@@ -468,7 +469,7 @@ absl::StatusOr<v1::JobSpec> NormalizeJobSpec(const v1::JobSpec& in) {
   if (res->nvme_bytes_per_rank() < 0) {
     return Bad("resources.nvme_bytes_per_rank", "must not be negative");
   }
-  if (absl::Status s = NormalizeZeroAndOffload(spec); !s.ok()) return s;
+  STRATA_RETURN_IF_ERROR(NormalizeZeroAndOffload(spec));
   // Checkpoints.
   v1::CheckpointPolicy* ckpt = spec.mutable_checkpoint();
   if (ckpt->interval_steps() < 0) return Bad("checkpoint.interval_steps", "must not be negative");

@@ -21,6 +21,7 @@
 #include "services/common/report_channel.h"
 #include "services/worker/rank_reporter.h"
 #include "storage/atomic_file.h"
+#include "runtime/base/status_macros.h"
 
 namespace strata {
 namespace {
@@ -52,9 +53,9 @@ absl::StatusOr<RankSite> RankRunner::SiteFor(const v1::StartRank& start) const {
   }
   site.rendezvous.set_prefix(start.rendezvous_prefix());
   site.rendezvous.set_host(options_.host);
-  if (absl::Status s = MakeDirs(site.job_dir); !s.ok()) return s;
+  STRATA_RETURN_IF_ERROR(MakeDirs(site.job_dir));
   for (const std::string& d : site.nvme_dirs) {
-    if (absl::Status s = MakeDirs(d); !s.ok()) return s;
+    STRATA_RETURN_IF_ERROR(MakeDirs(d));
   }
   return site;
 }
@@ -163,9 +164,9 @@ absl::Status RankRunner::Start(const v1::StartRank& start, const std::string& wo
       record.loss = static_cast<float>(r.loss());
       record.skipped = r.skipped();
       for (double g : r.projected_grads()) record.scalars.push_back(static_cast<float>(g));
-      if (absl::Status s = (*writer)->Append(record, /*sync=*/false); !s.ok()) return s;
+      STRATA_RETURN_IF_ERROR((*writer)->Append(record, /*sync=*/false));
     }
-    if (absl::Status s = (*writer)->Sync(); !s.ok()) return s;
+    STRATA_RETURN_IF_ERROR((*writer)->Sync());
   }
   absl::StatusOr<v1::RunConfig> run = BuildRunConfig(start.spec(), *site);
   if (!run.ok()) return run.status();
@@ -174,7 +175,7 @@ absl::Status RankRunner::Start(const v1::StartRank& start, const std::string& wo
                                                ".textproto");
   std::string config_text;
   google::protobuf::TextFormat::PrintToString(*run, &config_text);
-  if (absl::Status s = WriteStringToFileAtomically(config_path, config_text); !s.ok()) return s;
+  STRATA_RETURN_IF_ERROR(WriteStringToFileAtomically(config_path, config_text));
   std::vector<std::string> argv = {options_.train_binary, "--run_config=" + config_path,
                                    absl::StrCat("--report_fd=", kReportFd)};
   STRATA_LOG(INFO) << "starting " << key << ": " << absl::StrJoin(argv, " ");

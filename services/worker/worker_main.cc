@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "runtime/base/logging.h"
+#include "runtime/base/status_macros.h"
 #include "services/common/grpc_server.h"
 #include "services/common/main_util.h"
 #include "services/common/metrics.h"
@@ -88,18 +89,13 @@ std::string CoordinatorAddress() {
   return ResolveCoordinatorAddress(absl::GetFlag(FLAGS_coordinator));
 }
 
-int Fail(const std::string& what, const absl::Status& status) {
-  std::fprintf(stderr, "strata-worker: %s: %s\n", what.c_str(), status.ToString().c_str());
-  return 1;
-}
-
-int Run() {
+absl::Status Run() {
   std::map<std::string, std::string> labels;
   for (const std::string& label : absl::GetFlag(FLAGS_labels)) {
     std::pair<std::string, std::string> kv = absl::StrSplit(label, absl::MaxSplits('=', 1));
     if (kv.first.empty() || label.find('=') == std::string::npos) {
-      return Fail("--labels", absl::InvalidArgumentError(
-                                  absl::StrCat("expected key=value, got \"", label, "\"")));
+      return UsageError(absl::InvalidArgumentError(
+          absl::StrCat("--labels: expected key=value, got \"", label, "\"")));
     }
     labels[kv.first] = kv.second;
   }
@@ -108,23 +104,25 @@ int Run() {
   capacity_options.cores = absl::GetFlag(FLAGS_cores);
   capacity_options.memory_bytes = absl::GetFlag(FLAGS_memory_bytes);
   absl::StatusOr<v1::WorkerCapacity> capacity = DetectCapacity(capacity_options);
-  if (!capacity.ok()) return Fail("capacity", capacity.status());
+  if (!capacity.ok()) return Prefixed("capacity", capacity.status());
 
   const TlsConfig tls = TlsConfigFromFlags();
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> server_credentials =
       MakeServerCredentials(tls, "strata-worker");
-  if (!server_credentials.ok()) return Fail("TLS", server_credentials.status());
+  if (!server_credentials.ok()) return UsageError(Prefixed("TLS", server_credentials.status()));
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> channel_credentials =
       MakeChannelCredentials(tls, "strata-worker");
-  if (!channel_credentials.ok()) return Fail("TLS", channel_credentials.status());
+  if (!channel_credentials.ok()) {
+    return UsageError(Prefixed("TLS", channel_credentials.status()));
+  }
   std::string worker_token = absl::GetFlag(FLAGS_worker_token);
   if (worker_token.empty() && std::getenv("STRATA_WORKER_TOKEN") != nullptr) {
     worker_token = std::getenv("STRATA_WORKER_TOKEN");
   }
   if (!worker_token.empty()) {
     if (tls.insecure) {
-      return Fail("--worker_token", absl::InvalidArgumentError("a worker token needs TLS, not "
-                                                               "--insecure"));
+      return UsageError(
+          absl::InvalidArgumentError("--worker_token: a worker token needs TLS, not --insecure"));
     }
     // Every call to the coordinator carries "authorization: Bearer TOKEN".
     *channel_credentials = grpc::CompositeChannelCredentials(
@@ -134,7 +132,7 @@ int Run() {
   server_options.listen_address = absl::GetFlag(FLAGS_listen);
   server_options.credentials = *server_credentials;
   absl::StatusOr<std::unique_ptr<GrpcServer>> server = GrpcServer::Start(server_options);
-  if (!server.ok()) return Fail("--listen", server.status());
+  if (!server.ok()) return Prefixed("--listen", server.status());
 
   WorkerAgent::Options agent_options;
   agent_options.channel = grpc::CreateChannel(CoordinatorAddress(), *channel_credentials);
@@ -150,7 +148,7 @@ int Run() {
                    << " NVMe paths, io_uring " << (capacity->io_uring() ? "yes" : "no")
                    << "; coordinator " << CoordinatorAddress();
   absl::StatusOr<std::string> train_binary = TrainBinary();
-  if (!train_binary.ok()) return Fail("--train_binary", train_binary.status());
+  if (!train_binary.ok()) return UsageError(Prefixed("--train_binary", train_binary.status()));
   std::shared_ptr<grpc::Channel> channel = agent_options.channel;
   std::unique_ptr<v1::WorkerService::Stub> stub = v1::WorkerService::NewStub(channel);
   RankRunner::Options runner_options;
@@ -167,7 +165,7 @@ int Run() {
   auto runner = std::make_unique<RankRunner>(runner_options, stub.get());
   agent_options.running = [raw = runner.get()] { return raw->Running(); };
   absl::StatusOr<std::unique_ptr<WorkerAgent>> agent = WorkerAgent::Start(agent_options);
-  if (!agent.ok()) return Fail("agent", agent.status());
+  if (!agent.ok()) return Prefixed("agent", agent.status());
   runner->FollowAssignments([raw = agent->get()] { return raw->worker_id(); });
   std::unique_ptr<OperatorEndpoint> operator_endpoint;
   if (const std::string listen = absl::GetFlag(FLAGS_metrics_listen); !listen.empty()) {
@@ -179,20 +177,17 @@ int Run() {
     endpoint_options.ready = [raw = agent->get()] { return !raw->worker_id().empty(); };
     absl::StatusOr<std::unique_ptr<OperatorEndpoint>> endpoint =
         OperatorEndpoint::Start(endpoint_options);
-    if (!endpoint.ok()) return Fail("--metrics_listen", endpoint.status());
+    if (!endpoint.ok()) return Prefixed("--metrics_listen", endpoint.status());
     operator_endpoint = *std::move(endpoint);
     STRATA_LOG(INFO) << "metrics on port " << operator_endpoint->port();
     if (const std::string file = absl::GetFlag(FLAGS_metrics_port_file); !file.empty()) {
-      if (absl::Status status = WritePortFile(file, operator_endpoint->port()); !status.ok()) {
-        return Fail("--metrics_port_file", status);
-      }
+      STRATA_RETURN_IF_ERROR(
+          Prefixed("--metrics_port_file", WritePortFile(file, operator_endpoint->port())));
     }
   }
 
   if (const std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
-    if (absl::Status status = WritePortFile(port_file, (*server)->port()); !status.ok()) {
-      return Fail("--port_file", status);
-    }
+    STRATA_RETURN_IF_ERROR(Prefixed("--port_file", WritePortFile(port_file, (*server)->port())));
   }
   const int signal_number = WaitForTerminationSignal();
   STRATA_LOG(INFO) << "signal " << signal_number << ": shutting down";
@@ -200,7 +195,7 @@ int Run() {
   operator_endpoint.reset();
   runner.reset();  // Kills the ranks still running.
   (*server)->Shutdown();
-  return 0;
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -209,5 +204,5 @@ int Run() {
 int main(int argc, char** argv) {
   strata::BlockTerminationSignals();
   strata::InitMainWithoutArguments(argc, argv, strata::kUsage);
-  return strata::Run();
+  return strata::ExitCode("strata-worker", strata::Run());
 }
