@@ -9,31 +9,75 @@
 #include "absl/strings/str_format.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/model/hf_checkpoint.h"
-#include "storage/safetensors/safetensors.h"
+#include "runtime/train/local_adamw_update.h"
+#include "runtime/train/zero3_update.h"
+#include "runtime/train/zero_adamw_update.h"
 
 namespace strata {
 namespace {
 
-constexpr char kShardFile[] = "zero3_shard.safetensors";
-
-SafetensorsTensorView ShardEntry(const char* name, absl::Span<float> data) {
-  return {name, {static_cast<int64_t>(data.size())}, data.data()};
-}
-
-// Reads each named 1-D fp32 tensor of `path` into its span (sizes must match).
-absl::Status ReadSpans(const std::string& path,
-                       std::initializer_list<std::pair<const char*, absl::Span<float>>> spans) {
-  STRATA_ASSIGN_OR_RETURN(SafetensorsFile file, SafetensorsFile::Open(path));
-  for (const auto& [key, span] : spans) {
-    const SafetensorsEntry* e = file.header().Find(key);
-    if (e == nullptr || e->numel() != static_cast<int64_t>(span.size())) {
-      return absl::DataLossError(absl::StrCat(path, ": tensor \"", key, "\" is missing or has ",
-                                              e == nullptr ? 0 : e->numel(), " elements, expected ",
-                                              span.size()));
+// The stage family `options` ask for (fo_update.h).
+absl::StatusOr<std::unique_ptr<FoUpdate>> MakeFoUpdate(Transformer* model,
+                                                       const FoTrainerOptions& options) {
+  const AdamWConfig adam{options.beta1, options.beta2, options.adam_eps, options.weight_decay};
+  if (options.zero_stage == 3) {
+    Zero3::Options zero;
+    zero.adam = adam;
+    zero.grad_clip = options.grad_clip;
+    zero.offload_params = !options.param_offload_dirs.empty();
+    zero.offload_state = !options.optimizer_state_dirs.empty();
+    zero.bf16_compute = options.bf16_compute;
+    if (zero.offload_params && zero.offload_state &&
+        options.param_offload_dirs != options.optimizer_state_dirs) {
+      return absl::InvalidArgumentError(
+          "at ZeRO stage 3 the weight shard and the AdamW state are offloaded to the same "
+          "directories: give the same list for both");
     }
-    STRATA_RETURN_IF_ERROR(file.ReadF32(*e, span.data()));
+    zero.nvme_paths =
+        zero.offload_params ? options.param_offload_dirs : options.optimizer_state_dirs;
+    std::unique_ptr<Zero3> zero3;
+    if (options.init_seed.has_value()) {
+      const uint64_t seed = *options.init_seed;
+      STRATA_ASSIGN_OR_RETURN(zero3,
+                              Zero3::Create(model->layout(), options.comm, zero,
+                                            [model, seed](int64_t begin, int64_t end, float* out) {
+                                              model->InitializeRange(seed, begin, end, out);
+                                              return absl::OkStatus();
+                                            }));
+    } else {
+      STRATA_ASSIGN_OR_RETURN(zero3,
+                              Zero3::Create(model->layout(), options.comm, zero, model->params()));
+    }
+    model->ReleaseBlockWeights();  // Each rank keeps only its shard of the blocks.
+    return std::make_unique<Zero3Update>(std::move(zero3), 3, options.bf16_compute);
   }
-  return absl::OkStatus();
+  if (!options.param_offload_dirs.empty() || options.bf16_compute) {
+    return absl::InvalidArgumentError(
+        "offloading the weights and the bf16 compute copy need ZeRO stage 3");
+  }
+  if (options.zero_stage == 2) {
+    // Gradients and AdamW state partitioned, the weights whole in the model's arena.
+    Zero3::Options zero;
+    zero.adam = adam;
+    zero.grad_clip = options.grad_clip;
+    zero.offload_state = !options.optimizer_state_dirs.empty();
+    zero.nvme_paths = options.optimizer_state_dirs;
+    STRATA_ASSIGN_OR_RETURN(
+        std::unique_ptr<Zero3> zero3,
+        Zero3::CreateReplicated(model->layout(), options.comm, zero, model->params()));
+    return std::make_unique<Zero3Update>(std::move(zero3), 2, false);
+  }
+  if (options.comm != nullptr || !options.optimizer_state_dirs.empty()) {
+    ZeroAdamW::Options zero;
+    zero.state_nvme_paths = options.optimizer_state_dirs;
+    zero.stage = options.zero_stage;
+    zero.adam = adam;
+    zero.grad_clip = options.grad_clip;
+    STRATA_ASSIGN_OR_RETURN(std::unique_ptr<ZeroAdamW> zero_adamw,
+                            ZeroAdamW::Create(model->layout(), options.comm, zero));
+    return std::make_unique<ZeroAdamWUpdate>(std::move(zero_adamw));
+  }
+  return std::make_unique<LocalAdamWUpdate>(model->layout(), adam, options.grad_clip);
 }
 
 }  // namespace
@@ -64,93 +108,36 @@ absl::StatusOr<std::unique_ptr<FoTrainer>> FoTrainer::Create(Transformer* model,
     BatchSampler::Options eval_options{options.batch, options.seq, options.seed, 0, 1};
     STRATA_RETURN_IF_ERROR(BatchSampler::Create(eval, eval_options).status());
   }
-  std::unique_ptr<FoTrainer> trainer(new FoTrainer(model, eval, options, std::move(sampler)));
-  if (options.zero_stage == 3) {
-    Zero3::Options zero;
-    zero.adam = AdamWConfig{options.beta1, options.beta2, options.adam_eps, options.weight_decay};
-    zero.grad_clip = options.grad_clip;
-    zero.offload_params = !options.param_offload_dirs.empty();
-    zero.offload_state = !options.optimizer_state_dirs.empty();
-    zero.bf16_compute = options.bf16_compute;
-    if (zero.offload_params && zero.offload_state &&
-        options.param_offload_dirs != options.optimizer_state_dirs) {
-      return absl::InvalidArgumentError(
-          "at ZeRO stage 3 the weight shard and the AdamW state are offloaded to the same "
-          "directories: give the same list for both");
-    }
-    zero.nvme_paths =
-        zero.offload_params ? options.param_offload_dirs : options.optimizer_state_dirs;
-    if (options.init_seed.has_value()) {
-      const uint64_t seed = *options.init_seed;
-      STRATA_ASSIGN_OR_RETURN(trainer->zero3_,
-                              Zero3::Create(model->layout(), options.comm, zero,
-                                            [model, seed](int64_t begin, int64_t end, float* out) {
-                                              model->InitializeRange(seed, begin, end, out);
-                                              return absl::OkStatus();
-                                            }));
-    } else {
-      STRATA_ASSIGN_OR_RETURN(trainer->zero3_,
-                              Zero3::Create(model->layout(), options.comm, zero, model->params()));
-    }
-    model->ReleaseBlockWeights();  // Each rank keeps only its shard of the blocks.
-  } else if (!options.param_offload_dirs.empty() || options.bf16_compute) {
-    return absl::InvalidArgumentError(
-        "offloading the weights and the bf16 compute copy need ZeRO stage 3");
-  } else if (options.zero_stage == 2) {
-    // Gradients and AdamW state partitioned, the weights whole in the model's arena.
-    Zero3::Options zero;
-    zero.adam = AdamWConfig{options.beta1, options.beta2, options.adam_eps, options.weight_decay};
-    zero.grad_clip = options.grad_clip;
-    zero.offload_state = !options.optimizer_state_dirs.empty();
-    zero.nvme_paths = options.optimizer_state_dirs;
-    STRATA_ASSIGN_OR_RETURN(trainer->zero3_, Zero3::CreateReplicated(model->layout(), options.comm,
-                                                                     zero, model->params()));
-  } else if (options.comm != nullptr || !options.optimizer_state_dirs.empty()) {
-    ZeroAdamW::Options zero;
-    zero.state_nvme_paths = options.optimizer_state_dirs;
-    zero.stage = options.zero_stage;
-    zero.adam = AdamWConfig{options.beta1, options.beta2, options.adam_eps, options.weight_decay};
-    zero.grad_clip = options.grad_clip;
-    STRATA_ASSIGN_OR_RETURN(trainer->zero_, ZeroAdamW::Create(model->layout(), options.comm, zero));
-  }
-  return trainer;
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<FoUpdate> update, MakeFoUpdate(model, options));
+  return std::unique_ptr<FoTrainer>(
+      new FoTrainer(model, eval, options, std::move(sampler), std::move(update)));
 }
 
 FoTrainer::FoTrainer(Transformer* model, const TokenCorpus* eval, FoTrainerOptions options,
-                     BatchSampler sampler)
+                     BatchSampler sampler, std::unique_ptr<FoUpdate> update)
     : model_(model),
       eval_(eval),
       options_(options),
       sampler_(std::move(sampler)),
-      adamw_(model->layout(),
-             AdamWConfig{options.beta1, options.beta2, options.adam_eps, options.weight_decay}),
+      update_(std::move(update)),
       tokens_(static_cast<size_t>(options.batch) * options.seq),
       targets_(tokens_.size()) {}
 
 absl::StatusOr<StepStats> FoTrainer::Step() {
   const auto start = std::chrono::steady_clock::now();
   sampler_.Next(absl::MakeSpan(tokens_), absl::MakeSpan(targets_));
-  if (zero3_ == nullptr) model_->ZeroGrads();
-  STRATA_ASSIGN_OR_RETURN(float loss, model_->ForwardBackward(tokens_, targets_, options_.batch,
-                                                              options_.seq, zero3_.get()));
+  update_->BeginStep(*model_);
+  STRATA_ASSIGN_OR_RETURN(float loss,
+                          model_->ForwardBackward(tokens_, targets_, options_.batch, options_.seq,
+                                                  update_->weight_source()));
   StepStats stats;
   stats.lr = static_cast<float>(options_.lr.At(step_));
-  if (zero_ != nullptr || zero3_ != nullptr) {
-    if (zero3_ != nullptr) {
-      STRATA_ASSIGN_OR_RETURN(stats.grad_norm, zero3_->Step(stats.lr));
-    } else {
-      STRATA_ASSIGN_OR_RETURN(stats.grad_norm,
-                              zero_->Step(model_->params(), model_->grads(), stats.lr));
-    }
-    if (options_.comm != nullptr) {
-      // Report the mean loss over the ranks' batches (the loss of the global batch).
-      float global = loss;
-      STRATA_RETURN_IF_ERROR(options_.comm->AllReduceSum(absl::MakeSpan(&global, 1)));
-      loss = global / static_cast<float>(options_.comm->size());
-    }
-  } else {
-    stats.grad_norm = ClipGradNorm(model_->grads(), options_.grad_clip);
-    adamw_.Step(model_->params(), model_->grads(), stats.lr);
+  STRATA_ASSIGN_OR_RETURN(stats.grad_norm, update_->Step(*model_, stats.lr));
+  if (options_.comm != nullptr) {
+    // Report the mean loss over the ranks' batches (the loss of the global batch).
+    float global = loss;
+    STRATA_RETURN_IF_ERROR(options_.comm->AllReduceSum(absl::MakeSpan(&global, 1)));
+    loss = global / static_cast<float>(options_.comm->size());
   }
   ++step_;
   stats.step = step_;
@@ -168,10 +155,7 @@ absl::StatusOr<float> FoTrainer::Evaluate() {
   const int batch = options_.batch * (options_.comm != nullptr ? options_.comm->size() : 1);
   return MeanLossOverBatches(eval_, batch, options_.seq, options_.eval_batches,
                              [&](absl::Span<const int32_t> x, absl::Span<const int32_t> y) {
-                               if (zero3_ != nullptr) {
-                                 return zero3_->Loss(*model_, x, y, batch, options_.seq);
-                               }
-                               return model_->Loss(x, y, batch, options_.seq);
+                               return update_->Loss(*model_, x, y, batch, options_.seq);
                              });
 }
 
@@ -187,23 +171,7 @@ absl::Status FoTrainer::SaveCheckpoint() {
         CheckpointManager::Create({FoRankCheckpointDir(options_.checkpoint_dir, rank()), options_.keep_checkpoints}));
   }
   STRATA_ASSIGN_OR_RETURN(CheckpointManager::Writer writer, checkpoints_->Begin(step_));
-  if (zero3_ != nullptr) {
-    // Every rank its shard: weights, m and v; no rank holds the whole model.
-    STRATA_RETURN_IF_ERROR(zero3_->SaveShard(absl::StrCat(writer.dir(), "/", kShardFile)));
-  } else if (rank() == 0) {
-    STRATA_RETURN_IF_ERROR(SaveHfCheckpoint(*model_, writer.dir()));
-  }
-  if (zero3_ != nullptr) {
-    // Written above.
-  } else if (zero_ != nullptr && zero_->state_offloaded()) {
-    // Streamed from NVMe one sub-group at a time: the state never occupies RAM.
-    STRATA_RETURN_IF_ERROR(zero_->ExportState(absl::StrCat(writer.dir(), "/adam_state.bin")));
-  } else {
-    absl::Span<float> m = zero_ != nullptr ? zero_->m() : adamw_.m();
-    absl::Span<float> v = zero_ != nullptr ? zero_->v() : adamw_.v();
-    STRATA_RETURN_IF_ERROR(WriteSafetensors(absl::StrCat(writer.dir(), "/adam_state.safetensors"),
-                                            {ShardEntry("m", m), ShardEntry("v", v)}, {}));
-  }
+  STRATA_RETURN_IF_ERROR(update_->Save(writer.dir(), *model_, rank()));
   nlohmann::json position;
   position["step"] = step_;
   position["sampler_epoch"] = sampler_.position().epoch;
@@ -249,30 +217,10 @@ absl::StatusOr<int64_t> FoTrainer::Resume(const std::function<void(const std::st
                      " was written with a different world size or ZeRO stage; start a new "
                      "checkpoint directory"));
   }
-  if (zero3_ != nullptr) {
-    STRATA_RETURN_IF_ERROR(zero3_->LoadShard(absl::StrCat(own.dir, "/", kShardFile)));
-  } else {
-    // Weights from rank 0's checkpoint (the same on every rank).
-    STRATA_RETURN_IF_ERROR(LoadHfWeights(absl::StrCat(FoRankCheckpointDir(options_.checkpoint_dir, 0), "/", name), *model_));
-  }
-  if (zero3_ != nullptr) {
-    // Read above.
-  } else if (zero_ != nullptr && zero_->state_offloaded()) {
-    STRATA_RETURN_IF_ERROR(zero_->ImportState(absl::StrCat(own.dir, "/adam_state.bin")));
-  } else {
-    absl::Span<float> m = zero_ != nullptr ? zero_->m() : adamw_.m();
-    absl::Span<float> v = zero_ != nullptr ? zero_->v() : adamw_.v();
-    STRATA_RETURN_IF_ERROR(
-        ReadSpans(absl::StrCat(own.dir, "/adam_state.safetensors"), {{"m", m}, {"v", v}}));
-  }
+  STRATA_RETURN_IF_ERROR(update_->Load(
+      own.dir, absl::StrCat(FoRankCheckpointDir(options_.checkpoint_dir, 0), "/", name), *model_,
+      step));
   step_ = step;
-  if (zero3_ != nullptr) {
-    zero3_->set_step(step);
-  } else if (zero_ != nullptr) {
-    zero_->set_step(step);
-  } else {
-    adamw_.set_step(step);
-  }
   sampler_.set_position({own.position.value("sampler_epoch", int64_t{0}),
                          own.position.value("sampler_cursor", int64_t{0})});
   log(absl::StrFormat("resumed from %s: at step %d", own.dir, step_));
@@ -281,14 +229,7 @@ absl::StatusOr<int64_t> FoTrainer::Resume(const std::function<void(const std::st
 
 absl::Status FoTrainer::Run(const std::function<void(const std::string&)>& log) {
   if (!resumed_) STRATA_RETURN_IF_ERROR(Resume(log).status());
-  if (zero3_ != nullptr) {
-    log(absl::StrFormat(
-        "ZeRO stage %d: this rank's model state (weights, gradients, AdamW) is %.1f MB in "
-        "memory and %.1f MB on NVMe (working set %.1f MB)%s",
-        options_.zero_stage, zero3_->ResidentStateBytes() / 1e6,
-        zero3_->OffloadedStateBytes() / 1e6, zero3_->WorkingBytes() / 1e6,
-        options_.bf16_compute ? "; forward and backward on a bf16 copy" : ""));
-  }
+  if (const std::string where = update_->Describe(); !where.empty()) log(where);
   double tokens_per_second = 0;
   while (step_ < options_.steps) {
     STRATA_ASSIGN_OR_RETURN(StepStats s, Step());
@@ -341,16 +282,13 @@ absl::Status FoTrainer::Run(const std::function<void(const std::string&)>& log) 
   if (options_.checkpoint_every == 0 || step_ % options_.checkpoint_every != 0) {
     STRATA_RETURN_IF_ERROR(SaveCheckpoint());  // The end.
   }
-  if (!options_.save_dir.empty() && zero3_ != nullptr) {
-    // The only time a stage-3 rank holds every weight (each rank takes part in the gathers).
-    STRATA_RETURN_IF_ERROR(zero3_->GatherWeights(model_->params()));
-  }
-  if (!options_.save_dir.empty() && rank() == 0) {
-    STRATA_RETURN_IF_ERROR(SaveHfCheckpoint(*model_, options_.save_dir));
-    log(absl::StrFormat("saved %s", options_.save_dir));
-  }
-  if (!options_.save_dir.empty() && zero3_ != nullptr && options_.zero_stage == 3) {
-    model_->ReleaseBlockWeights();
+  if (!options_.save_dir.empty()) {
+    STRATA_RETURN_IF_ERROR(update_->GatherForExport(*model_));
+    if (rank() == 0) {
+      STRATA_RETURN_IF_ERROR(SaveHfCheckpoint(*model_, options_.save_dir));
+      log(absl::StrFormat("saved %s", options_.save_dir));
+    }
+    update_->ExportDone(*model_);
   }
   return absl::OkStatus();
 }

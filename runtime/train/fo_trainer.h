@@ -14,10 +14,9 @@
 
 #include "absl/status/statusor.h"
 #include "runtime/data/dataset.h"
-#include "runtime/dist/zero3.h"
-#include "runtime/dist/zero_adamw.h"
+#include "runtime/dist/communicator.h"
 #include "runtime/model/transformer.h"
-#include "runtime/optim/adamw.h"
+#include "runtime/train/fo_update.h"
 #include "runtime/optim/lr_schedule.h"
 #include "runtime/train/train_events.h"
 #include "storage/checkpoint.h"
@@ -105,15 +104,13 @@ class FoTrainer {
 
  private:
   FoTrainer(Transformer* model, const TokenCorpus* eval, FoTrainerOptions options,
-            BatchSampler sampler);
+            BatchSampler sampler, std::unique_ptr<FoUpdate> update);
 
   Transformer* model_;
   const TokenCorpus* eval_;
   FoTrainerOptions options_;
   BatchSampler sampler_;
-  AdamW adamw_;
-  std::unique_ptr<ZeroAdamW> zero_;  // Data parallel (options_.comm), stages 0-2.
-  std::unique_ptr<Zero3> zero3_;     // Stage 3.
+  std::unique_ptr<FoUpdate> update_;  // The stage family's weight update and its state.
   std::unique_ptr<CheckpointManager> checkpoints_;
   bool resumed_ = false;
   int rank() const { return options_.comm != nullptr ? options_.comm->rank() : 0; }
