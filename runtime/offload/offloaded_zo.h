@@ -23,6 +23,7 @@
 
 #include "absl/status/statusor.h"
 #include "runtime/model/transformer.h"
+#include "runtime/zo/zo_engine.h"
 #include "runtime/zo/zo_optimizer.h"
 #include "storage/io/io_engine.h"
 #include "storage/pinned_slab.h"
@@ -30,7 +31,7 @@
 
 namespace strata {
 
-class OffloadedZo {
+class OffloadedZo : public zo::ZoEngine {
  public:
   // Where the blocks live between uses. kNvme: block files under nvme_paths, streamed through
   // a few pinned slots. kCpu: one pinned host slab holding every block (not counted in the
@@ -79,9 +80,9 @@ class OffloadedZo {
 
   absl::StatusOr<zo::ZoStepRecord> Step(absl::Span<const int32_t> tokens,
                                         absl::Span<const int32_t> targets, int B, int T,
-                                        int64_t step, double lr);
+                                        int64_t step, double lr) override;
   // Applies the pending update to the resident tensors and every block on NVMe.
-  absl::Status Flush();
+  absl::Status Flush() override;
   // Flush, then copy every block back into the model's arena.
   absl::Status Materialize();
   // Reads block `layer` from NVMe into the working set and returns its fp32 weights, valid until
@@ -92,15 +93,20 @@ class OffloadedZo {
   // the working set read-only: evaluation within the memory budget, one read pass per call.
   // Bitwise equal to Transformer::Loss on the materialized weights.
   absl::StatusOr<float> Loss(absl::Span<const int32_t> tokens, absl::Span<const int32_t> targets,
-                             int B, int T);
+                             int B, int T) override;
 
   // Applies a logged step (resume); no update may be pending.
-  absl::Status Replay(const zo::ZoStepRecord& record);
+  absl::Status Replay(const zo::ZoStepRecord& record) override;
   // Drops the model arena's block pages again after Materialize (they are not used while the
   // blocks live on NVMe).
   void ReleaseArenaBlocks();
   // The in-memory optimizer whose per-tensor arithmetic and Sparse-MeZO thresholds this uses.
   zo::ZoOptimizer& zo() { return *zo_; }
+  zo::ZoOptimizer& arithmetic() override { return *zo_; }
+  // Blocks read from their tier one at a time (ReadBlock): exports stay within the budget.
+  std::function<absl::StatusOr<const float*>(int layer)> block_source() override {
+    return [this](int layer) { return ReadBlock(layer); };
+  }
 
   // One pass that reads every block and writes it back unchanged: the I/O a step costs without
   // compute (for benchmarks).
@@ -110,8 +116,8 @@ class OffloadedZo {
   int64_t working_set_bytes() const { return working_set_bytes_; }
   int slots() const { return slab_->slots(); }
 
-  int64_t bytes_read() const { return bytes_read_; }
-  int64_t bytes_written() const { return bytes_written_; }
+  int64_t bytes_read() const override { return bytes_read_; }
+  int64_t bytes_written() const override { return bytes_written_; }
   const char* io_engine_name() const { return engine_->name(); }
 
  private:

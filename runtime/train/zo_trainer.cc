@@ -11,6 +11,7 @@
 #include "nlohmann/json.hpp"
 #include "runtime/base/status_macros.h"
 #include "runtime/model/hf_checkpoint.h"
+#include "runtime/zo/in_memory_zo.h"
 #include "storage/checkpoint.h"
 #include "storage/safetensors/safetensors.h"
 
@@ -33,42 +34,44 @@ absl::StatusOr<std::unique_ptr<ZoTrainer>> ZoTrainer::Create(Transformer* model,
   }
   BatchSampler::Options sampler_options{options.batch, options.seq, options.data_seed, 0, 1};
   STRATA_ASSIGN_OR_RETURN(BatchSampler sampler, BatchSampler::Create(train, sampler_options));
-  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<zo::ZoOptimizer> optimizer,
-                          zo::ZoOptimizer::Create(model, options.zo));
+  std::unique_ptr<zo::ZoEngine> engine;
+  if (!options.offload.has_value()) {
+    STRATA_ASSIGN_OR_RETURN(std::unique_ptr<zo::ZoOptimizer> optimizer,
+                            zo::ZoOptimizer::Create(model, options.zo));
+    engine = std::make_unique<zo::InMemoryZo>(model, std::move(optimizer));
+  }
   return std::unique_ptr<ZoTrainer>(
-      new ZoTrainer(model, eval, options, std::move(sampler), std::move(optimizer)));
+      new ZoTrainer(model, eval, options, std::move(sampler), std::move(engine)));
 }
 
 ZoTrainer::ZoTrainer(Transformer* model, const TokenCorpus* eval, ZoTrainerOptions options,
-                     BatchSampler sampler, std::unique_ptr<zo::ZoOptimizer> optimizer)
+                     BatchSampler sampler, std::unique_ptr<zo::ZoEngine> engine)
     : model_(model),
       eval_(eval),
       options_(std::move(options)),
       sampler_(std::move(sampler)),
-      optimizer_(std::move(optimizer)),
+      engine_(std::move(engine)),
       tokens_(static_cast<size_t>(options_.batch) * options_.seq),
       targets_(tokens_.size()) {}
 
 double ZoTrainer::LrAt(int64_t step) const { return options_.lr.At(step); }
 
-absl::Status ZoTrainer::EnsureOffload() {
-  if (!options_.offload.has_value() || offload_ != nullptr) return absl::OkStatus();
-  STRATA_ASSIGN_OR_RETURN(offload_, OffloadedZo::Create(model_, options_.zo, *options_.offload));
+absl::Status ZoTrainer::EnsureEngine() {
+  if (engine_ != nullptr) return absl::OkStatus();
+  STRATA_ASSIGN_OR_RETURN(engine_, OffloadedZo::Create(model_, options_.zo, *options_.offload));
   return absl::OkStatus();
 }
 
 absl::Status ZoTrainer::FlushPending() {
-  if (offload_ != nullptr) return offload_->Flush();
-  optimizer_->Flush();
-  return absl::OkStatus();
+  // No engine yet: nothing has stepped, the arena holds the weights.
+  return engine_ != nullptr ? engine_->Flush() : absl::OkStatus();
 }
 
 absl::Status ZoTrainer::ExportHf(const std::string& dir) {
   STRATA_RETURN_IF_ERROR(FlushPending());
   HfSaveOptions save;
-  if (offload_ != nullptr) {  // Straight from NVMe, one block at a time, within the budget.
-    save.block_source = [this](int layer) { return offload_->ReadBlock(layer); };
-  }
+  // Offloaded: straight from the tier, one block at a time, within the budget.
+  if (engine_ != nullptr) save.block_source = engine_->block_source();
   return SaveHfCheckpoint(*model_, dir, save);
 }
 
@@ -76,7 +79,7 @@ absl::Status ZoTrainer::SaveCheckpoint() {
   if (checkpoints_ == nullptr) return absl::OkStatus();
   STRATA_ASSIGN_OR_RETURN(CheckpointManager::Writer writer, checkpoints_->Begin(step_));
   STRATA_RETURN_IF_ERROR(ExportHf(writer.dir()));
-  zo::ZoOptimizer& arithmetic = Arithmetic();
+  zo::ZoOptimizer& arithmetic = engine_->arithmetic();
   std::vector<SafetensorsTensorView> tensors;
   const std::vector<float>& thresholds = arithmetic.thresholds();
   tensors.push_back({"thresholds", {static_cast<int64_t>(thresholds.size())}, thresholds.data()});
@@ -102,7 +105,7 @@ absl::Status ZoTrainer::SaveCheckpoint() {
 
 absl::StatusOr<int64_t> ZoTrainer::Resume(const Log& log) {
   if (options_.checkpoint_dir.empty()) {
-    STRATA_RETURN_IF_ERROR(EnsureOffload());
+    STRATA_RETURN_IF_ERROR(EnsureEngine());
     return step_;
   }
   const std::string& dir = options_.checkpoint_dir;
@@ -123,19 +126,19 @@ absl::StatusOr<int64_t> ZoTrainer::Resume(const Log& log) {
           " has a step log but no valid checkpoint to replay it from; remove it to start "
           "over"));
     }
-    STRATA_RETURN_IF_ERROR(EnsureOffload());  // First: it may build the weights on NVMe.
+    STRATA_RETURN_IF_ERROR(EnsureEngine());  // First: it may build the weights on NVMe.
     STRATA_RETURN_IF_ERROR(SaveCheckpoint());
     if (!options_.replay_log.empty()) STRATA_RETURN_IF_ERROR(ReplayFromStart(log));
     return step_;
   }
   if (!latest.ok()) return latest.status();
-  if (options_.offload.has_value() && offload_ == nullptr && options_.zo.sparse_quantile == 0) {
+  if (engine_ == nullptr && options_.zo.sparse_quantile == 0) {
     // Straight from the checkpoint onto NVMe, block by block: the model never occupies RAM.
     STRATA_ASSIGN_OR_RETURN(HfWeightsReader reader, HfWeightsReader::Open(latest->dir, *model_));
     OffloadedZo::Options streamed = *options_.offload;
     streamed.init_seed.reset();
     streamed.load_tensor = [&reader](int id, float* out) { return reader.Read(id, out); };
-    STRATA_ASSIGN_OR_RETURN(offload_, OffloadedZo::Create(model_, options_.zo, streamed));
+    STRATA_ASSIGN_OR_RETURN(engine_, OffloadedZo::Create(model_, options_.zo, streamed));
   } else {
     STRATA_RETURN_IF_ERROR(LoadHfWeights(latest->dir, *model_));
   }
@@ -147,8 +150,8 @@ absl::StatusOr<int64_t> ZoTrainer::Resume(const Log& log) {
   step_ = state["step"].get<int64_t>();
   sampler_.set_position(
       {state["sampler_epoch"].get<int64_t>(), state["sampler_cursor"].get<int64_t>()});
-  STRATA_RETURN_IF_ERROR(EnsureOffload());  // Moves loaded blocks to NVMe (sparse thresholds).
-  zo::ZoOptimizer& arithmetic = Arithmetic();
+  STRATA_RETURN_IF_ERROR(EnsureEngine());  // Moves loaded blocks to NVMe (sparse thresholds).
+  zo::ZoOptimizer& arithmetic = engine_->arithmetic();
   arithmetic.set_adam_updates(state.value("adam_updates", int64_t{0}));
   const std::string ckpt = latest->dir;
   STRATA_ASSIGN_OR_RETURN(SafetensorsFile extra,
@@ -184,11 +187,7 @@ absl::Status ZoTrainer::ReplayNext(const zo::ZoStepRecord& record, const std::st
     return absl::DataLossError(
         absl::StrCat(source, ": step log jumps from step ", step_, " to ", record.step));
   }
-  if (offload_ != nullptr) {
-    STRATA_RETURN_IF_ERROR(offload_->Replay(record));
-  } else {
-    STRATA_RETURN_IF_ERROR(optimizer_->Replay(record));
-  }
+  STRATA_RETURN_IF_ERROR(engine_->Replay(record));
   sampler_.Next(absl::MakeSpan(tokens_), absl::MakeSpan(targets_));  // Keep data in step.
   step_ = record.step;
   return absl::OkStatus();
@@ -210,12 +209,10 @@ absl::Status ZoTrainer::ReplayFromStart(const Log& log) {
 absl::StatusOr<zo::ZoStepRecord> ZoTrainer::Step() {
   sampler_.Next(absl::MakeSpan(tokens_), absl::MakeSpan(targets_));
   const int64_t next = step_ + 1;
-  STRATA_RETURN_IF_ERROR(EnsureOffload());
-  absl::StatusOr<zo::ZoStepRecord> stepped =
-      offload_ != nullptr
-          ? offload_->Step(tokens_, targets_, options_.batch, options_.seq, next, LrAt(step_))
-          : optimizer_->Step(tokens_, targets_, options_.batch, options_.seq, next, LrAt(step_));
-  STRATA_ASSIGN_OR_RETURN(zo::ZoStepRecord record, std::move(stepped));
+  STRATA_RETURN_IF_ERROR(EnsureEngine());
+  STRATA_ASSIGN_OR_RETURN(
+      zo::ZoStepRecord record,
+      engine_->Step(tokens_, targets_, options_.batch, options_.seq, next, LrAt(step_)));
   if (log_ != nullptr) STRATA_RETURN_IF_ERROR(log_->Append(record, /*sync=*/true));
   step_ = next;
   if (options_.on_step) options_.on_step(record);
@@ -230,7 +227,7 @@ absl::StatusOr<float> ZoTrainer::Evaluate() {
       [&](absl::Span<const int32_t> x, absl::Span<const int32_t> y) -> absl::StatusOr<float> {
         // Offloaded: the blocks stream through the working set (one read pass per batch)
         // instead of coming back into RAM.
-        if (offload_ != nullptr) return offload_->Loss(x, y, options_.batch, options_.seq);
+        if (engine_ != nullptr) return engine_->Loss(x, y, options_.batch, options_.seq);
         return model_->Loss(x, y, options_.batch, options_.seq);
       });
 }
@@ -245,10 +242,11 @@ absl::Status ZoTrainer::Run(const Log& log) {
                                    r.step == options_.steps)) {
       const double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      const std::string io = offload_ == nullptr ? ""
-                                                 : absl::StrFormat(" | io r %.1f MB w %.1f MB",
-                                                                   offload_->bytes_read() / 1e6,
-                                                                   offload_->bytes_written() / 1e6);
+      const std::string io = !options_.offload.has_value()
+                                 ? ""
+                                 : absl::StrFormat(" | io r %.1f MB w %.1f MB",
+                                                   engine_->bytes_read() / 1e6,
+                                                   engine_->bytes_written() / 1e6);
       const double tokens_per_second =
           (r.step - first) * static_cast<double>(tokens_.size()) / seconds;
       log(absl::StrFormat("step %d/%d | loss %.4f | g %+.4e | lr %.2e%s%s | %.0f tok/s", r.step,
@@ -262,10 +260,8 @@ absl::Status ZoTrainer::Run(const Log& log) {
         p.lr = r.lr;
         p.tokens_per_second = tokens_per_second;
         p.tokens_total = r.step * static_cast<int64_t>(tokens_.size());
-        if (offload_ != nullptr) {
-          p.offload_read_bytes = offload_->bytes_read();
-          p.offload_write_bytes = offload_->bytes_written();
-        }
+        p.offload_read_bytes = engine_->bytes_read();
+        p.offload_write_bytes = engine_->bytes_written();
         options_.events.on_progress(p);
       }
     }

@@ -27,6 +27,7 @@
 #include "runtime/optim/lr_schedule.h"
 #include "runtime/train/train_events.h"
 #include "runtime/zo/step_log.h"
+#include "runtime/zo/zo_engine.h"
 #include "runtime/zo/zo_optimizer.h"
 #include "storage/checkpoint.h"
 
@@ -88,7 +89,6 @@ class ZoTrainer {
   absl::Status Run(const Log& log);
 
   int64_t step() const { return step_; }
-  zo::ZoOptimizer& optimizer() { return *optimizer_; }
 
  private:
   // Replays options_.replay_log from the initial weights (a fresh checkpoint directory).
@@ -97,20 +97,20 @@ class ZoTrainer {
   // the data sampler with it.
   absl::Status ReplayNext(const zo::ZoStepRecord& record, const std::string& source);
   ZoTrainer(Transformer* model, const TokenCorpus* eval, ZoTrainerOptions options,
-            BatchSampler sampler, std::unique_ptr<zo::ZoOptimizer> optimizer);
+            BatchSampler sampler, std::unique_ptr<zo::ZoEngine> engine);
   double LrAt(int64_t step) const;
-  // Creates the offloaded optimizer from the arena's current weights, when configured.
-  absl::Status EnsureOffload();
-  // Applies the pending update (offloaded or in memory).
+  // Creates the offloaded engine from the arena's current weights, when it is not there yet.
+  absl::Status EnsureEngine();
+  // Applies the pending update.
   absl::Status FlushPending();
-  zo::ZoOptimizer& Arithmetic() { return offload_ != nullptr ? offload_->zo() : *optimizer_; }
 
   Transformer* model_;
   const TokenCorpus* eval_;
   ZoTrainerOptions options_;
   BatchSampler sampler_;
-  std::unique_ptr<zo::ZoOptimizer> optimizer_;
-  std::unique_ptr<OffloadedZo> offload_;
+  // In memory from Create; offloaded (options_.offload) from the first Resume or Step, built
+  // from the seed, the checkpoint or the arena.
+  std::unique_ptr<zo::ZoEngine> engine_;
   std::unique_ptr<zo::StepLogWriter> log_;
   std::unique_ptr<CheckpointManager> checkpoints_;
   std::vector<int32_t> tokens_, targets_;
