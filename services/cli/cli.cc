@@ -17,6 +17,7 @@
 #include "proto/strata/v1/worker_service.grpc.pb.h"
 #include "services/cli/job_config.h"
 #include "services/common/grpc_status.h"
+#include "services/common/job_state.h"
 #include "services/common/main_util.h"
 
 namespace strata {
@@ -48,14 +49,6 @@ const char kCliUsageText[] =
     "API's JSON instead of a table.";
 
 namespace {
-
-bool IsTerminalState(v1::JobState s);
-
-// "QUEUED", "RUNNING", ...
-std::string StateName(v1::JobState state) {
-  const std::string name = v1::JobState_Name(state);
-  return name.rfind("JOB_STATE_", 0) == 0 ? name.substr(10) : name;
-}
 
 std::string HumanBytes(int64_t bytes) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
@@ -420,10 +413,10 @@ class Cli {
                << "\n";
         }
         if (show_progress && last.progress().step() > 0) ShowProgress(last);
-        if (IsTerminalState(last.state())) break;
+        if (IsTerminal(last.state())) break;
       }
       const grpc::Status status = reader->Finish();
-      if (IsTerminalState(last.state())) break;
+      if (IsTerminal(last.state())) break;
       if (status.ok()) continue;
       if (status.error_code() != grpc::StatusCode::UNAVAILABLE || ++failures > 60) {
         EndBar();
@@ -497,10 +490,6 @@ class Cli {
   bool bar_open_ = false;
   int64_t last_printed_step_ = -1;
 };
-
-bool IsTerminalState(v1::JobState s) {
-  return s == v1::JOB_STATE_COMPLETED || s == v1::JOB_STATE_CANCELED || s == v1::JOB_STATE_ERROR;
-}
 
 }  // namespace
 

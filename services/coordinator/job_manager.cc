@@ -34,11 +34,6 @@ std::string NewJobId() {
 
 }  // namespace
 
-std::string StateName(v1::JobState state) {
-  std::string name = v1::JobState_Name(state);
-  return absl::StartsWith(name, "JOB_STATE_") ? name.substr(10) : name;
-}
-
 bool IsFederated(const v1::Job& job) {
   return job.spec().has_federated() && job.spec().federated().num_rounds() > 0;
 }
@@ -55,11 +50,6 @@ bool HoldsResources(v1::JobState state) {
     default:
       return false;
   }
-}
-
-bool IsTerminal(v1::JobState state) {
-  return state == v1::JOB_STATE_COMPLETED || state == v1::JOB_STATE_CANCELED ||
-         state == v1::JOB_STATE_ERROR;
 }
 
 absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(Options options) {

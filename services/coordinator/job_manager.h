@@ -30,6 +30,7 @@
 #include "absl/time/time.h"
 #include "proto/strata/v1/job_service.pb.h"
 #include "proto/strata/v1/worker_service.pb.h"
+#include "services/common/job_state.h"
 #include "services/common/metrics.h"
 #include "services/coordinator/job_store.h"
 #include "services/coordinator/rendezvous_store.h"
@@ -165,9 +166,7 @@ class JobManager {
 
 // Whether a job in `state` still holds its placements (its ranks may be running).
 bool HoldsResources(v1::JobState state);
-bool IsTerminal(v1::JobState state);
-// "QUEUED", "RUNNING", ... (the enum name without its prefix).
-std::string StateName(v1::JobState state);
+
 
 }  // namespace strata
 
