@@ -168,7 +168,7 @@ absl::Status FoTrainer::SaveCheckpoint() {
   if (checkpoints_ == nullptr) {
     STRATA_ASSIGN_OR_RETURN(
         checkpoints_,
-        CheckpointManager::Create({FoRankCheckpointDir(options_.checkpoint_dir, rank()), options_.keep_checkpoints}));
+        CheckpointManager::Create({OwnCheckpointDir(), options_.keep_checkpoints}));
   }
   STRATA_ASSIGN_OR_RETURN(CheckpointManager::Writer writer, checkpoints_->Begin(step_));
   STRATA_RETURN_IF_ERROR(update_->Save(writer.dir(), *model_, rank()));
@@ -190,7 +190,7 @@ absl::StatusOr<int64_t> FoTrainer::Resume(const std::function<void(const std::st
   if (options_.checkpoint_dir.empty()) return step_;
   STRATA_ASSIGN_OR_RETURN(
       checkpoints_,
-      CheckpointManager::Create({FoRankCheckpointDir(options_.checkpoint_dir, rank()), options_.keep_checkpoints}));
+      CheckpointManager::Create({OwnCheckpointDir(), options_.keep_checkpoints}));
   std::vector<std::string> problems;
   absl::StatusOr<CheckpointInfoOnDisk> latest = checkpoints_->LatestValid(&problems);
   for (const std::string& problem : problems) log("skipping checkpoint: " + problem);
@@ -208,7 +208,7 @@ absl::StatusOr<int64_t> FoTrainer::Resume(const std::function<void(const std::st
   if (step == 0) return step_;
   const std::string name = absl::StrFormat("ckpt-%010d", step);
   STRATA_ASSIGN_OR_RETURN(CheckpointInfoOnDisk own,
-                          CheckpointManager::Verify(absl::StrCat(FoRankCheckpointDir(options_.checkpoint_dir, rank()), "/", name)));
+                          CheckpointManager::Verify(absl::StrCat(OwnCheckpointDir(), "/", name)));
   if (own.position.value("world_size", 1) !=
           (options_.comm != nullptr ? options_.comm->size() : 1) ||
       own.position.value("zero_stage", 0) != options_.zero_stage) {

@@ -114,6 +114,9 @@ class FoTrainer {
   std::unique_ptr<CheckpointManager> checkpoints_;
   bool resumed_ = false;
   int rank() const { return options_.comm != nullptr ? options_.comm->rank() : 0; }
+  std::string OwnCheckpointDir() const {
+    return FoRankCheckpointDir(options_.checkpoint_dir, rank());
+  }
   std::vector<int32_t> tokens_, targets_;
   int64_t step_ = 0;
 };

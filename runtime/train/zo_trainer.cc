@@ -16,7 +16,6 @@
 #include "storage/safetensors/safetensors.h"
 
 namespace strata {
-namespace {}  // namespace
 
 absl::StatusOr<std::unique_ptr<ZoTrainer>> ZoTrainer::Create(Transformer* model,
                                                              const TokenCorpus* train,

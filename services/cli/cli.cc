@@ -169,14 +169,20 @@ class Cli {
     return kCliOk;
   }
 
-  int JobCheckpoints(const std::string& id) {
+  // JobService.Get; false (with the error printed) when it failed.
+  bool GetJob(const std::string& id, v1::Job* job) {
     grpc::ClientContext context;
     Prepare(&context);
     v1::GetJobRequest request;
     request.set_job_id(id);
+    const grpc::Status status = Jobs()->Get(&context, request, job);
+    if (!status.ok()) RpcFailed(status, "JobService.Get");
+    return status.ok();
+  }
+
+  int JobCheckpoints(const std::string& id) {
     v1::Job job;
-    const grpc::Status status = Jobs()->Get(&context, request, &job);
-    if (!status.ok()) return RpcFailed(status, "JobService.Get");
+    if (!GetJob(id, &job)) return kCliFailed;
     v1::Job only;
     *only.mutable_checkpoints() = job.checkpoints();
     if (options_.output == "json") return PrintJson(only);
@@ -189,13 +195,8 @@ class Cli {
   }
 
   int JobDescribe(const std::string& id) {
-    grpc::ClientContext context;
-    Prepare(&context);
-    v1::GetJobRequest request;
-    request.set_job_id(id);
     v1::Job job;
-    const grpc::Status status = Jobs()->Get(&context, request, &job);
-    if (!status.ok()) return RpcFailed(status, "JobService.Get");
+    if (!GetJob(id, &job)) return kCliFailed;
     if (options_.output == "json") return PrintJson(job);
     const v1::JobProgress& p = job.progress();
     const bool federated = job.spec().has_federated() && job.spec().federated().num_rounds() > 0;
