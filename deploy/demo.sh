@@ -37,10 +37,19 @@ tls=(--tls_cert="$work/certs/server.pem" --tls_key="$work/certs/server-key.pem")
 export STRATA_TLS_CA="$work/certs/ca.pem"
 export STRATA_TOKEN="demo-$RANDOM$RANDOM"
 echo "$STRATA_TOKEN demo" >"$work/tokens"
+# One token per worker, each bound to that worker's name; the workers read theirs from a file.
+: >"$work/worker-tokens"
+for name in worker-a worker-b; do
+  token="$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  echo "$token $name" >>"$work/worker-tokens"
+  echo "$token" >"$work/$name.token"
+done
+chmod 600 "$work"/*.token "$work/worker-tokens" "$work/tokens"
 
-echo "demo: starting strata-coordinator (TLS, user tokens; logs in $work)"
+echo "demo: starting strata-coordinator (TLS, user and worker tokens; logs in $work)"
 "$bin/services/coordinator/strata-coordinator" --listen=localhost:0 "${tls[@]}" \
-  --tokens_file="$work/tokens" \
+  --tokens_file="$work/tokens" --worker_tokens_file="$work/worker-tokens" \
+  --data_roots=/usr/share/common-licenses \
   --port_file="$work/coordinator.port" --data_dir="$work/coordinator" \
   --metrics_listen=localhost:0 --metrics_port_file="$work/coordinator.metrics" \
   2>"$work/coordinator.log" &
@@ -51,9 +60,10 @@ echo "demo: coordinator at $STRATA_COORDINATOR"
 
 for name in worker-a worker-b; do
   "$bin/services/worker/strata-worker" --name="$name" --listen=localhost:0 "${tls[@]}" \
-    --tls_ca="$STRATA_TLS_CA" \
+    --tls_ca="$STRATA_TLS_CA" --worker_token_file="$work/$name.token" \
     --port_file="$work/$name.port" --nvme_paths="$work/nvme-$name" --cores=1 \
-    --work_dir="$work/$name" --metrics_listen=localhost:0 2>"$work/$name.log" &
+    --work_dir="$work/workers" --data_roots=/usr/share/common-licenses \
+    --metrics_listen=localhost:0 2>"$work/$name.log" &
   pids+=($!)
   wait_for_file "$work/$name.port" "$name" "$work/$name.log"
 done
@@ -75,7 +85,9 @@ if ! grep -q worker-a <<<"$listing" || ! grep -q worker-b <<<"$listing"; then
   exit 1
 fi
 
-# The two job configs (docs/config.md).
+# The two job configs (docs/config.md). Datasets come from the data root; checkpoint paths are
+# relative to the user's area on the workers (they share one work dir here, as a shared file
+# system would), so the fine-tune names the pre-training's export as `pretrain/export`.
 licenses="$(find /usr/share/common-licenses -maxdepth 1 -type f | sort | paste -sd, -)"
 model='{"model_type": "gpt2", "vocab_size": 257, "n_embd": 256, "n_layer": 4, "n_head": 4, "n_positions": 128}'
 cat >"$work/pretrain.yaml" <<YAML
@@ -91,12 +103,12 @@ optimizer:
   schedule: {kind: LR_SCHEDULE_KIND_COSINE, warmup_steps: 30, min_lr_ratio: 0.1}
 training: {max_steps: 150, log_interval: 25, eval_interval: 150, seed: 1}
 resources: {cores_per_rank: 1}
-checkpoint: {path: $work/pretrain, export_safetensors: true}
+checkpoint: {path: pretrain, export_safetensors: true}
 YAML
 cat >"$work/finetune.yaml" <<YAML
 name: demo-zo-finetune
 model:
-  checkpoint_path: $work/pretrain/export
+  checkpoint_path: pretrain/export
 data:
   train_paths: [$licenses]
   batch_size: 8
@@ -105,7 +117,7 @@ optimizer:
   zeroth_order: {variant: ZO_VARIANT_SGD, lr: 1e-5, epsilon: 1e-3}
 training: {max_steps: 60, log_interval: 20, eval_interval: 60, seed: 1}
 resources: {cores_per_rank: 1}
-checkpoint: {path: $work/finetune, interval_steps: 30}
+checkpoint: {path: finetune, interval_steps: 30}
 YAML
 
 echo "demo: \$ strata job submit pretrain.yaml   (first-order AdamW, 150 steps)"

@@ -23,6 +23,7 @@ namespace strata {
 namespace {
 
 constexpr char kManifest[] = "MANIFEST.json";
+constexpr char kOwnedMarker[] = ".strata-checkpoints";
 
 std::vector<std::string> ListDir(const std::string& dir) {
   std::vector<std::string> names;
@@ -91,7 +92,23 @@ absl::StatusOr<std::unique_ptr<CheckpointManager>> CheckpointManager::Create(Opt
   if (options.root.empty()) return absl::InvalidArgumentError("checkpoint root is empty");
   if (options.keep_last < 1) return absl::InvalidArgumentError("keep_last must be at least 1");
   if (absl::Status s = MakeDirs(options.root); !s.ok()) return s;
-  for (const std::string& name : ListDir(options.root)) {
+  // Cleanup and retention delete inside the root: only in a directory this class made (or
+  // found empty), never in one that already held something else.
+  std::vector<std::string> names = ListDir(options.root);
+  const std::string marker = absl::StrCat(options.root, "/", kOwnedMarker);
+  if (std::find(names.begin(), names.end(), kOwnedMarker) == names.end()) {
+    if (!names.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          options.root, " is not empty and holds no ", kOwnedMarker,
+          ": not a Strata checkpoint directory, so its files are left alone (name an empty or "
+          "new directory)"));
+    }
+    const int fd = open(marker.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd < 0) return ErrnoStatus(errno, absl::StrCat("create ", marker));
+    close(fd);
+    if (absl::Status s = SyncParentDirectory(marker); !s.ok()) return s;
+  }
+  for (const std::string& name : names) {
     if (absl::EndsWith(name, ".tmp")) {
       if (absl::Status s = RemoveTree(absl::StrCat(options.root, "/", name)); !s.ok()) return s;
     }

@@ -35,7 +35,10 @@ class CheckpointManager {
     int keep_last = 3;
   };
 
-  // Creates `root` if needed and removes leftovers of interrupted commits (`*.tmp`).
+  // Creates `root` if needed and removes leftovers of interrupted commits (`*.tmp`). A root
+  // this class manages holds a `.strata-checkpoints` marker, written when the root is new or
+  // empty; a non-empty root without it is refused (FAILED_PRECONDITION), so cleanup and
+  // retention never delete from a directory Strata did not make.
   static absl::StatusOr<std::unique_ptr<CheckpointManager>> Create(Options options);
 
   // A checkpoint being written: put files into dir(), then Commit.

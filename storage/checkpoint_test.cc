@@ -44,6 +44,28 @@ TEST(CheckpointTest, CommitsVerifiesAndKeepsTheNewest) {
   EXPECT_EQ(latest->files, (std::vector<std::string>{"optimizer.bin", "weights.bin"}));
 }
 
+TEST(CheckpointTest, ADirectoryStrataDidNotMakeIsNeverCleanedUp) {
+  // Someone else's directory with a `*.tmp` entry and `ckpt-*` names: refused, untouched.
+  const std::string foreign = Root("foreign");
+  ASSERT_EQ(mkdir(foreign.c_str(), 0755), 0);
+  ASSERT_EQ(mkdir((foreign + "/work.tmp").c_str(), 0755), 0);
+  std::ofstream(foreign + "/work.tmp/draft") << "theirs";
+  ASSERT_EQ(mkdir((foreign + "/ckpt-0000000001").c_str(), 0755), 0);
+  auto refused = CheckpointManager::Create({foreign, 1});
+  EXPECT_THAT(refused.status().message(), HasSubstr("not a Strata checkpoint directory"));
+  struct stat st;
+  EXPECT_EQ(stat((foreign + "/work.tmp/draft").c_str(), &st), 0);
+  EXPECT_EQ(stat((foreign + "/ckpt-0000000001").c_str(), &st), 0);
+  // An empty directory is adopted (marked) and reopened later.
+  const std::string empty = Root("empty");
+  ASSERT_EQ(mkdir(empty.c_str(), 0755), 0);
+  auto adopted = CheckpointManager::Create({empty, 1});
+  ASSERT_TRUE(adopted.ok()) << adopted.status();
+  WriteCheckpoint(**adopted, 5, "w");
+  EXPECT_TRUE(CheckpointManager::Create({empty, 1}).ok());
+  EXPECT_EQ(stat((empty + "/.strata-checkpoints").c_str(), &st), 0);
+}
+
 TEST(CheckpointTest, TruncatedOrCorruptedNewestFallsBackToThePreviousGoodOne) {
   auto manager = CheckpointManager::Create({Root("b"), 5});
   for (int64_t step : {1, 2, 3}) WriteCheckpoint(**manager, step, std::string(4096, 'a' + step));

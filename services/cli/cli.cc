@@ -147,13 +147,19 @@ class Cli {
   int JobWait(const std::string& id) { return Follow(id, /*show_progress=*/false); }
 
   int JobList() {
-    grpc::ClientContext context;
-    Prepare(&context);
+    // Every page: the coordinator ends a page at 100 jobs or at its byte bound.
     v1::ListJobsRequest request;
     request.set_page_size(100);
     v1::ListJobsResponse response;
-    const grpc::Status status = Jobs()->List(&context, request, &response);
-    if (!status.ok()) return RpcFailed(status, "JobService.List");
+    do {
+      grpc::ClientContext context;
+      Prepare(&context);
+      v1::ListJobsResponse page;
+      const grpc::Status status = Jobs()->List(&context, request, &page);
+      if (!status.ok()) return RpcFailed(status, "JobService.List");
+      for (v1::Job& job : *page.mutable_jobs()) *response.add_jobs() = std::move(job);
+      request.set_page_token(page.next_page_token());
+    } while (!request.page_token().empty());
     if (options_.output == "json") return PrintJson(response);
     std::vector<std::vector<std::string>> rows = {
         {"ID", "NAME", "STATE", "PRIORITY", "STEP", "LOSS", "WORKER", "SUBMITTED"}};

@@ -18,7 +18,12 @@ ABSL_FLAG(absl::Duration, timeout, absl::Seconds(10), "Deadline for each call.")
 ABSL_FLAG(bool, all, false, "node list: include lost workers.");
 ABSL_FLAG(std::string, output, "table", "Output format: table or json.");
 ABSL_FLAG(std::string, service, "", "health: the service to check (default: the server).");
-ABSL_FLAG(std::string, token, "", "Bearer token for job commands. Default: $STRATA_TOKEN.");
+ABSL_FLAG(std::string, token, "",
+          "Bearer token for job commands. Prefer --token_file or $STRATA_TOKEN: a command "
+          "line is visible to every user of the machine.");
+ABSL_FLAG(std::string, token_file, "",
+          "File whose first line is the bearer token (used when --token is empty). Default: "
+          "$STRATA_TOKEN.");
 ABSL_FLAG(bool, detach, false, "job submit: return once the job is queued.");
 ABSL_FLAG(std::vector<std::string>, config, {},
           "job submit: comma-separated dotted.key=value overrides of the config file.");
@@ -36,10 +41,18 @@ int main(int argc, char** argv) {
   options.all = absl::GetFlag(FLAGS_all);
   options.output = absl::GetFlag(FLAGS_output);
   options.service = absl::GetFlag(FLAGS_service);
-  options.token = absl::GetFlag(FLAGS_token);
-  if (options.token.empty() && std::getenv("STRATA_TOKEN") != nullptr) {
-    options.token = std::getenv("STRATA_TOKEN");
+  const strata::TlsConfig tls = strata::TlsConfigFromFlags();
+  absl::StatusOr<std::string> token = strata::ReadSecret(
+      absl::GetFlag(FLAGS_token), absl::GetFlag(FLAGS_token_file), "STRATA_TOKEN", "--token_file");
+  absl::Status token_ok = token.status();
+  if (token_ok.ok() && !token->empty()) {
+    token_ok = strata::CheckTokenTransport(tls, "the user token");
   }
+  if (!token_ok.ok()) {
+    std::cerr << "strata: " << token_ok.message() << "\n";
+    return strata::kCliUsage;
+  }
+  options.token = *token;
   options.detach = absl::GetFlag(FLAGS_detach);
   options.config_overrides = absl::GetFlag(FLAGS_config);
   options.follow = absl::GetFlag(FLAGS_follow);
@@ -56,7 +69,7 @@ int main(int argc, char** argv) {
   options.job = absl::GetFlag(FLAGS_job);
   options.progress_bar = isatty(STDOUT_FILENO) != 0;
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
-      strata::MakeChannelCredentials(strata::TlsConfigFromFlags(), "strata");
+      strata::MakeChannelCredentials(tls, "strata");
   if (!credentials.ok()) {
     std::cerr << "strata: " << credentials.status().message() << "\n";
     return strata::kCliUsage;

@@ -16,8 +16,15 @@ ABSL_FLAG(std::string, tls_ca, "",
           "PEM CA certificate that signed the coordinator's certificate (clients). Default: "
           "$STRATA_TLS_CA, else the system roots.");
 ABSL_FLAG(bool, insecure, false,
-          "Plaintext gRPC instead of TLS (development only; logged as a warning). Clients also "
-          "honour STRATA_INSECURE=1.");
+          "Client side: plaintext gRPC to the coordinator instead of TLS (development only; "
+          "logged as a warning). Also STRATA_INSECURE=1. Never makes a server plaintext "
+          "(--serve_plaintext does).");
+ABSL_FLAG(bool, serve_plaintext, false,
+          "Server side: serve plaintext gRPC instead of TLS (development only; logged as a "
+          "warning). Anyone on the network can then read and forge every call.");
+ABSL_FLAG(bool, allow_token_over_plaintext, false,
+          "Client side: send a bearer token even over --insecure (plaintext), where anyone on "
+          "the network can read it. Refused without this flag.");
 
 namespace strata {
 namespace {
@@ -41,6 +48,8 @@ TlsConfig TlsConfigFromFlags() {
   config.key_file = absl::GetFlag(FLAGS_tls_key);
   config.ca_file = absl::GetFlag(FLAGS_tls_ca);
   config.insecure = absl::GetFlag(FLAGS_insecure);
+  config.serve_plaintext = absl::GetFlag(FLAGS_serve_plaintext);
+  config.allow_token_over_plaintext = absl::GetFlag(FLAGS_allow_token_over_plaintext);
   if (config.ca_file.empty() && std::getenv("STRATA_TLS_CA") != nullptr) {
     config.ca_file = std::getenv("STRATA_TLS_CA");
   }
@@ -52,15 +61,15 @@ TlsConfig TlsConfigFromFlags() {
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     const TlsConfig& config, const std::string& who) {
-  if (config.insecure) {
-    STRATA_LOG(WARNING) << who << ": --insecure: serving plaintext gRPC; anyone on the network "
-                        << "can read and forge calls";
+  if (config.serve_plaintext) {
+    STRATA_LOG(WARNING) << who << ": --serve_plaintext: serving plaintext gRPC; anyone on the "
+                        << "network can read and forge calls";
     return grpc::InsecureServerCredentials();
   }
   if (config.cert_file.empty() || config.key_file.empty()) {
     return absl::InvalidArgumentError(
         "TLS needs --tls_cert and --tls_key (deploy/dev-certs.sh makes a development pair), or "
-        "pass --insecure for plaintext");
+        "pass --serve_plaintext for plaintext");
   }
   absl::StatusOr<std::string> cert = ReadPem(config.cert_file, "--tls_cert");
   if (!cert.ok()) return cert.status();
@@ -84,6 +93,31 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials
     options.pem_root_certs = *ca;
   }
   return grpc::SslCredentials(options);
+}
+
+absl::Status CheckTokenTransport(const TlsConfig& config, const std::string& token_source) {
+  if (!config.insecure || config.allow_token_over_plaintext) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      token_source, ": refusing to send a bearer token over plaintext (--insecure), where anyone "
+      "on the network can read it; use TLS (--tls_ca), or --allow_token_over_plaintext"));
+}
+
+absl::StatusOr<std::string> ReadSecret(const std::string& flag_value, const std::string& file,
+                                       const char* env, const char* file_flag) {
+  if (!flag_value.empty()) return flag_value;
+  if (!file.empty()) {
+    std::ifstream in(file);
+    if (!in) return absl::NotFoundError(absl::StrCat(file_flag, ": cannot read ", file));
+    std::string token;
+    std::getline(in, token);
+    while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
+    if (token.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(file_flag, ": ", file, " is empty"));
+    }
+    return token;
+  }
+  const char* value = std::getenv(env);
+  return std::string(value != nullptr ? value : "");
 }
 
 }  // namespace strata

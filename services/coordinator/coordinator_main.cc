@@ -31,6 +31,7 @@ ABSL_DECLARE_FLAG(bool, insecure);
 #include "services/coordinator/tokens.h"
 #include "services/coordinator/worker_registry.h"
 #include "services/coordinator/worker_service.h"
+#include "services/jobspec/job_paths.h"
 
 ABSL_FLAG(std::string, listen, "[::]:7070",
           "Address the gRPC API listens on (host:port; port 0 picks a free port).");
@@ -55,11 +56,18 @@ ABSL_FLAG(std::string, metrics_port_file, "",
 ABSL_FLAG(std::string, worker_tokens_file, "",
           "File of worker tokens, one \"TOKEN WORKER_NAME\" pair per line (NAME \"*\": any "
           "worker). When set, WorkerService calls need the worker's token (TLS only).");
+ABSL_FLAG(bool, allow_unauthenticated_workers, false,
+          "Development only: start without --worker_tokens_file. Then any client can register "
+          "as any worker, receive its ranks' orders (with their job specs) and report for them.");
 ABSL_FLAG(std::string, client_tokens_file, "",
           "Enrollment tokens of federated clients: \"TOKEN CLIENT_ID\" lines (\"*\": any id). "
           "Without it clients register without a token.");
 ABSL_FLAG(absl::Duration, client_online_window, absl::Seconds(30),
           "A federated client counts as online (can be sampled) this long after its last call.");
+ABSL_FLAG(std::vector<std::string>, data_roots, {},
+          "The cluster's read-only data roots (comma-separated, absolute): the only absolute "
+          "paths a job spec may read (datasets, base models). Mount them at the same paths on "
+          "every worker (strata-worker --data_roots).");
 ABSL_FLAG(absl::Duration, adopt_timeout, absl::Seconds(30),
           "A started job whose ranks no worker reports within this long is restarted.");
 
@@ -84,9 +92,14 @@ absl::Status Run() {
   absl::StatusOr<TokenTable> tokens =
       TokenTable::Load(absl::GetFlag(FLAGS_tokens_file), absl::GetFlag(FLAGS_worker_tokens_file));
   if (!tokens.ok()) return UsageError(tokens.status());
-  if (tokens->has_workers() && absl::GetFlag(FLAGS_insecure)) {
-    return UsageError(
-        absl::InvalidArgumentError("--worker_tokens_file needs TLS (not --insecure)"));
+  if (!tokens->has_workers()) {
+    if (!absl::GetFlag(FLAGS_allow_unauthenticated_workers)) {
+      return UsageError(absl::InvalidArgumentError(
+          "workers must be authenticated: pass --worker_tokens_file (one \"TOKEN WORKER_NAME\" "
+          "line per worker; docs/operations.md), or --allow_unauthenticated_workers for "
+          "development"));
+    }
+    STRATA_LOG(WARNING) << "--allow_unauthenticated_workers: any client can act as any worker";
   }
   absl::StatusOr<std::unique_ptr<JobStore>> store = JobStore::Open(absl::GetFlag(FLAGS_data_dir));
   if (!store.ok()) return Prefixed("--data_dir", store.status());
@@ -94,6 +107,13 @@ absl::Status Run() {
   manager_options.store = store->get();
   manager_options.registry = registry->get();
   manager_options.adopt_timeout = absl::GetFlag(FLAGS_adopt_timeout);
+  absl::StatusOr<std::vector<std::string>> data_roots =
+      NormalizeDataRoots(absl::GetFlag(FLAGS_data_roots), "--data_roots");
+  if (!data_roots.ok()) return UsageError(data_roots.status());
+  manager_options.data_roots = *std::move(data_roots);
+  manager_options.quota = [table = &*tokens](const std::string& owner) {
+    return table->Quota(owner);
+  };
   RendezvousStore rendezvous;
   manager_options.rendezvous = &rendezvous;
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<JobManager> jobs, JobManager::Create(manager_options));

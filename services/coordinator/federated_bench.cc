@@ -71,7 +71,7 @@ int Run() {
   absl::StatusOr<testing::Subprocess> coordinator =
       testing::Subprocess::Start({"services/coordinator/strata-coordinator", "--listen=localhost:0",
                                   "--port_file=" + dir + "/port", "--data_dir=" + dir + "/data",
-                                  "--metrics_listen=", "--insecure", "--client_online_window=10m"},
+                                  "--metrics_listen=", "--serve_plaintext", "--allow_unauthenticated_workers", "--client_online_window=10m"},
                                  dir, "coordinator");
   if (!coordinator.ok()) {
     std::fprintf(stderr, "%s\n", coordinator.status().ToString().c_str());

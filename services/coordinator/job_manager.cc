@@ -9,9 +9,11 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "google/protobuf/util/time_util.h"
 #include "runtime/base/logging.h"
 #include "services/coordinator/placement.h"
+#include "services/jobspec/job_paths.h"
 #include "services/jobspec/job_spec.h"
 #include "services/jobspec/run_config_builder.h"
 #include "runtime/base/status_macros.h"
@@ -30,6 +32,17 @@ std::string NewJobId() {
   static absl::Mutex mu;
   absl::MutexLock lock(&mu);
   return absl::StrFormat("j-%010x", rng() & 0xFFFFFFFFFFull);
+}
+
+// Why `r` fits on none of the `idle` workers (their full capacity); nullopt when it fits or
+// there are no workers (the job waits for them).
+std::optional<std::string> NeverFits(const v1::Resources& r, std::vector<FreeCapacity> idle) {
+  if (idle.empty() || PlaceGang(r, &idle).has_value()) return std::nullopt;
+  return absl::StrCat(r.ranks(), " rank(s) of ", r.cores_per_rank(), " core(s), ",
+                      r.memory_bytes_per_rank(), " bytes of memory, ", r.gpus_per_rank(),
+                      " GPU(s) and ", r.nvme_bytes_per_rank(),
+                      " NVMe bytes each (and the node_selector) fit on none of the ", idle.size(),
+                      " live worker(s), even idle");
 }
 
 }  // namespace
@@ -85,6 +98,7 @@ absl::Status JobManager::Load() {
       if (state == v1::JOB_STATE_STOPPING_CANCELED || state == v1::JOB_STATE_STOPPING_KILLED ||
           state == v1::JOB_STATE_STOPPING_ERROR) {
         StopRanksLocked(e, /*graceful=*/false, "stop resent after a coordinator restart");
+        e.stop_deadline = now + options_.kill_grace;
       }
     }
   }
@@ -135,6 +149,11 @@ void JobManager::SetStateLocked(Entry& e, v1::JobState to, const std::string& re
   const absl::Time now = options_.clock();
   if (to == v1::JOB_STATE_STARTING && !job.has_start_time())
     *job.mutable_start_time() = ToProto(now);
+  if ((to == v1::JOB_STATE_STOPPING_KILLED || to == v1::JOB_STATE_STOPPING_ERROR ||
+       to == v1::JOB_STATE_STOPPING_COMPLETED) &&
+      e.stop_deadline == absl::InfiniteFuture()) {
+    e.stop_deadline = now + options_.kill_grace;
+  }
   if (IsTerminal(to)) {
     *job.mutable_end_time() = ToProto(now);
     job.set_jobs_ahead(0);
@@ -206,6 +225,30 @@ void JobManager::FinishStoppingLocked(Entry& e) {
   SetStateLocked(e, to, e.stored.job.message());
 }
 
+absl::Status JobManager::CheckQuotaLocked(const v1::JobSpec& spec,
+                                          const std::string& owner) const {
+  if (!options_.quota) return absl::OkStatus();
+  const UserQuota quota = options_.quota(owner);
+  int64_t jobs = 1;
+  int64_t cores = static_cast<int64_t>(spec.resources().ranks()) * spec.resources().cores_per_rank();
+  for (const auto& [id, e] : jobs_) {
+    if (e.stored.owner != owner || IsTerminal(e.stored.job.state())) continue;
+    ++jobs;
+    const v1::Resources& r = e.stored.job.spec().resources();
+    cores += static_cast<int64_t>(r.ranks()) * r.cores_per_rank();
+  }
+  if (quota.max_jobs > 0 && jobs > quota.max_jobs) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "quota: ", owner, " may have ", quota.max_jobs, " unfinished job(s) (max_jobs)"));
+  }
+  if (quota.max_cores > 0 && cores > quota.max_cores) {
+    return absl::ResourceExhaustedError(absl::StrCat("quota: ", owner, "'s unfinished jobs would ask for ", cores,
+                                                     " cores; at most ", quota.max_cores,
+                                                     " (max_cores)"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec, const std::string& request_id,
                                            const std::string& owner) {
   absl::StatusOr<v1::JobSpec> normalized = NormalizeJobSpec(spec);
@@ -213,8 +256,10 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec, const std::s
   if (normalized->federated().num_rounds() == 0) {
     // What a worker will build for each rank: refused now rather than after queueing.
     STRATA_RETURN_IF_ERROR(BuildRunConfig(*normalized, ProbeSite(*normalized)).status());
+    STRATA_RETURN_IF_ERROR(CheckSpecPaths(*normalized, options_.data_roots));
   }
   absl::MutexLock lock(&mu_);
+  STRATA_RETURN_IF_ERROR(CheckQuotaLocked(*normalized, owner));
   StoredJob stored;
   stored.owner = owner;
   stored.request_id = request_id;
@@ -301,12 +346,17 @@ absl::StatusOr<v1::ListJobsResponse> JobManager::List(const v1::ListJobsRequest&
   std::sort(matching.begin(), matching.end(), [](const Entry* a, const Entry* b) {
     return a->stored.sequence > b->stored.sequence;  // Newest first.
   });
+  // A page ends at page_size jobs or at max_list_bytes (always at least one job).
   v1::ListJobsResponse response;
-  for (size_t i = 0; i < matching.size() && i < static_cast<size_t>(page_size); ++i) {
-    *response.add_jobs() = matching[i]->stored.job;
+  size_t bytes = 0, taken = 0;
+  for (; taken < matching.size() && taken < static_cast<size_t>(page_size); ++taken) {
+    const v1::Job& job = matching[taken]->stored.job;
+    bytes += job.ByteSizeLong();
+    if (taken > 0 && bytes > options_.max_list_bytes) break;
+    *response.add_jobs() = job;
   }
-  if (matching.size() > static_cast<size_t>(page_size)) {
-    response.set_next_page_token(absl::StrCat(matching[page_size - 1]->stored.sequence));
+  if (taken < matching.size()) {
+    response.set_next_page_token(absl::StrCat(matching[taken - 1]->stored.sequence));
   }
   return response;
 }
@@ -343,7 +393,8 @@ absl::StatusOr<v1::Job> JobManager::Stop(const std::string& job_id, const std::s
     SetStateLocked(e, graceful ? v1::JOB_STATE_STOPPING_CANCELED : v1::JOB_STATE_STOPPING_KILLED,
                    why);
     StopRanksLocked(e, graceful, why);
-    if (graceful) e.stop_deadline = options_.clock() + options_.cancel_grace;
+    e.stop_deadline =
+        options_.clock() + (graceful ? options_.cancel_grace : options_.kill_grace);
     FinishStoppingLocked(e);
   }
   ScheduleLocked();
@@ -390,14 +441,56 @@ absl::StatusOr<v1::Job> JobManager::WaitForChange(const std::string& job_id,
   return e->stored.job;
 }
 
-std::vector<v1::Assignment> JobManager::TakeAssignments(const std::string& worker_id,
-                                                        absl::Duration timeout) {
+int64_t JobManager::OpenAssignments(const std::string& worker_id) {
   absl::MutexLock lock(&mu_);
-  auto has_orders = [this, &worker_id]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  const int64_t generation = next_stream_++;
+  streams_[worker_id] = generation;
+  // The queue is rebuilt from the jobs' state: whatever an older stream took but the worker may
+  // never have received is sent again (the worker ignores a start it already runs or ran).
+  std::deque<v1::Assignment>& queue = assignments_[worker_id];
+  queue.clear();
+  for (auto& [id, e] : jobs_) {
+    const v1::Job& job = e.stored.job;
+    if (!HoldsResources(job.state())) continue;
+    const bool stopping = job.state() != v1::JOB_STATE_STARTING &&
+                          job.state() != v1::JOB_STATE_RUNNING;
+    for (int r = 0; r < job.placements_size() && r < static_cast<int>(e.ranks.size()); ++r) {
+      if (job.placements(r).worker_id() != worker_id || e.ranks[r].exited) continue;
+      if (!stopping) {
+        if (!e.ranks[r].started) {
+          queue.push_back(StartOrderLocked(e, job.placements(r)));
+          queue.back().set_sequence(next_assignment_++);
+        }
+        continue;
+      }
+      v1::Assignment a;
+      a.set_sequence(next_assignment_++);
+      v1::StopRank* stop = a.mutable_stop();
+      stop->mutable_ref()->set_job_id(job.id());
+      stop->mutable_ref()->set_attempt(job.attempt());
+      stop->mutable_ref()->set_rank(r);
+      stop->set_graceful(job.state() == v1::JOB_STATE_STOPPING_CANCELED ||
+                         job.state() == v1::JOB_STATE_STOPPING_COMPLETED);
+      stop->set_reason(job.message());
+      queue.push_back(std::move(a));
+    }
+  }
+  return generation;
+}
+
+absl::StatusOr<std::vector<v1::Assignment>> JobManager::TakeAssignments(
+    const std::string& worker_id, int64_t generation, absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  auto ready = [this, &worker_id, generation]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (streams_[worker_id] != generation) return true;
     auto it = assignments_.find(worker_id);
     return it != assignments_.end() && !it->second.empty();
   };
-  mu_.AwaitWithTimeout(absl::Condition(&has_orders), timeout);
+  mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
+  if (streams_[worker_id] != generation) {
+    return absl::AbortedError(
+        absl::StrCat("a newer assignment stream of worker ", worker_id, " replaced this one"));
+  }
   std::vector<v1::Assignment> out;
   auto it = assignments_.find(worker_id);
   if (it != assignments_.end()) {
@@ -418,10 +511,39 @@ JobManager::Entry* JobManager::CurrentLocked(const v1::RankRef& ref) {
   return &e;
 }
 
-v1::ReportAck JobManager::OnProgress(const v1::ProgressReport& report) {
+absl::StatusOr<JobManager::Entry*> JobManager::ReporterLocked(const v1::RankRef& ref,
+                                                             const std::string& worker_id) {
+  Entry* e = CurrentLocked(ref);
+  if (e == nullptr) return nullptr;
+  const std::string& placed = e->stored.job.placements(ref.rank()).worker_id();
+  if (placed != worker_id) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("rank ", ref.rank(), " of job ", ref.job_id(), " attempt ", ref.attempt(),
+                     " runs on worker ", placed, ", not on \"", worker_id, "\""));
+  }
+  return e;
+}
+
+bool JobManager::PlacedInAttempt(const std::string& prefix, const std::string& worker_id) const {
+  const std::pair<std::string, std::string> parts =
+      absl::StrSplit(prefix, absl::MaxSplits('/', 1));
+  int attempt = 0;
+  if (!absl::SimpleAtoi(parts.second, &attempt)) return false;
+  absl::MutexLock lock(&mu_);
+  auto it = jobs_.find(parts.first);
+  if (it == jobs_.end()) return false;
+  const v1::Job& job = it->second.stored.job;
+  if (job.attempt() != attempt || !HoldsResources(job.state())) return false;
+  for (const v1::RankPlacement& p : job.placements()) {
+    if (p.worker_id() == worker_id) return true;
+  }
+  return false;
+}
+
+absl::StatusOr<v1::ReportAck> JobManager::OnProgress(const v1::ProgressReport& report) {
   absl::MutexLock lock(&mu_);
   v1::ReportAck ack;
-  Entry* e = CurrentLocked(report.ref());
+  STRATA_ASSIGN_OR_RETURN(Entry * e, ReporterLocked(report.ref(), report.worker_id()));
   if (e == nullptr) {
     ack.set_stale(true);
     return ack;
@@ -451,7 +573,7 @@ v1::ReportAck JobManager::OnProgress(const v1::ProgressReport& report) {
 absl::StatusOr<v1::ReportAck> JobManager::OnCheckpoint(const v1::CheckpointReport& report) {
   absl::MutexLock lock(&mu_);
   v1::ReportAck ack;
-  Entry* e = CurrentLocked(report.ref());
+  STRATA_ASSIGN_OR_RETURN(Entry * e, ReporterLocked(report.ref(), report.worker_id()));
   if (e == nullptr) {
     ack.set_stale(true);
     return ack;
@@ -483,10 +605,10 @@ absl::StatusOr<v1::ReportAck> JobManager::OnCheckpoint(const v1::CheckpointRepor
   return ack;
 }
 
-v1::ReportAck JobManager::OnRankExit(const v1::RankExit& exit) {
+absl::StatusOr<v1::ReportAck> JobManager::OnRankExit(const v1::RankExit& exit) {
   absl::MutexLock lock(&mu_);
   v1::ReportAck ack;
-  Entry* e = CurrentLocked(exit.ref());
+  STRATA_ASSIGN_OR_RETURN(Entry * e, ReporterLocked(exit.ref(), exit.worker_id()));
   if (e == nullptr) {
     ack.set_stale(true);
     return ack;
@@ -522,7 +644,7 @@ v1::ReportAck JobManager::OnRankExit(const v1::RankExit& exit) {
 absl::StatusOr<v1::StepLogAck> JobManager::OnStepLog(const v1::StepLogReport& report) {
   absl::MutexLock lock(&mu_);
   v1::StepLogAck ack;
-  Entry* e = CurrentLocked(report.ref());
+  STRATA_ASSIGN_OR_RETURN(Entry * e, ReporterLocked(report.ref(), report.worker_id()));
   if (e == nullptr) {
     ack.set_stale(true);
     return ack;
@@ -532,7 +654,11 @@ absl::StatusOr<v1::StepLogAck> JobManager::OnStepLog(const v1::StepLogReport& re
   }
   const int q = e->stored.job.spec().optimizer().zeroth_order().num_perturbations();
   for (const v1::ZoStepRecord& r : report.records()) {
-    if (r.step() < 1 || r.projected_grads_size() != q) {
+    if (r.step() < 1 || r.step() > e->stored.job.spec().training().max_steps()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("record of step ", r.step(), " is outside [1, training.max_steps]"));
+    }
+    if (r.projected_grads_size() != q) {
       return absl::InvalidArgumentError(absl::StrCat("record of step ", r.step(), " has ",
                                                      r.projected_grads_size(),
                                                      " scalars; the job uses ", q));
@@ -592,8 +718,16 @@ void JobManager::Tick() {
     }
     if (e.stored.job.state() == v1::JOB_STATE_STOPPING_CANCELED && now >= e.stop_deadline) {
       LogLocked(e, v1::LOG_LEVEL_WARNING, "graceful stop timed out: killing the ranks", -1, "");
-      e.stop_deadline = absl::InfiniteFuture();
+      e.stop_deadline = now + options_.kill_grace;
       StopRanksLocked(e, /*graceful=*/false, "graceful stop timed out");
+    } else if (e.stored.job.state() != v1::JOB_STATE_STOPPING_CANCELED &&
+               e.stored.job.state() != v1::JOB_STATE_STARTING &&
+               e.stored.job.state() != v1::JOB_STATE_RUNNING && now >= e.stop_deadline) {
+      // No worker confirmed the stop (an order it never got, a rank it never ran): the ranks
+      // are written off so the job ends; a worker reporting them later is told to stop.
+      LogLocked(e, v1::LOG_LEVEL_WARNING,
+                "no worker confirmed the stop in time: the ranks are written off", -1, "");
+      for (Rank& rank : e.ranks) rank.exited = true;
     }
     FinishStoppingLocked(e);
   }
@@ -609,6 +743,7 @@ void JobManager::ScheduleLocked() {
     index[w.worker_id()] = free.size();
     free.push_back(FullCapacity(w));
   }
+  const std::vector<FreeCapacity> idle = free;
   std::vector<Entry*> queued;
   for (auto& [id, e] : jobs_) {
     const v1::Job& job = e.stored.job;
@@ -634,6 +769,15 @@ void JobManager::ScheduleLocked() {
     v1::Job& job = e.stored.job;
     // jobs_ahead and the waiting reason are derived from the queue: updated in memory (and for
     // watchers), not written to the store on every change — a restart recomputes them.
+    if (std::optional<std::string> never = NeverFits(job.spec().resources(), idle)) {
+      // It cannot start on these workers at all: it waits without holding up the queue.
+      const std::string why = "unschedulable: " + *never;
+      if (job.message() != why) {
+        job.set_message(why);
+        e.version = ++version_;
+      }
+      continue;
+    }
     if (blocked) {
       if (job.jobs_ahead() != ahead) {
         job.set_jobs_ahead(ahead);
@@ -671,31 +815,37 @@ void JobManager::ScheduleLocked() {
                    absl::StrCat("attempt ", job.attempt(), " on ", job.placements(0).worker_id(),
                                 job.placements_size() > 1 ? " and others" : ""));
     for (const v1::RankPlacement& p : job.placements()) {
-      v1::Assignment a;
-      v1::StartRank* start = a.mutable_start();
-      start->mutable_ref()->set_job_id(job.id());
-      start->mutable_ref()->set_attempt(job.attempt());
-      start->mutable_ref()->set_rank(p.rank());
-      start->set_world_size(job.placements_size());
-      *start->mutable_spec() = job.spec();
-      *start->mutable_gpu_indices() = p.gpu_indices();
-      start->set_rendezvous_prefix(absl::StrCat(job.id(), "/", job.attempt()));
-      start->set_coordinator_address(options_.coordinator_address);
-      if (job.attempt() > 1 && job.spec().optimizer().has_zeroth_order()) {
-        // The step log so far: the new attempt replays it (unless its checkpoint directory
-        // already has the run, e.g. shared storage or the same worker).
-        absl::StatusOr<std::vector<v1::ZoStepRecord>> steps = options_.store->Steps(job.id());
-        if (steps.ok()) {
-          for (v1::ZoStepRecord& record : *steps) *start->add_replay() = std::move(record);
-        } else {
-          LogLocked(e, v1::LOG_LEVEL_WARNING,
-                    absl::StrCat("step log unreadable, not replayed: ", steps.status().message()),
-                    -1, "");
-        }
-      }
-      SendLocked(p.worker_id(), std::move(a));
+      SendLocked(p.worker_id(), StartOrderLocked(e, p));
     }
   }
+}
+
+v1::Assignment JobManager::StartOrderLocked(Entry& e, const v1::RankPlacement& p) {
+  const v1::Job& job = e.stored.job;
+  v1::Assignment a;
+  v1::StartRank* start = a.mutable_start();
+  start->mutable_ref()->set_job_id(job.id());
+  start->mutable_ref()->set_attempt(job.attempt());
+  start->mutable_ref()->set_rank(p.rank());
+  start->set_world_size(job.placements_size());
+  *start->mutable_spec() = job.spec();
+  *start->mutable_gpu_indices() = p.gpu_indices();
+  start->set_rendezvous_prefix(absl::StrCat(job.id(), "/", job.attempt()));
+  start->set_coordinator_address(options_.coordinator_address);
+  start->set_owner(e.stored.owner);
+  if (job.attempt() > 1 && job.spec().optimizer().has_zeroth_order()) {
+    // The step log so far: the new attempt replays it (unless its checkpoint directory
+    // already has the run, e.g. shared storage or the same worker).
+    absl::StatusOr<std::vector<v1::ZoStepRecord>> steps = options_.store->Steps(job.id());
+    if (steps.ok()) {
+      for (v1::ZoStepRecord& record : *steps) *start->add_replay() = std::move(record);
+    } else {
+      LogLocked(e, v1::LOG_LEVEL_WARNING,
+                absl::StrCat("step log unreadable, not replayed: ", steps.status().message()), -1,
+                "");
+    }
+  }
+  return a;
 }
 
 void JobManager::CollectMetrics(MetricsWriter* out) const {

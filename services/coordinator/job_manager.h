@@ -9,7 +9,12 @@
 // values first, FIFO within a priority — and strictly: a job that does not fit blocks the ones
 // behind it (no backfill), so `jobs_ahead` is exact. A job of N ranks starts only when all N
 // fit at once (cores, memory, GPUs, NVMe bytes and node_selector labels of live workers, minus
-// what placed ranks reserve).
+// what placed ranks reserve). A job that would not fit even on idle live workers blocks nobody:
+// it waits as "unschedulable" (the reason in its message) until workers that fit it register.
+//
+// Admission: a spec within the bounds of spec_limits.h whose paths obey the storage model
+// (job_paths.h), within the owner's quota (Options::quota). A kill ends the job within
+// Options::kill_grace even when no worker acknowledges it.
 //
 // Ownership: a job belongs to the user who submitted it; Get/List/Cancel/Kill with an owner see
 // only that owner's jobs (an empty owner sees all: the coordinator's own tools and tests).
@@ -21,6 +26,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +40,7 @@
 #include "services/common/metrics.h"
 #include "services/coordinator/job_store.h"
 #include "services/coordinator/rendezvous_store.h"
+#include "services/coordinator/tokens.h"
 #include "services/coordinator/worker_registry.h"
 
 namespace strata {
@@ -46,11 +53,22 @@ class JobManager {
     // The attempts' rendezvous keys are dropped here when an attempt ends. Optional, not owned.
     RendezvousStore* rendezvous = nullptr;
     std::string coordinator_address;  // Sent to ranks in StartRank.
+    // The cluster's read-only data roots (normalized): the absolute paths a spec may read
+    // (services/jobspec/job_paths.h). Empty: specs may name only their owner's outputs.
+    std::vector<std::string> data_roots;
     // A started job (or, after a coordinator restart, a running one) whose ranks no worker
     // reports within this long restarts from its checkpoint.
     absl::Duration adopt_timeout = absl::Seconds(30);
     // A graceful stop (cancel) that has not finished after this long is escalated to a kill.
     absl::Duration cancel_grace = absl::Seconds(60);
+    // A kill (or a failure's teardown) whose ranks no worker confirms within this long ends
+    // anyway: the ranks are written off (a worker that reports them later is told to stop).
+    absl::Duration kill_grace = absl::Seconds(60);
+    // Per-user limits (tokens file); no limits when unset.
+    std::function<UserQuota(const std::string& owner)> quota;
+    // List replies stop adding jobs at this many bytes (the client's default receive limit is
+    // 4 MiB) and return a next_page_token.
+    size_t max_list_bytes = 2 << 20;
     size_t max_log_lines_per_job = 20000;
     std::function<absl::Time()> clock = [] { return absl::Now(); };
   };
@@ -80,19 +98,33 @@ class JobManager {
                                         int64_t* version, absl::Duration timeout)
       ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Workers (WorkerService).
-  // Orders for `worker_id`, waiting up to `timeout` for at least one.
-  std::vector<v1::Assignment> TakeAssignments(const std::string& worker_id, absl::Duration timeout)
+  // Workers (WorkerService). Every report about a rank of the current attempt is accepted only
+  // from the worker that rank is placed on (PERMISSION_DENIED otherwise); a report about a
+  // superseded attempt is acknowledged as stale.
+  //
+  // A worker's assignment stream opened: returns its generation (a newer stream supersedes
+  // older ones: one live stream per worker) and re-queues every order the worker has not acted
+  // on yet (starts of ranks it never reported, stops of ranks that have not exited), so no
+  // order is lost with a stream that broke.
+  int64_t OpenAssignments(const std::string& worker_id) ABSL_LOCKS_EXCLUDED(mu_);
+  // Orders for `worker_id`, waiting up to `timeout` for at least one; ABORTED once `generation`
+  // is superseded by a newer stream.
+  absl::StatusOr<std::vector<v1::Assignment>> TakeAssignments(const std::string& worker_id,
+                                                              int64_t generation,
+                                                              absl::Duration timeout)
       ABSL_LOCKS_EXCLUDED(mu_);
-  v1::ReportAck OnProgress(const v1::ProgressReport& report) ABSL_LOCKS_EXCLUDED(mu_);
-  v1::ReportAck OnRankExit(const v1::RankExit& exit) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<v1::ReportAck> OnProgress(const v1::ProgressReport& report)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<v1::ReportAck> OnRankExit(const v1::RankExit& exit) ABSL_LOCKS_EXCLUDED(mu_);
   // A committed checkpoint of the current attempt becomes the job's latest_checkpoint and joins
   // Job.checkpoints (the newest checkpoint.keep_last; stored, logged). INVALID_ARGUMENT for a step outside [0, max_steps]; a report for a superseded
   // attempt is acknowledged as stale.
   absl::StatusOr<v1::ReportAck> OnCheckpoint(const v1::CheckpointReport& report)
       ABSL_LOCKS_EXCLUDED(mu_);
   // ZO step-log records of the current attempt, persisted before the ack; a restarted attempt
-  // gets them (StartRank.replay) and rebuilds the weights from the job's initial model.
+  // gets them (StartRank.replay) and rebuilds the weights from the job's initial model. A
+  // record that differs from the one stored for its step is ALREADY_EXISTS (identical resends
+  // are fine); steps beyond training.max_steps are INVALID_ARGUMENT.
   absl::StatusOr<v1::StepLogAck> OnStepLog(const v1::StepLogReport& report)
       ABSL_LOCKS_EXCLUDED(mu_);
   // A worker's heartbeat: the ranks it runs (re-adopts them after a coordinator restart, and
@@ -104,6 +136,11 @@ class JobManager {
   // when it closed), a log line, and COMPLETED after the last round.
   absl::Status OnFederatedRound(const std::string& job_id, int64_t round, double mean_loss,
                                 const std::string& line, bool finished) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Whether `worker_id` holds a rank of the attempt a rendezvous prefix ("<job>/<attempt>")
+  // names, and that attempt is current: only such a worker may use the prefix's keys.
+  bool PlacedInAttempt(const std::string& prefix, const std::string& worker_id) const
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Schedules queued jobs and handles lost workers and timeouts. Called periodically.
   void Tick() ABSL_LOCKS_EXCLUDED(mu_);
@@ -155,11 +192,23 @@ class JobManager {
   void ScheduleLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The entry for a report about `ref`, or null when the attempt is not current (stale).
   Entry* CurrentLocked(const v1::RankRef& ref) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // CurrentLocked, and PERMISSION_DENIED when the rank is not placed on `worker_id`.
+  absl::StatusOr<Entry*> ReporterLocked(const v1::RankRef& ref, const std::string& worker_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // RESOURCE_EXHAUSTED when `owner`'s unfinished jobs plus `spec` exceed the owner's quota.
+  absl::Status CheckQuotaLocked(const v1::JobSpec& spec, const std::string& owner) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The StartRank order of rank `placement` of the job's current attempt.
+  v1::Assignment StartOrderLocked(Entry& e, const v1::RankPlacement& placement)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Options options_;
   mutable absl::Mutex mu_;
   std::map<std::string, Entry> jobs_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::deque<v1::Assignment>> assignments_ ABSL_GUARDED_BY(mu_);
+  // The generation of each worker's live assignment stream.
+  std::map<std::string, int64_t> streams_ ABSL_GUARDED_BY(mu_);
+  int64_t next_stream_ ABSL_GUARDED_BY(mu_) = 1;
   int64_t next_assignment_ ABSL_GUARDED_BY(mu_) = 1;
   int64_t version_ ABSL_GUARDED_BY(mu_) = 0;  // Bumped on every change (waiters).
 };

@@ -6,6 +6,8 @@
 #include "services/coordinator/job_manager.h"
 
 #include <cstdlib>
+#include <functional>
+#include <set>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -27,7 +29,7 @@ class JobManagerTest : public ::testing::Test {
   }
 
   // A (new) coordinator over the same store and the same clock.
-  void OpenCoordinator() {
+  void OpenCoordinator(std::function<UserQuota(const std::string&)> quota = nullptr) {
     manager_.reset();
     registry_.reset();
     store_.reset();
@@ -41,6 +43,9 @@ class JobManagerTest : public ::testing::Test {
     mo.store = store_.get();
     mo.registry = registry_.get();
     mo.adopt_timeout = absl::Seconds(20);
+    mo.data_roots = {"/data"};
+    mo.quota = std::move(quota);
+    mo.max_list_bytes = 1000;
     mo.clock = [this] { return now_; };
     manager_ = *JobManager::Create(mo);
   }
@@ -86,7 +91,11 @@ class JobManagerTest : public ::testing::Test {
   // Start orders waiting for `worker`, by job id.
   std::map<std::string, v1::Assignment> Orders(const std::string& worker) {
     std::map<std::string, v1::Assignment> out;
-    for (v1::Assignment& a : manager_->TakeAssignments(worker, absl::ZeroDuration())) {
+    // No stream was opened for `worker`: its generation is 0.
+    absl::StatusOr<std::vector<v1::Assignment>> taken =
+        manager_->TakeAssignments(worker, 0, absl::ZeroDuration());
+    EXPECT_TRUE(taken.ok()) << taken.status();
+    for (v1::Assignment& a : *taken) {
       const std::string id = a.has_start() ? a.start().ref().job_id() : a.stop().ref().job_id();
       out[id] = std::move(a);
     }
@@ -107,7 +116,7 @@ class JobManagerTest : public ::testing::Test {
     e.set_worker_id(worker);
     e.set_completed(completed);
     e.set_exit_code(completed ? 0 : 1);
-    manager_->OnRankExit(e);
+    manager_->OnRankExit(e).IgnoreError();
   }
 
   void Progress(const v1::Job& job, int attempt, int64_t step) {
@@ -115,7 +124,8 @@ class JobManagerTest : public ::testing::Test {
     *p.mutable_ref() = Ref(job, attempt);
     p.mutable_progress()->set_step(step);
     p.mutable_progress()->set_loss(2.5);
-    manager_->OnProgress(p);
+    p.set_worker_id(manager_->Get(job.id(), "")->placements(0).worker_id());
+    manager_->OnProgress(p).IgnoreError();
   }
 
   std::string dir_;
@@ -289,7 +299,8 @@ TEST_F(JobManagerTest, FailedRankRestartsTheGroupUntilMaxRestarts) {
   // Reports from the old attempt are stale and change nothing.
   v1::ProgressReport old;
   *old.mutable_ref() = Ref(job, 1);
-  EXPECT_TRUE(manager_->OnProgress(old).stale());
+  old.set_worker_id("w1");
+  EXPECT_TRUE(manager_->OnProgress(old)->stale());
   Exit(job, 2, false, "w1");
   Exit(job, 3, false, "w1");
   now = *manager_->Get(job.id(), "");
@@ -302,6 +313,7 @@ TEST_F(JobManagerTest, ARestartedZoAttemptGetsTheStepLog) {
   const v1::Job job = Submit(Spec("zo", 10, 1));
   v1::StepLogReport report;
   *report.mutable_ref() = Ref(job, 1);
+  report.set_worker_id("w1");
   for (int64_t step = 1; step <= 3; ++step) {
     v1::ZoStepRecord* r = report.add_records();
     r->set_step(step);
@@ -369,7 +381,7 @@ TEST_F(JobManagerTest, ARestartedCoordinatorRecoversAndReadoptsJobs) {
   AddWorker("w1", 2);
   const v1::Job adopted = Submit(Spec("adopted", 10, 1));
   const v1::Job orphan = Submit(Spec("orphan", 10, 1));
-  const v1::Job queued = Submit(Spec("queued", 10, 4));
+  const v1::Job queued = Submit(Spec("queued", 10, 2));  // Waits for both cores.
   Progress(adopted, 1, 7);
   Progress(orphan, 1, 7);
   ASSERT_EQ(State(queued.id()), v1::JOB_STATE_QUEUED);
@@ -394,6 +406,203 @@ TEST_F(JobManagerTest, ARestartedCoordinatorRecoversAndReadoptsJobs) {
   const v1::Job o = *manager_->Get(orphan.id(), "");
   EXPECT_EQ(o.attempt(), 2);  // Restarted.
   EXPECT_EQ(o.restarts(), 1);
+}
+
+// A rank's reports are accepted only from the worker it was placed on, for the current attempt:
+// another worker (a rogue one holding its own valid token) can neither move the job's progress,
+// nor end it, nor write its step log.
+TEST_F(JobManagerTest, ReportsAreAcceptedOnlyFromTheWorkerTheRankIsPlacedOn) {
+  AddWorker("w1", 2);
+  AddWorker("w2", 2);
+  const v1::Job job = Submit(Spec("victim", 10, 2));
+  manager_->Tick();
+  const std::string placed = manager_->Get(job.id(), "")->placements(0).worker_id();
+  const std::string rogue = placed == "w1" ? "w2" : "w1";
+  Progress(job, 1, 5);
+  const v1::Job before = *manager_->Get(job.id(), "");
+  v1::ProgressReport forged;
+  *forged.mutable_ref() = Ref(job, 1);
+  forged.set_worker_id(rogue);
+  forged.mutable_progress()->set_step(99);
+  EXPECT_EQ(manager_->OnProgress(forged).status().code(), absl::StatusCode::kPermissionDenied);
+  v1::RankExit exit;
+  *exit.mutable_ref() = Ref(job, 1);
+  exit.set_worker_id(rogue);
+  exit.set_completed(true);
+  EXPECT_EQ(manager_->OnRankExit(exit).status().code(), absl::StatusCode::kPermissionDenied);
+  v1::StepLogReport steps;
+  *steps.mutable_ref() = Ref(job, 1);
+  steps.set_worker_id(rogue);
+  v1::ZoStepRecord* record = steps.add_records();
+  record->set_step(1);
+  record->add_projected_grads(0.5);
+  EXPECT_EQ(manager_->OnStepLog(steps).status().code(), absl::StatusCode::kPermissionDenied);
+  const v1::Job after = *manager_->Get(job.id(), "");
+  EXPECT_EQ(after.state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(after.progress().step(), before.progress().step());
+  EXPECT_TRUE(store_->Steps(job.id())->empty());
+  // The rendezvous keys of the attempt are the placed worker's only.
+  EXPECT_TRUE(manager_->PlacedInAttempt(job.id() + "/1", placed));
+  EXPECT_FALSE(manager_->PlacedInAttempt(job.id() + "/1", rogue));
+  EXPECT_FALSE(manager_->PlacedInAttempt(job.id() + "/2", placed));
+  EXPECT_FALSE(manager_->PlacedInAttempt("j-nope/1", placed));
+}
+
+// A step record is written once: an identical resend is fine, a different one for the same
+// step is refused (so nothing can pre-write the records a restarted attempt replays), and steps
+// past training.max_steps are refused.
+TEST_F(JobManagerTest, ConflictingStepRecordsAreRefused) {
+  AddWorker("w1", 2);
+  const v1::Job job = Submit(Spec("zo", 10, 1));
+  manager_->Tick();
+  v1::StepLogReport steps;
+  *steps.mutable_ref() = Ref(job, 1);
+  steps.set_worker_id("w1");
+  v1::ZoStepRecord* record = steps.add_records();
+  record->set_step(1);
+  record->set_seed(7);
+  record->add_projected_grads(0.5);
+  ASSERT_TRUE(manager_->OnStepLog(steps).ok());
+  EXPECT_TRUE(manager_->OnStepLog(steps).ok());  // Resent as is.
+  steps.mutable_records(0)->set_projected_grads(0, -3.0);
+  absl::StatusOr<v1::StepLogAck> conflict = manager_->OnStepLog(steps);
+  EXPECT_EQ(conflict.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(conflict.status().message(), HasSubstr("step 1"));
+  ASSERT_EQ(store_->Steps(job.id())->size(), 1u);
+  EXPECT_EQ(store_->Steps(job.id())->at(0).projected_grads(0), 0.5);
+  steps.mutable_records(0)->set_step(101);
+  EXPECT_EQ(manager_->OnStepLog(steps).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// A start order taken by a stream that then broke is sent again on the worker's next stream,
+// and a newer stream replaces the older one.
+TEST_F(JobManagerTest, OrdersSurviveAStreamReconnectAndOneStreamLivesPerWorker) {
+  AddWorker("w1", 2);
+  const int64_t first = manager_->OpenAssignments("w1");
+  const v1::Job job = Submit(Spec("j", 10, 1));
+  manager_->Tick();
+  absl::StatusOr<std::vector<v1::Assignment>> taken =
+      manager_->TakeAssignments("w1", first, absl::ZeroDuration());
+  ASSERT_TRUE(taken.ok());
+  ASSERT_EQ(taken->size(), 1u);  // ... and lost on the wire.
+  const int64_t second = manager_->OpenAssignments("w1");
+  EXPECT_EQ(manager_->TakeAssignments("w1", first, absl::ZeroDuration()).status().code(),
+            absl::StatusCode::kAborted);
+  taken = manager_->TakeAssignments("w1", second, absl::ZeroDuration());
+  ASSERT_TRUE(taken.ok());
+  ASSERT_EQ(taken->size(), 1u);
+  EXPECT_EQ(taken->at(0).start().ref().job_id(), job.id());
+  EXPECT_EQ(taken->at(0).start().owner(), "alice");
+  // Once the rank reports, a new stream does not start it again.
+  Progress(job, 1, 1);
+  const int64_t third = manager_->OpenAssignments("w1");
+  EXPECT_TRUE(manager_->TakeAssignments("w1", third, absl::ZeroDuration())->empty());
+}
+
+// A job no live worker could ever fit waits as unschedulable, with the reason, and blocks
+// nobody; so does one that stops fitting (its worker left).
+TEST_F(JobManagerTest, AJobThatCanNeverFitBlocksNobody) {
+  AddWorker("w1", 4);
+  v1::JobSpec huge = Spec("huge", 1, 1);
+  huge.mutable_resources()->set_cores_per_rank(4096);
+  const v1::Job waiting = Submit(huge);
+  const v1::Job small = Submit(Spec("small", 50, 1));
+  manager_->Tick();
+  EXPECT_EQ(State(waiting.id()), v1::JOB_STATE_QUEUED);
+  EXPECT_THAT(manager_->Get(waiting.id(), "")->message(),
+              HasSubstr("unschedulable: 1 rank(s) of 4096 core(s)"));
+  EXPECT_THAT(manager_->Get(waiting.id(), "")->message(),
+              HasSubstr("fit on none of the 1 live worker(s)"));
+  EXPECT_EQ(State(small.id()), v1::JOB_STATE_STARTING);
+  // A job that fit when it started, stranded when its worker is lost.
+  AddWorker("big", 64);
+  v1::JobSpec wide = Spec("wide", 1, 32);
+  const v1::Job stranded = Submit(wide);
+  manager_->Tick();
+  ASSERT_EQ(State(stranded.id()), v1::JOB_STATE_STARTING);
+  Progress(stranded, 1, 1);
+  Exit(stranded, 1, /*completed=*/false, "big");  // Restarts: queued again.
+  now_ += absl::Seconds(6);                        // "big" misses its heartbeats: lost.
+  Beat("w1");
+  const v1::Job behind = Submit(Spec("behind", 50, 1));
+  manager_->Tick();
+  EXPECT_EQ(State(stranded.id()), v1::JOB_STATE_QUEUED);
+  EXPECT_THAT(manager_->Get(stranded.id(), "")->message(), HasSubstr("unschedulable"));
+  EXPECT_EQ(State(behind.id()), v1::JOB_STATE_STARTING);  // Not held up.
+}
+
+// A kill ends the job even when the worker never acknowledges it (an order it never got).
+TEST_F(JobManagerTest, KillEndsTheJobWithoutTheWorkersAcknowledgement) {
+  AddWorker("w1", 2);
+  const v1::Job job = Submit(Spec("deaf", 10, 1));
+  manager_->Tick();
+  Progress(job, 1, 3);
+  ASSERT_EQ(manager_->Kill(job.id(), "", "alice")->state(), v1::JOB_STATE_STOPPING_KILLED);
+  now_ += absl::Seconds(30);
+  Beat("w1", {});
+  manager_->Tick();
+  EXPECT_EQ(State(job.id()), v1::JOB_STATE_STOPPING_KILLED);
+  now_ += absl::Seconds(31);
+  Beat("w1", {});
+  manager_->Tick();
+  EXPECT_EQ(State(job.id()), v1::JOB_STATE_CANCELED);
+  // A coordinator restart does not wedge a STOPPING_KILLED job either.
+  const v1::Job second = Submit(Spec("deaf2", 10, 1));
+  manager_->Tick();
+  Progress(second, 1, 1);
+  manager_->Kill(second.id(), "", "alice").IgnoreError();
+  OpenCoordinator();
+  now_ += absl::Seconds(61);
+  manager_->Tick();
+  EXPECT_EQ(State(second.id()), v1::JOB_STATE_CANCELED);
+}
+
+TEST_F(JobManagerTest, QuotasBoundUnfinishedJobsAndCores) {
+  OpenCoordinator([](const std::string& owner) {
+    UserQuota q;
+    if (owner == "alice") {
+      q.max_jobs = 2;
+      q.max_cores = 3;
+    }
+    return q;
+  });
+  Submit(Spec("a1", 10, 2));
+  absl::StatusOr<v1::Job> cores = manager_->Submit(Spec("a2", 10, 2), "", "alice");
+  EXPECT_EQ(cores.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(cores.status().message(), HasSubstr("max_cores"));
+  const v1::Job a2 = Submit(Spec("a2", 10, 1));
+  absl::StatusOr<v1::Job> jobs = manager_->Submit(Spec("a3", 10, 1), "", "alice");
+  EXPECT_THAT(jobs.status().message(), HasSubstr("2 unfinished job(s) (max_jobs)"));
+  EXPECT_TRUE(manager_->Submit(Spec("b1", 10, 4), "", "bob").ok());  // No quota.
+  ASSERT_TRUE(manager_->Cancel(a2.id(), "", "alice").ok());
+  EXPECT_TRUE(manager_->Submit(Spec("a3", 10, 1), "", "alice").ok());
+}
+
+// Pages end at the byte bound as well as the count, and following the tokens lists every job.
+TEST_F(JobManagerTest, ListPagesByBytes) {
+  for (int i = 0; i < 5; ++i) {
+    v1::JobSpec spec = Spec(absl::StrCat("big", i), 10, 1);
+    (*spec.mutable_labels())["note"] = std::string(200, 'x');
+    Submit(spec);
+  }
+  v1::ListJobsRequest request;
+  request.set_page_size(1000);
+  std::set<std::string> seen;
+  int pages = 0;
+  do {
+    absl::StatusOr<v1::ListJobsResponse> page = manager_->List(request, "alice");
+    ASSERT_TRUE(page.ok());
+    ++pages;
+    size_t bytes = 0;
+    for (const v1::Job& job : page->jobs()) {
+      seen.insert(job.id());
+      bytes += job.ByteSizeLong();
+    }
+    EXPECT_TRUE(page->jobs_size() == 1 || bytes <= 1000) << bytes;
+    request.set_page_token(page->next_page_token());
+  } while (!request.page_token().empty());
+  EXPECT_EQ(seen.size(), 5u);
+  EXPECT_GE(pages, 3);
 }
 
 }  // namespace

@@ -217,15 +217,32 @@ absl::StatusOr<int64_t> JobStore::AppendSteps(const std::string& job_id,
     STRATA_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
     Statement insert(db_,
                      "INSERT OR IGNORE INTO step_log (job_id, step, record) VALUES (?1, ?2, ?3)");
+    Statement stored(db_, "SELECT record FROM step_log WHERE job_id = ?1 AND step = ?2");
     for (const v1::ZoStepRecord& r : records) {
+      const std::string bytes = r.SerializeAsString();
       sqlite3_reset(insert.get());
       insert.Bind(1, job_id);
       sqlite3_bind_int64(insert.get(), 2, r.step());
-      insert.BindBlob(3, r.SerializeAsString());
+      insert.BindBlob(3, bytes);
       if (sqlite3_step(insert.get()) != SQLITE_DONE) {
         absl::Status status = Error("append step log");
         Exec("ROLLBACK").IgnoreError();
         return status;
+      }
+      if (sqlite3_changes(db_) != 0) continue;
+      // The step is already stored: a resend must be the same record.
+      sqlite3_reset(stored.get());
+      stored.Bind(1, job_id);
+      sqlite3_bind_int64(stored.get(), 2, r.step());
+      const bool same =
+          sqlite3_step(stored.get()) == SQLITE_ROW &&
+          std::string(static_cast<const char*>(sqlite3_column_blob(stored.get(), 0)),
+                      sqlite3_column_bytes(stored.get(), 0)) == bytes;
+      if (!same) {
+        Exec("ROLLBACK").IgnoreError();
+        return absl::AlreadyExistsError(absl::StrCat(
+            "step log of job ", job_id, ": step ", r.step(),
+            " already has a different record (a step is recorded once)"));
       }
     }
     STRATA_RETURN_IF_ERROR(Exec("COMMIT"));

@@ -113,7 +113,7 @@ v1::ZoStepRecord Step(int64_t step) {
   return r;
 }
 
-TEST(JobStoreTest, StepLogIsGapFreeIdempotentAndDurable) {
+TEST(JobStoreTest, StepLogIsGapFreeWriteOnceAndDurable) {
   const std::string dir = FreshDir("steps");
   {
     auto store = JobStore::Open(dir);
@@ -122,7 +122,11 @@ TEST(JobStoreTest, StepLogIsGapFreeIdempotentAndDurable) {
     EXPECT_EQ(*(*store)->AppendSteps("j", {Step(5)}), 3);  // A gap: the prefix ends at 3.
     v1::ZoStepRecord changed = Step(2);
     changed.set_seed(7);
-    EXPECT_EQ(*(*store)->AppendSteps("j", {changed, Step(4)}), 5);  // Step 2 kept as it was.
+    // A different record for a stored step is refused, with nothing of the batch written.
+    EXPECT_EQ((*store)->AppendSteps("j", {Step(4), changed}).status().code(),
+              absl::StatusCode::kAlreadyExists);
+    EXPECT_EQ(*(*store)->AppendSteps("j", {}), 3);
+    EXPECT_EQ(*(*store)->AppendSteps("j", {Step(2), Step(4)}), 5);  // Resent as is: fine.
     EXPECT_EQ(*(*store)->AppendSteps("other", {Step(2)}), 0);       // No step 1.
   }
   auto store = JobStore::Open(dir);

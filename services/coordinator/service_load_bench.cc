@@ -67,7 +67,7 @@ int Run() {
   absl::StatusOr<testing::Subprocess> coordinator =
       testing::Subprocess::Start({"services/coordinator/strata-coordinator", "--listen=localhost:0",
                                   "--port_file=" + dir + "/port", "--data_dir=" + dir + "/data",
-                                  "--metrics_listen=", "--insecure", "--heartbeat_interval=200ms",
+                                  "--metrics_listen=", "--serve_plaintext", "--allow_unauthenticated_workers", "--heartbeat_interval=200ms",
                                   "--heartbeat_timeout=5s", "--adopt_timeout=1h"},
                                  dir, "coordinator");
   if (!coordinator.ok()) {

@@ -5,12 +5,15 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "services/jobspec/job_paths.h"
 
 namespace strata {
-absl::StatusOr<std::map<std::string, std::string>> ReadTokenFile(const std::string& path,
-                                                                 const char* flag) {
+absl::StatusOr<std::map<std::string, std::string>> ReadTokenFile(
+    const std::string& path, const char* flag,
+    std::map<std::string, std::vector<std::string>>* options) {
   std::map<std::string, std::string> tokens;
   if (path.empty()) return tokens;
   std::ifstream in(path);
@@ -19,11 +22,15 @@ absl::StatusOr<std::map<std::string, std::string>> ReadTokenFile(const std::stri
   for (int number = 1; std::getline(in, line); ++number) {
     std::vector<std::string> words = absl::StrSplit(line, ' ', absl::SkipWhitespace());
     if (words.empty() || words[0][0] == '#') continue;
-    if (words.size() != 2) {
+    if (words.size() < 2 || (words.size() > 2 && options == nullptr)) {
       return absl::InvalidArgumentError(
           absl::StrCat(flag, ": ", path, ":", number, ": expected \"TOKEN NAME\""));
     }
-    tokens[words[0]] = words[1];
+    if (!tokens.emplace(words[0], words[1]).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(flag, ": ", path, ":", number, ": the token is listed twice"));
+    }
+    if (options != nullptr) (*options)[words[0]].assign(words.begin() + 2, words.end());
   }
   if (tokens.empty())
     return absl::InvalidArgumentError(absl::StrCat(flag, ": ", path, " is empty"));
@@ -40,13 +47,50 @@ std::string BearerToken(const grpc::ServerContext* context) {
 
 absl::StatusOr<TokenTable> TokenTable::Load(const std::string& users_file,
                                             const std::string& workers_file) {
+  std::map<std::string, std::vector<std::string>> options;
   absl::StatusOr<std::map<std::string, std::string>> users =
-      ReadTokenFile(users_file, "--tokens_file");
+      ReadTokenFile(users_file, "--tokens_file", &options);
   if (!users.ok()) return users.status();
   absl::StatusOr<std::map<std::string, std::string>> workers =
       ReadTokenFile(workers_file, "--worker_tokens_file");
   if (!workers.ok()) return workers.status();
-  return TokenTable(*std::move(users), *std::move(workers));
+  std::map<std::string, UserQuota> quotas;
+  for (const auto& [token, user] : *users) {
+    if (!IsSafePathComponent(user)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--tokens_file: user \"", user, "\" must be 1-63 characters of [A-Za-z0-9._-]"));
+    }
+    for (const std::string& word : options[token]) {
+      std::pair<std::string, std::string> kv = absl::StrSplit(word, absl::MaxSplits('=', 1));
+      int64_t value = 0;
+      if (!absl::SimpleAtoi(kv.second, &value) || value < 0 ||
+          (kv.first != "max_jobs" && kv.first != "max_cores")) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--tokens_file: user ", user, ": \"", word,
+            "\" is not a quota (max_jobs=N or max_cores=N, N >= 0)"));
+      }
+      UserQuota& quota = quotas[user];
+      (kv.first == "max_jobs" ? quota.max_jobs : quota.max_cores) = value;
+    }
+  }
+  std::map<std::string, int> tokens_per_worker;
+  for (const auto& [token, name] : *workers) {
+    if (!IsSafePathComponent(name)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--worker_tokens_file: worker \"", name,
+          "\" must be 1-63 characters of [A-Za-z0-9._-] (each token names one worker)"));
+    }
+    if (++tokens_per_worker[name] > 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--worker_tokens_file: worker ", name, " has more than one token"));
+    }
+  }
+  return TokenTable(*std::move(users), *std::move(workers), std::move(quotas));
+}
+
+UserQuota TokenTable::Quota(const std::string& user) const {
+  auto it = quotas_.find(user);
+  return it == quotas_.end() ? UserQuota() : it->second;
 }
 
 grpc::Status TokenTable::User(const grpc::ServerContext* context, std::string* user) const {
@@ -63,10 +107,17 @@ grpc::Status TokenTable::User(const grpc::ServerContext* context, std::string* u
   return grpc::Status::OK;
 }
 
-grpc::Status TokenTable::AnyWorker(const grpc::ServerContext* context) const {
-  if (workers_.empty() || workers_.count(BearerToken(context)) != 0) return grpc::Status::OK;
-  return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                      "worker calls need a worker token (strata-worker --worker_token)");
+grpc::Status TokenTable::WorkerName(const grpc::ServerContext* context,
+                                    std::string* name) const {
+  name->clear();
+  if (workers_.empty()) return grpc::Status::OK;
+  auto it = workers_.find(BearerToken(context));
+  if (it == workers_.end()) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                        "worker calls need a worker token (strata-worker --worker_token)");
+  }
+  *name = it->second;
+  return grpc::Status::OK;
 }
 
 grpc::Status TokenTable::Worker(const grpc::ServerContext* context, const std::string& name) const {
@@ -76,7 +127,7 @@ grpc::Status TokenTable::Worker(const grpc::ServerContext* context, const std::s
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                         "worker calls need a worker token (strata-worker --worker_token)");
   }
-  if (it->second != "*" && it->second != name) {
+  if (it->second != name) {
     return grpc::Status(
         grpc::StatusCode::PERMISSION_DENIED,
         absl::StrCat("this worker token is for \"", it->second, "\", not \"", name, "\""));

@@ -1,12 +1,17 @@
 // Bearer tokens of the coordinator's callers: users (JobService, `node list`) and workers
 // (WorkerService). Token files hold "TOKEN NAME" lines ('#' comments): a user token maps to the
-// user, a worker token to the worker name it may register and report as ("*": any name). An
+// user, a worker token to the one worker name it may register, stream and report as (a worker
+// id is bound to its credential). Names are 1-63 characters of [A-Za-z0-9._-]: a user's name
+// is also the directory of its area on the workers. A user line may add quotas:
+// "TOKEN USER max_jobs=N max_cores=N" (jobs not yet finished; cores they hold or ask for). An
 // empty table means that kind of caller is not authenticated.
 #ifndef STRATA_SERVICES_COORDINATOR_TOKENS_H_
 #define STRATA_SERVICES_COORDINATOR_TOKENS_H_
 
+#include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "grpcpp/grpcpp.h"
@@ -14,9 +19,18 @@
 namespace strata {
 
 // "TOKEN NAME" lines of `path` ('#' comments) as token -> name; `flag` names the file's flag in
-// errors. An empty path is an empty table; an existing file without tokens is an error.
-absl::StatusOr<std::map<std::string, std::string>> ReadTokenFile(const std::string& path,
-                                                                 const char* flag);
+// errors. An empty path is an empty table; an existing file without tokens is an error. With
+// `options`, words after the name are returned there (token -> words); without, they are an
+// error.
+absl::StatusOr<std::map<std::string, std::string>> ReadTokenFile(
+    const std::string& path, const char* flag,
+    std::map<std::string, std::vector<std::string>>* options = nullptr);
+
+// A user's limits from the tokens file; 0 means no limit.
+struct UserQuota {
+  int64_t max_jobs = 0;   // Jobs not in a terminal state.
+  int64_t max_cores = 0;  // Cores of those jobs (ranks x cores_per_rank).
+};
 
 // The call's "authorization: Bearer TOKEN" token, or "".
 std::string BearerToken(const grpc::ServerContext* context);
@@ -24,8 +38,9 @@ std::string BearerToken(const grpc::ServerContext* context);
 class TokenTable {
  public:
   TokenTable() = default;
-  TokenTable(std::map<std::string, std::string> users, std::map<std::string, std::string> workers)
-      : users_(std::move(users)), workers_(std::move(workers)) {}
+  TokenTable(std::map<std::string, std::string> users, std::map<std::string, std::string> workers,
+             std::map<std::string, UserQuota> quotas = {})
+      : users_(std::move(users)), workers_(std::move(workers)), quotas_(std::move(quotas)) {}
   // Either path may be empty (no table of that kind).
   static absl::StatusOr<TokenTable> Load(const std::string& users_file,
                                          const std::string& workers_file);
@@ -35,13 +50,16 @@ class TokenTable {
 
   // The caller's user name ("" without a user table), or UNAUTHENTICATED.
   grpc::Status User(const grpc::ServerContext* context, std::string* user) const;
-  // OK when the caller's token may act as worker `name` (always, without a worker table).
+  // OK when the caller's token is worker `name`'s (always, without a worker table).
   grpc::Status Worker(const grpc::ServerContext* context, const std::string& name) const;
-  // OK when the caller holds any worker token (always, without a worker table).
-  grpc::Status AnyWorker(const grpc::ServerContext* context) const;
+  // The worker the caller's token is bound to ("" without a worker table), or UNAUTHENTICATED.
+  grpc::Status WorkerName(const grpc::ServerContext* context, std::string* name) const;
+  // The user's quota (no limits when the tokens file gives none).
+  UserQuota Quota(const std::string& user) const;
 
  private:
   const std::map<std::string, std::string> users_, workers_;
+  const std::map<std::string, UserQuota> quotas_;
 };
 
 }  // namespace strata

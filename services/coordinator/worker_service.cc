@@ -1,6 +1,7 @@
 // See worker_service.h.
 #include "services/coordinator/worker_service.h"
 
+#include "absl/strings/str_cat.h"
 #include "services/common/grpc_status.h"
 
 namespace strata {
@@ -18,6 +19,19 @@ grpc::Status Reply(absl::StatusOr<T> result, T* response) {
 grpc::Status WorkerServiceImpl::AsWorker(const grpc::ServerContext* context,
                                          const std::string& name) const {
   return tokens_ == nullptr ? grpc::Status::OK : tokens_->Worker(context, name);
+}
+
+grpc::Status WorkerServiceImpl::InAttempt(const grpc::ServerContext* context,
+                                          const std::string& prefix) const {
+  if (tokens_ == nullptr || !tokens_->has_workers()) return grpc::Status::OK;
+  std::string worker;
+  if (grpc::Status s = tokens_->WorkerName(context, &worker); !s.ok()) return s;
+  if (jobs_ == nullptr || !jobs_->PlacedInAttempt(prefix, worker)) {
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        absl::StrCat("worker ", worker, " holds no rank of the current attempt \"",
+                                     prefix, "\""));
+  }
+  return grpc::Status::OK;
 }
 
 grpc::Status WorkerServiceImpl::Register(grpc::ServerContext* context,
@@ -47,11 +61,16 @@ grpc::Status WorkerServiceImpl::Assignments(grpc::ServerContext* context,
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "worker_id must not be empty");
   }
   if (grpc::Status s = AsWorker(context, request->worker_id()); !s.ok()) return s;
+  // One live stream per worker: opening this one ends any older one, and re-queues every
+  // order the worker has not acted on (an order taken by a stream that broke is not lost).
+  const int64_t generation = jobs_->OpenAssignments(request->worker_id());
   while (!context->IsCancelled()) {
-    for (const v1::Assignment& a : jobs_->TakeAssignments(request->worker_id(), absl::Seconds(1))) {
+    absl::StatusOr<std::vector<v1::Assignment>> orders =
+        jobs_->TakeAssignments(request->worker_id(), generation, absl::Seconds(1));
+    if (!orders.ok()) return ToGrpcStatus(orders.status());
+    for (const v1::Assignment& a : *orders) {
       if (!writer->Write(a)) {
-        // The worker went away mid-stream: the order is resent through its heartbeat's
-        // running set (a start that never ran is restarted as lost, a stop repeated).
+        // The worker went away mid-stream: its next stream gets the order again.
         return grpc::Status(grpc::StatusCode::UNAVAILABLE, "assignment stream closed");
       }
     }
@@ -64,8 +83,7 @@ grpc::Status WorkerServiceImpl::ReportProgress(grpc::ServerContext* context,
                                                v1::ReportAck* response) {
   if (jobs_ == nullptr) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no job manager");
   if (grpc::Status s = AsWorker(context, request->worker_id()); !s.ok()) return s;
-  *response = jobs_->OnProgress(*request);
-  return grpc::Status::OK;
+  return Reply(jobs_->OnProgress(*request), response);
 }
 
 grpc::Status WorkerServiceImpl::ReportRankExit(grpc::ServerContext* context,
@@ -73,8 +91,7 @@ grpc::Status WorkerServiceImpl::ReportRankExit(grpc::ServerContext* context,
                                                v1::ReportAck* response) {
   if (jobs_ == nullptr) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no job manager");
   if (grpc::Status s = AsWorker(context, request->worker_id()); !s.ok()) return s;
-  *response = jobs_->OnRankExit(*request);
-  return grpc::Status::OK;
+  return Reply(jobs_->OnRankExit(*request), response);
 }
 
 grpc::Status WorkerServiceImpl::ReportCheckpoint(grpc::ServerContext* context,
@@ -100,9 +117,7 @@ grpc::Status WorkerServiceImpl::ReportStepLog(grpc::ServerContext* context,
                                               const v1::StepLogReport* request,
                                               v1::StepLogAck* response) {
   if (jobs_ == nullptr) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no job manager");
-  if (tokens_ != nullptr) {
-    if (grpc::Status s = tokens_->AnyWorker(context); !s.ok()) return s;
-  }
+  if (grpc::Status s = AsWorker(context, request->worker_id()); !s.ok()) return s;
   return Reply(jobs_->OnStepLog(*request), response);
 }
 
@@ -110,10 +125,7 @@ grpc::Status WorkerServiceImpl::StoreSet(grpc::ServerContext* context,
                                          const v1::StoreSetRequest* request,
                                          v1::StoreSetResponse*) {
   if (store_ == nullptr) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no store");
-  // Ranks on any worker may write: the prefix names the job attempt.
-  if (tokens_ != nullptr) {
-    if (grpc::Status s = tokens_->AnyWorker(context); !s.ok()) return s;
-  }
+  if (grpc::Status s = InAttempt(context, request->prefix()); !s.ok()) return s;
   return ToGrpcStatus(store_->Set(request->prefix(), request->key(), request->value()));
 }
 
@@ -121,9 +133,7 @@ grpc::Status WorkerServiceImpl::StoreGet(grpc::ServerContext* context,
                                          const v1::StoreGetRequest* request,
                                          v1::StoreGetResponse* response) {
   if (store_ == nullptr) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no store");
-  if (tokens_ != nullptr) {
-    if (grpc::Status s = tokens_->AnyWorker(context); !s.ok()) return s;
-  }
+  if (grpc::Status s = InAttempt(context, request->prefix()); !s.ok()) return s;
   absl::Duration timeout = absl::Seconds(30);
   if (request->has_timeout()) {
     timeout =

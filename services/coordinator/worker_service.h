@@ -1,8 +1,8 @@
 // gRPC handler for strata.v1.WorkerService: converts between protos/grpc::Status and the
 // WorkerRegistry (registration, liveness), the JobManager (assignments, progress, rank exits)
 // and the RendezvousStore. With worker tokens, a worker acts only under the name its token is
-// for; ListWorkers (operators) takes a user token. Calls not served yet (step log,
-// checkpoints) answer UNIMPLEMENTED.
+// for, reports only about ranks placed on it (JobManager), and reads and writes only the
+// rendezvous keys of attempts it holds a rank of; ListWorkers (operators) takes a user token.
 #ifndef STRATA_SERVICES_COORDINATOR_WORKER_SERVICE_H_
 #define STRATA_SERVICES_COORDINATOR_WORKER_SERVICE_H_
 
@@ -46,6 +46,9 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
 
  private:
   grpc::Status AsWorker(const grpc::ServerContext* context, const std::string& name) const;
+  // With worker tokens: OK when the caller's worker holds a rank of the current attempt
+  // `prefix` names (the rendezvous store's keys are that attempt's).
+  grpc::Status InAttempt(const grpc::ServerContext* context, const std::string& prefix) const;
 
   WorkerRegistry* registry_;
   JobManager* jobs_;

@@ -16,8 +16,11 @@ ABSL_FLAG(std::string, coordinator, "localhost:7070", "The coordinator, host:por
 ABSL_FLAG(std::string, job, "", "The federated job's id (required).");
 ABSL_FLAG(std::string, client_id, "", "This client's id (required; its token is bound to it).");
 ABSL_FLAG(std::string, token, "",
-          "Enrollment token for --client_id (or STRATA_CLIENT_TOKEN; none if the coordinator "
-          "has no --client_tokens_file).");
+          "Enrollment token for --client_id. Prefer --token_file or $STRATA_CLIENT_TOKEN: a "
+          "command line is visible to every user of the machine.");
+ABSL_FLAG(std::string, token_file, "",
+          "File whose first line is the enrollment token (used when --token is empty). "
+          "Default: $STRATA_CLIENT_TOKEN.");
 ABSL_FLAG(std::string, data, "", "Local training text (required unless --sync_only).");
 ABSL_FLAG(std::string, eval_data, "", "Held-out text: the global model's loss is reported.");
 ABSL_FLAG(std::string, state_dir, "strata-edge-state",
@@ -32,7 +35,7 @@ namespace {
 constexpr char kUsage[] =
     "a federated client: joins a federated ZO job, replays its history, trains when sampled.\n"
     "Usage: strata-edge --coordinator=HOST:PORT --job=ID --client_id=NAME --data=FILE "
-    "[--token=T] [--eval_data=FILE] [--state_dir=DIR] [--tls_ca=PEM | --insecure] [--sync_only]";
+    "[--token_file=F] [--eval_data=FILE] [--state_dir=DIR] [--tls_ca=PEM | --insecure] [--sync_only]";
 
 absl::Status Run() {
   if (absl::GetFlag(FLAGS_job).empty() || absl::GetFlag(FLAGS_client_id).empty()) {
@@ -42,17 +45,24 @@ absl::Status Run() {
   if (absl::GetFlag(FLAGS_data).empty() && !absl::GetFlag(FLAGS_sync_only)) {
     return UsageError(absl::InvalidArgumentError("--data is required to train"));
   }
+  const TlsConfig tls = TlsConfigFromFlags();
+  absl::StatusOr<std::string> token =
+      ReadSecret(absl::GetFlag(FLAGS_token), absl::GetFlag(FLAGS_token_file),
+                 "STRATA_CLIENT_TOKEN", "--token_file");
+  if (!token.ok()) return UsageError(token.status());
+  if (!token->empty()) {
+    if (absl::Status s = CheckTokenTransport(tls, "the enrollment token"); !s.ok()) {
+      return UsageError(s);
+    }
+  }
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
-      MakeChannelCredentials(TlsConfigFromFlags(), "strata-edge");
+      MakeChannelCredentials(tls, "strata-edge");
   if (!credentials.ok()) return UsageError(credentials.status());
   EdgeClientOptions options;
   options.channel = grpc::CreateChannel(absl::GetFlag(FLAGS_coordinator), *credentials);
   options.job_id = absl::GetFlag(FLAGS_job);
   options.client_id = absl::GetFlag(FLAGS_client_id);
-  options.token = absl::GetFlag(FLAGS_token);
-  if (options.token.empty() && std::getenv("STRATA_CLIENT_TOKEN") != nullptr) {
-    options.token = std::getenv("STRATA_CLIENT_TOKEN");
-  }
+  options.token = *token;
   options.data_file = absl::GetFlag(FLAGS_data);
   options.eval_file = absl::GetFlag(FLAGS_eval_data);
   options.state_dir = absl::GetFlag(FLAGS_state_dir);

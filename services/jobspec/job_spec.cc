@@ -11,6 +11,7 @@
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/reflection.h"
 #include "runtime/base/status_macros.h"
+#include "services/jobspec/spec_limits.h"
 
 namespace strata {
 namespace {
@@ -415,6 +416,7 @@ absl::Status CheckEnumsDeclared(const Message& message, const std::string& prefi
 }
 
 absl::StatusOr<v1::JobSpec> NormalizeJobSpec(const v1::JobSpec& in) {
+  STRATA_RETURN_IF_ERROR(CheckSpecLimits(in));
   STRATA_RETURN_IF_ERROR(CheckEnumsDeclared(in, "spec"));
   v1::JobSpec spec = in;
   if (spec.name().empty()) return Bad("name", "must not be empty");

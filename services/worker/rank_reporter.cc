@@ -14,6 +14,14 @@ void Deadline(grpc::ClientContext* ctx) {
   ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
 }
 
+// Errors that a later attempt of the same report may not get (the coordinator restarting, the
+// network): the rest mean the report itself is refused.
+bool IsRetriable(const absl::Status& status) {
+  return absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status) ||
+         absl::IsResourceExhausted(status) || absl::IsInternal(status) ||
+         absl::IsUnknown(status) || absl::IsCancelled(status);
+}
+
 }  // namespace
 
 absl::StatusOr<bool> GrpcReportSink::Progress(const v1::ProgressReport& report) {
@@ -96,8 +104,18 @@ bool RankReporter::Flush(ReportSink& sink) {
   if (!steps_.empty()) {
     v1::StepLogReport report;
     *report.mutable_ref() = progress_.ref();
+    report.set_worker_id(progress_.worker_id());
     for (const v1::ZoStepRecord& r : steps_) *report.add_records() = r;
-    if (sink.StepLog(report).ok()) steps_.clear();
+    const absl::Status sent = sink.StepLog(report);
+    if (sent.ok()) {
+      steps_.clear();
+    } else if (!IsRetriable(sent)) {
+      // The coordinator refuses these records for good (a conflict with the stored step log, a
+      // rank it did not place here): the run cannot be replayed, so it must not go on.
+      final_seen_ = true;
+      final_error_ = std::string(sent.message());
+      return true;
+    }
   }
   while (!checkpoints_.empty() && sink.Checkpoint(checkpoints_.front()).ok()) {
     checkpoints_.erase(checkpoints_.begin());

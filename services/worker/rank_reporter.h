@@ -44,8 +44,8 @@ class RankReporter {
 
   void OnRecord(const v1::RankReport& record);
   void OnLine(const std::string& line);
-  // Sends what is pending through `sink`; returns whether the coordinator called the attempt
-  // stale.
+  // Sends what is pending through `sink`; returns whether the rank must stop: the coordinator
+  // called the attempt stale, or refused its step-log records for good (exit_error() says why).
   bool Flush(ReportSink& sink);
 
   int64_t step() const { return progress_.progress().step(); }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <filesystem>
 #include <fstream>
 
 #include "absl/strings/match.h"
@@ -19,6 +20,7 @@
 #include "runtime/base/logging.h"
 #include "runtime/zo/step_log.h"
 #include "services/common/report_channel.h"
+#include "services/jobspec/job_paths.h"
 #include "services/worker/rank_reporter.h"
 #include "storage/atomic_file.h"
 #include "runtime/base/status_macros.h"
@@ -33,16 +35,31 @@ constexpr int kReportFd = 3;
 
 }  // namespace
 
-absl::StatusOr<RankSite> RankRunner::SiteFor(const v1::StartRank& start) const {
+absl::StatusOr<RankSite> RankRunner::SiteFor(const v1::StartRank& start,
+                                             v1::JobSpec* spec) const {
+  // Names from the coordinator become directory names: checked, not trusted.
+  const std::string& job_id = start.ref().job_id();
+  if (!IsSafePathComponent(job_id)) {
+    return absl::InvalidArgumentError(absl::StrCat("job id \"", job_id, "\" is not a safe name"));
+  }
+  if (!start.owner().empty() && !IsSafePathComponent(start.owner())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("owner \"", start.owner(), "\" is not a safe name"));
+  }
+  WorkerRoots roots;
+  roots.owner_area = OwnerArea(options_.work_dir, start.owner());
+  roots.data_roots = options_.data_roots;
+  STRATA_RETURN_IF_ERROR(MakeDirs(roots.owner_area));
+  STRATA_ASSIGN_OR_RETURN(*spec, ResolveSpecPaths(start.spec(), roots));
   RankSite site;
-  site.job_id = start.ref().job_id();
+  site.job_id = job_id;
   site.attempt = start.ref().attempt();
   site.rank = start.ref().rank();
   site.world_size = start.world_size();
-  site.job_dir = absl::StrCat(options_.work_dir, "/jobs/", start.ref().job_id());
+  site.job_dir = absl::StrCat(roots.owner_area, "/jobs/", job_id);
   for (const std::string& p : options_.nvme_paths) {
-    site.nvme_dirs.push_back(
-        absl::StrCat(p, "/", start.ref().job_id(), "-rank", start.ref().rank()));
+    site.nvme_dirs.push_back(absl::StrCat(p, "/strata-", job_id, "-a", start.ref().attempt(),
+                                          "-r", start.ref().rank()));
   }
   site.gpu_indices.assign(start.gpu_indices().begin(), start.gpu_indices().end());
   if (start.world_size() > 1 && !options_.coordinator.empty()) {
@@ -133,11 +150,20 @@ absl::Status RankRunner::Start(const v1::StartRank& start, const std::string& wo
   std::vector<std::thread> finished;
   {
     absl::MutexLock lock(&mu_);
-    if (children_.count(key) != 0) return absl::OkStatus();  // A resent order.
-    // Forget ranks whose exit is reported, so a long-lived daemon keeps no dead threads.
+    // A resent order (the coordinator re-sends what a broken stream may have lost): a rank
+    // that runs or ran here is never started twice.
+    if (children_.count(key) != 0 || finished_.count(key) != 0) return absl::OkStatus();
+    // Forget ranks whose exit is reported, so a long-lived daemon keeps no dead threads; their
+    // keys are remembered (the newest kRememberedRanks).
     for (auto it = children_.begin(); it != children_.end();) {
       if (it->second->reported.load()) {
         finished.push_back(std::move(it->second->reporter));
+        finished_.insert(it->first);
+        finished_order_.push_back(it->first);
+        if (finished_order_.size() > kRememberedRanks) {
+          finished_.erase(finished_order_.front());
+          finished_order_.pop_front();
+        }
         it = children_.erase(it);
       } else {
         ++it;
@@ -145,7 +171,8 @@ absl::Status RankRunner::Start(const v1::StartRank& start, const std::string& wo
     }
   }
   for (std::thread& t : finished) t.join();
-  absl::StatusOr<RankSite> site = SiteFor(start);
+  v1::JobSpec spec;  // start.spec() with every path resolved on this worker.
+  absl::StatusOr<RankSite> site = SiteFor(start, &spec);
   if (!site.ok()) return site.status();
   if (start.replay_size() > 0) {
     // A restarted ZO attempt: the coordinator's step log, which the trainer replays from the
@@ -168,7 +195,7 @@ absl::Status RankRunner::Start(const v1::StartRank& start, const std::string& wo
     }
     STRATA_RETURN_IF_ERROR((*writer)->Sync());
   }
-  absl::StatusOr<v1::RunConfig> run = BuildRunConfig(start.spec(), *site);
+  absl::StatusOr<v1::RunConfig> run = BuildRunConfig(spec, *site);
   if (!run.ok()) return run.status();
   const std::string config_path = absl::StrCat(site->job_dir, "/run-config-a",
                                                start.ref().attempt(), "-r", start.ref().rank(),
@@ -214,6 +241,7 @@ absl::Status RankRunner::Start(const v1::StartRank& start, const std::string& wo
   child->ref = start.ref();
   child->process = *std::move(process);
   child->start_time = options_.clock();
+  child->scratch_dirs = site->nvme_dirs;
   Child* raw = child.get();
   child->reporter =
       std::thread([this, raw, log_fd = out_fds[0], report_fd = report_fds[0], worker_id,
@@ -374,6 +402,11 @@ void RankRunner::Report(Child* child, int log_fd, int report_fd, const std::stri
     status = waited.ok() ? *waited : 0;
     child->process.reset();
     stop_requested = child->stop_requested;
+  }
+  // The rank's offload files are scratch: nothing reads them after it ends.
+  for (const std::string& dir : child->scratch_dirs) {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir, ignored);
   }
   ReportExit(child->ref, worker_id, status, stop_requested, reporter.exit_error());
   child->reported.store(true);

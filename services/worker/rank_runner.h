@@ -14,10 +14,12 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -37,8 +39,13 @@ class RankRunner {
  public:
   struct Options {
     std::string train_binary;             // Path of strata-train.
-    std::string work_dir;                 // Jobs' directories go under work_dir/jobs/.
-    std::vector<std::string> nvme_paths;  // The worker's offload directories.
+    // Resolved (realpath) roots of the storage model (services/jobspec/job_paths.h): a job's
+    // directory is work_dir/users/<owner>/jobs/<job_id>; it reads under data_roots or its
+    // owner's area; its offload scratch goes in nvme_paths/strata-<job>-a<attempt>-r<rank>,
+    // removed when the rank ends.
+    std::string work_dir;
+    std::vector<std::string> data_roots;
+    std::vector<std::string> nvme_paths;
     std::string host = "127.0.0.1";       // Where this worker's ranks listen for collectives.
     // The coordinator multi-rank jobs meet through (RunConfig.rendezvous), how to reach it,
     // and the token the ranks present (in STRATA_WORKER_TOKEN, never on the command line).
@@ -80,12 +87,14 @@ class RankRunner {
     // Seconds per optimizer step, observed between progress reports.
     Histogram step_seconds{{0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}};
     int64_t step = 0;
+    std::vector<std::string> scratch_dirs;  // Removed once the rank has exited.
     std::thread reporter;
     std::atomic<bool> reported{false};  // The reporter is done (exit reported): join and drop.
   };
   static std::string Key(const v1::RankRef& ref);
-  // The placement of `start` on this worker (its directories made).
-  absl::StatusOr<RankSite> SiteFor(const v1::StartRank& start) const;
+  // The placement of `start` on this worker (its directories made) and, in *spec, its spec with
+  // every path resolved and checked against this worker's roots.
+  absl::StatusOr<RankSite> SiteFor(const v1::StartRank& start, v1::JobSpec* spec) const;
   // Reads the child's output and reports until both end, forwards them, reaps the child and
   // reports its exit.
   void Report(Child* child, int log_fd, int report_fd, const std::string& worker_id,
@@ -99,6 +108,10 @@ class RankRunner {
   v1::WorkerService::StubInterface* stub_;
   mutable absl::Mutex mu_;
   std::map<std::string, std::unique_ptr<Child>> children_ ABSL_GUARDED_BY(mu_);
+  // Keys of ranks that ran here and were forgotten, so a resent start does not run them again.
+  static constexpr size_t kRememberedRanks = 4096;
+  std::set<std::string> finished_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::string> finished_order_ ABSL_GUARDED_BY(mu_);
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
   std::shared_ptr<grpc::ClientContext> assignments_context_ ABSL_GUARDED_BY(mu_);
   std::thread assignments_;

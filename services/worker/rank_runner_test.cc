@@ -90,6 +90,7 @@ class RankRunnerTest : public ::testing::Test {
     RankRunner::Options options;
     options.train_binary = train_binary;
     options.work_dir = dir_;
+    options.data_roots = {"/usr/share/common-licenses"};
     options.stop_grace = absl::Milliseconds(300);
     options.report_interval = absl::Milliseconds(50);
     return std::make_unique<RankRunner>(options, stub_.get());
@@ -149,7 +150,7 @@ TEST_F(RankRunnerTest, ARankRunsItsRunConfigAndItsTypedReportsArrive) {
   EXPECT_THAT(checkpoints, ::testing::ElementsAre(0, 3, 6));
   // The human-readable lines went to the job's log, not into the reports' fields.
   EXPECT_THAT(coordinator_.lines_, ::testing::Contains(HasSubstr("step 6/6 | loss")));
-  EXPECT_TRUE(access((dir_ + "/jobs/j-1/run-config-a1-r0.textproto").c_str(), R_OK) == 0);
+  EXPECT_TRUE(access((dir_ + "/users/anonymous/jobs/j-1/run-config-a1-r0.textproto").c_str(), R_OK) == 0);
 }
 
 TEST_F(RankRunnerTest, AGracefulStopEndsInSigkillWhenTheRankIgnoresSigterm) {

@@ -17,6 +17,7 @@
 #include "services/common/main_util.h"
 #include "services/common/metrics.h"
 #include "services/common/tls.h"
+#include "services/jobspec/job_paths.h"
 #include "services/worker/capacity.h"
 #include "services/worker/rank_runner.h"
 #include "services/worker/worker_agent.h"
@@ -39,10 +40,21 @@ ABSL_FLAG(std::string, metrics_listen, "0.0.0.0:9091",
 ABSL_FLAG(std::string, metrics_port_file, "",
           "If set, the operator endpoint's port is written here once it listens.");
 ABSL_FLAG(std::string, worker_token, "",
-          "Token this worker presents to the coordinator (its --worker_tokens_file). Default: "
-          "$STRATA_WORKER_TOKEN. Needs TLS.");
+          "Token this worker presents to the coordinator (its --worker_tokens_file). Prefer "
+          "--worker_token_file or $STRATA_WORKER_TOKEN: a command line is visible to every "
+          "user of the machine. Needs TLS.");
+ABSL_FLAG(std::string, worker_token_file, "",
+          "File whose first line is this worker's token (used when --worker_token is empty). "
+          "Default: $STRATA_WORKER_TOKEN.");
 ABSL_FLAG(std::string, work_dir, "strata-worker-data",
-          "Directory for job ranks' files (logs, model configs, default checkpoints).");
+          "Directory of the users' areas: work_dir/users/<user>/ holds that user's jobs "
+          "(jobs/<job_id>: run configs, logs, default checkpoints) and whatever their "
+          "checkpoint.path names. Workers may share it on a shared file system, so a job "
+          "restarted on another worker finds its checkpoints.");
+ABSL_FLAG(std::vector<std::string>, data_roots, {},
+          "Read-only directories (comma-separated, absolute) jobs may read datasets and base "
+          "models from; they must not overlap --work_dir. A job reads only here and in its "
+          "owner's area (docs/operations.md, security model).");
 ABSL_FLAG(std::string, train_binary, "",
           "The strata-train binary ranks run. Default: the one built beside this daemon.");
 ABSL_FLAG(std::vector<std::string>, labels, {},
@@ -115,14 +127,14 @@ absl::Status Run() {
   if (!channel_credentials.ok()) {
     return UsageError(Prefixed("TLS", channel_credentials.status()));
   }
-  std::string worker_token = absl::GetFlag(FLAGS_worker_token);
-  if (worker_token.empty() && std::getenv("STRATA_WORKER_TOKEN") != nullptr) {
-    worker_token = std::getenv("STRATA_WORKER_TOKEN");
-  }
+  absl::StatusOr<std::string> read_token =
+      ReadSecret(absl::GetFlag(FLAGS_worker_token), absl::GetFlag(FLAGS_worker_token_file),
+                 "STRATA_WORKER_TOKEN", "--worker_token_file");
+  if (!read_token.ok()) return UsageError(read_token.status());
+  const std::string worker_token = *read_token;
   if (!worker_token.empty()) {
-    if (tls.insecure) {
-      return UsageError(
-          absl::InvalidArgumentError("--worker_token: a worker token needs TLS, not --insecure"));
+    if (absl::Status s = CheckTokenTransport(tls, "the worker token"); !s.ok()) {
+      return UsageError(s);
     }
     // Every call to the coordinator carries "authorization: Bearer TOKEN".
     *channel_credentials = grpc::CompositeChannelCredentials(
@@ -135,7 +147,12 @@ absl::Status Run() {
   if (!server.ok()) return Prefixed("--listen", server.status());
 
   WorkerAgent::Options agent_options;
-  agent_options.channel = grpc::CreateChannel(CoordinatorAddress(), *channel_credentials);
+  // A StartRank carries the job's spec (bounded: spec_limits.h) and, for a restarted ZO
+  // attempt, its whole step log: room for millions of steps.
+  grpc::ChannelArguments channel_arguments;
+  channel_arguments.SetMaxReceiveMessageSize(512 << 20);
+  agent_options.channel =
+      grpc::CreateCustomChannel(CoordinatorAddress(), *channel_credentials, channel_arguments);
   agent_options.name = absl::GetFlag(FLAGS_name).empty() ? HostName() : absl::GetFlag(FLAGS_name);
   agent_options.address = absl::GetFlag(FLAGS_advertise_address).empty()
                               ? absl::StrCat(HostName(), ":", (*server)->port())
@@ -154,6 +171,11 @@ absl::Status Run() {
   RankRunner::Options runner_options;
   runner_options.train_binary = *train_binary;
   runner_options.work_dir = absl::GetFlag(FLAGS_work_dir);
+  runner_options.data_roots = absl::GetFlag(FLAGS_data_roots);
+  if (absl::Status s = ResolveWorkerDirs(&runner_options.work_dir, &runner_options.data_roots);
+      !s.ok()) {
+    return UsageError(s);
+  }
   runner_options.nvme_paths = absl::GetFlag(FLAGS_nvme_paths);
   runner_options.coordinator = CoordinatorAddress();
   runner_options.tls_ca = tls.ca_file;

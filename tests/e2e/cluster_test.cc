@@ -43,7 +43,8 @@ class ClusterTest : public ::testing::Test {
     absl::StatusOr<Subprocess> coordinator =
         Subprocess::Start({kCoordinator, "--listen=localhost:0", "--port_file=" + port_file,
                            "--heartbeat_interval=100ms", "--heartbeat_timeout=1s",
-                           "--metrics_listen=localhost:0", "--insecure"},
+                           "--metrics_listen=localhost:0", "--serve_plaintext",
+                           "--allow_unauthenticated_workers"},
                           dir_, "coordinator");
     ASSERT_TRUE(coordinator.ok()) << coordinator.status();
     coordinator_ = std::make_unique<Subprocess>(*std::move(coordinator));
@@ -56,7 +57,7 @@ class ClusterTest : public ::testing::Test {
     absl::StatusOr<Subprocess> worker = Subprocess::Start(
         {kWorker, "--coordinator=" + address_, "--name=" + name, "--listen=localhost:0",
          "--cores=2", "--nvme_paths=" + dir_ + "/nvme-" + name, "--metrics_listen=localhost:0",
-         "--insecure"},
+         "--insecure", "--serve_plaintext"},
         dir_, name);
     EXPECT_TRUE(worker.ok()) << worker.status();
     return *std::move(worker);
@@ -159,18 +160,41 @@ TEST(CoordinatorStartTest, BusyPortIsReportedAndExitsNonZero) {
   const std::string dir = TestTmpDir();
   absl::StatusOr<Subprocess> first =
       Subprocess::Start({kCoordinator, "--listen=localhost:0", "--port_file=" + dir + "/first.port",
-                         "--insecure", "--metrics_listen=", "--data_dir=" + dir + "/first"},
+                         "--serve_plaintext", "--allow_unauthenticated_workers",
+                         "--metrics_listen=", "--data_dir=" + dir + "/first"},
                         dir, "first");
   ASSERT_TRUE(first.ok());
   const int port = WaitForPortFile(dir + "/first.port", *first);
   ASSERT_GT(port, 0);
   absl::StatusOr<ProcessResult> second =
-      RunProcess({kCoordinator, absl::StrCat("--listen=localhost:", port), "--insecure",
-                  "--metrics_listen=", "--data_dir=" + dir + "/second"},
+      RunProcess({kCoordinator, absl::StrCat("--listen=localhost:", port), "--serve_plaintext",
+                  "--allow_unauthenticated_workers", "--metrics_listen=",
+                  "--data_dir=" + dir + "/second"},
                  dir);
   ASSERT_TRUE(second.ok());
   EXPECT_EQ(second->exit_code, 1);
   EXPECT_THAT(second->err, HasSubstr(absl::StrCat("localhost:", port)));
+}
+
+// Secure by default: no worker credentials, or a client-side --insecure (STRATA_INSECURE=1)
+// mistaken for a server flag, is refused at start-up with the reason.
+TEST(CoordinatorStartTest, RefusesToStartOpenByMistake) {
+  const std::string dir = TestTmpDir();
+  absl::StatusOr<ProcessResult> no_workers =
+      RunProcess({kCoordinator, "--listen=localhost:0", "--serve_plaintext", "--metrics_listen=",
+                  "--data_dir=" + dir + "/open"},
+                 dir);
+  ASSERT_TRUE(no_workers.ok());
+  EXPECT_EQ(no_workers->exit_code, 2);
+  EXPECT_THAT(no_workers->err, HasSubstr("workers must be authenticated"));
+  absl::StatusOr<ProcessResult> client_flag =
+      RunProcess({kCoordinator, "--listen=localhost:0", "--insecure",
+                  "--allow_unauthenticated_workers", "--metrics_listen=",
+                  "--data_dir=" + dir + "/plain"},
+                 dir);
+  ASSERT_TRUE(client_flag.ok());
+  EXPECT_NE(client_flag->exit_code, 0);
+  EXPECT_THAT(client_flag->err, HasSubstr("TLS needs --tls_cert and --tls_key"));
 }
 
 }  // namespace

@@ -72,6 +72,8 @@ class FederatedTest : public ::testing::Test {
     dir_ = TestTmpDir() + "/" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
     ASSERT_EQ(mkdir(dir_.c_str(), 0755), 0);
     std::ofstream(dir_ + "/tokens") << "alice-token alice\n";
+    std::ofstream(dir_ + "/alice.token") << "alice-token\n";
+    std::ofstream(dir_ + "/worker-tokens") << "w-token unused-worker\n";
     std::ofstream tokens(dir_ + "/client-tokens");
     for (int c = 0; c < kClients; ++c) tokens << "tok-c" << c << " c" << c << "\n";
     tokens << "tok-late late\n";
@@ -90,6 +92,7 @@ class FederatedTest : public ::testing::Test {
         {kCoordinator, "--listen=" + listen, "--port_file=" + dir_ + "/port",
          "--data_dir=" + dir_ + "/data", "--tokens_file=" + dir_ + "/tokens",
          "--client_tokens_file=" + dir_ + "/client-tokens",
+         "--worker_tokens_file=" + dir_ + "/worker-tokens",
          "--tls_cert=" + dir_ + "/certs/server.pem", "--tls_key=" + dir_ + "/certs/server-key.pem",
          "--client_online_window=3s", "--metrics_listen=localhost:0"},
         dir_, absl::StrCat("coordinator", ++coordinators_));
@@ -103,9 +106,12 @@ class FederatedTest : public ::testing::Test {
   std::vector<std::string> Edge(const std::string& client, const std::string& token,
                                 const std::vector<std::string>& binary = {kEdge}) {
     std::vector<std::string> command = binary;
+    // Tokens travel in files, never on a command line.
+    const std::string token_file = absl::StrCat(dir_, "/", client, "-", token, ".token");
+    std::ofstream(token_file) << token << "\n";
     command.insert(command.end(),
                    {"--coordinator=" + address_, ca_, "--job=" + job_, "--client_id=" + client,
-                    "--token=" + token, std::string("--eval_data=") + kHeldOut,
+                    "--token_file=" + token_file, std::string("--eval_data=") + kHeldOut,
                     "--state_dir=" + dir_ + "/state-" + client});
     return command;
   }
@@ -114,7 +120,7 @@ class FederatedTest : public ::testing::Test {
   void SubmitJob(const std::string& yaml) {
     std::ofstream(dir_ + "/job.yaml") << yaml;
     absl::StatusOr<ProcessResult> submitted =
-        RunProcess({kCli, "--coordinator=" + address_, ca_, "--token=alice-token", "job", "submit",
+        RunProcess({kCli, "--coordinator=" + address_, ca_, "--token_file=" + dir_ + "/alice.token", "job", "submit",
                     dir_ + "/job.yaml", "--detach"},
                    dir_);
     ASSERT_TRUE(submitted.ok() && submitted->exit_code == 0)
@@ -204,13 +210,13 @@ TEST_F(FederatedTest, EightNonIidClientsImproveTheModelAndEndBitwiseEqual) {
 
   // The job ended, and its rounds show what happened.
   absl::StatusOr<ProcessResult> described = RunProcess(
-      {kCli, "--coordinator=" + address_, ca_, "--token=alice-token", "job", "describe", job_},
+      {kCli, "--coordinator=" + address_, ca_, "--token_file=" + dir_ + "/alice.token", "job", "describe", job_},
       dir_);
   ASSERT_TRUE(described.ok());
   EXPECT_THAT(described->out, HasSubstr("COMPLETED"));
   EXPECT_THAT(described->out, HasSubstr(absl::StrCat(kRounds, "/", kRounds, " rounds")));
   absl::StatusOr<ProcessResult> rounds =
-      RunProcess({kCli, "--coordinator=" + address_, ca_, "--token=alice-token", "round", "list",
+      RunProcess({kCli, "--coordinator=" + address_, ca_, "--token_file=" + dir_ + "/alice.token", "round", "list",
                   "--job=" + job_},
                  dir_);
   ASSERT_TRUE(rounds.ok() && rounds->exit_code == 0) << (rounds.ok() ? rounds->err : "");
@@ -296,13 +302,13 @@ TEST_F(FederatedTest, AKilledCoordinatorComesBackAndTheClientsFinishTogether) {
   }
   EXPECT_EQ(digests.size(), 1u) << "clients ended with different weights";
   absl::StatusOr<ProcessResult> rounds =
-      RunProcess({kCli, "--coordinator=" + address_, ca_, "--token=alice-token", "round", "list",
+      RunProcess({kCli, "--coordinator=" + address_, ca_, "--token_file=" + dir_ + "/alice.token", "round", "list",
                   "--job=" + job_},
                  dir_);
   ASSERT_TRUE(rounds.ok() && rounds->exit_code == 0) << (rounds.ok() ? rounds->err : "");
   EXPECT_THAT(rounds->out, HasSubstr("CLOSED"));
   absl::StatusOr<ProcessResult> described = RunProcess(
-      {kCli, "--coordinator=" + address_, ca_, "--token=alice-token", "job", "describe", job_},
+      {kCli, "--coordinator=" + address_, ca_, "--token_file=" + dir_ + "/alice.token", "job", "describe", job_},
       dir_);
   ASSERT_TRUE(described.ok());
   EXPECT_THAT(described->out, HasSubstr("COMPLETED"));

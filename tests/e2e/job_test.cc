@@ -99,7 +99,7 @@ class JobTest : public ::testing::Test {
         {kCoordinator, "--listen=" + listen, "--port_file=" + port_file,
          "--data_dir=" + dir_ + "/coordinator", "--tokens_file=" + dir_ + "/tokens",
          "--worker_tokens_file=" + dir_ + "/worker-tokens", tls_server_[0], tls_server_[1],
-         "--heartbeat_interval=200ms", "--heartbeat_timeout=2s", "--adopt_timeout=10s",
+         "--data_roots=/usr/share/common-licenses", "--heartbeat_interval=200ms", "--heartbeat_timeout=2s", "--adopt_timeout=10s",
          "--metrics_listen=localhost:0", "--metrics_port_file=" + dir_ + "/metrics.port"},
         dir_, absl::StrCat("coordinator", ++coordinators_));
     ASSERT_TRUE(coordinator.ok()) << coordinator.status();
@@ -116,18 +116,41 @@ class JobTest : public ::testing::Test {
     mkdir(nvme.c_str(), 0755);
     absl::StatusOr<Subprocess> worker = Subprocess::Start(
         {kWorker, "--coordinator=" + address_, "--name=" + name, "--listen=localhost:0",
-         "--cores=1", "--work_dir=" + dir_ + "/work-" + name, "--train_binary=" + Absolute(kTrain),
+         "--cores=1", "--work_dir=" + dir_ + "/work-" + name,
+         "--data_roots=/usr/share/common-licenses", "--train_binary=" + Absolute(kTrain),
          "--advertise_address=127.0.0.1:7071", tls_server_[0], tls_server_[1], "--tls_ca=" + ca_,
-         "--worker_token=" + token, "--metrics_listen=localhost:0",
+         "--worker_token_file=" + TokenFile(token), "--metrics_listen=localhost:0",
          "--metrics_port_file=" + dir_ + "/" + name + ".metrics", "--nvme_paths=" + nvme},
         dir_, name);
     ASSERT_TRUE(worker.ok()) << worker.status();
     workers_[name] = std::make_unique<Subprocess>(*std::move(worker));
   }
 
+  // A file holding `token`: tokens never travel on a command line.
+  std::string TokenFile(const std::string& token) {
+    const std::string path = absl::StrCat(dir_, "/", token, ".token");
+    std::ofstream(path) << token << "\n";
+    return path;
+  }
+
+  // Alice's area on `worker` (checkpoint.path and job directories resolve there).
+  std::string Area(const std::string& worker, const std::string& user = "alice") {
+    return absl::StrCat(Absolute(dir_), "/work-", worker, "/users/", user);
+  }
+
+  // The file at `relative` in Alice's area on whichever worker has it.
+  std::string ReadFromAnyArea(const std::string& relative) {
+    for (const char* worker : {"alpha", "beta"}) {
+      std::string bytes = ReadFileOrEmpty(Area(worker) + "/" + relative);
+      if (!bytes.empty()) return bytes;
+    }
+    return "";
+  }
+
   ProcessResult Cli(std::vector<std::string> args, const std::string& token = "alice-token") {
     args.insert(args.begin(),
-                {kCli, "--coordinator=" + address_, "--token=" + token, "--tls_ca=" + ca_});
+                {kCli, "--coordinator=" + address_, "--token_file=" + TokenFile(token),
+                 "--tls_ca=" + ca_});
     absl::StatusOr<ProcessResult> result = RunProcess(args, dir_, absl::Minutes(5));
     EXPECT_TRUE(result.ok()) << result.status();
     return result.ok() ? *result : ProcessResult();
@@ -182,10 +205,10 @@ class JobTest : public ::testing::Test {
 TEST_F(JobTest, ZoAndFoJobsCompleteWithDecreasingLoss) {
   StartWorker("alpha");
   StartWorker("beta");
-  ProcessResult zo = Cli({"job", "submit", WriteJob("zo", dir_ + "/zo-ckpt", 400)});
+  ProcessResult zo = Cli({"job", "submit", WriteJob("zo", "zo-ckpt", 400)});
   EXPECT_EQ(zo.exit_code, 0) << zo.err << zo.out;
   EXPECT_THAT(zo.out, HasSubstr("COMPLETED after 400 steps"));
-  ProcessResult fo = Cli({"job", "submit", WriteJob("fo", dir_ + "/fo-ckpt", 300, false)});
+  ProcessResult fo = Cli({"job", "submit", WriteJob("fo", "fo-ckpt", 300, false)});
   EXPECT_EQ(fo.exit_code, 0) << fo.err << fo.out;
   EXPECT_THAT(fo.out, HasSubstr("COMPLETED after 300 steps"));
   EXPECT_THAT(Cli({"job", "list"}).out, HasSubstr("COMPLETED"));
@@ -201,7 +224,7 @@ TEST_F(JobTest, ZoAndFoJobsCompleteWithDecreasingLoss) {
     ASSERT_TRUE(absl::SimpleAtod(logs.substr(last + 7, 6), &last_loss)) << logs;
     EXPECT_LT(last_loss, first_loss - drop) << logs;
   }
-  EXPECT_TRUE(!ReadFileOrEmpty(dir_ + "/zo-ckpt/export/model.safetensors").empty());
+  EXPECT_TRUE(!ReadFromAnyArea("zo-ckpt/export/model.safetensors").empty());
 }
 
 // ZeRO stage 3 with each rank's weight shard and AdamW state on its worker's NVMe; the ranks meet
@@ -209,7 +232,7 @@ TEST_F(JobTest, ZoAndFoJobsCompleteWithDecreasingLoss) {
 TEST_F(JobTest, ATwoRankFoJobRunsAcrossBothWorkers) {
   StartWorker("alpha");
   StartWorker("beta");
-  const std::string config = WriteJob("dp", dir_ + "/dp", 200, /*zo=*/false);
+  const std::string config = WriteJob("dp", "dp", 200, /*zo=*/false);
   ProcessResult r = Cli(
       {"job", "submit", config,
        "--config=resources.ranks=2,zero.stage=3,zero.compute_dtype=DTYPE_BF16,data.batch_size=1,"
@@ -227,7 +250,7 @@ TEST_F(JobTest, ATwoRankFoJobRunsAcrossBothWorkers) {
   EXPECT_THAT(rank1, HasSubstr("MB on NVMe"));
   EXPECT_THAT(rank1, HasSubstr("on a bf16 copy"));
   EXPECT_THAT(rank1, Not(HasSubstr("and 0.0 MB on NVMe")));
-  EXPECT_FALSE(ReadFileOrEmpty(dir_ + "/dp/export/model.safetensors").empty());
+  EXPECT_FALSE(ReadFromAnyArea("dp/export/model.safetensors").empty());
   // No shared storage at all: the ranks meet through the coordinator's store.
   ProcessResult local = Cli({"job", "submit", WriteJob("dp2", "", 20, false),
                              "--config=resources.ranks=2,data.batch_size=1"});
@@ -241,7 +264,7 @@ TEST_F(JobTest, KilledWorkerRestartsTheZoJobToTheSameWeights) {
   StartWorker("alpha");
   StartWorker("beta");
   // Reference: uninterrupted. Batch 32: slow enough (seconds) to be killed part-way.
-  ProcessResult full = Cli({"job", "submit", WriteJob("full", dir_ + "/full", 3000, true, 32)});
+  ProcessResult full = Cli({"job", "submit", WriteJob("full", "full", 3000, true, 32)});
   ASSERT_EQ(full.exit_code, 0) << full.err << full.out;
   const std::string id = SubmitDetached(WriteJob("victim", "", 3000, true, 32));
   ASSERT_FALSE(id.empty());
@@ -257,9 +280,9 @@ TEST_F(JobTest, KilledWorkerRestartsTheZoJobToTheSameWeights) {
   EXPECT_THAT(after, HasSubstr("\"restarts\": 1"));
   EXPECT_THAT(after, HasSubstr("\"worker_id\": \"" + other + "\""));
   EXPECT_THAT(after, HasSubstr("\"step\": \"3000\""));
-  const std::string want = ReadFileOrEmpty(dir_ + "/full/export/model.safetensors");
+  const std::string want = ReadFromAnyArea("full/export/model.safetensors");
   const std::string got = ReadFileOrEmpty(
-      absl::StrCat(dir_, "/work-", other, "/jobs/", id, "/checkpoints/export/model.safetensors"));
+      absl::StrCat(Area(other), "/jobs/", id, "/checkpoints/export/model.safetensors"));
   ASSERT_GT(want.size(), 1000u);
   EXPECT_TRUE(want == got) << "weights differ after the restart";
   ProcessResult logs = Cli({"job", "logs", id});
@@ -275,7 +298,7 @@ TEST_F(JobTest, KilledWorkerRestartsTheZoJobToTheSameWeights) {
 
 TEST_F(JobTest, KilledCoordinatorIsRestartedAndTheJobFinishes) {
   StartWorker("alpha");
-  const std::string id = SubmitDetached(WriteJob("survivor", dir_ + "/survivor", 3000, true, 32));
+  const std::string id = SubmitDetached(WriteJob("survivor", "survivor", 3000, true, 32));
   ASSERT_FALSE(id.empty());
   DescribeUntil(id, [](const std::string& j) { return Step(j) >= 200; });
   // Operators see the job on both daemons' /metrics while it runs.
@@ -306,7 +329,7 @@ TEST_F(JobTest, KilledCoordinatorIsRestartedAndTheJobFinishes) {
 
 TEST_F(JobTest, CancelCheckpointsTheZoRankBeforeItStops) {
   StartWorker("alpha");
-  const std::string id = SubmitDetached(WriteJob("canceled", dir_ + "/canceled", 3000, true, 32));
+  const std::string id = SubmitDetached(WriteJob("canceled", "canceled", 3000, true, 32));
   ASSERT_FALSE(id.empty());
   DescribeUntil(id, [](const std::string& j) { return Step(j) >= 100; });
   ProcessResult cancel = Cli({"job", "cancel", id, "--reason=enough"});
@@ -321,7 +344,7 @@ TEST_F(JobTest, CancelCheckpointsTheZoRankBeforeItStops) {
 
 TEST_F(JobTest, BadInputAndOtherUsersAreRefusedClearly) {
   // No workers: jobs stay queued.
-  const std::string config = WriteJob("queued", dir_ + "/q", 100);
+  const std::string config = WriteJob("queued", "q", 100);
   std::ofstream(dir_ + "/typo.yaml") << "name: t\ntraining: {max_stepz: 3}\n";
   ProcessResult typo = Cli({"job", "submit", dir_ + "/typo.yaml"});
   EXPECT_EQ(typo.exit_code, 2);
@@ -335,8 +358,16 @@ TEST_F(JobTest, BadInputAndOtherUsersAreRefusedClearly) {
   ASSERT_TRUE(plaintext.ok());
   EXPECT_EQ(plaintext->exit_code, 1);
   EXPECT_THAT(plaintext->err, HasSubstr("UNAVAILABLE"));
+  // A token is never sent over plaintext unless the user says so.
+  absl::StatusOr<ProcessResult> token_in_clear =
+      RunProcess({kCli, "--coordinator=" + address_, "--insecure", "job", "list"}, dir_,
+                 absl::Seconds(60), {"STRATA_TOKEN=alice-token"});
+  ASSERT_TRUE(token_in_clear.ok());
+  EXPECT_EQ(token_in_clear->exit_code, 2);
+  EXPECT_THAT(token_in_clear->err, HasSubstr("refusing to send a bearer token over plaintext"));
   absl::StatusOr<ProcessResult> untrusted =
-      RunProcess({kCli, "--coordinator=" + address_, "--token=alice-token", "job", "list"}, dir_);
+      RunProcess({kCli, "--coordinator=" + address_, "job", "list"}, dir_, absl::Seconds(60),
+                 {"STRATA_TOKEN=alice-token"});
   ASSERT_TRUE(untrusted.ok());
   EXPECT_EQ(untrusted->exit_code, 1);
   ProcessResult bad_token = Cli({"job", "list"}, "nope");
@@ -391,11 +422,11 @@ TEST_F(JobTest, WhatIsSubmittedIsWhatRuns) {
     absl::SimpleAtod(text.substr(0, text.find_first_of("\",\n}")), &value);
     return value;
   };
-  const std::string constant_dir = dir_ + "/constant";
+  const std::string constant_dir = Area("alpha") + "/constant";
   ProcessResult constant =
       Cli({"job", "submit",
-           job("constant", "optimizer: {zeroth_order: {lr: 1e-5}}\ncheckpoint: {path: " +
-                               constant_dir + ", interval_steps: 10, keep_last: 1}\n")});
+           job("constant", "optimizer: {zeroth_order: {lr: 1e-5}}\ncheckpoint: {path: "
+                           "constant, interval_steps: 10, keep_last: 1}\n")});
   ASSERT_EQ(constant.exit_code, 0) << constant.err << constant.out;
   const size_t at = constant.out.find("submitted job ") + 14;
   const std::string id = constant.out.substr(at, constant.out.find(' ', at) - at);
