@@ -98,7 +98,8 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials
 absl::Status CheckTokenTransport(const TlsConfig& config, const std::string& token_source) {
   if (!config.insecure || config.allow_token_over_plaintext) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(
-      token_source, ": refusing to send a bearer token over plaintext (--insecure), where anyone "
+      token_source,
+      ": refusing to send a bearer token over plaintext (--insecure), where anyone "
       "on the network can read it; use TLS (--tls_ca), or --allow_token_over_plaintext"));
 }
 

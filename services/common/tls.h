@@ -18,10 +18,10 @@
 namespace strata {
 
 struct TlsConfig {
-  std::string cert_file;  // PEM certificate chain (servers).
-  std::string key_file;   // PEM private key (servers).
-  std::string ca_file;    // PEM roots to verify the server with (clients).
-  bool insecure = false;  // Plaintext client connections.
+  std::string cert_file;         // PEM certificate chain (servers).
+  std::string key_file;          // PEM private key (servers).
+  std::string ca_file;           // PEM roots to verify the server with (clients).
+  bool insecure = false;         // Plaintext client connections.
   bool serve_plaintext = false;  // Plaintext server.
   bool allow_token_over_plaintext = false;
 };

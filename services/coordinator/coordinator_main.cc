@@ -61,7 +61,12 @@ ABSL_FLAG(bool, allow_unauthenticated_workers, false,
           "as any worker, receive its ranks' orders (with their job specs) and report for them.");
 ABSL_FLAG(std::string, client_tokens_file, "",
           "Enrollment tokens of federated clients: \"TOKEN CLIENT_ID\" lines (\"*\": any id). "
-          "Without it clients register without a token.");
+          "Without it (and without --open_enrollment) no client can register.");
+ABSL_FLAG(bool, open_enrollment, false,
+          "Development only: federated clients register without an enrollment token.");
+ABSL_FLAG(double, client_rate_limit, 20,
+          "Federated clients: pull/push/sync calls per second per client and job (bursts of "
+          "twice that); beyond it RESOURCE_EXHAUSTED. 0: no limit.");
 ABSL_FLAG(absl::Duration, client_online_window, absl::Seconds(30),
           "A federated client counts as online (can be sampled) this long after its last call.");
 ABSL_FLAG(std::vector<std::string>, data_roots, {},
@@ -125,14 +130,17 @@ absl::Status Run() {
   absl::StatusOr<std::map<std::string, std::string>> enrollment =
       ReadTokenFile(absl::GetFlag(FLAGS_client_tokens_file), "--client_tokens_file");
   if (!enrollment.ok()) return UsageError(enrollment.status());
-  if (enrollment->empty()) {
-    STRATA_LOG(WARNING) << "no --client_tokens_file: federated clients register without a token";
+  if (absl::GetFlag(FLAGS_open_enrollment)) {
+    STRATA_LOG(WARNING) << "--open_enrollment: federated clients register without a token";
   }
   RoundManager::Options round_options;
   round_options.store = store->get();
   round_options.jobs = jobs.get();
   round_options.enrollment = *std::move(enrollment);
   round_options.online_window = absl::GetFlag(FLAGS_client_online_window);
+  round_options.open_enrollment = absl::GetFlag(FLAGS_open_enrollment);
+  round_options.rate_per_second = absl::GetFlag(FLAGS_client_rate_limit);
+  round_options.rate_burst = 2 * round_options.rate_per_second;
   RoundManager rounds(round_options);
   FederatedServiceImpl federated_service(&rounds, jobs.get(), &*tokens);
 

@@ -68,11 +68,12 @@ int Run() {
   const int tau = absl::GetFlag(FLAGS_local_steps), K = absl::GetFlag(FLAGS_candidates);
   const std::string dir = absl::StrCat(absl::GetFlag(FLAGS_dir), "/strata_fed_bench_", getpid());
   mkdir(dir.c_str(), 0755);
-  absl::StatusOr<testing::Subprocess> coordinator =
-      testing::Subprocess::Start({"services/coordinator/strata-coordinator", "--listen=localhost:0",
-                                  "--port_file=" + dir + "/port", "--data_dir=" + dir + "/data",
-                                  "--metrics_listen=", "--serve_plaintext", "--allow_unauthenticated_workers", "--client_online_window=10m"},
-                                 dir, "coordinator");
+  absl::StatusOr<testing::Subprocess> coordinator = testing::Subprocess::Start(
+      {"services/coordinator/strata-coordinator", "--listen=localhost:0",
+       "--port_file=" + dir + "/port", "--data_dir=" + dir + "/data",
+       "--metrics_listen=", "--serve_plaintext", "--allow_unauthenticated_workers",
+       "--open_enrollment", "--client_rate_limit=0", "--client_online_window=10m"},
+      dir, "coordinator");
   if (!coordinator.ok()) {
     std::fprintf(stderr, "%s\n", coordinator.status().ToString().c_str());
     return 1;

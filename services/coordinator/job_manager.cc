@@ -12,11 +12,11 @@
 #include "absl/strings/str_split.h"
 #include "google/protobuf/util/time_util.h"
 #include "runtime/base/logging.h"
+#include "runtime/base/status_macros.h"
 #include "services/coordinator/placement.h"
 #include "services/jobspec/job_paths.h"
 #include "services/jobspec/job_spec.h"
 #include "services/jobspec/run_config_builder.h"
-#include "runtime/base/status_macros.h"
 
 namespace strata {
 namespace {
@@ -225,12 +225,12 @@ void JobManager::FinishStoppingLocked(Entry& e) {
   SetStateLocked(e, to, e.stored.job.message());
 }
 
-absl::Status JobManager::CheckQuotaLocked(const v1::JobSpec& spec,
-                                          const std::string& owner) const {
+absl::Status JobManager::CheckQuotaLocked(const v1::JobSpec& spec, const std::string& owner) const {
   if (!options_.quota) return absl::OkStatus();
   const UserQuota quota = options_.quota(owner);
   int64_t jobs = 1;
-  int64_t cores = static_cast<int64_t>(spec.resources().ranks()) * spec.resources().cores_per_rank();
+  int64_t cores =
+      static_cast<int64_t>(spec.resources().ranks()) * spec.resources().cores_per_rank();
   for (const auto& [id, e] : jobs_) {
     if (e.stored.owner != owner || IsTerminal(e.stored.job.state())) continue;
     ++jobs;
@@ -238,13 +238,13 @@ absl::Status JobManager::CheckQuotaLocked(const v1::JobSpec& spec,
     cores += static_cast<int64_t>(r.ranks()) * r.cores_per_rank();
   }
   if (quota.max_jobs > 0 && jobs > quota.max_jobs) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "quota: ", owner, " may have ", quota.max_jobs, " unfinished job(s) (max_jobs)"));
+    return absl::ResourceExhaustedError(absl::StrCat("quota: ", owner, " may have ", quota.max_jobs,
+                                                     " unfinished job(s) (max_jobs)"));
   }
   if (quota.max_cores > 0 && cores > quota.max_cores) {
-    return absl::ResourceExhaustedError(absl::StrCat("quota: ", owner, "'s unfinished jobs would ask for ", cores,
-                                                     " cores; at most ", quota.max_cores,
-                                                     " (max_cores)"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("quota: ", owner, "'s unfinished jobs would ask for ", cores,
+                     " cores; at most ", quota.max_cores, " (max_cores)"));
   }
   return absl::OkStatus();
 }
@@ -393,8 +393,7 @@ absl::StatusOr<v1::Job> JobManager::Stop(const std::string& job_id, const std::s
     SetStateLocked(e, graceful ? v1::JOB_STATE_STOPPING_CANCELED : v1::JOB_STATE_STOPPING_KILLED,
                    why);
     StopRanksLocked(e, graceful, why);
-    e.stop_deadline =
-        options_.clock() + (graceful ? options_.cancel_grace : options_.kill_grace);
+    e.stop_deadline = options_.clock() + (graceful ? options_.cancel_grace : options_.kill_grace);
     FinishStoppingLocked(e);
   }
   ScheduleLocked();
@@ -452,8 +451,8 @@ int64_t JobManager::OpenAssignments(const std::string& worker_id) {
   for (auto& [id, e] : jobs_) {
     const v1::Job& job = e.stored.job;
     if (!HoldsResources(job.state())) continue;
-    const bool stopping = job.state() != v1::JOB_STATE_STARTING &&
-                          job.state() != v1::JOB_STATE_RUNNING;
+    const bool stopping =
+        job.state() != v1::JOB_STATE_STARTING && job.state() != v1::JOB_STATE_RUNNING;
     for (int r = 0; r < job.placements_size() && r < static_cast<int>(e.ranks.size()); ++r) {
       if (job.placements(r).worker_id() != worker_id || e.ranks[r].exited) continue;
       if (!stopping) {
@@ -512,21 +511,20 @@ JobManager::Entry* JobManager::CurrentLocked(const v1::RankRef& ref) {
 }
 
 absl::StatusOr<JobManager::Entry*> JobManager::ReporterLocked(const v1::RankRef& ref,
-                                                             const std::string& worker_id) {
+                                                              const std::string& worker_id) {
   Entry* e = CurrentLocked(ref);
   if (e == nullptr) return nullptr;
   const std::string& placed = e->stored.job.placements(ref.rank()).worker_id();
   if (placed != worker_id) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("rank ", ref.rank(), " of job ", ref.job_id(), " attempt ", ref.attempt(),
-                     " runs on worker ", placed, ", not on \"", worker_id, "\""));
+    return absl::PermissionDeniedError(absl::StrCat("rank ", ref.rank(), " of job ", ref.job_id(),
+                                                    " attempt ", ref.attempt(), " runs on worker ",
+                                                    placed, ", not on \"", worker_id, "\""));
   }
   return e;
 }
 
 bool JobManager::PlacedInAttempt(const std::string& prefix, const std::string& worker_id) const {
-  const std::pair<std::string, std::string> parts =
-      absl::StrSplit(prefix, absl::MaxSplits('/', 1));
+  const std::pair<std::string, std::string> parts = absl::StrSplit(prefix, absl::MaxSplits('/', 1));
   int attempt = 0;
   if (!absl::SimpleAtoi(parts.second, &attempt)) return false;
   absl::MutexLock lock(&mu_);
@@ -582,8 +580,8 @@ absl::StatusOr<v1::ReportAck> JobManager::OnCheckpoint(const v1::CheckpointRepor
   info.set_worker_id(report.worker_id());
   v1::Job& job = e->stored.job;
   if (info.step() < 0 || info.step() > job.spec().training().max_steps()) {
-    return absl::InvalidArgumentError(absl::StrCat("checkpoint.step ", info.step(),
-                                                   " is outside [0, training.max_steps]"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("checkpoint.step ", info.step(), " is outside [0, training.max_steps]"));
   }
   *job.mutable_latest_checkpoint() = info;
   // The same retention the rank applies on disk: the newest keep_last, one per step.
@@ -592,10 +590,9 @@ absl::StatusOr<v1::ReportAck> JobManager::OnCheckpoint(const v1::CheckpointRepor
     if (kept->Get(i).step() == info.step()) kept->DeleteSubrange(i, 1);
   }
   *kept->Add() = info;
-  std::sort(kept->begin(), kept->end(), [](const v1::CheckpointInfo& a,
-                                           const v1::CheckpointInfo& b) {
-    return a.step() < b.step();
-  });
+  std::sort(
+      kept->begin(), kept->end(),
+      [](const v1::CheckpointInfo& a, const v1::CheckpointInfo& b) { return a.step() < b.step(); });
   const int keep = std::max(1, job.spec().checkpoint().keep_last());
   if (kept->size() > keep) kept->DeleteSubrange(0, kept->size() - keep);
   LogLocked(*e, v1::LOG_LEVEL_INFO,

@@ -117,8 +117,8 @@ class JobManager {
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<v1::ReportAck> OnRankExit(const v1::RankExit& exit) ABSL_LOCKS_EXCLUDED(mu_);
   // A committed checkpoint of the current attempt becomes the job's latest_checkpoint and joins
-  // Job.checkpoints (the newest checkpoint.keep_last; stored, logged). INVALID_ARGUMENT for a step outside [0, max_steps]; a report for a superseded
-  // attempt is acknowledged as stale.
+  // Job.checkpoints (the newest checkpoint.keep_last; stored, logged). INVALID_ARGUMENT for a step
+  // outside [0, max_steps]; a report for a superseded attempt is acknowledged as stale.
   absl::StatusOr<v1::ReportAck> OnCheckpoint(const v1::CheckpointReport& report)
       ABSL_LOCKS_EXCLUDED(mu_);
   // ZO step-log records of the current attempt, persisted before the ack; a restarted attempt
@@ -215,7 +215,6 @@ class JobManager {
 
 // Whether a job in `state` still holds its placements (its ranks may be running).
 bool HoldsResources(v1::JobState state);
-
 
 }  // namespace strata
 

@@ -522,7 +522,7 @@ TEST_F(JobManagerTest, AJobThatCanNeverFitBlocksNobody) {
   ASSERT_EQ(State(stranded.id()), v1::JOB_STATE_STARTING);
   Progress(stranded, 1, 1);
   Exit(stranded, 1, /*completed=*/false, "big");  // Restarts: queued again.
-  now_ += absl::Seconds(6);                        // "big" misses its heartbeats: lost.
+  now_ += absl::Seconds(6);                       // "big" misses its heartbeats: lost.
   Beat("w1");
   const v1::Job behind = Submit(Spec("behind", 50, 1));
   manager_->Tick();

@@ -234,15 +234,14 @@ absl::StatusOr<int64_t> JobStore::AppendSteps(const std::string& job_id,
       sqlite3_reset(stored.get());
       stored.Bind(1, job_id);
       sqlite3_bind_int64(stored.get(), 2, r.step());
-      const bool same =
-          sqlite3_step(stored.get()) == SQLITE_ROW &&
-          std::string(static_cast<const char*>(sqlite3_column_blob(stored.get(), 0)),
-                      sqlite3_column_bytes(stored.get(), 0)) == bytes;
+      const bool same = sqlite3_step(stored.get()) == SQLITE_ROW &&
+                        std::string(static_cast<const char*>(sqlite3_column_blob(stored.get(), 0)),
+                                    sqlite3_column_bytes(stored.get(), 0)) == bytes;
       if (!same) {
         Exec("ROLLBACK").IgnoreError();
-        return absl::AlreadyExistsError(absl::StrCat(
-            "step log of job ", job_id, ": step ", r.step(),
-            " already has a different record (a step is recorded once)"));
+        return absl::AlreadyExistsError(
+            absl::StrCat("step log of job ", job_id, ": step ", r.step(),
+                         " already has a different record (a step is recorded once)"));
       }
     }
     STRATA_RETURN_IF_ERROR(Exec("COMMIT"));

@@ -1,8 +1,12 @@
 // See round_manager.h.
 #include "services/coordinator/round_manager.h"
 
+#include <sys/random.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -28,9 +32,18 @@ void SetDuration(absl::Duration d, google::protobuf::Duration* out) {
   out->set_nanos(static_cast<int32_t>(nanos % 1000000000));
 }
 
-std::string NewSession() {
-  static std::mt19937_64 rng{std::random_device{}()};
-  return absl::StrFormat("%016x%016x", rng(), rng());
+// 128 bits from the OS CSPRNG: a session token nobody can guess from earlier ones.
+absl::StatusOr<std::string> NewSession() {
+  uint64_t words[2];
+  size_t filled = 0;
+  while (filled < sizeof(words)) {
+    const ssize_t n = getrandom(reinterpret_cast<char*>(words) + filled, sizeof(words) - filled, 0);
+    if (n < 0 && errno != EINTR) {
+      return absl::InternalError(absl::StrCat("getrandom: ", std::strerror(errno)));
+    }
+    if (n > 0) filled += static_cast<size_t>(n);
+  }
+  return absl::StrFormat("%016x%016x", words[0], words[1]);
 }
 
 const char* OutcomeName(v1::PushOutcome outcome) {
@@ -105,26 +118,58 @@ absl::StatusOr<RoundManager::Job*> RoundManager::SessionLocked(const std::string
   return job;
 }
 
+absl::Status RoundManager::SpendCallLocked(Client& client, const std::string& client_id) {
+  if (options_.rate_per_second <= 0) return absl::OkStatus();
+  const absl::Time now = options_.clock();
+  if (client.tokens < 0) {
+    client.tokens = options_.rate_burst;
+  } else {
+    client.tokens =
+        std::min(options_.rate_burst, client.tokens + absl::ToDoubleSeconds(now - client.refilled) *
+                                                          options_.rate_per_second);
+  }
+  client.refilled = now;
+  if (client.tokens < 1) {
+    ++rate_limited_;
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "client ", client_id, " exceeds ", options_.rate_per_second, " calls per second"));
+  }
+  client.tokens -= 1;
+  return absl::OkStatus();
+}
+
 absl::StatusOr<v1::RegisterClientResponse> RoundManager::Register(
     const v1::RegisterClientRequest& request) {
   if (request.client_id().empty() || request.client_id().size() > 128) {
     return absl::InvalidArgumentError("client_id must be 1-128 characters");
   }
-  if (!options_.enrollment.empty()) {
+  absl::MutexLock lock(&mu_);
+  if (!options_.open_enrollment) {
     auto it = options_.enrollment.find(request.token());
     if (it == options_.enrollment.end() ||
         (it->second != "*" && it->second != request.client_id())) {
-      return absl::UnauthenticatedError(
-          absl::StrCat("no enrollment token for client ", request.client_id()));
+      ++registrations_refused_;
+      return absl::UnauthenticatedError(absl::StrCat(
+          "no enrollment token for client ", request.client_id(),
+          options_.enrollment.empty()
+              ? " (the coordinator has no --client_tokens_file and no --open_enrollment)"
+              : ""));
     }
   }
-  absl::MutexLock lock(&mu_);
   absl::StatusOr<Job*> found = FindLocked(request.job_id());
   if (!found.ok()) return found.status();
   Job& job = **found;
+  if (request.num_samples() > job.spec.max_num_samples()) {
+    ++registrations_refused_;
+    return absl::InvalidArgumentError(absl::StrCat("num_samples ", request.num_samples(),
+                                                   " exceeds the job's "
+                                                   "federated.max_num_samples = ",
+                                                   job.spec.max_num_samples()));
+  }
+  STRATA_ASSIGN_OR_RETURN(std::string session, NewSession());
   Client& client = job.clients[request.client_id()];
   if (!client.session.empty()) sessions_.erase(client.session);
-  client.session = NewSession();
+  client.session = std::move(session);
   client.num_samples = std::max<int64_t>(1, request.num_samples());
   client.last_seen = options_.clock();
   sessions_[client.session] = absl::StrCat(job.id, "/", request.client_id());
@@ -292,6 +337,8 @@ absl::StatusOr<v1::PullTaskResponse> RoundManager::PullTask(const v1::PullTaskRe
   absl::MutexLock lock(&mu_);
   absl::StatusOr<Job*> found = SessionLocked(request.job_id(), request.client_id(), session);
   if (!found.ok()) return found.status();
+  STRATA_RETURN_IF_ERROR(
+      SpendCallLocked((*found)->clients[request.client_id()], request.client_id()));
   Job& job = **found;
   AdvanceLocked(job);
   v1::PullTaskResponse response;
@@ -323,6 +370,8 @@ absl::StatusOr<v1::PushResultResponse> RoundManager::PushResult(
   absl::MutexLock lock(&mu_);
   absl::StatusOr<Job*> found = SessionLocked(request.job_id(), request.client_id(), session);
   if (!found.ok()) return found.status();
+  STRATA_RETURN_IF_ERROR(
+      SpendCallLocked((*found)->clients[request.client_id()], request.client_id()));
   Job& job = **found;
   AdvanceLocked(job);  // A deadline may have passed.
   v1::PushResultResponse response;
@@ -362,6 +411,10 @@ absl::StatusOr<v1::PushResultResponse> RoundManager::PushResult(
   }
   std::set<uint32_t> seen;
   const double clip = job.spec.scalar_clip();
+  if (problem.empty() && request.num_samples() > job.spec.max_num_samples()) {
+    problem = absl::StrCat("num_samples ", request.num_samples(),
+                           " exceeds federated.max_num_samples = ", job.spec.max_num_samples());
+  }
   for (int i = 0; problem.empty() && i < request.seed_indices_size(); ++i) {
     const uint32_t index = request.seed_indices(i);
     const float g = request.scalars(i);
@@ -398,6 +451,8 @@ absl::StatusOr<v1::SyncHistoryResponse> RoundManager::SyncHistory(
   absl::MutexLock lock(&mu_);
   absl::StatusOr<Job*> found = SessionLocked(request.job_id(), request.client_id(), session);
   if (!found.ok()) return found.status();
+  STRATA_RETURN_IF_ERROR(
+      SpendCallLocked((*found)->clients[request.client_id()], request.client_id()));
   const int max = request.max_entries() > 0 ? std::min(request.max_entries(), 10000) : 1000;
   v1::SyncHistoryResponse response;
   for (const v1::HistoryEntry& e : (*found)->history) {
@@ -459,6 +514,12 @@ void RoundManager::CollectMetrics(MetricsWriter* out) const {
     out->Counter("strata_federated_replies_total", "Client results by outcome.",
                  {{"outcome", outcome}}, it == outcomes_.end() ? 0.0 : it->second);
   }
+  out->Counter("strata_federated_rate_limited_total",
+               "Client calls refused for exceeding the per-client call rate.", {},
+               static_cast<double>(rate_limited_));
+  out->Counter("strata_federated_registrations_refused_total",
+               "Client registrations refused (no enrollment token, num_samples over the bound).",
+               {}, static_cast<double>(registrations_refused_));
   out->WriteHistogram("strata_federated_round_seconds", "Round duration, open to close.", {},
                       round_seconds_);
 }

@@ -45,9 +45,14 @@ class RoundManager {
   struct Options {
     JobStore* store = nullptr;   // Not owned.
     JobManager* jobs = nullptr;  // Not owned.
-    // Enrollment tokens: token -> the client id it may register as ("*": any). Empty: clients
-    // register without one.
+    // Enrollment tokens: token -> the client id it may register as ("*": any). Empty: no
+    // client may register unless open_enrollment.
     std::map<std::string, std::string> enrollment;
+    bool open_enrollment = false;  // Anyone may register (development).
+    // Per client and job: PullTask and PushResult calls per second (a token bucket holding
+    // rate_burst calls); beyond it RESOURCE_EXHAUSTED, counted. 0: no limit.
+    double rate_per_second = 20;
+    double rate_burst = 40;
     absl::Duration online_window = absl::Seconds(30);  // Seen within this long: online.
     absl::Duration poll_interval = absl::Milliseconds(200);
     std::function<absl::Time()> clock = [] { return absl::Now(); };
@@ -83,6 +88,8 @@ class RoundManager {
     std::string session;
     int64_t num_samples = 1;
     absl::Time last_seen;
+    double tokens = -1;  // Rate limit bucket; -1 until first used (then full).
+    absl::Time refilled;
   };
   struct Reply {
     v1::PushOutcome outcome = v1::PUSH_OUTCOME_UNSPECIFIED;
@@ -119,6 +126,9 @@ class RoundManager {
   // |aggregated scalar| of k over the rounds that used it (0 for unused seeds).
   static std::vector<double> SeedProbabilities(const Job& job);
   v1::RoundInfo& CurrentInfo(Job& job) { return job.rounds.back(); }
+  // RESOURCE_EXHAUSTED (and counted) when `client` has used up its call rate.
+  absl::Status SpendCallLocked(Client& client, const std::string& client_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Options options_;
   mutable absl::Mutex mu_;
@@ -126,6 +136,8 @@ class RoundManager {
   std::map<std::string, std::string> sessions_ ABSL_GUARDED_BY(mu_);  // Token -> job/client.
   // Replies by outcome, over every job (metrics).
   std::map<std::string, int64_t> outcomes_ ABSL_GUARDED_BY(mu_);
+  int64_t rate_limited_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t registrations_refused_ ABSL_GUARDED_BY(mu_) = 0;
   Histogram round_seconds_ ABSL_GUARDED_BY(mu_){{0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300}};
 };
 

@@ -45,6 +45,7 @@ class RoundManagerTest : public ::testing::Test {
     RoundManager::Options options;
     options.store = store_.get();
     options.jobs = manager_.get();
+    options.open_enrollment = enrollment.empty();
     options.enrollment = std::move(enrollment);
     options.clock = [this] { return now_; };
     rounds_ = std::make_unique<RoundManager>(options);
@@ -53,7 +54,7 @@ class RoundManagerTest : public ::testing::Test {
   std::string Submit(int rounds, int min_replies, double clip = 0, bool pro = false) {
     v1::JobSpec s;
     s.set_name("fed");
-    s.mutable_model()->set_config_json("{}");
+    s.mutable_model()->set_config_json(R"({"vocab_size": 257})");
     s.mutable_data()->set_batch_size(2);
     s.mutable_data()->set_seq_len(8);
     s.mutable_optimizer()->mutable_zeroth_order()->set_lr(0.5);
@@ -259,6 +260,49 @@ TEST_F(RoundManagerTest, EnrollmentTokensAreBoundToTheirClient) {
   EXPECT_TRUE(rounds_->Register(r).ok());
   r.set_job_id("no-such-job");
   EXPECT_EQ(rounds_->Register(r).status().code(), absl::StatusCode::kNotFound);
+}
+
+// Without tokens the coordinator enrolls nobody unless told to; a client's weight is bounded by
+// the job (registration refused, results REJECTED above it); the default clip comes from the
+// job; every client has a call rate; sessions are 128 random bits.
+TEST_F(RoundManagerTest, HostileClientsAreBounded) {
+  Open({{"tok-a", "a"}, {"tok-b", "b"}});
+  const std::string job = Submit(/*rounds=*/3, /*min_replies=*/2);
+  const v1::Job stored = *manager_->Get(job, "");
+  EXPECT_DOUBLE_EQ(stored.spec().federated().scalar_clip(), std::log(257.0) / 1e-3);
+  EXPECT_EQ(stored.spec().federated().max_num_samples(), 10000);
+  v1::RegisterClientRequest heavy;
+  heavy.set_job_id(job);
+  heavy.set_client_id("a");
+  heavy.set_token("tok-a");
+  heavy.set_num_samples(1'000'000'000);
+  EXPECT_THAT(rounds_->Register(heavy).status().message(),
+              HasSubstr("exceeds the job's federated.max_num_samples = 10000"));
+  const std::string a = Register(job, "a", 10000, "tok-a");
+  const std::string b = Register(job, "b", 10, "tok-b");
+  EXPECT_EQ(a.size(), 32u);
+  EXPECT_NE(a, b);
+  ASSERT_TRUE(Pull(job, "a", a)->has_task());
+  ASSERT_TRUE(Pull(job, "b", b)->has_task());
+  EXPECT_EQ(Push(job, "a", a, 1, {{1, 0.5f}}, /*samples=*/20000), v1::PUSH_OUTCOME_REJECTED);
+  EXPECT_EQ(Push(job, "b", b, 1, {{1, 1e6f}}), v1::PUSH_OUTCOME_REJECTED);  // Beyond the clip.
+  // The call rate: a burst of 40, then refused until the bucket refills.
+  int refused = 0;
+  for (int i = 0; i < 60; ++i) {
+    refused += Pull(job, "b", b).status().code() == absl::StatusCode::kResourceExhausted;
+  }
+  EXPECT_GE(refused, 15);
+  now_ += absl::Seconds(2);
+  EXPECT_TRUE(Pull(job, "b", b).ok());
+  // No tokens file and no --open_enrollment: nobody registers.
+  RoundManager::Options closed;
+  closed.store = store_.get();
+  closed.jobs = manager_.get();
+  RoundManager nobody(closed);
+  v1::RegisterClientRequest r;
+  r.set_job_id(job);
+  r.set_client_id("c");
+  EXPECT_THAT(nobody.Register(r).status().message(), HasSubstr("no --open_enrollment"));
 }
 
 }  // namespace

@@ -64,12 +64,13 @@ int Run() {
   const int clients = absl::GetFlag(FLAGS_clients);
   const std::string dir = absl::StrCat(absl::GetFlag(FLAGS_dir), "/strata_load_bench_", getpid());
   mkdir(dir.c_str(), 0755);
-  absl::StatusOr<testing::Subprocess> coordinator =
-      testing::Subprocess::Start({"services/coordinator/strata-coordinator", "--listen=localhost:0",
-                                  "--port_file=" + dir + "/port", "--data_dir=" + dir + "/data",
-                                  "--metrics_listen=", "--serve_plaintext", "--allow_unauthenticated_workers", "--heartbeat_interval=200ms",
-                                  "--heartbeat_timeout=5s", "--adopt_timeout=1h"},
-                                 dir, "coordinator");
+  absl::StatusOr<testing::Subprocess> coordinator = testing::Subprocess::Start(
+      {"services/coordinator/strata-coordinator", "--listen=localhost:0",
+       "--port_file=" + dir + "/port", "--data_dir=" + dir + "/data",
+       "--metrics_listen=", "--serve_plaintext", "--allow_unauthenticated_workers",
+       "--open_enrollment", "--client_rate_limit=0", "--heartbeat_interval=200ms",
+       "--heartbeat_timeout=5s", "--adopt_timeout=1h"},
+      dir, "coordinator");
   if (!coordinator.ok()) {
     std::fprintf(stderr, "%s\n", coordinator.status().ToString().c_str());
     return 1;

@@ -65,9 +65,9 @@ absl::StatusOr<TokenTable> TokenTable::Load(const std::string& users_file,
       int64_t value = 0;
       if (!absl::SimpleAtoi(kv.second, &value) || value < 0 ||
           (kv.first != "max_jobs" && kv.first != "max_cores")) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "--tokens_file: user ", user, ": \"", word,
-            "\" is not a quota (max_jobs=N or max_cores=N, N >= 0)"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("--tokens_file: user ", user, ": \"", word,
+                         "\" is not a quota (max_jobs=N or max_cores=N, N >= 0)"));
       }
       UserQuota& quota = quotas[user];
       (kv.first == "max_jobs" ? quota.max_jobs : quota.max_cores) = value;
@@ -107,8 +107,7 @@ grpc::Status TokenTable::User(const grpc::ServerContext* context, std::string* u
   return grpc::Status::OK;
 }
 
-grpc::Status TokenTable::WorkerName(const grpc::ServerContext* context,
-                                    std::string* name) const {
+grpc::Status TokenTable::WorkerName(const grpc::ServerContext* context, std::string* name) const {
   name->clear();
   if (workers_.empty()) return grpc::Status::OK;
   auto it = workers_.find(BearerToken(context));

@@ -27,9 +27,9 @@ grpc::Status WorkerServiceImpl::InAttempt(const grpc::ServerContext* context,
   std::string worker;
   if (grpc::Status s = tokens_->WorkerName(context, &worker); !s.ok()) return s;
   if (jobs_ == nullptr || !jobs_->PlacedInAttempt(prefix, worker)) {
-    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                        absl::StrCat("worker ", worker, " holds no rank of the current attempt \"",
-                                     prefix, "\""));
+    return grpc::Status(
+        grpc::StatusCode::PERMISSION_DENIED,
+        absl::StrCat("worker ", worker, " holds no rank of the current attempt \"", prefix, "\""));
   }
   return grpc::Status::OK;
 }

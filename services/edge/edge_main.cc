@@ -35,20 +35,21 @@ namespace {
 constexpr char kUsage[] =
     "a federated client: joins a federated ZO job, replays its history, trains when sampled.\n"
     "Usage: strata-edge --coordinator=HOST:PORT --job=ID --client_id=NAME --data=FILE "
-    "[--token_file=F] [--eval_data=FILE] [--state_dir=DIR] [--tls_ca=PEM | --insecure] [--sync_only]";
+    "[--token_file=F] [--eval_data=FILE] [--state_dir=DIR] [--tls_ca=PEM | --insecure] "
+    "[--sync_only]";
 
 absl::Status Run() {
   if (absl::GetFlag(FLAGS_job).empty() || absl::GetFlag(FLAGS_client_id).empty()) {
-    return UsageError(absl::InvalidArgumentError(
-        absl::StrCat("--job and --client_id are required\n", kUsage)));
+    return UsageError(
+        absl::InvalidArgumentError(absl::StrCat("--job and --client_id are required\n", kUsage)));
   }
   if (absl::GetFlag(FLAGS_data).empty() && !absl::GetFlag(FLAGS_sync_only)) {
     return UsageError(absl::InvalidArgumentError("--data is required to train"));
   }
   const TlsConfig tls = TlsConfigFromFlags();
   absl::StatusOr<std::string> token =
-      ReadSecret(absl::GetFlag(FLAGS_token), absl::GetFlag(FLAGS_token_file),
-                 "STRATA_CLIENT_TOKEN", "--token_file");
+      ReadSecret(absl::GetFlag(FLAGS_token), absl::GetFlag(FLAGS_token_file), "STRATA_CLIENT_TOKEN",
+                 "--token_file");
   if (!token.ok()) return UsageError(token.status());
   if (!token->empty()) {
     if (absl::Status s = CheckTokenTransport(tls, "the enrollment token"); !s.ok()) {

@@ -93,12 +93,10 @@ absl::Status CheckOne(const PathField& f, const std::vector<std::string>& data_r
   for (const std::string& root : data_roots) {
     if (IsUnder(*f.value, root)) return absl::OkStatus();
   }
-  return SpecFieldError(
-      f.field,
-      absl::StrCat(*f.value, ": outside the cluster's data roots (",
-                   data_roots.empty() ? "none declared: --data_roots"
-                                      : absl::StrJoin(data_roots, ", "),
-                   "); relative paths name the owner's own outputs"));
+  return SpecFieldError(f.field, absl::StrCat(*f.value, ": outside the cluster's data roots (",
+                                              data_roots.empty() ? "none declared: --data_roots"
+                                                                 : absl::StrJoin(data_roots, ", "),
+                                              "); relative paths name the owner's own outputs"));
 }
 
 // realpath(candidate); errors show `path` (the spec's text).
@@ -109,8 +107,8 @@ absl::StatusOr<std::string> RealPath(const std::string& field, const std::string
     const int err = errno;
     return err == ENOENT ? absl::NotFoundError(absl::StrCat("spec.", field, ": ", path,
                                                             " does not exist on this worker"))
-                         : absl::PermissionDeniedError(absl::StrCat(
-                               "spec.", field, ": ", path, ": ", std::strerror(err)));
+                         : absl::PermissionDeniedError(
+                               absl::StrCat("spec.", field, ": ", path, ": ", std::strerror(err)));
   }
   return std::string(resolved);
 }
@@ -132,8 +130,9 @@ absl::Status MakeDirsBeneath(const std::string& field, const std::string& root,
     }
     const int next = openat(dir, name.c_str(), O_DIRECTORY | O_NOFOLLOW | O_RDONLY | O_CLOEXEC);
     if (next < 0) {
-      status = absl::PermissionDeniedError(absl::StrCat(
-          "spec.", field, ": ", relative, " resolves (through a symlink) outside the owner's area"));
+      status = absl::PermissionDeniedError(
+          absl::StrCat("spec.", field, ": ", relative,
+                       " resolves (through a symlink) outside the owner's area"));
       break;
     }
     close(dir);
@@ -202,9 +201,9 @@ absl::Status ResolveWorkerDirs(std::string* work_dir, std::vector<std::string>* 
     }
     root = resolved;
     if (IsUnder(*work_dir, root) || IsUnder(root, *work_dir)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--data_roots: ", root, " overlaps --work_dir ", *work_dir,
-          " (jobs could read other users' outputs through it)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--data_roots: ", root, " overlaps --work_dir ", *work_dir,
+                       " (jobs could read other users' outputs through it)"));
     }
   }
   *data_roots = std::move(roots);

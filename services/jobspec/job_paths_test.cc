@@ -125,8 +125,7 @@ TEST_F(JobPathsTest, SymlinksOutOfARootAreRefused) {
   // A data root holding a link to a secret, and the owner's area holding a link to another
   // user's area: both resolve outside what the field may reach.
   ASSERT_EQ(symlink((base_ + "/secret/passwd").c_str(), (base_ + "/data/link").c_str()), 0);
-  ASSERT_EQ(symlink((base_ + "/work/users/bob").c_str(),
-                    (base_ + "/work/users/alice/bob").c_str()),
+  ASSERT_EQ(symlink((base_ + "/work/users/bob").c_str(), (base_ + "/work/users/alice/bob").c_str()),
             0);
   v1::JobSpec read;
   read.mutable_data()->add_train_paths(base_ + "/data/link");

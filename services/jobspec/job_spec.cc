@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/reflection.h"
+#include "nlohmann/json.hpp"
 #include "runtime/base/status_macros.h"
 #include "services/jobspec/spec_limits.h"
 
@@ -122,8 +123,8 @@ absl::Status NormalizeData(v1::JobSpec& spec, bool federated) {
       data->format() != v1::DATA_FORMAT_JSONL) {
     return Bad("data.text_field", "only DATA_FORMAT_JSONL data has fields");
   }
-  const bool may_be_jsonl = data->format() == v1::DATA_FORMAT_UNSPECIFIED ||
-                            data->format() == v1::DATA_FORMAT_JSONL;
+  const bool may_be_jsonl =
+      data->format() == v1::DATA_FORMAT_UNSPECIFIED || data->format() == v1::DATA_FORMAT_JSONL;
   if (data->text_field().empty() && may_be_jsonl) data->set_text_field("text");
   if (data->batch_size() <= 0) return Bad("data.batch_size", "must be positive");
   if (data->seq_len() <= 0) return Bad("data.seq_len", "must be positive");
@@ -166,7 +167,8 @@ absl::Status NormalizeZerothOrder(v1::ZerothOrderSpec* zo) {
   const std::string p = "optimizer.zeroth_order.";
   if (!(zo->lr() > 0) || !Finite(zo->lr())) return Bad(p + "lr", "must be a positive number");
   if (zo->variant() == v1::ZO_VARIANT_UNSPECIFIED) zo->set_variant(v1::ZO_VARIANT_SGD);
-  if (zo->estimator() == v1::ZO_ESTIMATOR_UNSPECIFIED) zo->set_estimator(v1::ZO_ESTIMATOR_TWO_SIDED);
+  if (zo->estimator() == v1::ZO_ESTIMATOR_UNSPECIFIED)
+    zo->set_estimator(v1::ZO_ESTIMATOR_TWO_SIDED);
   if (zo->distribution() == v1::ZO_DISTRIBUTION_UNSPECIFIED) {
     zo->set_distribution(v1::ZO_DISTRIBUTION_GAUSSIAN);
   }
@@ -262,7 +264,11 @@ absl::Status NormalizeFederated(v1::JobSpec& spec) {
   if (fed->round_timeout().seconds() < 0 || fed->round_timeout().nanos() < 0) {
     return Bad("federated.round_timeout", "must not be negative");
   }
-  if (fed->scalar_clip() < 0) return Bad("federated.scalar_clip", "must not be negative");
+  if (!(fed->scalar_clip() >= 0) || !Finite(fed->scalar_clip())) {
+    return Bad("federated.scalar_clip", "must be a finite non-negative number");
+  }
+  if (fed->max_num_samples() == 0) fed->set_max_num_samples(10000);
+  if (fed->max_num_samples() < 1) return Bad("federated.max_num_samples", "must be positive");
   if (fed->max_request_bytes() == 0) fed->set_max_request_bytes(64 << 10);
   if (fed->max_request_bytes() < 1024) {
     return Bad("federated.max_request_bytes", "must be at least 1024");
@@ -278,6 +284,21 @@ absl::Status NormalizeFederated(v1::JobSpec& spec) {
   spec.mutable_optimizer()->mutable_zeroth_order()->set_variant(v1::ZO_VARIANT_SGD);
   if (spec.optimizer().zeroth_order().epsilon() == 0) {
     spec.mutable_optimizer()->mutable_zeroth_order()->set_epsilon(1e-3);
+  }
+  if (fed->scalar_clip() == 0) {
+    // Derived from the job: two cross-entropy losses over V classes at most 2 ln V apart.
+    const nlohmann::json config =
+        nlohmann::json::parse(spec.model().config_json(), nullptr, /*allow_exceptions=*/false);
+    const double epsilon = spec.optimizer().zeroth_order().epsilon();
+    if (!config.is_object() || !config.contains("vocab_size") ||
+        !config["vocab_size"].is_number_integer() || config["vocab_size"].get<int64_t>() < 2 ||
+        !(epsilon > 0)) {
+      return Bad("federated.scalar_clip",
+                 "0 derives the bound from model.config_json's vocab_size and "
+                 "optimizer.zeroth_order.epsilon; set it explicitly");
+    }
+    fed->set_scalar_clip(std::log(static_cast<double>(config["vocab_size"].get<int64_t>())) /
+                         epsilon);
   }
   if (!(spec.optimizer().zeroth_order().lr() > 0)) {
     return Bad("optimizer.zeroth_order.lr", "must be a positive number");
@@ -322,8 +343,8 @@ absl::Status NormalizeZeroAndOffload(v1::JobSpec& spec) {
                "zeroth-order weights rest on TIER_CPU or TIER_NVME (resources.gpus_per_rank "
                "runs the streamed blocks on a GPU)");
   }
-  const bool zo_offloaded = !fo && (offload->param_tier() == v1::TIER_CPU ||
-                                    offload->param_tier() == v1::TIER_NVME);
+  const bool zo_offloaded =
+      !fo && (offload->param_tier() == v1::TIER_CPU || offload->param_tier() == v1::TIER_NVME);
   if (offload->optimizer_tier() == v1::TIER_GPU) {
     return Bad("offload.optimizer_tier", "TIER_GPU is not supported (TIER_CPU or TIER_NVME)");
   }
@@ -353,8 +374,9 @@ absl::Status NormalizeZeroAndOffload(v1::JobSpec& spec) {
   if (offload->storage_dtype() == v1::DTYPE_UNSPECIFIED) offload->set_storage_dtype(v1::DTYPE_F32);
   if (offload->storage_dtype() == v1::DTYPE_F16 ||
       (offload->storage_dtype() == v1::DTYPE_BF16 && !zo_offloaded)) {
-    return Bad("offload.storage_dtype", "DTYPE_BF16 is for offloaded ZO blocks; DTYPE_F16 is not "
-                                        "supported");
+    return Bad("offload.storage_dtype",
+               "DTYPE_BF16 is for offloaded ZO blocks; DTYPE_F16 is not "
+               "supported");
   }
   if (zo_offloaded) {
     if (offload->prefetch_blocks() == 0) offload->set_prefetch_blocks(2);
@@ -395,11 +417,12 @@ absl::Status CheckEnumsDeclared(const Message& message, const std::string& prefi
     if (field->cpp_type() == FieldDescriptor::CPPTYPE_ENUM) {
       const int count = field->is_repeated() ? reflection->FieldSize(message, field) : 1;
       for (int i = 0; i < count; ++i) {
-        const int number = field->is_repeated() ? reflection->GetRepeatedEnumValue(message, field, i)
-                                                : reflection->GetEnumValue(message, field);
+        const int number = field->is_repeated()
+                               ? reflection->GetRepeatedEnumValue(message, field, i)
+                               : reflection->GetEnumValue(message, field);
         if (field->enum_type()->FindValueByNumber(number) == nullptr) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              path, ": ", number, " is not a value of ", field->enum_type()->full_name()));
+          return absl::InvalidArgumentError(absl::StrCat(path, ": ", number, " is not a value of ",
+                                                         field->enum_type()->full_name()));
         }
       }
     } else if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
@@ -483,8 +506,9 @@ absl::StatusOr<v1::JobSpec> NormalizeJobSpec(const v1::JobSpec& in) {
                "crash between their commits)");
   }
   if (!ckpt->resume_from().empty() && res->ranks() > 1) {
-    return NotSupported("checkpoint.resume_from", "multi-rank jobs resume from their own "
-                                                  "checkpoint.path");
+    return NotSupported("checkpoint.resume_from",
+                        "multi-rank jobs resume from their own "
+                        "checkpoint.path");
   }
   if (!spec.has_max_restarts()) spec.set_max_restarts(5);
   if (spec.max_restarts() < 0) return Bad("max_restarts", "must not be negative");

@@ -40,7 +40,7 @@ v1::JobSpec BaseSpec(Base base) {
   v1::JobSpec s;
   s.set_name("coverage");
   if (base == Base::kFederated) {
-    s.mutable_model()->set_config_json("{}");
+    s.mutable_model()->set_config_json(R"({"vocab_size": 257})");
     s.mutable_data()->set_batch_size(2);
     s.mutable_data()->set_seq_len(8);
     s.mutable_optimizer()->mutable_zeroth_order()->set_lr(0.5);
@@ -71,10 +71,10 @@ const std::map<std::string, Row>& Table() {
       {"labels",
        {Base::kZo, Outcome::kCoordinator, "stored, listed and filtered on",
         SET((*s.mutable_labels())["team"] = "a")}},
-      {"priority",
-       {Base::kZo, Outcome::kCoordinator, "scheduler order", SET(s.set_priority(7))}},
+      {"priority", {Base::kZo, Outcome::kCoordinator, "scheduler order", SET(s.set_priority(7))}},
       {"max_restarts",
-       {Base::kZo, Outcome::kCoordinator, "group restarts before ERROR", SET(s.set_max_restarts(1))}},
+       {Base::kZo, Outcome::kCoordinator, "group restarts before ERROR",
+        SET(s.set_max_restarts(1))}},
       // Model.
       {"model.family",
        {Base::kZo, Outcome::kRunConfig, "checked against config.json's model_type by the trainer",
@@ -111,9 +111,11 @@ const std::map<std::string, Row>& Table() {
        {Base::kZo, Outcome::kRunConfig, "JSONL field read",
         SET(s.mutable_data()->set_text_field("body"))}},
       {"data.batch_size",
-       {Base::kZo, Outcome::kRunConfig, "sequences per step", SET(s.mutable_data()->set_batch_size(8))}},
+       {Base::kZo, Outcome::kRunConfig, "sequences per step",
+        SET(s.mutable_data()->set_batch_size(8))}},
       {"data.seq_len",
-       {Base::kZo, Outcome::kRunConfig, "tokens per sequence", SET(s.mutable_data()->set_seq_len(64))}},
+       {Base::kZo, Outcome::kRunConfig, "tokens per sequence",
+        SET(s.mutable_data()->set_seq_len(64))}},
       {"data.shuffle_seed",
        {Base::kZo, Outcome::kRunConfig, "batch order", SET(s.mutable_data()->set_shuffle_seed(5))}},
       {"data.eval_batches",
@@ -212,12 +214,14 @@ const std::map<std::string, Row>& Table() {
        {Base::kZo, Outcome::kRunConfig, "ZO seeds (and init/shuffle defaults)",
         SET(s.mutable_training()->set_seed(3))}},
       {"training.threads",
-       {Base::kZo, Outcome::kRunConfig, "compute threads", SET(s.mutable_training()->set_threads(2))}},
+       {Base::kZo, Outcome::kRunConfig, "compute threads",
+        SET(s.mutable_training()->set_threads(2))}},
       // ZeRO.
       {"zero.stage",
        {Base::kFo, Outcome::kRunConfig, "stage family", SET(s.mutable_zero()->set_stage(1))}},
       {"zero.prefetch_blocks",
-       {Base::kFo3, Outcome::kRefused, "stage 3 gathers one block ahead: 1 accepted, others refused",
+       {Base::kFo3, Outcome::kRefused,
+        "stage 3 gathers one block ahead: 1 accepted, others refused",
         SET(s.mutable_zero()->set_prefetch_blocks(2))}},
       {"zero.compute_dtype",
        {Base::kFo3, Outcome::kRunConfig, "bf16 compute copy",
@@ -274,7 +278,8 @@ const std::map<std::string, Row>& Table() {
        {Base::kZo, Outcome::kRunConfig, "checkpoint cadence",
         SET(s.mutable_checkpoint()->set_interval_steps(10))}},
       {"checkpoint.keep_last",
-       {Base::kZo, Outcome::kRunConfig, "retention", SET(s.mutable_checkpoint()->set_keep_last(1))}},
+       {Base::kZo, Outcome::kRunConfig, "retention",
+        SET(s.mutable_checkpoint()->set_keep_last(1))}},
       {"checkpoint.export_safetensors",
        {Base::kZo, Outcome::kRunConfig, "HF export at the end",
         SET(s.mutable_checkpoint()->set_export_safetensors(true))}},
@@ -314,6 +319,9 @@ const std::map<std::string, Row>& Table() {
       {"federated.max_request_bytes",
        {Base::kFederated, Outcome::kRounds, "push size bound",
         SET(s.mutable_federated()->set_max_request_bytes(4096))}},
+      {"federated.max_num_samples",
+       {Base::kFederated, Outcome::kRounds, "client weight bound",
+        SET(s.mutable_federated()->set_max_num_samples(500))}},
   };
   return *table;
 }

@@ -3,6 +3,7 @@
 // NormalizeJobSpec's refusals: unknown enum numbers and fields that would otherwise be ignored.
 #include "services/jobspec/run_config_builder.h"
 
+#include <cmath>
 #include <string>
 
 #include "gmock/gmock.h"
@@ -50,7 +51,7 @@ TEST(BuildRunConfigTest, ZeroOrderJobResolvesEveryDefaultOnce) {
   EXPECT_EQ(run->attempt(), 2);
   EXPECT_EQ(run->world_size(), 1);
   EXPECT_EQ(run->model().config_json(), "{\"model_type\": \"gpt2\"}");
-  EXPECT_EQ(run->model().init_seed(), 9u);   // training.seed
+  EXPECT_EQ(run->model().init_seed(), 9u);    // training.seed
   EXPECT_EQ(run->data().shuffle_seed(), 9u);  // training.seed
   EXPECT_THAT(run->data().train_paths(), ElementsAre("/d/a.txt", "/d/b.txt"));
   EXPECT_EQ(run->data().eval_batches(), 8);
@@ -169,8 +170,7 @@ TEST(NormalizeJobSpecTest, UnknownEnumNumbersAreRefusedByField) {
   };
   const Case cases[] = {
       {[](v1::JobSpec& s) {
-         s.mutable_optimizer()->mutable_zeroth_order()->set_variant(
-             static_cast<v1::ZoVariant>(99));
+         s.mutable_optimizer()->mutable_zeroth_order()->set_variant(static_cast<v1::ZoVariant>(99));
        },
        "spec.optimizer.zeroth_order.variant: 99"},
       {[](v1::JobSpec& s) { s.mutable_data()->set_format(static_cast<v1::DataFormat>(77)); },
@@ -197,7 +197,7 @@ TEST(NormalizeJobSpecTest, UnknownEnumNumbersAreRefusedByField) {
 TEST(NormalizeJobSpecTest, FederatedJobsRefuseWhatTheirRoundsIgnore) {
   v1::JobSpec spec;
   spec.set_name("fed");
-  spec.mutable_model()->set_config_json("{}");
+  spec.mutable_model()->set_config_json(R"({"vocab_size": 257})");
   spec.mutable_data()->set_batch_size(2);
   spec.mutable_data()->set_seq_len(8);
   spec.mutable_optimizer()->mutable_zeroth_order()->set_lr(0.5);
@@ -206,6 +206,12 @@ TEST(NormalizeJobSpecTest, FederatedJobsRefuseWhatTheirRoundsIgnore) {
   auto ok = NormalizeJobSpec(spec);
   ASSERT_TRUE(ok.ok()) << ok.status();
   EXPECT_EQ(ok->training().max_steps(), 12);
+  // The clip a hostile client's scalar is held to, derived from the job when unset.
+  EXPECT_DOUBLE_EQ(ok->federated().scalar_clip(), std::log(257.0) / 1e-3);
+  v1::JobSpec no_vocab = spec;
+  no_vocab.mutable_model()->set_config_json("{}");
+  EXPECT_THAT(NormalizeJobSpec(no_vocab).status().message(),
+              HasSubstr("spec.federated.scalar_clip: 0 derives the bound"));
   spec.mutable_optimizer()->mutable_schedule()->set_kind(v1::LR_SCHEDULE_KIND_COSINE);
   EXPECT_THAT(NormalizeJobSpec(spec).status().message(), HasSubstr("spec.optimizer.schedule.kind"));
   spec.mutable_optimizer()->clear_schedule();

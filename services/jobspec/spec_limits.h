@@ -17,7 +17,7 @@ inline constexpr size_t kMaxConfigJsonBytes = 256 * 1024;  // model.config_json.
 inline constexpr int kMaxLabels = 32;
 inline constexpr size_t kMaxLabelKeyBytes = 63;
 inline constexpr size_t kMaxLabelValueBytes = 256;
-inline constexpr int kMaxDataPaths = 256;                  // train_paths, eval_paths each.
+inline constexpr int kMaxDataPaths = 256;  // train_paths, eval_paths each.
 inline constexpr int64_t kMaxSteps = 1'000'000'000;
 inline constexpr int64_t kMaxCoresPerRank = 4096;
 

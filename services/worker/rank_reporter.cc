@@ -18,8 +18,8 @@ void Deadline(grpc::ClientContext* ctx) {
 // network): the rest mean the report itself is refused.
 bool IsRetriable(const absl::Status& status) {
   return absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status) ||
-         absl::IsResourceExhausted(status) || absl::IsInternal(status) ||
-         absl::IsUnknown(status) || absl::IsCancelled(status);
+         absl::IsResourceExhausted(status) || absl::IsInternal(status) || absl::IsUnknown(status) ||
+         absl::IsCancelled(status);
 }
 
 }  // namespace
@@ -90,8 +90,7 @@ void RankReporter::OnRecord(const v1::RankReport& r) {
 void RankReporter::OnLine(const std::string& line) {
   v1::LogLine* l = progress_.add_logs();
   l->set_text(line);
-  l->set_level(absl::StartsWith(line, "strata-train: ") ? v1::LOG_LEVEL_ERROR
-                                                        : v1::LOG_LEVEL_INFO);
+  l->set_level(absl::StartsWith(line, "strata-train: ") ? v1::LOG_LEVEL_ERROR : v1::LOG_LEVEL_INFO);
   last_line_ = line;
 }
 

@@ -18,12 +18,12 @@
 #include "google/protobuf/util/time_util.h"
 #include "runtime/base/errno_status.h"
 #include "runtime/base/logging.h"
+#include "runtime/base/status_macros.h"
 #include "runtime/zo/step_log.h"
 #include "services/common/report_channel.h"
 #include "services/jobspec/job_paths.h"
 #include "services/worker/rank_reporter.h"
 #include "storage/atomic_file.h"
-#include "runtime/base/status_macros.h"
 
 namespace strata {
 namespace {
@@ -35,8 +35,7 @@ constexpr int kReportFd = 3;
 
 }  // namespace
 
-absl::StatusOr<RankSite> RankRunner::SiteFor(const v1::StartRank& start,
-                                             v1::JobSpec* spec) const {
+absl::StatusOr<RankSite> RankRunner::SiteFor(const v1::StartRank& start, v1::JobSpec* spec) const {
   // Names from the coordinator become directory names: checked, not trusted.
   const std::string& job_id = start.ref().job_id();
   if (!IsSafePathComponent(job_id)) {
@@ -58,8 +57,8 @@ absl::StatusOr<RankSite> RankRunner::SiteFor(const v1::StartRank& start,
   site.world_size = start.world_size();
   site.job_dir = absl::StrCat(roots.owner_area, "/jobs/", job_id);
   for (const std::string& p : options_.nvme_paths) {
-    site.nvme_dirs.push_back(absl::StrCat(p, "/strata-", job_id, "-a", start.ref().attempt(),
-                                          "-r", start.ref().rank()));
+    site.nvme_dirs.push_back(
+        absl::StrCat(p, "/strata-", job_id, "-a", start.ref().attempt(), "-r", start.ref().rank()));
   }
   site.gpu_indices.assign(start.gpu_indices().begin(), start.gpu_indices().end());
   if (start.world_size() > 1 && !options_.coordinator.empty()) {
@@ -197,9 +196,9 @@ absl::Status RankRunner::Start(const v1::StartRank& start, const std::string& wo
   }
   absl::StatusOr<v1::RunConfig> run = BuildRunConfig(spec, *site);
   if (!run.ok()) return run.status();
-  const std::string config_path = absl::StrCat(site->job_dir, "/run-config-a",
-                                               start.ref().attempt(), "-r", start.ref().rank(),
-                                               ".textproto");
+  const std::string config_path =
+      absl::StrCat(site->job_dir, "/run-config-a", start.ref().attempt(), "-r", start.ref().rank(),
+                   ".textproto");
   std::string config_text;
   google::protobuf::TextFormat::PrintToString(*run, &config_text);
   STRATA_RETURN_IF_ERROR(WriteStringToFileAtomically(config_path, config_text));
@@ -226,8 +225,8 @@ absl::Status RankRunner::Start(const v1::StartRank& start, const std::string& wo
     close(out_fds[1]);
     return s;
   }
-  spawn.fds = {{STDOUT_FILENO, out_fds[1]}, {STDERR_FILENO, out_fds[1]},
-               {kReportFd, report_fds[1]}};
+  spawn.fds = {
+      {STDOUT_FILENO, out_fds[1]}, {STDERR_FILENO, out_fds[1]}, {kReportFd, report_fds[1]}};
   absl::StatusOr<ChildProcess> process = ChildProcess::Start(spawn);
   close(out_fds[1]);
   close(report_fds[1]);
@@ -262,7 +261,8 @@ void RankRunner::Stop(const v1::StopRank& stop) {
                    << ": " << stop.reason();
   SignalLocked(child, stop.graceful() ? SIGTERM : SIGKILL);
   // The rank's reporter sends SIGKILL if it is still running then.
-  if (stop.graceful()) child.kill_at = std::min(child.kill_at, options_.clock() + options_.stop_grace);
+  if (stop.graceful())
+    child.kill_at = std::min(child.kill_at, options_.clock() + options_.stop_grace);
 }
 
 void RankRunner::SignalLocked(Child& child, int signal) {

@@ -38,7 +38,7 @@ namespace strata {
 class RankRunner {
  public:
   struct Options {
-    std::string train_binary;             // Path of strata-train.
+    std::string train_binary;  // Path of strata-train.
     // Resolved (realpath) roots of the storage model (services/jobspec/job_paths.h): a job's
     // directory is work_dir/users/<owner>/jobs/<job_id>; it reads under data_roots or its
     // owner's area; its offload scratch goes in nvme_paths/strata-<job>-a<attempt>-r<rank>,
@@ -46,7 +46,7 @@ class RankRunner {
     std::string work_dir;
     std::vector<std::string> data_roots;
     std::vector<std::string> nvme_paths;
-    std::string host = "127.0.0.1";       // Where this worker's ranks listen for collectives.
+    std::string host = "127.0.0.1";  // Where this worker's ranks listen for collectives.
     // The coordinator multi-rank jobs meet through (RunConfig.rendezvous), how to reach it,
     // and the token the ranks present (in STRATA_WORKER_TOKEN, never on the command line).
     std::string coordinator;

@@ -131,8 +131,8 @@ class RankRunnerTest : public ::testing::Test {
 };
 
 TEST_F(RankRunnerTest, ARankRunsItsRunConfigAndItsTypedReportsArrive) {
-  auto runner = Runner(std::string(std::getenv("TEST_SRCDIR")) +
-                       "/strata/services/trainer/strata-train");
+  auto runner =
+      Runner(std::string(std::getenv("TEST_SRCDIR")) + "/strata/services/trainer/strata-train");
   ASSERT_TRUE(runner->Start(Start(6), "w1").ok());
   std::optional<v1::RankExit> exit = coordinator_.AwaitExit(absl::Minutes(2));
   ASSERT_TRUE(exit.has_value());
@@ -150,7 +150,8 @@ TEST_F(RankRunnerTest, ARankRunsItsRunConfigAndItsTypedReportsArrive) {
   EXPECT_THAT(checkpoints, ::testing::ElementsAre(0, 3, 6));
   // The human-readable lines went to the job's log, not into the reports' fields.
   EXPECT_THAT(coordinator_.lines_, ::testing::Contains(HasSubstr("step 6/6 | loss")));
-  EXPECT_TRUE(access((dir_ + "/users/anonymous/jobs/j-1/run-config-a1-r0.textproto").c_str(), R_OK) == 0);
+  EXPECT_TRUE(
+      access((dir_ + "/users/anonymous/jobs/j-1/run-config-a1-r0.textproto").c_str(), R_OK) == 0);
 }
 
 TEST_F(RankRunnerTest, AGracefulStopEndsInSigkillWhenTheRankIgnoresSigterm) {

@@ -40,12 +40,11 @@ class ClusterTest : public ::testing::Test {
                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
     ASSERT_EQ(mkdir(dir_.c_str(), 0755), 0) << dir_;
     const std::string port_file = dir_ + "/coordinator.port";
-    absl::StatusOr<Subprocess> coordinator =
-        Subprocess::Start({kCoordinator, "--listen=localhost:0", "--port_file=" + port_file,
-                           "--heartbeat_interval=100ms", "--heartbeat_timeout=1s",
-                           "--metrics_listen=localhost:0", "--serve_plaintext",
-                           "--allow_unauthenticated_workers"},
-                          dir_, "coordinator");
+    absl::StatusOr<Subprocess> coordinator = Subprocess::Start(
+        {kCoordinator, "--listen=localhost:0", "--port_file=" + port_file,
+         "--heartbeat_interval=100ms", "--heartbeat_timeout=1s", "--metrics_listen=localhost:0",
+         "--serve_plaintext", "--allow_unauthenticated_workers", "--open_enrollment"},
+        dir_, "coordinator");
     ASSERT_TRUE(coordinator.ok()) << coordinator.status();
     coordinator_ = std::make_unique<Subprocess>(*std::move(coordinator));
     const int port = WaitForPortFile(port_file, *coordinator_);
@@ -133,11 +132,10 @@ TEST_F(ClusterTest, WorkersRegisterAndAKilledWorkerIsDeclaredLost) {
 }
 
 TEST_F(ClusterTest, EdgeClientGetsAClearAnswerForAJobThatDoesNotExist) {
-  absl::StatusOr<ProcessResult> result =
-      RunProcess({kEdge, "--coordinator=" + address_, "--job=fed-1", "--client_id=phone-1",
-                  "--insecure", "--data=/usr/share/common-licenses/BSD",
-                  "--state_dir=" + dir_ + "/edge"},
-                 dir_);
+  absl::StatusOr<ProcessResult> result = RunProcess(
+      {kEdge, "--coordinator=" + address_, "--job=fed-1", "--client_id=phone-1", "--insecure",
+       "--data=/usr/share/common-licenses/BSD", "--state_dir=" + dir_ + "/edge"},
+      dir_);
   ASSERT_TRUE(result.ok());
   // The client must say why, not hang or crash.
   EXPECT_EQ(result->exit_code, 1);
@@ -166,11 +164,10 @@ TEST(CoordinatorStartTest, BusyPortIsReportedAndExitsNonZero) {
   ASSERT_TRUE(first.ok());
   const int port = WaitForPortFile(dir + "/first.port", *first);
   ASSERT_GT(port, 0);
-  absl::StatusOr<ProcessResult> second =
-      RunProcess({kCoordinator, absl::StrCat("--listen=localhost:", port), "--serve_plaintext",
-                  "--allow_unauthenticated_workers", "--metrics_listen=",
-                  "--data_dir=" + dir + "/second"},
-                 dir);
+  absl::StatusOr<ProcessResult> second = RunProcess(
+      {kCoordinator, absl::StrCat("--listen=localhost:", port), "--serve_plaintext",
+       "--allow_unauthenticated_workers", "--metrics_listen=", "--data_dir=" + dir + "/second"},
+      dir);
   ASSERT_TRUE(second.ok());
   EXPECT_EQ(second->exit_code, 1);
   EXPECT_THAT(second->err, HasSubstr(absl::StrCat("localhost:", port)));
@@ -181,17 +178,16 @@ TEST(CoordinatorStartTest, BusyPortIsReportedAndExitsNonZero) {
 TEST(CoordinatorStartTest, RefusesToStartOpenByMistake) {
   const std::string dir = TestTmpDir();
   absl::StatusOr<ProcessResult> no_workers =
-      RunProcess({kCoordinator, "--listen=localhost:0", "--serve_plaintext", "--metrics_listen=",
-                  "--data_dir=" + dir + "/open"},
+      RunProcess({kCoordinator, "--listen=localhost:0", "--serve_plaintext",
+                  "--metrics_listen=", "--data_dir=" + dir + "/open"},
                  dir);
   ASSERT_TRUE(no_workers.ok());
   EXPECT_EQ(no_workers->exit_code, 2);
   EXPECT_THAT(no_workers->err, HasSubstr("workers must be authenticated"));
-  absl::StatusOr<ProcessResult> client_flag =
-      RunProcess({kCoordinator, "--listen=localhost:0", "--insecure",
-                  "--allow_unauthenticated_workers", "--metrics_listen=",
-                  "--data_dir=" + dir + "/plain"},
-                 dir);
+  absl::StatusOr<ProcessResult> client_flag = RunProcess(
+      {kCoordinator, "--listen=localhost:0", "--insecure", "--allow_unauthenticated_workers",
+       "--metrics_listen=", "--data_dir=" + dir + "/plain"},
+      dir);
   ASSERT_TRUE(client_flag.ok());
   EXPECT_NE(client_flag->exit_code, 0);
   EXPECT_THAT(client_flag->err, HasSubstr("TLS needs --tls_cert and --tls_key"));

@@ -120,8 +120,8 @@ class FederatedTest : public ::testing::Test {
   void SubmitJob(const std::string& yaml) {
     std::ofstream(dir_ + "/job.yaml") << yaml;
     absl::StatusOr<ProcessResult> submitted =
-        RunProcess({kCli, "--coordinator=" + address_, ca_, "--token_file=" + dir_ + "/alice.token", "job", "submit",
-                    dir_ + "/job.yaml", "--detach"},
+        RunProcess({kCli, "--coordinator=" + address_, ca_, "--token_file=" + dir_ + "/alice.token",
+                    "job", "submit", dir_ + "/job.yaml", "--detach"},
                    dir_);
     ASSERT_TRUE(submitted.ok() && submitted->exit_code == 0)
         << (submitted.ok() ? submitted->err : "");
@@ -209,15 +209,16 @@ TEST_F(FederatedTest, EightNonIidClientsImproveTheModelAndEndBitwiseEqual) {
   EXPECT_LT(final_loss, initial - 0.4) << "held-out loss " << initial << " -> " << final_loss;
 
   // The job ended, and its rounds show what happened.
-  absl::StatusOr<ProcessResult> described = RunProcess(
-      {kCli, "--coordinator=" + address_, ca_, "--token_file=" + dir_ + "/alice.token", "job", "describe", job_},
-      dir_);
+  absl::StatusOr<ProcessResult> described =
+      RunProcess({kCli, "--coordinator=" + address_, ca_, "--token_file=" + dir_ + "/alice.token",
+                  "job", "describe", job_},
+                 dir_);
   ASSERT_TRUE(described.ok());
   EXPECT_THAT(described->out, HasSubstr("COMPLETED"));
   EXPECT_THAT(described->out, HasSubstr(absl::StrCat(kRounds, "/", kRounds, " rounds")));
   absl::StatusOr<ProcessResult> rounds =
-      RunProcess({kCli, "--coordinator=" + address_, ca_, "--token_file=" + dir_ + "/alice.token", "round", "list",
-                  "--job=" + job_},
+      RunProcess({kCli, "--coordinator=" + address_, ca_, "--token_file=" + dir_ + "/alice.token",
+                  "round", "list", "--job=" + job_},
                  dir_);
   ASSERT_TRUE(rounds.ok() && rounds->exit_code == 0) << (rounds.ok() ? rounds->err : "");
   EXPECT_THAT(rounds->out, HasSubstr("CLOSED"));
@@ -302,14 +303,15 @@ TEST_F(FederatedTest, AKilledCoordinatorComesBackAndTheClientsFinishTogether) {
   }
   EXPECT_EQ(digests.size(), 1u) << "clients ended with different weights";
   absl::StatusOr<ProcessResult> rounds =
-      RunProcess({kCli, "--coordinator=" + address_, ca_, "--token_file=" + dir_ + "/alice.token", "round", "list",
-                  "--job=" + job_},
+      RunProcess({kCli, "--coordinator=" + address_, ca_, "--token_file=" + dir_ + "/alice.token",
+                  "round", "list", "--job=" + job_},
                  dir_);
   ASSERT_TRUE(rounds.ok() && rounds->exit_code == 0) << (rounds.ok() ? rounds->err : "");
   EXPECT_THAT(rounds->out, HasSubstr("CLOSED"));
-  absl::StatusOr<ProcessResult> described = RunProcess(
-      {kCli, "--coordinator=" + address_, ca_, "--token_file=" + dir_ + "/alice.token", "job", "describe", job_},
-      dir_);
+  absl::StatusOr<ProcessResult> described =
+      RunProcess({kCli, "--coordinator=" + address_, ca_, "--token_file=" + dir_ + "/alice.token",
+                  "job", "describe", job_},
+                 dir_);
   ASSERT_TRUE(described.ok());
   EXPECT_THAT(described->out, HasSubstr("COMPLETED"));
 }

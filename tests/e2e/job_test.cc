@@ -99,8 +99,9 @@ class JobTest : public ::testing::Test {
         {kCoordinator, "--listen=" + listen, "--port_file=" + port_file,
          "--data_dir=" + dir_ + "/coordinator", "--tokens_file=" + dir_ + "/tokens",
          "--worker_tokens_file=" + dir_ + "/worker-tokens", tls_server_[0], tls_server_[1],
-         "--data_roots=/usr/share/common-licenses", "--heartbeat_interval=200ms", "--heartbeat_timeout=2s", "--adopt_timeout=10s",
-         "--metrics_listen=localhost:0", "--metrics_port_file=" + dir_ + "/metrics.port"},
+         "--data_roots=/usr/share/common-licenses", "--heartbeat_interval=200ms",
+         "--heartbeat_timeout=2s", "--adopt_timeout=10s", "--metrics_listen=localhost:0",
+         "--metrics_port_file=" + dir_ + "/metrics.port"},
         dir_, absl::StrCat("coordinator", ++coordinators_));
     ASSERT_TRUE(coordinator.ok()) << coordinator.status();
     coordinator_ = std::make_unique<Subprocess>(*std::move(coordinator));
@@ -148,9 +149,8 @@ class JobTest : public ::testing::Test {
   }
 
   ProcessResult Cli(std::vector<std::string> args, const std::string& token = "alice-token") {
-    args.insert(args.begin(),
-                {kCli, "--coordinator=" + address_, "--token_file=" + TokenFile(token),
-                 "--tls_ca=" + ca_});
+    args.insert(args.begin(), {kCli, "--coordinator=" + address_,
+                               "--token_file=" + TokenFile(token), "--tls_ca=" + ca_});
     absl::StatusOr<ProcessResult> result = RunProcess(args, dir_, absl::Minutes(5));
     EXPECT_TRUE(result.ok()) << result.status();
     return result.ok() ? *result : ProcessResult();
@@ -423,10 +423,10 @@ TEST_F(JobTest, WhatIsSubmittedIsWhatRuns) {
     return value;
   };
   const std::string constant_dir = Area("alpha") + "/constant";
-  ProcessResult constant =
-      Cli({"job", "submit",
-           job("constant", "optimizer: {zeroth_order: {lr: 1e-5}}\ncheckpoint: {path: "
-                           "constant, interval_steps: 10, keep_last: 1}\n")});
+  ProcessResult constant = Cli({"job", "submit",
+                                job("constant",
+                                    "optimizer: {zeroth_order: {lr: 1e-5}}\ncheckpoint: {path: "
+                                    "constant, interval_steps: 10, keep_last: 1}\n")});
   ASSERT_EQ(constant.exit_code, 0) << constant.err << constant.out;
   const size_t at = constant.out.find("submitted job ") + 14;
   const std::string id = constant.out.substr(at, constant.out.find(' ', at) - at);
@@ -451,10 +451,11 @@ TEST_F(JobTest, WhatIsSubmittedIsWhatRuns) {
   EXPECT_THAT(listed.out, HasSubstr(constant_dir + "/ckpt-0000000040"));
   EXPECT_THAT(listed.out, ::testing::Not(HasSubstr("ckpt-0000000030")));  // keep_last: 1
 
-  ProcessResult linear = Cli(
-      {"job", "submit",
-       job("linear", "optimizer:\n  zeroth_order: {lr: 1e-5}\n  schedule: {kind: "
-                     "LR_SCHEDULE_KIND_LINEAR, warmup_steps: 4, min_lr_ratio: 0.25}\n")});
+  ProcessResult linear =
+      Cli({"job", "submit",
+           job("linear",
+               "optimizer:\n  zeroth_order: {lr: 1e-5}\n  schedule: {kind: "
+               "LR_SCHEDULE_KIND_LINEAR, warmup_steps: 4, min_lr_ratio: 0.25}\n")});
   ASSERT_EQ(linear.exit_code, 0) << linear.err << linear.out;
   const size_t lat = linear.out.find("submitted job ") + 14;
   const std::string linear_json =
@@ -467,9 +468,10 @@ TEST_F(JobTest, WhatIsSubmittedIsWhatRuns) {
       << linear_json;
 
   ProcessResult bad = Cli({"job", "submit",
-                           job("bad-resume", "optimizer: {zeroth_order: {lr: 1e-5}}\n"
-                                             "checkpoint: {resume_from: " +
-                                                 dir_ + "/no-such-checkpoint}\n")});
+                           job("bad-resume",
+                               "optimizer: {zeroth_order: {lr: 1e-5}}\n"
+                               "checkpoint: {resume_from: " +
+                                   dir_ + "/no-such-checkpoint}\n")});
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_THAT(bad.out + bad.err, HasSubstr(dir_ + "/no-such-checkpoint"));
 }
