@@ -69,6 +69,9 @@ ABSL_FLAG(double, client_rate_limit, 20,
           "twice that); beyond it RESOURCE_EXHAUSTED. 0: no limit.");
 ABSL_FLAG(absl::Duration, client_online_window, absl::Seconds(30),
           "A federated client counts as online (can be sampled) this long after its last call.");
+ABSL_FLAG(absl::Duration, kill_grace, absl::Seconds(60),
+          "A stopped job (kill, failure teardown) whose ranks no worker confirms within this "
+          "long ends anyway; a worker reporting them later is told to stop them.");
 ABSL_FLAG(std::vector<std::string>, data_roots, {},
           "The cluster's read-only data roots (comma-separated, absolute): the only absolute "
           "paths a job spec may read (datasets, base models). Mount them at the same paths on "
@@ -112,6 +115,7 @@ absl::Status Run() {
   manager_options.store = store->get();
   manager_options.registry = registry->get();
   manager_options.adopt_timeout = absl::GetFlag(FLAGS_adopt_timeout);
+  manager_options.kill_grace = absl::GetFlag(FLAGS_kill_grace);
   absl::StatusOr<std::vector<std::string>> data_roots =
       NormalizeDataRoots(absl::GetFlag(FLAGS_data_roots), "--data_roots");
   if (!data_roots.ok()) return UsageError(data_roots.status());

@@ -107,12 +107,18 @@ absl::Status NormalizeModel(v1::JobSpec& spec) {
 
 absl::Status NormalizeData(v1::JobSpec& spec, bool federated) {
   v1::DataSpec* data = spec.mutable_data();
-  if (!federated) {
-    if (data->train_paths().empty()) return Bad("data.train_paths", "needs at least one path");
-    for (int i = 0; i < data->train_paths_size(); ++i) {
-      if (data->train_paths(i).empty()) {
-        return Bad(absl::StrCat("data.train_paths[", i, "]"), "empty");
-      }
+  if (federated) {
+    // Clients train on their own text: only the batch shape is the job's (every other data
+    // field was refused by CheckFederatedFieldsOnly, and no default is added, so a normalized
+    // spec normalizes to itself).
+    if (data->batch_size() <= 0) return Bad("data.batch_size", "must be positive");
+    if (data->seq_len() <= 0) return Bad("data.seq_len", "must be positive");
+    return absl::OkStatus();
+  }
+  if (data->train_paths().empty()) return Bad("data.train_paths", "needs at least one path");
+  for (int i = 0; i < data->train_paths_size(); ++i) {
+    if (data->train_paths(i).empty()) {
+      return Bad(absl::StrCat("data.train_paths[", i, "]"), "empty");
     }
   }
   if (!data->eval_paths().empty()) {
@@ -128,7 +134,6 @@ absl::Status NormalizeData(v1::JobSpec& spec, bool federated) {
   if (data->text_field().empty() && may_be_jsonl) data->set_text_field("text");
   if (data->batch_size() <= 0) return Bad("data.batch_size", "must be positive");
   if (data->seq_len() <= 0) return Bad("data.seq_len", "must be positive");
-  if (federated) return absl::OkStatus();
   if (data->shuffle_seed() == 0) data->set_shuffle_seed(spec.training().seed());
   if (data->eval_batches() < 0) return Bad("data.eval_batches", "must not be negative");
   if (data->eval_batches() == 0) data->set_eval_batches(8);

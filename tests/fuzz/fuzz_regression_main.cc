@@ -1,9 +1,11 @@
 // A main() for libFuzzer targets inside `bazel test`: runs every seed given on the command line
-// (files) and then a fixed number of deterministic mutations of them (byte flips, insertions,
-// deletions, truncations, numeric field edits), so the target's invariants are checked on every
+// (files; a Markdown file contributes each of its ```yaml blocks) and then a fixed number of
+// deterministic mutations of each (byte flips, insertions, deletions, truncations, numeric field
+// edits; --mutations=N per seed, default 20000), so the target's invariants are checked on every
 // build. Long coverage-guided runs use tests/fuzz/run_libfuzzer.sh.
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -14,15 +16,31 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 
 int main(int argc, char** argv) {
   std::vector<std::string> seeds;
+  long mutations = 20000;
   for (int i = 1; i < argc; ++i) {
-    std::ifstream in(argv[i], std::ios::binary);
+    const std::string arg = argv[i];
+    if (arg.rfind("--mutations=", 0) == 0) {
+      mutations = std::atol(arg.c_str() + 12);
+      continue;
+    }
+    std::ifstream in(arg, std::ios::binary);
     if (!in) {
       std::fprintf(stderr, "cannot read seed %s\n", argv[i]);
       return 1;
     }
     std::stringstream text;
     text << in.rdbuf();
-    seeds.push_back(text.str());
+    if (arg.size() > 3 && arg.compare(arg.size() - 3, 3, ".md") == 0) {
+      const std::string markdown = text.str();
+      for (size_t at = 0; (at = markdown.find("```yaml\n", at)) != std::string::npos;) {
+        const size_t begin = at + 8, end = markdown.find("```", begin);
+        if (end == std::string::npos) break;
+        seeds.push_back(markdown.substr(begin, end - begin));
+        at = end + 3;
+      }
+    } else {
+      seeds.push_back(text.str());
+    }
   }
   if (seeds.empty()) seeds.push_back("");
   std::mt19937_64 rng(12345);
@@ -30,7 +48,7 @@ int main(int argc, char** argv) {
   for (const std::string& seed : seeds) {
     LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(seed.data()), seed.size());
     ++runs;
-    for (int i = 0; i < 20000; ++i) {
+    for (long i = 0; i < mutations; ++i) {
       std::string s = seed;
       const int edits = 1 + static_cast<int>(rng() % 4);
       for (int e = 0; e < edits; ++e) {
