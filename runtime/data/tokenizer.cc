@@ -13,6 +13,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "runtime/base/shown_value.h"
 #include "nlohmann/json.hpp"
 
 namespace strata {
@@ -326,7 +327,7 @@ absl::StatusOr<std::unique_ptr<BpeTokenizer>> BpeTokenizer::FromJson(absl::strin
       impl->add_prefix_space = step.value("add_prefix_space", false);
       if (step.value("use_regex", true)) pattern = kGpt2Pattern;
     } else {
-      return bad(absl::StrCat("pre_tokenizer type \"", type, "\" is not supported"));
+      return bad(absl::StrCat("pre_tokenizer type ", ShownValue(type), " is not supported"));
     }
   }
   if (!pattern.empty()) {

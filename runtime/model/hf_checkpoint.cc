@@ -17,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "nlohmann/json.hpp"
 #include "runtime/base/errno_status.h"
+#include "runtime/base/shown_value.h"
 #include "runtime/base/status_macros.h"
 #include "storage/atomic_file.h"
 
@@ -63,13 +64,13 @@ absl::StatusOr<std::vector<std::string>> ShardFiles(const std::string& dir) {
   for (auto it = json["weight_map"].begin(); it != json["weight_map"].end(); ++it) {
     if (!it.value().is_string()) {
       return absl::InvalidArgumentError(
-          absl::StrCat(index_path, ": weight_map[\"", it.key(), "\"] must be a file name"));
+          absl::StrCat(index_path, ": weight_map[", ShownValue(it.key()), "] must be a file name"));
     }
     const std::string file = it.value().get<std::string>();
     if (file.empty() || absl::StrContains(file, "/") || file == "." || file == "..") {
       return absl::InvalidArgumentError(
-          absl::StrCat(index_path, ": weight_map[\"", it.key(), "\"] = \"", file,
-                       "\" must name a file in the checkpoint directory"));
+          absl::StrCat(index_path, ": weight_map[", ShownValue(it.key()), "] = ", ShownValue(file),
+                       " must name a file in the checkpoint directory"));
     }
     files.insert(file);
   }

@@ -4,28 +4,15 @@
 #include <fstream>
 #include <sstream>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
+#include "runtime/base/shown_value.h"
 #include "runtime/base/status_macros.h"
 
 namespace strata {
 namespace {
 
 using Json = nlohmann::json;
-
-// A string value read from a file, as an error may show it: quoted when it looks like an
-// identifier (what every legitimate value is), otherwise only its length, so an error about a
-// file that is not a config (a path pointed elsewhere) never echoes what the file holds.
-std::string Shown(absl::string_view value) {
-  bool identifier = !value.empty() && value.size() <= 40;
-  for (char c : value) {
-    identifier = identifier && (absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' ||
-                                c == '-' || c == '.');
-  }
-  return identifier ? absl::StrCat("\"", value, "\"")
-                    : absl::StrCat("(a string of ", value.size(), " bytes)");
-}
 
 class Reader {
  public:
@@ -90,8 +77,9 @@ absl::StatusOr<ModelConfig> ParseGpt2(const Reader& r) {
   STRATA_ASSIGN_OR_RETURN(c.tie_embeddings, r.BoolOr("tie_word_embeddings", true));
   STRATA_ASSIGN_OR_RETURN(std::string act, r.StringOr("activation_function", "gelu_new"));
   if (act != "gelu_new" && act != "gelu_pytorch_tanh") {
-    return r.Error("activation_function",
-                   absl::StrCat(Shown(act), " is not supported (only gelu_new, the tanh GELU)"));
+    return r.Error(
+        "activation_function",
+        absl::StrCat(ShownValue(act), " is not supported (only gelu_new, the tanh GELU)"));
   }
   if (!c.tie_embeddings) {
     return r.Error("tie_word_embeddings", "false is not supported for GPT-2");
@@ -117,7 +105,7 @@ absl::StatusOr<ModelConfig> ParseLlama(const Reader& r) {
   STRATA_ASSIGN_OR_RETURN(c.tie_embeddings, r.BoolOr("tie_word_embeddings", false));
   STRATA_ASSIGN_OR_RETURN(std::string act, r.StringOr("hidden_act", "silu"));
   if (act != "silu") {
-    return r.Error("hidden_act", absl::StrCat(Shown(act), " is not supported (only silu)"));
+    return r.Error("hidden_act", absl::StrCat(ShownValue(act), " is not supported (only silu)"));
   }
   if (r.Has("rope_scaling")) return r.Error("rope_scaling", "is not supported (must be null)");
   STRATA_ASSIGN_OR_RETURN(bool attention_bias, r.BoolOr("attention_bias", false));
@@ -202,7 +190,7 @@ absl::StatusOr<ModelConfig> ParseHfConfig(absl::string_view json_text, absl::str
     config = ParseLlama(reader);
   } else {
     return reader.Error("model_type",
-                        absl::StrCat(Shown(model_type), " is not supported (gpt2 or llama)"));
+                        absl::StrCat(ShownValue(model_type), " is not supported (gpt2 or llama)"));
   }
   if (!config.ok()) return config.status();
   if (absl::Status status = ValidateModelConfig(*config); !status.ok()) {

@@ -91,6 +91,7 @@ class RankRunnerTest : public ::testing::Test {
     options.train_binary = train_binary;
     options.work_dir = dir_;
     options.data_roots = {"/usr/share/common-licenses"};
+    options.nvme_paths = {dir_ + "/nvme"};
     options.stop_grace = absl::Milliseconds(300);
     options.report_interval = absl::Milliseconds(50);
     return std::make_unique<RankRunner>(options, stub_.get());
@@ -152,6 +153,28 @@ TEST_F(RankRunnerTest, ARankRunsItsRunConfigAndItsTypedReportsArrive) {
   EXPECT_THAT(coordinator_.lines_, ::testing::Contains(HasSubstr("step 6/6 | loss")));
   EXPECT_TRUE(
       access((dir_ + "/users/anonymous/jobs/j-1/run-config-a1-r0.textproto").c_str(), R_OK) == 0);
+  // The rank's offload scratch is gone once it ended; the worker's NVMe path stays.
+  EXPECT_TRUE(access((dir_ + "/nvme").c_str(), F_OK) == 0);
+  EXPECT_FALSE(access((dir_ + "/nvme/strata-j-1-a1-r0").c_str(), F_OK) == 0);
+}
+
+// Names and paths from the coordinator are checked, not trusted: a job id or owner that is not
+// a plain name, or a spec path outside this worker's roots, is refused before anything runs.
+TEST_F(RankRunnerTest, AStartOrderOutsideTheWorkersRootsIsRefused) {
+  auto runner = Runner(Script("never-runs", "touch '" + dir_ + "/ran'; exit 0"));
+  v1::StartRank escape = Start(6);
+  escape.mutable_ref()->set_job_id("../../etc");
+  EXPECT_THAT(runner->Start(escape, "w1").message(), HasSubstr("is not a safe name"));
+  v1::StartRank owner = Start(6);
+  owner.set_owner("../bob");
+  EXPECT_THAT(runner->Start(owner, "w1").message(), HasSubstr("is not a safe name"));
+  v1::StartRank data = Start(6);
+  data.mutable_spec()->mutable_data()->set_train_paths(0, "/etc/passwd");
+  EXPECT_THAT(runner->Start(data, "w1").message(), HasSubstr("spec.data.train_paths[0]"));
+  v1::StartRank write = Start(6);
+  write.mutable_spec()->mutable_checkpoint()->set_path("/tmp/elsewhere");
+  EXPECT_THAT(runner->Start(write, "w1").message(), HasSubstr("must be relative"));
+  EXPECT_FALSE(access((dir_ + "/ran").c_str(), F_OK) == 0);
 }
 
 TEST_F(RankRunnerTest, AGracefulStopEndsInSigkillWhenTheRankIgnoresSigterm) {

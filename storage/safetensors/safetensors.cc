@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "runtime/base/shown_value.h"
 #include "nlohmann/json.hpp"
 #include "runtime/base/errno_status.h"
 #include "storage/atomic_file.h"
@@ -115,7 +116,7 @@ absl::StatusOr<SafetensorsHeader> ParseSafetensorsHeader(absl::string_view prefi
       }
       continue;
     }
-    const std::string where = absl::StrCat("tensor \"", name, "\"");
+    const std::string where = absl::StrCat("tensor ", ShownValue(name));
     if (!value.is_object()) return Bad(source, absl::StrCat(where, " must be an object"));
     SafetensorsEntry entry;
     entry.name = name;
@@ -130,7 +131,7 @@ absl::StatusOr<SafetensorsHeader> ParseSafetensorsHeader(absl::string_view prefi
         known = true;
       }
     }
-    if (!known) return Bad(source, absl::StrCat(where, ": unknown dtype \"", dtype, "\""));
+    if (!known) return Bad(source, absl::StrCat(where, ": unknown dtype ", ShownValue(dtype)));
     if (!value.contains("shape") || !value["shape"].is_array()) {
       return Bad(source, absl::StrCat(where, ": missing array \"shape\""));
     }
