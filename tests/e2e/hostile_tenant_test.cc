@@ -198,6 +198,10 @@ TEST_F(HostileTenantTest, NothingOfTheVictimChanges) {
            "checkpoint: {resume_from: " + area + "/runs/victim/ckpt-0000000040}\n"),
        "outside the cluster's data roots"},
       {Job("passwd", "", 10, "/etc/passwd"), "spec.data.train_paths[0]: /etc/passwd: outside"},
+      {Job("their-export", "", 10, "", "{checkpoint_path: " + area + "/runs/victim/export}"),
+       "spec.model.checkpoint_path"},
+      {Job("million-cores", "priority: 1\nresources: {cores_per_rank: 1000000}\n"),
+       "spec.resources.cores_per_rank: at most 4096"},
       {Job("dotdot", "", 10, "../../../../etc/passwd"), "'..' is not allowed"},
       {Job("huge-label", "labels: {note: '" + std::string(3 << 20, 'x') + "'}\n"),
        "bytes serialized; at most"},
@@ -280,6 +284,18 @@ TEST_F(HostileTenantTest, NothingOfTheVictimChanges) {
   for (const std::string& claimed : {std::string("mallory"), placed}) {
     grpc::ClientContext context;
     Deadline(&context);
+    v1::ProgressReport progress;
+    *progress.mutable_ref() = ref;
+    progress.set_worker_id(claimed);
+    progress.mutable_progress()->set_step(2999);
+    v1::ReportAck ack;
+    EXPECT_EQ(rogue->ReportProgress(&context, progress, &ack).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED)
+        << claimed;
+  }
+  for (const std::string& claimed : {std::string("mallory"), placed}) {
+    grpc::ClientContext context;
+    Deadline(&context);
     v1::RankExit exit;
     *exit.mutable_ref() = ref;
     exit.set_worker_id(claimed);
@@ -328,12 +344,34 @@ TEST_F(HostileTenantTest, NothingOfTheVictimChanges) {
   EXPECT_THAT(Cli("bob", {"job", "list"}).out, ::testing::Not(HasSubstr(running)));
 
   // 6. A rogue federated client: no token, or a weight no honest client has.
+  const std::string federated_yaml = dir_ + "/federated.yaml";
+  std::ofstream(federated_yaml) << "name: fed\nmodel: {config_json: '"
+                                << ::strata::testing::kTinyLlamaConfigJson << "'}\n"
+                                << "data: {batch_size: 2, seq_len: 16}\n"
+                                << "optimizer: {zeroth_order: {lr: 1e-3}}\n"
+                                << "federated: {num_rounds: 2, min_available_nodes: 2}\n";
+  const std::string fed_job = Submitted(Cli("bob", {"job", "submit", federated_yaml, "--detach"}));
+  ASSERT_FALSE(fed_job.empty());
   {
     auto federated = v1::FederatedService::NewStub(Channel("unused"));
     grpc::ClientContext context;
     Deadline(&context);
     v1::RegisterClientRequest request;
-    request.set_job_id(running);
+    request.set_job_id(fed_job);
+    request.set_client_id("phone");
+    request.set_token("phone-token");
+    request.set_num_samples(1'000'000'000);
+    v1::RegisterClientResponse response;
+    const grpc::Status heavy = federated->Register(&context, request, &response);
+    EXPECT_EQ(heavy.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(heavy.error_message(), HasSubstr("federated.max_num_samples"));
+  }
+  {
+    auto federated = v1::FederatedService::NewStub(Channel("unused"));
+    grpc::ClientContext context;
+    Deadline(&context);
+    v1::RegisterClientRequest request;
+    request.set_job_id(fed_job);
     request.set_client_id("phone");
     v1::RegisterClientResponse response;
     EXPECT_EQ(federated->Register(&context, request, &response).error_code(),
