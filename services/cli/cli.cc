@@ -15,6 +15,7 @@
 #include "proto/strata/v1/federated_service.grpc.pb.h"
 #include "proto/strata/v1/job_service.grpc.pb.h"
 #include "proto/strata/v1/worker_service.grpc.pb.h"
+#include "services/cli/export_writer.h"
 #include "services/cli/job_config.h"
 #include "services/common/grpc_status.h"
 #include "services/common/job_state.h"
@@ -36,6 +37,9 @@ const char kCliUsageText[] =
     "  job list                  Your jobs, newest first.\n"
     "  job describe ID           One job: state, placement, progress, restarts.\n"
     "  job checkpoints ID        The checkpoints the job keeps: step, path on its worker, age.\n"
+    "  job export ID DIR         Download a completed job's export "
+    "(checkpoint.export_safetensors:\n"
+    "                            a Hugging Face directory) from its worker into DIR.\n"
     "  job logs ID [--follow] [--tail=N] [--rank=R,...]\n"
     "                            The job's log lines (ranks and coordinator).\n"
     "  job wait ID               Wait for the job to end; exit 0 if it completed.\n"
@@ -184,6 +188,35 @@ class Cli {
     const grpc::Status status = Jobs()->Get(&context, request, job);
     if (!status.ok()) RpcFailed(status, "JobService.Get");
     return status.ok();
+  }
+
+  int JobExport(const std::string& id, const std::string& dir) {
+    grpc::ClientContext context;
+    Prepare(&context, /*deadline=*/false);  // Large exports take as long as they take.
+    v1::ExportJobRequest request;
+    request.set_job_id(id);
+    std::unique_ptr<grpc::ClientReader<v1::ExportChunk>> reader = Jobs()->Export(&context, request);
+    ExportWriter writer(dir);
+    v1::ExportChunk chunk;
+    bool finished = false;
+    while (reader->Read(&chunk)) {
+      if (absl::Status s = writer.Write(chunk); !s.ok()) {
+        context.TryCancel();
+        reader->Finish();
+        err_ << "strata: export of " << id << " into " << dir << ": " << s.message() << "\n";
+        return kCliFailed;
+      }
+      finished = finished || chunk.finished();
+    }
+    const grpc::Status status = reader->Finish();
+    if (!status.ok()) return RpcFailed(status, "JobService.Export");
+    if (!finished) {
+      err_ << "strata: the export of " << id << " ended early\n";
+      return kCliFailed;
+    }
+    out_ << "exported job " << id << " into " << dir << ": " << writer.files().size() << " files, "
+         << writer.bytes() << " bytes (" << absl::StrJoin(writer.files(), ", ") << ")\n";
+    return kCliOk;
   }
 
   int JobCheckpoints(const std::string& id) {
@@ -527,6 +560,7 @@ int RunCli(const std::vector<std::string>& args, const CliOptions& options, std:
       if (verb == "cancel") return cli.JobStop(arg, /*kill=*/false);
       if (verb == "kill") return cli.JobStop(arg, /*kill=*/true);
     }
+    if (args.size() == 4 && verb == "export") return cli.JobExport(args[2], args[3]);
   }
   if (args.empty()) {
     err << kCliUsageText << "\n";

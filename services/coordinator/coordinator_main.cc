@@ -29,6 +29,7 @@ ABSL_DECLARE_FLAG(bool, insecure);
 #include "services/coordinator/rendezvous_store.h"
 #include "services/coordinator/round_manager.h"
 #include "services/coordinator/tokens.h"
+#include "services/coordinator/transfer_relay.h"
 #include "services/coordinator/worker_registry.h"
 #include "services/coordinator/worker_service.h"
 #include "services/jobspec/job_paths.h"
@@ -129,8 +130,9 @@ absl::Status Run() {
   if (!tokens->has_users()) {
     STRATA_LOG(WARNING) << "no --tokens_file: JobService is open to every caller";
   }
-  WorkerServiceImpl worker_service(registry->get(), jobs.get(), &rendezvous, &*tokens);
-  JobServiceImpl job_service(jobs.get(), &*tokens);
+  TransferRelay exports;
+  WorkerServiceImpl worker_service(registry->get(), jobs.get(), &rendezvous, &*tokens, &exports);
+  JobServiceImpl job_service(jobs.get(), &*tokens, &exports);
   absl::StatusOr<std::map<std::string, std::string>> enrollment =
       ReadTokenFile(absl::GetFlag(FLAGS_client_tokens_file), "--client_tokens_file");
   if (!enrollment.ok()) return UsageError(enrollment.status());

@@ -440,6 +440,42 @@ absl::StatusOr<v1::Job> JobManager::WaitForChange(const std::string& job_id,
   return e->stored.job;
 }
 
+absl::StatusOr<std::string> JobManager::ExportWorker(const std::string& job_id,
+                                                     const std::string& owner) {
+  absl::MutexLock lock(&mu_);
+  STRATA_ASSIGN_OR_RETURN(Entry * e, FindLocked(job_id, owner));
+  const v1::Job& job = e->stored.job;
+  if (!job.spec().checkpoint().export_safetensors()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "job ", job_id, " was not submitted with checkpoint.export_safetensors: it has no export"));
+  }
+  if (job.state() != v1::JOB_STATE_COMPLETED || job.placements().empty()) {
+    return absl::FailedPreconditionError(absl::StrCat("job ", job_id, " is ",
+                                                      StateName(job.state()),
+                                                      "; its export is written when it completes"));
+  }
+  const std::string& worker = job.placements(0).worker_id();
+  const v1::ListWorkersResponse live = options_.registry->List(/*include_lost=*/false);
+  for (const v1::WorkerInfo& w : live.workers()) {
+    if (w.worker_id() == worker) return worker;
+  }
+  return absl::UnavailableError(
+      absl::StrCat("worker ", worker, ", which holds the export, is not connected"));
+}
+
+absl::Status JobManager::RequestUpload(const std::string& job_id, const std::string& worker_id,
+                                       int64_t transfer_id) {
+  absl::MutexLock lock(&mu_);
+  STRATA_ASSIGN_OR_RETURN(Entry * e, FindLocked(job_id, ""));
+  v1::Assignment a;
+  v1::UploadExport* upload = a.mutable_upload();
+  upload->set_job_id(job_id);
+  upload->set_owner(e->stored.owner);
+  upload->set_transfer_id(transfer_id);
+  SendLocked(worker_id, std::move(a));
+  return absl::OkStatus();
+}
+
 int64_t JobManager::OpenAssignments(const std::string& worker_id) {
   absl::MutexLock lock(&mu_);
   const int64_t generation = next_stream_++;

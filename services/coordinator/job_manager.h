@@ -98,6 +98,15 @@ class JobManager {
                                         int64_t* version, absl::Duration timeout)
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // The worker holding the export of `job_id` (rank 0's, once the job COMPLETED with
+  // checkpoint.export_safetensors); FAILED_PRECONDITION otherwise, UNAVAILABLE when that worker
+  // is not connected.
+  absl::StatusOr<std::string> ExportWorker(const std::string& job_id, const std::string& owner)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Orders `worker_id` to upload the export of `job_id` as transfer `transfer_id`.
+  absl::Status RequestUpload(const std::string& job_id, const std::string& worker_id,
+                             int64_t transfer_id) ABSL_LOCKS_EXCLUDED(mu_);
+
   // Workers (WorkerService). Every report about a rank of the current attempt is accepted only
   // from the worker that rank is placed on (PERMISSION_DENIED otherwise); a report about a
   // superseded attempt is acknowledged as stale.

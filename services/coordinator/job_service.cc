@@ -77,6 +77,35 @@ grpc::Status JobServiceImpl::Kill(grpc::ServerContext* context, const v1::KillJo
   return Reply(jobs_->Kill(request->job_id(), request->reason(), user), response);
 }
 
+grpc::Status JobServiceImpl::Export(grpc::ServerContext* context,
+                                    const v1::ExportJobRequest* request,
+                                    grpc::ServerWriter<v1::ExportChunk>* writer) {
+  STRATA_CALLER(context, user);
+  if (relay_ == nullptr) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no export relay");
+  absl::StatusOr<std::string> worker = jobs_->ExportWorker(request->job_id(), user);
+  if (!worker.ok()) return ToGrpcStatus(worker.status());
+  const int64_t transfer = relay_->Open(*worker);
+  grpc::Status status = ToGrpcStatus(jobs_->RequestUpload(request->job_id(), *worker, transfer));
+  while (status.ok() && !context->IsCancelled()) {
+    absl::StatusOr<v1::ExportChunk> chunk = relay_->Pop(transfer, absl::Seconds(60));
+    if (!chunk.ok()) {
+      status = ToGrpcStatus(chunk.status());
+      break;
+    }
+    if (!chunk->error().empty()) {
+      status = grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                            absl::StrCat("worker ", *worker, ": ", chunk->error()));
+      break;
+    }
+    chunk->clear_transfer_id();
+    chunk->clear_worker_id();
+    if (!writer->Write(*chunk)) break;
+    if (chunk->finished()) break;
+  }
+  relay_->Close(transfer);
+  return status;
+}
+
 grpc::Status JobServiceImpl::Watch(grpc::ServerContext* context, const v1::WatchJobRequest* request,
                                    grpc::ServerWriter<v1::JobEvent>* writer) {
   STRATA_CALLER(context, user);

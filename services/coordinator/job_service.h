@@ -9,13 +9,15 @@
 #include "proto/strata/v1/job_service.grpc.pb.h"
 #include "services/coordinator/job_manager.h"
 #include "services/coordinator/tokens.h"
+#include "services/coordinator/transfer_relay.h"
 
 namespace strata {
 
 class JobServiceImpl final : public v1::JobService::Service {
  public:
-  // `jobs` and `tokens` must outlive this.
-  JobServiceImpl(JobManager* jobs, const TokenTable* tokens) : jobs_(jobs), tokens_(tokens) {}
+  // `jobs`, `tokens` and `relay` must outlive this; without a relay Export is UNIMPLEMENTED.
+  JobServiceImpl(JobManager* jobs, const TokenTable* tokens, TransferRelay* relay = nullptr)
+      : jobs_(jobs), tokens_(tokens), relay_(relay) {}
 
   grpc::Status Submit(grpc::ServerContext* context, const v1::SubmitJobRequest* request,
                       v1::SubmitJobResponse* response) override;
@@ -31,10 +33,14 @@ class JobServiceImpl final : public v1::JobService::Service {
                       v1::Job* response) override;
   grpc::Status Kill(grpc::ServerContext* context, const v1::KillJobRequest* request,
                     v1::Job* response) override;
+  // Orders the worker holding the job's export to upload it and relays the chunks.
+  grpc::Status Export(grpc::ServerContext* context, const v1::ExportJobRequest* request,
+                      grpc::ServerWriter<v1::ExportChunk>* writer) override;
 
  private:
   JobManager* jobs_;
   const TokenTable* tokens_;
+  TransferRelay* relay_;
 };
 
 }  // namespace strata

@@ -121,6 +121,18 @@ grpc::Status WorkerServiceImpl::ReportStepLog(grpc::ServerContext* context,
   return Reply(jobs_->OnStepLog(*request), response);
 }
 
+grpc::Status WorkerServiceImpl::UploadExport(grpc::ServerContext* context,
+                                             grpc::ServerReader<v1::ExportChunk>* reader,
+                                             v1::UploadExportAck*) {
+  if (relay_ == nullptr) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no export relay");
+  v1::ExportChunk chunk;
+  while (reader->Read(&chunk)) {
+    if (grpc::Status s = AsWorker(context, chunk.worker_id()); !s.ok()) return s;
+    if (absl::Status s = relay_->Push(chunk, absl::Seconds(60)); !s.ok()) return ToGrpcStatus(s);
+  }
+  return grpc::Status::OK;
+}
+
 grpc::Status WorkerServiceImpl::StoreSet(grpc::ServerContext* context,
                                          const v1::StoreSetRequest* request,
                                          v1::StoreSetResponse*) {

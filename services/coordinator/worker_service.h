@@ -10,6 +10,7 @@
 #include "services/coordinator/job_manager.h"
 #include "services/coordinator/rendezvous_store.h"
 #include "services/coordinator/tokens.h"
+#include "services/coordinator/transfer_relay.h"
 #include "services/coordinator/worker_registry.h"
 
 namespace strata {
@@ -19,8 +20,8 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
   // Not owned; they must outlive the service. `jobs`, `store` and `tokens` may be null
   // (registry only, no authentication).
   WorkerServiceImpl(WorkerRegistry* registry, JobManager* jobs, RendezvousStore* store = nullptr,
-                    const TokenTable* tokens = nullptr)
-      : registry_(registry), jobs_(jobs), store_(store), tokens_(tokens) {}
+                    const TokenTable* tokens = nullptr, TransferRelay* relay = nullptr)
+      : registry_(registry), jobs_(jobs), store_(store), tokens_(tokens), relay_(relay) {}
 
   grpc::Status Register(grpc::ServerContext* context, const v1::RegisterWorkerRequest* request,
                         v1::RegisterWorkerResponse* response) override;
@@ -43,6 +44,10 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
                         v1::StoreSetResponse* response) override;
   grpc::Status StoreGet(grpc::ServerContext* context, const v1::StoreGetRequest* request,
                         v1::StoreGetResponse* response) override;
+  // Chunks of an export a user asked for (JobService.Export), relayed to that user.
+  grpc::Status UploadExport(grpc::ServerContext* context,
+                            grpc::ServerReader<v1::ExportChunk>* reader,
+                            v1::UploadExportAck* response) override;
 
  private:
   grpc::Status AsWorker(const grpc::ServerContext* context, const std::string& name) const;
@@ -54,6 +59,7 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
   JobManager* jobs_;
   RendezvousStore* store_;
   const TokenTable* tokens_;
+  TransferRelay* relay_;
 };
 
 }  // namespace strata

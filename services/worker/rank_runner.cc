@@ -22,6 +22,7 @@
 #include "runtime/zo/step_log.h"
 #include "services/common/report_channel.h"
 #include "services/jobspec/job_paths.h"
+#include "services/worker/export_uploader.h"
 #include "services/worker/rank_reporter.h"
 #include "storage/atomic_file.h"
 
@@ -89,6 +90,12 @@ RankRunner::~RankRunner() {
     for (auto& [key, child] : children_) SignalLocked(*child, SIGKILL);
   }
   if (assignments_.joinable()) assignments_.join();
+  std::vector<UploadThread> uploads;
+  {
+    absl::MutexLock lock(&mu_);
+    uploads.swap(uploads_);
+  }
+  for (UploadThread& u : uploads) u.thread.join();
   {
     absl::MutexLock lock(&mu_);
     for (auto& [key, child] : children_) reporters.push_back(std::move(child->reporter));
@@ -132,6 +139,8 @@ void RankRunner::FollowAssignments(std::function<std::string()> worker_id) {
             }
           } else if (a.has_stop()) {
             Stop(a.stop());
+          } else if (a.has_upload()) {
+            Upload(a.upload(), id);
           }
         }
         reader->Finish();
@@ -249,6 +258,29 @@ absl::Status RankRunner::Start(const v1::StartRank& start, const std::string& wo
       });
   children_[key] = std::move(child);
   return absl::OkStatus();
+}
+
+void RankRunner::Upload(const v1::UploadExport& order, const std::string& worker_id) {
+  absl::MutexLock lock(&mu_);
+  // Forget uploads that ended, then send this one beside the assignment stream.
+  for (auto it = uploads_.begin(); it != uploads_.end();) {
+    if (it->done->load()) {
+      it->thread.join();
+      it = uploads_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  uploads_.push_back({std::thread([this, order, worker_id, done] {
+                        const absl::Status s =
+                            UploadExportFiles(stub_, options_.work_dir, worker_id, order);
+                        if (!s.ok()) {
+                          STRATA_LOG(WARNING) << "export of " << order.job_id() << ": " << s;
+                        }
+                        done->store(true);
+                      }),
+                      done});
 }
 
 void RankRunner::Stop(const v1::StopRank& stop) {

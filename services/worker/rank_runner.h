@@ -70,6 +70,8 @@ class RankRunner {
   absl::Status Start(const v1::StartRank& start, const std::string& worker_id)
       ABSL_LOCKS_EXCLUDED(mu_);
   void Stop(const v1::StopRank& stop) ABSL_LOCKS_EXCLUDED(mu_);
+  // Sends the job's export to the coordinator on a thread of its own (export_uploader.h).
+  void Upload(const v1::UploadExport& order, const std::string& worker_id) ABSL_LOCKS_EXCLUDED(mu_);
   std::vector<v1::RunningRank> Running() const ABSL_LOCKS_EXCLUDED(mu_);
   // The worker's metrics: ranks running, and per running rank its step-time histogram.
   void CollectMetrics(MetricsWriter* out) const ABSL_LOCKS_EXCLUDED(mu_);
@@ -114,6 +116,11 @@ class RankRunner {
   std::deque<std::string> finished_order_ ABSL_GUARDED_BY(mu_);
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
   std::shared_ptr<grpc::ClientContext> assignments_context_ ABSL_GUARDED_BY(mu_);
+  struct UploadThread {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::vector<UploadThread> uploads_ ABSL_GUARDED_BY(mu_);
   std::thread assignments_;
 };
 

@@ -476,5 +476,55 @@ TEST_F(JobTest, WhatIsSubmittedIsWhatRuns) {
   EXPECT_THAT(bad.out + bad.err, HasSubstr(dir_ + "/no-such-checkpoint"));
 }
 
+// A job resumed from another job's checkpoint ends bit for bit where the uninterrupted job
+// ended, and `strata job export` brings each one's Hugging Face export to the user's machine.
+TEST_F(JobTest, ResumeFromIsBitwiseAndTheExportDownloads) {
+  StartWorker("alpha");
+  auto job = [&](const std::string& name, const std::string& checkpoint) {
+    const std::string path = absl::StrCat(dir_, "/", name, ".yaml");
+    std::ofstream(path) << absl::StrCat(
+        "name: ", name, "\nmodel:\n  config_json: '", ::strata::testing::kTinyLlamaConfigJson,
+        "'\ndata: {train_paths: [/usr/share/common-licenses/GPL-3], batch_size: 2, seq_len: 16, "
+        "eval_batches: 1}\noptimizer: {zeroth_order: {lr: 1e-4}}\n",
+        "training: {max_steps: 40, log_interval: 10, threads: 1, seed: 3}\n", "checkpoint: {",
+        checkpoint, "interval_steps: 20, export_safetensors: true}\n");
+    return path;
+  };
+  ProcessResult full = Cli({"job", "submit", job("full", "path: full, ")});
+  ASSERT_EQ(full.exit_code, 0) << full.err << full.out;
+  ProcessResult resumed =
+      Cli({"job", "submit", job("resumed", "path: resumed, resume_from: full/ckpt-0000000020, ")});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err << resumed.out;
+  const size_t at = full.out.find("submitted job ") + 14;
+  const std::string full_id = full.out.substr(at, full.out.find(' ', at) - at);
+  const size_t rat = resumed.out.find("submitted job ") + 14;
+  const std::string resumed_id = resumed.out.substr(rat, resumed.out.find(' ', rat) - rat);
+  EXPECT_THAT(Cli({"job", "logs", resumed_id}).out, HasSubstr("starting at step 20"));
+
+  ProcessResult exported = Cli({"job", "export", full_id, dir_ + "/full-export"});
+  ASSERT_EQ(exported.exit_code, 0) << exported.err;
+  EXPECT_THAT(exported.out, HasSubstr("model.safetensors"));
+  ASSERT_EQ(Cli({"job", "export", resumed_id, dir_ + "/resumed-export"}).exit_code, 0);
+  const std::string want = ReadFileOrEmpty(Area("alpha") + "/full/export/model.safetensors");
+  ASSERT_GT(want.size(), 1000u);
+  EXPECT_TRUE(ReadFileOrEmpty(dir_ + "/full-export/model.safetensors") == want);
+  EXPECT_TRUE(ReadFileOrEmpty(dir_ + "/resumed-export/model.safetensors") == want)
+      << "the resumed job's weights differ from the uninterrupted job's";
+  EXPECT_FALSE(ReadFileOrEmpty(dir_ + "/full-export/config.json").empty());
+  // Only the owner can fetch it; a job without an export says why.
+  ProcessResult theirs = Cli({"job", "export", full_id, dir_ + "/stolen"}, "bob-token");
+  EXPECT_EQ(theirs.exit_code, 1);
+  EXPECT_THAT(theirs.err, HasSubstr("NOT_FOUND"));
+  EXPECT_TRUE(ReadFileOrEmpty(dir_ + "/stolen/model.safetensors").empty());
+  ProcessResult none = Cli({"job", "submit", WriteJob("no-export", "", 10),
+                            "--config=checkpoint.export_safetensors=false"});
+  ASSERT_EQ(none.exit_code, 0) << none.err;
+  const size_t nat = none.out.find("submitted job ") + 14;
+  ProcessResult refused =
+      Cli({"job", "export", none.out.substr(nat, none.out.find(' ', nat) - nat), dir_ + "/none"});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_THAT(refused.err, HasSubstr("was not submitted with checkpoint.export_safetensors"));
+}
+
 }  // namespace
 }  // namespace strata
