@@ -127,6 +127,17 @@ class JobTest : public ::testing::Test {
     workers_[name] = std::make_unique<Subprocess>(*std::move(worker));
   }
 
+  // A 40-step job on the tiny LLaMA over the GPL text; `extra` adds top-level sections.
+  std::string FortyStepJob(const std::string& name, int log_interval, const std::string& extra) {
+    const std::string path = absl::StrCat(dir_, "/", name, ".yaml");
+    std::ofstream(path) << absl::StrCat(
+        "name: ", name, "\nmodel:\n  config_json: '", ::strata::testing::kTinyLlamaConfigJson,
+        "'\ndata: {train_paths: [/usr/share/common-licenses/GPL-3], batch_size: 2, seq_len: 16, "
+        "eval_batches: 1}\ntraining: {max_steps: 40, log_interval: ",
+        log_interval, ", threads: 1, seed: 3}\n", extra);
+    return path;
+  }
+
   // A file holding `token`: tokens never travel on a command line.
   std::string TokenFile(const std::string& token) {
     const std::string path = absl::StrCat(dir_, "/", token, ".token");
@@ -405,13 +416,7 @@ TEST_F(JobTest, BadInputAndOtherUsersAreRefusedClearly) {
 TEST_F(JobTest, WhatIsSubmittedIsWhatRuns) {
   StartWorker("alpha");
   auto job = [&](const std::string& name, const std::string& extra) {
-    const std::string path = absl::StrCat(dir_, "/", name, ".yaml");
-    std::ofstream(path) << absl::StrCat(
-        "name: ", name, "\nmodel:\n  config_json: '", ::strata::testing::kTinyLlamaConfigJson,
-        "'\ndata: {train_paths: [/usr/share/common-licenses/GPL-3], batch_size: 2, seq_len: 16, "
-        "eval_batches: 1}\n",
-        "training: {max_steps: 40, log_interval: 1, threads: 1, seed: 3}\n", extra);
-    return path;
+    return FortyStepJob(name, /*log_interval=*/1, extra);
   };
   auto number = [](const std::string& json, const std::string& key, size_t from = 0) {
     const size_t at = json.find("\"" + key + "\": ", from);
@@ -481,14 +486,10 @@ TEST_F(JobTest, WhatIsSubmittedIsWhatRuns) {
 TEST_F(JobTest, ResumeFromIsBitwiseAndTheExportDownloads) {
   StartWorker("alpha");
   auto job = [&](const std::string& name, const std::string& checkpoint) {
-    const std::string path = absl::StrCat(dir_, "/", name, ".yaml");
-    std::ofstream(path) << absl::StrCat(
-        "name: ", name, "\nmodel:\n  config_json: '", ::strata::testing::kTinyLlamaConfigJson,
-        "'\ndata: {train_paths: [/usr/share/common-licenses/GPL-3], batch_size: 2, seq_len: 16, "
-        "eval_batches: 1}\noptimizer: {zeroth_order: {lr: 1e-4}}\n",
-        "training: {max_steps: 40, log_interval: 10, threads: 1, seed: 3}\n", "checkpoint: {",
-        checkpoint, "interval_steps: 20, export_safetensors: true}\n");
-    return path;
+    return FortyStepJob(
+        name, /*log_interval=*/10,
+        absl::StrCat("optimizer: {zeroth_order: {lr: 1e-4}}\ncheckpoint: {", checkpoint,
+                     "interval_steps: 20, export_safetensors: true}\n"));
   };
   ProcessResult full = Cli({"job", "submit", job("full", "path: full, ")});
   ASSERT_EQ(full.exit_code, 0) << full.err << full.out;
