@@ -121,7 +121,10 @@ checkpoint: {path: finetune, interval_steps: 30}
 YAML
 
 echo "demo: \$ strata job submit pretrain.yaml   (first-order AdamW, 150 steps)"
-"$bin/services/cli/strata" job submit "$work/pretrain.yaml"
+"$bin/services/cli/strata" job submit "$work/pretrain.yaml" | tee "$work/pretrain.out"
+pretrain_id="$(sed -n 's/^submitted job \([^ ]*\).*/\1/p' "$work/pretrain.out" | head -1)"
+echo "demo: \$ strata job export $pretrain_id ./pretrained   (its Hugging Face export, via the coordinator)"
+"$bin/services/cli/strata" job export "$pretrain_id" "$work/pretrained"
 echo "demo: \$ strata job submit finetune.yaml   (zeroth-order fine-tune of the export, 60 steps)"
 "$bin/services/cli/strata" job submit "$work/finetune.yaml"
 echo "demo: \$ strata job list"
