@@ -196,18 +196,11 @@ void swiglu_backward(float* dgate_up, const float* gate_up, const float* dout, i
   });
 }
 
-void rope_apply(float* qkv, int B, int T, int n_head, int n_kv_head, int hd, float theta,
-                bool inverse) {
+void rope_apply(float* qkv, int B, int T, int n_head, int n_kv_head, int hd,
+                const float* inv_freq, bool inverse) {
   const int half = hd / 2;
   const int64_t row = static_cast<int64_t>(n_head + 2 * n_kv_head) * hd;
   const int rotated_heads = n_head + n_kv_head;  // q heads then k heads.
-  // inv_freq[i] = theta^(-2i/hd), computed in double as Hugging Face does in float32 from
-  // torch.arange; the angle is position * inv_freq in float32.
-  std::vector<float> inv_freq(half);
-  for (int i = 0; i < half; ++i) {
-    inv_freq[i] = static_cast<float>(
-        1.0 / std::pow(static_cast<double>(theta), static_cast<double>(2 * i) / hd));
-  }
   ParallelFor(static_cast<int64_t>(B) * T, [&](int64_t begin_, int64_t end_) {
     for (int64_t bt = static_cast<int64_t>(begin_); bt < end_; ++bt) {
       const int t = static_cast<int>(bt % T);

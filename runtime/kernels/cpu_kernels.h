@@ -44,9 +44,11 @@ void swiglu_backward(float* dgate_up, const float* gate_up, const float* dout, i
 
 // Rotary position embedding (Hugging Face "rotate_half" convention) applied in place to the q
 // and k parts of qkv (B, T, (n_head + 2 n_kv_head) * hd); position of row (b, t) is t.
-// inverse = true rotates by the negative angle (the backward of the forward rotation).
-void rope_apply(float* qkv, int B, int T, int n_head, int n_kv_head, int hd, float theta,
-                bool inverse);
+// inv_freq holds hd / 2 inverse frequencies (runtime/model/rope_frequencies.h); the angle is
+// position * inv_freq in float32. inverse = true rotates by the negative angle (the backward
+// of the forward rotation).
+void rope_apply(float* qkv, int B, int T, int n_head, int n_kv_head, int hd,
+                const float* inv_freq, bool inverse);
 
 // out = a + b; all (n). out may alias a or b.
 void residual_forward(float* out, const float* a, const float* b, int64_t n);

@@ -173,7 +173,10 @@ TEST(KernelsTest, RopeInverseUndoesForwardAndMatchesFormula) {
   const int row = (NH + 2 * NKV) * HD;
   auto qkv = Random(B * T * row, 13);
   std::vector<float> work = qkv;
-  rope_apply(work.data(), B, T, NH, NKV, HD, 10000.0f, false);
+  std::vector<float> inv_freq(HD / 2);
+  for (int i = 0; i < HD / 2; ++i)
+    inv_freq[i] = static_cast<float>(std::pow(10000.0, -2.0 * i / HD));
+  rope_apply(work.data(), B, T, NH, NKV, HD, inv_freq.data(), false);
   // Query head 1 at (b=1, t=3), dimension pair (2, 6).
   const int t = 3, h = 1, i = 2;
   const float* x = &qkv[(1 * T + t) * row + h * HD];
@@ -182,7 +185,7 @@ TEST(KernelsTest, RopeInverseUndoesForwardAndMatchesFormula) {
   EXPECT_NEAR(work[(1 * T + t) * row + h * HD + i], x[i] * c - x[i + HD / 2] * s, 1e-5);
   // v heads are untouched.
   for (int j = (NH + NKV) * HD; j < row; ++j) ASSERT_EQ(work[j], qkv[j]);
-  rope_apply(work.data(), B, T, NH, NKV, HD, 10000.0f, true);
+  rope_apply(work.data(), B, T, NH, NKV, HD, inv_freq.data(), true);
   for (size_t j = 0; j < qkv.size(); ++j) ASSERT_NEAR(work[j], qkv[j], 1e-5);
 }
 

@@ -18,6 +18,12 @@ class Reader {
  public:
   Reader(const Json& json, absl::string_view source) : json_(json), source_(source) {}
 
+  // The object under `key`, its keys named "key.inner" in errors.
+  absl::StatusOr<Reader> Object(const char* key) const {
+    if (!json_[key].is_object()) return Error(key, "must be an object or null");
+    return Reader(json_[key], absl::StrCat(source_, ": ", key));
+  }
+
   absl::Status Error(absl::string_view key, absl::string_view what) const {
     return absl::InvalidArgumentError(absl::StrCat(source_, ": \"", key, "\" ", what));
   }
@@ -61,7 +67,7 @@ class Reader {
 
  private:
   const Json& json_;
-  absl::string_view source_;
+  std::string source_;
 };
 
 absl::StatusOr<ModelConfig> ParseGpt2(const Reader& r) {
@@ -90,6 +96,35 @@ absl::StatusOr<ModelConfig> ParseGpt2(const Reader& r) {
   return c;
 }
 
+// rope_scaling: null, {"rope_type" (or "type"): "linear", "factor"} or the Llama 3.1
+// {"rope_type": "llama3", "factor", "low_freq_factor", "high_freq_factor",
+// "original_max_position_embeddings"}; other types change the maths and are refused by name.
+absl::StatusOr<RopeScaling> ParseRopeScaling(const Reader& r) {
+  RopeScaling scaling;
+  if (!r.Has("rope_scaling")) return scaling;
+  STRATA_ASSIGN_OR_RETURN(Reader s, r.Object("rope_scaling"));
+  STRATA_ASSIGN_OR_RETURN(std::string type, s.StringOr("type", ""));
+  STRATA_ASSIGN_OR_RETURN(type, s.StringOr("rope_type", type));
+  STRATA_ASSIGN_OR_RETURN(scaling.factor, s.FloatOr("factor", 0.0f));
+  if (type == "linear") {
+    scaling.kind = RopeScaling::Kind::kLinear;
+  } else if (type == "llama3") {
+    scaling.kind = RopeScaling::Kind::kLlama3;
+    STRATA_ASSIGN_OR_RETURN(scaling.low_freq_factor, s.FloatOr("low_freq_factor", 1.0f));
+    STRATA_ASSIGN_OR_RETURN(scaling.high_freq_factor, s.FloatOr("high_freq_factor", 4.0f));
+    STRATA_ASSIGN_OR_RETURN(scaling.original_max_position_embeddings,
+                            s.Int("original_max_position_embeddings"));
+    if (!(scaling.high_freq_factor > scaling.low_freq_factor)) {
+      return s.Error("high_freq_factor", "must be greater than low_freq_factor");
+    }
+  } else {
+    return s.Error("rope_type",
+                   absl::StrCat(ShownValue(type), " is not supported (linear or llama3)"));
+  }
+  if (!(scaling.factor > 0)) return s.Error("factor", "must be positive");
+  return scaling;
+}
+
 absl::StatusOr<ModelConfig> ParseLlama(const Reader& r) {
   ModelConfig c;
   c.family = ModelFamily::kLlama;
@@ -107,7 +142,7 @@ absl::StatusOr<ModelConfig> ParseLlama(const Reader& r) {
   if (act != "silu") {
     return r.Error("hidden_act", absl::StrCat(ShownValue(act), " is not supported (only silu)"));
   }
-  if (r.Has("rope_scaling")) return r.Error("rope_scaling", "is not supported (must be null)");
+  STRATA_ASSIGN_OR_RETURN(c.rope_scaling, ParseRopeScaling(r));
   STRATA_ASSIGN_OR_RETURN(bool attention_bias, r.BoolOr("attention_bias", false));
   if (attention_bias) return r.Error("attention_bias", "true is not supported");
   STRATA_ASSIGN_OR_RETURN(bool mlp_bias, r.BoolOr("mlp_bias", false));
@@ -234,7 +269,19 @@ std::string ToHfConfigJson(const ModelConfig& c) {
     json["rms_norm_eps"] = c.norm_eps;
     json["rope_theta"] = c.rope_theta;
     json["hidden_act"] = "silu";
-    json["rope_scaling"] = nullptr;
+    const RopeScaling& rs = c.rope_scaling;
+    if (rs.kind == RopeScaling::Kind::kNone) {
+      json["rope_scaling"] = nullptr;
+    } else if (rs.kind == RopeScaling::Kind::kLinear) {
+      json["rope_scaling"] = {{"rope_type", "linear"}, {"factor", rs.factor}};
+    } else {
+      json["rope_scaling"] = {
+          {"rope_type", "llama3"},
+          {"factor", rs.factor},
+          {"low_freq_factor", rs.low_freq_factor},
+          {"high_freq_factor", rs.high_freq_factor},
+          {"original_max_position_embeddings", rs.original_max_position_embeddings}};
+    }
   }
   return json.dump(2) + "\n";
 }

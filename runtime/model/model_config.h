@@ -18,6 +18,17 @@ enum class ModelFamily { kGpt2, kLlama };
 
 absl::string_view ModelFamilyName(ModelFamily family);
 
+// LLaMA's rope_scaling: how the rotary frequencies are stretched for long contexts
+// (rope_frequencies.h computes them as Hugging Face transformers does).
+struct RopeScaling {
+  enum class Kind { kNone, kLinear, kLlama3 };
+  Kind kind = Kind::kNone;
+  float factor = 1.0f;                          // linear, llama3
+  float low_freq_factor = 1.0f;                 // llama3
+  float high_freq_factor = 4.0f;                // llama3
+  int original_max_position_embeddings = 8192;  // llama3
+};
+
 struct ModelConfig {
   ModelFamily family = ModelFamily::kGpt2;
   int vocab_size = 0;
@@ -29,6 +40,7 @@ struct ModelConfig {
   int d_ff = 0;       // n_inner (default 4 * d_model) / intermediate_size.
   float norm_eps = 1e-5f;
   float rope_theta = 10000.0f;  // LLaMA only.
+  RopeScaling rope_scaling;     // LLaMA only.
   bool tie_embeddings = true;   // Output head shares the token embedding.
 
   int head_dim() const { return d_model / n_head; }

@@ -71,5 +71,61 @@ TEST(ModelConfigTest, RejectionsNameTheKey) {
   EXPECT_THAT(ParseHfConfig(bad, "c").status().message(), HasSubstr("\"n_layer\""));
 }
 
+// Llama-3.2-1B's config.json as the hub ships it (sizes unchanged): every benign key accepted,
+// the llama3 rope_scaling parsed, and the published parameter count.
+constexpr char kLlama32_1B[] = R"({
+  "architectures": ["LlamaForCausalLM"],
+  "attention_bias": false,
+  "attention_dropout": 0.0,
+  "bos_token_id": 128000,
+  "eos_token_id": 128001,
+  "head_dim": 64,
+  "hidden_act": "silu",
+  "hidden_size": 2048,
+  "initializer_range": 0.02,
+  "intermediate_size": 8192,
+  "max_position_embeddings": 131072,
+  "mlp_bias": false,
+  "model_type": "llama",
+  "num_attention_heads": 32,
+  "num_hidden_layers": 16,
+  "num_key_value_heads": 8,
+  "pretraining_tp": 1,
+  "rms_norm_eps": 1e-05,
+  "rope_scaling": {
+    "factor": 32.0,
+    "high_freq_factor": 4.0,
+    "low_freq_factor": 1.0,
+    "original_max_position_embeddings": 8192,
+    "rope_type": "llama3"
+  },
+  "rope_theta": 500000.0,
+  "tie_word_embeddings": true,
+  "torch_dtype": "bfloat16",
+  "transformers_version": "4.45.0.dev0",
+  "use_cache": true,
+  "vocab_size": 128256
+})";
+
+TEST(ModelConfigTest, ParsesLlama32WithItsRopeScaling) {
+  absl::StatusOr<ModelConfig> c = ParseHfConfig(kLlama32_1B, "Llama-3.2-1B/config.json");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->NumParameters(), 1235814400);
+  EXPECT_EQ(c->rope_scaling.kind, RopeScaling::Kind::kLlama3);
+  EXPECT_EQ(c->rope_scaling.factor, 32.0f);
+  EXPECT_EQ(c->rope_scaling.original_max_position_embeddings, 8192);
+  // Saved and read back, the scaling is the same.
+  absl::StatusOr<ModelConfig> again = ParseHfConfig(ToHfConfigJson(*c), "saved");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->rope_scaling.kind, RopeScaling::Kind::kLlama3);
+  EXPECT_EQ(again->rope_scaling.high_freq_factor, 4.0f);
+  EXPECT_EQ(again->rope_scaling.original_max_position_embeddings, 8192);
+  // Types that change the maths and are not implemented are refused by name.
+  std::string yarn = kLlama32_1B;
+  yarn.replace(yarn.find("\"llama3\""), 8, "\"yarn\"");
+  EXPECT_THAT(ParseHfConfig(yarn, "c").status().message(),
+              HasSubstr("rope_scaling: \"rope_type\" \"yarn\" is not supported"));
+}
+
 }  // namespace
 }  // namespace strata

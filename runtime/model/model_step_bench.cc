@@ -42,7 +42,6 @@ double ForwardFlops(const ModelConfig& c, int B, int T) {
   return L * per_layer + 2 * N * C * c.vocab_size;
 }
 
-
 // Runs one case in this process and prints {"tok_s": ...}.
 int RunCase(const std::string& mode) {
   const int B = absl::GetFlag(FLAGS_batch), T = absl::GetFlag(FLAGS_seq);

@@ -65,6 +65,16 @@ Case RandomCase(ModelFamily family, uint32_t seed) {
   m.norm_eps = family == ModelFamily::kGpt2 ? 1e-5f : 1e-6f;
   m.rope_theta = family == ModelFamily::kLlama ? static_cast<float>(pick(100, 20000)) : 1e4f;
   m.tie_embeddings = family == ModelFamily::kGpt2 || rng() % 2 == 0;
+  if (family == ModelFamily::kLlama && seed % 3 == 1) {  // Linear position interpolation.
+    m.rope_scaling.kind = RopeScaling::Kind::kLinear;
+    m.rope_scaling.factor = static_cast<float>(pick(2, 8));
+  } else if (family == ModelFamily::kLlama && seed % 3 == 2) {  // Llama 3.1's bands.
+    m.rope_scaling.kind = RopeScaling::Kind::kLlama3;
+    m.rope_scaling.factor = 8.0f;
+    m.rope_scaling.low_freq_factor = 1.0f;
+    m.rope_scaling.high_freq_factor = 4.0f;
+    m.rope_scaling.original_max_position_embeddings = pick(8, 64);
+  }
   c.B = pick(1, 3);
   c.T = pick(2, m.max_seq_len);
   c.seed = seed;

@@ -12,6 +12,7 @@
 #include "runtime/kernels/attention.h"
 #include "runtime/kernels/cpu_kernels.h"
 #include "runtime/kernels/matmul.h"
+#include "runtime/model/rope_frequencies.h"
 
 namespace strata {
 namespace {
@@ -185,7 +186,11 @@ absl::StatusOr<std::unique_ptr<Transformer>> Transformer::Create(const ModelConf
 }
 
 Transformer::Transformer(const ModelConfig& config, Options options)
-    : layout_(config), options_(options), params_(layout_.NumElements()) {
+    : layout_(config),
+      options_(options),
+      params_(layout_.NumElements()),
+      rope_inv_freq_(config.family == ModelFamily::kLlama ? RopeInvFreq(config)
+                                                          : std::vector<float>()) {
   if (options_.threads > 0) {
     ThreadPool::Global().SetThreads(options_.threads);
     k::SetBlasThreads(options_.threads);
@@ -408,7 +413,7 @@ absl::StatusOr<float> Transformer::ForwardBackward(absl::Span<const int32_t> tok
       using namespace llama_slot;
       k::rmsnorm_forward(a.ln1, a.ln1_rstd, in, w + off.at[kInputNormW], d.N, C, c.norm_eps);
       k::matmul_forward(a.qkv, a.ln1, w + off.at[kQW], nullptr, d.N, C, static_cast<int>(d.QKV));
-      k::rope_apply(a.qkv, B, T, c.n_head, c.n_kv_head, c.head_dim(), c.rope_theta, false);
+      k::rope_apply(a.qkv, B, T, c.n_head, c.n_kv_head, c.head_dim(), rope_inv_freq_.data(), false);
       k::attention_forward(a.atty, a.att, nullptr, a.qkv, shape);
       k::matmul_forward(a.res1, a.atty, w + off.at[kOW], nullptr, d.N, C, C);
       k::residual_forward(a.res1, a.res1, in, d.N * d.C);
@@ -482,7 +487,7 @@ absl::StatusOr<float> Transformer::ForwardBackward(absl::Span<const int32_t> tok
       k::matmul_backward(g.datty, gw + off.at[kOW], nullptr, g.dres, a.atty, w + off.at[kOW], d.N,
                          C, C, true);
       k::attention_backward(g.dqkv, g.datt, g.datty, a.qkv, a.att, shape);
-      k::rope_apply(g.dqkv, B, T, c.n_head, c.n_kv_head, c.head_dim(), c.rope_theta, true);
+      k::rope_apply(g.dqkv, B, T, c.n_head, c.n_kv_head, c.head_dim(), rope_inv_freq_.data(), true);
       k::matmul_backward(g.dln, gw + off.at[kQW], nullptr, g.dqkv, a.ln1, w + off.at[kQW], d.N, C,
                          static_cast<int>(d.QKV), true);
       k::rmsnorm_backward(g.dres, gw + off.at[kInputNormW], g.dln, in, w + off.at[kInputNormW],
@@ -549,7 +554,7 @@ void Transformer::BlockForwardInfer(const float* w, int stream) {
     using namespace llama_slot;
     k::rmsnorm_forward(b.ln, nullptr, b.x, w + off.at[kInputNormW], d.N, C, c.norm_eps);
     k::matmul_forward(b.qkv, b.ln, w + off.at[kQW], nullptr, d.N, C, static_cast<int>(d.QKV));
-    k::rope_apply(b.qkv, B, T, c.n_head, c.n_kv_head, c.head_dim(), c.rope_theta, false);
+    k::rope_apply(b.qkv, B, T, c.n_head, c.n_kv_head, c.head_dim(), rope_inv_freq_.data(), false);
     k::attention_forward(b.atty, nullptr, b.att, b.qkv, d.attention());
     k::matmul_forward(b.tmp, b.atty, w + off.at[kOW], nullptr, d.N, C, C);
     k::residual_forward(b.x, b.x, b.tmp, d.N * d.C);

@@ -153,6 +153,8 @@ class Transformer {
   // never pays for the block region.
   LazyBuffer params_;
   AlignedBuffer grads_;
+  // LLaMA's rotary inverse frequencies (rope_frequencies.h), head_dim / 2 of them.
+  std::vector<float> rope_inv_freq_;
 
   // Training activations: one slice per layer.
   AlignedBuffer train_;

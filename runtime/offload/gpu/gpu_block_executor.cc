@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "runtime/base/status_macros.h"
+#include "runtime/model/rope_frequencies.h"
 
 #ifdef STRATA_WITH_CUDA
 #include "runtime/offload/gpu/gpu_kernels.h"
@@ -67,12 +68,8 @@ class GpuBlockExecutor : public zo::BlockExecutor {
       slot_offset_.push_back(layout_.BlockTensor(0, s).offset - layout_.BlockBegin(0));
     }
     if (c.family == ModelFamily::kLlama) {
-      const int hd = c.head_dim(), half = hd / 2;
-      std::vector<float> inv_freq(half);
-      for (int i = 0; i < half; ++i) {  // As runtime/kernels' rope_apply computes them.
-        inv_freq[i] = static_cast<float>(
-            1.0 / std::pow(static_cast<double>(c.rope_theta), static_cast<double>(2 * i) / hd));
-      }
+      const std::vector<float> inv_freq = RopeInvFreq(c);  // As the CPU kernels use them.
+      const int half = static_cast<int>(inv_freq.size());
       STRATA_GPU(gpu::Malloc(&inv_freq_, half));
       STRATA_GPU(gpu::CopyToDevice(inv_freq_, inv_freq.data(), half, compute_));
       STRATA_GPU(gpu::StreamSynchronize(compute_));
