@@ -35,7 +35,7 @@ sources=(
   runtime/data/dataset.cc runtime/data/tokenizer.cc
   runtime/kernels/attention.cc runtime/kernels/cpu_kernels.cc runtime/kernels/matmul.cc
   runtime/model/hf_checkpoint.cc runtime/model/model_config.cc runtime/model/param_layout.cc
-  runtime/model/transformer.cc
+  runtime/model/rope_frequencies.cc runtime/model/transformer.cc
   runtime/zo/zo_kernels.cc runtime/zo/zo_optimizer.cc
   storage/atomic_file.cc storage/safetensors/safetensors.cc
 )

@@ -2,6 +2,7 @@
 #include "services/cli/export_writer.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -36,8 +37,14 @@ absl::Status ExportWriter::Write(const v1::ExportChunk& chunk) {
     if (absl::Status s = MakeDirs(dir_); !s.ok()) return s;
     file_ = name;
     written_ = 0;
+    // Never over an existing file or through a link: the names come from a worker.
     const std::string part = absl::StrCat(dir_, "/", name, ".part");
-    fd_ = open(part.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    struct stat st;
+    if (lstat(absl::StrCat(dir_, "/", name).c_str(), &st) == 0) {
+      return absl::AlreadyExistsError(
+          absl::StrCat(dir_, "/", name, " already exists; export into a new or empty directory"));
+    }
+    fd_ = open(part.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd_ < 0) return ErrnoStatus(errno, absl::StrCat("create ", part));
   } else if (name != file_ || chunk.offset() != written_) {
     return absl::DataLossError(absl::StrCat("expected ", file_, " at offset ", written_, ", got ",

@@ -1,7 +1,8 @@
 // Writes a job's export, as JobService.Export streams it, into a local directory: each file is
 // written to `<name>.part` in order (a chunk must continue where the last one ended), fsynced
 // and renamed into place when complete, so an interrupted download never leaves a truncated
-// file under the final name. File names must be plain names (no directories, no "..").
+// file under the final name. File names must be plain names (no directories, no ".."), and an
+// existing file (or link) of that name is never replaced.
 #ifndef STRATA_SERVICES_CLI_EXPORT_WRITER_H_
 #define STRATA_SERVICES_CLI_EXPORT_WRITER_H_
 

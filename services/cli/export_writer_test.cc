@@ -51,6 +51,9 @@ TEST(ExportWriterTest, WritesWholeFilesAndRefusesWhatDoesNotFit) {
   EXPECT_EQ(Read(dir + "/config.json"), "{}");
   {
     ExportWriter writer(dir);
+    EXPECT_THAT(writer.Write(Chunk("config.json", 0, "{\"x\": 1}", true)).message(),
+                HasSubstr("already exists"));
+    EXPECT_EQ(Read(dir + "/config.json"), "{}");
     EXPECT_THAT(writer.Write(Chunk("../escape", 0, "x", true)).message(),
                 HasSubstr("not a plain name"));
     ASSERT_TRUE(writer.Write(Chunk("partial.bin", 0, "abc", false)).ok());

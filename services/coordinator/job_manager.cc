@@ -259,7 +259,12 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec, const std::s
     STRATA_RETURN_IF_ERROR(CheckSpecPaths(*normalized, options_.data_roots));
   }
   absl::MutexLock lock(&mu_);
-  STRATA_RETURN_IF_ERROR(CheckQuotaLocked(*normalized, owner));
+  bool resubmitted = false;  // A retried Submit returns the job it made; no quota applies.
+  for (const auto& [id, e] : jobs_) {
+    resubmitted = resubmitted || (!request_id.empty() && e.stored.owner == owner &&
+                                  e.stored.request_id == request_id);
+  }
+  if (!resubmitted) STRATA_RETURN_IF_ERROR(CheckQuotaLocked(*normalized, owner));
   StoredJob stored;
   stored.owner = owner;
   stored.request_id = request_id;
@@ -483,7 +488,11 @@ int64_t JobManager::OpenAssignments(const std::string& worker_id) {
   // The queue is rebuilt from the jobs' state: whatever an older stream took but the worker may
   // never have received is sent again (the worker ignores a start it already runs or ran).
   std::deque<v1::Assignment>& queue = assignments_[worker_id];
-  queue.clear();
+  std::deque<v1::Assignment> uploads;  // Export orders are not derived from job state: kept.
+  for (v1::Assignment& a : queue) {
+    if (a.has_upload()) uploads.push_back(std::move(a));
+  }
+  queue = std::move(uploads);
   for (auto& [id, e] : jobs_) {
     const v1::Job& job = e.stored.job;
     if (!HoldsResources(job.state())) continue;
@@ -562,7 +571,10 @@ absl::StatusOr<JobManager::Entry*> JobManager::ReporterLocked(const v1::RankRef&
 bool JobManager::PlacedInAttempt(const std::string& prefix, const std::string& worker_id) const {
   const std::pair<std::string, std::string> parts = absl::StrSplit(prefix, absl::MaxSplits('/', 1));
   int attempt = 0;
-  if (!absl::SimpleAtoi(parts.second, &attempt)) return false;
+  // Only the canonical spelling: "j-x/01" would be a different store prefix, never dropped.
+  if (!absl::SimpleAtoi(parts.second, &attempt) || parts.second != absl::StrCat(attempt)) {
+    return false;
+  }
   absl::MutexLock lock(&mu_);
   auto it = jobs_.find(parts.first);
   if (it == jobs_.end()) return false;

@@ -445,6 +445,7 @@ TEST_F(JobManagerTest, ReportsAreAcceptedOnlyFromTheWorkerTheRankIsPlacedOn) {
   EXPECT_TRUE(manager_->PlacedInAttempt(job.id() + "/1", placed));
   EXPECT_FALSE(manager_->PlacedInAttempt(job.id() + "/1", rogue));
   EXPECT_FALSE(manager_->PlacedInAttempt(job.id() + "/2", placed));
+  EXPECT_FALSE(manager_->PlacedInAttempt(job.id() + "/01", placed));  // Not its spelling.
   EXPECT_FALSE(manager_->PlacedInAttempt("j-nope/1", placed));
 }
 
@@ -464,6 +465,8 @@ TEST_F(JobManagerTest, ConflictingStepRecordsAreRefused) {
   record->add_projected_grads(0.5);
   ASSERT_TRUE(manager_->OnStepLog(steps).ok());
   EXPECT_TRUE(manager_->OnStepLog(steps).ok());  // Resent as is.
+  steps.mutable_records(0)->set_loss(2.5);       // Recomputed: only the (progress) loss differs.
+  EXPECT_TRUE(manager_->OnStepLog(steps).ok());
   steps.mutable_records(0)->set_projected_grads(0, -3.0);
   absl::StatusOr<v1::StepLogAck> conflict = manager_->OnStepLog(steps);
   EXPECT_EQ(conflict.status().code(), absl::StatusCode::kAlreadyExists);
@@ -570,7 +573,9 @@ TEST_F(JobManagerTest, QuotasBoundUnfinishedJobsAndCores) {
   absl::StatusOr<v1::Job> cores = manager_->Submit(Spec("a2", 10, 2), "", "alice");
   EXPECT_EQ(cores.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(cores.status().message(), HasSubstr("max_cores"));
-  const v1::Job a2 = Submit(Spec("a2", 10, 1));
+  const v1::Job a2 = *manager_->Submit(Spec("a2", 10, 1), "retry-me", "alice");
+  // A retried submission (same request id) gets its job back, quota or not.
+  EXPECT_EQ(manager_->Submit(Spec("a2", 10, 1), "retry-me", "alice")->id(), a2.id());
   absl::StatusOr<v1::Job> jobs = manager_->Submit(Spec("a3", 10, 1), "", "alice");
   EXPECT_THAT(jobs.status().message(), HasSubstr("2 unfinished job(s) (max_jobs)"));
   EXPECT_TRUE(manager_->Submit(Spec("b1", 10, 4), "", "bob").ok());  // No quota.

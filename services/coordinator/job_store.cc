@@ -230,13 +230,22 @@ absl::StatusOr<int64_t> JobStore::AppendSteps(const std::string& job_id,
         return status;
       }
       if (sqlite3_changes(db_) != 0) continue;
-      // The step is already stored: a resend must be the same record.
+      // The step is already stored: a resend must be the same update (seed, scalars, lr,
+      // skipped). The loss is for progress only and may differ in its last bits when a step is
+      // recomputed with another thread count.
       sqlite3_reset(stored.get());
       stored.Bind(1, job_id);
       sqlite3_bind_int64(stored.get(), 2, r.step());
-      const bool same = sqlite3_step(stored.get()) == SQLITE_ROW &&
-                        std::string(static_cast<const char*>(sqlite3_column_blob(stored.get(), 0)),
-                                    sqlite3_column_bytes(stored.get(), 0)) == bytes;
+      v1::ZoStepRecord existing;
+      bool same = sqlite3_step(stored.get()) == SQLITE_ROW &&
+                  existing.ParseFromArray(sqlite3_column_blob(stored.get(), 0),
+                                          sqlite3_column_bytes(stored.get(), 0));
+      if (same) {
+        v1::ZoStepRecord incoming = r;
+        existing.clear_loss();
+        incoming.clear_loss();
+        same = existing.SerializeAsString() == incoming.SerializeAsString();
+      }
       if (!same) {
         Exec("ROLLBACK").IgnoreError();
         return absl::AlreadyExistsError(

@@ -51,10 +51,9 @@ absl::Status Run() {
       ReadSecret(absl::GetFlag(FLAGS_token), absl::GetFlag(FLAGS_token_file), "STRATA_CLIENT_TOKEN",
                  "--token_file");
   if (!token.ok()) return UsageError(token.status());
-  if (!token->empty()) {
-    if (absl::Status s = CheckTokenTransport(tls, "the enrollment token"); !s.ok()) {
-      return UsageError(s);
-    }
+  // Every call after Register carries a session token: plaintext needs the explicit flag.
+  if (absl::Status s = CheckTokenTransport(tls, "the enrollment and session tokens"); !s.ok()) {
+    return UsageError(s);
   }
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
       MakeChannelCredentials(tls, "strata-edge");

@@ -133,8 +133,9 @@ absl::Status Run() {
   if (!read_token.ok()) return UsageError(read_token.status());
   const std::string worker_token = *read_token;
   if (!worker_token.empty()) {
-    if (absl::Status s = CheckTokenTransport(tls, "the worker token"); !s.ok()) {
-      return UsageError(s);
+    if (tls.insecure) {  // A worker token travels only over TLS, whatever the flags say.
+      return UsageError(absl::InvalidArgumentError(
+          "--worker_token_file: a worker token needs TLS, not --insecure"));
     }
     // Every call to the coordinator carries "authorization: Bearer TOKEN".
     *channel_credentials = grpc::CompositeChannelCredentials(

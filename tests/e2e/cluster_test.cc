@@ -132,10 +132,11 @@ TEST_F(ClusterTest, WorkersRegisterAndAKilledWorkerIsDeclaredLost) {
 }
 
 TEST_F(ClusterTest, EdgeClientGetsAClearAnswerForAJobThatDoesNotExist) {
-  absl::StatusOr<ProcessResult> result = RunProcess(
-      {kEdge, "--coordinator=" + address_, "--job=fed-1", "--client_id=phone-1", "--insecure",
-       "--data=/usr/share/common-licenses/BSD", "--state_dir=" + dir_ + "/edge"},
-      dir_);
+  absl::StatusOr<ProcessResult> result =
+      RunProcess({kEdge, "--coordinator=" + address_, "--job=fed-1", "--client_id=phone-1",
+                  "--insecure", "--allow_token_over_plaintext",
+                  "--data=/usr/share/common-licenses/BSD", "--state_dir=" + dir_ + "/edge"},
+                 dir_);
   ASSERT_TRUE(result.ok());
   // The client must say why, not hang or crash.
   EXPECT_EQ(result->exit_code, 1);
