@@ -64,12 +64,6 @@ std::vector<PathField> PathFields(v1::JobSpec* spec) {
 
 bool IsAbsolute(absl::string_view path) { return absl::StartsWith(path, "/"); }
 
-// `path` equals `root` or lies below it, component-wise (both lexically normal).
-bool IsUnder(absl::string_view path, absl::string_view root) {
-  if (root == "/") return IsAbsolute(path);
-  return path == root || (absl::StartsWith(path, root) && path[root.size()] == '/');
-}
-
 // Length, NUL bytes and `..` components.
 absl::Status CheckLexical(const std::string& field, const std::string& path) {
   if (path.size() > kMaxSpecPathBytes) {
@@ -91,7 +85,7 @@ absl::Status CheckOne(const PathField& f, const std::vector<std::string>& data_r
                                                 "its owner's area on the worker)"));
   }
   for (const std::string& root : data_roots) {
-    if (IsUnder(*f.value, root)) return absl::OkStatus();
+    if (IsPathUnder(*f.value, root)) return absl::OkStatus();
   }
   return SpecFieldError(f.field, absl::StrCat(*f.value, ": outside the cluster's data roots (",
                                               data_roots.empty() ? "none declared: --data_roots"
@@ -143,6 +137,11 @@ absl::Status MakeDirsBeneath(const std::string& field, const std::string& root,
 }
 
 }  // namespace
+
+bool IsPathUnder(absl::string_view path, absl::string_view root) {
+  if (root == "/") return IsAbsolute(path);
+  return path == root || (absl::StartsWith(path, root) && path[root.size()] == '/');
+}
 
 bool IsSafePathComponent(absl::string_view name) {
   if (name.empty() || name.size() > 63 || name == "." || name == "..") return false;
@@ -200,7 +199,7 @@ absl::Status ResolveWorkerDirs(std::string* work_dir, std::vector<std::string>* 
       return ErrnoStatus(errno, absl::StrCat("--data_roots: ", root));
     }
     root = resolved;
-    if (IsUnder(*work_dir, root) || IsUnder(root, *work_dir)) {
+    if (IsPathUnder(*work_dir, root) || IsPathUnder(root, *work_dir)) {
       return absl::InvalidArgumentError(
           absl::StrCat("--data_roots: ", root, " overlaps --work_dir ", *work_dir,
                        " (jobs could read other users' outputs through it)"));
@@ -219,9 +218,10 @@ absl::StatusOr<v1::JobSpec> ResolveSpecPaths(v1::JobSpec spec, const WorkerRoots
       STRATA_RETURN_IF_ERROR(MakeDirsBeneath(f.field, roots.owner_area, *f.value));
     }
     STRATA_ASSIGN_OR_RETURN(std::string resolved, RealPath(f.field, *f.value, candidate));
-    bool inside = IsUnder(resolved, roots.owner_area);
+    bool inside = IsPathUnder(resolved, roots.owner_area);
     if (f.use == Use::kRead) {
-      for (const std::string& root : roots.data_roots) inside = inside || IsUnder(resolved, root);
+      for (const std::string& root : roots.data_roots)
+        inside = inside || IsPathUnder(resolved, root);
     }
     if (!inside) {
       return absl::PermissionDeniedError(absl::StrCat(

@@ -34,6 +34,9 @@ inline constexpr size_t kMaxSpecPathBytes = 1024;
 // [A-Za-z0-9._-], not "." or "..".
 bool IsSafePathComponent(absl::string_view name);
 
+// `path` equals `root` or lies below it, component by component (both lexically normal).
+bool IsPathUnder(absl::string_view path, absl::string_view root);
+
 // The owner's area under a worker's work dir; "anonymous" when the coordinator has no users.
 std::string OwnerArea(const std::string& work_dir, const std::string& owner);
 

@@ -66,8 +66,7 @@ absl::StatusOr<std::string> ExportDir(const std::string& owner_area, const std::
   if (realpath(run.checkpoint().export_dir().c_str(), resolved) == nullptr) {
     return absl::NotFoundError(absl::StrCat("job ", job_id, ": no export on this worker"));
   }
-  if (realpath(owner_area.c_str(), area) == nullptr ||
-      !absl::StartsWith(resolved, absl::StrCat(area, "/"))) {
+  if (realpath(owner_area.c_str(), area) == nullptr || !IsPathUnder(resolved, area)) {
     return absl::PermissionDeniedError(
         absl::StrCat("job ", job_id, ": the export resolves outside the owner's area"));
   }
