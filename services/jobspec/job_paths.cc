@@ -210,8 +210,10 @@ absl::Status ResolveWorkerDirs(std::string* work_dir, std::vector<std::string>* 
 }
 
 absl::StatusOr<v1::JobSpec> ResolveSpecPaths(v1::JobSpec spec, const WorkerRoots& roots) {
+  std::vector<std::string> admitted = roots.data_roots_as_given;
+  admitted.insert(admitted.end(), roots.data_roots.begin(), roots.data_roots.end());
   for (const PathField& f : PathFields(&spec)) {
-    STRATA_RETURN_IF_ERROR(CheckOne(f, roots.data_roots));
+    STRATA_RETURN_IF_ERROR(CheckOne(f, admitted));
     const std::string candidate =
         IsAbsolute(*f.value) ? *f.value : absl::StrCat(roots.owner_area, "/", *f.value);
     if (f.use == Use::kWrite) {

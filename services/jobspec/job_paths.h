@@ -52,7 +52,10 @@ absl::Status CheckSpecPaths(const v1::JobSpec& spec, const std::vector<std::stri
 // What a worker offers a rank, every directory already resolved (realpath).
 struct WorkerRoots {
   std::string owner_area;               // Created by the caller.
-  std::vector<std::string> data_roots;  // Read-only.
+  std::vector<std::string> data_roots;  // Read-only, resolved.
+  // The same roots as configured (NormalizeDataRoots), which spec paths name: a root given as
+  // a symlink (/data -> /mnt/nfs/data) admits /data/... and its resolved form.
+  std::vector<std::string> data_roots_as_given;
 };
 
 // A worker's roots at start-up, each replaced by its realpath: the work dir (created if missing)

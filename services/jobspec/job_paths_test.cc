@@ -153,5 +153,20 @@ TEST_F(JobPathsTest, MissingInputNamesTheFieldAndNothingElse) {
                         "does not exist on this worker"));
 }
 
+// A data root configured through a symlink (/data -> the real directory) admits the paths users
+// write, under the name they know, and still resolves them inside the real directory.
+TEST_F(JobPathsTest, ADataRootGivenAsASymlinkAdmitsItsPaths) {
+  const std::string link = base_ + "/data-link";
+  ASSERT_EQ(symlink((base_ + "/data").c_str(), link.c_str()), 0);
+  roots_.data_roots_as_given = {link};
+  v1::JobSpec spec;
+  spec.mutable_data()->add_train_paths(link + "/corpus.txt");
+  absl::StatusOr<v1::JobSpec> resolved = ResolveSpecPaths(spec, roots_);
+  ASSERT_TRUE(resolved.ok()) << resolved.status();
+  EXPECT_EQ(resolved->data().train_paths(0), base_ + "/data/corpus.txt");
+  spec.mutable_data()->set_train_paths(0, link + "/../secret/passwd");
+  EXPECT_FALSE(ResolveSpecPaths(spec, roots_).ok());
+}
+
 }  // namespace
 }  // namespace strata

@@ -49,6 +49,7 @@ absl::StatusOr<RankSite> RankRunner::SiteFor(const v1::StartRank& start, v1::Job
   WorkerRoots roots;
   roots.owner_area = OwnerArea(options_.work_dir, start.owner());
   roots.data_roots = options_.data_roots;
+  roots.data_roots_as_given = options_.data_roots_as_given;
   STRATA_RETURN_IF_ERROR(MakeDirs(roots.owner_area));
   STRATA_ASSIGN_OR_RETURN(*spec, ResolveSpecPaths(start.spec(), roots));
   RankSite site;

@@ -45,6 +45,7 @@ class RankRunner {
     // removed when the rank ends.
     std::string work_dir;
     std::vector<std::string> data_roots;
+    std::vector<std::string> data_roots_as_given;  // As configured (WorkerRoots).
     std::vector<std::string> nvme_paths;
     std::string host = "127.0.0.1";  // Where this worker's ranks listen for collectives.
     // The coordinator multi-rank jobs meet through (RunConfig.rendezvous), how to reach it,

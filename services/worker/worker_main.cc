@@ -172,6 +172,10 @@ absl::Status Run() {
   RankRunner::Options runner_options;
   runner_options.train_binary = *train_binary;
   runner_options.work_dir = absl::GetFlag(FLAGS_work_dir);
+  absl::StatusOr<std::vector<std::string>> roots_as_given =
+      NormalizeDataRoots(absl::GetFlag(FLAGS_data_roots), "--data_roots");
+  if (!roots_as_given.ok()) return UsageError(roots_as_given.status());
+  runner_options.data_roots_as_given = *roots_as_given;
   runner_options.data_roots = absl::GetFlag(FLAGS_data_roots);
   if (absl::Status s = ResolveWorkerDirs(&runner_options.work_dir, &runner_options.data_roots);
       !s.ok()) {
