@@ -45,6 +45,18 @@ std::optional<std::string> NeverFits(const v1::Resources& r, std::vector<FreeCap
                       " live worker(s), even idle");
 }
 
+// The order stopping rank `rank` of the job's current attempt.
+v1::Assignment StopOrder(const v1::Job& job, int rank, bool graceful, const std::string& reason) {
+  v1::Assignment a;
+  v1::StopRank* stop = a.mutable_stop();
+  stop->mutable_ref()->set_job_id(job.id());
+  stop->mutable_ref()->set_attempt(job.attempt());
+  stop->mutable_ref()->set_rank(rank);
+  stop->set_graceful(graceful);
+  stop->set_reason(reason);
+  return a;
+}
+
 }  // namespace
 
 bool IsFederated(const v1::Job& job) {
@@ -176,14 +188,7 @@ void JobManager::StopRanksLocked(Entry& e, bool graceful, const std::string& rea
   const v1::Job& job = e.stored.job;
   for (int r = 0; r < job.placements_size(); ++r) {
     if (r < static_cast<int>(e.ranks.size()) && e.ranks[r].exited) continue;
-    v1::Assignment a;
-    v1::StopRank* stop = a.mutable_stop();
-    stop->mutable_ref()->set_job_id(job.id());
-    stop->mutable_ref()->set_attempt(job.attempt());
-    stop->mutable_ref()->set_rank(r);
-    stop->set_graceful(graceful);
-    stop->set_reason(reason);
-    SendLocked(job.placements(r).worker_id(), std::move(a));
+    SendLocked(job.placements(r).worker_id(), StopOrder(job, r, graceful, reason));
   }
 }
 
@@ -507,16 +512,11 @@ int64_t JobManager::OpenAssignments(const std::string& worker_id) {
         }
         continue;
       }
-      v1::Assignment a;
-      a.set_sequence(next_assignment_++);
-      v1::StopRank* stop = a.mutable_stop();
-      stop->mutable_ref()->set_job_id(job.id());
-      stop->mutable_ref()->set_attempt(job.attempt());
-      stop->mutable_ref()->set_rank(r);
-      stop->set_graceful(job.state() == v1::JOB_STATE_STOPPING_CANCELED ||
-                         job.state() == v1::JOB_STATE_STOPPING_COMPLETED);
-      stop->set_reason(job.message());
-      queue.push_back(std::move(a));
+      queue.push_back(StopOrder(job, r,
+                                /*graceful=*/job.state() == v1::JOB_STATE_STOPPING_CANCELED ||
+                                    job.state() == v1::JOB_STATE_STOPPING_COMPLETED,
+                                job.message()));
+      queue.back().set_sequence(next_assignment_++);
     }
   }
   return generation;
