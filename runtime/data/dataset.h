@@ -1,6 +1,7 @@
 // Training data: a token corpus (flat uint16/uint32 token files in nanoGPT or llm.c layout, or
-// JSONL/plain text tokenized on load, documents separated by the tokenizer's end-of-text id) and
-// a deterministic batch sampler over it.
+// JSONL/plain text tokenized on load with the tokenizer's special tokens, documents separated by
+// its end-of-text id unless it already starts every text with that id) and a deterministic batch
+// sampler over it.
 //
 // The sampler cuts the corpus into windows of T+1 tokens (stride T), permutes the windows each
 // epoch with a seeded Fisher-Yates shuffle, and hands rank r of W the windows r, r+W, r+2W, ...
@@ -16,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "nlohmann/json.hpp"
 #include "runtime/data/tokenizer.h"
 
 namespace strata {
@@ -25,14 +27,22 @@ enum class CorpusFormat { kAuto, kTokensU16, kTokensU32, kJsonl, kText };
 // Parses "auto", "u16", "u32", "jsonl", "text".
 absl::StatusOr<CorpusFormat> ParseCorpusFormat(absl::string_view name);
 
+// Renders a conversation (a JSON list of {"role", "content"} messages) to text: the model's
+// chat template (chat_messages.h).
+using MessageRenderer = std::function<absl::StatusOr<std::string>(const nlohmann::json&)>;
+
 class TokenCorpus {
  public:
   // Reads `paths` in order. kAuto picks by extension: .bin -> u16, .jsonl -> JSONL, anything
   // else -> text. Text formats need `tokenizer`; `text_field` names the JSONL field ("text"
-  // when empty). Every token must be < `vocab_size`; errors name the file and position.
+  // when empty). A JSONL field holding a list of messages instead of a string is rendered by
+  // `render_messages` (and tokenized without the tokenizer's own special tokens: the template
+  // writes them); without one it is an error. Every token must be < `vocab_size`; errors name
+  // the file and position.
   static absl::StatusOr<TokenCorpus> Load(const std::vector<std::string>& paths,
                                           CorpusFormat format, const Tokenizer* tokenizer,
-                                          const std::string& text_field, int vocab_size);
+                                          const std::string& text_field, int vocab_size,
+                                          const MessageRenderer& render_messages = nullptr);
 
   static TokenCorpus FromTokens(std::vector<int32_t> tokens) {
     TokenCorpus c;

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <set>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -52,7 +53,7 @@ TEST(TokenCorpusTest, RejectsBadFilesByNameAndPosition) {
   ByteTokenizer bytes;
   const std::string jsonl = Write("d.jsonl", "{\"text\": \"hi\"}\n\n{\"body\": 1}\n");
   EXPECT_THAT(TokenCorpus::Load({jsonl}, CorpusFormat::kAuto, &bytes, "", 257).status().message(),
-              HasSubstr("d.jsonl:3: missing string field \"text\""));
+              HasSubstr("d.jsonl:3: missing field \"text\""));
   EXPECT_THAT(TokenCorpus::Load({Write("e.txt", "x")}, CorpusFormat::kText, nullptr, "", 257)
                   .status()
                   .message(),
@@ -67,6 +68,31 @@ TEST(TokenCorpusTest, TokenizesTextAndJsonlWithEndOfTextBetweenDocuments) {
   ASSERT_TRUE(corpus.ok()) << corpus.status();
   EXPECT_THAT(corpus->tokens(), ::testing::ElementsAre('a', 'b', 256, 'c', 256, 'd', 256));
   EXPECT_NEAR(TokenCorpus::FromTokens({1, 1, 2, 2}).UnigramEntropy(), std::log(2.0), 1e-12);
+}
+
+// A tokenizer that puts its BOS before every text: when BOS is EOS (OPT's </s>) it already
+// separates documents; otherwise EOS still ends each one (LLaMA-3).
+TEST(TokenCorpusTest, BosThatIsEosSeparatesDocumentsOnItsOwn) {
+  auto json = [](int bos) {
+    return absl::StrCat(
+        R"({"added_tokens": [{"id": 3, "content": "<s>"}, {"id": 4, "content": "</s>"}],
+      "post_processor": {"type": "TemplateProcessing",
+        "single": [{"SpecialToken": {"id": "B"}}, {"Sequence": {"id": "A"}}],
+        "special_tokens": {"B": {"id": "B", "ids": [)",
+        bos, R"(]}}},
+      "model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": []}})");
+  };
+  const std::string jsonl = Write("bos.jsonl", "{\"text\": \"ab\"}\n{\"text\": \"b</s>\"}\n");
+  auto opt_like = BpeTokenizer::FromJson(json(4), "opt.json");
+  ASSERT_TRUE(opt_like.ok()) << opt_like.status();
+  auto corpus = TokenCorpus::Load({jsonl}, CorpusFormat::kJsonl, opt_like->get(), "", 5);
+  ASSERT_TRUE(corpus.ok()) << corpus.status();
+  EXPECT_THAT(corpus->tokens(), ::testing::ElementsAre(4, 0, 1, 4, 1, 4));
+  auto llama_like = BpeTokenizer::FromJson(json(3), "llama.json");
+  ASSERT_TRUE(llama_like.ok()) << llama_like.status();
+  corpus = TokenCorpus::Load({jsonl}, CorpusFormat::kJsonl, llama_like->get(), "", 5);
+  ASSERT_TRUE(corpus.ok()) << corpus.status();
+  EXPECT_THAT(corpus->tokens(), ::testing::ElementsAre(3, 0, 1, 4, 3, 1, 4));
 }
 
 TEST(BatchSamplerTest, DeterministicShardedAndResumable) {

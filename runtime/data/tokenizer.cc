@@ -1,29 +1,24 @@
-// See tokenizer.h.
+// See tokenizer.h. The BPE algorithm on a parsed BpeModel; nothing here reads files.
 #include "runtime/data/tokenizer.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
 #include <algorithm>
-#include <fstream>
 #include <limits>
 #include <mutex>
-#include <sstream>
 #include <unordered_map>
 
-#include "absl/container/flat_hash_map.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "runtime/base/shown_value.h"
-#include "nlohmann/json.hpp"
 
 namespace strata {
-namespace {
 
-using Json = nlohmann::json;
-
-// GPT-2's pre-tokenization pattern (ByteLevel with use_regex = true).
-constexpr char kGpt2Pattern[] =
+const char kGpt2PreTokenizerPattern[] =
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+
+namespace {
 
 void AppendUtf8(uint32_t cp, std::string* out) {
   if (cp < 0x80) {
@@ -72,9 +67,14 @@ const ByteMap& Bytes() {
   return *map;
 }
 
+// Hugging Face's whitespace for added-token lstrip/rstrip (Rust char::is_whitespace) limited to
+// ASCII, which is what real tokenizers' stripped tokens meet.
+bool IsSpace(char c) { return absl::ascii_isspace(static_cast<unsigned char>(c)); }
+
 }  // namespace
 
-absl::StatusOr<std::vector<int32_t>> ByteTokenizer::Encode(absl::string_view text) const {
+absl::StatusOr<std::vector<int32_t>> ByteTokenizer::Encode(absl::string_view text,
+                                                           const EncodeOptions&) const {
   std::vector<int32_t> ids;
   ids.reserve(text.size());
   for (unsigned char c : text) ids.push_back(c);
@@ -95,15 +95,14 @@ struct BpeTokenizer::Impl {
   absl::flat_hash_map<std::string, int32_t> vocab;
   std::vector<std::string> id_to_token;
   absl::flat_hash_map<std::string, int32_t> merge_rank;  // "left right" -> rank.
-  struct Added {
-    std::string content;
-    int32_t id;
-  };
-  std::vector<Added> added;  // Longest first.
+  std::vector<BpeModel::AddedToken> added;               // Longest first.
   std::vector<bool> is_added;
+  std::unique_ptr<TextNormalizer> normalizer;
   pcre2_code* regex = nullptr;
   bool add_prefix_space = false;
   bool ignore_merges = false;
+  std::vector<int32_t> prefix_ids, suffix_ids;
+  int bos = -1;
   int eos = -1;
   mutable std::mutex cache_mu;
   mutable std::unordered_map<std::string, std::vector<int32_t>> cache;
@@ -212,8 +211,8 @@ struct BpeTokenizer::Impl {
       for (const std::string& s : symbols) {
         auto it = vocab.find(s);
         if (it == vocab.end()) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("token \"", s, "\" produced by the merges is not in the vocabulary"));
+          return absl::InvalidArgumentError(absl::StrCat(
+              "token ", ShownValue(s), " produced by the merges is not in the vocabulary"));
         }
         ids.push_back(it->second);
       }
@@ -225,6 +224,13 @@ struct BpeTokenizer::Impl {
   }
 
   absl::Status EncodeSegment(absl::string_view text, std::vector<int32_t>* out) const {
+    if (text.empty()) return absl::OkStatus();
+    std::string normalized;
+    if (normalizer != nullptr) {
+      absl::StatusOr<bool> changed = normalizer->Normalize(text, &normalized);
+      if (!changed.ok()) return changed.status();
+      if (*changed) text = normalized;
+    }
     std::string prefixed;
     if (add_prefix_space && !text.empty() && text[0] != ' ') {
       prefixed = absl::StrCat(" ", text);
@@ -237,141 +243,116 @@ struct BpeTokenizer::Impl {
     }
     return absl::OkStatus();
   }
+
+  // The longest added token at `pos`, or null.
+  const BpeModel::AddedToken* AddedAt(absl::string_view text, size_t pos) const {
+    for (const BpeModel::AddedToken& a : added) {  // Longest first.
+      if (text.compare(pos, a.content.size(), a.content) == 0) return &a;
+    }
+    return nullptr;
+  }
 };
 
 BpeTokenizer::BpeTokenizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 BpeTokenizer::~BpeTokenizer() = default;
 
-absl::StatusOr<std::unique_ptr<BpeTokenizer>> BpeTokenizer::FromJson(absl::string_view text,
-                                                                     absl::string_view source) {
-  Json json = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+absl::StatusOr<std::unique_ptr<BpeTokenizer>> BpeTokenizer::Create(BpeModel model) {
   auto bad = [&](absl::string_view what) {
-    return absl::InvalidArgumentError(absl::StrCat(source, ": ", what));
+    return absl::InvalidArgumentError(absl::StrCat(model.source, ": ", what));
   };
-  if (json.is_discarded() || !json.is_object()) return bad("not a JSON object");
-  if (!json.contains("model") || !json["model"].is_object()) return bad("missing \"model\"");
-  const Json& model = json["model"];
-  if (!model.contains("type") || model["type"] != "BPE") {
-    return bad("model.type must be \"BPE\" (only byte-level BPE tokenizers are supported)");
-  }
-  if (!model.contains("vocab") || !model["vocab"].is_object()) return bad("missing model.vocab");
   auto impl = std::make_unique<Impl>();
-  int32_t max_id = -1;
-  for (auto it = model["vocab"].begin(); it != model["vocab"].end(); ++it) {
-    if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 ||
-        it.value().get<int64_t>() > (1 << 24)) {
-      return bad(absl::StrCat("model.vocab[\"", it.key(), "\"] must be a non-negative id"));
-    }
-    const int32_t id = it.value().get<int32_t>();
-    impl->vocab[it.key()] = id;
-    max_id = std::max(max_id, id);
+  int64_t max_id = -1;
+  for (const auto& [token, id] : model.vocab) {
+    if (id < 0 || id > (1 << 24))
+      return bad(absl::StrCat("vocabulary id ", id, " is out of range"));
+    max_id = std::max<int64_t>(max_id, id);
   }
-  if (!model.contains("merges") || !model["merges"].is_array()) return bad("missing model.merges");
-  int rank = 0;
-  for (const Json& merge : model["merges"]) {
-    std::string key;
-    if (merge.is_string()) {
-      key = merge.get<std::string>();
-    } else if (merge.is_array() && merge.size() == 2 && merge[0].is_string() &&
-               merge[1].is_string()) {
-      key = absl::StrCat(merge[0].get<std::string>(), " ", merge[1].get<std::string>());
-    } else {
-      return bad(absl::StrCat("model.merges[", rank, "] must be \"a b\" or [\"a\", \"b\"]"));
-    }
-    impl->merge_rank.emplace(key, rank++);
+  impl->vocab = std::move(model.vocab);
+  impl->merge_rank.reserve(model.merges.size());
+  for (size_t rank = 0; rank < model.merges.size(); ++rank) {
+    const auto& [left, right] = model.merges[rank];
+    impl->merge_rank.emplace(absl::StrCat(left, " ", right), static_cast<int32_t>(rank));
   }
-  impl->ignore_merges = model.value("ignore_merges", false);
-  if (json.contains("added_tokens") && json["added_tokens"].is_array()) {
-    for (const Json& t : json["added_tokens"]) {
-      if (!t.contains("id") || !t.contains("content") || !t["content"].is_string()) {
-        return bad("added_tokens entries need \"id\" and \"content\"");
-      }
-      const int32_t id = t["id"].get<int32_t>();
-      impl->added.push_back({t["content"].get<std::string>(), id});
-      max_id = std::max(max_id, id);
+  for (BpeModel::AddedToken& a : model.added_tokens) {
+    if (a.content.empty()) return bad(absl::StrCat("added token ", a.id, " is empty"));
+    if (a.id < 0 || a.id > (1 << 24)) {
+      return bad(absl::StrCat("added token id ", a.id, " is out of range"));
     }
-    std::stable_sort(impl->added.begin(), impl->added.end(),
-                     [](const Impl::Added& a, const Impl::Added& b) {
-                       return a.content.size() > b.content.size();
-                     });
+    max_id = std::max<int64_t>(max_id, a.id);
+    impl->added.push_back(std::move(a));
   }
+  std::stable_sort(impl->added.begin(), impl->added.end(),
+                   [](const BpeModel::AddedToken& a, const BpeModel::AddedToken& b) {
+                     return a.content.size() > b.content.size();
+                   });
   impl->id_to_token.resize(max_id + 1);
   impl->is_added.assign(max_id + 1, false);
   for (const auto& [token, id] : impl->vocab) impl->id_to_token[id] = token;
-  for (const Impl::Added& a : impl->added) {
+  for (const BpeModel::AddedToken& a : impl->added) {
     impl->id_to_token[a.id] = a.content;
     impl->is_added[a.id] = true;
   }
-  // Pre-tokenizer: ByteLevel (GPT-2 regex unless use_regex is false), possibly after a Split.
-  std::string pattern;
-  std::vector<Json> steps;
-  if (json.contains("pre_tokenizer") && json["pre_tokenizer"].is_object()) {
-    const Json& pre = json["pre_tokenizer"];
-    if (pre.value("type", "") == "Sequence" && pre.contains("pretokenizers")) {
-      for (const Json& p : pre["pretokenizers"]) steps.push_back(p);
-    } else {
-      steps.push_back(pre);
+  for (const std::vector<int32_t>* ids : {&model.prefix_ids, &model.suffix_ids}) {
+    for (int32_t id : *ids) {
+      if (id < 0 || id > max_id) {
+        return bad(absl::StrCat("post-processor token id ", id, " is not in the vocabulary"));
+      }
     }
   }
-  for (const Json& step : steps) {
-    const std::string type = step.value("type", "");
-    if (type == "Split") {
-      if (!step.contains("pattern") || !step["pattern"].contains("Regex")) {
-        return bad("Split pre-tokenizer needs pattern.Regex");
-      }
-      if (step.value("behavior", "Isolated") != "Isolated" || step.value("invert", false)) {
-        return bad("only Split with behavior \"Isolated\" and invert false is supported");
-      }
-      pattern = step["pattern"]["Regex"].get<std::string>();
-    } else if (type == "ByteLevel") {
-      impl->add_prefix_space = step.value("add_prefix_space", false);
-      if (step.value("use_regex", true)) pattern = kGpt2Pattern;
-    } else {
-      return bad(absl::StrCat("pre_tokenizer type ", ShownValue(type), " is not supported"));
+  for (int32_t id : {model.bos_id, model.eos_id}) {
+    if (id < -1 || id > max_id) {
+      return bad(absl::StrCat("special token id ", id, " is not in the vocabulary"));
     }
   }
-  if (!pattern.empty()) {
-    if (absl::Status s = impl->Compile(pattern, source); !s.ok()) return s;
+  impl->normalizer = std::move(model.normalizer);
+  impl->add_prefix_space = model.add_prefix_space;
+  impl->ignore_merges = model.ignore_merges;
+  impl->prefix_ids = std::move(model.prefix_ids);
+  impl->suffix_ids = std::move(model.suffix_ids);
+  impl->bos = model.bos_id;
+  impl->eos = model.eos_id;
+  if (!model.pattern.empty()) {
+    if (absl::Status s = impl->Compile(model.pattern, model.source); !s.ok()) return s;
   }
-  for (const char* eos : {"<|endoftext|>", "<|end_of_text|>", "</s>"}) {
-    for (const Impl::Added& a : impl->added) {
-      if (a.content == eos && impl->eos < 0) impl->eos = a.id;
+  if (impl->eos < 0) {
+    for (const char* eos : {"<|endoftext|>", "<|end_of_text|>", "</s>"}) {
+      for (const BpeModel::AddedToken& a : impl->added) {
+        if (a.content == eos && impl->eos < 0) impl->eos = a.id;
+      }
     }
   }
   return std::unique_ptr<BpeTokenizer>(new BpeTokenizer(std::move(impl)));
 }
 
-absl::StatusOr<std::unique_ptr<BpeTokenizer>> BpeTokenizer::FromFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open tokenizer ", path));
-  std::stringstream text;
-  text << in.rdbuf();
-  return FromJson(text.str(), path);
-}
-
-absl::StatusOr<std::vector<int32_t>> BpeTokenizer::Encode(absl::string_view text) const {
+absl::StatusOr<std::vector<int32_t>> BpeTokenizer::Encode(absl::string_view text,
+                                                          const EncodeOptions& options) const {
   std::vector<int32_t> ids;
-  size_t segment = 0;
+  if (options.add_special_tokens) ids = impl_->prefix_ids;
+  size_t segment = 0;  // Start of the text not yet encoded.
   for (size_t pos = 0; pos < text.size();) {
-    const Impl::Added* hit = nullptr;
-    for (const Impl::Added& a : impl_->added) {  // Longest first.
-      if (!a.content.empty() && text.compare(pos, a.content.size(), a.content) == 0) {
-        hit = &a;
-        break;
-      }
-    }
+    const BpeModel::AddedToken* hit = impl_->AddedAt(text, pos);
     if (hit == nullptr) {
       ++pos;
       continue;
     }
-    if (absl::Status s = impl_->EncodeSegment(text.substr(segment, pos - segment), &ids); !s.ok()) {
+    size_t end = pos;  // The segment before the token, less what the token absorbs.
+    if (hit->lstrip) {
+      while (end > segment && IsSpace(text[end - 1])) --end;
+    }
+    if (absl::Status s = impl_->EncodeSegment(text.substr(segment, end - segment), &ids); !s.ok()) {
       return s;
     }
     ids.push_back(hit->id);
     pos += hit->content.size();
+    if (hit->rstrip) {
+      while (pos < text.size() && IsSpace(text[pos])) ++pos;
+    }
     segment = pos;
   }
   if (absl::Status s = impl_->EncodeSegment(text.substr(segment), &ids); !s.ok()) return s;
+  if (options.add_special_tokens) {
+    ids.insert(ids.end(), impl_->suffix_ids.begin(), impl_->suffix_ids.end());
+  }
   return ids;
 }
 
@@ -404,21 +385,20 @@ absl::StatusOr<std::string> BpeTokenizer::Decode(absl::Span<const int32_t> ids) 
 
 int BpeTokenizer::vocab_size() const { return static_cast<int>(impl_->id_to_token.size()); }
 int BpeTokenizer::eos_id() const { return impl_->eos; }
+int BpeTokenizer::bos_id() const { return impl_->bos; }
 
 int BpeTokenizer::TokenId(absl::string_view token) const {
-  auto it = impl_->vocab.find(token);
-  if (it != impl_->vocab.end()) return it->second;
-  for (const Impl::Added& a : impl_->added) {
+  for (const BpeModel::AddedToken& a : impl_->added) {
     if (a.content == token) return a.id;
   }
+  auto it = impl_->vocab.find(token);
+  if (it != impl_->vocab.end()) return it->second;
   return -1;
 }
 
-absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& path) {
-  if (path.empty()) return std::unique_ptr<Tokenizer>(new ByteTokenizer());
-  absl::StatusOr<std::unique_ptr<BpeTokenizer>> bpe = BpeTokenizer::FromFile(path);
-  if (!bpe.ok()) return bpe.status();
-  return std::unique_ptr<Tokenizer>(std::move(*bpe));
+std::string BpeTokenizer::TokenString(int32_t id) const {
+  if (id < 0 || id >= static_cast<int32_t>(impl_->id_to_token.size())) return "";
+  return impl_->id_to_token[id];
 }
 
 }  // namespace strata

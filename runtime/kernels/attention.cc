@@ -14,7 +14,7 @@ int64_t AttentionScratchFloats(const AttentionShape& s) { return static_cast<int
 void attention_forward(float* out, float* att, float* scratch, const float* qkv,
                        const AttentionShape& s) {
   const int64_t row = s.qkv_row();
-  const int64_t C = static_cast<int64_t>(s.NH) * s.HD;
+  const int64_t C = static_cast<int64_t>(s.NH) * s.HD;  // Width of out.
   const int group = s.NH / s.NKV;
   const float scale = 1.0f / std::sqrt(static_cast<float>(s.HD));
   for (int b = 0; b < s.B; ++b) {
@@ -27,7 +27,7 @@ void attention_forward(float* out, float* att, float* scratch, const float* qkv,
       float* p = att != nullptr ? att + (static_cast<int64_t>(b) * s.NH + h) * s.T * s.T : scratch;
       // p (T, T) = q k^T; only the lower triangle is used.
       sgemm(false, true, s.T, s.T, s.HD, 1.0f, q, row, k, row, 0.0f, p, s.T);
-      causal_softmax_rows(p, s.T, s.T, scale);
+      causal_softmax_rows(p, s.T, s.T, scale, s.window);
       // out_h (T, HD) = p v.
       sgemm(false, false, s.T, s.HD, s.T, 1.0f, p, s.T, v, row, 0.0f,
             out + static_cast<int64_t>(b) * s.T * C + static_cast<int64_t>(h) * s.HD, C);
@@ -58,7 +58,7 @@ void attention_backward(float* dqkv, float* datt_scratch, const float* dout, con
       sgemm(false, true, s.T, s.T, s.HD, 1.0f, dout_h, C, base + vo, row, 0.0f, dp, s.T);
       sgemm(true, false, s.T, s.HD, s.T, 1.0f, p, s.T, dout_h, C, 1.0f, dbase + vo, row);
       // ds = p * (dp - rowsum(dp * p)) * scale, in place.
-      causal_softmax_backward_rows(dp, p, s.T, s.T, scale);
+      causal_softmax_backward_rows(dp, p, s.T, s.T, scale, s.window);
       // dq = ds k; dk += ds^T q.
       sgemm(false, false, s.T, s.HD, s.T, 1.0f, dp, s.T, base + ko, row, 0.0f, dbase + qo, row);
       sgemm(true, false, s.T, s.HD, s.T, 1.0f, dp, s.T, base + qo, row, 1.0f, dbase + ko, row);

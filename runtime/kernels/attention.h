@@ -3,7 +3,8 @@
 // time; the causal softmax is a vectorized row kernel.
 //
 // qkv: (B, T, (NH + 2 NKV) * HD) holding [q heads | k heads | v heads] per row; query head h
-// reads kv head h / (NH / NKV). out: (B, T, NH * HD).
+// reads kv head h / (NH / NKV). out: (B, T, NH * HD). With a window, scores outside it are
+// skipped (probability 0).
 #ifndef STRATA_RUNTIME_KERNELS_ATTENTION_H_
 #define STRATA_RUNTIME_KERNELS_ATTENTION_H_
 
@@ -13,6 +14,7 @@ namespace strata::kernels {
 
 struct AttentionShape {
   int B = 0, T = 0, NH = 0, NKV = 0, HD = 0;
+  int window = 0;  // > 0: each query attends to the last `window` positions including itself.
   int64_t qkv_row() const { return static_cast<int64_t>(NH + 2 * NKV) * HD; }
 };
 

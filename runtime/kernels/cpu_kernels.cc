@@ -196,8 +196,8 @@ void swiglu_backward(float* dgate_up, const float* gate_up, const float* dout, i
   });
 }
 
-void rope_apply(float* qkv, int B, int T, int n_head, int n_kv_head, int hd,
-                const float* inv_freq, bool inverse) {
+void rope_apply(float* qkv, int B, int T, int n_head, int n_kv_head, int hd, const float* inv_freq,
+                bool inverse, float scale) {
   const int half = hd / 2;
   const int64_t row = static_cast<int64_t>(n_head + 2 * n_kv_head) * hd;
   const int rotated_heads = n_head + n_kv_head;  // q heads then k heads.
@@ -207,8 +207,8 @@ void rope_apply(float* qkv, int B, int T, int n_head, int n_kv_head, int hd,
       float* base = qkv + bt * row;
       for (int i = 0; i < half; ++i) {
         const float angle = static_cast<float>(t) * inv_freq[i];
-        const float c = std::cos(angle);
-        const float s = inverse ? -std::sin(angle) : std::sin(angle);
+        const float c = std::cos(angle) * scale;
+        const float s = (inverse ? -std::sin(angle) : std::sin(angle)) * scale;
         for (int h = 0; h < rotated_heads; ++h) {
           float* x = base + static_cast<int64_t>(h) * hd;
           const float x1 = x[i], x2 = x[i + half];
@@ -218,6 +218,75 @@ void rope_apply(float* qkv, int B, int T, int n_head, int n_kv_head, int hd,
       }
     }
   });
+}
+
+void relu_forward(float* out, const float* inp, int64_t n) {
+  const int64_t chunks = (n + kSpanChunk - 1) / kSpanChunk;
+  ParallelFor(chunks, [&](int64_t begin_, int64_t end_) {
+    for (int64_t c = begin_; c < end_; ++c) {
+      const int64_t begin = c * kSpanChunk, end = std::min(n, begin + kSpanChunk);
+      for (int64_t i = begin; i < end; ++i) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
+    }
+  });
+}
+
+void relu_backward(float* dinp, const float* inp, const float* dout, int64_t n) {
+  const int64_t chunks = (n + kSpanChunk - 1) / kSpanChunk;
+  ParallelFor(chunks, [&](int64_t begin_, int64_t end_) {
+    for (int64_t c = begin_; c < end_; ++c) {
+      const int64_t begin = c * kSpanChunk, end = std::min(n, begin + kSpanChunk);
+      for (int64_t i = begin; i < end; ++i) dinp[i] = inp[i] > 0.0f ? dout[i] : 0.0f;
+    }
+  });
+}
+
+void head_rmsnorm_forward(float* out, float* rstd, const float* inp, const float* q_weight,
+                          const float* k_weight, int64_t N, int n_head, int n_kv_head, int hd,
+                          float eps) {
+  const int normed = n_head + n_kv_head;
+  const int64_t row = static_cast<int64_t>(normed + n_kv_head) * hd;
+  ParallelFor(N, [&](int64_t begin_, int64_t end_) {
+    for (int64_t n = begin_; n < end_; ++n) {
+      for (int h = 0; h < normed; ++h) {
+        const int64_t at = n * row + static_cast<int64_t>(h) * hd;
+        Rows().RmsNormRow(out + at, rstd != nullptr ? rstd + n * normed + h : nullptr, inp + at,
+                          h < n_head ? q_weight : k_weight, hd, eps);
+      }
+      const int64_t v = n * row + static_cast<int64_t>(normed) * hd;
+      std::memcpy(out + v, inp + v, sizeof(float) * n_kv_head * hd);
+    }
+  });
+}
+
+void head_rmsnorm_backward(float* dinp, float* dq_weight, float* dk_weight, const float* dout,
+                           const float* inp, const float* q_weight, const float* k_weight,
+                           const float* rstd, int64_t N, int n_head, int n_kv_head, int hd) {
+  const int normed = n_head + n_kv_head;
+  const int64_t row = static_cast<int64_t>(normed + n_kv_head) * hd;
+  ParallelFor(N, [&](int64_t begin_, int64_t end_) {
+    for (int64_t n = begin_; n < end_; ++n) {
+      std::memset(dinp + n * row, 0, sizeof(float) * normed * hd);
+      for (int h = 0; h < normed; ++h) {
+        const int64_t at = n * row + static_cast<int64_t>(h) * hd;
+        Rows().RmsNormBackwardRow(dinp + at, dout + at, inp + at, h < n_head ? q_weight : k_weight,
+                                  rstd[n * normed + h], hd);
+      }
+      const int64_t v = n * row + static_cast<int64_t>(normed) * hd;
+      std::memcpy(dinp + v, dout + v, sizeof(float) * n_kv_head * hd);
+    }
+  });
+  // Weight gradients: one pass per weight over all rows, in row order (thread-count independent).
+  for (int which = 0; which < 2; ++which) {
+    float* dw = which == 0 ? dq_weight : dk_weight;
+    const int h0 = which == 0 ? 0 : n_head, h1 = which == 0 ? n_head : normed;
+    for (int64_t n = 0; n < N; ++n) {
+      for (int h = h0; h < h1; ++h) {
+        const int64_t at = n * row + static_cast<int64_t>(h) * hd;
+        const float s = rstd[n * normed + h];
+        for (int i = 0; i < hd; ++i) dw[i] += inp[at + i] * s * dout[at + i];
+      }
+    }
+  }
 }
 
 void residual_forward(float* out, const float* a, const float* b, int64_t n) {
@@ -290,17 +359,27 @@ void crossentropy_chunk(const float* logits, int64_t n_rows, int len, int64_t co
   });
 }
 
-void causal_softmax_rows(float* att, int T, int64_t ld, float scale) {
+namespace {
+// The first column row i attends to.
+int WindowStart(int i, int window) { return window > 0 && i >= window ? i - window + 1 : 0; }
+}  // namespace
+
+void causal_softmax_rows(float* att, int T, int64_t ld, float scale, int window) {
   for (int i = 0; i < T; ++i) {
     float* row = att + i * ld;
-    Rows().SoftmaxPrefix(row, i + 1, scale);
+    const int lo = WindowStart(i, window);
+    std::memset(row, 0, sizeof(float) * lo);
+    Rows().SoftmaxPrefix(row + lo, i + 1 - lo, scale);
     std::memset(row + i + 1, 0, sizeof(float) * (T - i - 1));
   }
 }
 
-void causal_softmax_backward_rows(float* dp, const float* p, int T, int64_t ld, float scale) {
+void causal_softmax_backward_rows(float* dp, const float* p, int T, int64_t ld, float scale,
+                                  int window) {
   for (int i = 0; i < T; ++i) {
-    Rows().SoftmaxBackwardPrefix(dp + i * ld, p + i * ld, i + 1, scale);
+    const int lo = WindowStart(i, window);
+    std::memset(dp + i * ld, 0, sizeof(float) * lo);
+    Rows().SoftmaxBackwardPrefix(dp + i * ld + lo, p + i * ld + lo, i + 1 - lo, scale);
     std::memset(dp + i * ld + i + 1, 0, sizeof(float) * (T - i - 1));
   }
 }

@@ -37,6 +37,22 @@ void gelu_forward(float* out, const float* inp, int64_t n);
 // dinp = gelu'(inp) * dout (overwrites; dinp may alias dout).
 void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t n);
 
+// ReLU. out, inp: (n); dinp = (inp > 0) * dout (overwrites; dinp may alias dout).
+void relu_forward(float* out, const float* inp, int64_t n);
+void relu_backward(float* dinp, const float* inp, const float* dout, int64_t n);
+
+// Per-head RMSNorm of the q and k parts of qkv rows (Qwen3's q_norm / k_norm): each of the
+// n_head q heads and n_kv_head k heads (hd floats) of each of the N rows of `inp` is normalized
+// and scaled by q_weight or k_weight (hd); v is copied. out, inp: (N, (n_head + 2 n_kv_head) hd),
+// out may not alias inp. rstd: (N, n_head + n_kv_head), may be null.
+void head_rmsnorm_forward(float* out, float* rstd, const float* inp, const float* q_weight,
+                          const float* k_weight, int64_t N, int n_head, int n_kv_head, int hd,
+                          float eps);
+// dinp (overwritten, same shape as inp: v's gradient passes through), dq_weight, dk_weight +=.
+void head_rmsnorm_backward(float* dinp, float* dq_weight, float* dk_weight, const float* dout,
+                           const float* inp, const float* q_weight, const float* k_weight,
+                           const float* rstd, int64_t N, int n_head, int n_kv_head, int hd);
+
 // SwiGLU: gate_up (N, 2F) holds [gate | up] per row; out (N, F) = silu(gate) * up.
 void swiglu_forward(float* out, const float* gate_up, int64_t N, int F);
 // dgate_up (N, 2F) = d/d[gate|up] (overwrites).
@@ -45,10 +61,11 @@ void swiglu_backward(float* dgate_up, const float* gate_up, const float* dout, i
 // Rotary position embedding (Hugging Face "rotate_half" convention) applied in place to the q
 // and k parts of qkv (B, T, (n_head + 2 n_kv_head) * hd); position of row (b, t) is t.
 // inv_freq holds hd / 2 inverse frequencies (runtime/model/rope_frequencies.h); the angle is
-// position * inv_freq in float32. inverse = true rotates by the negative angle (the backward
-// of the forward rotation).
-void rope_apply(float* qkv, int B, int T, int n_head, int n_kv_head, int hd,
-                const float* inv_freq, bool inverse);
+// position * inv_freq in float32; cos and sin are multiplied by `scale` (yarn's attention
+// factor, 1 otherwise). inverse = true rotates by the negative angle (with the same scale: the
+// backward of the forward rotation).
+void rope_apply(float* qkv, int B, int T, int n_head, int n_kv_head, int hd, const float* inv_freq,
+                bool inverse, float scale = 1.0f);
 
 // out = a + b; all (n). out may alias a or b.
 void residual_forward(float* out, const float* a, const float* b, int64_t n);
@@ -76,12 +93,14 @@ void crossentropy_chunk(const float* logits, int64_t n_rows, int len, int64_t co
                         const int32_t* targets, float* mx, float* sum, float* target_logit);
 
 // Causal softmax of one attention score matrix in place: rows (T, T) with leading dimension
-// ld; entries j > i are set to 0. `scale` multiplies scores first.
-void causal_softmax_rows(float* att, int T, int64_t ld, float scale);
+// ld; entries j > i are set to 0, and with window > 0 also entries j <= i - window (each row
+// attends to the last `window` positions including itself). `scale` multiplies scores first.
+void causal_softmax_rows(float* att, int T, int64_t ld, float scale, int window = 0);
 
 // att_backward: given probabilities P and dP (both (T, T), ld), writes dS = P * (dP - rowsum(dP*P))
-// * scale into dP in place (causal: j > i stay 0).
-void causal_softmax_backward_rows(float* dp, const float* p, int T, int64_t ld, float scale);
+// * scale into dP in place (entries outside the causal window are 0).
+void causal_softmax_backward_rows(float* dp, const float* p, int T, int64_t ld, float scale,
+                                  int window = 0);
 
 // Sum over rows: out[c] += sum_n inp[n, c]. inp (N, C).
 void colsum_accumulate(float* out, const float* inp, int64_t N, int C);

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "runtime/testing/tiny_models.h"
 #include "storage/safetensors/safetensors.h"
 
 namespace strata {
@@ -33,7 +34,8 @@ TEST(Bf16Test, ConversionsMatchTheScalarReference) {
 }
 
 TEST(Bf16WeightsTest, LossEqualsFp32ComputeOnRoundedWeightsAndHalvesStorage) {
-  for (ModelFamily family : {ModelFamily::kGpt2, ModelFamily::kLlama}) {
+  for (ModelFamily family : testing_models::AllFamilies()) {
+    SCOPED_TRACE(ModelFamilyName(family));
     ModelConfig c;
     c.family = family;
     c.vocab_size = 61;
@@ -44,6 +46,7 @@ TEST(Bf16WeightsTest, LossEqualsFp32ComputeOnRoundedWeightsAndHalvesStorage) {
     c.d_model = 32;
     c.d_ff = 48;
     c.tie_embeddings = family == ModelFamily::kGpt2;
+    c = testing_models::WithFamilyFeatures(c);
     auto model = Transformer::Create(c);
     ASSERT_TRUE(model.ok());
     (*model)->InitializeParameters(5);

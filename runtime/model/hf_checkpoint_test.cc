@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "runtime/testing/tiny_models.h"
 #include "storage/atomic_file.h"
 
 namespace strata {
@@ -35,7 +36,7 @@ ModelConfig Tiny(ModelFamily family) {
   c.d_model = 16;
   c.d_ff = 24;
   c.tie_embeddings = family == ModelFamily::kGpt2;
-  return c;
+  return testing_models::WithFamilyFeatures(c);
 }
 
 class HfCheckpointTest : public ::testing::TestWithParam<ModelFamily> {};
@@ -78,7 +79,10 @@ TEST_P(HfCheckpointTest, Bf16SaveLoadsRounded) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, HfCheckpointTest,
-                         ::testing::Values(ModelFamily::kGpt2, ModelFamily::kLlama));
+                         ::testing::ValuesIn(testing_models::AllFamilies()),
+                         [](const ::testing::TestParamInfo<ModelFamily>& info) {
+                           return std::string(ModelFamilyName(info.param));
+                         });
 
 TEST(HfCheckpointGpt2Test, Conv1DWeightsAreStoredInputMajor) {
   auto model = Transformer::Create(Tiny(ModelFamily::kGpt2));
@@ -93,7 +97,7 @@ TEST(HfCheckpointGpt2Test, Conv1DWeightsAreStoredInputMajor) {
   EXPECT_EQ(entry->shape, (std::vector<int64_t>{16, 48}));  // (in, out) on disk.
   std::vector<float> disk(16 * 48);
   ASSERT_TRUE(file->ReadF32(*entry, disk.data()).ok());
-  const TensorInfo& t = (*model)->layout().BlockTensor(1, gpt2_slot::kQkvW);
+  const TensorInfo& t = (*model)->layout().BlockTensor(1, 2);
   const float* arena = (*model)->params().data() + t.offset;  // (out=48, in=16).
   EXPECT_EQ(disk[3 * 48 + 40], arena[40 * 16 + 3]);
   EXPECT_EQ(disk[15 * 48 + 0], arena[0 * 16 + 15]);

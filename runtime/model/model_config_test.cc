@@ -2,6 +2,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "runtime/testing/tiny_models.h"
 
 namespace strata {
 namespace {
@@ -121,10 +122,136 @@ TEST(ModelConfigTest, ParsesLlama32WithItsRopeScaling) {
   EXPECT_EQ(again->rope_scaling.high_freq_factor, 4.0f);
   EXPECT_EQ(again->rope_scaling.original_max_position_embeddings, 8192);
   // Types that change the maths and are not implemented are refused by name.
+  std::string dynamic = kLlama32_1B;
+  dynamic.replace(dynamic.find("\"llama3\""), 8, "\"dynamic\"");
+  EXPECT_THAT(ParseHfConfig(dynamic, "c").status().message(),
+              HasSubstr("rope_scaling: \"rope_type\" \"dynamic\" is not supported"));
+  // YaRN whose factor disagrees with max_position_embeddings / original (transformers versions
+  // apply different ones) is refused; 131072 / 8192 = 16, not 32.
   std::string yarn = kLlama32_1B;
   yarn.replace(yarn.find("\"llama3\""), 8, "\"yarn\"");
   EXPECT_THAT(ParseHfConfig(yarn, "c").status().message(),
-              HasSubstr("rope_scaling: \"rope_type\" \"yarn\" is not supported"));
+              HasSubstr("\"factor\" differs from max_position_embeddings"));
+  yarn.replace(yarn.find("\"factor\": 32.0"), 14, "\"factor\": 16.0");
+  absl::StatusOr<ModelConfig> y = ParseHfConfig(yarn, "c");
+  ASSERT_TRUE(y.ok()) << y.status();
+  EXPECT_EQ(y->rope_scaling.kind, RopeScaling::Kind::kYarn);
+  absl::StatusOr<ModelConfig> y2 = ParseHfConfig(ToHfConfigJson(*y), "saved");
+  ASSERT_TRUE(y2.ok()) << y2.status();
+  EXPECT_EQ(y2->rope_scaling.factor, 16.0f);
+  EXPECT_EQ(y2->rope_scaling.original_max_position_embeddings, 8192);
+  EXPECT_EQ(y2->rope_scaling.beta_fast, 32.0f);
+}
+
+// Each family's config.json as Strata writes it reads back to the same model, for the variants
+// the runtime implements.
+TEST(ModelConfigTest, EveryFamilyRoundTripsThroughItsConfigJson) {
+  for (ModelFamily family : testing_models::AllFamilies()) {
+    const ModelConfig c = testing_models::Tiny(family, 3);
+    ASSERT_TRUE(ValidateModelConfig(c).ok()) << ModelFamilyName(family);
+    absl::StatusOr<ModelConfig> again = ParseHfConfig(ToHfConfigJson(c), "saved");
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_EQ(again->family, c.family);
+    EXPECT_EQ(again->NumParameters(), c.NumParameters());
+    EXPECT_EQ(again->head_dim(), c.head_dim());
+    EXPECT_EQ(again->sliding_window, c.sliding_window);
+    EXPECT_EQ(again->window_from_layer, c.window_from_layer);
+    EXPECT_EQ(again->embed_dim(), c.embed_dim());
+    EXPECT_EQ(again->layer_norm_before, c.layer_norm_before);
+    EXPECT_EQ(again->tie_embeddings, c.tie_embeddings);
+    EXPECT_EQ(again->attention_bias, c.attention_bias);
+    EXPECT_EQ(again->mlp_bias, c.mlp_bias);
+  }
+}
+
+TEST(ModelConfigTest, KeysThatChangeTheMathsAreRefusedByName) {
+  const std::string opt = R"({"model_type": "opt", "vocab_size": 50, "hidden_size": 16,
+      "ffn_dim": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+      "max_position_embeddings": 32)";
+  EXPECT_TRUE(ParseHfConfig(opt + "}", "c").ok());
+  for (const auto& [extra, key] : std::vector<std::pair<std::string, std::string>>{
+           {R"(, "enable_bias": false)", "\"enable_bias\""},
+           {R"(, "layer_norm_elementwise_affine": false)", "\"layer_norm_elementwise_affine\""},
+           {R"(, "activation_function": "gelu")", "\"activation_function\""},
+           {R"(, "tie_word_embeddings": false)", "\"tie_word_embeddings\""}}) {
+    EXPECT_THAT(ParseHfConfig(opt + extra + "}", "c").status().message(), HasSubstr(key)) << extra;
+  }
+  const std::string rope = R"({"vocab_size": 50, "hidden_size": 16, "intermediate_size": 32,
+      "num_hidden_layers": 2, "num_attention_heads": 2)";
+  for (const auto& [extra, key] : std::vector<std::pair<std::string, std::string>>{
+           {R"(, "model_type": "mistral", "attention_bias": true)", "\"attention_bias\""},
+           {R"(, "model_type": "llama", "partial_rotary_factor": 0.5)",
+            "\"partial_rotary_factor\""},
+           {R"(, "model_type": "qwen2", "pretraining_tp": 2)", "\"pretraining_tp\""},
+           {R"(, "model_type": "qwen3", "layer_types": ["full_attention"])", "\"layer_types\""},
+           {R"(, "model_type": "qwen2", "hidden_act": "gelu")", "\"hidden_act\""}}) {
+    EXPECT_THAT(ParseHfConfig(rope + extra + "}", "c").status().message(), HasSubstr(key)) << extra;
+  }
+  // Defaults as transformers has them: Mistral's window 4096 unless null; Qwen3's head_dim 128;
+  // Qwen2's window only with use_sliding_window.
+  absl::StatusOr<ModelConfig> m = ParseHfConfig(rope + R"(, "model_type": "mistral"})", "c");
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->sliding_window, 4096);
+  m = ParseHfConfig(rope + R"(, "model_type": "mistral", "sliding_window": null})", "c");
+  EXPECT_EQ(m->sliding_window, 0);
+  m = ParseHfConfig(rope + R"(, "model_type": "qwen3"})", "c");
+  EXPECT_EQ(m->head_dim(), 128);
+  m = ParseHfConfig(rope + R"(, "model_type": "qwen2", "sliding_window": 64})", "c");
+  EXPECT_EQ(m->sliding_window, 0);
+  m = ParseHfConfig(
+      rope + R"(, "model_type": "qwen2", "use_sliding_window": true, "sliding_window": 64,
+      "max_window_layers": 1})",
+      "c");
+  EXPECT_EQ(m->WindowOfLayer(0), 0);
+  EXPECT_EQ(m->WindowOfLayer(1), 64);
+}
+
+// The published config.json of six hub models, every key as shipped (testdata/hub_configs,
+// sources in SOURCES.md there): each parses, has the published parameter count (tied heads
+// counted once) and the family's features, and reads back the same from what Strata writes.
+TEST(ModelConfigTest, PublishedHubConfigsParseToTheirParameterCounts) {
+  struct Hub {
+    const char* file;
+    ModelFamily family;
+    int64_t parameters;
+  };
+  const Hub hubs[] = {
+      {"opt-125m.json", ModelFamily::kOpt, 125239296},
+      {"opt-350m.json", ModelFamily::kOpt, 331196416},
+      {"qwen2.5-0.5b.json", ModelFamily::kQwen2, 494032768},
+      {"qwen3-0.6b.json", ModelFamily::kQwen3, 596049920},
+      {"mistral-7b-v0.1.json", ModelFamily::kMistral, 7241732096},
+      {"llama-3.2-1b.json", ModelFamily::kLlama, 1235814400},
+  };
+  for (const Hub& hub : hubs) {
+    SCOPED_TRACE(hub.file);
+    absl::StatusOr<ModelConfig> c =
+        ReadHfConfig(std::string("runtime/model/testdata/hub_configs/") + hub.file);
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_EQ(c->family, hub.family);
+    EXPECT_EQ(c->NumParameters(), hub.parameters);
+    absl::StatusOr<ModelConfig> again = ParseHfConfig(ToHfConfigJson(*c), "saved");
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_EQ(again->NumParameters(), hub.parameters);
+    EXPECT_EQ(again->sliding_window, c->sliding_window);
+    EXPECT_EQ(again->rope_scaling.kind, c->rope_scaling.kind);
+  }
+  const ModelConfig opt350 = *ReadHfConfig("runtime/model/testdata/hub_configs/opt-350m.json");
+  EXPECT_FALSE(opt350.arch().pre_norm);
+  EXPECT_FALSE(opt350.arch().final_norm);
+  EXPECT_TRUE(opt350.arch().projections);
+  EXPECT_EQ(opt350.embed_dim(), 512);
+  const ModelConfig qwen3 = *ReadHfConfig("runtime/model/testdata/hub_configs/qwen3-0.6b.json");
+  EXPECT_EQ(qwen3.head_dim(), 128);
+  EXPECT_EQ(qwen3.q_dim(), 2048);  // Wider than hidden_size 1024.
+  EXPECT_TRUE(qwen3.arch().qk_norm);
+  const ModelConfig mistral =
+      *ReadHfConfig("runtime/model/testdata/hub_configs/mistral-7b-v0.1.json");
+  EXPECT_EQ(mistral.WindowOfLayer(0), 4096);
+  const ModelConfig qwen25 = *ReadHfConfig("runtime/model/testdata/hub_configs/qwen2.5-0.5b.json");
+  EXPECT_EQ(qwen25.WindowOfLayer(23), 0);  // use_sliding_window is false.
+  EXPECT_TRUE(qwen25.arch().qkv_bias);
+  EXPECT_FALSE(qwen25.arch().o_bias);
 }
 
 }  // namespace

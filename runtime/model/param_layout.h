@@ -7,8 +7,13 @@
 // - A transformer block's tensors are contiguous ([BlockBegin(l), BlockEnd(l))), so a block can
 //   be streamed, sharded or checkpointed as one extent, and tensors sit at the same offset
 //   relative to their block's start in every block (BlockTensor(l, k).offset - BlockBegin(l)).
-// - Tensors that a kernel reads as one matrix are adjacent: LLaMA's q_proj, k_proj, v_proj form
-//   the fused QKV weight, and gate_proj, up_proj the fused gate/up weight.
+// - Tensors that a kernel reads as one matrix are adjacent: q_proj, k_proj, v_proj form the
+//   fused QKV weight (and their biases the fused bias), gate_proj, up_proj the fused gate/up
+//   weight.
+// - Every family's block has the same part order (BlockPart), parts a family lacks left out:
+//   norm 1, QKV, q/k norms, attention output, norm 2, MLP in, MLP out; weights before biases.
+//   GPT-2's and LLaMA's tensor ids are therefore the same as they always were, so step logs
+//   (whose noise is keyed by tensor id) replay unchanged.
 // - Linear weights are stored as (out_features, in_features), PyTorch's nn.Linear layout. GPT-2's
 //   Conv1D weights are stored in checkpoints as (in, out): `transposed_in_checkpoint` marks them.
 // - A tied output head has no tensor of its own: the head reads the token embedding.
@@ -43,27 +48,26 @@ struct TensorInfo {
   bool transposed_in_checkpoint = false;  // GPT-2 Conv1D: the checkpoint holds shape reversed.
 };
 
-// Per-block tensor slots, the same in every block (index into BlockTensor(layer, slot)).
-namespace gpt2_slot {
-enum : int {
-  kLn1W,
-  kLn1B,
+// The parts of a block the kernels read. kQkvW is the fused (q_dim + 2 kv_dim, d_model) weight
+// (GPT-2's c_attn, or q_proj, k_proj, v_proj adjacent); kUpW the MLP's first matrix (c_fc,
+// fc1, or gate_proj and up_proj adjacent: (2 d_ff, d_model)); kDownW the second.
+enum class BlockPart : int {
+  kNorm1W,
+  kNorm1B,
   kQkvW,
   kQkvB,
-  kAttnProjW,
-  kAttnProjB,
-  kLn2W,
-  kLn2B,
-  kFcW,
-  kFcB,
-  kFcProjW,
-  kFcProjB,
+  kQNorm,
+  kKNorm,
+  kOW,
+  kOB,
+  kNorm2W,
+  kNorm2B,
+  kUpW,
+  kUpB,
+  kDownW,
+  kDownB,
   kCount
 };
-}
-namespace llama_slot {
-enum : int { kInputNormW, kQW, kKW, kVW, kOW, kPostNormW, kGateW, kUpW, kDownW, kCount };
-}
 
 class ParamLayout {
  public:
@@ -76,22 +80,27 @@ class ParamLayout {
   int64_t NumElements() const { return num_elements_; }
 
   // Looks up a tensor by Hugging Face name; -1 if none. GPT-2 names are accepted with or
-  // without the "transformer." prefix.
+  // without the "transformer." prefix, OPT's with "model.decoder." or "decoder.".
   int FindByName(absl::string_view name) const;
 
   int64_t BlockBegin(int layer) const { return tensors_[BlockTensorId(layer, 0)].offset; }
   int64_t BlockEnd(int layer) const;
   int64_t BlockElements() const { return BlockEnd(0) - BlockBegin(0); }
+  // Tensor `slot` (0 .. SlotsPerBlock() - 1) of block `layer`.
   int BlockTensorId(int layer, int slot) const { return first_block_id_ + layer * slots_ + slot; }
   const TensorInfo& BlockTensor(int layer, int slot) const {
     return tensors_[BlockTensorId(layer, slot)];
   }
   int SlotsPerBlock() const { return slots_; }
+  // Where `part` starts relative to its block's start, in elements; -1 if the family has none.
+  int64_t PartOffset(BlockPart part) const { return part_offset_[static_cast<int>(part)]; }
 
-  // Tensors outside blocks (ids of the token embedding, GPT-2 position embedding, final norm
-  // weight and bias, and LLaMA's untied head). -1 where the family has none.
+  // Tensors outside blocks: the token embedding, the learned position table, OPT's project_in
+  // and project_out, the final norm's weight and bias, and an untied head. -1 where none.
   int token_embedding_id() const { return wte_; }
   int position_embedding_id() const { return wpe_; }
+  int project_in_id() const { return project_in_; }
+  int project_out_id() const { return project_out_; }
   int final_norm_weight_id() const { return lnf_w_; }
   int final_norm_bias_id() const { return lnf_b_; }
   int head_id() const { return head_; }
@@ -99,6 +108,8 @@ class ParamLayout {
  private:
   int Add(std::string name, std::vector<int64_t> shape, TensorRole role, int block,
           bool transposed = false);
+  // Adds block `layer`'s tensors in BlockPart order.
+  void AddBlock(int layer);
 
   ModelConfig config_;
   std::vector<TensorInfo> tensors_;
@@ -106,7 +117,9 @@ class ParamLayout {
   int64_t num_elements_ = 0;
   int first_block_id_ = 0;
   int slots_ = 0;
-  int wte_ = -1, wpe_ = -1, lnf_w_ = -1, lnf_b_ = -1, head_ = -1;
+  int64_t part_offset_[static_cast<int>(BlockPart::kCount)];
+  int wte_ = -1, wpe_ = -1, project_in_ = -1, project_out_ = -1, lnf_w_ = -1, lnf_b_ = -1,
+      head_ = -1;
 };
 
 }  // namespace strata

@@ -29,25 +29,32 @@ int64_t HeadChunkRows(int64_t budget_floats, int V, int64_t N) {
 
 // Dimensions shared by all layers.
 struct Dims {
-  int64_t B, T, N, C, V, F, FF1, QKV, NH, NKV, HD;
-  bool gpt2;
+  int64_t B, T, N, C, E, V, F, FF1, QD, QKV, NH, NKV, HD;
+  Architecture arch;
   explicit Dims(const ModelConfig& c, int b, int t)
       : B(b),
         T(t),
         N(static_cast<int64_t>(b) * t),
         C(c.d_model),
+        E(c.embed_dim()),
         V(c.vocab_size),
         F(c.d_ff),
-        FF1(c.family == ModelFamily::kGpt2 ? c.d_ff : 2 * static_cast<int64_t>(c.d_ff)),
-        QKV(static_cast<int64_t>(c.n_head + 2 * c.n_kv_head) * c.head_dim()),
+        FF1(c.arch().mlp == MlpKind::kSwiGlu ? 2 * static_cast<int64_t>(c.d_ff) : c.d_ff),
+        QD(c.q_dim()),
+        QKV(static_cast<int64_t>(c.q_dim()) + 2 * c.kv_dim()),
         NH(c.n_head),
         NKV(c.n_kv_head),
         HD(c.head_dim()),
-        gpt2(c.family == ModelFamily::kGpt2) {}
-  k::AttentionShape attention() const {
-    return {static_cast<int>(B), static_cast<int>(T), static_cast<int>(NH), static_cast<int>(NKV),
-            static_cast<int>(HD)};
+        arch(c.arch()) {}
+  k::AttentionShape attention(int window) const {
+    return {static_cast<int>(B),   static_cast<int>(T),  static_cast<int>(NH),
+            static_cast<int>(NKV), static_cast<int>(HD), window};
   }
+  // Floats of the q/k-norm input copy and its per-head rstd (zero without q/k norms).
+  int64_t QkRaw() const { return arch.qk_norm ? N * QKV : 0; }
+  int64_t QkRstd() const { return arch.qk_norm ? N * (NH + NKV) : 0; }
+  // Floats of the embedding-width buffers OPT's projections need (zero without).
+  int64_t Projected() const { return arch.projections ? N * E : 0; }
 };
 
 // Hands out consecutive slices of one buffer.
@@ -64,12 +71,15 @@ class Carver {
   float* next_;
 };
 
-// Per-layer training activations, carved out of one buffer.
+// Per-layer training activations, carved out of one buffer. Pre-norm blocks: ln1 = norm1(in),
+// res1 = in + attention, ln2 = norm2(res1). Post-norm blocks (OPT-350m): ln1 = in + attention
+// (norm1's input), res1 = norm1(ln1), ln2 = res1 + MLP (norm2's input).
 struct LayerActs {
-  float *ln1, *ln1_mean, *ln1_rstd, *qkv, *att, *atty, *res1, *ln2, *ln2_mean, *ln2_rstd, *fc,
-      *fc_act;
+  float *ln1, *ln1_mean, *ln1_rstd, *qkv_raw, *qk_rstd, *qkv, *att, *atty, *res1, *ln2, *ln2_mean,
+      *ln2_rstd, *fc, *fc_act;
   static int64_t Floats(const Dims& d) {
-    return d.N * d.C * 4 + d.N * 4 + d.N * d.QKV + d.B * d.NH * d.T * d.T + d.N * d.FF1 + d.N * d.F;
+    return d.N * d.C * 3 + d.N * 4 + d.QkRaw() + d.QkRstd() + d.N * d.QKV + d.B * d.NH * d.T * d.T +
+           d.N * d.QD + d.N * d.FF1 + d.N * d.F;
   }
   static LayerActs At(float* p, const Dims& d) {
     LayerActs a;
@@ -77,9 +87,11 @@ struct LayerActs {
     a.ln1 = carve.Take(d.N * d.C);
     a.ln1_mean = carve.Take(d.N);
     a.ln1_rstd = carve.Take(d.N);
+    a.qkv_raw = carve.Take(d.QkRaw());
+    a.qk_rstd = carve.Take(d.QkRstd());
     a.qkv = carve.Take(d.N * d.QKV);
     a.att = carve.Take(d.B * d.NH * d.T * d.T);
-    a.atty = carve.Take(d.N * d.C);
+    a.atty = carve.Take(d.N * d.QD);
     a.res1 = carve.Take(d.N * d.C);
     a.ln2 = carve.Take(d.N * d.C);
     a.ln2_mean = carve.Take(d.N);
@@ -90,15 +102,17 @@ struct LayerActs {
   }
 };
 
-// Global training buffers after the per-layer ones.
+// Global training buffers after the per-layer ones. emb/hin: the embedding-width input and head
+// input when OPT's projections are present.
 struct TrainGlobals {
-  float *resid, *lnf, *lnf_mean, *lnf_rstd, *head, *dres, *dln, *dqkv, *datty, *dfc, *dfc_act,
-      *datt;
+  float *resid, *lnf, *lnf_mean, *lnf_rstd, *emb, *hin, *head, *dres, *dln, *dtmp, *dqkv, *dqkv_raw,
+      *datty, *dfc, *dfc_act, *datt, *demb;
   int64_t head_rows;
   static int64_t Floats(const Dims& d, int L) {
     const int64_t rows = HeadChunkRows(kTrainHeadFloats, static_cast<int>(d.V), d.N);
-    return (L + 1) * d.N * d.C + d.N * d.C + 2 * d.N + rows * d.V + 3 * d.N * d.C + d.N * d.QKV +
-           d.N * d.FF1 + d.N * d.F + d.T * d.T;
+    return (L + 1) * d.N * d.C + d.N * d.C + 2 * d.N + 3 * d.Projected() + rows * d.V +
+           3 * d.N * d.C + d.N * d.QKV + d.QkRaw() + d.N * d.QD + d.N * d.FF1 + d.N * d.F +
+           d.T * d.T + d.N * std::max(d.E, d.C);
   }
   static TrainGlobals At(float* p, const Dims& d, int L) {
     TrainGlobals g;
@@ -108,11 +122,16 @@ struct TrainGlobals {
     g.lnf = carve.Take(d.N * d.C);
     g.lnf_mean = carve.Take(d.N);
     g.lnf_rstd = carve.Take(d.N);
+    g.emb = carve.Take(d.Projected());
+    g.hin = carve.Take(d.Projected());
+    g.demb = carve.Take(d.Projected());
     g.head = carve.Take(g.head_rows * d.V);
     g.dres = carve.Take(d.N * d.C);
-    g.dln = carve.Take(d.N * d.C);
-    g.datty = carve.Take(d.N * d.C);
+    g.dln = carve.Take(d.N * std::max(d.E, d.C));
+    g.dtmp = carve.Take(d.N * d.C);
+    g.datty = carve.Take(d.N * d.QD);
     g.dqkv = carve.Take(d.N * d.QKV);
+    g.dqkv_raw = carve.Take(d.QkRaw());
     g.dfc = carve.Take(d.N * d.FF1);
     g.dfc_act = carve.Take(d.N * d.F);
     g.datt = carve.Take(d.T * d.T);
@@ -122,15 +141,16 @@ struct TrainGlobals {
 
 // Inference working set.
 struct InferBuffers {
-  float *x, *ln, *qkv, *atty, *tmp, *fc, *fc_act, *att, *head, *mx, *sum, *target_logit;
+  float *x, *ln, *qkv_raw, *qkv, *atty, *tmp, *fc, *fc_act, *att, *emb, *hin, *head, *mx, *sum,
+      *target_logit;
   int64_t head_rows;  // Token rows of one (rows, vocab chunk) logits tile.
   static int64_t VocabChunk(const Dims& d) {
     return std::min<int64_t>(d.V, Transformer::kHeadChunkRows);
   }
   static int64_t Floats(const Dims& d) {
     const int64_t rows = HeadChunkRows(kInferHeadFloats, static_cast<int>(VocabChunk(d)), d.N);
-    return 4 * d.N * d.C + d.N * d.QKV + d.N * d.FF1 + d.N * d.F + d.T * d.T +
-           rows * VocabChunk(d) + 3 * d.N;
+    return 3 * d.N * d.C + d.N * d.QD + d.QkRaw() + d.N * d.QKV + d.N * d.FF1 + d.N * d.F +
+           d.T * d.T + 2 * d.Projected() + rows * VocabChunk(d) + 3 * d.N;
   }
   static InferBuffers At(float* p, const Dims& d) {
     InferBuffers b;
@@ -138,12 +158,15 @@ struct InferBuffers {
     b.head_rows = HeadChunkRows(kInferHeadFloats, static_cast<int>(VocabChunk(d)), d.N);
     b.x = carve.Take(d.N * d.C);
     b.ln = carve.Take(d.N * d.C);
-    b.atty = carve.Take(d.N * d.C);
+    b.atty = carve.Take(d.N * d.QD);
     b.tmp = carve.Take(d.N * d.C);
+    b.qkv_raw = carve.Take(d.QkRaw());
     b.qkv = carve.Take(d.N * d.QKV);
     b.fc = carve.Take(d.N * d.FF1);
     b.fc_act = carve.Take(d.N * d.F);
     b.att = carve.Take(d.T * d.T);
+    b.emb = carve.Take(d.Projected());
+    b.hin = carve.Take(d.Projected());
     b.head = carve.Take(b.head_rows * VocabChunk(d));
     b.mx = carve.Take(d.N);
     b.sum = carve.Take(d.N);
@@ -152,13 +175,70 @@ struct InferBuffers {
   }
 };
 
-// Offsets of a block's tensors relative to the block start.
-struct BlockOffsets {
-  std::vector<int64_t> at;
-  explicit BlockOffsets(const ParamLayout& layout) {
-    for (int s = 0; s < layout.SlotsPerBlock(); ++s) {
-      at.push_back(layout.BlockTensor(0, s).offset - layout.BlockBegin(0));
-    }
+// A norm of the family's kind (LayerNorm with bias, or RMSNorm). mean may be null for RMSNorm.
+void NormForward(const Architecture& a, float* out, float* mean, float* rstd, const float* in,
+                 const float* w, const float* bias, int64_t N, int C, float eps) {
+  if (a.layer_norm) {
+    k::layernorm_forward(out, mean, rstd, in, w, bias, N, C, eps);
+  } else {
+    k::rmsnorm_forward(out, rstd, in, w, N, C, eps);
+  }
+}
+
+// dinp += d(in); dw, dbias += .
+void NormBackward(const Architecture& a, float* dinp, float* dw, float* dbias, const float* dout,
+                  const float* in, const float* w, const float* mean, const float* rstd, int64_t N,
+                  int C) {
+  if (a.layer_norm) {
+    k::layernorm_backward(dinp, dw, dbias, dout, in, w, mean, rstd, N, C);
+  } else {
+    k::rmsnorm_backward(dinp, dw, dout, in, w, rstd, N, C);
+  }
+}
+
+void ActivationForward(const Architecture& a, float* out, const float* fc, int64_t N, int F) {
+  switch (a.mlp) {
+    case MlpKind::kGeluTanh:
+      k::gelu_forward(out, fc, N * F);
+      return;
+    case MlpKind::kRelu:
+      k::relu_forward(out, fc, N * F);
+      return;
+    case MlpKind::kSwiGlu:
+      k::swiglu_forward(out, fc, N, F);
+      return;
+  }
+}
+
+// dfc = d(fc) (overwritten).
+void ActivationBackward(const Architecture& a, float* dfc, const float* fc, const float* dout,
+                        int64_t N, int F) {
+  switch (a.mlp) {
+    case MlpKind::kGeluTanh:
+      k::gelu_backward(dfc, fc, dout, N * F);
+      return;
+    case MlpKind::kRelu:
+      k::relu_backward(dfc, fc, dout, N * F);
+      return;
+    case MlpKind::kSwiGlu:
+      k::swiglu_backward(dfc, fc, dout, N, F);
+      return;
+  }
+}
+
+// x (B, T, C) += rows [offset, offset + T) of the position table, for every sequence.
+void AddPositions(float* x, const float* wpe, int64_t B, int64_t T, int64_t C) {
+  for (int64_t b = 0; b < B; ++b) k::residual_forward(x + b * T * C, x + b * T * C, wpe, T * C);
+}
+
+// Pointers to a block's parts (null where the family has none), over weights or gradients.
+template <typename T>
+struct Parts {
+  const ParamLayout& layout;
+  T* base;
+  T* operator()(BlockPart part) const {
+    const int64_t offset = layout.PartOffset(part);
+    return offset < 0 ? nullptr : base + offset;
   }
 };
 
@@ -189,8 +269,8 @@ Transformer::Transformer(const ModelConfig& config, Options options)
     : layout_(config),
       options_(options),
       params_(layout_.NumElements()),
-      rope_inv_freq_(config.family == ModelFamily::kLlama ? RopeInvFreq(config)
-                                                          : std::vector<float>()) {
+      rope_inv_freq_(config.arch().learned_positions ? std::vector<float>() : RopeInvFreq(config)),
+      rope_scale_(RopeAttentionScale(config)) {
   if (options_.threads > 0) {
     ThreadPool::Global().SetThreads(options_.threads);
     k::SetBlasThreads(options_.threads);
@@ -235,9 +315,10 @@ void Transformer::InitializeTensor(uint64_t seed, int tensor_id, float* p) const
     std::fill(p, p + t.numel, 1.0f);
     return;
   }
+  const int64_t in_block = t.block >= 0 ? t.offset - layout_.BlockBegin(t.block) : -1;
   const bool residual_proj = c.family == ModelFamily::kGpt2 && t.block >= 0 &&
-                             (t.id == layout_.BlockTensorId(t.block, gpt2_slot::kAttnProjW) ||
-                              t.id == layout_.BlockTensorId(t.block, gpt2_slot::kFcProjW));
+                             (in_block == layout_.PartOffset(BlockPart::kOW) ||
+                              in_block == layout_.PartOffset(BlockPart::kDownW));
   const double stddev = residual_proj ? 0.02 / std::sqrt(2.0 * c.n_layer) : 0.02;
   // One stream per tensor: the bits of a tensor do not depend on the others' sizes.
   uint64_t state = seed ^ (0xD1B54A32D192ED03ULL * (static_cast<uint64_t>(t.id) + 1));
@@ -311,7 +392,7 @@ const float* Transformer::HeadWeights(const float* base) const {
 float Transformer::HeadLossChunked(const float* lnf, const float* head, const int32_t* targets,
                                    int64_t N, float* dlnf, float* dhead, int64_t max_chunk_rows,
                                    float* buffer) {
-  const int C = config().d_model, V = config().vocab_size;
+  const int C = config().embed_dim(), V = config().vocab_size;
   int64_t valid = 0;
   for (int64_t i = 0; i < N; ++i) valid += targets[i] >= 0;
   const float scale = dlnf != nullptr ? 1.0f / static_cast<float>(valid) : 0.0f;
@@ -373,80 +454,116 @@ absl::StatusOr<float> Transformer::ForwardBackward(absl::Span<const int32_t> tok
   if (source == nullptr) source = &arena;
   const ModelConfig& c = config();
   const Dims d(c, B, T);
+  const Architecture& arch = d.arch;
   const int L = c.n_layer;
   const int64_t layer_floats = LayerActs::Floats(d);
   TrainGlobals g = TrainGlobals::At(train_.data() + layer_floats * L, d, L);
   const float* P = nullptr;
   float* G = nullptr;
   if (absl::Status status = source->Begin(&P, &G); !status.ok()) return status;
-  const BlockOffsets off(layout_);
-  auto tensor = [&](const float* base, int id) { return base + layout_.tensor(id).offset; };
-  auto gtensor = [&](int id) { return G + layout_.tensor(id).offset; };
-  const k::AttentionShape shape = d.attention();
+  auto tensor = [&](const float* base, int id) {
+    return id < 0 ? nullptr : base + layout_.tensor(id).offset;
+  };
+  auto gtensor = [&](int id) { return id < 0 ? nullptr : G + layout_.tensor(id).offset; };
+  const int64_t N = d.N;
+  const int C = static_cast<int>(d.C), E = static_cast<int>(d.E), F = static_cast<int>(d.F);
+  const int QD = static_cast<int>(d.QD), QKV = static_cast<int>(d.QKV);
+  const float* wpe = arch.learned_positions
+                         ? tensor(P, layout_.position_embedding_id()) + arch.position_offset * d.C
+                         : nullptr;
 
-  // Forward.
-  const float* wpe = d.gpt2 ? tensor(P, layout_.position_embedding_id()) : nullptr;
-  k::embedding_forward(g.resid, tokens.data(), tensor(P, layout_.token_embedding_id()), wpe, B, T,
-                       static_cast<int>(d.C));
+  // Forward: embedding (and OPT's project_in), blocks, final norm (and project_out).
+  const float* wte = tensor(P, layout_.token_embedding_id());
+  if (arch.projections) {
+    k::embedding_forward(g.emb, tokens.data(), wte, nullptr, B, T, E);
+    k::matmul_forward(g.resid, g.emb, tensor(P, layout_.project_in_id()), nullptr, N, E, C);
+    AddPositions(g.resid, wpe, B, T, d.C);
+  } else {
+    k::embedding_forward(g.resid, tokens.data(), wte, wpe, B, T, C);
+  }
   for (int l = 0; l < L; ++l) {
     LayerActs a = LayerActs::At(train_.data() + layer_floats * l, d);
     absl::StatusOr<const float*> weights = source->BlockWeights(l, false);
     if (!weights.ok()) return weights.status();
-    const float* w = *weights;
-    const float* in = g.resid + l * d.N * d.C;
-    float* out = g.resid + (l + 1) * d.N * d.C;
-    const int C = static_cast<int>(d.C), F = static_cast<int>(d.F);
-    if (d.gpt2) {
-      using namespace gpt2_slot;
-      k::layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, in, w + off.at[kLn1W], w + off.at[kLn1B],
-                           d.N, C, c.norm_eps);
-      k::matmul_forward(a.qkv, a.ln1, w + off.at[kQkvW], w + off.at[kQkvB], d.N, C, 3 * C);
-      k::attention_forward(a.atty, a.att, nullptr, a.qkv, shape);
-      k::matmul_forward(a.res1, a.atty, w + off.at[kAttnProjW], w + off.at[kAttnProjB], d.N, C, C);
-      k::residual_forward(a.res1, a.res1, in, d.N * d.C);
-      k::layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.res1, w + off.at[kLn2W],
-                           w + off.at[kLn2B], d.N, C, c.norm_eps);
-      k::matmul_forward(a.fc, a.ln2, w + off.at[kFcW], w + off.at[kFcB], d.N, C, F);
-      k::gelu_forward(a.fc_act, a.fc, d.N * d.F);
-      k::matmul_forward(out, a.fc_act, w + off.at[kFcProjW], w + off.at[kFcProjB], d.N, F, C);
-    } else {
-      using namespace llama_slot;
-      k::rmsnorm_forward(a.ln1, a.ln1_rstd, in, w + off.at[kInputNormW], d.N, C, c.norm_eps);
-      k::matmul_forward(a.qkv, a.ln1, w + off.at[kQW], nullptr, d.N, C, static_cast<int>(d.QKV));
-      k::rope_apply(a.qkv, B, T, c.n_head, c.n_kv_head, c.head_dim(), rope_inv_freq_.data(), false);
-      k::attention_forward(a.atty, a.att, nullptr, a.qkv, shape);
-      k::matmul_forward(a.res1, a.atty, w + off.at[kOW], nullptr, d.N, C, C);
-      k::residual_forward(a.res1, a.res1, in, d.N * d.C);
-      k::rmsnorm_forward(a.ln2, a.ln2_rstd, a.res1, w + off.at[kPostNormW], d.N, C, c.norm_eps);
-      k::matmul_forward(a.fc, a.ln2, w + off.at[kGateW], nullptr, d.N, C, 2 * F);
-      k::swiglu_forward(a.fc_act, a.fc, d.N, F);
-      k::matmul_forward(out, a.fc_act, w + off.at[kDownW], nullptr, d.N, F, C);
+    const Parts<const float> w{layout_, *weights};
+    const float* in = g.resid + l * N * d.C;
+    float* out = g.resid + (l + 1) * N * d.C;
+    const k::AttentionShape shape = d.attention(c.WindowOfLayer(l));
+    // Attention. Its input is norm1(in) (pre-norm) or in itself (post-norm).
+    const float* attn_in = in;
+    if (arch.pre_norm) {
+      NormForward(arch, a.ln1, a.ln1_mean, a.ln1_rstd, in, w(BlockPart::kNorm1W),
+                  w(BlockPart::kNorm1B), N, C, c.norm_eps);
+      attn_in = a.ln1;
     }
-    k::residual_forward(out, out, a.res1, d.N * d.C);
+    float* projected = arch.qk_norm ? a.qkv_raw : a.qkv;
+    k::matmul_forward(projected, attn_in, w(BlockPart::kQkvW), w(BlockPart::kQkvB), N, C, QKV);
+    if (arch.qk_norm) {
+      k::head_rmsnorm_forward(a.qkv, a.qk_rstd, a.qkv_raw, w(BlockPart::kQNorm),
+                              w(BlockPart::kKNorm), N, c.n_head, c.n_kv_head, c.head_dim(),
+                              c.norm_eps);
+    }
+    if (!arch.learned_positions) {
+      k::rope_apply(a.qkv, B, T, c.n_head, c.n_kv_head, c.head_dim(), rope_inv_freq_.data(), false,
+                    rope_scale_);
+    }
+    k::attention_forward(a.atty, a.att, nullptr, a.qkv, shape);
+    if (arch.pre_norm) {
+      k::matmul_forward(a.res1, a.atty, w(BlockPart::kOW), w(BlockPart::kOB), N, QD, C);
+      k::residual_forward(a.res1, a.res1, in, N * d.C);
+      NormForward(arch, a.ln2, a.ln2_mean, a.ln2_rstd, a.res1, w(BlockPart::kNorm2W),
+                  w(BlockPart::kNorm2B), N, C, c.norm_eps);
+      k::matmul_forward(a.fc, a.ln2, w(BlockPart::kUpW), w(BlockPart::kUpB), N, C,
+                        static_cast<int>(d.FF1));
+      ActivationForward(arch, a.fc_act, a.fc, N, F);
+      k::matmul_forward(out, a.fc_act, w(BlockPart::kDownW), w(BlockPart::kDownB), N, F, C);
+      k::residual_forward(out, out, a.res1, N * d.C);
+    } else {
+      k::matmul_forward(a.ln1, a.atty, w(BlockPart::kOW), w(BlockPart::kOB), N, QD, C);
+      k::residual_forward(a.ln1, a.ln1, in, N * d.C);
+      NormForward(arch, a.res1, a.ln1_mean, a.ln1_rstd, a.ln1, w(BlockPart::kNorm1W),
+                  w(BlockPart::kNorm1B), N, C, c.norm_eps);
+      k::matmul_forward(a.fc, a.res1, w(BlockPart::kUpW), w(BlockPart::kUpB), N, C,
+                        static_cast<int>(d.FF1));
+      ActivationForward(arch, a.fc_act, a.fc, N, F);
+      k::matmul_forward(a.ln2, a.fc_act, w(BlockPart::kDownW), w(BlockPart::kDownB), N, F, C);
+      k::residual_forward(a.ln2, a.ln2, a.res1, N * d.C);
+      NormForward(arch, out, a.ln2_mean, a.ln2_rstd, a.ln2, w(BlockPart::kNorm2W),
+                  w(BlockPart::kNorm2B), N, C, c.norm_eps);
+    }
   }
-  const float* last = g.resid + L * d.N * d.C;
+  const float* last = g.resid + L * N * d.C;
   const float* lnf_w = tensor(P, layout_.final_norm_weight_id());
-  if (d.gpt2) {
-    k::layernorm_forward(g.lnf, g.lnf_mean, g.lnf_rstd, last, lnf_w,
-                         tensor(P, layout_.final_norm_bias_id()), d.N, static_cast<int>(d.C),
-                         c.norm_eps);
-  } else {
-    k::rmsnorm_forward(g.lnf, g.lnf_rstd, last, lnf_w, d.N, static_cast<int>(d.C), c.norm_eps);
+  const float* head_in = last;
+  if (arch.final_norm) {
+    NormForward(arch, g.lnf, g.lnf_mean, g.lnf_rstd, last, lnf_w,
+                tensor(P, layout_.final_norm_bias_id()), N, C, c.norm_eps);
+    head_in = g.lnf;
+  }
+  const float* w_out = tensor(P, layout_.project_out_id());
+  if (arch.projections) {
+    k::matmul_forward(g.hin, head_in, w_out, nullptr, N, C, E);
   }
   const int head_id = layout_.head_id() >= 0 ? layout_.head_id() : layout_.token_embedding_id();
-  // Fused head: loss, dlnf (into g.dln) and d(head) in one chunked pass.
-  const float loss = HeadLossChunked(g.lnf, HeadWeights(P), targets.data(), d.N, g.dln,
-                                     gtensor(head_id), g.head_rows, g.head);
+  // Fused head: loss, d(head input) (into g.dln) and d(head) in one chunked pass.
+  const float loss =
+      HeadLossChunked(arch.projections ? g.hin : head_in, HeadWeights(P), targets.data(), N, g.dln,
+                      gtensor(head_id), g.head_rows, g.head);
 
-  // Backward.
-  std::memset(g.dres, 0, sizeof(float) * d.N * d.C);
-  if (d.gpt2) {
-    k::layernorm_backward(g.dres, gtensor(layout_.final_norm_weight_id()),
-                          gtensor(layout_.final_norm_bias_id()), g.dln, last, lnf_w, g.lnf_mean,
-                          g.lnf_rstd, d.N, static_cast<int>(d.C));
+  // Backward. g.dres accumulates d(residual stream).
+  std::memset(g.dres, 0, sizeof(float) * N * d.C);
+  float* dhead_in = g.dln;
+  if (arch.projections) {
+    k::matmul_backward(g.dtmp, gtensor(layout_.project_out_id()), nullptr, g.dln, head_in, w_out, N,
+                       C, E, true);
+    dhead_in = g.dtmp;
+  }
+  if (arch.final_norm) {
+    NormBackward(arch, g.dres, gtensor(layout_.final_norm_weight_id()),
+                 gtensor(layout_.final_norm_bias_id()), dhead_in, last, lnf_w, g.lnf_mean,
+                 g.lnf_rstd, N, C);
   } else {
-    k::rmsnorm_backward(g.dres, gtensor(layout_.final_norm_weight_id()), g.dln, last, lnf_w,
-                        g.lnf_rstd, d.N, static_cast<int>(d.C));
+    k::residual_forward(g.dres, g.dres, dhead_in, N * d.C);
   }
   for (int l = L - 1; l >= 0; --l) {
     LayerActs a = LayerActs::At(train_.data() + layer_floats * l, d);
@@ -454,50 +571,73 @@ absl::StatusOr<float> Transformer::ForwardBackward(absl::Span<const int32_t> tok
     if (!weights.ok()) return weights.status();
     absl::StatusOr<float*> block_grads = source->BlockGrads(l);
     if (!block_grads.ok()) return block_grads.status();
-    const float* w = *weights;
-    float* gw = *block_grads;
-    const float* in = g.resid + l * d.N * d.C;
-    const int C = static_cast<int>(d.C), F = static_cast<int>(d.F);
-    // g.dres holds d(out); the residual path passes it unchanged to d(res1) and d(in).
-    if (d.gpt2) {
-      using namespace gpt2_slot;
-      k::matmul_backward(g.dfc_act, gw + off.at[kFcProjW], gw + off.at[kFcProjB], g.dres, a.fc_act,
-                         w + off.at[kFcProjW], d.N, F, C, true);
-      k::gelu_backward(g.dfc, a.fc, g.dfc_act, d.N * d.F);
-      k::matmul_backward(g.dln, gw + off.at[kFcW], gw + off.at[kFcB], g.dfc, a.ln2,
-                         w + off.at[kFcW], d.N, C, F, true);
-      k::layernorm_backward(g.dres, gw + off.at[kLn2W], gw + off.at[kLn2B], g.dln, a.res1,
-                            w + off.at[kLn2W], a.ln2_mean, a.ln2_rstd, d.N, C);
-      k::matmul_backward(g.datty, gw + off.at[kAttnProjW], gw + off.at[kAttnProjB], g.dres, a.atty,
-                         w + off.at[kAttnProjW], d.N, C, C, true);
-      k::attention_backward(g.dqkv, g.datt, g.datty, a.qkv, a.att, shape);
-      k::matmul_backward(g.dln, gw + off.at[kQkvW], gw + off.at[kQkvB], g.dqkv, a.ln1,
-                         w + off.at[kQkvW], d.N, C, 3 * C, true);
-      k::layernorm_backward(g.dres, gw + off.at[kLn1W], gw + off.at[kLn1B], g.dln, in,
-                            w + off.at[kLn1W], a.ln1_mean, a.ln1_rstd, d.N, C);
+    const Parts<const float> w{layout_, *weights};
+    const Parts<float> gw{layout_, *block_grads};
+    const float* in = g.resid + l * N * d.C;
+    const k::AttentionShape shape = d.attention(c.WindowOfLayer(l));
+    const float* attn_in = arch.pre_norm ? a.ln1 : in;
+    const float* mlp_in = arch.pre_norm ? a.ln2 : a.res1;
+    if (!arch.pre_norm) {
+      // g.dres holds d(out): through norm2 to d(ln2) (= d(res1) via the residual).
+      std::memset(g.dtmp, 0, sizeof(float) * N * d.C);
+      NormBackward(arch, g.dtmp, gw(BlockPart::kNorm2W), gw(BlockPart::kNorm2B), g.dres, a.ln2,
+                   w(BlockPart::kNorm2W), a.ln2_mean, a.ln2_rstd, N, C);
+      std::memcpy(g.dres, g.dtmp, sizeof(float) * N * d.C);
+    }
+    // g.dres holds d(MLP output); the residual passes it to d(MLP input's residual).
+    k::matmul_backward(g.dfc_act, gw(BlockPart::kDownW), gw(BlockPart::kDownB), g.dres, a.fc_act,
+                       w(BlockPart::kDownW), N, F, C, true);
+    ActivationBackward(arch, g.dfc, a.fc, g.dfc_act, N, F);
+    k::matmul_backward(g.dln, gw(BlockPart::kUpW), gw(BlockPart::kUpB), g.dfc, mlp_in,
+                       w(BlockPart::kUpW), N, C, static_cast<int>(d.FF1), true);
+    if (arch.pre_norm) {
+      NormBackward(arch, g.dres, gw(BlockPart::kNorm2W), gw(BlockPart::kNorm2B), g.dln, a.res1,
+                   w(BlockPart::kNorm2W), a.ln2_mean, a.ln2_rstd, N, C);
     } else {
-      using namespace llama_slot;
-      k::matmul_backward(g.dfc_act, gw + off.at[kDownW], nullptr, g.dres, a.fc_act,
-                         w + off.at[kDownW], d.N, F, C, true);
-      k::swiglu_backward(g.dfc, a.fc, g.dfc_act, d.N, F);
-      k::matmul_backward(g.dln, gw + off.at[kGateW], nullptr, g.dfc, a.ln2, w + off.at[kGateW], d.N,
-                         C, 2 * F, true);
-      k::rmsnorm_backward(g.dres, gw + off.at[kPostNormW], g.dln, a.res1, w + off.at[kPostNormW],
-                          a.ln2_rstd, d.N, C);
-      k::matmul_backward(g.datty, gw + off.at[kOW], nullptr, g.dres, a.atty, w + off.at[kOW], d.N,
-                         C, C, true);
-      k::attention_backward(g.dqkv, g.datt, g.datty, a.qkv, a.att, shape);
-      k::rope_apply(g.dqkv, B, T, c.n_head, c.n_kv_head, c.head_dim(), rope_inv_freq_.data(), true);
-      k::matmul_backward(g.dln, gw + off.at[kQW], nullptr, g.dqkv, a.ln1, w + off.at[kQW], d.N, C,
-                         static_cast<int>(d.QKV), true);
-      k::rmsnorm_backward(g.dres, gw + off.at[kInputNormW], g.dln, in, w + off.at[kInputNormW],
-                          a.ln1_rstd, d.N, C);
+      k::residual_forward(g.dres, g.dres, g.dln, N * d.C);  // d(res1).
+      std::memset(g.dtmp, 0, sizeof(float) * N * d.C);
+      NormBackward(arch, g.dtmp, gw(BlockPart::kNorm1W), gw(BlockPart::kNorm1B), g.dres, a.ln1,
+                   w(BlockPart::kNorm1W), a.ln1_mean, a.ln1_rstd, N, C);
+      std::memcpy(g.dres, g.dtmp, sizeof(float) * N * d.C);  // d(ln1) = d(attention output).
+    }
+    // g.dres holds d(attention output) = d(in) through the residual.
+    k::matmul_backward(g.datty, gw(BlockPart::kOW), gw(BlockPart::kOB), g.dres, a.atty,
+                       w(BlockPart::kOW), N, QD, C, true);
+    k::attention_backward(g.dqkv, g.datt, g.datty, a.qkv, a.att, shape);
+    if (!arch.learned_positions) {
+      k::rope_apply(g.dqkv, B, T, c.n_head, c.n_kv_head, c.head_dim(), rope_inv_freq_.data(), true,
+                    rope_scale_);
+    }
+    const float* dprojected = g.dqkv;
+    if (arch.qk_norm) {
+      k::head_rmsnorm_backward(g.dqkv_raw, gw(BlockPart::kQNorm), gw(BlockPart::kKNorm), g.dqkv,
+                               a.qkv_raw, w(BlockPart::kQNorm), w(BlockPart::kKNorm), a.qk_rstd, N,
+                               c.n_head, c.n_kv_head, c.head_dim());
+      dprojected = g.dqkv_raw;
+    }
+    k::matmul_backward(g.dln, gw(BlockPart::kQkvW), gw(BlockPart::kQkvB), dprojected, attn_in,
+                       w(BlockPart::kQkvW), N, C, QKV, true);
+    if (arch.pre_norm) {
+      NormBackward(arch, g.dres, gw(BlockPart::kNorm1W), gw(BlockPart::kNorm1B), g.dln, in,
+                   w(BlockPart::kNorm1W), a.ln1_mean, a.ln1_rstd, N, C);
+    } else {
+      k::residual_forward(g.dres, g.dres, g.dln, N * d.C);
     }
     if (absl::Status status = source->BlockGradsDone(l); !status.ok()) return status;
   }
-  float* dwpe = d.gpt2 ? gtensor(layout_.position_embedding_id()) : nullptr;
-  k::embedding_backward(gtensor(layout_.token_embedding_id()), dwpe, g.dres, tokens.data(), B, T,
-                        static_cast<int>(d.C));
+  float* dwpe = arch.learned_positions
+                    ? gtensor(layout_.position_embedding_id()) + arch.position_offset * d.C
+                    : nullptr;
+  if (arch.projections) {
+    for (int b = 0; b < B; ++b) k::residual_forward(dwpe, dwpe, g.dres + b * T * d.C, T * d.C);
+    k::matmul_backward(g.demb, gtensor(layout_.project_in_id()), nullptr, g.dres, g.emb,
+                       tensor(P, layout_.project_in_id()), N, E, C, true);
+    k::embedding_backward(gtensor(layout_.token_embedding_id()), nullptr, g.demb, tokens.data(), B,
+                          T, E);
+  } else {
+    k::embedding_backward(gtensor(layout_.token_embedding_id()), dwpe, g.dres, tokens.data(), B, T,
+                          C);
+  }
   if (absl::Status status = source->End(); !status.ok()) return status;
   return loss;
 }
@@ -511,13 +651,23 @@ absl::Status Transformer::BeginForward(const float* resident, absl::Span<const i
   EnsureInferBuffers(B, T, stream);
   infer_[stream].active = true;
   const Dims d(config(), B, T);
+  const Architecture& arch = d.arch;
   InferBuffers b = InferBuffers::At(infer_[stream].buffer.data(), d);
-  const float* wpe =
-      d.gpt2 ? resident + layout_.tensor(layout_.position_embedding_id()).offset : nullptr;
+  const float* wpe = arch.learned_positions
+                         ? resident + layout_.tensor(layout_.position_embedding_id()).offset +
+                               arch.position_offset * d.C
+                         : nullptr;
   const float* wte = token_embedding != nullptr
                          ? token_embedding
                          : resident + layout_.tensor(layout_.token_embedding_id()).offset;
-  k::embedding_forward(b.x, tokens.data(), wte, wpe, B, T, static_cast<int>(d.C));
+  if (arch.projections) {
+    k::embedding_forward(b.emb, tokens.data(), wte, nullptr, B, T, static_cast<int>(d.E));
+    k::matmul_forward(b.x, b.emb, resident + layout_.tensor(layout_.project_in_id()).offset,
+                      nullptr, d.N, static_cast<int>(d.E), static_cast<int>(d.C));
+    AddPositions(b.x, wpe, B, T, d.C);
+  } else {
+    k::embedding_forward(b.x, tokens.data(), wte, wpe, B, T, static_cast<int>(d.C));
+  }
   return absl::OkStatus();
 }
 
@@ -526,44 +676,58 @@ float* Transformer::ResidualStream(int stream) {
   return InferBuffers::At(infer_[stream].buffer.data(), d).x;
 }
 
-void Transformer::BlockForward(int /*layer*/, const float* block_weights, int stream) {
-  BlockForwardInfer(block_weights, stream);
+void Transformer::BlockForward(int layer, const float* block_weights, int stream) {
+  BlockForwardInfer(layer, block_weights, stream);
 }
 
-void Transformer::BlockForwardInfer(const float* w, int stream) {
+void Transformer::BlockForwardInfer(int layer, const float* weights, int stream) {
   const ModelConfig& c = config();
   const int B = infer_[stream].B, T = infer_[stream].T;
   const Dims d(c, B, T);
+  const Architecture& arch = d.arch;
   InferBuffers b = InferBuffers::At(infer_[stream].buffer.data(), d);
-  const BlockOffsets off(layout_);
+  const Parts<const float> w{layout_, weights};
+  const int64_t N = d.N;
   const int C = static_cast<int>(d.C), F = static_cast<int>(d.F);
-  if (d.gpt2) {
-    using namespace gpt2_slot;
-    k::layernorm_forward(b.ln, nullptr, nullptr, b.x, w + off.at[kLn1W], w + off.at[kLn1B], d.N, C,
-                         c.norm_eps);
-    k::matmul_forward(b.qkv, b.ln, w + off.at[kQkvW], w + off.at[kQkvB], d.N, C, 3 * C);
-    k::attention_forward(b.atty, nullptr, b.att, b.qkv, d.attention());
-    k::matmul_forward(b.tmp, b.atty, w + off.at[kAttnProjW], w + off.at[kAttnProjB], d.N, C, C);
-    k::residual_forward(b.x, b.x, b.tmp, d.N * d.C);
-    k::layernorm_forward(b.ln, nullptr, nullptr, b.x, w + off.at[kLn2W], w + off.at[kLn2B], d.N, C,
-                         c.norm_eps);
-    k::matmul_forward(b.fc, b.ln, w + off.at[kFcW], w + off.at[kFcB], d.N, C, F);
-    k::gelu_forward(b.fc_act, b.fc, d.N * d.F);
-    k::matmul_forward(b.tmp, b.fc_act, w + off.at[kFcProjW], w + off.at[kFcProjB], d.N, F, C);
-  } else {
-    using namespace llama_slot;
-    k::rmsnorm_forward(b.ln, nullptr, b.x, w + off.at[kInputNormW], d.N, C, c.norm_eps);
-    k::matmul_forward(b.qkv, b.ln, w + off.at[kQW], nullptr, d.N, C, static_cast<int>(d.QKV));
-    k::rope_apply(b.qkv, B, T, c.n_head, c.n_kv_head, c.head_dim(), rope_inv_freq_.data(), false);
-    k::attention_forward(b.atty, nullptr, b.att, b.qkv, d.attention());
-    k::matmul_forward(b.tmp, b.atty, w + off.at[kOW], nullptr, d.N, C, C);
-    k::residual_forward(b.x, b.x, b.tmp, d.N * d.C);
-    k::rmsnorm_forward(b.ln, nullptr, b.x, w + off.at[kPostNormW], d.N, C, c.norm_eps);
-    k::matmul_forward(b.fc, b.ln, w + off.at[kGateW], nullptr, d.N, C, 2 * F);
-    k::swiglu_forward(b.fc_act, b.fc, d.N, F);
-    k::matmul_forward(b.tmp, b.fc_act, w + off.at[kDownW], nullptr, d.N, F, C);
+  const int QD = static_cast<int>(d.QD), QKV = static_cast<int>(d.QKV);
+  const float* attn_in = b.x;
+  if (arch.pre_norm) {
+    NormForward(arch, b.ln, nullptr, nullptr, b.x, w(BlockPart::kNorm1W), w(BlockPart::kNorm1B), N,
+                C, c.norm_eps);
+    attn_in = b.ln;
   }
-  k::residual_forward(b.x, b.x, b.tmp, d.N * d.C);
+  float* projected = arch.qk_norm ? b.qkv_raw : b.qkv;
+  k::matmul_forward(projected, attn_in, w(BlockPart::kQkvW), w(BlockPart::kQkvB), N, C, QKV);
+  if (arch.qk_norm) {
+    k::head_rmsnorm_forward(b.qkv, nullptr, b.qkv_raw, w(BlockPart::kQNorm), w(BlockPart::kKNorm),
+                            N, c.n_head, c.n_kv_head, c.head_dim(), c.norm_eps);
+  }
+  if (!arch.learned_positions) {
+    k::rope_apply(b.qkv, B, T, c.n_head, c.n_kv_head, c.head_dim(), rope_inv_freq_.data(), false,
+                  rope_scale_);
+  }
+  k::attention_forward(b.atty, nullptr, b.att, b.qkv, d.attention(c.WindowOfLayer(layer)));
+  k::matmul_forward(b.tmp, b.atty, w(BlockPart::kOW), w(BlockPart::kOB), N, QD, C);
+  k::residual_forward(b.x, b.x, b.tmp, N * d.C);
+  if (!arch.pre_norm) {
+    NormForward(arch, b.x, nullptr, nullptr, b.x, w(BlockPart::kNorm1W), w(BlockPart::kNorm1B), N,
+                C, c.norm_eps);
+  }
+  const float* mlp_in = b.x;
+  if (arch.pre_norm) {
+    NormForward(arch, b.ln, nullptr, nullptr, b.x, w(BlockPart::kNorm2W), w(BlockPart::kNorm2B), N,
+                C, c.norm_eps);
+    mlp_in = b.ln;
+  }
+  k::matmul_forward(b.fc, mlp_in, w(BlockPart::kUpW), w(BlockPart::kUpB), N, C,
+                    static_cast<int>(d.FF1));
+  ActivationForward(arch, b.fc_act, b.fc, N, F);
+  k::matmul_forward(b.tmp, b.fc_act, w(BlockPart::kDownW), w(BlockPart::kDownB), N, F, C);
+  k::residual_forward(b.x, b.x, b.tmp, N * d.C);
+  if (!arch.pre_norm) {
+    NormForward(arch, b.x, nullptr, nullptr, b.x, w(BlockPart::kNorm2W), w(BlockPart::kNorm2B), N,
+                C, c.norm_eps);
+  }
 }
 
 absl::StatusOr<float> Transformer::EndForward(const float* resident,
@@ -580,19 +744,19 @@ absl::StatusOr<float> Transformer::EndForward(const float* resident,
   const ModelConfig& c = config();
   const Dims d(c, B, T);
   InferBuffers b = InferBuffers::At(infer_[stream].buffer.data(), d);
-  FinalNorm(resident, b.x, b.ln, d.N);
+  const float* head_in = HeadInput(resident, b.x, b.ln, b.hin, d.N);
   // Vocabulary chunk outer, token rows inner: each head chunk is produced once per call.
-  const int64_t N = d.N, C = d.C, V = d.V, chunk = InferBuffers::VocabChunk(d);
+  const int64_t N = d.N, E = d.E, V = d.V, chunk = InferBuffers::VocabChunk(d);
   std::fill(b.mx, b.mx + N, -std::numeric_limits<float>::infinity());
   std::fill(b.sum, b.sum + N, 0.0f);
   std::fill(b.target_logit, b.target_logit + N, 0.0f);
   const float* head = HeadWeights(resident);
   for (int64_t v0 = 0; v0 < V; v0 += chunk) {
     const int64_t n = std::min(chunk, V - v0);
-    const float* w = head_rows != nullptr ? head_rows(v0, n) : head + v0 * C;
+    const float* w = head_rows != nullptr ? head_rows(v0, n) : head + v0 * E;
     for (int64_t r0 = 0; r0 < N; r0 += b.head_rows) {
       const int64_t rows = std::min(b.head_rows, N - r0);
-      k::sgemm(false, true, rows, n, C, 1.0f, b.ln + r0 * C, C, w, C, 0.0f, b.head, n);
+      k::sgemm(false, true, rows, n, E, 1.0f, head_in + r0 * E, E, w, E, 0.0f, b.head, n);
       k::crossentropy_chunk(b.head, rows, static_cast<int>(n), v0, targets.data() + r0, b.mx + r0,
                             b.sum + r0, b.target_logit + r0);
     }
@@ -607,16 +771,23 @@ absl::StatusOr<float> Transformer::EndForward(const float* resident,
   return static_cast<float>(total / static_cast<double>(valid));
 }
 
-void Transformer::FinalNorm(const float* base, const float* x, float* out, int64_t N) const {
+const float* Transformer::HeadInput(const float* base, const float* x, float* normed,
+                                    float* projected, int64_t N) const {
   const ModelConfig& c = config();
-  const float* lnf_w = base + layout_.tensor(layout_.final_norm_weight_id()).offset;
-  if (c.family == ModelFamily::kGpt2) {
-    k::layernorm_forward(out, nullptr, nullptr, x, lnf_w,
-                         base + layout_.tensor(layout_.final_norm_bias_id()).offset, N, c.d_model,
-                         c.norm_eps);
-  } else {
-    k::rmsnorm_forward(out, nullptr, x, lnf_w, N, c.d_model, c.norm_eps);
+  const Architecture a = c.arch();
+  const float* h = x;
+  if (a.final_norm) {
+    const int bias_id = layout_.final_norm_bias_id();
+    NormForward(a, normed, nullptr, nullptr, x,
+                base + layout_.tensor(layout_.final_norm_weight_id()).offset,
+                bias_id < 0 ? nullptr : base + layout_.tensor(bias_id).offset, N, c.d_model,
+                c.norm_eps);
+    h = normed;
   }
+  if (!a.projections) return h;
+  k::matmul_forward(projected, h, base + layout_.tensor(layout_.project_out_id()).offset, nullptr,
+                    N, c.d_model, c.embed_dim());
+  return projected;
 }
 
 absl::StatusOr<float> Transformer::Loss(absl::Span<const int32_t> tokens,
@@ -639,8 +810,8 @@ absl::Status Transformer::Logits(absl::Span<const int32_t> tokens, int B, int T,
   infer_[0].active = false;
   const Dims d(config(), B, T);
   InferBuffers b = InferBuffers::At(infer_[0].buffer.data(), d);
-  FinalNorm(params_.data(), b.x, b.ln, d.N);
-  k::sgemm(false, true, d.N, d.V, d.C, 1.0f, b.ln, d.C, HeadWeights(params_.data()), d.C, 0.0f,
+  const float* head_in = HeadInput(params_.data(), b.x, b.ln, b.hin, d.N);
+  k::sgemm(false, true, d.N, d.V, d.E, 1.0f, head_in, d.E, HeadWeights(params_.data()), d.E, 0.0f,
            logits, d.V);
   return absl::OkStatus();
 }

@@ -1,4 +1,4 @@
-// A decoder-only transformer (GPT-2 or LLaMA family) on the CPU: forward, backward and a
+// A decoder-only transformer (any family of model_config.h) on the CPU: forward, backward and a
 // loss-only forward that keeps inference memory, over one contiguous fp32 parameter arena laid
 // out by ParamLayout.
 //
@@ -109,7 +109,7 @@ class Transformer {
   //
   // The head's cross-entropy runs over vocabulary chunks of kHeadChunkRows rows (online
   // softmax). EndForward takes the head from `resident`, or chunk by chunk from `head_rows`:
-  // head_rows(row0, rows) returns rows [row0, row0 + rows) of the (vocab, d_model) head as this
+  // head_rows(row0, rows) returns rows [row0, row0 + rows) of the (vocab, embed_dim) head as this
   // stream sees them, valid until the next call — a caller can produce the head on the fly
   // (offloaded ZO perturbs it chunk by chunk) instead of holding a copy. Likewise BeginForward
   // reads token embeddings from `token_embedding` (rows indexed by `tokens`) when it is set.
@@ -139,10 +139,13 @@ class Transformer {
   void EnsureTrainBuffers(int B, int T);
   void EnsureInferBuffers(int B, int T, int stream);
   const float* HeadWeights(const float* base) const;
-  // out (N, C) = final norm of x with the norm weights in `base` (arena layout).
-  void FinalNorm(const float* base, const float* x, float* out, int64_t N) const;
+  // The head's input (N, embed_dim) from the last residual stream x (N, d_model): the final
+  // norm (into `normed`) and OPT's project_out (into `projected`) where the family has them,
+  // weights from `base` (arena layout).
+  const float* HeadInput(const float* base, const float* x, float* normed, float* projected,
+                         int64_t N) const;
   // Inference block forward of `stream` (its residual stream in place).
-  void BlockForwardInfer(const float* w, int stream);
+  void BlockForwardInfer(int layer, const float* w, int stream);
   // Chunked output head: loss, and with `dlnf`/`dhead` the head's backward.
   float HeadLossChunked(const float* lnf, const float* head, const int32_t* targets, int64_t N,
                         float* dlnf, float* dhead, int64_t max_chunk_rows, float* logits_buffer);
@@ -153,8 +156,9 @@ class Transformer {
   // never pays for the block region.
   LazyBuffer params_;
   AlignedBuffer grads_;
-  // LLaMA's rotary inverse frequencies (rope_frequencies.h), head_dim / 2 of them.
+  // The rotary inverse frequencies of RoPE families (rope_frequencies.h), head_dim / 2 of them.
   std::vector<float> rope_inv_freq_;
+  float rope_scale_ = 1.0f;  // RopeAttentionScale: yarn's cos/sin factor.
 
   // Training activations: one slice per layer.
   AlignedBuffer train_;

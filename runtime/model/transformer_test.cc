@@ -1,6 +1,7 @@
-// The CPU transformer on tiny GPT-2 and LLaMA configs: analytic gradients against finite
-// differences of the loss, the training and inference paths agreeing, block-at-a-time forward
-// with weights outside the arena, ignore-index, input validation, run-to-run determinism.
+// The CPU transformer on a tiny config of every family (GPT-2, LLaMA with and without biases,
+// and the tiny_models.h variants of OPT, Qwen2, Qwen3 and Mistral): analytic gradients against
+// finite differences of the loss, the training and inference paths agreeing, block-at-a-time
+// forward with weights outside the arena, ignore-index, input validation, run-to-run determinism.
 #include "runtime/model/transformer.h"
 
 #include <cmath>
@@ -9,6 +10,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "runtime/testing/tiny_models.h"
 
 namespace strata {
 namespace {
@@ -42,6 +44,21 @@ ModelConfig TinyLlama() {
   c.rope_theta = 500.0f;
   c.tie_embeddings = false;
   return c;
+}
+
+// LLaMA with attention and MLP biases and an explicit head_dim.
+ModelConfig TinyLlamaWithBiases() {
+  ModelConfig c = TinyLlama();
+  c.attention_bias = c.mlp_bias = true;
+  c.explicit_head_dim = 6;
+  return c;
+}
+
+// The other families on the LLaMA (rotary) or GPT-2 (learned positions) shape.
+ModelConfig TinyOf(ModelFamily family) {
+  ModelConfig c = family == ModelFamily::kOpt ? TinyGpt2() : TinyLlama();
+  c.family = family;
+  return testing_models::WithFamilyFeatures(c);
 }
 
 struct Batch {
@@ -257,9 +274,14 @@ TEST(TransformerHeadTest, VocabularyChunksAndSuppliedWeightsMatchTheReference) {
   EXPECT_EQ(next_row, V);
 }
 
-INSTANTIATE_TEST_SUITE_P(Families, TransformerTest, ::testing::Values(TinyGpt2(), TinyLlama()),
+INSTANTIATE_TEST_SUITE_P(Families, TransformerTest,
+                         ::testing::Values(TinyGpt2(), TinyLlama(), TinyLlamaWithBiases(),
+                                           TinyOf(ModelFamily::kOpt), TinyOf(ModelFamily::kQwen2),
+                                           TinyOf(ModelFamily::kQwen3),
+                                           TinyOf(ModelFamily::kMistral)),
                          [](const ::testing::TestParamInfo<ModelConfig>& info) {
-                           return std::string(ModelFamilyName(info.param.family));
+                           return std::string(ModelFamilyName(info.param.family)) +
+                                  (info.param.attention_bias ? "_biases" : "");
                          });
 
 }  // namespace

@@ -59,6 +59,18 @@ std::vector<Case> Cases() {
     c.one_sided = true;
     cases.push_back({prefix + "sparse_one_sided", family, c, false, OffloadedZo::Tier::kCpu});
   }
+  // The other families through the NVMe pipeline: their block layouts (biases, q/k norms,
+  // explicit head_dim), windows and OPT's projections outside the blocks.
+  for (ModelFamily family : testing_models::AllFamilies()) {
+    if (family == ModelFamily::kGpt2 || family == ModelFamily::kLlama) continue;
+    zo::ZoConfig c;
+    c.seed = 5;
+    c.weight_decay = 0.01f;
+    cases.push_back({absl::StrCat(ModelFamilyName(family), "_uring_sgd"), family, c, true});
+    c.num_perturbations = 2;
+    c.variant = zo::ZoVariant::kSign;
+    cases.push_back({absl::StrCat(ModelFamilyName(family), "_threads_sign_q2"), family, c, false});
+  }
   return cases;
 }
 

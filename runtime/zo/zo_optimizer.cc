@@ -87,7 +87,7 @@ ZoOptimizer::ZoOptimizer(Transformer* model, ZoConfig config)
     if (t.block < 0) resident_ids_.push_back(t.id);
   }
   head_chunk_.Resize(std::min<int64_t>(layout.config().vocab_size, Transformer::kHeadChunkRows) *
-                     layout.config().d_model);
+                     layout.config().embed_dim());
 }
 
 int64_t ZoOptimizer::WorkingBytes(const ParamLayout& layout) {
@@ -97,7 +97,7 @@ int64_t ZoOptimizer::WorkingBytes(const ParamLayout& layout) {
   }
   const int64_t head_chunk =
       std::min<int64_t>(layout.config().vocab_size, Transformer::kHeadChunkRows) *
-      layout.config().d_model;
+      layout.config().embed_dim();
   return static_cast<int64_t>(sizeof(float)) *
          (2 * small + head_chunk + 2 * layout.BlockElements());
 }
@@ -165,7 +165,7 @@ void ZoOptimizer::PerturbMinusAt(int tensor_id, const NoiseKey& key, int64_t fir
 void ZoOptimizer::PerturbTokenRows(const NoiseKey& key) {
   const ParamLayout& layout = model_->layout();
   const int id = layout.token_embedding_id();
-  const int64_t C = layout.config().d_model;
+  const int64_t C = layout.config().embed_dim();
   const float* wte = model_->params().data() + layout.tensor(id).offset;
   const int64_t rows = static_cast<int64_t>(used_tokens_.size());
   ParallelFor(rows, [&](int64_t begin, int64_t end) {
@@ -246,7 +246,7 @@ absl::StatusOr<ZoStepRecord> ZoOptimizer::Step(absl::Span<const int32_t> tokens,
     return absl::InvalidArgumentError("a block executor runs the sgd and sign variants only");
   }
   const ParamLayout& layout = model_->layout();
-  const int64_t C = layout.config().d_model;
+  const int64_t C = layout.config().embed_dim();  // Width of embedding and head rows.
   float* theta = model_->params().data();
   const int head_id = layout.head_id() >= 0 ? layout.head_id() : layout.token_embedding_id();
   const float* head = theta + layout.tensor(head_id).offset;

@@ -10,6 +10,7 @@
 
 #include "gtest/gtest.h"
 #include "runtime/base/thread_pool.h"
+#include "runtime/testing/tiny_models.h"
 
 namespace strata::zo {
 namespace {
@@ -25,7 +26,7 @@ ModelConfig Tiny(ModelFamily family = ModelFamily::kGpt2) {
   c.d_model = 16;
   c.d_ff = 32;
   c.tie_embeddings = family == ModelFamily::kGpt2;
-  return c;
+  return testing_models::WithFamilyFeatures(c);
 }
 
 struct Fixture {
@@ -116,6 +117,24 @@ TEST(ZoOptimizerTest, ReplayRebuildsWeightsBitForBitForEveryVariant) {
   }
 }
 
+TEST(ZoOptimizerTest, ReplayIsBitwiseForEveryFamily) {
+  for (ModelFamily family : testing_models::AllFamilies()) {
+    SCOPED_TRACE(ModelFamilyName(family));
+    ZoConfig config;
+    config.seed = 3;
+    config.weight_decay = 0.01f;
+    Fixture trained(family);
+    const std::vector<float> theta0 = trained.Params();
+    const std::vector<ZoStepRecord> records = Train(trained, config, 4);
+    Fixture replayed(family);
+    auto opt = ZoOptimizer::Create(replayed.model.get(), config);
+    ASSERT_TRUE(opt.ok());
+    for (const ZoStepRecord& r : records) ASSERT_TRUE((*opt)->Replay(r).ok());
+    EXPECT_TRUE(SameBits(trained.Params(), replayed.model->params()));
+    EXPECT_FALSE(SameBits(theta0, replayed.model->params()));
+  }
+}
+
 TEST(ZoOptimizerTest, ThreadCountDoesNotChangeABit) {
   ThreadPool& pool = ThreadPool::Global();
   const int threads = pool.threads();
@@ -133,7 +152,8 @@ TEST(ZoOptimizerTest, ThreadCountDoesNotChangeABit) {
 }
 
 TEST(ZoOptimizerTest, ScalarIsTheTwoSidedEstimateFromTheCleanWeights) {
-  for (ModelFamily family : {ModelFamily::kGpt2, ModelFamily::kLlama}) {
+  for (ModelFamily family : testing_models::AllFamilies()) {
+    SCOPED_TRACE(ModelFamilyName(family));
     Fixture f(family);
     ZoConfig config;
     config.seed = 11;

@@ -7,10 +7,12 @@
 #include <optional>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "google/protobuf/util/time_util.h"
 #include "runtime/base/status_macros.h"
+#include "runtime/data/chat_messages.h"
 #include "runtime/data/dataset.h"
 #include "runtime/data/tokenizer.h"
 #include "runtime/dist/communicator.h"
@@ -85,12 +87,17 @@ absl::StatusOr<CorpusFormat> FormatFor(v1::DataFormat format) {
 absl::Status CheckFamily(const v1::RunConfig& run, const ModelConfig& config) {
   const v1::ModelFamily want = run.model().family();
   if (want == v1::MODEL_FAMILY_UNSPECIFIED) return absl::OkStatus();
-  const v1::ModelFamily got =
-      config.family == ModelFamily::kGpt2 ? v1::MODEL_FAMILY_GPT2 : v1::MODEL_FAMILY_LLAMA;
-  if (want != got) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "spec.model.family: ", v1::ModelFamily_Name(want), " but the model's config.json is ",
-        ModelFamilyName(config.family)));
+  static const absl::flat_hash_map<ModelFamily, v1::ModelFamily> kFamilies = {
+      {ModelFamily::kGpt2, v1::MODEL_FAMILY_GPT2},
+      {ModelFamily::kLlama, v1::MODEL_FAMILY_LLAMA},
+      {ModelFamily::kOpt, v1::MODEL_FAMILY_OPT},
+      {ModelFamily::kQwen2, v1::MODEL_FAMILY_QWEN2},
+      {ModelFamily::kQwen3, v1::MODEL_FAMILY_QWEN3},
+      {ModelFamily::kMistral, v1::MODEL_FAMILY_MISTRAL}};
+  if (want != kFamilies.at(config.family)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec.model.family: ", v1::ModelFamily_Name(want),
+                     " but the model's config.json is ", ModelFamilyName(config.family)));
   }
   return absl::OkStatus();
 }
@@ -278,9 +285,11 @@ absl::Status RunTraining(const v1::RunConfig& run, const TrainingOutput& out) {
   const std::vector<std::string> files(run.data().train_paths().begin(),
                                        run.data().train_paths().end());
   STRATA_ASSIGN_OR_RETURN(CorpusFormat format, FormatFor(run.data().format()));
+  STRATA_ASSIGN_OR_RETURN(MessageRenderer render_messages,
+                          ChatRendererFor(run.data().tokenizer_path()));
   STRATA_ASSIGN_OR_RETURN(TokenCorpus corpus,
                           TokenCorpus::Load(files, format, tokenizer.get(), run.data().text_field(),
-                                            model->config().vocab_size));
+                                            model->config().vocab_size, render_messages));
   const int64_t split = static_cast<int64_t>(corpus.size() * (1.0 - run.data().eval_fraction()));
   const absl::Span<const int32_t> all = corpus.tokens();
   const TokenCorpus train = TokenCorpus::FromTokens({all.begin(), all.begin() + split});
@@ -370,16 +379,15 @@ absl::Status RunTraining(const v1::RunConfig& run, const TrainingOutput& out) {
     if (!meet.host().empty()) gloo.hostname = meet.host();
     STRATA_ASSIGN_OR_RETURN(comm, CreateGlooCommunicator(gloo));
     o.comm = comm.get();
-    log(absl::StrFormat("data parallel: rank %d of %d, ZeRO stage %d, met through %s", gloo.rank,
-                        gloo.size, o.zero_stage,
-                        gloo.store != nullptr ? "the coordinator at " + meet.coordinator()
-                                              : gloo.store_dir));
+    log(absl::StrFormat(
+        "data parallel: rank %d of %d, ZeRO stage %d, met through %s", gloo.rank, gloo.size,
+        o.zero_stage,
+        gloo.store != nullptr ? "the coordinator at " + meet.coordinator() : gloo.store_dir));
   } else {
-    STRATA_RETURN_IF_ERROR(SeedFromCheckpoint(run.checkpoint().resume_from(),
-                                              o.checkpoint_dir.empty()
-                                                  ? ""
-                                                  : FoRankCheckpointDir(o.checkpoint_dir, 0),
-                                              o.keep_checkpoints, log));
+    STRATA_RETURN_IF_ERROR(
+        SeedFromCheckpoint(run.checkpoint().resume_from(),
+                           o.checkpoint_dir.empty() ? "" : FoRankCheckpointDir(o.checkpoint_dir, 0),
+                           o.keep_checkpoints, log));
   }
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<FoTrainer> trainer,
                           FoTrainer::Create(model.get(), &train, &eval, o));

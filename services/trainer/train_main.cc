@@ -44,7 +44,9 @@ ABSL_FLAG(std::string, preset, "gpt2-tiny",
 ABSL_FLAG(std::vector<std::string>, data, {},
           "Comma-separated training files. Default: every file in /usr/share/common-licenses.");
 ABSL_FLAG(std::string, format, "auto", "Data format: auto, u16, u32, jsonl, text.");
-ABSL_FLAG(std::string, tokenizer, "", "tokenizer.json for text data. Default: byte tokenizer.");
+ABSL_FLAG(std::string, tokenizer, "",
+          "A Hugging Face model directory (tokenizer.json, or vocab.json + merges.txt) or a "
+          "tokenizer.json, for text data. Default: byte tokenizer.");
 ABSL_FLAG(std::string, text_field, "", "JSONL field holding the text. Default: text.");
 ABSL_FLAG(double, eval_fraction, 0.05, "Fraction of the corpus (its end) held out for eval.");
 ABSL_FLAG(int, batch, 16, "Sequences per step.");
@@ -320,8 +322,8 @@ absl::StatusOr<v1::RunConfig> RunConfigFromFlags() {
     if (!params.empty()) spec.mutable_offload()->set_param_tier(v1::TIER_NVME);
     nvme_dirs = !params.empty() ? params : state;
   } else {
-    return absl::InvalidArgumentError(absl::StrCat("--optimizer=", optimizer,
-                                                   " is not adamw or zo"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--optimizer=", optimizer, " is not adamw or zo"));
   }
   site.nvme_dirs = nvme_dirs;
   // Checkpoints.
@@ -404,8 +406,10 @@ absl::Status Run() {
   const absl::Status status = RunTraining(run, out);
   if (out.report) {
     v1::RankReport final;
-    if (!status.ok()) final.mutable_final()->set_error(status.ToString());
-    else final.mutable_final();
+    if (!status.ok())
+      final.mutable_final()->set_error(status.ToString());
+    else
+      final.mutable_final();
     out.report(final);
   }
   return status;

@@ -56,6 +56,18 @@ optimizer:
 training: {seed: 11}
 )";
 
+// The same job on a Qwen3-style model: per-head q/k norms, a head_dim (12) other than
+// hidden_size / heads, and a sliding window (8) shorter than the sequence on the upper layer.
+constexpr char kQwen3Model[] = R"(name: fed-qwen3
+model:
+  config_json: '{"model_type": "qwen3", "vocab_size": 257, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 12, "max_position_embeddings": 32, "tie_word_embeddings": true, "use_sliding_window": true, "sliding_window": 8, "max_window_layers": 1}'
+  init_seed: 7
+data: {batch_size: 4, seq_len: 32}
+optimizer:
+  zeroth_order: {lr: 2e-3, epsilon: 1e-3}
+training: {seed: 11}
+)";
+
 // "..., weights 0123456789abcdef, eval loss 5.1234" -> (digest, loss).
 std::pair<std::string, double> Final(const std::string& out, const std::string& what) {
   const size_t at = out.rfind(what + ": model at round ");
@@ -226,7 +238,8 @@ TEST_F(FederatedTest, EightNonIidClientsImproveTheModelAndEndBitwiseEqual) {
 
 // The aarch64 build of strata-edge (deploy/build-edge-arm64.sh), run under qemu-user against the
 // x86 coordinator: it trains alongside an x86 client and both end with the same bits; a second
-// aarch64 client that only replays the history gets them too.
+// aarch64 client that only replays the history gets them too. The model is Qwen3-style, so the
+// q/k norms and the sliding window run on both ISAs.
 TEST_F(FederatedTest, AnAarch64ClientUnderEmulationReproducesTheWeightsBitForBit) {
   const std::string arm = "services/edge/strata-edge-arm64";
   const std::string head = ReadFileOrEmpty(arm).substr(0, 4);
@@ -235,7 +248,7 @@ TEST_F(FederatedTest, AnAarch64ClientUnderEmulationReproducesTheWeightsBitForBit
       "ELF")
     GTEST_SKIP() << "no aarch64 build: " << ReadFileOrEmpty(arm);
   if (access("/usr/bin/qemu-aarch64", X_OK) != 0) GTEST_SKIP() << "qemu-user is not installed";
-  SubmitJob(std::string(kModel) + R"(federated:
+  SubmitJob(std::string(kQwen3Model) + R"(federated:
   num_rounds: 3
   num_candidate_seeds: 64
   local_steps: 10

@@ -5,6 +5,12 @@ the independent PyTorch reference (torch_reference.py), for the C++ parity test.
 
 Writes DIR/torch_out.safetensors: "logits" (B, T, V), "loss" (1), and "grad/<name>" for each
 parameter in its checkpoint layout.
+
+  torch_compare.py --dir DIR --write_random SEED [--dtype bf16|f16|f32] [--opt_short_names]
+
+Writes random parameters for DIR/config.json as DIR/model.safetensors, the way Hugging Face
+checkpoints hold them (a tied head's lm_head.weight included, as some exports do; OPT with the
+"decoder." prefix when --opt_short_names), for the loader test.
 """
 import argparse
 import glob
@@ -21,18 +27,37 @@ import torch_reference  # noqa: E402
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--dir", required=True)
-    parser.add_argument("--batch", type=int, required=True)
-    parser.add_argument("--seq", type=int, required=True)
-    parser.add_argument("--tokens", required=True)
-    parser.add_argument("--targets", required=True)
+    parser.add_argument("--batch", type=int)
+    parser.add_argument("--seq", type=int)
+    parser.add_argument("--tokens")
+    parser.add_argument("--targets")
+    parser.add_argument("--write_random", type=int)
+    parser.add_argument("--dtype", default="f32")
+    parser.add_argument("--opt_short_names", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
     with open(os.path.join(args.dir, "config.json")) as f:
         cfg = json.load(f)
+    if args.write_random is not None:
+        params = torch_reference.random_params(cfg, torch.Generator().manual_seed(args.write_random))
+        dtype = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}[args.dtype]
+        out = {}
+        for name, t in params.items():
+            if args.opt_short_names and name.startswith("model.decoder."):
+                name = name[len("model."):]
+            out[name] = t.to(dtype)
+        if cfg.get("tie_word_embeddings", cfg["model_type"] in ("gpt2", "opt")):
+            embed = [n for n in out if n.endswith("embed_tokens.weight") or n.endswith("wte.weight")]
+            out["lm_head.weight"] = out[embed[0]].clone()
+        torch_reference.write_safetensors(os.path.join(args.dir, "model.safetensors"), out)
+        return
     params = {}
     for path in sorted(glob.glob(os.path.join(args.dir, "*.safetensors"))):
         if os.path.basename(path) != "torch_out.safetensors":
             params.update(torch_reference.read_safetensors(path))
+    # Checkpoints may hold bf16/fp16; the reference computes in float32 as Strata does.
+    params = {("model." + n if n.startswith("decoder.") else n): t.float()
+              for n, t in params.items()}
     for t in params.values():
         t.requires_grad_(True)
     shape = (args.batch, args.seq)

@@ -1,5 +1,6 @@
-"""Independent PyTorch implementations of the GPT-2 and LLaMA families, written from the
-architecture descriptions (not from Strata's code), plus a minimal safetensors reader/writer.
+"""Independent PyTorch implementations of the GPT-2, OPT, LLaMA, Mistral, Qwen2 and Qwen3
+families, written from the architecture descriptions and Hugging Face transformers' documented
+semantics (not from Strata's code), plus a minimal safetensors reader/writer.
 
 Parameters are a dict keyed by Hugging Face tensor names in Hugging Face layouts (GPT-2's Conv1D
 weights are (in, out)), so a checkpoint file feeds both this reference and Strata unchanged.
@@ -75,11 +76,83 @@ def random_gpt2_params(cfg):
     return P
 
 
-def _attention(q, k, v):
-    """q: (B, NH, T, HD); k, v: (B, NH, T, HD). Causal softmax attention."""
+def random_params(cfg, generator):
+    """Random parameters of any family, named and shaped as Hugging Face checkpoints hold them
+    (written here from the architectures, independently of Strata's tensor table)."""
+    kind = cfg["model_type"]
+    if kind == "gpt2":
+        return random_gpt2_params(cfg)
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=generator) * 0.2
+
+    L = cfg["num_hidden_layers"]
+    C, NH = cfg["hidden_size"], cfg["num_attention_heads"]
+    P = {}
+    if kind == "opt":
+        F_, E = cfg["ffn_dim"], cfg.get("word_embed_proj_dim") or C
+        d = "model.decoder."
+        P[d + "embed_tokens.weight"] = rand(cfg["vocab_size"], E)
+        P[d + "embed_positions.weight"] = rand(cfg["max_position_embeddings"] + 2, C)
+        if E != C:
+            P[d + "project_in.weight"] = rand(C, E)
+            P[d + "project_out.weight"] = rand(E, C)
+        if cfg.get("do_layer_norm_before", True) and not cfg.get("_remove_final_layer_norm"):
+            P[d + "final_layer_norm.weight"] = 1 + rand(C)
+            P[d + "final_layer_norm.bias"] = rand(C)
+        for layer in range(L):
+            p = f"{d}layers.{layer}."
+            for m in ("q_proj", "k_proj", "v_proj", "out_proj"):
+                P[p + f"self_attn.{m}.weight"] = rand(C, C)
+                P[p + f"self_attn.{m}.bias"] = rand(C)
+            for n in ("self_attn_layer_norm", "final_layer_norm"):
+                P[p + n + ".weight"] = 1 + rand(C)
+                P[p + n + ".bias"] = rand(C)
+            P[p + "fc1.weight"], P[p + "fc1.bias"] = rand(F_, C), rand(F_)
+            P[p + "fc2.weight"], P[p + "fc2.bias"] = rand(C, F_), rand(C)
+        return P
+    NKV = cfg.get("num_key_value_heads", NH)
+    HD = cfg.get("head_dim") or (128 if kind == "qwen3" else C // NH)
+    F_ = cfg["intermediate_size"]
+    qkv_bias = kind == "qwen2" or (kind in ("llama", "qwen3") and cfg.get("attention_bias", False))
+    o_bias = kind in ("llama", "qwen3") and cfg.get("attention_bias", False)
+    mlp_bias = kind == "llama" and cfg.get("mlp_bias", False)
+    P["model.embed_tokens.weight"] = rand(cfg["vocab_size"], C)
+    P["model.norm.weight"] = 1 + rand(C)
+    if not cfg.get("tie_word_embeddings", False):
+        P["lm_head.weight"] = rand(cfg["vocab_size"], C)
+    for layer in range(L):
+        p = f"model.layers.{layer}."
+        for m, rows in (("q_proj", NH * HD), ("k_proj", NKV * HD), ("v_proj", NKV * HD)):
+            P[p + f"self_attn.{m}.weight"] = rand(rows, C)
+            if qkv_bias:
+                P[p + f"self_attn.{m}.bias"] = rand(rows)
+        P[p + "self_attn.o_proj.weight"] = rand(C, NH * HD)
+        if o_bias:
+            P[p + "self_attn.o_proj.bias"] = rand(C)
+        if kind == "qwen3":
+            P[p + "self_attn.q_norm.weight"] = 1 + rand(HD)
+            P[p + "self_attn.k_norm.weight"] = 1 + rand(HD)
+        P[p + "input_layernorm.weight"] = 1 + rand(C)
+        P[p + "post_attention_layernorm.weight"] = 1 + rand(C)
+        for m, shape in (("gate_proj", (F_, C)), ("up_proj", (F_, C)), ("down_proj", (C, F_))):
+            P[p + f"mlp.{m}.weight"] = rand(*shape)
+            if mlp_bias:
+                P[p + f"mlp.{m}.bias"] = rand(shape[0])
+    return P
+
+
+def _attention(q, k, v, window=None, scale=None):
+    """q: (B, NH, T, HD); k, v: (B, NH, T, HD). Causal softmax attention; with `window`, query i
+    sees keys j with i - window < j <= i (Mistral's sliding window)."""
     T = q.shape[2]
-    att = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
-    mask = torch.ones(T, T, dtype=torch.bool).tril()
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    att = (q @ k.transpose(-2, -1)) * scale
+    i = torch.arange(T)[:, None]
+    j = torch.arange(T)[None, :]
+    mask = j <= i
+    if window:
+        mask = mask & (i - j < window)
     att = att.masked_fill(~mask, float("-inf"))
     return F.softmax(att, dim=-1) @ v
 
@@ -112,6 +185,44 @@ def _rotate_half(x):
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
+def _yarn(theta, dim, scaling, max_position_embeddings):
+    """YaRN (Peng et al. 2023) as transformers' modeling_rope_utils computes it: per-dimension
+    blend of interpolated (divided by factor) and extrapolated frequencies by a linear ramp
+    between the correction dimensions of beta_fast and beta_slow rotations; cos and sin are
+    scaled by the attention factor 0.1 ln(factor) + 1 (or mscale / mscale_all_dim's ratio)."""
+    factor = scaling["factor"]
+    original = scaling.get("original_max_position_embeddings") or max_position_embeddings
+    beta_fast = scaling.get("beta_fast") or 32
+    beta_slow = scaling.get("beta_slow") or 1
+
+    def mscale_of(scale, m=1.0):
+        return 1.0 if scale <= 1 else 0.1 * m * math.log(scale) + 1.0
+
+    attention = scaling.get("attention_factor")
+    if attention is None:
+        if scaling.get("mscale") and scaling.get("mscale_all_dim"):
+            attention = mscale_of(factor, scaling["mscale"]) / mscale_of(factor,
+                                                                        scaling["mscale_all_dim"])
+        else:
+            attention = mscale_of(factor)
+
+    def correction_dim(rotations):
+        return (dim * math.log(original / (rotations * 2 * math.pi))) / (2 * math.log(theta))
+
+    low, high = correction_dim(beta_fast), correction_dim(beta_slow)
+    if scaling.get("truncate", True):
+        low, high = math.floor(low), math.ceil(high)
+    low, high = max(low, 0), min(high, dim - 1)
+    if low == high:
+        high += 0.001
+    ramp = torch.clamp((torch.arange(dim // 2, dtype=torch.float32) - low) / (high - low), 0, 1)
+    pos_freqs = theta ** (torch.arange(0, dim, 2).float() / dim)
+    extrapolation, interpolation = 1.0 / pos_freqs, 1.0 / (factor * pos_freqs)
+    extrapolation_factor = 1 - ramp
+    inv_freq = interpolation * (1 - extrapolation_factor) + extrapolation * extrapolation_factor
+    return inv_freq, attention
+
+
 def _scaled_inv_freq(inv_freq, scaling):
     """rope_scaling as transformers' modeling_rope_utils applies it (linear, llama3)."""
     if not scaling:
@@ -132,42 +243,126 @@ def _scaled_inv_freq(inv_freq, scaling):
     return torch.where(medium, smoothed, scaled)
 
 
+def _window_of_layer(cfg, layer):
+    """The sliding window a layer uses, as transformers configures it: Mistral's sliding_window
+    (4096 when the key is absent) on every layer; Qwen2/Qwen3 only with use_sliding_window, on
+    layers at or above max_window_layers; LLaMA none."""
+    kind = cfg["model_type"]
+    if kind == "mistral":
+        return cfg["sliding_window"] if "sliding_window" in cfg else 4096
+    if kind in ("qwen2", "qwen3") and cfg.get("use_sliding_window"):
+        return cfg.get("sliding_window", 4096) if layer >= cfg.get("max_window_layers", 28) else None
+    return None
+
+
 def llama_logits(P, cfg, idx):
+    """LLaMA and its descendants: Mistral (sliding window), Qwen2 (q/k/v biases), Qwen3 (q/k
+    RMSNorm per head before RoPE, head_dim default 128)."""
+    kind = cfg["model_type"]
     B, T = idx.shape
     C, NH = cfg["hidden_size"], cfg["num_attention_heads"]
     NKV = cfg.get("num_key_value_heads", NH)
-    HD = C // NH
+    HD = cfg.get("head_dim") or (128 if kind == "qwen3" else C // NH)
     eps = cfg.get("rms_norm_eps", 1e-6)
     theta = cfg.get("rope_theta", 10000.0)
-    inv_freq = _scaled_inv_freq(
-        1.0 / (theta ** (torch.arange(0, HD, 2, dtype=torch.int64).float() / HD)),
-        cfg.get("rope_scaling"))
+    qkv_bias = kind == "qwen2" or (kind in ("llama", "qwen3") and cfg.get("attention_bias", False))
+    o_bias = kind in ("llama", "qwen3") and cfg.get("attention_bias", False)
+    mlp_bias = kind == "llama" and cfg.get("mlp_bias", False)
+    scaling = cfg.get("rope_scaling")
+    attention_scale = 1.0
+    if scaling and scaling.get("rope_type", scaling.get("type")) == "yarn":
+        inv_freq, attention_scale = _yarn(theta, HD, scaling, cfg["max_position_embeddings"])
+    else:
+        inv_freq = _scaled_inv_freq(
+            1.0 / (theta ** (torch.arange(0, HD, 2, dtype=torch.int64).float() / HD)), scaling)
     freqs = torch.arange(T, dtype=torch.float32)[:, None] * inv_freq[None, :]
     emb = torch.cat((freqs, freqs), dim=-1)
-    cos, sin = emb.cos(), emb.sin()
+    cos, sin = emb.cos() * attention_scale, emb.sin() * attention_scale
+
+    def linear(x, name, bias):
+        y = x @ P[name + ".weight"].t()
+        return y + P[name + ".bias"] if bias else y
+
     x = P["model.embed_tokens.weight"][idx]
     for layer in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{layer}."
         h = _rms_norm(x, P[p + "input_layernorm.weight"], eps)
-        q = (h @ P[p + "self_attn.q_proj.weight"].t()).view(B, T, NH, HD).transpose(1, 2)
-        k = (h @ P[p + "self_attn.k_proj.weight"].t()).view(B, T, NKV, HD).transpose(1, 2)
-        v = (h @ P[p + "self_attn.v_proj.weight"].t()).view(B, T, NKV, HD).transpose(1, 2)
+        q = linear(h, p + "self_attn.q_proj", qkv_bias).view(B, T, NH, HD)
+        k = linear(h, p + "self_attn.k_proj", qkv_bias).view(B, T, NKV, HD)
+        v = linear(h, p + "self_attn.v_proj", qkv_bias).view(B, T, NKV, HD)
+        if kind == "qwen3":
+            q = _rms_norm(q, P[p + "self_attn.q_norm.weight"], eps)
+            k = _rms_norm(k, P[p + "self_attn.k_norm.weight"], eps)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
         q = q * cos + _rotate_half(q) * sin
         k = k * cos + _rotate_half(k) * sin
         k = k.repeat_interleave(NH // NKV, dim=1)
         v = v.repeat_interleave(NH // NKV, dim=1)
-        y = _attention(q, k, v).transpose(1, 2).reshape(B, T, C)
-        x = x + y @ P[p + "self_attn.o_proj.weight"].t()
+        y = _attention(q, k, v, _window_of_layer(cfg, layer)).transpose(1, 2).reshape(B, T, NH * HD)
+        x = x + linear(y, p + "self_attn.o_proj", o_bias)
         h = _rms_norm(x, P[p + "post_attention_layernorm.weight"], eps)
-        g = F.silu(h @ P[p + "mlp.gate_proj.weight"].t()) * (h @ P[p + "mlp.up_proj.weight"].t())
-        x = x + g @ P[p + "mlp.down_proj.weight"].t()
+        g = F.silu(linear(h, p + "mlp.gate_proj", mlp_bias)) * linear(h, p + "mlp.up_proj", mlp_bias)
+        x = x + linear(g, p + "mlp.down_proj", mlp_bias)
     x = _rms_norm(x, P["model.norm.weight"], eps)
     head = P.get("lm_head.weight", P["model.embed_tokens.weight"])
     return x @ head.t()
 
 
+def opt_logits(P, cfg, idx):
+    """OPT as transformers' OPTForCausalLM computes it: learned positions read at offset 2, the
+    query scaled by head_dim^-0.5 after its bias, ReLU MLP, LayerNorm before (or, with
+    do_layer_norm_before false as in opt-350m, after) each sublayer, project_in/project_out when
+    word_embed_proj_dim differs from hidden_size, head tied to the token embedding."""
+    B, T = idx.shape
+    C, NH = cfg["hidden_size"], cfg["num_attention_heads"]
+    HD = C // NH
+    E = cfg.get("word_embed_proj_dim") or C
+    before = cfg.get("do_layer_norm_before", True)
+    d = "model.decoder."
+
+    def linear(x, name):
+        return x @ P[name + ".weight"].t() + P[name + ".bias"]
+
+    def norm(x, name):
+        return F.layer_norm(x, (C,), P[name + ".weight"], P[name + ".bias"], 1e-5)
+
+    x = P[d + "embed_tokens.weight"][idx]
+    if E != C:
+        x = x @ P[d + "project_in.weight"].t()
+    x = x + P[d + "embed_positions.weight"][torch.arange(T) + 2]
+    for layer in range(cfg["num_hidden_layers"]):
+        p = f"{d}layers.{layer}."
+        residual = x
+        h = norm(x, p + "self_attn_layer_norm") if before else x
+        q = linear(h, p + "self_attn.q_proj") * HD ** -0.5
+        k = linear(h, p + "self_attn.k_proj")
+        v = linear(h, p + "self_attn.v_proj")
+        q, k, v = (t.view(B, T, NH, HD).transpose(1, 2) for t in (q, k, v))
+        y = _attention(q, k, v, scale=1.0).transpose(1, 2).reshape(B, T, C)
+        x = residual + linear(y, p + "self_attn.out_proj")
+        if not before:
+            x = norm(x, p + "self_attn_layer_norm")
+        residual = x
+        h = norm(x, p + "final_layer_norm") if before else x
+        h = linear(F.relu(linear(h, p + "fc1")), p + "fc2")
+        x = residual + h
+        if not before:
+            x = norm(x, p + "final_layer_norm")
+    if before and not cfg.get("_remove_final_layer_norm", False):
+        x = norm(x, d + "final_layer_norm")
+    if E != C:
+        x = x @ P[d + "project_out.weight"].t()
+    return x @ P[d + "embed_tokens.weight"].t()
+
+
 def logits(P, cfg, idx):
-    return gpt2_logits(P, cfg, idx) if cfg["model_type"] == "gpt2" else llama_logits(P, cfg, idx)
+    kind = cfg["model_type"]
+    if kind == "gpt2":
+        return gpt2_logits(P, cfg, idx)
+    if kind == "opt":
+        return opt_logits(P, cfg, idx)
+    assert kind in ("llama", "mistral", "qwen2", "qwen3"), kind
+    return llama_logits(P, cfg, idx)
 
 
 def loss(P, cfg, idx, targets):

@@ -67,7 +67,7 @@ class GpuBlockExecutor : public zo::BlockExecutor {
     for (int s = 0; s < layout_.SlotsPerBlock(); ++s) {
       slot_offset_.push_back(layout_.BlockTensor(0, s).offset - layout_.BlockBegin(0));
     }
-    if (c.family == ModelFamily::kLlama) {
+    if (!c.arch().learned_positions) {
       const std::vector<float> inv_freq = RopeInvFreq(c);  // As the CPU kernels use them.
       const int half = static_cast<int>(inv_freq.size());
       STRATA_GPU(gpu::Malloc(&inv_freq_, half));
@@ -131,8 +131,10 @@ class GpuBlockExecutor : public zo::BlockExecutor {
                                 key.seed, key.stream, rademacher, options_.eps,
                                 options_.thresholds[id]));
     }
-    STRATA_RETURN_IF_ERROR(Forward(acts_[0], plus_));
-    if (second_) STRATA_RETURN_IF_ERROR(Forward(acts_[1], options_.one_sided ? theta : minus_));
+    STRATA_RETURN_IF_ERROR(Forward(layer, acts_[0], plus_));
+    if (second_) {
+      STRATA_RETURN_IF_ERROR(Forward(layer, acts_[1], options_.one_sided ? theta : minus_));
+    }
     STRATA_GPU(gpu::EventRecord(computed_[buf], compute_));
     // The host slot may be reused (or written to NVMe) once its data is on the device and, after
     // an update, back from it.
@@ -151,8 +153,8 @@ class GpuBlockExecutor : public zo::BlockExecutor {
  private:
   // One forward stream's device activations.
   struct Acts {
-    float *x = nullptr, *ln = nullptr, *qkv = nullptr, *atty = nullptr, *tmp = nullptr,
-          *fc = nullptr, *fc_act = nullptr;
+    float *x = nullptr, *ln = nullptr, *qkv_raw = nullptr, *qkv = nullptr, *atty = nullptr,
+          *tmp = nullptr, *fc = nullptr, *fc_act = nullptr;
   };
 
   int64_t N() const { return static_cast<int64_t>(B_) * T_; }
@@ -160,12 +162,13 @@ class GpuBlockExecutor : public zo::BlockExecutor {
   absl::Status Allocate(Acts& a) {
     const ModelConfig& c = layout_.config();
     const int64_t n = N(), C = c.d_model, F = c.d_ff;
-    const int64_t qkv = static_cast<int64_t>(c.n_head + 2 * c.n_kv_head) * c.head_dim();
-    const int64_t ff1 = c.family == ModelFamily::kLlama ? 2 * F : F;
+    const int64_t qkv = c.q_dim() + 2 * static_cast<int64_t>(c.kv_dim());
+    const int64_t ff1 = c.arch().mlp == MlpKind::kSwiGlu ? 2 * F : F;
     for (auto [p, floats] : {std::pair{&a.x, n * C},
                              {&a.ln, n * C},
+                             {&a.qkv_raw, c.arch().qk_norm ? n * qkv : 1},
                              {&a.qkv, n * qkv},
-                             {&a.atty, n * C},
+                             {&a.atty, n * c.q_dim()},
                              {&a.tmp, n * C},
                              {&a.fc, n * ff1},
                              {&a.fc_act, n * F}}) {
@@ -176,47 +179,82 @@ class GpuBlockExecutor : public zo::BlockExecutor {
 
   void FreeActivations() {
     for (Acts& a : acts_) {
-      for (float* p : {a.x, a.ln, a.qkv, a.atty, a.tmp, a.fc, a.fc_act}) {
+      for (float* p : {a.x, a.ln, a.qkv_raw, a.qkv, a.atty, a.tmp, a.fc, a.fc_act}) {
         if (p != nullptr) gpu::Free(p);
       }
       a = Acts();
     }
   }
 
-  // BlockForwardInfer's sequence on the device, weights `w` in block layout.
-  absl::Status Forward(const Acts& a, const float* w) {
-    const ModelConfig& c = layout_.config();
-    const int64_t n = N();
-    const int C = c.d_model, F = c.d_ff, HD = c.head_dim();
-    const int QKV = (c.n_head + 2 * c.n_kv_head) * HD;
-    auto at = [&](int slot) { return w + slot_offset_[slot]; };
-    if (c.family == ModelFamily::kGpt2) {
-      using namespace gpt2_slot;
-      STRATA_GPU(gpu::LayerNorm(compute_, a.ln, a.x, at(kLn1W), at(kLn1B), n, C, c.norm_eps));
-      STRATA_GPU(gpu::Linear(blas_, compute_, a.qkv, a.ln, at(kQkvW), at(kQkvB), n, C, 3 * C));
-      STRATA_GPU(gpu::Attention(compute_, a.atty, a.qkv, B_, T_, c.n_head, c.n_kv_head, HD));
-      STRATA_GPU(
-          gpu::Linear(blas_, compute_, a.tmp, a.atty, at(kAttnProjW), at(kAttnProjB), n, C, C));
-      STRATA_GPU(gpu::AddInPlace(compute_, a.x, a.tmp, n * C));
-      STRATA_GPU(gpu::LayerNorm(compute_, a.ln, a.x, at(kLn2W), at(kLn2B), n, C, c.norm_eps));
-      STRATA_GPU(gpu::Linear(blas_, compute_, a.fc, a.ln, at(kFcW), at(kFcB), n, C, F));
-      STRATA_GPU(gpu::Gelu(compute_, a.fc_act, a.fc, n * F));
-      STRATA_GPU(
-          gpu::Linear(blas_, compute_, a.tmp, a.fc_act, at(kFcProjW), at(kFcProjB), n, F, C));
+  absl::Status Norm(const Architecture& arch, float* out, const float* x, const float* w,
+                    const float* b, int C, float eps) {
+    if (arch.layer_norm) {
+      STRATA_GPU(gpu::LayerNorm(compute_, out, x, w, b, N(), C, eps));
     } else {
-      using namespace llama_slot;
-      STRATA_GPU(gpu::RmsNorm(compute_, a.ln, a.x, at(kInputNormW), n, C, c.norm_eps));
-      STRATA_GPU(gpu::Linear(blas_, compute_, a.qkv, a.ln, at(kQW), nullptr, n, C, QKV));
-      STRATA_GPU(gpu::Rope(compute_, a.qkv, B_, T_, c.n_head, c.n_kv_head, HD, inv_freq_));
-      STRATA_GPU(gpu::Attention(compute_, a.atty, a.qkv, B_, T_, c.n_head, c.n_kv_head, HD));
-      STRATA_GPU(gpu::Linear(blas_, compute_, a.tmp, a.atty, at(kOW), nullptr, n, C, C));
-      STRATA_GPU(gpu::AddInPlace(compute_, a.x, a.tmp, n * C));
-      STRATA_GPU(gpu::RmsNorm(compute_, a.ln, a.x, at(kPostNormW), n, C, c.norm_eps));
-      STRATA_GPU(gpu::Linear(blas_, compute_, a.fc, a.ln, at(kGateW), nullptr, n, C, 2 * F));
-      STRATA_GPU(gpu::Swiglu(compute_, a.fc_act, a.fc, n, F));
-      STRATA_GPU(gpu::Linear(blas_, compute_, a.tmp, a.fc_act, at(kDownW), nullptr, n, F, C));
+      STRATA_GPU(gpu::RmsNorm(compute_, out, x, w, N(), C, eps));
     }
+    return absl::OkStatus();
+  }
+
+  // BlockForwardInfer's sequence on the device, weights `w` in block layout.
+  absl::Status Forward(int layer, const Acts& a, const float* w) {
+    const ModelConfig& c = layout_.config();
+    const Architecture arch = c.arch();
+    const int64_t n = N();
+    const int C = c.d_model, F = c.d_ff, HD = c.head_dim(), QD = c.q_dim();
+    const int QKV = c.q_dim() + 2 * c.kv_dim();
+    const int FF1 = arch.mlp == MlpKind::kSwiGlu ? 2 * F : F;
+    auto at = [&](BlockPart part) -> const float* {
+      const int64_t offset = layout_.PartOffset(part);
+      return offset < 0 ? nullptr : w + offset;
+    };
+    using P = BlockPart;
+    const float* attn_in = a.x;
+    if (arch.pre_norm) {
+      STRATA_RETURN_IF_ERROR(Norm(arch, a.ln, a.x, at(P::kNorm1W), at(P::kNorm1B), C, c.norm_eps));
+      attn_in = a.ln;
+    }
+    float* projected = arch.qk_norm ? a.qkv_raw : a.qkv;
+    STRATA_GPU(
+        gpu::Linear(blas_, compute_, projected, attn_in, at(P::kQkvW), at(P::kQkvB), n, C, QKV));
+    if (arch.qk_norm) {
+      STRATA_GPU(gpu::HeadRmsNorm(compute_, a.qkv, a.qkv_raw, at(P::kQNorm), at(P::kKNorm), n,
+                                  c.n_head, c.n_kv_head, HD, c.norm_eps));
+    }
+    if (!arch.learned_positions) {
+      STRATA_GPU(gpu::Rope(compute_, a.qkv, B_, T_, c.n_head, c.n_kv_head, HD, inv_freq_,
+                           RopeAttentionScale(c)));
+    }
+    STRATA_GPU(gpu::Attention(compute_, a.atty, a.qkv, B_, T_, c.n_head, c.n_kv_head, HD,
+                              c.WindowOfLayer(layer)));
+    STRATA_GPU(gpu::Linear(blas_, compute_, a.tmp, a.atty, at(P::kOW), at(P::kOB), n, QD, C));
     STRATA_GPU(gpu::AddInPlace(compute_, a.x, a.tmp, n * C));
+    if (!arch.pre_norm) {
+      STRATA_RETURN_IF_ERROR(Norm(arch, a.x, a.x, at(P::kNorm1W), at(P::kNorm1B), C, c.norm_eps));
+    }
+    const float* mlp_in = a.x;
+    if (arch.pre_norm) {
+      STRATA_RETURN_IF_ERROR(Norm(arch, a.ln, a.x, at(P::kNorm2W), at(P::kNorm2B), C, c.norm_eps));
+      mlp_in = a.ln;
+    }
+    STRATA_GPU(gpu::Linear(blas_, compute_, a.fc, mlp_in, at(P::kUpW), at(P::kUpB), n, C, FF1));
+    switch (arch.mlp) {
+      case MlpKind::kGeluTanh:
+        STRATA_GPU(gpu::Gelu(compute_, a.fc_act, a.fc, n * F));
+        break;
+      case MlpKind::kRelu:
+        STRATA_GPU(gpu::Relu(compute_, a.fc_act, a.fc, n * F));
+        break;
+      case MlpKind::kSwiGlu:
+        STRATA_GPU(gpu::Swiglu(compute_, a.fc_act, a.fc, n, F));
+        break;
+    }
+    STRATA_GPU(
+        gpu::Linear(blas_, compute_, a.tmp, a.fc_act, at(P::kDownW), at(P::kDownB), n, F, C));
+    STRATA_GPU(gpu::AddInPlace(compute_, a.x, a.tmp, n * C));
+    if (!arch.pre_norm) {
+      STRATA_RETURN_IF_ERROR(Norm(arch, a.x, a.x, at(P::kNorm2W), at(P::kNorm2B), C, c.norm_eps));
+    }
     return absl::OkStatus();
   }
 

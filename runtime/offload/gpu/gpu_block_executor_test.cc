@@ -215,7 +215,7 @@ TEST(GpuBlockExecutorStubTest, UnavailableWithoutCudaSaysHowToGetIt) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, GpuBlockExecutorTest,
-                         ::testing::Values(ModelFamily::kGpt2, ModelFamily::kLlama),
+                         ::testing::ValuesIn(testing_models::AllFamilies()),
                          [](const ::testing::TestParamInfo<ModelFamily>& info) {
                            return std::string(ModelFamilyName(info.param));
                          });

@@ -93,8 +93,8 @@ __global__ void SwigluKernel(float* out, const float* gate_up, int64_t N, int F)
 }
 
 // One thread per (position, pair index i, rotated head).
-__global__ void RopeKernel(float* qkv, int B, int T, int NH, int NKV, int HD,
-                           const float* inv_freq) {
+__global__ void RopeKernel(float* qkv, int B, int T, int NH, int NKV, int HD, const float* inv_freq,
+                           float scale) {
   const int half = HD / 2, heads = NH + NKV;
   const int64_t row = static_cast<int64_t>(NH + 2 * NKV) * HD;
   const int64_t n = static_cast<int64_t>(B) * T * half * heads;
@@ -105,7 +105,7 @@ __global__ void RopeKernel(float* qkv, int B, int T, int NH, int NKV, int HD,
     const int64_t bt = idx / (static_cast<int64_t>(heads) * half);
     const int t = static_cast<int>(bt % T);
     const float angle = static_cast<float>(t) * inv_freq[i];
-    const float c = cosf(angle), s = sinf(angle);
+    const float c = cosf(angle) * scale, s = sinf(angle) * scale;
     float* x = qkv + bt * row + static_cast<int64_t>(h) * HD;
     const float x1 = x[i], x2 = x[i + half];
     x[i] = x1 * c - x2 * s;
@@ -114,7 +114,8 @@ __global__ void RopeKernel(float* qkv, int B, int T, int NH, int NKV, int HD,
 }
 
 // One thread block per (query position, head, batch); scores in dynamic shared memory (T).
-__global__ void AttentionKernel(float* out, const float* qkv, int T, int NH, int NKV, int HD) {
+__global__ void AttentionKernel(float* out, const float* qkv, int T, int NH, int NKV, int HD,
+                                int window) {
   extern __shared__ float scores[];
   const int i = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
   const int group = NH / NKV, kvh = h / group;
@@ -122,8 +123,9 @@ __global__ void AttentionKernel(float* out, const float* qkv, int T, int NH, int
   const float* base = qkv + static_cast<int64_t>(b) * T * row;
   const float* q = base + static_cast<int64_t>(i) * row + static_cast<int64_t>(h) * HD;
   const float scale = 1.0f / sqrtf(static_cast<float>(HD));
+  const int lo = window > 0 && i >= window ? i - window + 1 : 0;  // First position attended.
   float local_max = -3.0e38f;
-  for (int j = threadIdx.x; j <= i; j += kThreads) {
+  for (int j = lo + threadIdx.x; j <= i; j += kThreads) {
     const float* k = base + static_cast<int64_t>(j) * row + static_cast<int64_t>(NH + kvh) * HD;
     float dot = 0.0f;
     for (int d = 0; d < HD; ++d) dot += q[d] * k[d];
@@ -132,7 +134,7 @@ __global__ void AttentionKernel(float* out, const float* qkv, int T, int NH, int
   }
   const float m = BlockMax(local_max);
   float local_sum = 0.0f;
-  for (int j = threadIdx.x; j <= i; j += kThreads) {
+  for (int j = lo + threadIdx.x; j <= i; j += kThreads) {
     scores[j] = expf(scores[j] - m);
     local_sum += scores[j];
   }
@@ -140,11 +142,36 @@ __global__ void AttentionKernel(float* out, const float* qkv, int T, int NH, int
   float* o = out + (static_cast<int64_t>(b) * T + i) * NH * HD + static_cast<int64_t>(h) * HD;
   for (int d = threadIdx.x; d < HD; d += kThreads) {
     float acc = 0.0f;
-    for (int j = 0; j <= i; ++j) {
+    for (int j = lo; j <= i; ++j) {
       acc += scores[j] *
              base[static_cast<int64_t>(j) * row + static_cast<int64_t>(NH + NKV + kvh) * HD + d];
     }
     o[d] = acc * inv;
+  }
+}
+
+__global__ void ReluKernel(float* out, const float* x, int64_t n) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    out[i] = x[i] > 0.0f ? x[i] : 0.0f;
+  }
+}
+
+// One thread block per (row, head) of the q and k heads; v heads are copied by the block of
+// head 0.
+__global__ void HeadRmsNormKernel(float* out, const float* x, const float* q_weight,
+                                  const float* k_weight, int NH, int NKV, int HD, float eps) {
+  const int64_t row = static_cast<int64_t>(NH + 2 * NKV) * HD;
+  const int h = blockIdx.y;
+  const int64_t at = static_cast<int64_t>(blockIdx.x) * row + static_cast<int64_t>(h) * HD;
+  const float* w = h < NH ? q_weight : k_weight;
+  float ss = 0.0f;
+  for (int i = threadIdx.x; i < HD; i += kThreads) ss += x[at + i] * x[at + i];
+  const float s = 1.0f / sqrtf(BlockSum(ss) / HD + eps);
+  for (int i = threadIdx.x; i < HD; i += kThreads) out[at + i] = x[at + i] * s * w[i];
+  if (h == 0) {
+    const int64_t v = static_cast<int64_t>(blockIdx.x) * row + static_cast<int64_t>(NH + NKV) * HD;
+    for (int i = threadIdx.x; i < NKV * HD; i += kThreads) out[v + i] = x[v + i];
   }
 }
 
@@ -256,13 +283,15 @@ int Swiglu(Stream s, float* out, const float* gate_up, int64_t N, int F) {
   return Launched();
 }
 
-int Rope(Stream s, float* qkv, int B, int T, int NH, int NKV, int HD, const float* inv_freq) {
+int Rope(Stream s, float* qkv, int B, int T, int NH, int NKV, int HD, const float* inv_freq,
+         float scale) {
   const int64_t n = static_cast<int64_t>(B) * T * (HD / 2) * (NH + NKV);
-  RopeKernel<<<Grid(n), kThreads, 0, S(s)>>>(qkv, B, T, NH, NKV, HD, inv_freq);
+  RopeKernel<<<Grid(n), kThreads, 0, S(s)>>>(qkv, B, T, NH, NKV, HD, inv_freq, scale);
   return Launched();
 }
 
-int Attention(Stream s, float* out, const float* qkv, int B, int T, int NH, int NKV, int HD) {
+int Attention(Stream s, float* out, const float* qkv, int B, int T, int NH, int NKV, int HD,
+              int window) {
   const dim3 grid(static_cast<unsigned>(T), static_cast<unsigned>(NH), static_cast<unsigned>(B));
   const size_t shared = static_cast<size_t>(T) * sizeof(float);
   if (shared > 48 * 1024) {
@@ -270,7 +299,19 @@ int Attention(Stream s, float* out, const float* qkv, int B, int T, int NH, int 
         AttentionKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared));
     if (e != cudaSuccess) return Code(e);
   }
-  AttentionKernel<<<grid, kThreads, shared, S(s)>>>(out, qkv, T, NH, NKV, HD);
+  AttentionKernel<<<grid, kThreads, shared, S(s)>>>(out, qkv, T, NH, NKV, HD, window);
+  return Launched();
+}
+
+int Relu(Stream s, float* out, const float* x, int64_t n) {
+  ReluKernel<<<Grid(n), kThreads, 0, S(s)>>>(out, x, n);
+  return Launched();
+}
+
+int HeadRmsNorm(Stream s, float* out, const float* x, const float* q_weight, const float* k_weight,
+                int64_t N, int NH, int NKV, int HD, float eps) {
+  const dim3 grid(static_cast<unsigned>(N), static_cast<unsigned>(NH + NKV));
+  HeadRmsNormKernel<<<grid, kThreads, 0, S(s)>>>(out, x, q_weight, k_weight, NH, NKV, HD, eps);
   return Launched();
 }
 

@@ -45,11 +45,18 @@ int RmsNorm(Stream s, float* out, const float* x, const float* w, int64_t N, int
 int Gelu(Stream s, float* out, const float* x, int64_t n);  // tanh approximation.
 // gate_up (N, 2F) = [gate | up]; out (N, F) = silu(gate) * up.
 int Swiglu(Stream s, float* out, const float* gate_up, int64_t N, int F);
-// Rotates the q and k heads of qkv (B, T, (NH + 2 NKV) HD) in place (half-split pairs);
-// inv_freq: HD / 2 device floats.
-int Rope(Stream s, float* qkv, int B, int T, int NH, int NKV, int HD, const float* inv_freq);
-// Causal attention, grouped-query: out (B, T, NH HD).
-int Attention(Stream s, float* out, const float* qkv, int B, int T, int NH, int NKV, int HD);
+// Rotates the q and k heads of qkv (B, T, (NH + 2 NKV) HD) in place (half-split pairs), cos and
+// sin multiplied by `scale`; inv_freq: HD / 2 device floats.
+int Rope(Stream s, float* qkv, int B, int T, int NH, int NKV, int HD, const float* inv_freq,
+         float scale);
+// Causal attention, grouped-query: out (B, T, NH HD). window > 0: each query attends to the
+// last `window` positions including itself.
+int Attention(Stream s, float* out, const float* qkv, int B, int T, int NH, int NKV, int HD,
+              int window);
+int Relu(Stream s, float* out, const float* x, int64_t n);
+// Per-head RMSNorm of the q and k heads of qkv rows (N rows); v copied. out may not alias x.
+int HeadRmsNorm(Stream s, float* out, const float* x, const float* q_weight, const float* k_weight,
+                int64_t N, int NH, int NKV, int HD, float eps);
 int AddInPlace(Stream s, float* x, const float* y, int64_t n);  // x += y.
 
 // ZO noise on the device, bit for bit runtime/zo/zo_kernels.h's over elements [0, n) of a tensor.
