@@ -106,6 +106,7 @@ void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* 
                                   C);
     }
   });
+  if (dweight == nullptr) return;  // Frozen norm.
   const int blocks = (C + kColumnBlock - 1) / kColumnBlock;
   ParallelFor(blocks, [&](int64_t begin_, int64_t end_) {
     for (int blk = static_cast<int>(begin_); blk < end_; ++blk) {
@@ -139,6 +140,7 @@ void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const floa
       Rows().RmsNormBackwardRow(dinp + n * C, dout + n * C, inp + n * C, weight, rstd[n], C);
     }
   });
+  if (dweight == nullptr) return;  // Frozen norm.
   const int blocks = (C + kColumnBlock - 1) / kColumnBlock;
   ParallelFor(blocks, [&](int64_t begin_, int64_t end_) {
     for (int blk = static_cast<int>(begin_); blk < end_; ++blk) {
@@ -276,6 +278,7 @@ void head_rmsnorm_backward(float* dinp, float* dq_weight, float* dk_weight, cons
     }
   });
   // Weight gradients: one pass per weight over all rows, in row order (thread-count independent).
+  if (dq_weight == nullptr) return;  // Frozen norms.
   for (int which = 0; which < 2; ++which) {
     float* dw = which == 0 ? dq_weight : dk_weight;
     const int h0 = which == 0 ? 0 : n_head, h1 = which == 0 ? n_head : normed;

@@ -20,7 +20,7 @@ const char* CpuKernelIsa();
 // out, inp: (N, C); weight, bias: (C); mean, rstd: (N) saved for backward (may be null).
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
                        const float* bias, int64_t N, int C, float eps);
-// dinp += ...; dweight, dbias += ... .
+// dinp += ...; dweight, dbias += ... (both skipped when dweight is null: a frozen norm).
 void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
                         const float* inp, const float* weight, const float* mean, const float* rstd,
                         int64_t N, int C);
@@ -28,7 +28,7 @@ void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* 
 // RMSNorm as in LLaMA: out = inp / sqrt(mean(inp^2) + eps) * weight. rstd: (N), may be null.
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int64_t N,
                      int C, float eps);
-// dinp += ...; dweight += ... .
+// dinp += ...; dweight += ... (skipped when null).
 void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp,
                       const float* weight, const float* rstd, int64_t N, int C);
 
@@ -48,7 +48,8 @@ void relu_backward(float* dinp, const float* inp, const float* dout, int64_t n);
 void head_rmsnorm_forward(float* out, float* rstd, const float* inp, const float* q_weight,
                           const float* k_weight, int64_t N, int n_head, int n_kv_head, int hd,
                           float eps);
-// dinp (overwritten, same shape as inp: v's gradient passes through), dq_weight, dk_weight +=.
+// dinp (overwritten, same shape as inp: v's gradient passes through), dq_weight, dk_weight +=
+// (skipped when dq_weight is null).
 void head_rmsnorm_backward(float* dinp, float* dq_weight, float* dk_weight, const float* dout,
                            const float* inp, const float* q_weight, const float* k_weight,
                            const float* rstd, int64_t N, int n_head, int n_kv_head, int hd);

@@ -11,7 +11,8 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
                     int C, int OC);
 
 // dinp (N, C) += dout @ weight (when dinp is not null; `overwrite_dinp` sets instead of adds);
-// dweight (OC, C) += dout^T @ inp; dbias (OC) += column sums of dout (when not null).
+// dweight (OC, C) += dout^T @ inp and dbias (OC) += column sums of dout, each when not null
+// (a frozen weight has none).
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, int64_t N, int C, int OC, bool overwrite_dinp);
 

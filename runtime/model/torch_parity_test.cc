@@ -19,112 +19,19 @@
 #include "gtest/gtest.h"
 #include "runtime/model/hf_checkpoint.h"
 #include "runtime/model/transformer.h"
+#include "runtime/model/testing/torch_parity.h"
 #include "storage/safetensors/safetensors.h"
 
 namespace strata {
 namespace {
 
-constexpr char kPython[] = "/usr/bin/python3";
-constexpr char kScript[] = "runtime/model/testing/torch_compare.py";
+using testing_parity::Case;
+using testing_parity::kPython;
+using testing_parity::kScript;
+using testing_parity::RandomCase;
+using testing_parity::TorchAvailable;
 
-bool TorchAvailable(std::string* why) {
-  const std::string command = absl::StrCat(kPython, " -c 'import torch' 2>&1");
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) {
-    *why = "cannot run python3";
-    return false;
-  }
-  char buf[512];
-  std::string out;
-  while (fgets(buf, sizeof(buf), pipe) != nullptr) out += buf;
-  const int rc = pclose(pipe);
-  *why = out;
-  return rc == 0;
-}
 
-struct Case {
-  ModelConfig config;
-  int B, T;
-  uint64_t seed;
-};
-
-// Variants by `seed` per family: LLaMA with linear / llama3 rope scaling, biases and an
-// explicit head_dim; Mistral and Qwen windows shorter than the sequence (Qwen's only on upper
-// layers); Qwen with YaRN; Qwen3's head_dim; OPT pre- and post-LayerNorm, with and without
-// projections.
-Case RandomCase(ModelFamily family, uint32_t seed) {
-  std::mt19937 rng(seed);
-  auto pick = [&rng](int lo, int hi) { return lo + static_cast<int>(rng() % (hi - lo + 1)); };
-  Case c;
-  ModelConfig& m = c.config;
-  m.family = family;
-  const Architecture base = m.arch();
-  const bool rope = !base.learned_positions;
-  m.vocab_size = pick(20, 90);
-  m.n_layer = pick(1, 3);
-  m.n_head = pick(1, 4);
-  m.n_kv_head = rope ? (m.n_head % 2 == 0 ? m.n_head / 2 : m.n_head) : m.n_head;
-  m.d_model = m.n_head * 2 * pick(2, 5);
-  m.d_ff = pick(8, 50);
-  m.max_seq_len = pick(12, 24);
-  m.norm_eps = rope ? 1e-6f : 1e-5f;
-  m.rope_theta = rope ? static_cast<float>(pick(100, 20000)) : 1e4f;
-  m.tie_embeddings = !rope || rng() % 2 == 0;
-  const int variant = static_cast<int>(seed % 4);
-  switch (family) {
-    case ModelFamily::kGpt2:
-      break;
-    case ModelFamily::kOpt:
-      m.layer_norm_before = variant % 2 == 0;
-      if (variant >= 2) m.word_embed_proj_dim = 2 * pick(2, 6);
-      break;
-    case ModelFamily::kLlama:
-      if (variant == 1) {  // Linear position interpolation.
-        m.rope_scaling.kind = RopeScaling::Kind::kLinear;
-        m.rope_scaling.factor = static_cast<float>(pick(2, 8));
-      } else if (variant == 2) {  // Llama 3.1's bands.
-        m.rope_scaling.kind = RopeScaling::Kind::kLlama3;
-        m.rope_scaling.factor = 8.0f;
-        m.rope_scaling.low_freq_factor = 1.0f;
-        m.rope_scaling.high_freq_factor = 4.0f;
-        m.rope_scaling.original_max_position_embeddings = pick(8, 64);
-      } else if (variant == 3) {
-        m.attention_bias = true;
-        m.mlp_bias = true;
-        m.explicit_head_dim = 2 * pick(2, 6);
-      }
-      break;
-    case ModelFamily::kMistral:
-      m.explicit_head_dim = variant % 2 == 0 ? 2 * pick(2, 6) : 0;
-      m.sliding_window = variant == 3 ? 0 : pick(2, 6);
-      break;
-    case ModelFamily::kQwen2:
-    case ModelFamily::kQwen3:
-      if (family == ModelFamily::kQwen3) {
-        m.explicit_head_dim = 2 * pick(2, 6);
-        m.attention_bias = variant == 3;
-      }
-      if (variant % 2 == 1) {
-        m.sliding_window = pick(2, 6);
-        m.window_from_layer = pick(0, m.n_layer - 1);
-      }
-      if (variant == 2) {  // YaRN, as Qwen2.5 long-context configs enable it.
-        m.rope_scaling.kind = RopeScaling::Kind::kYarn;
-        m.rope_scaling.factor = static_cast<float>(pick(2, 8));
-        m.rope_scaling.original_max_position_embeddings = m.max_seq_len;
-        m.rope_scaling.beta_fast = static_cast<float>(pick(8, 32));
-        if (family == ModelFamily::kQwen3) {  // The mscale / mscale_all_dim attention factor.
-          m.rope_scaling.mscale = 1.0f;
-          m.rope_scaling.mscale_all_dim = 0.5f;
-        }
-      }
-      break;
-  }
-  c.B = pick(1, 3);
-  c.T = pick(std::min(8, m.max_seq_len), m.max_seq_len);
-  c.seed = seed;
-  return c;
-}
 
 class TorchParityTest : public ::testing::TestWithParam<std::tuple<ModelFamily, int>> {};
 
@@ -143,16 +50,8 @@ TEST_P(TorchParityTest, LogitsLossAndGradientsMatchPyTorch) {
   ASSERT_TRUE(model.ok()) << model.status();
   Transformer& m = **model;
   m.InitializeParameters(c.seed);
-  std::mt19937 rng(c.seed);
-  std::normal_distribution<float> noise(0.0f, 0.5f);
-  for (const TensorInfo& t : m.layout().tensors()) {
-    for (int64_t i = 0; i < t.numel; ++i) {
-      float& p = m.params()[t.offset + i];
-      p = t.role == TensorRole::kNorm   ? 1.0f + noise(rng) * 0.3f
-          : t.role == TensorRole::kBias ? 0.2f * noise(rng)
-                                        : p * 8.0f + 0.01f * noise(rng);
-    }
-  }
+  testing_parity::ScaleParameters(m, c.seed);
+  std::mt19937 rng(static_cast<uint32_t>(c.seed) + 1);
   const char* tmp = std::getenv("TEST_TMPDIR");
   const std::string dir =
       absl::StrCat(tmp ? tmp : "/tmp", "/parity_", static_cast<int>(family), "_", index);
@@ -162,19 +61,12 @@ TEST_P(TorchParityTest, LogitsLossAndGradientsMatchPyTorch) {
   for (auto& t : tokens) t = static_cast<int32_t>(rng() % c.config.vocab_size);
   for (auto& t : targets) t = static_cast<int32_t>(rng() % c.config.vocab_size);
   targets[0] = -100;
-  const std::string command = absl::StrCat(kPython, " ", kScript, " --dir=", dir, " --batch=", c.B,
-                                           " --seq=", c.T, " --tokens=", absl::StrJoin(tokens, ","),
-                                           " --targets=", absl::StrJoin(targets, ","));
-  ASSERT_EQ(std::system(command.c_str()), 0) << command;
-  absl::StatusOr<SafetensorsFile> out = SafetensorsFile::Open(dir + "/torch_out.safetensors");
+  absl::StatusOr<SafetensorsFile> out =
+      testing_parity::RunReference(dir, c.B, c.T, tokens, targets);
   ASSERT_TRUE(out.ok()) << out.status();
   auto read = [&](const std::string& name) {
-    const SafetensorsEntry* e = out->header().Find(name);
-    EXPECT_NE(e, nullptr) << name;
-    std::vector<float> v(e ? e->numel() : 0);
-    if (e != nullptr) {
-      EXPECT_TRUE(out->ReadF32(*e, v.data()).ok());
-    }
+    std::vector<float> v = testing_parity::ReadOutput(*out, name);
+    EXPECT_FALSE(v.empty()) << name;
     return v;
   };
 
@@ -259,16 +151,12 @@ TEST_P(TorchParityTest, HfLayoutCheckpointsWrittenElsewhereLoad) {
   std::vector<int32_t> tokens(c.B * c.T), targets(c.B * c.T);
   for (auto& t : tokens) t = static_cast<int32_t>(rng() % c.config.vocab_size);
   for (auto& t : targets) t = static_cast<int32_t>(rng() % c.config.vocab_size);
-  const std::string command = absl::StrCat(kPython, " ", kScript, " --dir=", dir, " --batch=", c.B,
-                                           " --seq=", c.T, " --tokens=", absl::StrJoin(tokens, ","),
-                                           " --targets=", absl::StrJoin(targets, ","));
-  ASSERT_EQ(std::system(command.c_str()), 0) << command;
-  absl::StatusOr<SafetensorsFile> out = SafetensorsFile::Open(dir + "/torch_out.safetensors");
+  absl::StatusOr<SafetensorsFile> out =
+      testing_parity::RunReference(dir, c.B, c.T, tokens, targets);
   ASSERT_TRUE(out.ok()) << out.status();
-  const SafetensorsEntry* e = out->header().Find("logits");
-  ASSERT_NE(e, nullptr);
-  std::vector<float> ref(e->numel()), logits(e->numel());
-  ASSERT_TRUE(out->ReadF32(*e, ref.data()).ok());
+  const std::vector<float> ref = testing_parity::ReadOutput(*out, "logits");
+  ASSERT_FALSE(ref.empty());
+  std::vector<float> logits(ref.size());
   ASSERT_TRUE((*model)->Logits(tokens, c.B, c.T, logits.data()).ok());
   float max_logit = 0;
   for (float v : ref) max_logit = std::max(max_logit, std::fabs(v));

@@ -238,7 +238,7 @@ struct Parts {
   T* base;
   T* operator()(BlockPart part) const {
     const int64_t offset = layout.PartOffset(part);
-    return offset < 0 ? nullptr : base + offset;
+    return offset < 0 || base == nullptr ? nullptr : base + offset;
   }
 };
 
@@ -406,7 +406,9 @@ float Transformer::HeadLossChunked(const float* lnf, const float* head, const in
     for (int64_t r = 0; r < rows; ++r) total += losses[r];
     if (dlnf != nullptr) {
       k::sgemm(false, false, rows, C, V, 1.0f, buffer, V, head, C, 0.0f, dlnf + r0 * C, C);
-      k::sgemm(true, false, V, C, rows, 1.0f, buffer, V, lnf + r0 * C, C, 1.0f, dhead, C);
+      if (dhead != nullptr) {
+        k::sgemm(true, false, V, C, rows, 1.0f, buffer, V, lnf + r0 * C, C, 1.0f, dhead, C);
+      }
     }
   }
   return static_cast<float>(total / static_cast<double>(valid));
@@ -428,7 +430,7 @@ class ArenaSource : public Transformer::WeightSource {
     return params_ + layout_.BlockBegin(layer);
   }
   absl::StatusOr<float*> BlockGrads(int layer) override {
-    return grads_ + layout_.BlockBegin(layer);
+    return grads_ == nullptr ? nullptr : grads_ + layout_.BlockBegin(layer);
   }
   absl::Status BlockGradsDone(int) override { return absl::OkStatus(); }
   absl::Status End() override { return absl::OkStatus(); }
@@ -441,6 +443,21 @@ class ArenaSource : public Transformer::WeightSource {
 
 }  // namespace
 
+void Transformer::SetAdapters(BlockAdapters* adapters, bool base_frozen) {
+  adapters_ = adapters;
+  base_frozen_ = adapters != nullptr && base_frozen;
+}
+
+void Transformer::Adapt(int layer, AdaptedSite site, const float* x, int64_t N, float* out,
+                        int stream) {
+  if (adapters_ != nullptr) adapters_->Forward(layer, site, x, N, out, stream);
+}
+
+void Transformer::AdaptBackward(int layer, AdaptedSite site, const float* x, const float* dout,
+                                int64_t N, float* dx) {
+  if (adapters_ != nullptr) adapters_->Backward(layer, site, x, dout, N, dx);
+}
+
 void Transformer::ReleaseBlockWeights() {
   params_.Discard(layout_.BlockBegin(0), layout_.BlockEnd(config().n_layer - 1));
 }
@@ -450,7 +467,8 @@ absl::StatusOr<float> Transformer::ForwardBackward(absl::Span<const int32_t> tok
                                                    WeightSource* source) {
   if (absl::Status status = CheckInputs(tokens, targets, B, T, true); !status.ok()) return status;
   EnsureTrainBuffers(B, T);
-  ArenaSource arena(layout_, params_.data(), source == nullptr ? grads().data() : nullptr);
+  ArenaSource arena(layout_, params_.data(),
+                    source == nullptr && !base_frozen_ ? grads().data() : nullptr);
   if (source == nullptr) source = &arena;
   const ModelConfig& c = config();
   const Dims d(c, B, T);
@@ -464,7 +482,9 @@ absl::StatusOr<float> Transformer::ForwardBackward(absl::Span<const int32_t> tok
   auto tensor = [&](const float* base, int id) {
     return id < 0 ? nullptr : base + layout_.tensor(id).offset;
   };
-  auto gtensor = [&](int id) { return id < 0 ? nullptr : G + layout_.tensor(id).offset; };
+  auto gtensor = [&](int id) {
+    return id < 0 || G == nullptr ? nullptr : G + layout_.tensor(id).offset;
+  };
   const int64_t N = d.N;
   const int C = static_cast<int>(d.C), E = static_cast<int>(d.E), F = static_cast<int>(d.F);
   const int QD = static_cast<int>(d.QD), QKV = static_cast<int>(d.QKV);
@@ -498,6 +518,7 @@ absl::StatusOr<float> Transformer::ForwardBackward(absl::Span<const int32_t> tok
     }
     float* projected = arch.qk_norm ? a.qkv_raw : a.qkv;
     k::matmul_forward(projected, attn_in, w(BlockPart::kQkvW), w(BlockPart::kQkvB), N, C, QKV);
+    Adapt(l, AdaptedSite::kQkv, attn_in, N, projected, 0);
     if (arch.qk_norm) {
       k::head_rmsnorm_forward(a.qkv, a.qk_rstd, a.qkv_raw, w(BlockPart::kQNorm),
                               w(BlockPart::kKNorm), N, c.n_head, c.n_kv_head, c.head_dim(),
@@ -510,23 +531,29 @@ absl::StatusOr<float> Transformer::ForwardBackward(absl::Span<const int32_t> tok
     k::attention_forward(a.atty, a.att, nullptr, a.qkv, shape);
     if (arch.pre_norm) {
       k::matmul_forward(a.res1, a.atty, w(BlockPart::kOW), w(BlockPart::kOB), N, QD, C);
+      Adapt(l, AdaptedSite::kO, a.atty, N, a.res1, 0);
       k::residual_forward(a.res1, a.res1, in, N * d.C);
       NormForward(arch, a.ln2, a.ln2_mean, a.ln2_rstd, a.res1, w(BlockPart::kNorm2W),
                   w(BlockPart::kNorm2B), N, C, c.norm_eps);
       k::matmul_forward(a.fc, a.ln2, w(BlockPart::kUpW), w(BlockPart::kUpB), N, C,
                         static_cast<int>(d.FF1));
+      Adapt(l, AdaptedSite::kUp, a.ln2, N, a.fc, 0);
       ActivationForward(arch, a.fc_act, a.fc, N, F);
       k::matmul_forward(out, a.fc_act, w(BlockPart::kDownW), w(BlockPart::kDownB), N, F, C);
+      Adapt(l, AdaptedSite::kDown, a.fc_act, N, out, 0);
       k::residual_forward(out, out, a.res1, N * d.C);
     } else {
       k::matmul_forward(a.ln1, a.atty, w(BlockPart::kOW), w(BlockPart::kOB), N, QD, C);
+      Adapt(l, AdaptedSite::kO, a.atty, N, a.ln1, 0);
       k::residual_forward(a.ln1, a.ln1, in, N * d.C);
       NormForward(arch, a.res1, a.ln1_mean, a.ln1_rstd, a.ln1, w(BlockPart::kNorm1W),
                   w(BlockPart::kNorm1B), N, C, c.norm_eps);
       k::matmul_forward(a.fc, a.res1, w(BlockPart::kUpW), w(BlockPart::kUpB), N, C,
                         static_cast<int>(d.FF1));
+      Adapt(l, AdaptedSite::kUp, a.res1, N, a.fc, 0);
       ActivationForward(arch, a.fc_act, a.fc, N, F);
       k::matmul_forward(a.ln2, a.fc_act, w(BlockPart::kDownW), w(BlockPart::kDownB), N, F, C);
+      Adapt(l, AdaptedSite::kDown, a.fc_act, N, a.ln2, 0);
       k::residual_forward(a.ln2, a.ln2, a.res1, N * d.C);
       NormForward(arch, out, a.ln2_mean, a.ln2_rstd, a.ln2, w(BlockPart::kNorm2W),
                   w(BlockPart::kNorm2B), N, C, c.norm_eps);
@@ -587,9 +614,11 @@ absl::StatusOr<float> Transformer::ForwardBackward(absl::Span<const int32_t> tok
     // g.dres holds d(MLP output); the residual passes it to d(MLP input's residual).
     k::matmul_backward(g.dfc_act, gw(BlockPart::kDownW), gw(BlockPart::kDownB), g.dres, a.fc_act,
                        w(BlockPart::kDownW), N, F, C, true);
+    AdaptBackward(l, AdaptedSite::kDown, a.fc_act, g.dres, N, g.dfc_act);
     ActivationBackward(arch, g.dfc, a.fc, g.dfc_act, N, F);
     k::matmul_backward(g.dln, gw(BlockPart::kUpW), gw(BlockPart::kUpB), g.dfc, mlp_in,
                        w(BlockPart::kUpW), N, C, static_cast<int>(d.FF1), true);
+    AdaptBackward(l, AdaptedSite::kUp, mlp_in, g.dfc, N, g.dln);
     if (arch.pre_norm) {
       NormBackward(arch, g.dres, gw(BlockPart::kNorm2W), gw(BlockPart::kNorm2B), g.dln, a.res1,
                    w(BlockPart::kNorm2W), a.ln2_mean, a.ln2_rstd, N, C);
@@ -603,6 +632,7 @@ absl::StatusOr<float> Transformer::ForwardBackward(absl::Span<const int32_t> tok
     // g.dres holds d(attention output) = d(in) through the residual.
     k::matmul_backward(g.datty, gw(BlockPart::kOW), gw(BlockPart::kOB), g.dres, a.atty,
                        w(BlockPart::kOW), N, QD, C, true);
+    AdaptBackward(l, AdaptedSite::kO, a.atty, g.dres, N, g.datty);
     k::attention_backward(g.dqkv, g.datt, g.datty, a.qkv, a.att, shape);
     if (!arch.learned_positions) {
       k::rope_apply(g.dqkv, B, T, c.n_head, c.n_kv_head, c.head_dim(), rope_inv_freq_.data(), true,
@@ -617,6 +647,7 @@ absl::StatusOr<float> Transformer::ForwardBackward(absl::Span<const int32_t> tok
     }
     k::matmul_backward(g.dln, gw(BlockPart::kQkvW), gw(BlockPart::kQkvB), dprojected, attn_in,
                        w(BlockPart::kQkvW), N, C, QKV, true);
+    AdaptBackward(l, AdaptedSite::kQkv, attn_in, dprojected, N, g.dln);
     if (arch.pre_norm) {
       NormBackward(arch, g.dres, gw(BlockPart::kNorm1W), gw(BlockPart::kNorm1B), g.dln, in,
                    w(BlockPart::kNorm1W), a.ln1_mean, a.ln1_rstd, N, C);
@@ -625,10 +656,12 @@ absl::StatusOr<float> Transformer::ForwardBackward(absl::Span<const int32_t> tok
     }
     if (absl::Status status = source->BlockGradsDone(l); !status.ok()) return status;
   }
-  float* dwpe = arch.learned_positions
+  float* dwpe = arch.learned_positions && G != nullptr
                     ? gtensor(layout_.position_embedding_id()) + arch.position_offset * d.C
                     : nullptr;
-  if (arch.projections) {
+  if (G == nullptr) {
+    // Frozen base: no embedding gradients.
+  } else if (arch.projections) {
     for (int b = 0; b < B; ++b) k::residual_forward(dwpe, dwpe, g.dres + b * T * d.C, T * d.C);
     k::matmul_backward(g.demb, gtensor(layout_.project_in_id()), nullptr, g.dres, g.emb,
                        tensor(P, layout_.project_in_id()), N, E, C, true);
@@ -698,6 +731,7 @@ void Transformer::BlockForwardInfer(int layer, const float* weights, int stream)
   }
   float* projected = arch.qk_norm ? b.qkv_raw : b.qkv;
   k::matmul_forward(projected, attn_in, w(BlockPart::kQkvW), w(BlockPart::kQkvB), N, C, QKV);
+  Adapt(layer, AdaptedSite::kQkv, attn_in, N, projected, stream);
   if (arch.qk_norm) {
     k::head_rmsnorm_forward(b.qkv, nullptr, b.qkv_raw, w(BlockPart::kQNorm), w(BlockPart::kKNorm),
                             N, c.n_head, c.n_kv_head, c.head_dim(), c.norm_eps);
@@ -708,6 +742,7 @@ void Transformer::BlockForwardInfer(int layer, const float* weights, int stream)
   }
   k::attention_forward(b.atty, nullptr, b.att, b.qkv, d.attention(c.WindowOfLayer(layer)));
   k::matmul_forward(b.tmp, b.atty, w(BlockPart::kOW), w(BlockPart::kOB), N, QD, C);
+  Adapt(layer, AdaptedSite::kO, b.atty, N, b.tmp, stream);
   k::residual_forward(b.x, b.x, b.tmp, N * d.C);
   if (!arch.pre_norm) {
     NormForward(arch, b.x, nullptr, nullptr, b.x, w(BlockPart::kNorm1W), w(BlockPart::kNorm1B), N,
@@ -721,8 +756,10 @@ void Transformer::BlockForwardInfer(int layer, const float* weights, int stream)
   }
   k::matmul_forward(b.fc, mlp_in, w(BlockPart::kUpW), w(BlockPart::kUpB), N, C,
                     static_cast<int>(d.FF1));
+  Adapt(layer, AdaptedSite::kUp, mlp_in, N, b.fc, stream);
   ActivationForward(arch, b.fc_act, b.fc, N, F);
   k::matmul_forward(b.tmp, b.fc_act, w(BlockPart::kDownW), w(BlockPart::kDownB), N, F, C);
+  Adapt(layer, AdaptedSite::kDown, b.fc_act, N, b.tmp, stream);
   k::residual_forward(b.x, b.x, b.tmp, N * d.C);
   if (!arch.pre_norm) {
     NormForward(arch, b.x, nullptr, nullptr, b.x, w(BlockPart::kNorm2W), w(BlockPart::kNorm2B), N,

@@ -32,6 +32,10 @@
 
 namespace strata {
 
+// The block matmuls low-rank adapters attach to (runtime/peft): the fused QKV projection, the
+// attention output, the MLP's first matrix (fc, or fused gate/up) and its second.
+enum class AdaptedSite { kQkv, kO, kUp, kDown };
+
 class Transformer {
  public:
   struct Options {
@@ -53,6 +57,8 @@ class Transformer {
   // The gradient arena (same layout), allocated on first use.
   absl::Span<float> grads();
   void ZeroGrads();
+  // Bytes of the gradient arena (0 until grads() is first used).
+  int64_t GradientBytes() const { return static_cast<int64_t>(sizeof(float)) * grads_.size(); }
 
   // Hugging Face-style initialization from `seed`: weights N(0, 0.02) (GPT-2's residual
   // projections N(0, 0.02 / sqrt(2 L))), biases 0, norm weights 1. Same seed, same bits.
@@ -89,6 +95,25 @@ class Transformer {
   absl::StatusOr<float> ForwardBackward(absl::Span<const int32_t> tokens,
                                         absl::Span<const int32_t> targets, int B, int T,
                                         WeightSource* source = nullptr);
+
+  // Trainable additions to the block matmuls (LoRA). Called right after each base matmul of a
+  // block, on every path (training, loss-only, block-at-a-time).
+  class BlockAdapters {
+   public:
+    virtual ~BlockAdapters() = default;
+    // out (N rows, the site's full output width) += the adapters' output for input x (N rows,
+    // the site's input width). `stream` is the inference stream (0 when training).
+    virtual void Forward(int layer, AdaptedSite site, const float* x, int64_t N, float* out,
+                         int stream) = 0;
+    // Given d(out), accumulates the adapters' gradients and adds their part of d(x) to dx.
+    virtual void Backward(int layer, AdaptedSite site, const float* x, const float* dout,
+                          int64_t N, float* dx) = 0;
+  };
+  // Attaches `adapters` (null detaches; not owned). With `base_frozen`, ForwardBackward computes
+  // no gradient of the model's own parameters (and never allocates grads()): only the
+  // adapters' gradients, through their Backward.
+  void SetAdapters(BlockAdapters* adapters, bool base_frozen);
+  bool base_frozen() const { return base_frozen_; }
 
   // Returns the pages of the arena's block region to the system (they read as zeros after):
   // for a model whose blocks live elsewhere (ZeRO stage 3) once its shards have been taken.
@@ -146,6 +171,9 @@ class Transformer {
                          int64_t N) const;
   // Inference block forward of `stream` (its residual stream in place).
   void BlockForwardInfer(int layer, const float* w, int stream);
+  void Adapt(int layer, AdaptedSite site, const float* x, int64_t N, float* out, int stream);
+  void AdaptBackward(int layer, AdaptedSite site, const float* x, const float* dout, int64_t N,
+                     float* dx);
   // Chunked output head: loss, and with `dlnf`/`dhead` the head's backward.
   float HeadLossChunked(const float* lnf, const float* head, const int32_t* targets, int64_t N,
                         float* dlnf, float* dhead, int64_t max_chunk_rows, float* logits_buffer);
@@ -159,6 +187,8 @@ class Transformer {
   // The rotary inverse frequencies of RoPE families (rope_frequencies.h), head_dim / 2 of them.
   std::vector<float> rope_inv_freq_;
   float rope_scale_ = 1.0f;  // RopeAttentionScale: yarn's cos/sin factor.
+  BlockAdapters* adapters_ = nullptr;
+  bool base_frozen_ = false;
 
   // Training activations: one slice per layer.
   AlignedBuffer train_;

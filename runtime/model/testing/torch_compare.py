@@ -53,8 +53,17 @@ def main():
         return
     params = {}
     for path in sorted(glob.glob(os.path.join(args.dir, "*.safetensors"))):
-        if os.path.basename(path) != "torch_out.safetensors":
+        if os.path.basename(path) not in ("torch_out.safetensors", "adapter_model.safetensors"):
             params.update(torch_reference.read_safetensors(path))
+    # A PEFT LoRA adapter beside the checkpoint: its tensors keyed by module (the
+    # "base_model.model." prefix PEFT writes removed), its scale alpha / r into the config.
+    adapter = os.path.join(args.dir, "adapter_model.safetensors")
+    if os.path.exists(adapter):
+        with open(os.path.join(args.dir, "adapter_config.json")) as f:
+            peft = json.load(f)
+        cfg["lora_scale"] = peft["lora_alpha"] / peft["r"]
+        for name, t in torch_reference.read_safetensors(adapter).items():
+            params[name[len("base_model.model."):]] = t
     # Checkpoints may hold bf16/fp16; the reference computes in float32 as Strata does.
     params = {("model." + n if n.startswith("decoder.") else n): t.float()
               for n, t in params.items()}

@@ -142,6 +142,15 @@ def random_params(cfg, generator):
     return P
 
 
+def _lora(P, cfg, x, module):
+    """LoRA (Hu et al. 2021) on a linear layer, as PEFT computes it: (alpha / r) B A x, where
+    P holds module + ".lora_A.weight" (r, in) and ".lora_B.weight" (out, r); 0 without."""
+    a = P.get(module + ".lora_A.weight")
+    if a is None:
+        return 0
+    return (x @ a.t()) @ P[module + ".lora_B.weight"].t() * cfg["lora_scale"]
+
+
 def _attention(q, k, v, window=None, scale=None):
     """q: (B, NH, T, HD); k, v: (B, NH, T, HD). Causal softmax attention; with `window`, query i
     sees keys j with i - window < j <= i (Mistral's sliding window)."""
@@ -165,13 +174,17 @@ def gpt2_logits(P, cfg, idx):
     for layer in range(cfg["n_layer"]):
         p = f"transformer.h.{layer}."
         h = F.layer_norm(x, (C,), P[p + "ln_1.weight"], P[p + "ln_1.bias"], eps)
-        qkv = h @ P[p + "attn.c_attn.weight"] + P[p + "attn.c_attn.bias"]
+        qkv = h @ P[p + "attn.c_attn.weight"] + P[p + "attn.c_attn.bias"] + \
+            _lora(P, cfg, h, p + "attn.c_attn")
         q, k, v = (t.view(B, T, NH, C // NH).transpose(1, 2) for t in qkv.split(C, dim=2))
         y = _attention(q, k, v).transpose(1, 2).reshape(B, T, C)
-        x = x + y @ P[p + "attn.c_proj.weight"] + P[p + "attn.c_proj.bias"]
+        x = x + y @ P[p + "attn.c_proj.weight"] + P[p + "attn.c_proj.bias"] + \
+            _lora(P, cfg, y, p + "attn.c_proj")
         h = F.layer_norm(x, (C,), P[p + "ln_2.weight"], P[p + "ln_2.bias"], eps)
-        h = F.gelu(h @ P[p + "mlp.c_fc.weight"] + P[p + "mlp.c_fc.bias"], approximate="tanh")
-        x = x + h @ P[p + "mlp.c_proj.weight"] + P[p + "mlp.c_proj.bias"]
+        h = F.gelu(h @ P[p + "mlp.c_fc.weight"] + P[p + "mlp.c_fc.bias"] +
+                   _lora(P, cfg, h, p + "mlp.c_fc"), approximate="tanh")
+        x = x + h @ P[p + "mlp.c_proj.weight"] + P[p + "mlp.c_proj.bias"] + \
+            _lora(P, cfg, h, p + "mlp.c_proj")
     x = F.layer_norm(x, (C,), P["transformer.ln_f.weight"], P["transformer.ln_f.bias"], eps)
     return x @ P["transformer.wte.weight"].t()
 
@@ -280,7 +293,7 @@ def llama_logits(P, cfg, idx):
     cos, sin = emb.cos() * attention_scale, emb.sin() * attention_scale
 
     def linear(x, name, bias):
-        y = x @ P[name + ".weight"].t()
+        y = x @ P[name + ".weight"].t() + _lora(P, cfg, x, name)
         return y + P[name + ".bias"] if bias else y
 
     x = P["model.embed_tokens.weight"][idx]
@@ -321,7 +334,7 @@ def opt_logits(P, cfg, idx):
     d = "model.decoder."
 
     def linear(x, name):
-        return x @ P[name + ".weight"].t() + P[name + ".bias"]
+        return x @ P[name + ".weight"].t() + P[name + ".bias"] + _lora(P, cfg, x, name)
 
     def norm(x, name):
         return F.layer_norm(x, (C,), P[name + ".weight"], P[name + ".bias"], 1e-5)
