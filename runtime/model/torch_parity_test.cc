@@ -5,6 +5,8 @@
 //   loss:      relative 1e-5
 //   gradients: per tensor, max|diff| <= 1e-4 * max|grad| + 1e-6
 // Skips when Debian's python3-torch is not installed.
+#include "runtime/model/testing/torch_parity.h"
+
 #include <sys/stat.h>
 
 #include <cmath>
@@ -19,7 +21,6 @@
 #include "gtest/gtest.h"
 #include "runtime/model/hf_checkpoint.h"
 #include "runtime/model/transformer.h"
-#include "runtime/model/testing/torch_parity.h"
 #include "storage/safetensors/safetensors.h"
 
 namespace strata {
@@ -30,8 +31,6 @@ using testing_parity::kPython;
 using testing_parity::kScript;
 using testing_parity::RandomCase;
 using testing_parity::TorchAvailable;
-
-
 
 class TorchParityTest : public ::testing::TestWithParam<std::tuple<ModelFamily, int>> {};
 

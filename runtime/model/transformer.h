@@ -106,8 +106,8 @@ class Transformer {
     virtual void Forward(int layer, AdaptedSite site, const float* x, int64_t N, float* out,
                          int stream) = 0;
     // Given d(out), accumulates the adapters' gradients and adds their part of d(x) to dx.
-    virtual void Backward(int layer, AdaptedSite site, const float* x, const float* dout,
-                          int64_t N, float* dx) = 0;
+    virtual void Backward(int layer, AdaptedSite site, const float* x, const float* dout, int64_t N,
+                          float* dx) = 0;
   };
   // Attaches `adapters` (null detaches; not owned). With `base_frozen`, ForwardBackward computes
   // no gradient of the model's own parameters (and never allocates grads()): only the

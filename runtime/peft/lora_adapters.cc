@@ -25,8 +25,8 @@ bool Matches(absl::string_view module, absl::string_view target) {
 
 // The site a block tensor at `rel` (elements from the block start) belongs to, with the site's
 // start, input width and full output width; false for tensors outside the four matmuls.
-bool SiteOf(const ParamLayout& layout, int64_t rel, AdaptedSite* site, int64_t* start,
-            int64_t* in, int64_t* out_width) {
+bool SiteOf(const ParamLayout& layout, int64_t rel, AdaptedSite* site, int64_t* start, int64_t* in,
+            int64_t* out_width) {
   const ModelConfig& c = layout.config();
   const int64_t C = c.d_model, F = c.d_ff, QD = c.q_dim();
   const int64_t QKV = QD + 2 * static_cast<int64_t>(c.kv_dim());
@@ -120,8 +120,8 @@ absl::StatusOr<std::unique_ptr<LoraAdapters>> LoraAdapters::Create(const ParamLa
   for (size_t i = 0; i < used.size() && !all_linear; ++i) {
     if (!used[i]) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "LoRA target_modules: \"", config.target_modules[i], "\" matches no linear layer of this ",
-          ModelFamilyName(base.config().family), " model"));
+          "LoRA target_modules: \"", config.target_modules[i],
+          "\" matches no linear layer of this ", ModelFamilyName(base.config().family), " model"));
     }
   }
   if (lora->adapters_.empty()) return absl::InvalidArgumentError("LoRA adapts no layer");
@@ -165,15 +165,18 @@ float* LoraAdapters::Scratch(int slot, int64_t floats) {
 
 void LoraAdapters::Forward(int layer, AdaptedSite site, const float* x, int64_t N, float* out,
                            int stream) {
-  const std::vector<int>& list = by_site_[static_cast<size_t>(layer) * kSites + static_cast<int>(site)];
+  const std::vector<int>& list =
+      by_site_[static_cast<size_t>(layer) * kSites + static_cast<int>(site)];
   if (list.empty()) return;
   const int64_t r = config_.r;
   const float scale = config_.scale();
   float* t = Scratch(stream, N * r);
+  const float* weights =
+      stream_weights_[stream] != nullptr ? stream_weights_[stream] : weights_.data();
   for (int index : list) {
     const Adapter& a = adapters_[index];
-    const float* A = weights_.data() + tensors_[a.a].offset;
-    const float* B = weights_.data() + tensors_[a.b].offset;
+    const float* A = weights + tensors_[a.a].offset;
+    const float* B = weights + tensors_[a.b].offset;
     // t (N, r) = x A^T; out[:, rows] += scale * t B^T.
     k::sgemm(false, true, N, r, a.in, 1.0f, x, a.in, A, a.in, 0.0f, t, r);
     k::sgemm(false, true, N, a.out_rows, r, scale, t, r, B, r, 1.0f, out + a.out_begin,
@@ -183,7 +186,8 @@ void LoraAdapters::Forward(int layer, AdaptedSite site, const float* x, int64_t 
 
 void LoraAdapters::Backward(int layer, AdaptedSite site, const float* x, const float* dout,
                             int64_t N, float* dx) {
-  const std::vector<int>& list = by_site_[static_cast<size_t>(layer) * kSites + static_cast<int>(site)];
+  const std::vector<int>& list =
+      by_site_[static_cast<size_t>(layer) * kSites + static_cast<int>(site)];
   if (list.empty()) return;
   const int64_t r = config_.r;
   const float scale = config_.scale();

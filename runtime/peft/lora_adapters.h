@@ -50,6 +50,10 @@ class LoraAdapters final : public Transformer::BlockAdapters {
   // layout the adapters were made for).
   void MergeInto(Transformer& model) const;
 
+  // The adapter weights inference stream `stream` (0 or 1) runs with, in this arena's layout
+  // (ZO's perturbed copies); null returns it to weights().
+  void SetStreamWeights(int stream, const float* weights) { stream_weights_[stream] = weights; }
+
   void Forward(int layer, AdaptedSite site, const float* x, int64_t N, float* out,
                int stream) override;
   void Backward(int layer, AdaptedSite site, const float* x, const float* dout, int64_t N,
@@ -59,15 +63,16 @@ class LoraAdapters final : public Transformer::BlockAdapters {
   struct Adapter {
     int layer = 0;
     AdaptedSite site = AdaptedSite::kQkv;
-    int64_t out_begin = 0;   // First row of the site's output the layer writes.
-    int64_t out_rows = 0;    // The layer's out features.
-    int64_t in = 0;          // The site's input width.
-    int64_t out_width = 0;   // The site's full output width.
-    int64_t base_offset = 0; // The layer's weight in the base arena.
-    int a = 0, b = 0;        // Tensor ids of A and B.
+    int64_t out_begin = 0;    // First row of the site's output the layer writes.
+    int64_t out_rows = 0;     // The layer's out features.
+    int64_t in = 0;           // The site's input width.
+    int64_t out_width = 0;    // The site's full output width.
+    int64_t base_offset = 0;  // The layer's weight in the base arena.
+    int a = 0, b = 0;         // Tensor ids of A and B.
   };
 
-  LoraAdapters(const ParamLayout& base, LoraConfig config) : base_(base), config_(std::move(config)) {}
+  LoraAdapters(const ParamLayout& base, LoraConfig config)
+      : base_(base), config_(std::move(config)) {}
   int Add(std::string name, std::vector<int64_t> shape, int block);
   // Scratch of `floats` for `stream` (2 streams + backward).
   float* Scratch(int slot, int64_t floats);
@@ -80,6 +85,7 @@ class LoraAdapters final : public Transformer::BlockAdapters {
   std::vector<std::vector<int>> by_site_;
   AlignedBuffer weights_, grads_;
   AlignedBuffer scratch_[3];
+  const float* stream_weights_[2] = {nullptr, nullptr};
 };
 
 }  // namespace strata

@@ -71,16 +71,16 @@ absl::StatusOr<LoraConfig> ParsePeftConfig(absl::string_view json_text, absl::st
   } else {
     return Error(source, "target_modules", "must be a non-empty list or \"all-linear\"");
   }
-  for (const auto& [key, benign] : std::vector<std::pair<const char*, Json>>{
-           {"bias", "none"},
-           {"use_rslora", false},
-           {"use_dora", false},
-           {"modules_to_save", Json::array()},
-           {"layers_to_transform", Json::array()},
-           {"rank_pattern", Json::object()},
-           {"alpha_pattern", Json::object()},
-           {"exclude_modules", Json::array()},
-           {"layer_replication", Json::array()}}) {
+  for (const auto& [key, benign] :
+       std::vector<std::pair<const char*, Json>>{{"bias", "none"},
+                                                 {"use_rslora", false},
+                                                 {"use_dora", false},
+                                                 {"modules_to_save", Json::array()},
+                                                 {"layers_to_transform", Json::array()},
+                                                 {"rank_pattern", Json::object()},
+                                                 {"alpha_pattern", Json::object()},
+                                                 {"exclude_modules", Json::array()},
+                                                 {"layer_replication", Json::array()}}) {
     if (absl::Status s = RefuseUnless(json, source, key, benign); !s.ok()) return s;
   }
   return c;

@@ -1,7 +1,7 @@
 // LoRA adapters on every family: adapter gradients against finite differences with the base
 // frozen (and no base gradient computed), the adapted model equal to the merged one, PEFT
-// directories round-tripping bitwise, targets matched as PEFT matches them, and bad configs
-// refused by name.
+// directories round-tripping bitwise, ZO-LoRA's scalar and bitwise replay with the base
+// untouched, targets matched as PEFT matches them, and bad configs refused by name.
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -14,7 +14,9 @@
 #include "runtime/peft/lora_adapters.h"
 #include "runtime/peft/lora_config.h"
 #include "runtime/peft/peft_checkpoint.h"
+#include "runtime/peft/zo_lora.h"
 #include "runtime/testing/tiny_models.h"
+#include "runtime/zo/zo_kernels.h"
 
 namespace strata {
 namespace {
@@ -123,11 +125,13 @@ TEST_P(LoraTest, MergedWeightsGiveTheAdaptedModelsLoss) {
     for (int64_t i = 0; i < in; i += 5) {
       double delta = 0;
       for (int64_t k = 0; k < r; ++k) {
-        delta += double{lora->weights()[bt.offset + o * r + k]} * lora->weights()[a.offset + k * in + i];
+        delta +=
+            double{lora->weights()[bt.offset + o * r + k]} * lora->weights()[a.offset + k * in + i];
       }
       // Fused QKV / gate-up: the layer's rows start where its tensor starts.
       const int64_t at = w.offset + o * in + i;
-      EXPECT_NEAR(model->params()[at], before[at] + 2.0 * delta, 1e-5 * (1 + std::fabs(before[at])));
+      EXPECT_NEAR(model->params()[at], before[at] + 2.0 * delta,
+                  1e-5 * (1 + std::fabs(before[at])));
     }
   }
 }
@@ -135,8 +139,8 @@ TEST_P(LoraTest, MergedWeightsGiveTheAdaptedModelsLoss) {
 TEST_P(LoraTest, PeftDirectoriesRoundTripBitwise) {
   auto model = Model(GetParam());
   auto lora = Adapters(*model, DefaultLoraTargets(GetParam()), 5);
-  const std::string dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/peft_",
-                                       ModelFamilyName(GetParam()));
+  const std::string dir =
+      absl::StrCat(std::getenv("TEST_TMPDIR"), "/peft_", ModelFamilyName(GetParam()));
   ASSERT_TRUE(SaveLoraAdapter(*lora, model->config(), dir).ok());
   absl::StatusOr<std::unique_ptr<LoraAdapters>> loaded = LoadLoraAdapter(dir, model->layout());
   ASSERT_TRUE(loaded.ok()) << loaded.status();
@@ -157,6 +161,53 @@ TEST_P(LoraTest, PeftDirectoriesRoundTripBitwise) {
   EXPECT_NEAR(*merged->Loss(b.tokens, b.targets, b.B, b.T), adapted, 2e-5 * std::fabs(adapted));
 }
 
+TEST_P(LoraTest, ZoLoraScalarIsTheTwoSidedEstimateAndReplayIsBitwise) {
+  auto model = Model(GetParam());
+  const std::vector<float> base(model->params().begin(), model->params().end());
+  auto lora = Adapters(*model, DefaultLoraTargets(GetParam()), 11);
+  const std::vector<float> initial(lora->weights().begin(), lora->weights().end());
+  zo::ZoConfig config;
+  config.seed = 17;
+  config.eps = 1e-2f;
+  config.weight_decay = 0.01f;
+  config.num_perturbations = 2;
+  auto zo = ZoLora::Create(model.get(), lora.get(), config);
+  ASSERT_TRUE(zo.ok()) << zo.status();
+  const Batch b = MakeBatch(model->config().vocab_size, 12);
+  // The first scalar, recomputed here with explicit perturbed copies.
+  std::vector<float> plus(initial.size()), minus(initial.size());
+  const zo::NoiseKey key{zo::StepSeed(config.seed, 1), 0, config.distribution};
+  for (const TensorInfo& t : lora->tensors()) {
+    zo::Perturb(plus.data() + t.offset, minus.data() + t.offset, initial.data() + t.offset, 0,
+                t.numel, static_cast<uint32_t>(t.id), key, config.eps, zo::kNoMask);
+  }
+  std::copy(plus.begin(), plus.end(), lora->weights().begin());
+  const double lp = *model->Loss(b.tokens, b.targets, b.B, b.T);
+  std::copy(minus.begin(), minus.end(), lora->weights().begin());
+  const double lm = *model->Loss(b.tokens, b.targets, b.B, b.T);
+  std::copy(initial.begin(), initial.end(), lora->weights().begin());
+
+  std::vector<zo::ZoStepRecord> records;
+  for (int step = 1; step <= 5; ++step) {
+    absl::StatusOr<zo::ZoStepRecord> r = (*zo)->Step(b.tokens, b.targets, b.B, b.T, step, 1e-2);
+    ASSERT_TRUE(r.ok()) << r.status();
+    records.push_back(*r);
+  }
+  EXPECT_EQ(records[0].scalars[0], static_cast<float>((lp - lm) / (2.0 * config.eps)));
+  EXPECT_EQ(std::memcmp(model->params().data(), base.data(), base.size() * sizeof(float)), 0)
+      << "the base must stay unchanged";
+  EXPECT_NE(std::memcmp(lora->weights().data(), initial.data(), initial.size() * sizeof(float)), 0);
+
+  auto model2 = Model(GetParam());
+  auto lora2 = Adapters(*model2, DefaultLoraTargets(GetParam()), 11);
+  auto replay = ZoLora::Create(model2.get(), lora2.get(), config);
+  ASSERT_TRUE(replay.ok());
+  for (const zo::ZoStepRecord& r : records) ASSERT_TRUE((*replay)->Replay(r).ok());
+  EXPECT_EQ(std::memcmp(lora2->weights().data(), lora->weights().data(),
+                        sizeof(float) * lora->NumElements()),
+            0);
+}
+
 INSTANTIATE_TEST_SUITE_P(Families, LoraTest, ::testing::ValuesIn(testing_models::AllFamilies()),
                          [](const ::testing::TestParamInfo<ModelFamily>& info) {
                            return std::string(ModelFamilyName(info.param));
@@ -168,7 +219,8 @@ TEST(LoraConfigTest, TargetsMatchAsPeftMatchesThem) {
   config.target_modules = {"q_proj", "v_proj"};
   auto qv = *LoraAdapters::Create(model->layout(), config);
   EXPECT_EQ(qv->tensors().size(), 2u * 2 * 2);  // 2 layers x 2 modules x (A, B).
-  EXPECT_EQ(qv->tensors()[0].name, "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight");
+  EXPECT_EQ(qv->tensors()[0].name,
+            "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight");
   config.target_modules = {"all-linear"};
   EXPECT_EQ((*LoraAdapters::Create(model->layout(), config))->tensors().size(), 2u * 7 * 2);
   config.target_modules = {"self_attn.o_proj"};
@@ -185,7 +237,8 @@ TEST(LoraConfigTest, UnsupportedPeftKeysAreRefusedByName) {
   const std::string base = R"({"peft_type": "LORA", "r": 8, "lora_alpha": 16,
       "target_modules": ["q_proj", "v_proj"])";
   absl::StatusOr<LoraConfig> ok = ParsePeftConfig(base + R"(, "bias": "none", "use_rslora": false,
-      "modules_to_save": null, "rank_pattern": {}, "task_type": "CAUSAL_LM"})", "a.json");
+      "modules_to_save": null, "rank_pattern": {}, "task_type": "CAUSAL_LM"})",
+                                                  "a.json");
   ASSERT_TRUE(ok.ok()) << ok.status();
   EXPECT_EQ(ok->scale(), 2.0f);
   for (const auto& [extra, key] : std::vector<std::pair<std::string, std::string>>{
@@ -197,11 +250,11 @@ TEST(LoraConfigTest, UnsupportedPeftKeysAreRefusedByName) {
     EXPECT_THAT(ParsePeftConfig(base + extra, "a.json").status().message(), HasSubstr(key))
         << extra;
   }
-  EXPECT_THAT(ParsePeftConfig(R"({"peft_type": "LORA", "r": 8, "target_modules": ".*q_proj"})",
-                              "a.json")
-                  .status()
-                  .message(),
-              HasSubstr("regular expression"));
+  EXPECT_THAT(
+      ParsePeftConfig(R"({"peft_type": "LORA", "r": 8, "target_modules": ".*q_proj"})", "a.json")
+          .status()
+          .message(),
+      HasSubstr("regular expression"));
   EXPECT_THAT(ParsePeftConfig(R"({"peft_type": "IA3"})", "a.json").status().message(),
               HasSubstr("\"peft_type\""));
 }

@@ -70,8 +70,8 @@ absl::StatusOr<std::unique_ptr<LoraAdapters>> LoadLoraAdapter(const std::string&
     ++found;
   }
   if (found != wanted.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(weights_path, ": ", wanted.size() - found,
-                                                   " adapter tensors are missing"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(weights_path, ": ", wanted.size() - found, " adapter tensors are missing"));
   }
   return adapters;
 }

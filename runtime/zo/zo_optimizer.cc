@@ -10,9 +10,6 @@
 #include "runtime/base/thread_pool.h"
 
 namespace strata::zo {
-namespace {
-
-// The fp32 multiplier of z in an SGD/sign update for perturbation i of a record.
 float CoefficientFor(const ZoConfig& config, const ZoStepRecord& record, size_t i) {
   const double q = static_cast<double>(record.scalars.size());
   const double g = static_cast<double>(record.scalars[i]);
@@ -22,6 +19,8 @@ float CoefficientFor(const ZoConfig& config, const ZoStepRecord& record, size_t 
                                                               : g;
   return static_cast<float>(record.lr * direction / q);
 }
+
+namespace {
 
 // The token embedding and the output head: perturbed on the fly, never copied.
 bool IsLargeResident(const ParamLayout& layout, int id) {

@@ -70,6 +70,10 @@ struct ZoStepRecord {
 // The seed of step `step` under master seed `seed` (splitmix64).
 uint64_t StepSeed(uint64_t seed, int64_t step);
 
+// The fp32 multiplier of z in an sgd/sign update for perturbation i of a record: lr times g_i
+// (sign: its sign) over q, computed in double and cast once, in Step and Replay alike.
+float CoefficientFor(const ZoConfig& config, const ZoStepRecord& record, size_t i);
+
 // The update a record makes to every tensor, for the stateless variants (sgd, sign): for each
 // perturbation i in order, theta = (theta - coefs[i] z_i) - (i == 0 ? decay : 0) theta, where
 // decay applies only to tensors whose role takes weight decay, and z is masked where |theta| is

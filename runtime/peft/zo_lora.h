@@ -1,0 +1,52 @@
+// Zeroth-order training of LoRA adapters over a frozen base (MeZO's ZO-LoRA): each step
+// perturbs only the adapters, theta +- eps z with z drawn per adapter tensor from the step's
+// seed (the same noise streams and records as full ZO, runtime/zo), runs the two perturbed
+// forwards side by side over the unchanged base weights, and updates the adapters with the
+// projected gradient. Records replay bit for bit; the sgd and sign variants are supported.
+#ifndef STRATA_RUNTIME_PEFT_ZO_LORA_H_
+#define STRATA_RUNTIME_PEFT_ZO_LORA_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "runtime/base/aligned_buffer.h"
+#include "runtime/model/transformer.h"
+#include "runtime/peft/lora_adapters.h"
+#include "runtime/zo/zo_optimizer.h"
+
+namespace strata {
+
+class ZoLora {
+ public:
+  // `model` and `adapters` must outlive this; the adapters are attached to the model (base
+  // frozen). Refuses ZO settings it does not implement, naming them.
+  static absl::StatusOr<std::unique_ptr<ZoLora>> Create(Transformer* model, LoraAdapters* adapters,
+                                                        zo::ZoConfig config);
+
+  // One step on (tokens, targets) of shape (B, T); `step` is 1-based. The update is applied
+  // before it returns.
+  absl::StatusOr<zo::ZoStepRecord> Step(absl::Span<const int32_t> tokens,
+                                        absl::Span<const int32_t> targets, int B, int T,
+                                        int64_t step, double lr);
+  // The next Step perturbs with `seed` (federated rounds draw seeds from a candidate list).
+  void SetNextSeed(uint64_t seed) { next_seed_ = seed; }
+  // Applies a recorded step to the adapters.
+  absl::Status Replay(const zo::ZoStepRecord& record);
+
+ private:
+  ZoLora(Transformer* model, LoraAdapters* adapters, zo::ZoConfig config);
+  void Apply(const zo::ZoStepRecord& record);
+
+  Transformer* model_;
+  LoraAdapters* adapters_;
+  zo::ZoConfig config_;
+  std::optional<uint64_t> next_seed_;
+  AlignedBuffer plus_, minus_;
+};
+
+}  // namespace strata
+
+#endif  // STRATA_RUNTIME_PEFT_ZO_LORA_H_
