@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "google/protobuf/util/time_util.h"
@@ -277,14 +278,21 @@ absl::Status RunTraining(const v1::RunConfig& run, const TrainingOutput& out) {
       model->InitializeParameters(source.init_seed());
     }
   }
-  if (model->config().vocab_size < tokenizer->vocab_size()) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("the model's vocabulary (%d) is smaller than the tokenizer's (%d)",
-                        model->config().vocab_size, tokenizer->vocab_size()));
-  }
   const std::vector<std::string> files(run.data().train_paths().begin(),
                                        run.data().train_paths().end());
   STRATA_ASSIGN_OR_RETURN(CorpusFormat format, FormatFor(run.data().format()));
+  // Text is tokenized, so the tokenizer's ids must fit the model; pre-tokenized files are
+  // checked token by token against the model's vocabulary as they load.
+  bool tokenizes = format == CorpusFormat::kText || format == CorpusFormat::kJsonl;
+  for (const std::string& f : files) {
+    tokenizes = tokenizes || (format == CorpusFormat::kAuto && !absl::EndsWith(f, ".bin"));
+  }
+  if (tokenizes && model->config().vocab_size < tokenizer->vocab_size()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "the model's vocabulary (%d) is smaller than the tokenizer's (%d): text tokenized with "
+        "it could hold ids the model does not have",
+        model->config().vocab_size, tokenizer->vocab_size()));
+  }
   STRATA_ASSIGN_OR_RETURN(MessageRenderer render_messages,
                           ChatRendererFor(run.data().tokenizer_path()));
   STRATA_ASSIGN_OR_RETURN(TokenCorpus corpus,

@@ -6,6 +6,7 @@
 #include "services/trainer/run_training.h"
 
 #include <dirent.h>
+#include <sys/stat.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -29,7 +30,6 @@ std::string TmpDir(const std::string& name) {
   const char* tmp = std::getenv("TEST_TMPDIR");
   return std::string(tmp ? tmp : "/tmp") + "/" + name;
 }
-
 
 v1::JobSpec ZoJob(const std::string& name) {
   v1::JobSpec spec;
@@ -139,6 +139,49 @@ TEST(RunTrainingTest, OptionsAreTheRunConfigsValues) {
   EXPECT_EQ(fo->keep_checkpoints, 3);
 }
 
+// Pre-tokenized data is checked against the model's vocabulary (its largest id), not against the
+// byte tokenizer's size; text still needs a tokenizer whose ids fit the model.
+TEST(RunTrainingTest, PreTokenizedDataNeedsOnlyIdsTheModelHas) {
+  const std::string dir = TmpDir("u16");
+  mkdir(dir.c_str(), 0755);
+  const std::string tokens = dir + "/tokens.bin";
+  {
+    std::ofstream out(tokens, std::ios::binary);
+    for (int i = 0; i < 4096; ++i) {
+      const uint16_t id = static_cast<uint16_t>((i * 7) % 101);
+      out.write(reinterpret_cast<const char*>(&id), 2);
+    }
+  }
+  constexpr char kVocab101[] =
+      R"({"model_type": "llama", "vocab_size": 101, "hidden_size": 16, "intermediate_size": 32,
+          "num_hidden_layers": 1, "num_attention_heads": 2, "max_position_embeddings": 32})";
+  v1::JobSpec spec = ZoJob("u16");
+  spec.mutable_model()->set_config_json(kVocab101);
+  spec.mutable_data()->clear_train_paths();
+  spec.mutable_data()->add_train_paths(tokens);
+  spec.mutable_data()->set_format(v1::DATA_FORMAT_TOKENS_U16);
+  spec.mutable_training()->set_max_steps(2);
+  auto run = Build(spec, dir + "/job");
+  ASSERT_TRUE(run.ok()) << run.status();
+  absl::StatusOr<std::vector<v1::ZoStepRecord>> records = Train(*run);
+  ASSERT_TRUE(records.ok()) << records.status();
+  EXPECT_EQ(records->size(), 2u);
+  // An id the model lacks is refused with its position.
+  {
+    std::ofstream out(tokens, std::ios::binary | std::ios::app);
+    const uint16_t id = 101;
+    out.write(reinterpret_cast<const char*>(&id), 2);
+  }
+  EXPECT_THAT(Train(*run).status().message(), HasSubstr("token 4096 = 101 is outside"));
+  // Text with the byte tokenizer (257 ids) on this model is refused up front.
+  spec.mutable_data()->clear_train_paths();
+  spec.mutable_data()->add_train_paths("/usr/share/common-licenses/GPL-3");
+  spec.mutable_data()->set_format(v1::DATA_FORMAT_TEXT);
+  auto text = Build(spec, dir + "/text");
+  ASSERT_TRUE(text.ok()) << text.status();
+  EXPECT_THAT(Train(*text).status().message(), HasSubstr("smaller than the tokenizer's (257)"));
+}
+
 TEST(RunTrainingTest, ConstantLrIsTheRequestedLrAtEveryStep) {
   v1::JobSpec spec = ZoJob("constant");
   spec.mutable_training()->set_log_interval(1);
@@ -181,8 +224,8 @@ TEST(RunTrainingTest, LinearScheduleFollowsItsFormula) {
   ASSERT_EQ(records->size(), 20u);
   for (const v1::ZoStepRecord& r : *records) {
     const int64_t k = r.step() - 1;  // 0-based index of the step.
-    const double expected = k < 4 ? 1e-5 * (k + 1) / 4.0
-                                  : 0.25e-5 + 0.75e-5 * (1.0 - (k - 4) / 16.0);
+    const double expected =
+        k < 4 ? 1e-5 * (k + 1) / 4.0 : 0.25e-5 + 0.75e-5 * (1.0 - (k - 4) / 16.0);
     EXPECT_NEAR(r.lr(), expected, 1e-18) << "step " << r.step();
   }
 }
