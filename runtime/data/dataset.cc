@@ -69,9 +69,17 @@ absl::Status AppendTokenFile(const std::string& path, const std::string& bytes, 
   return absl::OkStatus();
 }
 
+// Whether the tokenizer starts every text with its end-of-text id (OPT: BOS </s> is EOS).
+bool StartsWithEos(const Tokenizer& tokenizer) {
+  absl::StatusOr<std::vector<int32_t>> added = tokenizer.Encode("");
+  return tokenizer.eos_id() >= 0 && added.ok() && !added->empty() &&
+         added->front() == tokenizer.eos_id();
+}
+
+// Appends the document's ids and a separator. `starts_with_eos`: StartsWithEos(tokenizer).
 absl::Status AppendDocument(absl::string_view text, const Tokenizer& tokenizer,
                             const std::string& where, std::vector<int32_t>* out,
-                            bool add_special_tokens = true) {
+                            bool starts_with_eos, bool add_special_tokens = true) {
   Tokenizer::EncodeOptions options;
   options.add_special_tokens = add_special_tokens;
   absl::StatusOr<std::vector<int32_t>> ids = tokenizer.Encode(text, options);
@@ -79,11 +87,10 @@ absl::Status AppendDocument(absl::string_view text, const Tokenizer& tokenizer,
     return absl::InvalidArgumentError(absl::StrCat(where, ": ", ids.status().message()));
   out->insert(out->end(), ids->begin(), ids->end());
   // One end-of-text between documents: none when the document already ends with it, or when
-  // the tokenizer starts every text with it (OPT's BOS is its EOS, </s>).
+  // the tokenizer put it at the start of every text (OPT's BOS is its EOS, </s>).
   const int eos = tokenizer.eos_id();
   if (eos < 0 || (!ids->empty() && ids->back() == eos)) return absl::OkStatus();
-  absl::StatusOr<std::vector<int32_t>> added = tokenizer.Encode("");
-  if (added.ok() && !added->empty() && added->front() == eos) return absl::OkStatus();
+  if (add_special_tokens && starts_with_eos) return absl::OkStatus();
   out->push_back(eos);
   return absl::OkStatus();
 }
@@ -126,8 +133,9 @@ absl::StatusOr<TokenCorpus> TokenCorpus::Load(const std::vector<std::string>& pa
       if (tokenizer == nullptr) {
         return absl::InvalidArgumentError(absl::StrCat(path, ": text data needs a tokenizer"));
       }
+      const bool starts_with_eos = StartsWithEos(*tokenizer);
       if (f == CorpusFormat::kText) {
-        absl::Status s = AppendDocument(*bytes, *tokenizer, path, &tokens);
+        absl::Status s = AppendDocument(*bytes, *tokenizer, path, &tokens, starts_with_eos);
         if (!s.ok()) return s;
       } else {
         std::istringstream lines(*bytes);
@@ -151,7 +159,8 @@ absl::StatusOr<TokenCorpus> TokenCorpus::Load(const std::vector<std::string>& pa
               return absl::InvalidArgumentError(
                   absl::StrCat(where, ": field \"", field, "\": ", text.status().message()));
             }
-            absl::Status s = AppendDocument(*text, *tokenizer, where, &tokens, false);
+            absl::Status s =
+                AppendDocument(*text, *tokenizer, where, &tokens, starts_with_eos, false);
             if (!s.ok()) return s;
             continue;
           }
@@ -159,8 +168,8 @@ absl::StatusOr<TokenCorpus> TokenCorpus::Load(const std::vector<std::string>& pa
             return absl::InvalidArgumentError(absl::StrCat(where, ": missing field \"", field,
                                                            "\" (a string, or a list of messages)"));
           }
-          absl::Status s =
-              AppendDocument(json[field].get<std::string>(), *tokenizer, where, &tokens);
+          absl::Status s = AppendDocument(json[field].get<std::string>(), *tokenizer, where,
+                                          &tokens, starts_with_eos);
           if (!s.ok()) return s;
         }
       }

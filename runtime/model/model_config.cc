@@ -1,6 +1,7 @@
 // See model_config.h.
 #include "runtime/model/model_config.h"
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -31,6 +32,7 @@ class Reader {
 
   bool Has(const char* key) const { return json_.contains(key) && !json_[key].is_null(); }
   bool Present(const char* key) const { return json_.contains(key); }
+  const Json& Get(const char* key) const { return json_[key]; }
 
   absl::StatusOr<int> Int(const char* key) const {
     if (!Has(key)) return Error(key, "is missing");
@@ -142,8 +144,8 @@ absl::StatusOr<RopeScaling> ParseRopeScaling(const Reader& r, int max_position_e
     // use `factor`, newer ones max_position_embeddings / original_max_position_embeddings.
     // Only a config on which they agree is the same model everywhere.
     if (s.Has("original_max_position_embeddings") &&
-        static_cast<double>(max_position_embeddings) / scaling.original_max_position_embeddings !=
-            static_cast<double>(scaling.factor)) {
+        static_cast<float>(static_cast<double>(max_position_embeddings) /
+                           scaling.original_max_position_embeddings) != scaling.factor) {
       return s.Error("factor",
                      "differs from max_position_embeddings / original_max_position_embeddings; "
                      "transformers versions disagree on which applies, so it is refused");
@@ -183,12 +185,11 @@ absl::StatusOr<ModelConfig> ParseRopeFamily(const Reader& r, ModelFamily family,
   STRATA_ASSIGN_OR_RETURN(c.rope_scaling, ParseRopeScaling(r, c.max_seq_len));
   STRATA_RETURN_IF_ERROR(r.RefuseUnless("partial_rotary_factor", 1.0));
   STRATA_RETURN_IF_ERROR(r.RefuseUnless("pretraining_tp", 1));
-  STRATA_RETURN_IF_ERROR(r.RefuseUnless("layer_types", nullptr));
   if (r.Has("head_dim")) {
     STRATA_ASSIGN_OR_RETURN(c.explicit_head_dim, r.Int("head_dim"));
   }
   // A head_dim equal to the default is the same model; keep one spelling.
-  if (c.explicit_head_dim * c.n_head == c.d_model) c.explicit_head_dim = 0;
+  if (int64_t{c.explicit_head_dim} * c.n_head == c.d_model) c.explicit_head_dim = 0;
   return c;
 }
 
@@ -197,8 +198,31 @@ absl::StatusOr<ModelConfig> ParseRopeFamily(const Reader& r, ModelFamily family,
 absl::Status ParseQwenWindow(const Reader& r, ModelConfig& c) {
   STRATA_ASSIGN_OR_RETURN(bool sliding, r.BoolOr("use_sliding_window", false));
   if (!sliding) return absl::OkStatus();
-  STRATA_ASSIGN_OR_RETURN(c.sliding_window, r.IntOr("sliding_window", 4096));
+  // sliding_window defaults to 4096; null turns the window off.
+  c.sliding_window = r.Present("sliding_window") ? 0 : 4096;
+  if (r.Has("sliding_window")) {
+    STRATA_ASSIGN_OR_RETURN(c.sliding_window, r.Int("sliding_window"));
+  }
   STRATA_ASSIGN_OR_RETURN(c.window_from_layer, r.CountOr("max_window_layers", 28));
+  return absl::OkStatus();
+}
+
+// layer_types (newer transformers write it): accepted when it says what the window keys say,
+// layer by layer; anything else would be a model the window keys do not describe.
+absl::Status CheckLayerTypes(const Reader& r, const ModelConfig& c) {
+  if (!r.Has("layer_types")) return absl::OkStatus();
+  const Json& types = r.Get("layer_types");
+  if (!types.is_array() || static_cast<int>(types.size()) != c.n_layer) {
+    return r.Error("layer_types", "must list one type per layer");
+  }
+  for (int l = 0; l < c.n_layer; ++l) {
+    const char* expected = c.WindowOfLayer(l) > 0 ? "sliding_attention" : "full_attention";
+    if (types[l] != expected) {
+      return r.Error("layer_types",
+                     absl::StrCat("[", l, "] = ", ShownValue(types[l].dump()),
+                                  " disagrees with the window keys (", expected, ")"));
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -206,13 +230,16 @@ absl::StatusOr<ModelConfig> ParseLlama(const Reader& r) {
   STRATA_ASSIGN_OR_RETURN(ModelConfig c, ParseRopeFamily(r, ModelFamily::kLlama, false));
   STRATA_ASSIGN_OR_RETURN(c.attention_bias, r.BoolOr("attention_bias", false));
   STRATA_ASSIGN_OR_RETURN(c.mlp_bias, r.BoolOr("mlp_bias", false));
+  STRATA_RETURN_IF_ERROR(CheckLayerTypes(r, c));
   return c;
 }
 
 absl::StatusOr<ModelConfig> ParseMistral(const Reader& r) {
   STRATA_ASSIGN_OR_RETURN(ModelConfig c, ParseRopeFamily(r, ModelFamily::kMistral, false));
   STRATA_RETURN_IF_ERROR(r.RefuseUnless("attention_bias", false));
-  // MistralConfig's sliding_window defaults to 4096; null turns it off.
+  // MistralConfig's sliding_window defaults to 4096; null turns it off. (It has no
+  // layer_types: every layer uses the window.)
+  STRATA_RETURN_IF_ERROR(r.RefuseUnless("layer_types", nullptr));
   c.sliding_window = r.Present("sliding_window") ? 0 : 4096;
   if (r.Has("sliding_window")) {
     STRATA_ASSIGN_OR_RETURN(c.sliding_window, r.Int("sliding_window"));
@@ -224,6 +251,7 @@ absl::StatusOr<ModelConfig> ParseQwen2(const Reader& r) {
   STRATA_ASSIGN_OR_RETURN(ModelConfig c, ParseRopeFamily(r, ModelFamily::kQwen2, false));
   STRATA_RETURN_IF_ERROR(r.RefuseUnless("use_mrope", false));  // Qwen2-VL's multimodal RoPE.
   STRATA_RETURN_IF_ERROR(ParseQwenWindow(r, c));
+  STRATA_RETURN_IF_ERROR(CheckLayerTypes(r, c));
   return c;
 }
 
@@ -233,6 +261,7 @@ absl::StatusOr<ModelConfig> ParseQwen3(const Reader& r) {
   if (!r.Has("head_dim") && 128 * c.n_head != c.d_model) c.explicit_head_dim = 128;
   STRATA_ASSIGN_OR_RETURN(c.attention_bias, r.BoolOr("attention_bias", false));
   STRATA_RETURN_IF_ERROR(ParseQwenWindow(r, c));
+  STRATA_RETURN_IF_ERROR(CheckLayerTypes(r, c));
   return c;
 }
 
@@ -358,6 +387,17 @@ absl::Status ValidateModelConfig(const ModelConfig& c) {
       c.n_kv_head <= 0 || c.d_model <= 0 || c.d_ff <= 0 || c.explicit_head_dim < 0 ||
       c.word_embed_proj_dim < 0 || c.sliding_window < 0 || c.window_from_layer < 0) {
     return bad("model sizes must be positive");
+  }
+  // Every width a kernel indexes with an int must fit one (and stay far from overflow when
+  // multiplied by a row count in int64): at most 2^24 for the fused QKV and MLP widths.
+  constexpr int64_t kMaxWidth = int64_t{1} << 24;
+  const int64_t head_dim =
+      c.explicit_head_dim > 0 ? c.explicit_head_dim : c.d_model / std::max(c.n_head, 1);
+  const int64_t qkv = (int64_t{c.n_head} + 2 * int64_t{c.n_kv_head}) * head_dim;
+  if (qkv > kMaxWidth || 2 * int64_t{c.d_ff} > kMaxWidth || c.d_model > kMaxWidth ||
+      c.word_embed_proj_dim > kMaxWidth) {
+    return bad(absl::StrCat("model widths exceed ", kMaxWidth,
+                            " (heads x head_dim, intermediate size or hidden size)"));
   }
   if (c.explicit_head_dim == 0 && c.d_model % c.n_head != 0) {
     return bad(absl::StrCat("hidden size ", c.d_model, " is not divisible by the ", c.n_head,

@@ -204,6 +204,28 @@ TEST(ModelConfigTest, KeysThatChangeTheMathsAreRefusedByName) {
       "c");
   EXPECT_EQ(m->WindowOfLayer(0), 0);
   EXPECT_EQ(m->WindowOfLayer(1), 64);
+  // An explicit null window is no window, as in transformers.
+  m = ParseHfConfig(rope + R"(, "model_type": "qwen2", "use_sliding_window": true,
+      "sliding_window": null})",
+                    "c");
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->WindowOfLayer(1), 0);
+  // layer_types that agree with the window keys are accepted; others are refused by index.
+  const std::string windowed = rope + R"(, "model_type": "qwen3", "use_sliding_window": true,
+      "sliding_window": 64, "max_window_layers": 1, "layer_types": )";
+  EXPECT_TRUE(ParseHfConfig(windowed + R"(["full_attention", "sliding_attention"]})", "c").ok());
+  EXPECT_THAT(ParseHfConfig(windowed + R"(["sliding_attention", "sliding_attention"]})", "c")
+                  .status()
+                  .message(),
+              HasSubstr("\"layer_types\" [0]"));
+  // Widths whose products would overflow the kernels' int indexing are refused.
+  EXPECT_THAT(ParseHfConfig(R"({"model_type": "qwen3", "vocab_size": 50, "hidden_size": 32,
+      "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 65536,
+      "num_key_value_heads": 65536, "head_dim": 65536})",
+                            "c")
+                  .status()
+                  .message(),
+              HasSubstr("model widths exceed"));
 }
 
 // The published config.json of six hub models, every key as shipped (testdata/hub_configs,

@@ -466,6 +466,10 @@ absl::StatusOr<float> Transformer::ForwardBackward(absl::Span<const int32_t> tok
                                                    absl::Span<const int32_t> targets, int B, int T,
                                                    WeightSource* source) {
   if (absl::Status status = CheckInputs(tokens, targets, B, T, true); !status.ok()) return status;
+  if (base_frozen_ && source != nullptr) {
+    return absl::FailedPreconditionError(
+        "a frozen base trains only its adapters: no weight source (ZeRO stage 3) takes part");
+  }
   EnsureTrainBuffers(B, T);
   ArenaSource arena(layout_, params_.data(),
                     source == nullptr && !base_frozen_ ? grads().data() : nullptr);

@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "runtime/base/shown_value.h"
 #include "runtime/kernels/matmul.h"
 
 namespace strata {
@@ -120,8 +121,8 @@ absl::StatusOr<std::unique_ptr<LoraAdapters>> LoraAdapters::Create(const ParamLa
   for (size_t i = 0; i < used.size() && !all_linear; ++i) {
     if (!used[i]) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "LoRA target_modules: \"", config.target_modules[i],
-          "\" matches no linear layer of this ", ModelFamilyName(base.config().family), " model"));
+          "LoRA target_modules: ", ShownValue(config.target_modules[i]),
+          " matches no linear layer of this ", ModelFamilyName(base.config().family), " model"));
     }
   }
   if (lora->adapters_.empty()) return absl::InvalidArgumentError("LoRA adapts no layer");

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "runtime/base/shown_value.h"
 #include "runtime/base/status_macros.h"
 #include "runtime/model/hf_checkpoint.h"
 #include "storage/atomic_file.h"
@@ -58,13 +59,15 @@ absl::StatusOr<std::unique_ptr<LoraAdapters>> LoadLoraAdapter(const std::string&
   for (const SafetensorsEntry& entry : file.header().tensors) {
     auto it = wanted.find(entry.name);
     if (it == wanted.end()) {
-      return absl::InvalidArgumentError(absl::StrCat(weights_path, ": tensor \"", entry.name,
-                                                     "\" is not an adapter this config implies"));
+      return absl::InvalidArgumentError(absl::StrCat(weights_path, ": tensor ",
+                                                     ShownValue(entry.name),
+                                                     " is not an adapter this config implies"));
     }
     const TensorInfo& t = *it->second;
     if (entry.shape != t.shape) {
-      return absl::InvalidArgumentError(absl::StrCat(weights_path, ": tensor \"", entry.name,
-                                                     "\" has the wrong shape for r = ", config.r));
+      return absl::InvalidArgumentError(absl::StrCat(weights_path, ": tensor ",
+                                                     ShownValue(entry.name),
+                                                     " has the wrong shape for r = ", config.r));
     }
     STRATA_RETURN_IF_ERROR(file.ReadF32(entry, adapters->weights().data() + t.offset));
     ++found;
