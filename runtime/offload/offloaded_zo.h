@@ -102,7 +102,7 @@ class OffloadedZo : public zo::ZoEngine {
   void ReleaseArenaBlocks();
   // The in-memory optimizer whose per-tensor arithmetic and Sparse-MeZO thresholds this uses.
   zo::ZoOptimizer& zo() { return *zo_; }
-  zo::ZoOptimizer& arithmetic() override { return *zo_; }
+  zo::ZoOptimizer* arithmetic() override { return zo_.get(); }
   // Blocks read from their tier one at a time (ReadBlock): exports stay within the budget.
   std::function<absl::StatusOr<const float*>(int layer)> block_source() override {
     return [this](int layer) { return ReadBlock(layer); };

@@ -15,11 +15,12 @@
 #include "runtime/base/aligned_buffer.h"
 #include "runtime/model/transformer.h"
 #include "runtime/peft/lora_adapters.h"
+#include "runtime/zo/zo_engine.h"
 #include "runtime/zo/zo_optimizer.h"
 
 namespace strata {
 
-class ZoLora {
+class ZoLora final : public zo::ZoEngine {
  public:
   // `model` and `adapters` must outlive this; the adapters are attached to the model (base
   // frozen). Refuses ZO settings it does not implement, naming them.
@@ -30,11 +31,20 @@ class ZoLora {
   // before it returns.
   absl::StatusOr<zo::ZoStepRecord> Step(absl::Span<const int32_t> tokens,
                                         absl::Span<const int32_t> targets, int B, int T,
-                                        int64_t step, double lr);
+                                        int64_t step, double lr) override;
   // The next Step perturbs with `seed` (federated rounds draw seeds from a candidate list).
   void SetNextSeed(uint64_t seed) { next_seed_ = seed; }
   // Applies a recorded step to the adapters.
-  absl::Status Replay(const zo::ZoStepRecord& record);
+  absl::Status Replay(const zo::ZoStepRecord& record) override;
+  // Nothing is ever pending: Step applies its update.
+  absl::Status Flush() override { return absl::OkStatus(); }
+  absl::StatusOr<float> Loss(absl::Span<const int32_t> tokens, absl::Span<const int32_t> targets,
+                             int B, int T) override {
+    return model_->Loss(tokens, targets, B, T);
+  }
+  // The adapters carry no per-tensor state beyond their weights.
+  zo::ZoOptimizer* arithmetic() override { return nullptr; }
+  LoraAdapters& adapters() { return *adapters_; }
 
  private:
   ZoLora(Transformer* model, LoraAdapters* adapters, zo::ZoConfig config);

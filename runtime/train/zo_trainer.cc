@@ -11,6 +11,8 @@
 #include "nlohmann/json.hpp"
 #include "runtime/base/status_macros.h"
 #include "runtime/model/hf_checkpoint.h"
+#include "runtime/peft/peft_checkpoint.h"
+#include "runtime/peft/zo_lora.h"
 #include "runtime/zo/in_memory_zo.h"
 #include "storage/checkpoint.h"
 #include "storage/safetensors/safetensors.h"
@@ -34,7 +36,12 @@ absl::StatusOr<std::unique_ptr<ZoTrainer>> ZoTrainer::Create(Transformer* model,
   BatchSampler::Options sampler_options{options.batch, options.seq, options.data_seed, 0, 1};
   STRATA_ASSIGN_OR_RETURN(BatchSampler sampler, BatchSampler::Create(train, sampler_options));
   std::unique_ptr<zo::ZoEngine> engine;
-  if (!options.offload.has_value()) {
+  if (options.lora != nullptr) {
+    if (options.offload.has_value()) {
+      return absl::InvalidArgumentError("LoRA adapters train in memory: no offload");
+    }
+    STRATA_ASSIGN_OR_RETURN(engine, ZoLora::Create(model, options.lora, options.zo));
+  } else if (!options.offload.has_value()) {
     STRATA_ASSIGN_OR_RETURN(std::unique_ptr<zo::ZoOptimizer> optimizer,
                             zo::ZoOptimizer::Create(model, options.zo));
     engine = std::make_unique<zo::InMemoryZo>(model, std::move(optimizer));
@@ -68,6 +75,7 @@ absl::Status ZoTrainer::FlushPending() {
 
 absl::Status ZoTrainer::ExportHf(const std::string& dir) {
   STRATA_RETURN_IF_ERROR(FlushPending());
+  if (options_.lora != nullptr) return SaveLoraAdapter(*options_.lora, model_->config(), dir);
   HfSaveOptions save;
   // Offloaded: straight from the tier, one block at a time, within the budget.
   if (engine_ != nullptr) save.block_source = engine_->block_source();
@@ -78,23 +86,27 @@ absl::Status ZoTrainer::SaveCheckpoint() {
   if (checkpoints_ == nullptr) return absl::OkStatus();
   STRATA_ASSIGN_OR_RETURN(CheckpointManager::Writer writer, checkpoints_->Begin(step_));
   STRATA_RETURN_IF_ERROR(ExportHf(writer.dir()));
-  zo::ZoOptimizer& arithmetic = engine_->arithmetic();
-  std::vector<SafetensorsTensorView> tensors;
-  const std::vector<float>& thresholds = arithmetic.thresholds();
-  tensors.push_back({"thresholds", {static_cast<int64_t>(thresholds.size())}, thresholds.data()});
-  if (!arithmetic.m().empty()) {
-    tensors.push_back({"m", {static_cast<int64_t>(arithmetic.m().size())}, arithmetic.m().data()});
+  zo::ZoOptimizer* arithmetic = engine_->arithmetic();
+  if (arithmetic != nullptr) {
+    std::vector<SafetensorsTensorView> tensors;
+    const std::vector<float>& thresholds = arithmetic->thresholds();
+    tensors.push_back({"thresholds", {static_cast<int64_t>(thresholds.size())}, thresholds.data()});
+    if (!arithmetic->m().empty()) {
+      tensors.push_back(
+          {"m", {static_cast<int64_t>(arithmetic->m().size())}, arithmetic->m().data()});
+    }
+    if (!arithmetic->v().empty()) {
+      tensors.push_back(
+          {"v", {static_cast<int64_t>(arithmetic->v().size())}, arithmetic->v().data()});
+    }
+    STRATA_RETURN_IF_ERROR(
+        WriteSafetensors(absl::StrCat(writer.dir(), "/zo_state.safetensors"), tensors, {}));
   }
-  if (!arithmetic.v().empty()) {
-    tensors.push_back({"v", {static_cast<int64_t>(arithmetic.v().size())}, arithmetic.v().data()});
-  }
-  STRATA_RETURN_IF_ERROR(
-      WriteSafetensors(absl::StrCat(writer.dir(), "/zo_state.safetensors"), tensors, {}));
   nlohmann::json position;
   position["step"] = step_;
   position["sampler_epoch"] = sampler_.position().epoch;
   position["sampler_cursor"] = sampler_.position().cursor;
-  position["adam_updates"] = arithmetic.adam_updates();
+  position["adam_updates"] = arithmetic != nullptr ? arithmetic->adam_updates() : 0;
   position["seed"] = options_.zo.seed;
   STRATA_RETURN_IF_ERROR(writer.Commit(position));
   checkpointed_step_ = step_;
@@ -131,7 +143,16 @@ absl::StatusOr<int64_t> ZoTrainer::Resume(const Log& log) {
     return step_;
   }
   if (!latest.ok()) return latest.status();
-  if (engine_ == nullptr && options_.zo.sparse_quantile == 0) {
+  if (options_.lora != nullptr) {
+    // The base is the job's; the checkpoint holds the adapters.
+    STRATA_ASSIGN_OR_RETURN(std::unique_ptr<LoraAdapters> saved,
+                            LoadLoraAdapter(latest->dir, model_->layout()));
+    if (saved->NumElements() != options_.lora->NumElements()) {
+      return absl::DataLossError(
+          absl::StrCat(latest->dir, ": its adapters are not the ones this run trains"));
+    }
+    std::copy(saved->weights().begin(), saved->weights().end(), options_.lora->weights().begin());
+  } else if (engine_ == nullptr && options_.zo.sparse_quantile == 0) {
     // Straight from the checkpoint onto NVMe, block by block: the model never occupies RAM.
     STRATA_ASSIGN_OR_RETURN(HfWeightsReader reader, HfWeightsReader::Open(latest->dir, *model_));
     OffloadedZo::Options streamed = *options_.offload;
@@ -150,9 +171,24 @@ absl::StatusOr<int64_t> ZoTrainer::Resume(const Log& log) {
   sampler_.set_position(
       {state["sampler_epoch"].get<int64_t>(), state["sampler_cursor"].get<int64_t>()});
   STRATA_RETURN_IF_ERROR(EnsureEngine());  // Moves loaded blocks to NVMe (sparse thresholds).
-  zo::ZoOptimizer& arithmetic = engine_->arithmetic();
-  arithmetic.set_adam_updates(state.value("adam_updates", int64_t{0}));
   const std::string ckpt = latest->dir;
+  if (zo::ZoOptimizer* arithmetic = engine_->arithmetic(); arithmetic != nullptr) {
+    STRATA_RETURN_IF_ERROR(RestoreArithmetic(ckpt, state, *arithmetic));
+  }
+  int64_t replayed = 0;
+  for (const zo::ZoStepRecord& record : log_->existing()) {
+    if (record.step <= step_) continue;
+    STRATA_RETURN_IF_ERROR(ReplayNext(record, "step log"));
+    ++replayed;
+  }
+  log(absl::StrFormat("resumed from %s and replayed %d logged steps: at step %d", ckpt, replayed,
+                      step_));
+  return step_;
+}
+
+absl::Status ZoTrainer::RestoreArithmetic(const std::string& ckpt, const nlohmann::json& state,
+                                          zo::ZoOptimizer& arithmetic) {
+  arithmetic.set_adam_updates(state.value("adam_updates", int64_t{0}));
   STRATA_ASSIGN_OR_RETURN(SafetensorsFile extra,
                           SafetensorsFile::Open(absl::StrCat(ckpt, "/zo_state.safetensors")));
   std::vector<float> thresholds(model_->layout().tensors().size());
@@ -170,15 +206,7 @@ absl::StatusOr<int64_t> ZoTrainer::Resume(const Log& log) {
     }
     STRATA_RETURN_IF_ERROR(extra.ReadF32(*e, span.data()));
   }
-  int64_t replayed = 0;
-  for (const zo::ZoStepRecord& record : log_->existing()) {
-    if (record.step <= step_) continue;
-    STRATA_RETURN_IF_ERROR(ReplayNext(record, "step log"));
-    ++replayed;
-  }
-  log(absl::StrFormat("resumed from %s and replayed %d logged steps: at step %d", ckpt, replayed,
-                      step_));
-  return step_;
+  return absl::OkStatus();
 }
 
 absl::Status ZoTrainer::ReplayNext(const zo::ZoStepRecord& record, const std::string& source) {
@@ -209,9 +237,8 @@ absl::StatusOr<zo::ZoStepRecord> ZoTrainer::Step() {
   sampler_.Next(absl::MakeSpan(tokens_), absl::MakeSpan(targets_));
   const int64_t next = step_ + 1;
   STRATA_RETURN_IF_ERROR(EnsureEngine());
-  STRATA_ASSIGN_OR_RETURN(
-      zo::ZoStepRecord record,
-      engine_->Step(tokens_, targets_, options_.batch, options_.seq, next, LrAt(step_)));
+  STRATA_ASSIGN_OR_RETURN(zo::ZoStepRecord record, engine_->Step(tokens_, targets_, options_.batch,
+                                                                 options_.seq, next, LrAt(step_)));
   if (log_ != nullptr) STRATA_RETURN_IF_ERROR(log_->Append(record, /*sync=*/true));
   step_ = next;
   if (options_.on_step) options_.on_step(record);
@@ -237,15 +264,15 @@ absl::Status ZoTrainer::Run(const Log& log) {
   const int64_t first = step_;
   while (step_ < options_.steps) {
     STRATA_ASSIGN_OR_RETURN(zo::ZoStepRecord r, Step());
-    if (options_.log_every > 0 && (r.step % options_.log_every == 0 || r.step == first + 1 ||
-                                   r.step == options_.steps)) {
+    if (options_.log_every > 0 &&
+        (r.step % options_.log_every == 0 || r.step == first + 1 || r.step == options_.steps)) {
       const double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      const std::string io = !options_.offload.has_value()
-                                 ? ""
-                                 : absl::StrFormat(" | io r %.1f MB w %.1f MB",
-                                                   engine_->bytes_read() / 1e6,
-                                                   engine_->bytes_written() / 1e6);
+      const std::string io =
+          !options_.offload.has_value()
+              ? ""
+              : absl::StrFormat(" | io r %.1f MB w %.1f MB", engine_->bytes_read() / 1e6,
+                                engine_->bytes_written() / 1e6);
       const double tokens_per_second =
           (r.step - first) * static_cast<double>(tokens_.size()) / seconds;
       log(absl::StrFormat("step %d/%d | loss %.4f | g %+.4e | lr %.2e%s%s | %.0f tok/s", r.step,

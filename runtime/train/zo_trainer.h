@@ -21,10 +21,12 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
 #include "runtime/data/dataset.h"
 #include "runtime/model/transformer.h"
 #include "runtime/offload/offloaded_zo.h"
 #include "runtime/optim/lr_schedule.h"
+#include "runtime/peft/lora_adapters.h"
 #include "runtime/train/train_events.h"
 #include "runtime/zo/step_log.h"
 #include "runtime/zo/zo_engine.h"
@@ -63,6 +65,10 @@ struct ZoTrainerOptions {
   // Called with each step's record once it is durable in the local step log.
   std::function<void(const zo::ZoStepRecord&)> on_step;
   TrainEvents events;
+  // Train these LoRA adapters (attached to the model, base frozen) instead of the model's
+  // weights: checkpoints and exports hold the adapters in PEFT's layout. Not owned; in memory
+  // only (no offload).
+  LoraAdapters* lora = nullptr;
 };
 
 class ZoTrainer {
@@ -83,7 +89,8 @@ class ZoTrainer {
   absl::StatusOr<float> Evaluate();
   absl::Status SaveCheckpoint();
   // Writes the current weights (pending update applied) as a Hugging Face checkpoint directory;
-  // offloaded blocks are read from NVMe one at a time, so the memory budget holds.
+  // offloaded blocks are read from NVMe one at a time, so the memory budget holds. With LoRA,
+  // the adapters as a PEFT directory (adapter_config.json + adapter_model.safetensors).
   absl::Status ExportHf(const std::string& dir);
   // Resume, then the remaining steps with logging, evaluation and checkpoints.
   absl::Status Run(const Log& log);
@@ -103,6 +110,9 @@ class ZoTrainer {
   absl::Status EnsureEngine();
   // Applies the pending update.
   absl::Status FlushPending();
+  // Restores the per-tensor state (thresholds, moments, Adam counter) from checkpoint `ckpt`.
+  absl::Status RestoreArithmetic(const std::string& ckpt, const nlohmann::json& state,
+                                 zo::ZoOptimizer& arithmetic);
 
   Transformer* model_;
   const TokenCorpus* eval_;

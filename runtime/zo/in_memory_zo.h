@@ -29,7 +29,7 @@ class InMemoryZo : public ZoEngine {
                              int B, int T) override {
     return model_->Loss(tokens, targets, B, T);
   }
-  ZoOptimizer& arithmetic() override { return *optimizer_; }
+  ZoOptimizer* arithmetic() override { return optimizer_.get(); }
 
  private:
   Transformer* model_;

@@ -29,13 +29,12 @@ class ZoEngine {
   // The loss at the current weights (pending update applied first).
   virtual absl::StatusOr<float> Loss(absl::Span<const int32_t> tokens,
                                      absl::Span<const int32_t> targets, int B, int T) = 0;
-  // The per-tensor arithmetic and its state: Sparse-MeZO thresholds, moments, counters.
-  virtual ZoOptimizer& arithmetic() = 0;
+  // The per-tensor arithmetic and its state (Sparse-MeZO thresholds, moments, counters) of an
+  // engine over the model's own weights; null for one that trains something else (adapters).
+  virtual ZoOptimizer* arithmetic() = 0;
   // Block weights for an export that keeps them out of the model's arena (null: the arena holds
   // them). No update may be pending.
-  virtual std::function<absl::StatusOr<const float*>(int layer)> block_source() {
-    return nullptr;
-  }
+  virtual std::function<absl::StatusOr<const float*>(int layer)> block_source() { return nullptr; }
   virtual int64_t bytes_read() const { return 0; }
   virtual int64_t bytes_written() const { return 0; }
 };

@@ -443,6 +443,45 @@ absl::Status CheckEnumsDeclared(const Message& message, const std::string& prefi
   return absl::OkStatus();
 }
 
+// LoRA: zeroth-order jobs with their weights in memory (the adapters are the trained part).
+absl::Status NormalizePeft(v1::JobSpec& spec) {
+  if (!spec.peft().has_lora()) {
+    spec.clear_peft();
+    return absl::OkStatus();
+  }
+  v1::LoraSpec* lora = spec.mutable_peft()->mutable_lora();
+  if (!spec.optimizer().has_zeroth_order()) {
+    return NotSupported("peft.lora", "first-order LoRA; use optimizer.zeroth_order");
+  }
+  if (spec.offload().param_tier() != v1::TIER_UNSPECIFIED) {
+    return NotSupported("peft.lora", "offloaded LoRA; leave offload.param_tier unset");
+  }
+  if (spec.optimizer().zeroth_order().variant() != v1::ZO_VARIANT_SGD &&
+      spec.optimizer().zeroth_order().variant() != v1::ZO_VARIANT_SGD_SIGN) {
+    return NotSupported("peft.lora",
+                        "LoRA runs the ZO_VARIANT_SGD and ZO_VARIANT_SGD_SIGN variants");
+  }
+  if (spec.optimizer().zeroth_order().sparse_quantile() != 0) {
+    return NotSupported("peft.lora", "Sparse-MeZO masks over adapters");
+  }
+  if (lora->r() == 0) lora->set_r(8);
+  if (lora->r() < 0 || lora->r() > 4096) return Bad("peft.lora.r", "must be 1-4096");
+  if (lora->alpha() == 0) lora->set_alpha(16);
+  if (!(lora->alpha() > 0) || !Finite(lora->alpha())) {
+    return Bad("peft.lora.alpha", "must be a positive number");
+  }
+  if (lora->target_modules_size() > 64) return Bad("peft.lora.target_modules", "at most 64");
+  for (const std::string& t : lora->target_modules()) {
+    if (t.empty() || t.size() > 128) {
+      return Bad("peft.lora.target_modules", "each must be 1-128 characters");
+    }
+    if (t == "all-linear" && lora->target_modules_size() != 1) {
+      return Bad("peft.lora.target_modules", "\"all-linear\" stands alone");
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<v1::JobSpec> NormalizeJobSpec(const v1::JobSpec& in) {
   STRATA_RETURN_IF_ERROR(CheckSpecLimits(in));
   STRATA_RETURN_IF_ERROR(CheckEnumsDeclared(in, "spec"));
@@ -500,6 +539,7 @@ absl::StatusOr<v1::JobSpec> NormalizeJobSpec(const v1::JobSpec& in) {
     return Bad("resources.nvme_bytes_per_rank", "must not be negative");
   }
   STRATA_RETURN_IF_ERROR(NormalizeZeroAndOffload(spec));
+  STRATA_RETURN_IF_ERROR(NormalizePeft(spec));
   // Checkpoints.
   v1::CheckpointPolicy* ckpt = spec.mutable_checkpoint();
   if (ckpt->interval_steps() < 0) return Bad("checkpoint.interval_steps", "must not be negative");

@@ -216,6 +216,16 @@ const std::map<std::string, Row>& Table() {
       {"training.threads",
        {Base::kZo, Outcome::kRunConfig, "compute threads",
         SET(s.mutable_training()->set_threads(2))}},
+      // PEFT.
+      {"peft.lora.r",
+       {Base::kZo, Outcome::kRunConfig, "LoRA rank (ZO in memory)",
+        SET(s.mutable_peft()->mutable_lora()->set_r(4))}},
+      {"peft.lora.alpha",
+       {Base::kZo, Outcome::kRunConfig, "LoRA scale alpha / r",
+        SET(s.mutable_peft()->mutable_lora()->set_alpha(32))}},
+      {"peft.lora.target_modules",
+       {Base::kZo, Outcome::kRunConfig, "the adapted layers",
+        SET(s.mutable_peft()->mutable_lora()->add_target_modules("o_proj"))}},
       // ZeRO.
       {"zero.stage",
        {Base::kFo, Outcome::kRunConfig, "stage family", SET(s.mutable_zero()->set_stage(1))}},

@@ -39,6 +39,7 @@ absl::StatusOr<v1::RunConfig> BuildRunConfig(const v1::JobSpec& in, const RankSi
   *run.mutable_optimizer() = spec.optimizer();
   *run.mutable_training() = spec.training();
   *run.mutable_zero() = spec.zero();
+  *run.mutable_peft() = spec.peft();
 
   const v1::OffloadSpec& offload = spec.offload();
   v1::RunOffload* out = run.mutable_offload();
@@ -87,9 +88,10 @@ absl::StatusOr<v1::RunConfig> BuildRunConfig(const v1::JobSpec& in, const RankSi
     v1::RunRendezvous* meet = run.mutable_rendezvous();
     if (meet->coordinator().empty() && meet->dir().empty()) {
       if (policy.path().empty()) {
-        return SpecFieldError("checkpoint.path",
-                       "without a coordinator to meet through, multi-rank jobs need a shared "
-                       "checkpoint path");
+        return SpecFieldError(
+            "checkpoint.path",
+            "without a coordinator to meet through, multi-rank jobs need a shared "
+            "checkpoint path");
       }
       meet->set_dir(policy.path() + "/rendezvous");
     }

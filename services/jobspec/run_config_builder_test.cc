@@ -4,6 +4,7 @@
 #include "services/jobspec/run_config_builder.h"
 
 #include <cmath>
+#include <functional>
 #include <string>
 
 #include "gmock/gmock.h"
@@ -188,6 +189,49 @@ TEST(NormalizeJobSpecTest, UnknownEnumNumbersAreRefusedByField) {
     v1::JobSpec spec = ZoSpec();
     c.set(spec);
     auto result = NormalizeJobSpec(spec);
+    ASSERT_FALSE(result.ok()) << c.field;
+    EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(result.status().message(), HasSubstr(c.field));
+  }
+}
+
+// LoRA: defaults (MeZO's r 8, alpha 16) resolved once; what it cannot do yet refused by name.
+TEST(NormalizeJobSpecTest, LoraResolvesItsDefaultsAndRefusesWhatItCannotRun) {
+  v1::JobSpec spec = ZoSpec();
+  spec.mutable_peft()->mutable_lora();
+  absl::StatusOr<v1::JobSpec> lora = NormalizeJobSpec(spec);
+  ASSERT_TRUE(lora.ok()) << lora.status();
+  EXPECT_EQ(lora->peft().lora().r(), 8);
+  EXPECT_EQ(lora->peft().lora().alpha(), 16);
+  struct Case {
+    std::function<void(v1::JobSpec&)> set;
+    const char* field;
+  };
+  const Case cases[] = {
+      {[](v1::JobSpec& s) { s.mutable_peft()->mutable_lora()->set_r(-1); }, "spec.peft.lora.r:"},
+      {[](v1::JobSpec& s) { s.mutable_peft()->mutable_lora()->set_alpha(-2); },
+       "spec.peft.lora.alpha:"},
+      {[](v1::JobSpec& s) {
+         s.mutable_peft()->mutable_lora()->add_target_modules("all-linear");
+         s.mutable_peft()->mutable_lora()->add_target_modules("q_proj");
+       },
+       "spec.peft.lora.target_modules:"},
+      {[](v1::JobSpec& s) { s.mutable_offload()->set_param_tier(v1::TIER_NVME); },
+       "spec.peft.lora: not supported yet"},
+      {[](v1::JobSpec& s) {
+         s.mutable_optimizer()->mutable_zeroth_order()->set_variant(v1::ZO_VARIANT_ADAM);
+       },
+       "spec.peft.lora: not supported yet"},
+      {[](v1::JobSpec& s) {
+         s.mutable_optimizer()->clear_zeroth_order();
+         s.mutable_optimizer()->mutable_adamw()->set_lr(1e-3);
+       },
+       "spec.peft.lora: not supported yet (first-order LoRA"},
+  };
+  for (const Case& c : cases) {
+    v1::JobSpec changed = spec;
+    c.set(changed);
+    absl::StatusOr<v1::JobSpec> result = NormalizeJobSpec(changed);
     ASSERT_FALSE(result.ok()) << c.field;
     EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_THAT(result.status().message(), HasSubstr(c.field));

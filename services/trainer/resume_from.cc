@@ -51,9 +51,9 @@ absl::Status SeedFromCheckpoint(const std::string& source, const std::string& ro
   }
   absl::StatusOr<CheckpointInfoOnDisk> from = CheckpointManager::Verify(source);
   if (!from.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("spec.checkpoint.resume_from: ", source,
-                                                   " is not a valid checkpoint: ",
-                                                   from.status().message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec.checkpoint.resume_from: ", source,
+                     " is not a valid checkpoint: ", from.status().message()));
   }
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<CheckpointManager> manager,
                           CheckpointManager::Create({root, keep_last}));

@@ -18,6 +18,7 @@
 #include "runtime/data/tokenizer.h"
 #include "runtime/dist/communicator.h"
 #include "runtime/model/hf_checkpoint.h"
+#include "runtime/peft/lora_adapters.h"
 #include "services/common/coordinator_store.h"
 #include "services/common/tls.h"
 #include "services/trainer/resume_from.h"
@@ -152,6 +153,25 @@ TrainEvents ReportingEvents(const std::function<void(const v1::RankReport&)>& re
 }
 
 }  // namespace
+
+absl::StatusOr<std::unique_ptr<LoraAdapters>> AdaptersFor(const v1::RunConfig& run,
+                                                          const Transformer& model) {
+  const v1::LoraSpec& spec = run.peft().lora();
+  LoraConfig config;
+  config.r = spec.r();
+  config.alpha = static_cast<float>(spec.alpha());
+  config.target_modules.assign(spec.target_modules().begin(), spec.target_modules().end());
+  // Empty: the family's query and value projections (job.proto's documented meaning).
+  if (config.target_modules.empty()) {
+    config.target_modules = DefaultLoraTargets(model.config().family);
+  }
+  absl::StatusOr<std::unique_ptr<LoraAdapters>> lora = LoraAdapters::Create(model.layout(), config);
+  if (!lora.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("spec.peft.lora: ", lora.status().message()));
+  }
+  (*lora)->Initialize(run.training().seed());
+  return lora;
+}
 
 absl::StatusOr<ZoTrainerOptions> ZoOptionsFor(const v1::RunConfig& run) {
   if (!run.optimizer().has_zeroth_order()) {
@@ -339,6 +359,14 @@ absl::Status RunTraining(const v1::RunConfig& run, const TrainingOutput& out) {
     }
     STRATA_RETURN_IF_ERROR(SeedFromCheckpoint(run.checkpoint().resume_from(), o.checkpoint_dir,
                                               o.keep_checkpoints, log));
+    std::unique_ptr<LoraAdapters> lora;
+    if (run.peft().has_lora()) {
+      STRATA_ASSIGN_OR_RETURN(lora, AdaptersFor(run, *model));
+      o.lora = lora.get();
+      log(absl::StrFormat("LoRA: r %d, alpha %g, %d adapter parameters (%.3f%% of the model)",
+                          lora->config().r, lora->config().alpha, lora->NumElements(),
+                          100.0 * lora->NumElements() / model->config().NumParameters()));
+    }
     STRATA_ASSIGN_OR_RETURN(std::unique_ptr<ZoTrainer> trainer,
                             ZoTrainer::Create(model.get(), &train, &eval, o));
     STRATA_RETURN_IF_ERROR(trainer->Run(log));

@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "proto/strata/v1/run_config.pb.h"
+#include "runtime/peft/lora_adapters.h"
 #include "runtime/train/fo_trainer.h"
 #include "runtime/train/zo_trainer.h"
 
@@ -19,6 +20,10 @@ namespace strata {
 // The trainers' options for `run` (its optimizer must be the matching kind). Callbacks, the
 // communicator and streamed-initialization sources are left for the caller.
 absl::StatusOr<ZoTrainerOptions> ZoOptionsFor(const v1::RunConfig& run);
+
+// The LoRA adapters run.peft.lora asks for on `model`, initialized from the training seed.
+absl::StatusOr<std::unique_ptr<LoraAdapters>> AdaptersFor(const v1::RunConfig& run,
+                                                          const Transformer& model);
 absl::StatusOr<FoTrainerOptions> FoOptionsFor(const v1::RunConfig& run);
 
 // What RunTraining tells its caller besides the return status.

@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -286,6 +287,46 @@ TEST(RunTrainingTest, ResumeFromContinuesAnotherRunBitForBit) {
   EXPECT_THAT(bad.status().message(), HasSubstr("spec.checkpoint.resume_from"));
   EXPECT_THAT(bad.status().message(), HasSubstr(whole_dir + "/nothing-here"));
   EXPECT_TRUE(Checkpoints(TmpDir("bad") + "/checkpoints").empty());
+}
+
+// A ZO job with peft.lora trains the adapters only: checkpoints and the export are PEFT adapter
+// directories, and a run stopped mid-way and started again ends with the uninterrupted run's
+// adapters bit for bit.
+TEST(RunTrainingTest, LoraJobExportsAdaptersAndResumesBitForBit) {
+  v1::JobSpec spec = ZoJob("lora");
+  spec.mutable_peft()->mutable_lora()->set_r(4);
+  spec.mutable_optimizer()->mutable_zeroth_order()->set_lr(1e-3);
+  spec.mutable_checkpoint()->set_interval_steps(5);
+  spec.mutable_checkpoint()->set_export_safetensors(true);
+  const std::string whole_dir = TmpDir("lora_whole");
+  auto whole = Build(spec, whole_dir);
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  auto records = Train(*whole);
+  ASSERT_TRUE(records.ok()) << records.status();
+  EXPECT_EQ(records->size(), 20u);
+  const std::string export_dir = whole_dir + "/checkpoints/export";
+  const std::string adapters = ReadAll(export_dir + "/adapter_model.safetensors");
+  ASSERT_FALSE(adapters.empty());
+  EXPECT_THAT(ReadAll(export_dir + "/adapter_config.json"), HasSubstr("\"peft_type\": \"LORA\""));
+  EXPECT_TRUE(ReadAll(export_dir + "/model.safetensors").empty()) << "the base is not exported";
+
+  // Stopped after step 7 (checkpoint at 5, steps 6-7 in the log), then run again.
+  const std::string cut_dir = TmpDir("lora_cut");
+  auto cut = Build(spec, cut_dir);
+  ASSERT_TRUE(cut.ok());
+  std::atomic<bool> stop{false};
+  TrainingOutput out;
+  out.stop_requested = &stop;
+  out.report = [&stop](const v1::RankReport& r) {
+    if (r.has_zo_step() && r.zo_step().step() == 7) stop = true;
+  };
+  EXPECT_FALSE(RunTraining(*cut, out).ok());
+  auto rest = Train(*cut);
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  ASSERT_FALSE(rest->empty());
+  EXPECT_GT(rest->front().step(), 7);
+  EXPECT_TRUE(ReadAll(cut_dir + "/checkpoints/export/adapter_model.safetensors") == adapters)
+      << "resumed adapters differ from the uninterrupted run's";
 }
 
 }  // namespace

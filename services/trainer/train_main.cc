@@ -72,6 +72,13 @@ ABSL_FLAG(std::string, save_dir, "", "Write a Hugging Face checkpoint here at th
 ABSL_FLAG(std::string, optimizer, "adamw",
           "adamw (first-order) or zo (zeroth-order, MeZO family).");
 ABSL_FLAG(std::string, zo_variant, "sgd", "ZO update: sgd, sign, momentum or adam.");
+ABSL_FLAG(int, lora_r, 0,
+          "With --optimizer=zo: train LoRA adapters of this rank over the frozen model "
+          "(checkpoints and --save_dir hold a PEFT adapter directory). 0: train the weights.");
+ABSL_FLAG(double, lora_alpha, 16, "LoRA alpha: the adapters' update is scaled by alpha / r.");
+ABSL_FLAG(std::vector<std::string>, lora_targets, {},
+          "LoRA target modules (e.g. q_proj,v_proj or all-linear). Default: the family's query "
+          "and value projections (GPT-2: c_attn).");
 ABSL_FLAG(double, eps, 1e-3, "ZO perturbation scale.");
 ABSL_FLAG(int, num_perturbations, 1, "ZO perturbations per step (n-SPSA q).");
 ABSL_FLAG(bool, one_sided, false, "ZO one-sided estimate (L(w+eps z) - L(w)) / eps.");
@@ -240,6 +247,13 @@ absl::StatusOr<v1::RunConfig> RunConfigFromFlags() {
   training->set_log_interval(absl::GetFlag(FLAGS_log_every));
   training->set_seed(absl::GetFlag(FLAGS_seed));
   training->set_threads(absl::GetFlag(FLAGS_threads));
+  // LoRA.
+  if (absl::GetFlag(FLAGS_lora_r) != 0) {
+    v1::LoraSpec* lora = spec.mutable_peft()->mutable_lora();
+    lora->set_r(absl::GetFlag(FLAGS_lora_r));
+    lora->set_alpha(absl::GetFlag(FLAGS_lora_alpha));
+    for (const std::string& t : absl::GetFlag(FLAGS_lora_targets)) lora->add_target_modules(t);
+  }
   // Optimizer and schedule.
   v1::OptimizerSpec* opt = spec.mutable_optimizer();
   STRATA_ASSIGN_OR_RETURN(v1::LrScheduleKind kind,
