@@ -1,20 +1,55 @@
 #!/usr/bin/env python3
 """Counts test cases from Bazel's JUnit XML files and prints "N passed, M failed, K skipped".
 
-Each test target's test.xml (written by GoogleTest through Bazel) is read; a target without one
-(it failed to build or crashed before writing it) counts as one failure. Extra named results
-(e.g. the CUDA build) are added as single cases. Exits 1 if anything failed.
+Each test target's test.xml (written by GoogleTest through Bazel) is read, or for a sharded
+target each shard's (shard_I_of_N/test.xml); a target or shard without one (it failed to build
+or crashed before writing it) counts as one failure. Extra named results (e.g. the CUDA build)
+are added as single cases. Exits 1 if anything failed.
 """
 import argparse
 import os
+import re
 import sys
 import xml.etree.ElementTree as ET
 
 
+def result_files(base):
+    """The test.xml files of the target's latest run: its shards' when it ran sharded (the
+    newest sharding, since an output base keeps old runs' directories), else its own."""
+    own = os.path.join(base, "test.xml")
+    groups = {}
+    if os.path.isdir(base):
+        for name in os.listdir(base):
+            match = re.fullmatch(r"shard_(\d+)_of_(\d+)", name)
+            if match:
+                groups.setdefault(int(match.group(2)), []).append(os.path.join(base, name, "test.xml"))
+
+    def newest(paths):
+        return max((os.path.getmtime(p) for p in paths if os.path.exists(p)), default=-1)
+
+    if not groups:
+        return [own]
+    total = max(groups, key=lambda n: newest(groups[n]))
+    if os.path.exists(own) and os.path.getmtime(own) > newest(groups[total]):
+        return [own]
+    return [os.path.join(base, f"shard_{i}_of_{total}", "test.xml") for i in range(1, total + 1)]
+
+
 def count_target(testlogs, target):
-    path = os.path.join(testlogs, target.lstrip("/").replace(":", "/"), "test.xml")
+    base = os.path.join(testlogs, target.lstrip("/").replace(":", "/"))
+    passed = failed = skipped = 0
+    failures = []
+    for path in result_files(base):
+        p, f, s, names = count_file(path, target)
+        passed, failed, skipped = passed + p, failed + f, skipped + s
+        failures += names
+    return passed, failed, skipped, failures
+
+
+def count_file(path, target):
     if not os.path.exists(path):
-        return 0, 1, 0, [f"{target}: no test results (build failure or crash)"]
+        return 0, 1, 0, [f"{target}: no test results in {os.path.dirname(path)} "
+                         "(build failure or crash)"]
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as error:

@@ -353,7 +353,7 @@ Architecture ModelConfig::arch() const {
 int64_t ModelConfig::NumParameters() const {
   const Architecture a = arch();
   const int64_t C = d_model, V = vocab_size, L = n_layer, F = d_ff, E = embed_dim();
-  const int64_t qkv = q_dim() + 2 * static_cast<int64_t>(kv_dim());
+  const int64_t qkv = qkv_dim();
   const int64_t norm = a.layer_norm ? 2 * C : C;
   int64_t block = 2 * norm + qkv * C + static_cast<int64_t>(q_dim()) * C;
   if (a.qkv_bias) block += qkv;

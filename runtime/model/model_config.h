@@ -91,6 +91,9 @@ struct ModelConfig {
   int head_dim() const { return explicit_head_dim > 0 ? explicit_head_dim : d_model / n_head; }
   int q_dim() const { return n_head * head_dim(); }      // Width of the attention output.
   int kv_dim() const { return n_kv_head * head_dim(); }  // Width of k and of v.
+  // Output widths of the fused QKV matmul and of the MLP's first matmul (fc, or gate and up).
+  int qkv_dim() const { return q_dim() + 2 * kv_dim(); }
+  int mlp_in_dim() const { return arch().mlp == MlpKind::kSwiGlu ? 2 * d_ff : d_ff; }
   int embed_dim() const { return word_embed_proj_dim > 0 ? word_embed_proj_dim : d_model; }
   // The attention window of `layer` (0: unlimited).
   int WindowOfLayer(int layer) const {

@@ -29,9 +29,7 @@ bool Matches(absl::string_view module, absl::string_view target) {
 bool SiteOf(const ParamLayout& layout, int64_t rel, AdaptedSite* site, int64_t* start, int64_t* in,
             int64_t* out_width) {
   const ModelConfig& c = layout.config();
-  const int64_t C = c.d_model, F = c.d_ff, QD = c.q_dim();
-  const int64_t QKV = QD + 2 * static_cast<int64_t>(c.kv_dim());
-  const int64_t FF1 = c.arch().mlp == MlpKind::kSwiGlu ? 2 * F : F;
+  const int64_t C = c.d_model, F = c.d_ff, QD = c.q_dim(), QKV = c.qkv_dim(), FF1 = c.mlp_in_dim();
   const struct {
     BlockPart part;
     AdaptedSite site;

@@ -162,8 +162,8 @@ class GpuBlockExecutor : public zo::BlockExecutor {
   absl::Status Allocate(Acts& a) {
     const ModelConfig& c = layout_.config();
     const int64_t n = N(), C = c.d_model, F = c.d_ff;
-    const int64_t qkv = c.q_dim() + 2 * static_cast<int64_t>(c.kv_dim());
-    const int64_t ff1 = c.arch().mlp == MlpKind::kSwiGlu ? 2 * F : F;
+    const int64_t qkv = c.qkv_dim();
+    const int64_t ff1 = c.mlp_in_dim();
     for (auto [p, floats] : {std::pair{&a.x, n * C},
                              {&a.ln, n * C},
                              {&a.qkv_raw, c.arch().qk_norm ? n * qkv : 1},
@@ -202,8 +202,8 @@ class GpuBlockExecutor : public zo::BlockExecutor {
     const Architecture arch = c.arch();
     const int64_t n = N();
     const int C = c.d_model, F = c.d_ff, HD = c.head_dim(), QD = c.q_dim();
-    const int QKV = c.q_dim() + 2 * c.kv_dim();
-    const int FF1 = arch.mlp == MlpKind::kSwiGlu ? 2 * F : F;
+    const int QKV = c.qkv_dim();
+    const int FF1 = c.mlp_in_dim();
     auto at = [&](BlockPart part) -> const float* {
       const int64_t offset = layout_.PartOffset(part);
       return offset < 0 ? nullptr : w + offset;
