@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "runtime/base/splitmix.h"
 #include "runtime/base/thread_pool.h"
 #include "runtime/kernels/attention.h"
 #include "runtime/kernels/cpu_kernels.h"
@@ -242,17 +243,10 @@ struct Parts {
   }
 };
 
-uint64_t SplitMix64(uint64_t& state) {
-  uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
 // Standard normal from two uniform draws (Box-Muller).
 double Normal(uint64_t& state) {
-  const double u1 = (static_cast<double>(SplitMix64(state) >> 11) + 0.5) * 0x1.0p-53;
-  const double u2 = (static_cast<double>(SplitMix64(state) >> 11) + 0.5) * 0x1.0p-53;
+  const double u1 = UniformOpen01(state);
+  const double u2 = UniformOpen01(state);
   return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
 }
 
@@ -321,7 +315,7 @@ void Transformer::InitializeTensor(uint64_t seed, int tensor_id, float* p) const
                               in_block == layout_.PartOffset(BlockPart::kDownW));
   const double stddev = residual_proj ? 0.02 / std::sqrt(2.0 * c.n_layer) : 0.02;
   // One stream per tensor: the bits of a tensor do not depend on the others' sizes.
-  uint64_t state = seed ^ (0xD1B54A32D192ED03ULL * (static_cast<uint64_t>(t.id) + 1));
+  uint64_t state = TensorStream(seed, t.id);
   for (int64_t i = 0; i < t.numel; ++i) p[i] = static_cast<float>(Normal(state) * stddev);
 }
 

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "runtime/base/shown_value.h"
+#include "runtime/base/splitmix.h"
 #include "runtime/kernels/matmul.h"
 
 namespace strata {
@@ -49,13 +50,6 @@ bool SiteOf(const ParamLayout& layout, int64_t rel, AdaptedSite* site, int64_t* 
     }
   }
   return false;
-}
-
-uint64_t SplitMix64(uint64_t& state) {
-  uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
 }
 
 }  // namespace
@@ -145,11 +139,11 @@ void LoraAdapters::ZeroGrads() {
 void LoraAdapters::Initialize(uint64_t seed) {
   for (const Adapter& a : adapters_) {
     const TensorInfo& ta = tensors_[a.a];
-    uint64_t state = seed ^ (0xD1B54A32D192ED03ULL * (static_cast<uint64_t>(ta.id) + 1));
+    uint64_t state = TensorStream(seed, ta.id);
     const double bound = 1.0 / std::sqrt(static_cast<double>(a.in));
     float* A = weights_.data() + ta.offset;
     for (int64_t i = 0; i < ta.numel; ++i) {
-      const double u = (static_cast<double>(SplitMix64(state) >> 11) + 0.5) * 0x1.0p-53;
+      const double u = UniformOpen01(state);
       A[i] = static_cast<float>((2.0 * u - 1.0) * bound);
     }
     const TensorInfo& tb = tensors_[a.b];

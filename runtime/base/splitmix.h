@@ -1,0 +1,31 @@
+// SplitMix64, the small counter-based generator the runtime's initializers draw from: one
+// stream per tensor (TensorStream), uniforms in the open interval (0, 1) with 53 bits. Same seed,
+// same bits on every platform.
+#ifndef STRATA_RUNTIME_BASE_SPLITMIX_H_
+#define STRATA_RUNTIME_BASE_SPLITMIX_H_
+
+#include <cstdint>
+
+namespace strata {
+
+inline uint64_t SplitMix64(uint64_t& state) {
+  uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+// Uniform in (0, 1), never 0 or 1.
+inline double UniformOpen01(uint64_t& state) {
+  return (static_cast<double>(SplitMix64(state) >> 11) + 0.5) * 0x1.0p-53;
+}
+
+// The starting state of tensor `id`'s stream under `seed`: each tensor's values do not depend on
+// the others' sizes.
+inline uint64_t TensorStream(uint64_t seed, int id) {
+  return seed ^ (0xD1B54A32D192ED03ULL * (static_cast<uint64_t>(id) + 1));
+}
+
+}  // namespace strata
+
+#endif  // STRATA_RUNTIME_BASE_SPLITMIX_H_
