@@ -56,9 +56,8 @@ TEST_P(TorchParityTest, LogitsLossAndGradientsMatchPyTorch) {
       absl::StrCat(tmp ? tmp : "/tmp", "/parity_", static_cast<int>(family), "_", index);
   ASSERT_TRUE(SaveHfCheckpoint(m, dir).ok());
 
-  std::vector<int32_t> tokens(c.B * c.T), targets(c.B * c.T);
-  for (auto& t : tokens) t = static_cast<int32_t>(rng() % c.config.vocab_size);
-  for (auto& t : targets) t = static_cast<int32_t>(rng() % c.config.vocab_size);
+  std::vector<int32_t> tokens, targets;
+  testing_parity::RandomBatch(c, rng, &tokens, &targets);
   targets[0] = -100;
   absl::StatusOr<SafetensorsFile> out =
       testing_parity::RunReference(dir, c.B, c.T, tokens, targets);
@@ -70,16 +69,9 @@ TEST_P(TorchParityTest, LogitsLossAndGradientsMatchPyTorch) {
   };
 
   // Logits.
-  const std::vector<float> ref_logits = read("logits");
-  std::vector<float> logits(ref_logits.size());
-  ASSERT_TRUE(m.Logits(tokens, c.B, c.T, logits.data()).ok());
-  float max_logit = 0;
-  for (float v : ref_logits) max_logit = std::max(max_logit, std::fabs(v));
-  double logit_diff = 0;
-  for (size_t i = 0; i < logits.size(); ++i) {
-    ASSERT_NEAR(logits[i], ref_logits[i], 2e-5 * (1 + max_logit)) << "logit " << i;
-    logit_diff = std::max(logit_diff, std::fabs(static_cast<double>(logits[i]) - ref_logits[i]));
-  }
+  absl::StatusOr<double> logit_error = testing_parity::LogitError(m, *out, tokens, c.B, c.T);
+  ASSERT_TRUE(logit_error.ok()) << logit_error.status();
+  EXPECT_LE(*logit_error, 2e-5);
 
   // Loss and gradients.
   m.ZeroGrads();
@@ -116,7 +108,7 @@ TEST_P(TorchParityTest, LogitsLossAndGradientsMatchPyTorch) {
   std::printf(
       "measured %s: logits %.2e x (1 + max|logit|), loss %.2e relative, gradients %.2e x "
       "max|grad| (%s)\n",
-      std::string(ModelFamilyName(family)).c_str(), logit_diff / (1 + max_logit),
+      std::string(ModelFamilyName(family)).c_str(), *logit_error,
       std::fabs(*loss - ref_loss) / std::fabs(ref_loss), worst_grad, worst_name.c_str());
 }
 
@@ -147,21 +139,14 @@ TEST_P(TorchParityTest, HfLayoutCheckpointsWrittenElsewhereLoad) {
   absl::StatusOr<std::unique_ptr<Transformer>> model = LoadHfCheckpoint(dir);
   ASSERT_TRUE(model.ok()) << model.status();
   std::mt19937 rng(c.seed);
-  std::vector<int32_t> tokens(c.B * c.T), targets(c.B * c.T);
-  for (auto& t : tokens) t = static_cast<int32_t>(rng() % c.config.vocab_size);
-  for (auto& t : targets) t = static_cast<int32_t>(rng() % c.config.vocab_size);
+  std::vector<int32_t> tokens, targets;
+  testing_parity::RandomBatch(c, rng, &tokens, &targets);
   absl::StatusOr<SafetensorsFile> out =
       testing_parity::RunReference(dir, c.B, c.T, tokens, targets);
   ASSERT_TRUE(out.ok()) << out.status();
-  const std::vector<float> ref = testing_parity::ReadOutput(*out, "logits");
-  ASSERT_FALSE(ref.empty());
-  std::vector<float> logits(ref.size());
-  ASSERT_TRUE((*model)->Logits(tokens, c.B, c.T, logits.data()).ok());
-  float max_logit = 0;
-  for (float v : ref) max_logit = std::max(max_logit, std::fabs(v));
-  for (size_t i = 0; i < logits.size(); ++i) {
-    ASSERT_NEAR(logits[i], ref[i], 2e-5 * (1 + max_logit)) << "logit " << i;
-  }
+  absl::StatusOr<double> logit_error = testing_parity::LogitError(**model, *out, tokens, c.B, c.T);
+  ASSERT_TRUE(logit_error.ok()) << logit_error.status();
+  EXPECT_LE(*logit_error, 2e-5);
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -1,6 +1,8 @@
 // See torch_parity.h.
 #include "runtime/model/testing/torch_parity.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
@@ -133,6 +135,28 @@ std::vector<float> ReadOutput(const SafetensorsFile& out, const std::string& nam
   std::vector<float> v(e != nullptr ? e->numel() : 0);
   if (e != nullptr && !out.ReadF32(*e, v.data()).ok()) v.clear();
   return v;
+}
+
+void RandomBatch(const Case& c, std::mt19937& rng, std::vector<int32_t>* tokens,
+                 std::vector<int32_t>* targets) {
+  tokens->resize(static_cast<size_t>(c.B) * c.T);
+  targets->resize(tokens->size());
+  for (auto& t : *tokens) t = static_cast<int32_t>(rng() % c.config.vocab_size);
+  for (auto& t : *targets) t = static_cast<int32_t>(rng() % c.config.vocab_size);
+}
+
+absl::StatusOr<double> LogitError(Transformer& model, const SafetensorsFile& out,
+                                  const std::vector<int32_t>& tokens, int B, int T) {
+  const std::vector<float> ref = ReadOutput(out, "logits");
+  if (ref.empty()) return absl::NotFoundError("the reference wrote no logits");
+  std::vector<float> logits(ref.size());
+  if (absl::Status s = model.Logits(tokens, B, T, logits.data()); !s.ok()) return s;
+  double max_logit = 0, max_diff = 0;
+  for (float v : ref) max_logit = std::max(max_logit, std::fabs(static_cast<double>(v)));
+  for (size_t i = 0; i < logits.size(); ++i) {
+    max_diff = std::max(max_diff, std::fabs(static_cast<double>(logits[i]) - ref[i]));
+  }
+  return max_diff / (1 + max_logit);
 }
 
 }  // namespace strata::testing_parity

@@ -6,6 +6,7 @@
 #define STRATA_RUNTIME_MODEL_TESTING_TORCH_PARITY_H_
 
 #include <cstdint>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,15 @@ absl::StatusOr<SafetensorsFile> RunReference(const std::string& dir, int B, int 
 
 // Reads one float tensor of the reference's output (empty when absent).
 std::vector<float> ReadOutput(const SafetensorsFile& out, const std::string& name);
+
+// Random tokens and targets (B x T each) for `c`'s vocabulary from `rng`.
+void RandomBatch(const Case& c, std::mt19937& rng, std::vector<int32_t>* tokens,
+                 std::vector<int32_t>* targets);
+
+// max |logit - reference logit| / (1 + max |reference logit|) of `model` on `tokens` against
+// the reference's "logits" in `out` (the parity bound is 2e-5).
+absl::StatusOr<double> LogitError(Transformer& model, const SafetensorsFile& out,
+                                  const std::vector<int32_t>& tokens, int B, int T);
 
 }  // namespace strata::testing_parity
 
