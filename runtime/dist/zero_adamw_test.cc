@@ -22,6 +22,7 @@
 #include "gtest/gtest.h"
 #include "runtime/dist/zero3.h"
 #include "runtime/model/transformer.h"
+#include "runtime/testing/forked_ranks.h"
 #include "runtime/testing/tiny_models.h"
 
 namespace strata {
@@ -158,10 +159,7 @@ int Train(int rank, const RunSpec& run, const std::string& store, const std::str
       if (!(*zero)->Step(model->params(), model->grads(), 3e-3f).ok()) return 6;
     }
   }
-  if (rank == 0) {
-    std::ofstream(out, std::ios::binary)
-        .write(reinterpret_cast<const char*>(model->params().data()), n * sizeof(float));
-  }
+  if (rank == 0) testing_ranks::WriteFloats(out, model->params().data(), n);
   return 0;
 }
 
@@ -171,25 +169,11 @@ std::vector<float> TrainRanks(const RunSpec& run) {
   const std::string name =
       absl::StrCat(ModelFamilyName(run.family), "_w", run.world, "_s", run.stage, "_", runs++);
   const std::string store = Dir(name + "_store"), out = Dir(name + ".bin");
-  std::vector<pid_t> pids;
-  for (int rank = 0; rank < run.world; ++rank) {
-    const pid_t pid = fork();
-    if (pid == 0) _exit(Train(rank, run, store, out, run.nvme ? Dir(name + "_nvme") : ""));
-    pids.push_back(pid);
-  }
-  for (int rank = 0; rank < run.world; ++rank) {
-    int status = 0;
-    waitpid(pids[rank], &status, 0);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-        << name << " rank " << rank << " status " << status;
-  }
-  std::ifstream in(out, std::ios::binary);
-  std::stringstream bytes;
-  bytes << in.rdbuf();
-  const std::string s = bytes.str();
-  std::vector<float> w(s.size() / sizeof(float));
-  std::memcpy(w.data(), s.data(), s.size());
-  return w;
+  testing_ranks::RunForkedRanks(
+      run.world,
+      [&](int rank) { return Train(rank, run, store, out, run.nvme ? Dir(name + "_nvme") : ""); },
+      name);
+  return testing_ranks::ReadFloats(out);
 }
 
 std::vector<float> TrainRanks(int world, int stage, bool nvme = false) {

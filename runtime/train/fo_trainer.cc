@@ -8,8 +8,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "runtime/base/status_macros.h"
-#include "runtime/model/hf_checkpoint.h"
 #include "runtime/train/local_adamw_update.h"
+#include "runtime/train/lora_adamw_update.h"
 #include "runtime/train/zero3_update.h"
 #include "runtime/train/zero_adamw_update.h"
 
@@ -20,6 +20,22 @@ namespace {
 absl::StatusOr<std::unique_ptr<FoUpdate>> MakeFoUpdate(Transformer* model,
                                                        const FoTrainerOptions& options) {
   const AdamWConfig adam{options.beta1, options.beta2, options.adam_eps, options.weight_decay};
+  if (options.lora != nullptr) {
+    // The adapters and their state are small: replicated on every rank, in memory.
+    if (options.zero_stage != 0) {
+      return absl::InvalidArgumentError(
+          "LoRA trains replicated adapters: ZeRO stages 1-3 partition nothing of them; use stage "
+          "0");
+    }
+    if (!options.optimizer_state_dirs.empty() || !options.param_offload_dirs.empty() ||
+        options.bf16_compute || options.init_seed.has_value()) {
+      return absl::InvalidArgumentError(
+          "LoRA keeps its adapters and their AdamW state in memory: no offload, bf16 compute copy "
+          "or per-shard initialization");
+    }
+    return std::make_unique<LoraAdamWUpdate>(*model, options.lora, options.comm, adam,
+                                             options.grad_clip);
+  }
   if (options.zero_stage == 3) {
     Zero3::Options zero;
     zero.adam = adam;
@@ -167,8 +183,7 @@ absl::Status FoTrainer::SaveCheckpoint() {
   if (options_.checkpoint_dir.empty()) return absl::OkStatus();
   if (checkpoints_ == nullptr) {
     STRATA_ASSIGN_OR_RETURN(
-        checkpoints_,
-        CheckpointManager::Create({OwnCheckpointDir(), options_.keep_checkpoints}));
+        checkpoints_, CheckpointManager::Create({OwnCheckpointDir(), options_.keep_checkpoints}));
   }
   STRATA_ASSIGN_OR_RETURN(CheckpointManager::Writer writer, checkpoints_->Begin(step_));
   STRATA_RETURN_IF_ERROR(update_->Save(writer.dir(), *model_, rank()));
@@ -189,8 +204,7 @@ absl::StatusOr<int64_t> FoTrainer::Resume(const std::function<void(const std::st
   resumed_ = true;
   if (options_.checkpoint_dir.empty()) return step_;
   STRATA_ASSIGN_OR_RETURN(
-      checkpoints_,
-      CheckpointManager::Create({OwnCheckpointDir(), options_.keep_checkpoints}));
+      checkpoints_, CheckpointManager::Create({OwnCheckpointDir(), options_.keep_checkpoints}));
   std::vector<std::string> problems;
   absl::StatusOr<CheckpointInfoOnDisk> latest = checkpoints_->LatestValid(&problems);
   for (const std::string& problem : problems) log("skipping checkpoint: " + problem);
@@ -285,7 +299,7 @@ absl::Status FoTrainer::Run(const std::function<void(const std::string&)>& log) 
   if (!options_.save_dir.empty()) {
     STRATA_RETURN_IF_ERROR(update_->GatherForExport(*model_));
     if (rank() == 0) {
-      STRATA_RETURN_IF_ERROR(SaveHfCheckpoint(*model_, options_.save_dir));
+      STRATA_RETURN_IF_ERROR(update_->Export(*model_, options_.save_dir));
       log(absl::StrFormat("saved %s", options_.save_dir));
     }
     update_->ExportDone(*model_);

@@ -16,8 +16,9 @@
 #include "runtime/data/dataset.h"
 #include "runtime/dist/communicator.h"
 #include "runtime/model/transformer.h"
-#include "runtime/train/fo_update.h"
 #include "runtime/optim/lr_schedule.h"
+#include "runtime/peft/lora_adapters.h"
+#include "runtime/train/fo_update.h"
 #include "runtime/train/train_events.h"
 #include "storage/checkpoint.h"
 
@@ -37,7 +38,7 @@ struct FoTrainerOptions {
   int64_t eval_every = 0;  // 0: only at the end.
   int eval_batches = 8;
   int64_t log_every = 10;
-  uint64_t seed = 0;  // Data order.
+  uint64_t seed = 0;     // Data order.
   std::string save_dir;  // Hugging Face checkpoint written at the end when set (rank 0).
   // Data parallel across the communicator's ranks (each takes every world-th sequence of the
   // data and `batch` per step; ZeroAdamW with `zero_stage` 0-2, or Zero3 with stage 3, replaces
@@ -66,6 +67,9 @@ struct FoTrainerOptions {
   // Retention: the newest N checkpoints of each rank (at least 2 with several ranks, so the
   // newest step all ranks have survives a crash between their commits).
   int keep_checkpoints = 2;
+  // LoRA: only these adapters train (AdamW, ZeRO stage 0 over the communicator), the base
+  // frozen; checkpoints and save_dir hold the adapters in PEFT's layout. Not owned.
+  LoraAdapters* lora = nullptr;
   TrainEvents events;  // Progress, evaluations and (rank 0's) checkpoints.
   // Checked after every step: when true, Run writes a checkpoint and returns CANCELLED.
   std::function<bool()> stop_requested;

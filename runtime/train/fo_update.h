@@ -6,6 +6,7 @@
 //                        in memory or streamed from NVMe, one process or several
 //   zero3_update         ZeRO stages 2-3 (Zero3): gradients (and at stage 3 the weights)
 //                        partitioned block by block
+//   lora_adamw_update    LoRA adapters only over a frozen base, one process or several
 // FoTrainer::Create picks one from its options and never asks which it has.
 #ifndef STRATA_RUNTIME_TRAIN_FO_UPDATE_H_
 #define STRATA_RUNTIME_TRAIN_FO_UPDATE_H_
@@ -15,6 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "runtime/model/hf_checkpoint.h"
 #include "runtime/model/transformer.h"
 
 namespace strata {
@@ -45,6 +47,11 @@ class FoUpdate {
   // Makes the model's arena hold every weight (before an export) and gives it back afterwards.
   virtual absl::Status GatherForExport(Transformer&) { return absl::OkStatus(); }
   virtual void ExportDone(Transformer&) {}
+  // Writes what the run trained to `dir` (rank 0, between GatherForExport and ExportDone): a
+  // Hugging Face checkpoint of the model, or what the family trains instead.
+  virtual absl::Status Export(Transformer& model, const std::string& dir) {
+    return SaveHfCheckpoint(model, dir);
+  }
 };
 
 }  // namespace strata

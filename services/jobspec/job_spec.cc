@@ -443,26 +443,35 @@ absl::Status CheckEnumsDeclared(const Message& message, const std::string& prefi
   return absl::OkStatus();
 }
 
-// LoRA: zeroth-order jobs with their weights in memory (the adapters are the trained part).
+// LoRA: the adapters are the trained part, in memory; zeroth-order (sgd, sign) or first-order
+// AdamW at ZeRO stage 0 (one rank or data parallel).
 absl::Status NormalizePeft(v1::JobSpec& spec) {
   if (!spec.peft().has_lora()) {
     spec.clear_peft();
     return absl::OkStatus();
   }
   v1::LoraSpec* lora = spec.mutable_peft()->mutable_lora();
-  if (!spec.optimizer().has_zeroth_order()) {
-    return NotSupported("peft.lora", "first-order LoRA; use optimizer.zeroth_order");
-  }
   if (spec.offload().param_tier() != v1::TIER_UNSPECIFIED) {
     return NotSupported("peft.lora", "offloaded LoRA; leave offload.param_tier unset");
   }
-  if (spec.optimizer().zeroth_order().variant() != v1::ZO_VARIANT_SGD &&
-      spec.optimizer().zeroth_order().variant() != v1::ZO_VARIANT_SGD_SIGN) {
-    return NotSupported("peft.lora",
-                        "LoRA runs the ZO_VARIANT_SGD and ZO_VARIANT_SGD_SIGN variants");
-  }
-  if (spec.optimizer().zeroth_order().sparse_quantile() != 0) {
-    return NotSupported("peft.lora", "Sparse-MeZO masks over adapters");
+  if (spec.optimizer().has_zeroth_order()) {
+    if (spec.optimizer().zeroth_order().variant() != v1::ZO_VARIANT_SGD &&
+        spec.optimizer().zeroth_order().variant() != v1::ZO_VARIANT_SGD_SIGN) {
+      return NotSupported("peft.lora",
+                          "LoRA runs the ZO_VARIANT_SGD and ZO_VARIANT_SGD_SIGN variants");
+    }
+    if (spec.optimizer().zeroth_order().sparse_quantile() != 0) {
+      return NotSupported("peft.lora", "Sparse-MeZO masks over adapters");
+    }
+  } else {
+    if (spec.zero().stage() != 0) {
+      return NotSupported(
+          "peft.lora", "ZeRO stages 1-3 with LoRA (the adapters are replicated); use zero.stage 0");
+    }
+    if (spec.offload().optimizer_tier() == v1::TIER_NVME) {
+      return NotSupported("peft.lora",
+                          "adapters' AdamW state on NVMe; leave offload.optimizer_tier unset");
+    }
   }
   if (lora->r() == 0) lora->set_r(8);
   if (lora->r() < 0 || lora->r() > 4096) return Bad("peft.lora.r", "must be 1-4096");

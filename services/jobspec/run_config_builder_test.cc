@@ -203,6 +203,10 @@ TEST(NormalizeJobSpecTest, LoraResolvesItsDefaultsAndRefusesWhatItCannotRun) {
   ASSERT_TRUE(lora.ok()) << lora.status();
   EXPECT_EQ(lora->peft().lora().r(), 8);
   EXPECT_EQ(lora->peft().lora().alpha(), 16);
+  v1::JobSpec first_order = spec;  // FO-LoRA: AdamW over the adapters.
+  first_order.mutable_optimizer()->clear_zeroth_order();
+  first_order.mutable_optimizer()->mutable_adamw()->set_lr(1e-3);
+  EXPECT_TRUE(NormalizeJobSpec(first_order).ok()) << NormalizeJobSpec(first_order).status();
   struct Case {
     std::function<void(v1::JobSpec&)> set;
     const char* field;
@@ -225,8 +229,15 @@ TEST(NormalizeJobSpecTest, LoraResolvesItsDefaultsAndRefusesWhatItCannotRun) {
       {[](v1::JobSpec& s) {
          s.mutable_optimizer()->clear_zeroth_order();
          s.mutable_optimizer()->mutable_adamw()->set_lr(1e-3);
+         s.mutable_zero()->set_stage(1);
        },
-       "spec.peft.lora: not supported yet (first-order LoRA"},
+       "spec.peft.lora: not supported yet (ZeRO stages 1-3"},
+      {[](v1::JobSpec& s) {
+         s.mutable_optimizer()->clear_zeroth_order();
+         s.mutable_optimizer()->mutable_adamw()->set_lr(1e-3);
+         s.mutable_offload()->set_optimizer_tier(v1::TIER_NVME);
+       },
+       "spec.peft.lora: not supported yet (adapters' AdamW state on NVMe"},
   };
   for (const Case& c : cases) {
     v1::JobSpec changed = spec;

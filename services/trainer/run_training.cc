@@ -241,6 +241,18 @@ absl::StatusOr<ZoTrainerOptions> ZoOptionsFor(const v1::RunConfig& run) {
   return o;
 }
 
+// The adapters run.peft.lora asks for (null without), announced in the log.
+absl::StatusOr<std::unique_ptr<LoraAdapters>> LoggedAdapters(
+    const v1::RunConfig& run, const Transformer& model,
+    const std::function<void(const std::string&)>& log) {
+  if (!run.peft().has_lora()) return nullptr;
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<LoraAdapters> lora, AdaptersFor(run, model));
+  log(absl::StrFormat("LoRA: r %d, alpha %g, %d adapter parameters (%.3f%% of the model)",
+                      lora->config().r, lora->config().alpha, lora->NumElements(),
+                      100.0 * lora->NumElements() / model.config().NumParameters()));
+  return lora;
+}
+
 absl::StatusOr<FoTrainerOptions> FoOptionsFor(const v1::RunConfig& run) {
   if (!run.optimizer().has_adamw()) return absl::InvalidArgumentError("run config: not adamw");
   const v1::AdamWSpec& adam = run.optimizer().adamw();
@@ -359,14 +371,8 @@ absl::Status RunTraining(const v1::RunConfig& run, const TrainingOutput& out) {
     }
     STRATA_RETURN_IF_ERROR(SeedFromCheckpoint(run.checkpoint().resume_from(), o.checkpoint_dir,
                                               o.keep_checkpoints, log));
-    std::unique_ptr<LoraAdapters> lora;
-    if (run.peft().has_lora()) {
-      STRATA_ASSIGN_OR_RETURN(lora, AdaptersFor(run, *model));
-      o.lora = lora.get();
-      log(absl::StrFormat("LoRA: r %d, alpha %g, %d adapter parameters (%.3f%% of the model)",
-                          lora->config().r, lora->config().alpha, lora->NumElements(),
-                          100.0 * lora->NumElements() / model->config().NumParameters()));
-    }
+    STRATA_ASSIGN_OR_RETURN(std::unique_ptr<LoraAdapters> lora, LoggedAdapters(run, *model, log));
+    o.lora = lora.get();
     STRATA_ASSIGN_OR_RETURN(std::unique_ptr<ZoTrainer> trainer,
                             ZoTrainer::Create(model.get(), &train, &eval, o));
     STRATA_RETURN_IF_ERROR(trainer->Run(log));
@@ -425,6 +431,8 @@ absl::Status RunTraining(const v1::RunConfig& run, const TrainingOutput& out) {
                            o.checkpoint_dir.empty() ? "" : FoRankCheckpointDir(o.checkpoint_dir, 0),
                            o.keep_checkpoints, log));
   }
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<LoraAdapters> lora, LoggedAdapters(run, *model, log));
+  o.lora = lora.get();
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<FoTrainer> trainer,
                           FoTrainer::Create(model.get(), &train, &eval, o));
   STRATA_RETURN_IF_ERROR(trainer->Run(log));

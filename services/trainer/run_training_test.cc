@@ -17,8 +17,12 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "runtime/model/model_config.h"
+#include "runtime/model/transformer.h"
+#include "runtime/peft/peft_checkpoint.h"
 #include "services/jobspec/run_config_builder.h"
 #include "tests/testing/subprocess.h"
 
@@ -327,6 +331,42 @@ TEST(RunTrainingTest, LoraJobExportsAdaptersAndResumesBitForBit) {
   EXPECT_GT(rest->front().step(), 7);
   EXPECT_TRUE(ReadAll(cut_dir + "/checkpoints/export/adapter_model.safetensors") == adapters)
       << "resumed adapters differ from the uninterrupted run's";
+}
+
+// A first-order job with peft.lora: AdamW over the adapters, the export a PEFT directory that
+// loads onto the base, and no full checkpoint of the base anywhere.
+TEST(RunTrainingTest, FirstOrderLoraJobExportsAdapters) {
+  v1::JobSpec spec = ZoJob("fo_lora");
+  spec.mutable_optimizer()->clear_zeroth_order();
+  spec.mutable_optimizer()->mutable_adamw()->set_lr(1e-3);
+  spec.mutable_peft()->mutable_lora()->add_target_modules("all-linear");
+  spec.mutable_checkpoint()->set_interval_steps(10);
+  spec.mutable_checkpoint()->set_export_safetensors(true);
+  const std::string dir = TmpDir("fo_lora");
+  auto run = Build(spec, dir);
+  ASSERT_TRUE(run.ok()) << run.status();
+  std::vector<std::string> lines;
+  TrainingOutput out;
+  out.log = [&lines](const std::string& line) { lines.push_back(line); };
+  ASSERT_TRUE(RunTraining(*run, out).ok());
+  const std::string all = absl::StrJoin(lines, "\n");
+  EXPECT_THAT(all, HasSubstr("LoRA: r 8, alpha 16"));
+  EXPECT_THAT(all, HasSubstr("AdamW over"));
+  const std::string export_dir = dir + "/checkpoints/export";
+  EXPECT_THAT(ReadAll(export_dir + "/adapter_config.json"), HasSubstr("\"peft_type\": \"LORA\""));
+  EXPECT_TRUE(ReadAll(export_dir + "/model.safetensors").empty()) << "the base is not exported";
+  auto base = Transformer::Create(*ParseHfConfig(::strata::testing::kTinyLlamaConfigJson, "tiny"));
+  ASSERT_TRUE(base.ok());
+  auto adapters = LoadLoraAdapter(export_dir, (*base)->layout());
+  ASSERT_TRUE(adapters.ok()) << adapters.status();
+  double moved = 0;  // B starts at zero.
+  for (const TensorInfo& t : (*adapters)->tensors()) {
+    if (t.name.find("lora_B") == std::string::npos) continue;
+    for (int64_t i = 0; i < t.numel; ++i) {
+      moved = std::max(moved, std::fabs(double{(*adapters)->weights()[t.offset + i]}));
+    }
+  }
+  EXPECT_GT(moved, 0);
 }
 
 }  // namespace
