@@ -25,6 +25,11 @@ absl::StatusOr<std::unique_ptr<OffloadedZo>> OffloadedZo::Create(Transformer* mo
     return absl::InvalidArgumentError("offload to the NVMe tier needs nvme_paths");
   }
   if (options.prefetch_blocks < 1) return absl::InvalidArgumentError("prefetch_blocks >= 1");
+  if (options.lora != nullptr && (config.sparse_quantile > 0 || options.gpu_device >= 0)) {
+    return absl::InvalidArgumentError(
+        "offloaded ZO-LoRA runs on the CPU without Sparse-MeZO masks: no gpu_device or "
+        "sparse_quantile");
+  }
   std::unique_ptr<OffloadedZo> o(new OffloadedZo(model, std::move(options)));
   const ParamLayout& layout = model->layout();
   const int L = layout.config().n_layer;
@@ -45,8 +50,11 @@ absl::StatusOr<std::unique_ptr<OffloadedZo>> OffloadedZo::Create(Transformer* mo
   int slots = std::min(L, o->options_.prefetch_blocks + 1);
   // The resident tensors once (the large ones are perturbed on the fly), the optimizer's
   // perturbation buffers, the slots, and the fp32 copy of a bf16 block.
-  const int64_t fixed =
-      resident_bytes + zo::ZoOptimizer::WorkingBytes(layout) + (bf16 ? block_f32_bytes : 0);
+  // With LoRA, the perturbed adapter copies instead of perturbed blocks.
+  LoraAdapters* const lora = o->options_.lora;
+  const int64_t perturbation =
+      lora != nullptr ? ZoLora::WorkingBytes(*lora) : zo::ZoOptimizer::WorkingBytes(layout);
+  const int64_t fixed = resident_bytes + perturbation + (bf16 ? block_f32_bytes : 0);
   auto working_set = [&](int n) { return fixed + n * padded_block; };
   const int64_t budget = o->options_.memory_budget_bytes;
   const bool cpu = o->options_.tier == Tier::kCpu;
@@ -83,7 +91,11 @@ absl::StatusOr<std::unique_ptr<OffloadedZo>> OffloadedZo::Create(Transformer* mo
       if (t.block < 0) STRATA_RETURN_IF_ERROR(produce(t, arena + t.offset));
     }
   }
-  STRATA_ASSIGN_OR_RETURN(o->zo_, zo::ZoOptimizer::Create(model, config));
+  if (lora != nullptr) {
+    STRATA_ASSIGN_OR_RETURN(o->lora_, ZoLora::Create(model, lora, config, o->Blocks()));
+  } else {
+    STRATA_ASSIGN_OR_RETURN(o->zo_, zo::ZoOptimizer::Create(model, config));
+  }
   if (!cpu) {
     STRATA_ASSIGN_OR_RETURN(o->engine_, CreateIoEngine(o->options_.io));
     TensorStore::Options store_options;
@@ -216,6 +228,7 @@ zo::ZoOptimizer::BlockStream OffloadedZo::Blocks() {
 absl::StatusOr<zo::ZoStepRecord> OffloadedZo::Step(absl::Span<const int32_t> tokens,
                                                    absl::Span<const int32_t> targets, int B, int T,
                                                    int64_t step, double lr) {
+  if (lora_ != nullptr) return lora_->Step(tokens, targets, B, T, step, lr);
   return zo_->Step(tokens, targets, B, T, step, lr, Blocks(), gpu_.get());
 }
 
@@ -224,7 +237,9 @@ OffloadedZo::~OffloadedZo() {
   for (void* data : registered_) CudaHostUnregister(data).IgnoreError();
 }
 
-absl::Status OffloadedZo::Flush() { return zo_->Flush(Blocks()); }
+absl::Status OffloadedZo::Flush() {
+  return lora_ != nullptr ? absl::OkStatus() : zo_->Flush(Blocks());
+}
 
 void OffloadedZo::ReleaseArenaBlocks() {
   const ParamLayout& layout = model_->layout();
@@ -238,6 +253,7 @@ void OffloadedZo::ReleaseArenaBlocks() {
 }
 
 absl::Status OffloadedZo::Replay(const zo::ZoStepRecord& record) {
+  if (lora_ != nullptr) return lora_->Replay(record);
   return zo_->Replay(record, Blocks());
 }
 
@@ -258,7 +274,7 @@ absl::StatusOr<float> OffloadedZo::Loss(absl::Span<const int32_t> tokens,
 }
 
 absl::StatusOr<const float*> OffloadedZo::ReadBlock(int layer) {
-  if (zo_->has_pending()) {
+  if (zo_ != nullptr && zo_->has_pending()) {
     return absl::FailedPreconditionError("ReadBlock with a pending update: Flush first");
   }
   if (layer < 0 || layer >= model_->layout().config().n_layer) {

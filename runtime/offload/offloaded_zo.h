@@ -11,6 +11,10 @@
 // The step is ZoOptimizer's own, fed the blocks through a BlockStream, so the scalars, the step
 // log and the weights are bitwise identical to in-memory ZO for the same seeds. Stateless variants
 // only (sgd, sign): momentum/Adam state would need its own offloading.
+//
+// With LoRA adapters (Options::lora) the base is frozen: ZoLora takes the steps over the
+// in-memory adapters, each pass reads every block once and writes none back (about half the
+// bytes of full offloaded ZO), and no block perturbation buffers are needed.
 #ifndef STRATA_RUNTIME_OFFLOAD_OFFLOADED_ZO_H_
 #define STRATA_RUNTIME_OFFLOAD_OFFLOADED_ZO_H_
 
@@ -23,6 +27,8 @@
 
 #include "absl/status/statusor.h"
 #include "runtime/model/transformer.h"
+#include "runtime/peft/lora_adapters.h"
+#include "runtime/peft/zo_lora.h"
 #include "runtime/zo/zo_engine.h"
 #include "runtime/zo/zo_optimizer.h"
 #include "storage/io/io_engine.h"
@@ -71,6 +77,9 @@ class OffloadedZo : public zo::ZoEngine {
     // blocks are copied to the device on their own stream. -1: compute on the CPU. Needs a
     // build with --config=cuda and the sgd or sign variant.
     int gpu_device = -1;
+    // ZO-LoRA over the read-only base: these adapters (not owned) are what the steps train;
+    // Sparse-MeZO and the GPU stage are refused.
+    LoraAdapters* lora = nullptr;
   };
 
   // Moves the model's blocks to NVMe. `model` must outlive this object.
@@ -100,8 +109,8 @@ class OffloadedZo : public zo::ZoEngine {
   // Drops the model arena's block pages again after Materialize (they are not used while the
   // blocks live on NVMe).
   void ReleaseArenaBlocks();
-  // The in-memory optimizer whose per-tensor arithmetic and Sparse-MeZO thresholds this uses.
-  zo::ZoOptimizer& zo() { return *zo_; }
+  // The in-memory optimizer whose per-tensor arithmetic and Sparse-MeZO thresholds this uses
+  // (none with LoRA).
   zo::ZoOptimizer* arithmetic() override { return zo_.get(); }
   // Blocks read from their tier one at a time (ReadBlock): exports stay within the budget.
   std::function<absl::StatusOr<const float*>(int layer)> block_source() override {
@@ -133,7 +142,8 @@ class OffloadedZo : public zo::ZoEngine {
 
   Transformer* model_;
   Options options_;
-  std::unique_ptr<zo::ZoOptimizer> zo_;
+  std::unique_ptr<zo::ZoOptimizer> zo_;  // Full ZO.
+  std::unique_ptr<ZoLora> lora_;         // Or ZO-LoRA over the read-only blocks.
   std::unique_ptr<IoEngine> engine_;
   std::unique_ptr<TensorStore> store_;
   std::unique_ptr<PinnedSlab> slab_;

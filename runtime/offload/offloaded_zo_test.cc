@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "runtime/model/hf_checkpoint.h"
+#include "runtime/peft/zo_lora.h"
 #include "runtime/testing/tiny_models.h"
 #include "storage/safetensors/safetensors.h"
 
@@ -142,6 +143,98 @@ TEST_P(OffloadedZoTest, BitwiseEqualToInMemoryZo) {
 INSTANTIATE_TEST_SUITE_P(Variants, OffloadedZoTest, ::testing::ValuesIn(Cases()),
                          [](const ::testing::TestParamInfo<Case>& info) {
                            return info.param.name;
+                         });
+
+// ZO-LoRA over an offloaded base (NVMe with both I/O engines, and the host tier): the same
+// scalars and adapter bits as ZO-LoRA in memory, every family, with the base streamed read-only
+// (nothing written after construction, one read of every block per perturbation pass) and
+// unchanged.
+struct LoraCase {
+  ModelFamily family;
+  bool uring;
+  OffloadedZo::Tier tier;
+};
+
+class OffloadedZoLoraTest : public ::testing::TestWithParam<LoraCase> {};
+
+TEST_P(OffloadedZoLoraTest, MatchesInMemoryZoLoraAndNeverWritesTheBase) {
+  const LoraCase& c = GetParam();
+  auto reference = *Transformer::Create(Tiny(c.family));
+  auto offloaded = *Transformer::Create(Tiny(c.family));
+  reference->InitializeParameters(3);
+  LoraConfig lora_config;
+  lora_config.r = 2;
+  lora_config.target_modules = {"all-linear"};
+  auto reference_lora = *LoraAdapters::Create(reference->layout(), lora_config);
+  auto offloaded_lora = *LoraAdapters::Create(offloaded->layout(), lora_config);
+  reference_lora->Initialize(4);
+  offloaded_lora->Initialize(4);
+  zo::ZoConfig config;
+  config.seed = 5;
+  config.eps = 1e-2f;
+  config.num_perturbations = 2;
+  auto in_memory = ZoLora::Create(reference.get(), reference_lora.get(), config);
+  ASSERT_TRUE(in_memory.ok()) << in_memory.status();
+  OffloadedZo::Options options;
+  const std::string name =
+      absl::StrCat(ModelFamilyName(c.family), c.uring, static_cast<int>(c.tier));
+  options.nvme_paths = {absl::StrCat(std::getenv("TEST_TMPDIR"), "/lora_", name)};
+  options.io.use_io_uring = c.uring;
+  options.tier = c.tier;
+  options.init_seed = 3;  // The base built in place: it never occupies the model's arena.
+  options.lora = offloaded_lora.get();
+  auto offload = OffloadedZo::Create(offloaded.get(), config, options);
+  ASSERT_TRUE(offload.ok()) << offload.status();
+  EXPECT_EQ((*offload)->arithmetic(), nullptr);
+  const int64_t written = (*offload)->bytes_written(), read = (*offload)->bytes_read();
+  std::mt19937 rng(8);
+  const int B = 2, T = 9, kSteps = 3;
+  for (int64_t step = 1; step <= kSteps; ++step) {
+    std::vector<int32_t> tokens(B * T), targets(B * T);
+    for (auto& t : tokens) t = static_cast<int32_t>(rng() % 53);
+    for (auto& t : targets) t = static_cast<int32_t>(rng() % 53);
+    auto a = (*in_memory)->Step(tokens, targets, B, T, step, 5e-2);
+    auto b = (*offload)->Step(tokens, targets, B, T, step, 5e-2);
+    ASSERT_TRUE(a.ok() && b.ok()) << b.status();
+    EXPECT_EQ(a->scalars, b->scalars) << "step " << step;
+  }
+  EXPECT_EQ(0, std::memcmp(reference_lora->weights().data(), offloaded_lora->weights().data(),
+                           reference_lora->NumElements() * sizeof(float)));
+  const int64_t step_reads = (*offload)->bytes_read() - read;
+  std::vector<int32_t> tokens(B * T), targets(B * T);
+  for (auto& t : tokens) t = static_cast<int32_t>(rng() % 53);
+  for (auto& t : targets) t = static_cast<int32_t>(rng() % 53);
+  absl::StatusOr<float> streamed = (*offload)->Loss(tokens, targets, B, T);
+  ASSERT_TRUE(streamed.ok()) << streamed.status();
+  EXPECT_EQ(*streamed, *reference->Loss(tokens, targets, B, T));
+  if (c.tier == OffloadedZo::Tier::kNvme) {
+    const int64_t pass = (*offload)->bytes_read() - read - step_reads;  // One read of each block.
+    EXPECT_GT(pass, 0);
+    EXPECT_EQ(step_reads, kSteps * config.num_perturbations * pass);
+    EXPECT_EQ((*offload)->bytes_written(), written) << "a frozen block was written back";
+  }
+  ASSERT_TRUE((*offload)->Materialize().ok());
+  EXPECT_EQ(0, std::memcmp(reference->params().data(), offloaded->params().data(),
+                           reference->params().size() * sizeof(float)))
+      << "the base changed";
+}
+
+std::vector<LoraCase> LoraCases() {
+  std::vector<LoraCase> cases;
+  for (ModelFamily family : testing_models::AllFamilies()) {
+    cases.push_back({family, true, OffloadedZo::Tier::kNvme});
+  }
+  cases.push_back({ModelFamily::kLlama, false, OffloadedZo::Tier::kNvme});
+  cases.push_back({ModelFamily::kQwen3, false, OffloadedZo::Tier::kCpu});
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, OffloadedZoLoraTest, ::testing::ValuesIn(LoraCases()),
+                         [](const ::testing::TestParamInfo<LoraCase>& info) {
+                           return absl::StrCat(
+                               ModelFamilyName(info.param.family),
+                               info.param.uring ? "_uring" : "_threads",
+                               info.param.tier == OffloadedZo::Tier::kCpu ? "_cpu_tier" : "");
                          });
 
 TEST(OffloadedZoTest, StreamingInitializationMatchesInitializingInMemory) {

@@ -11,7 +11,8 @@
 namespace strata {
 
 absl::StatusOr<std::unique_ptr<ZoLora>> ZoLora::Create(Transformer* model, LoraAdapters* adapters,
-                                                       zo::ZoConfig config) {
+                                                       zo::ZoConfig config,
+                                                       zo::ZoOptimizer::BlockStream blocks) {
   if (config.variant != zo::ZoVariant::kSgd && config.variant != zo::ZoVariant::kSign) {
     return absl::InvalidArgumentError("ZO with LoRA runs the sgd and sign variants only");
   }
@@ -25,11 +26,21 @@ absl::StatusOr<std::unique_ptr<ZoLora>> ZoLora::Create(Transformer* model, LoraA
         "negative");
   }
   model->SetAdapters(adapters, /*base_frozen=*/true);
-  return std::unique_ptr<ZoLora>(new ZoLora(model, adapters, config));
+  if (blocks == nullptr) {
+    blocks = [model](const zo::ZoOptimizer::BlockVisitor& fn) -> absl::Status {
+      float* arena = model->params().data();
+      for (int l = 0; l < model->config().n_layer; ++l) {
+        STRATA_RETURN_IF_ERROR(fn(l, arena + model->layout().BlockBegin(l)).status());
+      }
+      return absl::OkStatus();
+    };
+  }
+  return std::unique_ptr<ZoLora>(new ZoLora(model, adapters, config, std::move(blocks)));
 }
 
-ZoLora::ZoLora(Transformer* model, LoraAdapters* adapters, zo::ZoConfig config)
-    : model_(model), adapters_(adapters), config_(config) {
+ZoLora::ZoLora(Transformer* model, LoraAdapters* adapters, zo::ZoConfig config,
+               zo::ZoOptimizer::BlockStream blocks)
+    : model_(model), adapters_(adapters), config_(config), blocks_(std::move(blocks)) {
   plus_.Resize(adapters->NumElements());
   minus_.Resize(adapters->NumElements());
 }
@@ -44,7 +55,6 @@ absl::StatusOr<zo::ZoStepRecord> ZoLora::Step(absl::Span<const int32_t> tokens,
   record.lr = lr;
   const float* theta = adapters_->weights().data();
   const float* base = model_->params().data();
-  const ModelConfig& c = model_->config();
   double loss_sum = 0;
   bool finite = true;
   float clean = 0;  // One-sided: L(theta), the same for every perturbation.
@@ -61,9 +71,12 @@ absl::StatusOr<zo::ZoStepRecord> ZoLora::Step(absl::Span<const int32_t> tokens,
     adapters_->SetStreamWeights(1, config_.one_sided ? theta : minus_.data());
     absl::Status status = model_->BeginForward(base, tokens, B, T, 0);
     if (status.ok() && second) status = model_->BeginForward(base, tokens, B, T, 1);
-    for (int l = 0; status.ok() && l < c.n_layer; ++l) {
-      model_->BlockForward(l, base + model_->layout().BlockBegin(l), 0);
-      if (second) model_->BlockForward(l, base + model_->layout().BlockBegin(l), 1);
+    if (status.ok()) {
+      status = blocks_([&](int l, float* block) -> absl::StatusOr<bool> {
+        model_->BlockForward(l, block, 0);
+        if (second) model_->BlockForward(l, block, 1);
+        return false;  // The base is read only.
+      });
     }
     absl::StatusOr<float> plus =
         status.ok() ? model_->EndForward(base, targets, 0) : absl::StatusOr<float>(status);

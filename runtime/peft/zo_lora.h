@@ -3,6 +3,8 @@
 // seed (the same noise streams and records as full ZO, runtime/zo), runs the two perturbed
 // forwards side by side over the unchanged base weights, and updates the adapters with the
 // projected gradient. Records replay bit for bit; the sgd and sign variants are supported.
+// The base's blocks come from the model's arena or, offloaded, from a read-only block stream
+// (OffloadedZo streams them from NVMe or pinned host memory and never writes one back).
 #ifndef STRATA_RUNTIME_PEFT_ZO_LORA_H_
 #define STRATA_RUNTIME_PEFT_ZO_LORA_H_
 
@@ -23,9 +25,12 @@ namespace strata {
 class ZoLora final : public zo::ZoEngine {
  public:
   // `model` and `adapters` must outlive this; the adapters are attached to the model (base
-  // frozen). Refuses ZO settings it does not implement, naming them.
-  static absl::StatusOr<std::unique_ptr<ZoLora>> Create(Transformer* model, LoraAdapters* adapters,
-                                                        zo::ZoConfig config);
+  // frozen). `blocks`, when given, supplies the base's blocks in order (its visitor never
+  // changes one); otherwise they are the model's arena. Refuses ZO settings it does not
+  // implement, naming them.
+  static absl::StatusOr<std::unique_ptr<ZoLora>> Create(
+      Transformer* model, LoraAdapters* adapters, zo::ZoConfig config,
+      zo::ZoOptimizer::BlockStream blocks = nullptr);
 
   // One step on (tokens, targets) of shape (B, T); `step` is 1-based. The update is applied
   // before it returns.
@@ -42,17 +47,23 @@ class ZoLora final : public zo::ZoEngine {
                              int B, int T) override {
     return model_->Loss(tokens, targets, B, T);
   }
+  // The perturbed adapter copies (two adapter arenas).
+  static int64_t WorkingBytes(const LoraAdapters& adapters) {
+    return 2 * adapters.NumElements() * static_cast<int64_t>(sizeof(float));
+  }
   // The adapters carry no per-tensor state beyond their weights.
   zo::ZoOptimizer* arithmetic() override { return nullptr; }
   LoraAdapters& adapters() { return *adapters_; }
 
  private:
-  ZoLora(Transformer* model, LoraAdapters* adapters, zo::ZoConfig config);
+  ZoLora(Transformer* model, LoraAdapters* adapters, zo::ZoConfig config,
+         zo::ZoOptimizer::BlockStream blocks);
   void Apply(const zo::ZoStepRecord& record);
 
   Transformer* model_;
   LoraAdapters* adapters_;
   zo::ZoConfig config_;
+  zo::ZoOptimizer::BlockStream blocks_;
   std::optional<uint64_t> next_seed_;
   AlignedBuffer plus_, minus_;
 };

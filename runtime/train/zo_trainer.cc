@@ -36,10 +36,9 @@ absl::StatusOr<std::unique_ptr<ZoTrainer>> ZoTrainer::Create(Transformer* model,
   BatchSampler::Options sampler_options{options.batch, options.seq, options.data_seed, 0, 1};
   STRATA_ASSIGN_OR_RETURN(BatchSampler sampler, BatchSampler::Create(train, sampler_options));
   std::unique_ptr<zo::ZoEngine> engine;
-  if (options.lora != nullptr) {
-    if (options.offload.has_value()) {
-      return absl::InvalidArgumentError("LoRA adapters train in memory: no offload");
-    }
+  if (options.lora != nullptr && options.offload.has_value()) {
+    options.offload->lora = options.lora;  // ZO-LoRA over the offloaded, read-only base.
+  } else if (options.lora != nullptr) {
     STRATA_ASSIGN_OR_RETURN(engine, ZoLora::Create(model, options.lora, options.zo));
   } else if (!options.offload.has_value()) {
     STRATA_ASSIGN_OR_RETURN(std::unique_ptr<zo::ZoOptimizer> optimizer,

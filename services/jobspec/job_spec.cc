@@ -443,17 +443,15 @@ absl::Status CheckEnumsDeclared(const Message& message, const std::string& prefi
   return absl::OkStatus();
 }
 
-// LoRA: the adapters are the trained part, in memory; zeroth-order (sgd, sign) or first-order
-// AdamW at ZeRO stage 0 (one rank or data parallel).
+// LoRA: the adapters are the trained part, in memory; zeroth-order (sgd, sign; the base in
+// memory or offloaded, streamed read-only) or first-order AdamW at ZeRO stage 0 (one rank or
+// data parallel).
 absl::Status NormalizePeft(v1::JobSpec& spec) {
   if (!spec.peft().has_lora()) {
     spec.clear_peft();
     return absl::OkStatus();
   }
   v1::LoraSpec* lora = spec.mutable_peft()->mutable_lora();
-  if (spec.offload().param_tier() != v1::TIER_UNSPECIFIED) {
-    return NotSupported("peft.lora", "offloaded LoRA; leave offload.param_tier unset");
-  }
   if (spec.optimizer().has_zeroth_order()) {
     if (spec.optimizer().zeroth_order().variant() != v1::ZO_VARIANT_SGD &&
         spec.optimizer().zeroth_order().variant() != v1::ZO_VARIANT_SGD_SIGN) {
@@ -462,6 +460,9 @@ absl::Status NormalizePeft(v1::JobSpec& spec) {
     }
     if (spec.optimizer().zeroth_order().sparse_quantile() != 0) {
       return NotSupported("peft.lora", "Sparse-MeZO masks over adapters");
+    }
+    if (spec.resources().gpus_per_rank() > 0) {
+      return NotSupported("peft.lora", "LoRA on a GPU; leave resources.gpus_per_rank 0");
     }
   } else {
     if (spec.zero().stage() != 0) {

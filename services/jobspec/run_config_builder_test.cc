@@ -207,6 +207,9 @@ TEST(NormalizeJobSpecTest, LoraResolvesItsDefaultsAndRefusesWhatItCannotRun) {
   first_order.mutable_optimizer()->clear_zeroth_order();
   first_order.mutable_optimizer()->mutable_adamw()->set_lr(1e-3);
   EXPECT_TRUE(NormalizeJobSpec(first_order).ok()) << NormalizeJobSpec(first_order).status();
+  v1::JobSpec offloaded = spec;  // ZO-LoRA over a base streamed from NVMe.
+  offloaded.mutable_offload()->set_param_tier(v1::TIER_NVME);
+  EXPECT_TRUE(NormalizeJobSpec(offloaded).ok()) << NormalizeJobSpec(offloaded).status();
   struct Case {
     std::function<void(v1::JobSpec&)> set;
     const char* field;
@@ -220,8 +223,11 @@ TEST(NormalizeJobSpecTest, LoraResolvesItsDefaultsAndRefusesWhatItCannotRun) {
          s.mutable_peft()->mutable_lora()->add_target_modules("q_proj");
        },
        "spec.peft.lora.target_modules:"},
-      {[](v1::JobSpec& s) { s.mutable_offload()->set_param_tier(v1::TIER_NVME); },
-       "spec.peft.lora: not supported yet"},
+      {[](v1::JobSpec& s) {
+         s.mutable_offload()->set_param_tier(v1::TIER_NVME);
+         s.mutable_resources()->set_gpus_per_rank(1);
+       },
+       "spec.peft.lora: not supported yet (LoRA on a GPU"},
       {[](v1::JobSpec& s) {
          s.mutable_optimizer()->mutable_zeroth_order()->set_variant(v1::ZO_VARIANT_ADAM);
        },

@@ -331,6 +331,22 @@ TEST(RunTrainingTest, LoraJobExportsAdaptersAndResumesBitForBit) {
   EXPECT_GT(rest->front().step(), 7);
   EXPECT_TRUE(ReadAll(cut_dir + "/checkpoints/export/adapter_model.safetensors") == adapters)
       << "resumed adapters differ from the uninterrupted run's";
+
+  // The same job with the base offloaded to NVMe (streamed read-only) trains the same bits.
+  v1::JobSpec offloaded = spec;
+  offloaded.mutable_offload()->set_param_tier(v1::TIER_NVME);
+  RankSite site;
+  site.job_id = "lora_nvme";
+  site.job_dir = TmpDir("lora_nvme");
+  site.nvme_dirs = {TmpDir("lora_nvme_blocks")};
+  auto offloaded_run = BuildRunConfig(offloaded, site);
+  ASSERT_TRUE(offloaded_run.ok()) << offloaded_run.status();
+  std::vector<std::string> lines;
+  TrainingOutput out2;
+  out2.log = [&lines](const std::string& line) { lines.push_back(line); };
+  ASSERT_TRUE(RunTraining(*offloaded_run, out2).ok());
+  EXPECT_TRUE(ReadAll(site.job_dir + "/checkpoints/export/adapter_model.safetensors") == adapters)
+      << "offloaded ZO-LoRA differs from ZO-LoRA in memory";
 }
 
 // A first-order job with peft.lora: AdamW over the adapters, the export a PEFT directory that
