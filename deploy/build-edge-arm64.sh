@@ -37,6 +37,8 @@ sources=(
   runtime/model/hf_checkpoint.cc runtime/model/model_config.cc runtime/model/param_layout.cc
   runtime/model/rope_frequencies.cc runtime/model/transformer.cc
   runtime/zo/zo_kernels.cc runtime/zo/zo_optimizer.cc
+  runtime/peft/lora_config.cc runtime/peft/lora_adapters.cc runtime/peft/peft_checkpoint.cc
+  runtime/peft/zo_lora.cc
   storage/atomic_file.cc storage/safetensors/safetensors.cc
 )
 for p in "${protos[@]}"; do

@@ -82,6 +82,7 @@ absl::StatusOr<RoundManager::Job*> RoundManager::FindLocked(const std::string& j
   fed->hyper.set_seq_len(spec.data().seq_len());
   fed->root = spec.training().seed();
   fed->model = spec.model();
+  fed->peft = spec.peft();
   // Back from the store: closed rounds give the history; a round open at a restart failed.
   absl::StatusOr<std::vector<StoredRound>> stored = options_.store->Rounds(job_id);
   if (!stored.ok()) return stored.status();
@@ -176,6 +177,7 @@ absl::StatusOr<v1::RegisterClientResponse> RoundManager::Register(
   v1::RegisterClientResponse response;
   response.set_session_token(client.session);
   *response.mutable_base()->mutable_model() = job.model;
+  *response.mutable_base()->mutable_peft() = job.peft;
   SetDuration(options_.poll_interval, response.mutable_poll_interval());
   response.set_latest_round(job.history.empty() ? 0 : job.history.back().round());
   response.set_candidate_root(job.root);

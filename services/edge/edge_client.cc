@@ -1,6 +1,7 @@
 // See edge_client.h. The replay arithmetic is docs/federated.md's: for each history entry, for
 // each (seed index, scalar) in order, one ZO-SGD update with seed CandidateSeed(root, index),
-// coefficient fp32(lr * fp32(scalar)), no weight decay — ZoOptimizer::Replay.
+// coefficient fp32(lr * fp32(scalar)), no weight decay — ZoOptimizer::Replay, or ZoLora::Replay
+// on the adapters of a LoRA job.
 #include "services/edge/edge_client.h"
 
 #include <grpcpp/grpcpp.h>
@@ -23,7 +24,9 @@
 #include "runtime/data/tokenizer.h"
 #include "runtime/model/hf_checkpoint.h"
 #include "runtime/model/model_config.h"
+#include "runtime/peft/peft_checkpoint.h"
 #include "runtime/zo/zo_optimizer.h"
+#include "services/common/lora_spec.h"
 #include "storage/atomic_file.h"
 
 namespace strata {
@@ -120,8 +123,15 @@ absl::Status EdgeClient::Connect() {
     Transformer::Options model_options;
     model_options.threads = options_.threads;
     STRATA_ASSIGN_OR_RETURN(model_, Transformer::Create(config, model_options));
+    if (response.base().peft().has_lora()) {
+      // The frozen θ0, and adapters from the candidate root (the job's training seed).
+      model_->InitializeParameters(spec.init_seed());
+      STRATA_ASSIGN_OR_RETURN(lora_,
+                              AdaptersForSpec(response.base().peft().lora(), *model_, root_));
+      model_->SetAdapters(lora_.get(), /*base_frozen=*/true);
+    }
     if (absl::Status s = LoadState(); absl::IsNotFound(s)) {
-      model_->InitializeParameters(spec.init_seed());  // θ0.
+      if (lora_ == nullptr) model_->InitializeParameters(spec.init_seed());  // θ0.
       round_ = 0;
     } else if (!s.ok()) {
       return s;
@@ -142,9 +152,24 @@ absl::Status EdgeClient::LoadState() {
     return absl::FailedPreconditionError(absl::StrCat(
         options_.state_dir, "/round belongs to another job or is damaged; use another state dir"));
   }
-  STRATA_RETURN_IF_ERROR(LoadHfWeights(options_.state_dir + "/" + dir, *model_));
+  if (lora_ != nullptr) {
+    STRATA_RETURN_IF_ERROR(LoadAdapterWeights(options_.state_dir + "/" + dir));
+  } else {
+    STRATA_RETURN_IF_ERROR(LoadHfWeights(options_.state_dir + "/" + dir, *model_));
+  }
   round_ = round;
   model_dir_ = options_.state_dir + "/" + dir;
+  return absl::OkStatus();
+}
+
+absl::Status EdgeClient::LoadAdapterWeights(const std::string& dir) {
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<LoraAdapters> saved,
+                          LoadLoraAdapter(dir, model_->layout()));
+  if (saved->NumElements() != lora_->NumElements()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(dir, " holds other adapters than the job's; use another state dir"));
+  }
+  std::copy(saved->weights().begin(), saved->weights().end(), lora_->weights().begin());
   return absl::OkStatus();
 }
 
@@ -157,7 +182,11 @@ absl::Status EdgeClient::SaveState() {
   if (path == model_dir_) return absl::OkStatus();  // Already saved.
   std::error_code ignored;
   std::filesystem::remove_all(path, ignored);  // A leftover of a crash.
-  STRATA_RETURN_IF_ERROR(SaveHfCheckpoint(*model_, path));
+  if (lora_ != nullptr) {
+    STRATA_RETURN_IF_ERROR(SaveLoraAdapter(*lora_, model_->config(), path));
+  } else {
+    STRATA_RETURN_IF_ERROR(SaveHfCheckpoint(*model_, path));
+  }
   STRATA_RETURN_IF_ERROR(WriteStringToFileAtomically(
       options_.state_dir + "/round", absl::StrCat(options_.job_id, " ", round_, " ", dir, "\n")));
   if (!model_dir_.empty()) std::filesystem::remove_all(model_dir_, ignored);
@@ -170,7 +199,11 @@ absl::Status EdgeClient::Replay(const v1::HistoryEntry& entry) {
   if (entry.seed_indices_size() != entry.scalars_size()) {
     return absl::DataLossError(absl::StrCat("history entry ", entry.round(), " is malformed"));
   }
-  if (replayer_ == nullptr) {  // Stateless SGD replays: one optimizer serves every entry.
+  // Stateless SGD replays: one replayer serves every entry.
+  if (lora_ != nullptr && lora_replayer_ == nullptr) {
+    STRATA_ASSIGN_OR_RETURN(lora_replayer_,
+                            ZoLora::Create(model_.get(), lora_.get(), SgdConfig(1e-3)));
+  } else if (lora_ == nullptr && replayer_ == nullptr) {
     STRATA_ASSIGN_OR_RETURN(replayer_, zo::ZoOptimizer::Create(model_.get(), SgdConfig(1e-3)));
   }
   for (int i = 0; i < entry.seed_indices_size(); ++i) {
@@ -179,7 +212,8 @@ absl::Status EdgeClient::Replay(const v1::HistoryEntry& entry) {
     record.seed = zo::StepSeed(root_, entry.seed_indices(i));
     record.scalars = {static_cast<float>(entry.scalars(i))};
     record.lr = entry.lr();
-    STRATA_RETURN_IF_ERROR(replayer_->Replay(record));
+    STRATA_RETURN_IF_ERROR(lora_ != nullptr ? lora_replayer_->Replay(record)
+                                            : replayer_->Replay(record));
   }
   round_ = entry.round();
   return absl::OkStatus();
@@ -201,8 +235,19 @@ absl::StatusOr<v1::PushResultRequest> EdgeClient::Train(const v1::Task& task) {
   const uint64_t seed = zo::StepSeed(std::hash<std::string>()(options_.client_id), task.round());
   STRATA_ASSIGN_OR_RETURN(BatchSampler sampler,
                           BatchSampler::Create(&data_, {batch, seq, seed, 0, 1}));
-  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<zo::ZoOptimizer> optimizer,
-                          zo::ZoOptimizer::Create(model_.get(), SgdConfig(hyper.epsilon())));
+  // Full ZO moves the weights in place (the global model is reloaded from its saved round after);
+  // ZO-LoRA moves only the adapters, kept here.
+  std::unique_ptr<zo::ZoOptimizer> optimizer;
+  std::unique_ptr<ZoLora> lora_optimizer;
+  std::vector<float> global_adapters;
+  if (lora_ != nullptr) {
+    global_adapters.assign(lora_->weights().begin(), lora_->weights().end());
+    STRATA_ASSIGN_OR_RETURN(lora_optimizer,
+                            ZoLora::Create(model_.get(), lora_.get(), SgdConfig(hyper.epsilon())));
+  } else {
+    STRATA_ASSIGN_OR_RETURN(optimizer,
+                            zo::ZoOptimizer::Create(model_.get(), SgdConfig(hyper.epsilon())));
+  }
   std::mt19937_64 pick(seed);
   // FedKSeed-Pro: the coordinator's probabilities; otherwise uniform over the K candidates.
   std::discrete_distribution<uint32_t> weighted(task.seed_probabilities().begin(),
@@ -216,9 +261,16 @@ absl::StatusOr<v1::PushResultRequest> EdgeClient::Train(const v1::Task& task) {
     sampler.Next(absl::MakeSpan(tokens), absl::MakeSpan(targets));
     const uint32_t index =
         pro ? weighted(pick) : static_cast<uint32_t>(pick() % static_cast<uint64_t>(K));
-    optimizer->SetNextSeed(zo::StepSeed(task.candidate_root(), index));
-    STRATA_ASSIGN_OR_RETURN(zo::ZoStepRecord record,
-                            optimizer->Step(tokens, targets, batch, seq, t, hyper.lr()));
+    const uint64_t step_seed = zo::StepSeed(task.candidate_root(), index);
+    absl::StatusOr<zo::ZoStepRecord> stepped;
+    if (lora_optimizer != nullptr) {
+      lora_optimizer->SetNextSeed(step_seed);
+      stepped = lora_optimizer->Step(tokens, targets, batch, seq, t, hyper.lr());
+    } else {
+      optimizer->SetNextSeed(step_seed);
+      stepped = optimizer->Step(tokens, targets, batch, seq, t, hyper.lr());
+    }
+    STRATA_ASSIGN_OR_RETURN(zo::ZoStepRecord record, std::move(stepped));
     loss += record.loss;
     if (!record.skipped) sums[index] += record.scalars[0];
   }
@@ -233,6 +285,10 @@ absl::StatusOr<v1::PushResultRequest> EdgeClient::Train(const v1::Task& task) {
     push.add_scalars(static_cast<float>(sum));
   }
   // Back to the global model (the local steps only produced the scalars).
+  if (lora_ != nullptr) {
+    std::copy(global_adapters.begin(), global_adapters.end(), lora_->weights().begin());
+    return push;
+  }
   optimizer.reset();
   STRATA_RETURN_IF_ERROR(LoadHfWeights(model_dir_, *model_));
   return push;
@@ -316,12 +372,14 @@ absl::Status EdgeClient::Run() {
 }
 
 uint64_t EdgeClient::WeightsDigest() const {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  const absl::Span<const float> p = static_cast<const Transformer&>(*model_).params();
-  const unsigned char* bytes = reinterpret_cast<const unsigned char*>(p.data());
-  for (size_t i = 0; i < p.size() * sizeof(float); ++i) {
-    h = (h ^ bytes[i]) * 0x100000001b3ULL;
-  }
+  auto fnv1a = [](uint64_t h, absl::Span<const float> floats) {
+    const unsigned char* bytes = reinterpret_cast<const unsigned char*>(floats.data());
+    for (size_t i = 0; i < floats.size() * sizeof(float); ++i)
+      h = (h ^ bytes[i]) * 0x100000001b3ULL;
+    return h;
+  };
+  uint64_t h = fnv1a(0xcbf29ce484222325ULL, static_cast<const Transformer&>(*model_).params());
+  if (lora_ != nullptr) h = fnv1a(h, static_cast<const LoraAdapters&>(*lora_).weights());
   return h;
 }
 

@@ -57,6 +57,7 @@ absl::Status CheckFederatedFieldsOnly(const v1::JobSpec& in) {
   rest.clear_max_restarts();
   rest.clear_federated();
   rest.clear_model();  // Sent to every client, which builds theta0 from it.
+  rest.clear_peft();   // LoRA: the clients train adapters over the frozen theta0.
   rest.mutable_data()->clear_batch_size();
   rest.mutable_data()->clear_seq_len();
   rest.mutable_training()->clear_seed();  // The root of the candidate seeds.
@@ -514,6 +515,7 @@ absl::StatusOr<v1::JobSpec> NormalizeJobSpec(const v1::JobSpec& in) {
       return Bad("federated.num_rounds", "must be set for a federated job");
     }
     STRATA_RETURN_IF_ERROR(NormalizeFederated(spec));
+    STRATA_RETURN_IF_ERROR(NormalizePeft(spec));
     return spec;
   }
   STRATA_RETURN_IF_ERROR(NormalizeData(spec, /*federated=*/false));

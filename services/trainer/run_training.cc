@@ -20,6 +20,7 @@
 #include "runtime/model/hf_checkpoint.h"
 #include "runtime/peft/lora_adapters.h"
 #include "services/common/coordinator_store.h"
+#include "services/common/lora_spec.h"
 #include "services/common/tls.h"
 #include "services/trainer/resume_from.h"
 
@@ -156,21 +157,7 @@ TrainEvents ReportingEvents(const std::function<void(const v1::RankReport&)>& re
 
 absl::StatusOr<std::unique_ptr<LoraAdapters>> AdaptersFor(const v1::RunConfig& run,
                                                           const Transformer& model) {
-  const v1::LoraSpec& spec = run.peft().lora();
-  LoraConfig config;
-  config.r = spec.r();
-  config.alpha = static_cast<float>(spec.alpha());
-  config.target_modules.assign(spec.target_modules().begin(), spec.target_modules().end());
-  // Empty: the family's query and value projections (job.proto's documented meaning).
-  if (config.target_modules.empty()) {
-    config.target_modules = DefaultLoraTargets(model.config().family);
-  }
-  absl::StatusOr<std::unique_ptr<LoraAdapters>> lora = LoraAdapters::Create(model.layout(), config);
-  if (!lora.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("spec.peft.lora: ", lora.status().message()));
-  }
-  (*lora)->Initialize(run.training().seed());
-  return lora;
+  return AdaptersForSpec(run.peft().lora(), model, run.training().seed());
 }
 
 absl::StatusOr<ZoTrainerOptions> ZoOptionsFor(const v1::RunConfig& run) {

@@ -282,6 +282,57 @@ TEST_F(FederatedTest, AnAarch64ClientUnderEmulationReproducesTheWeightsBitForBit
   EXPECT_EQ(Final(synced->out, "synced").first, x86_digest);
 }
 
+// A federated LoRA job (peft.lora over the Qwen3-style model): the clients train adapters over
+// the frozen θ0, pushes stay seeds and scalars, and every client (an aarch64 one under qemu when
+// the cross build and qemu-user are here) ends on the same bits; a client that only replays the
+// history gets them too, and each client's saved state is a PEFT adapter directory.
+TEST_F(FederatedTest, ALoraJobEndsWithEveryClientOnTheSameAdapters) {
+  const std::string arm = "services/edge/strata-edge-arm64";
+  const bool emulate = ReadFileOrEmpty(arm).substr(0, 4) == std::string("\x7f") + "ELF" &&
+                       access("/usr/bin/qemu-aarch64", X_OK) == 0;
+  SubmitJob(std::string(kQwen3Model) + R"(peft:
+  lora: {r: 4, alpha: 8}
+federated:
+  num_rounds: 2
+  num_candidate_seeds: 64
+  local_steps: 8
+  fraction_train: 1.0
+  min_available_nodes: 2
+  min_replies: 2
+  round_timeout: 60s
+)");
+  std::vector<std::string> first = Edge("c0", "tok-c0");
+  first.push_back(std::string("--data=/usr/share/common-licenses/") + kTexts[0]);
+  std::vector<std::string> second =
+      emulate ? Edge("c1", "tok-c1", {"/usr/bin/qemu-aarch64", arm}) : Edge("c1", "tok-c1");
+  second.push_back(std::string("--data=/usr/share/common-licenses/") + kTexts[1]);
+  absl::StatusOr<Subprocess> a = Subprocess::Start(first, dir_, "lora-c0");
+  absl::StatusOr<Subprocess> b = Subprocess::Start(second, dir_, "lora-c1");
+  ASSERT_TRUE(a.ok() && b.ok());
+  absl::StatusOr<ProcessResult> a_done = a->Wait(absl::Minutes(5));
+  absl::StatusOr<ProcessResult> b_done = b->Wait(absl::Minutes(5));
+  ASSERT_TRUE(a_done.ok() && a_done->exit_code == 0) << (a_done.ok() ? a_done->err : "");
+  ASSERT_TRUE(b_done.ok() && b_done->exit_code == 0) << (b_done.ok() ? b_done->err : "");
+  EXPECT_THAT(b_done->out, HasSubstr("round 2: pushed"));
+  const std::string joined = Final(a_done->out, "joined").first;
+  const auto [digest, loss] = Final(a_done->out, "job finished");
+  ASSERT_FALSE(digest.empty()) << a_done->out;
+  EXPECT_NE(digest, joined) << "the adapters did not move";
+  EXPECT_EQ(Final(b_done->out, "job finished").first, digest)
+      << (emulate ? "aarch64" : "x86") << " client:\n"
+      << b_done->out;
+  EXPECT_EQ(Final(b_done->out, "job finished").second, loss);
+  std::vector<std::string> late = Edge("late", "tok-late");
+  late.push_back("--sync_only");
+  absl::StatusOr<ProcessResult> synced = RunProcess(late, dir_, absl::Minutes(2));
+  ASSERT_TRUE(synced.ok() && synced->exit_code == 0) << (synced.ok() ? synced->err : "");
+  EXPECT_EQ(Final(synced->out, "synced").first, digest);
+  EXPECT_THAT(ReadFileOrEmpty(dir_ + "/state-late/model-2/adapter_config.json"),
+              HasSubstr("\"peft_type\": \"LORA\""));
+  std::printf("LoRA federated job: clients on x86 and %s agree on %s\n",
+              emulate ? "aarch64 (qemu)" : "x86", digest.c_str());
+}
+
 // The coordinator is killed with SIGKILL mid-job and restarted on the same port and data
 // directory: the clients ride it out (backoff while it is away, registering again when their
 // session is unknown), the history survives, and the job completes with every client on the same
