@@ -38,7 +38,7 @@ sources=(
   runtime/model/rope_frequencies.cc runtime/model/transformer.cc
   runtime/zo/zo_kernels.cc runtime/zo/zo_optimizer.cc
   runtime/peft/lora_config.cc runtime/peft/lora_adapters.cc runtime/peft/peft_checkpoint.cc
-  runtime/peft/zo_lora.cc
+  runtime/peft/zo_adapters.cc runtime/peft/prefix_adapters.cc
   storage/atomic_file.cc storage/safetensors/safetensors.cc
 )
 for p in "${protos[@]}"; do

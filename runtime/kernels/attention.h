@@ -15,14 +15,26 @@ namespace strata::kernels {
 struct AttentionShape {
   int B = 0, T = 0, NH = 0, NKV = 0, HD = 0;
   int window = 0;  // > 0: each query attends to the last `window` positions including itself.
+  // A cached prefix (prefix tuning): `prefix` keys and values at positions 0 .. prefix - 1 that
+  // every sequence of the batch sees before its own T tokens (which then sit at positions
+  // prefix .. prefix + T - 1). Row i of prefix_k / prefix_v (prefix_ld floats apart) holds the
+  // NKV heads' HD-wide vectors. attention_backward adds their gradients to dprefix_k /
+  // dprefix_v (same layout) when those are set.
+  int prefix = 0;
+  const float* prefix_k = nullptr;
+  const float* prefix_v = nullptr;
+  int64_t prefix_ld = 0;
+  float* dprefix_k = nullptr;
+  float* dprefix_v = nullptr;
   int64_t qkv_row() const { return static_cast<int64_t>(NH + 2 * NKV) * HD; }
 };
 
-// Floats of scratch attention_forward needs when `att` is null (one T x T score matrix per
-// thread it may use).
+// Floats of scratch attention_forward needs when `att` is null (one T x (prefix + T) score
+// matrix).
 int64_t AttentionScratchFloats(const AttentionShape& s);
 
-// att: (B, NH, T, T) probabilities saved for backward, or null to use `scratch` (inference).
+// att: (B, NH, T, prefix + T) probabilities saved for backward, or null to use `scratch`
+// (inference).
 void attention_forward(float* out, float* att, float* scratch, const float* qkv,
                        const AttentionShape& s);
 

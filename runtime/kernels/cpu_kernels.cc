@@ -199,13 +199,13 @@ void swiglu_backward(float* dgate_up, const float* gate_up, const float* dout, i
 }
 
 void rope_apply(float* qkv, int B, int T, int n_head, int n_kv_head, int hd, const float* inv_freq,
-                bool inverse, float scale) {
+                bool inverse, float scale, int start) {
   const int half = hd / 2;
   const int64_t row = static_cast<int64_t>(n_head + 2 * n_kv_head) * hd;
   const int rotated_heads = n_head + n_kv_head;  // q heads then k heads.
   ParallelFor(static_cast<int64_t>(B) * T, [&](int64_t begin_, int64_t end_) {
     for (int64_t bt = static_cast<int64_t>(begin_); bt < end_; ++bt) {
-      const int t = static_cast<int>(bt % T);
+      const int t = start + static_cast<int>(bt % T);
       float* base = qkv + bt * row;
       for (int i = 0; i < half; ++i) {
         const float angle = static_cast<float>(t) * inv_freq[i];
@@ -367,23 +367,25 @@ namespace {
 int WindowStart(int i, int window) { return window > 0 && i >= window ? i - window + 1 : 0; }
 }  // namespace
 
-void causal_softmax_rows(float* att, int T, int64_t ld, float scale, int window) {
+void causal_softmax_rows(float* att, int T, int64_t ld, float scale, int window, int prefix) {
+  const int S = prefix + T;  // Keys: the prefix's, then the tokens'.
   for (int i = 0; i < T; ++i) {
     float* row = att + i * ld;
-    const int lo = WindowStart(i, window);
+    const int last = prefix + i, lo = WindowStart(last, window);
     std::memset(row, 0, sizeof(float) * lo);
-    Rows().SoftmaxPrefix(row + lo, i + 1 - lo, scale);
-    std::memset(row + i + 1, 0, sizeof(float) * (T - i - 1));
+    Rows().SoftmaxPrefix(row + lo, last + 1 - lo, scale);
+    std::memset(row + last + 1, 0, sizeof(float) * (S - last - 1));
   }
 }
 
 void causal_softmax_backward_rows(float* dp, const float* p, int T, int64_t ld, float scale,
-                                  int window) {
+                                  int window, int prefix) {
+  const int S = prefix + T;
   for (int i = 0; i < T; ++i) {
-    const int lo = WindowStart(i, window);
+    const int last = prefix + i, lo = WindowStart(last, window);
     std::memset(dp + i * ld, 0, sizeof(float) * lo);
-    Rows().SoftmaxBackwardPrefix(dp + i * ld + lo, p + i * ld + lo, i + 1 - lo, scale);
-    std::memset(dp + i * ld + i + 1, 0, sizeof(float) * (T - i - 1));
+    Rows().SoftmaxBackwardPrefix(dp + i * ld + lo, p + i * ld + lo, last + 1 - lo, scale);
+    std::memset(dp + i * ld + last + 1, 0, sizeof(float) * (S - last - 1));
   }
 }
 

@@ -60,13 +60,13 @@ void swiglu_forward(float* out, const float* gate_up, int64_t N, int F);
 void swiglu_backward(float* dgate_up, const float* gate_up, const float* dout, int64_t N, int F);
 
 // Rotary position embedding (Hugging Face "rotate_half" convention) applied in place to the q
-// and k parts of qkv (B, T, (n_head + 2 n_kv_head) * hd); position of row (b, t) is t.
+// and k parts of qkv (B, T, (n_head + 2 n_kv_head) * hd); position of row (b, t) is start + t.
 // inv_freq holds hd / 2 inverse frequencies (runtime/model/rope_frequencies.h); the angle is
 // position * inv_freq in float32; cos and sin are multiplied by `scale` (yarn's attention
 // factor, 1 otherwise). inverse = true rotates by the negative angle (with the same scale: the
 // backward of the forward rotation).
 void rope_apply(float* qkv, int B, int T, int n_head, int n_kv_head, int hd, const float* inv_freq,
-                bool inverse, float scale = 1.0f);
+                bool inverse, float scale = 1.0f, int start = 0);
 
 // out = a + b; all (n). out may alias a or b.
 void residual_forward(float* out, const float* a, const float* b, int64_t n);
@@ -93,15 +93,18 @@ void crossentropy_rows(float* logits, float* losses, const int32_t* targets, int
 void crossentropy_chunk(const float* logits, int64_t n_rows, int len, int64_t col0,
                         const int32_t* targets, float* mx, float* sum, float* target_logit);
 
-// Causal softmax of one attention score matrix in place: rows (T, T) with leading dimension
-// ld; entries j > i are set to 0, and with window > 0 also entries j <= i - window (each row
-// attends to the last `window` positions including itself). `scale` multiplies scores first.
-void causal_softmax_rows(float* att, int T, int64_t ld, float scale, int window = 0);
+// Causal softmax of one attention score matrix in place: rows (T, prefix + T) with leading
+// dimension ld, row i the query at position prefix + i and column j the key at position j (the
+// first `prefix` keys a cached prefix's); entries j > prefix + i are set to 0, and with
+// window > 0 also entries j <= prefix + i - window (each row attends to the last `window`
+// positions including itself). `scale` multiplies scores first.
+void causal_softmax_rows(float* att, int T, int64_t ld, float scale, int window = 0,
+                         int prefix = 0);
 
-// att_backward: given probabilities P and dP (both (T, T), ld), writes dS = P * (dP - rowsum(dP*P))
-// * scale into dP in place (entries outside the causal window are 0).
+// att_backward: given probabilities P and dP (both (T, prefix + T), ld), writes
+// dS = P * (dP - rowsum(dP*P)) * scale into dP in place (entries outside the causal window are 0).
 void causal_softmax_backward_rows(float* dp, const float* p, int T, int64_t ld, float scale,
-                                  int window = 0);
+                                  int window = 0, int prefix = 0);
 
 // Sum over rows: out[c] += sum_n inp[n, c]. inp (N, C).
 void colsum_accumulate(float* out, const float* inp, int64_t N, int C);

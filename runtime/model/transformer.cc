@@ -30,11 +30,13 @@ int64_t HeadChunkRows(int64_t budget_floats, int V, int64_t N) {
 
 // Dimensions shared by all layers.
 struct Dims {
-  int64_t B, T, N, C, E, V, F, FF1, QD, QKV, NH, NKV, HD;
+  int64_t B, T, P, S, N, C, E, V, F, FF1, QD, QKV, NH, NKV, HD;  // P: prefix; S = P + T keys.
   Architecture arch;
-  explicit Dims(const ModelConfig& c, int b, int t)
+  explicit Dims(const ModelConfig& c, int b, int t, int p)
       : B(b),
         T(t),
+        P(p),
+        S(static_cast<int64_t>(p) + t),
         N(static_cast<int64_t>(b) * t),
         C(c.d_model),
         E(c.embed_dim()),
@@ -47,10 +49,6 @@ struct Dims {
         NKV(c.n_kv_head),
         HD(c.head_dim()),
         arch(c.arch()) {}
-  k::AttentionShape attention(int window) const {
-    return {static_cast<int>(B),   static_cast<int>(T),  static_cast<int>(NH),
-            static_cast<int>(NKV), static_cast<int>(HD), window};
-  }
   // Floats of the q/k-norm input copy and its per-head rstd (zero without q/k norms).
   int64_t QkRaw() const { return arch.qk_norm ? N * QKV : 0; }
   int64_t QkRstd() const { return arch.qk_norm ? N * (NH + NKV) : 0; }
@@ -79,7 +77,7 @@ struct LayerActs {
   float *ln1, *ln1_mean, *ln1_rstd, *qkv_raw, *qk_rstd, *qkv, *att, *atty, *res1, *ln2, *ln2_mean,
       *ln2_rstd, *fc, *fc_act;
   static int64_t Floats(const Dims& d) {
-    return d.N * d.C * 3 + d.N * 4 + d.QkRaw() + d.QkRstd() + d.N * d.QKV + d.B * d.NH * d.T * d.T +
+    return d.N * d.C * 3 + d.N * 4 + d.QkRaw() + d.QkRstd() + d.N * d.QKV + d.B * d.NH * d.T * d.S +
            d.N * d.QD + d.N * d.FF1 + d.N * d.F;
   }
   static LayerActs At(float* p, const Dims& d) {
@@ -91,7 +89,7 @@ struct LayerActs {
     a.qkv_raw = carve.Take(d.QkRaw());
     a.qk_rstd = carve.Take(d.QkRstd());
     a.qkv = carve.Take(d.N * d.QKV);
-    a.att = carve.Take(d.B * d.NH * d.T * d.T);
+    a.att = carve.Take(d.B * d.NH * d.T * d.S);
     a.atty = carve.Take(d.N * d.QD);
     a.res1 = carve.Take(d.N * d.C);
     a.ln2 = carve.Take(d.N * d.C);
@@ -113,7 +111,7 @@ struct TrainGlobals {
     const int64_t rows = HeadChunkRows(kTrainHeadFloats, static_cast<int>(d.V), d.N);
     return (L + 1) * d.N * d.C + d.N * d.C + 2 * d.N + 3 * d.Projected() + rows * d.V +
            3 * d.N * d.C + d.N * d.QKV + d.QkRaw() + d.N * d.QD + d.N * d.FF1 + d.N * d.F +
-           d.T * d.T + d.N * std::max(d.E, d.C);
+           d.T * d.S + d.N * std::max(d.E, d.C);
   }
   static TrainGlobals At(float* p, const Dims& d, int L) {
     TrainGlobals g;
@@ -135,7 +133,7 @@ struct TrainGlobals {
     g.dqkv_raw = carve.Take(d.QkRaw());
     g.dfc = carve.Take(d.N * d.FF1);
     g.dfc_act = carve.Take(d.N * d.F);
-    g.datt = carve.Take(d.T * d.T);
+    g.datt = carve.Take(d.T * d.S);
     return g;
   }
 };
@@ -151,7 +149,7 @@ struct InferBuffers {
   static int64_t Floats(const Dims& d) {
     const int64_t rows = HeadChunkRows(kInferHeadFloats, static_cast<int>(VocabChunk(d)), d.N);
     return 3 * d.N * d.C + d.N * d.QD + d.QkRaw() + d.N * d.QKV + d.N * d.FF1 + d.N * d.F +
-           d.T * d.T + 2 * d.Projected() + rows * VocabChunk(d) + 3 * d.N;
+           d.T * d.S + 2 * d.Projected() + rows * VocabChunk(d) + 3 * d.N;
   }
   static InferBuffers At(float* p, const Dims& d) {
     InferBuffers b;
@@ -165,7 +163,7 @@ struct InferBuffers {
     b.qkv = carve.Take(d.N * d.QKV);
     b.fc = carve.Take(d.N * d.FF1);
     b.fc_act = carve.Take(d.N * d.F);
-    b.att = carve.Take(d.T * d.T);
+    b.att = carve.Take(d.T * d.S);
     b.emb = carve.Take(d.Projected());
     b.hin = carve.Take(d.Projected());
     b.head = carve.Take(b.head_rows * VocabChunk(d));
@@ -326,9 +324,11 @@ absl::Status Transformer::CheckInputs(absl::Span<const int32_t> tokens,
   if (B <= 0 || T <= 0) {
     return absl::InvalidArgumentError(absl::StrCat("batch ", B, " x seq ", T, " must be positive"));
   }
-  if (T > c.max_seq_len) {
+  if (T + PrefixLength() > c.max_seq_len) {
     return absl::InvalidArgumentError(
-        absl::StrCat("sequence length ", T, " exceeds the model's maximum ", c.max_seq_len));
+        absl::StrCat("sequence length ", T,
+                     PrefixLength() > 0 ? absl::StrCat(" after a prefix of ", PrefixLength()) : "",
+                     " exceeds the model's maximum ", c.max_seq_len));
   }
   const int64_t n = static_cast<int64_t>(B) * T;
   if (static_cast<int64_t>(tokens.size()) != n) {
@@ -362,20 +362,53 @@ absl::Status Transformer::CheckTargets(absl::Span<const int32_t> targets, int64_
 }
 
 void Transformer::EnsureTrainBuffers(int B, int T) {
-  if (B == train_B_ && T == train_T_) return;
-  const Dims d(config(), B, T);
+  const int P = PrefixLength();
+  if (B == train_B_ && T == train_T_ && P == train_P_) return;
+  const Dims d(config(), B, T, P);
   train_.Resize(LayerActs::Floats(d) * config().n_layer +
                 TrainGlobals::Floats(d, config().n_layer));
   train_B_ = B;
   train_T_ = T;
+  train_P_ = P;
 }
 
 void Transformer::EnsureInferBuffers(int B, int T, int stream) {
   InferStream& s = infer_[stream];
-  if (B == s.B && T == s.T) return;
-  s.buffer.Resize(InferBuffers::Floats(Dims(config(), B, T)));
+  const int P = PrefixLength();
+  if (B == s.B && T == s.T && P == s.P) return;
+  s.buffer.Resize(InferBuffers::Floats(Dims(config(), B, T, P)));
   s.B = B;
   s.T = T;
+  s.P = P;
+}
+
+k::AttentionShape Transformer::AttentionAt(int layer, int B, int T, int stream, bool grads) {
+  const ModelConfig& c = config();
+  k::AttentionShape shape;
+  shape.B = B;
+  shape.T = T;
+  shape.NH = c.n_head;
+  shape.NKV = c.n_kv_head;
+  shape.HD = c.head_dim();
+  shape.window = c.WindowOfLayer(layer);
+  shape.prefix = PrefixLength();
+  if (shape.prefix > 0) {
+    const BlockAdapters::PrefixRows rows = adapters_->Prefix(layer, stream);
+    shape.prefix_k = rows.keys;
+    shape.prefix_v = rows.values;
+    shape.prefix_ld = rows.ld;
+    if (grads) {
+      shape.dprefix_k = adapters_->PrefixKeyGrads(layer);
+      shape.dprefix_v = adapters_->PrefixValueGrads(layer);
+    }
+  }
+  return shape;
+}
+
+const float* Transformer::AttentionInputs(int stream) const {
+  const InferStream& s = infer_[stream];
+  const Dims d(config(), s.B, s.T, s.P);
+  return InferBuffers::At(const_cast<float*>(s.buffer.data()), d).qkv;
 }
 
 const float* Transformer::HeadWeights(const float* base) const {
@@ -469,7 +502,7 @@ absl::StatusOr<float> Transformer::ForwardBackward(absl::Span<const int32_t> tok
                     source == nullptr && !base_frozen_ ? grads().data() : nullptr);
   if (source == nullptr) source = &arena;
   const ModelConfig& c = config();
-  const Dims d(c, B, T);
+  const Dims d(c, B, T, PrefixLength());
   const Architecture& arch = d.arch;
   const int L = c.n_layer;
   const int64_t layer_floats = LayerActs::Floats(d);
@@ -486,9 +519,9 @@ absl::StatusOr<float> Transformer::ForwardBackward(absl::Span<const int32_t> tok
   const int64_t N = d.N;
   const int C = static_cast<int>(d.C), E = static_cast<int>(d.E), F = static_cast<int>(d.F);
   const int QD = static_cast<int>(d.QD), QKV = static_cast<int>(d.QKV);
-  const float* wpe = arch.learned_positions
-                         ? tensor(P, layout_.position_embedding_id()) + arch.position_offset * d.C
-                         : nullptr;
+  const float* wpe = arch.learned_positions ? tensor(P, layout_.position_embedding_id()) +
+                                                  (arch.position_offset + d.P) * d.C
+                                            : nullptr;
 
   // Forward: embedding (and OPT's project_in), blocks, final norm (and project_out).
   const float* wte = tensor(P, layout_.token_embedding_id());
@@ -506,7 +539,7 @@ absl::StatusOr<float> Transformer::ForwardBackward(absl::Span<const int32_t> tok
     const Parts<const float> w{layout_, *weights};
     const float* in = g.resid + l * N * d.C;
     float* out = g.resid + (l + 1) * N * d.C;
-    const k::AttentionShape shape = d.attention(c.WindowOfLayer(l));
+    const k::AttentionShape shape = AttentionAt(l, B, T, 0, false);
     // Attention. Its input is norm1(in) (pre-norm) or in itself (post-norm).
     const float* attn_in = in;
     if (arch.pre_norm) {
@@ -524,7 +557,7 @@ absl::StatusOr<float> Transformer::ForwardBackward(absl::Span<const int32_t> tok
     }
     if (!arch.learned_positions) {
       k::rope_apply(a.qkv, B, T, c.n_head, c.n_kv_head, c.head_dim(), rope_inv_freq_.data(), false,
-                    rope_scale_);
+                    rope_scale_, static_cast<int>(d.P));
     }
     k::attention_forward(a.atty, a.att, nullptr, a.qkv, shape);
     if (arch.pre_norm) {
@@ -599,7 +632,7 @@ absl::StatusOr<float> Transformer::ForwardBackward(absl::Span<const int32_t> tok
     const Parts<const float> w{layout_, *weights};
     const Parts<float> gw{layout_, *block_grads};
     const float* in = g.resid + l * N * d.C;
-    const k::AttentionShape shape = d.attention(c.WindowOfLayer(l));
+    const k::AttentionShape shape = AttentionAt(l, B, T, 0, true);
     const float* attn_in = arch.pre_norm ? a.ln1 : in;
     const float* mlp_in = arch.pre_norm ? a.ln2 : a.res1;
     if (!arch.pre_norm) {
@@ -634,7 +667,7 @@ absl::StatusOr<float> Transformer::ForwardBackward(absl::Span<const int32_t> tok
     k::attention_backward(g.dqkv, g.datt, g.datty, a.qkv, a.att, shape);
     if (!arch.learned_positions) {
       k::rope_apply(g.dqkv, B, T, c.n_head, c.n_kv_head, c.head_dim(), rope_inv_freq_.data(), true,
-                    rope_scale_);
+                    rope_scale_, static_cast<int>(d.P));
     }
     const float* dprojected = g.dqkv;
     if (arch.qk_norm) {
@@ -655,7 +688,7 @@ absl::StatusOr<float> Transformer::ForwardBackward(absl::Span<const int32_t> tok
     if (absl::Status status = source->BlockGradsDone(l); !status.ok()) return status;
   }
   float* dwpe = arch.learned_positions && G != nullptr
-                    ? gtensor(layout_.position_embedding_id()) + arch.position_offset * d.C
+                    ? gtensor(layout_.position_embedding_id()) + (arch.position_offset + d.P) * d.C
                     : nullptr;
   if (G == nullptr) {
     // Frozen base: no embedding gradients.
@@ -681,12 +714,12 @@ absl::Status Transformer::BeginForward(const float* resident, absl::Span<const i
   if (absl::Status status = CheckInputs(tokens, {}, B, T, false); !status.ok()) return status;
   EnsureInferBuffers(B, T, stream);
   infer_[stream].active = true;
-  const Dims d(config(), B, T);
+  const Dims d(config(), B, T, PrefixLength());
   const Architecture& arch = d.arch;
   InferBuffers b = InferBuffers::At(infer_[stream].buffer.data(), d);
   const float* wpe = arch.learned_positions
                          ? resident + layout_.tensor(layout_.position_embedding_id()).offset +
-                               arch.position_offset * d.C
+                               (arch.position_offset + d.P) * d.C
                          : nullptr;
   const float* wte = token_embedding != nullptr
                          ? token_embedding
@@ -703,7 +736,7 @@ absl::Status Transformer::BeginForward(const float* resident, absl::Span<const i
 }
 
 float* Transformer::ResidualStream(int stream) {
-  const Dims d(config(), infer_[stream].B, infer_[stream].T);
+  const Dims d(config(), infer_[stream].B, infer_[stream].T, infer_[stream].P);
   return InferBuffers::At(infer_[stream].buffer.data(), d).x;
 }
 
@@ -714,7 +747,7 @@ void Transformer::BlockForward(int layer, const float* block_weights, int stream
 void Transformer::BlockForwardInfer(int layer, const float* weights, int stream) {
   const ModelConfig& c = config();
   const int B = infer_[stream].B, T = infer_[stream].T;
-  const Dims d(c, B, T);
+  const Dims d(c, B, T, PrefixLength());
   const Architecture& arch = d.arch;
   InferBuffers b = InferBuffers::At(infer_[stream].buffer.data(), d);
   const Parts<const float> w{layout_, weights};
@@ -736,9 +769,9 @@ void Transformer::BlockForwardInfer(int layer, const float* weights, int stream)
   }
   if (!arch.learned_positions) {
     k::rope_apply(b.qkv, B, T, c.n_head, c.n_kv_head, c.head_dim(), rope_inv_freq_.data(), false,
-                  rope_scale_);
+                  rope_scale_, static_cast<int>(d.P));
   }
-  k::attention_forward(b.atty, nullptr, b.att, b.qkv, d.attention(c.WindowOfLayer(layer)));
+  k::attention_forward(b.atty, nullptr, b.att, b.qkv, AttentionAt(layer, B, T, stream, false));
   k::matmul_forward(b.tmp, b.atty, w(BlockPart::kOW), w(BlockPart::kOB), N, QD, C);
   Adapt(layer, AdaptedSite::kO, b.atty, N, b.tmp, stream);
   k::residual_forward(b.x, b.x, b.tmp, N * d.C);
@@ -777,7 +810,7 @@ absl::StatusOr<float> Transformer::EndForward(const float* resident,
     return status;
   }
   const ModelConfig& c = config();
-  const Dims d(c, B, T);
+  const Dims d(c, B, T, PrefixLength());
   InferBuffers b = InferBuffers::At(infer_[stream].buffer.data(), d);
   const float* head_in = HeadInput(resident, b.x, b.ln, b.hin, d.N);
   // Vocabulary chunk outer, token rows inner: each head chunk is produced once per call.
@@ -843,7 +876,7 @@ absl::Status Transformer::Logits(absl::Span<const int32_t> tokens, int B, int T,
     BlockForward(l, params_.data() + layout_.BlockBegin(l));
   }
   infer_[0].active = false;
-  const Dims d(config(), B, T);
+  const Dims d(config(), B, T, PrefixLength());
   InferBuffers b = InferBuffers::At(infer_[0].buffer.data(), d);
   const float* head_in = HeadInput(params_.data(), b.x, b.ln, b.hin, d.N);
   k::sgemm(false, true, d.N, d.V, d.E, 1.0f, head_in, d.E, HeadWeights(params_.data()), d.E, 0.0f,

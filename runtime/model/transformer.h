@@ -27,6 +27,7 @@
 #include "absl/types/span.h"
 #include "runtime/base/aligned_buffer.h"
 #include "runtime/base/lazy_buffer.h"
+#include "runtime/kernels/attention.h"
 #include "runtime/model/model_config.h"
 #include "runtime/model/param_layout.h"
 
@@ -108,12 +109,36 @@ class Transformer {
     // Given d(out), accumulates the adapters' gradients and adds their part of d(x) to dx.
     virtual void Backward(int layer, AdaptedSite site, const float* x, const float* dout, int64_t N,
                           float* dx) = 0;
+
+    // Prefix tuning: PrefixLength() cached key/value rows every layer's attention sees before
+    // the sequence's own tokens, which then sit at positions PrefixLength() onwards (learned
+    // position rows and RoPE angles shift with them), as a Hugging Face model given
+    // past_key_values of that length. 0: none.
+    virtual int PrefixLength() const { return 0; }
+    struct PrefixRows {
+      const float* keys = nullptr;  // (PrefixLength() rows, ld apart) x kv_dim.
+      const float* values = nullptr;
+      int64_t ld = 0;
+    };
+    // Layer `layer`'s prefix for inference stream `stream` (0 when training).
+    virtual PrefixRows Prefix(int /*layer*/, int /*stream*/) { return {}; }
+    // Where the backward adds layer `layer`'s prefix gradients (the Prefix layout); null: none.
+    virtual float* PrefixKeyGrads(int /*layer*/) { return nullptr; }
+    virtual float* PrefixValueGrads(int /*layer*/) { return nullptr; }
   };
   // Attaches `adapters` (null detaches; not owned). With `base_frozen`, ForwardBackward computes
   // no gradient of the model's own parameters (and never allocates grads()): only the
   // adapters' gradients, through their Backward.
   void SetAdapters(BlockAdapters* adapters, bool base_frozen);
   bool base_frozen() const { return base_frozen_; }
+  BlockAdapters* adapters() const { return adapters_; }
+  // The attached adapters' prefix length (0 without).
+  int PrefixLength() const { return adapters_ != nullptr ? adapters_->PrefixLength() : 0; }
+  // The q, k, v rows ((B, T) x qkv_dim, after RoPE and q/k norms) of the block BlockForward last
+  // ran on `stream`: the keys and values a cache of those tokens holds.
+  const float* AttentionInputs(int stream) const;
+  // Ends a BeginForward of `stream` without computing a loss.
+  void AbandonForward(int stream) { infer_[stream].active = false; }
 
   // Returns the pages of the arena's block region to the system (they read as zeros after):
   // for a model whose blocks live elsewhere (ZeRO stage 3) once its shards have been taken.
@@ -190,14 +215,18 @@ class Transformer {
   BlockAdapters* adapters_ = nullptr;
   bool base_frozen_ = false;
 
+  // Attention's shape at layer `layer` (with the prefix of `stream` and, when `grads`, its
+  // gradient destinations).
+  kernels::AttentionShape AttentionAt(int layer, int B, int T, int stream, bool grads);
+
   // Training activations: one slice per layer.
   AlignedBuffer train_;
-  int train_B_ = 0, train_T_ = 0;
+  int train_B_ = 0, train_T_ = 0, train_P_ = 0;
   // Inference working sets, one per stream.
   struct InferStream {
     AlignedBuffer buffer;
-    int B = 0, T = 0;     // Shape the buffer was sized for.
-    bool active = false;  // Between BeginForward and EndForward.
+    int B = 0, T = 0, P = 0;  // Shape the buffer was sized for (P: the prefix length).
+    bool active = false;      // Between BeginForward and EndForward.
   };
   InferStream infer_[kStreams];
 };

@@ -22,6 +22,7 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "runtime/offload/offloaded_zo.h"
+#include "runtime/testing/bench_models.h"
 #include "runtime/testing/bench_util.h"
 
 ABSL_FLAG(std::string, mode, "all",
@@ -52,20 +53,7 @@ ModelConfig Gpt2Large() {
 // Part (a)'s budget: a quarter of the model's fp32 bytes.
 int64_t QuarterOfModel() { return ParamLayout(Gpt2Large()).NumElements() * 4 / 4; }
 
-ModelConfig BigLlama() {
-  ModelConfig c;
-  c.family = ModelFamily::kLlama;
-  c.vocab_size = 32000;
-  c.max_seq_len = 2048;
-  c.n_layer = 42;
-  c.n_head = 16;
-  c.n_kv_head = 8;
-  c.d_model = 2048;
-  c.d_ff = 5632;
-  c.norm_eps = 1e-5f;
-  c.tie_embeddings = true;
-  return c;
-}
+ModelConfig BigLlama() { return bench::Llama2B(); }
 
 constexpr int64_t kBigBudget = int64_t{2} << 30;
 

@@ -25,9 +25,9 @@ absl::StatusOr<std::unique_ptr<OffloadedZo>> OffloadedZo::Create(Transformer* mo
     return absl::InvalidArgumentError("offload to the NVMe tier needs nvme_paths");
   }
   if (options.prefetch_blocks < 1) return absl::InvalidArgumentError("prefetch_blocks >= 1");
-  if (options.lora != nullptr && (config.sparse_quantile > 0 || options.gpu_device >= 0)) {
+  if (options.adapters != nullptr && (config.sparse_quantile > 0 || options.gpu_device >= 0)) {
     return absl::InvalidArgumentError(
-        "offloaded ZO-LoRA runs on the CPU without Sparse-MeZO masks: no gpu_device or "
+        "offloaded ZO over adapters runs on the CPU without Sparse-MeZO masks: no gpu_device or "
         "sparse_quantile");
   }
   std::unique_ptr<OffloadedZo> o(new OffloadedZo(model, std::move(options)));
@@ -50,10 +50,10 @@ absl::StatusOr<std::unique_ptr<OffloadedZo>> OffloadedZo::Create(Transformer* mo
   int slots = std::min(L, o->options_.prefetch_blocks + 1);
   // The resident tensors once (the large ones are perturbed on the fly), the optimizer's
   // perturbation buffers, the slots, and the fp32 copy of a bf16 block.
-  // With LoRA, the perturbed adapter copies instead of perturbed blocks.
-  LoraAdapters* const lora = o->options_.lora;
-  const int64_t perturbation =
-      lora != nullptr ? ZoLora::WorkingBytes(*lora) : zo::ZoOptimizer::WorkingBytes(layout);
+  // With adapters, the perturbed adapter copies instead of perturbed blocks.
+  TrainableAdapters* const adapters = o->options_.adapters;
+  const int64_t perturbation = adapters != nullptr ? ZoAdapters::WorkingBytes(*adapters)
+                                                   : zo::ZoOptimizer::WorkingBytes(layout);
   const int64_t fixed = resident_bytes + perturbation + (bf16 ? block_f32_bytes : 0);
   auto working_set = [&](int n) { return fixed + n * padded_block; };
   const int64_t budget = o->options_.memory_budget_bytes;
@@ -91,8 +91,9 @@ absl::StatusOr<std::unique_ptr<OffloadedZo>> OffloadedZo::Create(Transformer* mo
       if (t.block < 0) STRATA_RETURN_IF_ERROR(produce(t, arena + t.offset));
     }
   }
-  if (lora != nullptr) {
-    STRATA_ASSIGN_OR_RETURN(o->lora_, ZoLora::Create(model, lora, config, o->Blocks()));
+  if (adapters != nullptr) {
+    STRATA_ASSIGN_OR_RETURN(o->adapter_zo_,
+                            ZoAdapters::Create(model, adapters, config, o->Blocks()));
   } else {
     STRATA_ASSIGN_OR_RETURN(o->zo_, zo::ZoOptimizer::Create(model, config));
   }
@@ -228,7 +229,7 @@ zo::ZoOptimizer::BlockStream OffloadedZo::Blocks() {
 absl::StatusOr<zo::ZoStepRecord> OffloadedZo::Step(absl::Span<const int32_t> tokens,
                                                    absl::Span<const int32_t> targets, int B, int T,
                                                    int64_t step, double lr) {
-  if (lora_ != nullptr) return lora_->Step(tokens, targets, B, T, step, lr);
+  if (adapter_zo_ != nullptr) return adapter_zo_->Step(tokens, targets, B, T, step, lr);
   return zo_->Step(tokens, targets, B, T, step, lr, Blocks(), gpu_.get());
 }
 
@@ -238,7 +239,7 @@ OffloadedZo::~OffloadedZo() {
 }
 
 absl::Status OffloadedZo::Flush() {
-  return lora_ != nullptr ? absl::OkStatus() : zo_->Flush(Blocks());
+  return adapter_zo_ != nullptr ? absl::OkStatus() : zo_->Flush(Blocks());
 }
 
 void OffloadedZo::ReleaseArenaBlocks() {
@@ -253,12 +254,12 @@ void OffloadedZo::ReleaseArenaBlocks() {
 }
 
 absl::Status OffloadedZo::Replay(const zo::ZoStepRecord& record) {
-  if (lora_ != nullptr) return lora_->Replay(record);
+  if (adapter_zo_ != nullptr) return adapter_zo_->Replay(record);
   return zo_->Replay(record, Blocks());
 }
 
-absl::Status OffloadedZo::IoOnlyPass() {
-  return StreamBlocks([](int, float*) -> absl::StatusOr<bool> { return true; });
+absl::Status OffloadedZo::IoOnlyPass(bool write_back) {
+  return StreamBlocks([write_back](int, float*) -> absl::StatusOr<bool> { return write_back; });
 }
 
 absl::StatusOr<float> OffloadedZo::Loss(absl::Span<const int32_t> tokens,

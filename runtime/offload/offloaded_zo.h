@@ -12,9 +12,9 @@
 // log and the weights are bitwise identical to in-memory ZO for the same seeds. Stateless variants
 // only (sgd, sign): momentum/Adam state would need its own offloading.
 //
-// With LoRA adapters (Options::lora) the base is frozen: ZoLora takes the steps over the
-// in-memory adapters, each pass reads every block once and writes none back (about half the
-// bytes of full offloaded ZO), and no block perturbation buffers are needed.
+// With adapters (Options::adapters: LoRA or a prefix) the base is frozen: ZoAdapters takes the
+// steps over the in-memory adapters, each pass reads every block once and writes none back (about
+// half the bytes of full offloaded ZO), and no block perturbation buffers are needed.
 #ifndef STRATA_RUNTIME_OFFLOAD_OFFLOADED_ZO_H_
 #define STRATA_RUNTIME_OFFLOAD_OFFLOADED_ZO_H_
 
@@ -27,8 +27,8 @@
 
 #include "absl/status/statusor.h"
 #include "runtime/model/transformer.h"
-#include "runtime/peft/lora_adapters.h"
-#include "runtime/peft/zo_lora.h"
+#include "runtime/peft/trainable_adapters.h"
+#include "runtime/peft/zo_adapters.h"
 #include "runtime/zo/zo_engine.h"
 #include "runtime/zo/zo_optimizer.h"
 #include "storage/io/io_engine.h"
@@ -77,9 +77,9 @@ class OffloadedZo : public zo::ZoEngine {
     // blocks are copied to the device on their own stream. -1: compute on the CPU. Needs a
     // build with --config=cuda and the sgd or sign variant.
     int gpu_device = -1;
-    // ZO-LoRA over the read-only base: these adapters (not owned) are what the steps train;
+    // ZO over adapters and the read-only base: these adapters (not owned) are what the steps train;
     // Sparse-MeZO and the GPU stage are refused.
-    LoraAdapters* lora = nullptr;
+    TrainableAdapters* adapters = nullptr;
   };
 
   // Moves the model's blocks to NVMe. `model` must outlive this object.
@@ -117,9 +117,9 @@ class OffloadedZo : public zo::ZoEngine {
     return [this](int layer) { return ReadBlock(layer); };
   }
 
-  // One pass that reads every block and writes it back unchanged: the I/O a step costs without
-  // compute (for benchmarks).
-  absl::Status IoOnlyPass();
+  // One pass that reads every block and (with write_back) writes it back unchanged: the I/O a
+  // step costs without compute (for benchmarks; ZO-LoRA's passes only read).
+  absl::Status IoOnlyPass(bool write_back = true);
 
   // The working set as accounted against memory_budget_bytes.
   int64_t working_set_bytes() const { return working_set_bytes_; }
@@ -142,8 +142,8 @@ class OffloadedZo : public zo::ZoEngine {
 
   Transformer* model_;
   Options options_;
-  std::unique_ptr<zo::ZoOptimizer> zo_;  // Full ZO.
-  std::unique_ptr<ZoLora> lora_;         // Or ZO-LoRA over the read-only blocks.
+  std::unique_ptr<zo::ZoOptimizer> zo_;     // Full ZO.
+  std::unique_ptr<ZoAdapters> adapter_zo_;  // Or ZO over adapters and the read-only blocks.
   std::unique_ptr<IoEngine> engine_;
   std::unique_ptr<TensorStore> store_;
   std::unique_ptr<PinnedSlab> slab_;

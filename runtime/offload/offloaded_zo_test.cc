@@ -12,7 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "runtime/model/hf_checkpoint.h"
-#include "runtime/peft/zo_lora.h"
+#include "runtime/peft/lora_adapters.h"
+#include "runtime/peft/zo_adapters.h"
 #include "runtime/testing/tiny_models.h"
 #include "storage/safetensors/safetensors.h"
 
@@ -155,9 +156,9 @@ struct LoraCase {
   OffloadedZo::Tier tier;
 };
 
-class OffloadedZoLoraTest : public ::testing::TestWithParam<LoraCase> {};
+class OffloadedZoAdaptersTest : public ::testing::TestWithParam<LoraCase> {};
 
-TEST_P(OffloadedZoLoraTest, MatchesInMemoryZoLoraAndNeverWritesTheBase) {
+TEST_P(OffloadedZoAdaptersTest, MatchesInMemoryZoAdaptersAndNeverWritesTheBase) {
   const LoraCase& c = GetParam();
   auto reference = *Transformer::Create(Tiny(c.family));
   auto offloaded = *Transformer::Create(Tiny(c.family));
@@ -173,7 +174,7 @@ TEST_P(OffloadedZoLoraTest, MatchesInMemoryZoLoraAndNeverWritesTheBase) {
   config.seed = 5;
   config.eps = 1e-2f;
   config.num_perturbations = 2;
-  auto in_memory = ZoLora::Create(reference.get(), reference_lora.get(), config);
+  auto in_memory = ZoAdapters::Create(reference.get(), reference_lora.get(), config);
   ASSERT_TRUE(in_memory.ok()) << in_memory.status();
   OffloadedZo::Options options;
   const std::string name =
@@ -182,7 +183,7 @@ TEST_P(OffloadedZoLoraTest, MatchesInMemoryZoLoraAndNeverWritesTheBase) {
   options.io.use_io_uring = c.uring;
   options.tier = c.tier;
   options.init_seed = 3;  // The base built in place: it never occupies the model's arena.
-  options.lora = offloaded_lora.get();
+  options.adapters = offloaded_lora.get();
   auto offload = OffloadedZo::Create(offloaded.get(), config, options);
   ASSERT_TRUE(offload.ok()) << offload.status();
   EXPECT_EQ((*offload)->arithmetic(), nullptr);
@@ -229,7 +230,7 @@ std::vector<LoraCase> LoraCases() {
   return cases;
 }
 
-INSTANTIATE_TEST_SUITE_P(Families, OffloadedZoLoraTest, ::testing::ValuesIn(LoraCases()),
+INSTANTIATE_TEST_SUITE_P(Families, OffloadedZoAdaptersTest, ::testing::ValuesIn(LoraCases()),
                          [](const ::testing::TestParamInfo<LoraCase>& info) {
                            return absl::StrCat(
                                ModelFamilyName(info.param.family),

@@ -6,6 +6,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "runtime/base/shown_value.h"
 #include "runtime/base/splitmix.h"
@@ -54,17 +55,9 @@ bool SiteOf(const ParamLayout& layout, int64_t rel, AdaptedSite* site, int64_t* 
 
 }  // namespace
 
-int LoraAdapters::Add(std::string name, std::vector<int64_t> shape, int block) {
-  TensorInfo t;
-  t.id = static_cast<int>(tensors_.size());
-  t.name = std::move(name);
-  t.shape = std::move(shape);
-  t.numel = t.shape[0] * t.shape[1];
-  t.offset = tensors_.empty() ? 0 : tensors_.back().offset + tensors_.back().numel;
-  t.role = TensorRole::kAttention;
-  t.block = block;
-  tensors_.push_back(std::move(t));
-  return tensors_.back().id;
+std::string LoraAdapters::Describe() const {
+  return absl::StrFormat("LoRA r=%d alpha=%g on %d layers: %d adapter parameters", config_.r,
+                         config_.alpha, static_cast<int>(adapters_.size()), NumElements());
 }
 
 absl::StatusOr<std::unique_ptr<LoraAdapters>> LoraAdapters::Create(const ParamLayout& base,
@@ -103,8 +96,9 @@ absl::StatusOr<std::unique_ptr<LoraAdapters>> LoraAdapters::Create(const ParamLa
       a.out_begin = (t.offset - base.BlockBegin(l) - start) / a.in;
       a.out_rows = t.numel / a.in;
       a.base_offset = t.offset;
-      a.a = lora->Add(absl::StrCat(kPrefix, module, ".lora_A.weight"), {config.r, a.in}, l);
-      a.b = lora->Add(absl::StrCat(kPrefix, module, ".lora_B.weight"), {a.out_rows, config.r}, l);
+      a.a = lora->AddTensor(absl::StrCat(kPrefix, module, ".lora_A.weight"), {config.r, a.in}, l);
+      a.b = lora->AddTensor(absl::StrCat(kPrefix, module, ".lora_B.weight"), {a.out_rows, config.r},
+                            l);
       lora->by_site_[static_cast<size_t>(l) * kSites + static_cast<int>(a.site)].push_back(
           static_cast<int>(lora->adapters_.size()));
       lora->adapters_.push_back(a);
@@ -118,36 +112,22 @@ absl::StatusOr<std::unique_ptr<LoraAdapters>> LoraAdapters::Create(const ParamLa
     }
   }
   if (lora->adapters_.empty()) return absl::InvalidArgumentError("LoRA adapts no layer");
-  const TensorInfo& last = lora->tensors_.back();
-  lora->weights_.Resize(last.offset + last.numel);
-  std::memset(lora->weights_.data(), 0, sizeof(float) * lora->weights_.size());
+  lora->Allocate();
   return lora;
-}
-
-absl::Span<float> LoraAdapters::grads() {
-  if (grads_.size() == 0) {
-    grads_.Resize(weights_.size());
-    ZeroGrads();
-  }
-  return grads_.span();
-}
-
-void LoraAdapters::ZeroGrads() {
-  if (grads_.size() > 0) std::memset(grads_.data(), 0, sizeof(float) * grads_.size());
 }
 
 void LoraAdapters::Initialize(uint64_t seed) {
   for (const Adapter& a : adapters_) {
-    const TensorInfo& ta = tensors_[a.a];
+    const TensorInfo& ta = tensors()[a.a];
     uint64_t state = TensorStream(seed, ta.id);
     const double bound = 1.0 / std::sqrt(static_cast<double>(a.in));
-    float* A = weights_.data() + ta.offset;
+    float* A = weights().data() + ta.offset;
     for (int64_t i = 0; i < ta.numel; ++i) {
       const double u = UniformOpen01(state);
       A[i] = static_cast<float>((2.0 * u - 1.0) * bound);
     }
-    const TensorInfo& tb = tensors_[a.b];
-    std::memset(weights_.data() + tb.offset, 0, sizeof(float) * tb.numel);
+    const TensorInfo& tb = tensors()[a.b];
+    std::memset(weights().data() + tb.offset, 0, sizeof(float) * tb.numel);
   }
 }
 
@@ -164,12 +144,11 @@ void LoraAdapters::Forward(int layer, AdaptedSite site, const float* x, int64_t 
   const int64_t r = config_.r;
   const float scale = config_.scale();
   float* t = Scratch(stream, N * r);
-  const float* weights =
-      stream_weights_[stream] != nullptr ? stream_weights_[stream] : weights_.data();
+  const float* weights = StreamWeights(stream);
   for (int index : list) {
     const Adapter& a = adapters_[index];
-    const float* A = weights + tensors_[a.a].offset;
-    const float* B = weights + tensors_[a.b].offset;
+    const float* A = weights + tensors()[a.a].offset;
+    const float* B = weights + tensors()[a.b].offset;
     // t (N, r) = x A^T; out[:, rows] += scale * t B^T.
     k::sgemm(false, true, N, r, a.in, 1.0f, x, a.in, A, a.in, 0.0f, t, r);
     k::sgemm(false, true, N, a.out_rows, r, scale, t, r, B, r, 1.0f, out + a.out_begin,
@@ -189,10 +168,10 @@ void LoraAdapters::Backward(int layer, AdaptedSite site, const float* x, const f
   float* dt = Scratch(2, N * r);
   for (int index : list) {
     const Adapter& a = adapters_[index];
-    const float* A = weights_.data() + tensors_[a.a].offset;
-    const float* B = weights_.data() + tensors_[a.b].offset;
-    float* dA = g + tensors_[a.a].offset;
-    float* dB = g + tensors_[a.b].offset;
+    const float* A = weights().data() + tensors()[a.a].offset;
+    const float* B = weights().data() + tensors()[a.b].offset;
+    float* dA = g + tensors()[a.a].offset;
+    float* dB = g + tensors()[a.b].offset;
     const float* dy = dout + a.out_begin;  // (N, out_rows) with leading dimension out_width.
     k::sgemm(false, true, N, r, a.in, 1.0f, x, a.in, A, a.in, 0.0f, t, r);  // Recomputed.
     // dB += scale dy^T t; dt = scale dy B; dA += dt^T x; dx += dt A.
@@ -207,8 +186,8 @@ void LoraAdapters::MergeInto(Transformer& model) const {
   const float scale = config_.scale();
   float* params = model.params().data();
   for (const Adapter& a : adapters_) {
-    const float* A = weights_.data() + tensors_[a.a].offset;
-    const float* B = weights_.data() + tensors_[a.b].offset;
+    const float* A = weights().data() + tensors()[a.a].offset;
+    const float* B = weights().data() + tensors()[a.b].offset;
     // W (out_rows, in) += scale B A.
     k::sgemm(false, false, a.out_rows, a.in, config_.r, scale, B, config_.r, A, a.in, 1.0f,
              params + a.base_offset, a.in);

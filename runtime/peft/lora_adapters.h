@@ -22,25 +22,21 @@
 #include "runtime/model/param_layout.h"
 #include "runtime/model/transformer.h"
 #include "runtime/peft/lora_config.h"
+#include "runtime/peft/trainable_adapters.h"
 
 namespace strata {
 
-class LoraAdapters final : public Transformer::BlockAdapters {
+class LoraAdapters final : public TrainableAdapters {
  public:
   // Fails when a target matches no linear layer of the model.
   static absl::StatusOr<std::unique_ptr<LoraAdapters>> Create(const ParamLayout& base,
                                                               const LoraConfig& config);
 
   const LoraConfig& config() const { return config_; }
-  // A then B of each adapted layer, block by block; names as PEFT saves them
+  Kind kind() const override { return Kind::kLora; }
+  std::string Describe() const override;
+  // The arena holds A then B of each adapted layer, block by block; names as PEFT saves them
   // ("base_model.model.<module>.lora_A.weight"), shapes (r, in) and (out, r).
-  const std::vector<TensorInfo>& tensors() const { return tensors_; }
-  int64_t NumElements() const { return weights_.size(); }
-  absl::Span<float> weights() { return weights_.span(); }
-  absl::Span<const float> weights() const { return weights_.span(); }
-  // Allocated on first use.
-  absl::Span<float> grads();
-  void ZeroGrads();
 
   // PEFT's initialization from `seed`: A uniform in +-1/sqrt(in) (kaiming_uniform with
   // a = sqrt(5)), B zero, so training starts at the base model.
@@ -49,10 +45,6 @@ class LoraAdapters final : public Transformer::BlockAdapters {
   // base W += (alpha / r) B A for every adapted layer, in `model`'s arena (which must have the
   // layout the adapters were made for).
   void MergeInto(Transformer& model) const;
-
-  // The adapter weights inference stream `stream` (0 or 1) runs with, in this arena's layout
-  // (ZO's perturbed copies); null returns it to weights().
-  void SetStreamWeights(int stream, const float* weights) { stream_weights_[stream] = weights; }
 
   void Forward(int layer, AdaptedSite site, const float* x, int64_t N, float* out,
                int stream) override;
@@ -73,19 +65,15 @@ class LoraAdapters final : public Transformer::BlockAdapters {
 
   LoraAdapters(const ParamLayout& base, LoraConfig config)
       : base_(base), config_(std::move(config)) {}
-  int Add(std::string name, std::vector<int64_t> shape, int block);
   // Scratch of `floats` for `stream` (2 streams + backward).
   float* Scratch(int slot, int64_t floats);
 
   const ParamLayout& base_;
   LoraConfig config_;
-  std::vector<TensorInfo> tensors_;
   std::vector<Adapter> adapters_;
   // adapters_ indices of (layer, site): by_site_[layer * 4 + site].
   std::vector<std::vector<int>> by_site_;
-  AlignedBuffer weights_, grads_;
   AlignedBuffer scratch_[3];
-  const float* stream_weights_[2] = {nullptr, nullptr};
 };
 
 }  // namespace strata

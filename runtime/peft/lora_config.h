@@ -18,7 +18,9 @@ struct LoraConfig {
   int r = 8;
   float alpha = 16.0f;
   // Module names matched as PEFT matches them (the whole module path, or its last components
-  // after a '.'), or the single entry "all-linear" for every linear layer of every block.
+  // after a '.'), or the single entry "all-linear" for every linear layer of every block (for
+  // OPT-350m not its project_in/project_out, which PEFT's "all-linear" would take: its
+  // adapter_config.json then lists the block modules).
   std::vector<std::string> target_modules;
 
   float scale() const { return alpha / static_cast<float>(r); }

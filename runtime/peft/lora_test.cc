@@ -14,7 +14,7 @@
 #include "runtime/peft/lora_adapters.h"
 #include "runtime/peft/lora_config.h"
 #include "runtime/peft/peft_checkpoint.h"
-#include "runtime/peft/zo_lora.h"
+#include "runtime/peft/zo_adapters.h"
 #include "runtime/testing/tiny_models.h"
 #include "runtime/zo/zo_kernels.h"
 
@@ -172,7 +172,7 @@ TEST_P(LoraTest, PeftDirectoriesRoundTripBitwise) {
   EXPECT_NEAR(*merged->Loss(b.tokens, b.targets, b.B, b.T), adapted, 2e-5 * std::fabs(adapted));
 }
 
-TEST_P(LoraTest, ZoLoraScalarIsTheTwoSidedEstimateAndReplayIsBitwise) {
+TEST_P(LoraTest, ZoAdaptersScalarIsTheTwoSidedEstimateAndReplayIsBitwise) {
   auto model = Model(GetParam());
   const std::vector<float> base(model->params().begin(), model->params().end());
   auto lora = Adapters(*model, DefaultLoraTargets(GetParam()), 11);
@@ -182,7 +182,7 @@ TEST_P(LoraTest, ZoLoraScalarIsTheTwoSidedEstimateAndReplayIsBitwise) {
   config.eps = 1e-2f;
   config.weight_decay = 0.01f;
   config.num_perturbations = 2;
-  auto zo = ZoLora::Create(model.get(), lora.get(), config);
+  auto zo = ZoAdapters::Create(model.get(), lora.get(), config);
   ASSERT_TRUE(zo.ok()) << zo.status();
   const Batch b = MakeBatch(model->config().vocab_size, 12);
   // The first scalar, recomputed here with explicit perturbed copies.
@@ -211,7 +211,7 @@ TEST_P(LoraTest, ZoLoraScalarIsTheTwoSidedEstimateAndReplayIsBitwise) {
 
   auto model2 = Model(GetParam());
   auto lora2 = Adapters(*model2, DefaultLoraTargets(GetParam()), 11);
-  auto replay = ZoLora::Create(model2.get(), lora2.get(), config);
+  auto replay = ZoAdapters::Create(model2.get(), lora2.get(), config);
   ASSERT_TRUE(replay.ok());
   for (const zo::ZoStepRecord& r : records) ASSERT_TRUE((*replay)->Replay(r).ok());
   EXPECT_EQ(std::memcmp(lora2->weights().data(), lora->weights().data(),

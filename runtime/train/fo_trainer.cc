@@ -8,8 +8,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "runtime/base/status_macros.h"
+#include "runtime/train/adapter_adamw_update.h"
 #include "runtime/train/local_adamw_update.h"
-#include "runtime/train/lora_adamw_update.h"
 #include "runtime/train/zero3_update.h"
 #include "runtime/train/zero_adamw_update.h"
 
@@ -20,7 +20,7 @@ namespace {
 absl::StatusOr<std::unique_ptr<FoUpdate>> MakeFoUpdate(Transformer* model,
                                                        const FoTrainerOptions& options) {
   const AdamWConfig adam{options.beta1, options.beta2, options.adam_eps, options.weight_decay};
-  if (options.lora != nullptr) {
+  if (options.adapters != nullptr) {
     // The adapters and their state are small: replicated on every rank, in memory.
     if (options.zero_stage != 0) {
       return absl::InvalidArgumentError(
@@ -30,11 +30,11 @@ absl::StatusOr<std::unique_ptr<FoUpdate>> MakeFoUpdate(Transformer* model,
     if (!options.optimizer_state_dirs.empty() || !options.param_offload_dirs.empty() ||
         options.bf16_compute || options.init_seed.has_value()) {
       return absl::InvalidArgumentError(
-          "LoRA keeps its adapters and their AdamW state in memory: no offload, bf16 compute copy "
+          "adapters and their AdamW state stay in memory: no offload, bf16 compute copy "
           "or per-shard initialization");
     }
-    return std::make_unique<LoraAdamWUpdate>(*model, options.lora, options.comm, adam,
-                                             options.grad_clip);
+    return std::make_unique<AdapterAdamWUpdate>(*model, options.adapters, options.comm, adam,
+                                                options.grad_clip);
   }
   if (options.zero_stage == 3) {
     Zero3::Options zero;
@@ -111,9 +111,11 @@ absl::StatusOr<std::unique_ptr<FoTrainer>> FoTrainer::Create(Transformer* model,
         "keep_checkpoints must be at least ", world_size > 1 ? 2 : 1,
         world_size > 1 ? " with several ranks (the newest common step must survive)" : ""));
   }
-  if (options.seq > model->config().max_seq_len) {
+  const int prefix = options.adapters != nullptr ? options.adapters->PrefixLength() : 0;
+  if (options.seq + prefix > model->config().max_seq_len) {
     return absl::InvalidArgumentError(
-        absl::StrFormat("seq %d exceeds the model's maximum sequence length %d", options.seq,
+        absl::StrFormat("seq %d%s exceeds the model's maximum sequence length %d", options.seq,
+                        prefix > 0 ? absl::StrFormat(" after a prefix of %d", prefix) : "",
                         model->config().max_seq_len));
   }
   const int rank = options.comm != nullptr ? options.comm->rank() : 0;

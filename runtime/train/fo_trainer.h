@@ -17,7 +17,7 @@
 #include "runtime/dist/communicator.h"
 #include "runtime/model/transformer.h"
 #include "runtime/optim/lr_schedule.h"
-#include "runtime/peft/lora_adapters.h"
+#include "runtime/peft/trainable_adapters.h"
 #include "runtime/train/fo_update.h"
 #include "runtime/train/train_events.h"
 #include "storage/checkpoint.h"
@@ -67,9 +67,9 @@ struct FoTrainerOptions {
   // Retention: the newest N checkpoints of each rank (at least 2 with several ranks, so the
   // newest step all ranks have survives a crash between their commits).
   int keep_checkpoints = 2;
-  // LoRA: only these adapters train (AdamW, ZeRO stage 0 over the communicator), the base
-  // frozen; checkpoints and save_dir hold the adapters in PEFT's layout. Not owned.
-  LoraAdapters* lora = nullptr;
+  // Adapters (LoRA or a prefix): only these train (AdamW, ZeRO stage 0 over the communicator),
+  // the base frozen; checkpoints and save_dir hold the adapters in PEFT's layout. Not owned.
+  TrainableAdapters* adapters = nullptr;
   TrainEvents events;  // Progress, evaluations and (rank 0's) checkpoints.
   // Checked after every step: when true, Run writes a checkpoint and returns CANCELLED.
   std::function<bool()> stop_requested;

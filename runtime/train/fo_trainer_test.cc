@@ -14,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "runtime/model/hf_checkpoint.h"
+#include "runtime/peft/lora_adapters.h"
 #include "runtime/peft/peft_checkpoint.h"
 #include "runtime/testing/tiny_models.h"
 
@@ -230,7 +231,7 @@ TEST(FoLoraTrainerTest, LearnsWithTheBaseFrozenAndExportsAPeftDirectory) {
   auto lora = *LoraAdapters::Create(model->layout(), AllLinear());
   lora->Initialize(2);
   FoTrainerOptions options = LoraOptions();
-  options.lora = lora.get();
+  options.adapters = lora.get();
   options.steps = 60;
   options.save_dir = TestDir("fo_lora_export");
   auto trainer = FoTrainer::Create(model.get(), &corpus, &corpus, options);
@@ -259,7 +260,7 @@ TEST(FoLoraTrainerTest, AnInterruptedRunResumesToTheSameAdapterBits) {
     auto lora = *LoraAdapters::Create(model->layout(), AllLinear());
     lora->Initialize(2);
     FoTrainerOptions options = LoraOptions();
-    options.lora = lora.get();
+    options.adapters = lora.get();
     options.checkpoint_dir = dir;
     options.checkpoint_every = 10;
     auto trainer = *FoTrainer::Create(model.get(), &corpus, nullptr, options);
@@ -288,7 +289,7 @@ TEST(FoLoraTrainerTest, RefusesWhatItCannotHonour) {
   auto model = TinyModel(ModelFamily::kGpt2);
   auto lora = *LoraAdapters::Create(model->layout(), AllLinear());
   FoTrainerOptions options = LoraOptions();
-  options.lora = lora.get();
+  options.adapters = lora.get();
   options.zero_stage = 1;
   EXPECT_THAT(FoTrainer::Create(model.get(), &corpus, nullptr, options).status().message(),
               HasSubstr("ZeRO stages 1-3"));

@@ -12,7 +12,7 @@
 #include "runtime/base/status_macros.h"
 #include "runtime/model/hf_checkpoint.h"
 #include "runtime/peft/peft_checkpoint.h"
-#include "runtime/peft/zo_lora.h"
+#include "runtime/peft/zo_adapters.h"
 #include "runtime/zo/in_memory_zo.h"
 #include "storage/checkpoint.h"
 #include "storage/safetensors/safetensors.h"
@@ -36,10 +36,10 @@ absl::StatusOr<std::unique_ptr<ZoTrainer>> ZoTrainer::Create(Transformer* model,
   BatchSampler::Options sampler_options{options.batch, options.seq, options.data_seed, 0, 1};
   STRATA_ASSIGN_OR_RETURN(BatchSampler sampler, BatchSampler::Create(train, sampler_options));
   std::unique_ptr<zo::ZoEngine> engine;
-  if (options.lora != nullptr && options.offload.has_value()) {
-    options.offload->lora = options.lora;  // ZO-LoRA over the offloaded, read-only base.
-  } else if (options.lora != nullptr) {
-    STRATA_ASSIGN_OR_RETURN(engine, ZoLora::Create(model, options.lora, options.zo));
+  if (options.adapters != nullptr && options.offload.has_value()) {
+    options.offload->adapters = options.adapters;  // ZO over the offloaded, read-only base.
+  } else if (options.adapters != nullptr) {
+    STRATA_ASSIGN_OR_RETURN(engine, ZoAdapters::Create(model, options.adapters, options.zo));
   } else if (!options.offload.has_value()) {
     STRATA_ASSIGN_OR_RETURN(std::unique_ptr<zo::ZoOptimizer> optimizer,
                             zo::ZoOptimizer::Create(model, options.zo));
@@ -74,7 +74,7 @@ absl::Status ZoTrainer::FlushPending() {
 
 absl::Status ZoTrainer::ExportHf(const std::string& dir) {
   STRATA_RETURN_IF_ERROR(FlushPending());
-  if (options_.lora != nullptr) return SaveLoraAdapter(*options_.lora, model_->config(), dir);
+  if (options_.adapters != nullptr) return SaveAdapters(*options_.adapters, model_->config(), dir);
   HfSaveOptions save;
   // Offloaded: straight from the tier, one block at a time, within the budget.
   if (engine_ != nullptr) save.block_source = engine_->block_source();
@@ -142,15 +142,9 @@ absl::StatusOr<int64_t> ZoTrainer::Resume(const Log& log) {
     return step_;
   }
   if (!latest.ok()) return latest.status();
-  if (options_.lora != nullptr) {
+  if (options_.adapters != nullptr) {
     // The base is the job's; the checkpoint holds the adapters.
-    STRATA_ASSIGN_OR_RETURN(std::unique_ptr<LoraAdapters> saved,
-                            LoadLoraAdapter(latest->dir, model_->layout()));
-    if (saved->NumElements() != options_.lora->NumElements()) {
-      return absl::DataLossError(
-          absl::StrCat(latest->dir, ": its adapters are not the ones this run trains"));
-    }
-    std::copy(saved->weights().begin(), saved->weights().end(), options_.lora->weights().begin());
+    STRATA_RETURN_IF_ERROR(LoadAdapterWeights(latest->dir, model_->layout(), *options_.adapters));
   } else if (engine_ == nullptr && options_.zo.sparse_quantile == 0) {
     // Straight from the checkpoint onto NVMe, block by block: the model never occupies RAM.
     STRATA_ASSIGN_OR_RETURN(HfWeightsReader reader, HfWeightsReader::Open(latest->dir, *model_));

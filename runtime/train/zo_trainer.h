@@ -26,7 +26,7 @@
 #include "runtime/model/transformer.h"
 #include "runtime/offload/offloaded_zo.h"
 #include "runtime/optim/lr_schedule.h"
-#include "runtime/peft/lora_adapters.h"
+#include "runtime/peft/trainable_adapters.h"
 #include "runtime/train/train_events.h"
 #include "runtime/zo/step_log.h"
 #include "runtime/zo/zo_engine.h"
@@ -65,10 +65,10 @@ struct ZoTrainerOptions {
   // Called with each step's record once it is durable in the local step log.
   std::function<void(const zo::ZoStepRecord&)> on_step;
   TrainEvents events;
-  // Train these LoRA adapters (attached to the model, base frozen) instead of the model's
-  // weights: checkpoints and exports hold the adapters in PEFT's layout. Not owned; in memory
-  // only (no offload).
-  LoraAdapters* lora = nullptr;
+  // Train these adapters (LoRA or a prefix; attached to the model, base frozen) instead of the
+  // model's weights, in memory or over the offloaded base: checkpoints and exports hold the
+  // adapters in PEFT's layout. Not owned.
+  TrainableAdapters* adapters = nullptr;
 };
 
 class ZoTrainer {

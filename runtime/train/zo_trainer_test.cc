@@ -12,9 +12,10 @@
 
 #include "gtest/gtest.h"
 #include "runtime/model/hf_checkpoint.h"
-#include "runtime/peft/zo_lora.h"
+#include "runtime/peft/lora_adapters.h"
+#include "runtime/peft/zo_adapters.h"
+#include "runtime/train/adapter_adamw_update.h"
 #include "runtime/train/fo_trainer.h"
-#include "runtime/train/lora_adamw_update.h"
 
 namespace strata {
 namespace {
@@ -300,7 +301,7 @@ TEST(ZoTrainerTest, ZoFineTuningRaisesHeldOutAccuracy) {
   EXPECT_GE(after, before + 0.25);
 }
 
-TEST(ZoTrainerTest, ZoLoraFineTuningRaisesHeldOutAccuracy) {
+TEST(ZoTrainerTest, ZoAdaptersFineTuningRaisesHeldOutAccuracy) {
   auto model = Pretrained();
   const std::vector<float> base(model->params().begin(), model->params().end());
   auto lora = QvAdapters(*model);
@@ -309,7 +310,7 @@ TEST(ZoTrainerTest, ZoLoraFineTuningRaisesHeldOutAccuracy) {
   zo::ZoConfig config;
   config.seed = 3;
   config.eps = 1e-2f;  // MeZO's LoRA setting.
-  auto engine = ZoLora::Create(model.get(), lora.get(), config);
+  auto engine = ZoAdapters::Create(model.get(), lora.get(), config);
   ASSERT_TRUE(engine.ok()) << engine.status();
   for (int step = 1; step <= kFineTuneSteps; ++step) {
     const Task batch = MakeTask(16, 1000 + step);
@@ -328,7 +329,7 @@ TEST(ZoTrainerTest, FoLoraFineTuningRaisesHeldOutAccuracy) {
   auto lora = QvAdapters(*model);
   const Task held_out = MakeTask(400, 2);
   const double before = Accuracy(*model, held_out);
-  LoraAdamWUpdate update(*model, lora.get(), nullptr, {0.9f, 0.999f, 1e-8f, 0.0f}, 1.0);
+  AdapterAdamWUpdate update(*model, lora.get(), nullptr, {0.9f, 0.999f, 1e-8f, 0.0f}, 1.0);
   constexpr int kSteps = 60;
   for (int step = 1; step <= kSteps; ++step) {
     const Task batch = MakeTask(16, 1000 + step);

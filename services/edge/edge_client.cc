@@ -1,7 +1,7 @@
 // See edge_client.h. The replay arithmetic is docs/federated.md's: for each history entry, for
 // each (seed index, scalar) in order, one ZO-SGD update with seed CandidateSeed(root, index),
-// coefficient fp32(lr * fp32(scalar)), no weight decay — ZoOptimizer::Replay, or ZoLora::Replay
-// on the adapters of a LoRA job.
+// coefficient fp32(lr * fp32(scalar)), no weight decay — ZoOptimizer::Replay, or ZoAdapters::Replay
+// on the adapters of a LoRA or prefix job.
 #include "services/edge/edge_client.h"
 
 #include <grpcpp/grpcpp.h>
@@ -26,7 +26,7 @@
 #include "runtime/model/model_config.h"
 #include "runtime/peft/peft_checkpoint.h"
 #include "runtime/zo/zo_optimizer.h"
-#include "services/common/lora_spec.h"
+#include "services/common/adapter_spec.h"
 #include "storage/atomic_file.h"
 
 namespace strata {
@@ -123,15 +123,14 @@ absl::Status EdgeClient::Connect() {
     Transformer::Options model_options;
     model_options.threads = options_.threads;
     STRATA_ASSIGN_OR_RETURN(model_, Transformer::Create(config, model_options));
-    if (response.base().peft().has_lora()) {
+    if (response.base().peft().has_lora() || response.base().peft().has_prefix()) {
       // The frozen θ0, and adapters from the candidate root (the job's training seed).
       model_->InitializeParameters(spec.init_seed());
-      STRATA_ASSIGN_OR_RETURN(lora_,
-                              AdaptersForSpec(response.base().peft().lora(), *model_, root_));
-      model_->SetAdapters(lora_.get(), /*base_frozen=*/true);
+      STRATA_ASSIGN_OR_RETURN(adapters_, AdaptersForSpec(response.base().peft(), *model_, root_));
+      model_->SetAdapters(adapters_.get(), /*base_frozen=*/true);
     }
     if (absl::Status s = LoadState(); absl::IsNotFound(s)) {
-      if (lora_ == nullptr) model_->InitializeParameters(spec.init_seed());  // θ0.
+      if (adapters_ == nullptr) model_->InitializeParameters(spec.init_seed());  // θ0.
       round_ = 0;
     } else if (!s.ok()) {
       return s;
@@ -152,7 +151,7 @@ absl::Status EdgeClient::LoadState() {
     return absl::FailedPreconditionError(absl::StrCat(
         options_.state_dir, "/round belongs to another job or is damaged; use another state dir"));
   }
-  if (lora_ != nullptr) {
+  if (adapters_ != nullptr) {
     STRATA_RETURN_IF_ERROR(LoadAdapterWeights(options_.state_dir + "/" + dir));
   } else {
     STRATA_RETURN_IF_ERROR(LoadHfWeights(options_.state_dir + "/" + dir, *model_));
@@ -163,14 +162,7 @@ absl::Status EdgeClient::LoadState() {
 }
 
 absl::Status EdgeClient::LoadAdapterWeights(const std::string& dir) {
-  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<LoraAdapters> saved,
-                          LoadLoraAdapter(dir, model_->layout()));
-  if (saved->NumElements() != lora_->NumElements()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(dir, " holds other adapters than the job's; use another state dir"));
-  }
-  std::copy(saved->weights().begin(), saved->weights().end(), lora_->weights().begin());
-  return absl::OkStatus();
+  return ::strata::LoadAdapterWeights(dir, model_->layout(), *adapters_);
 }
 
 absl::Status EdgeClient::SaveState() {
@@ -182,8 +174,8 @@ absl::Status EdgeClient::SaveState() {
   if (path == model_dir_) return absl::OkStatus();  // Already saved.
   std::error_code ignored;
   std::filesystem::remove_all(path, ignored);  // A leftover of a crash.
-  if (lora_ != nullptr) {
-    STRATA_RETURN_IF_ERROR(SaveLoraAdapter(*lora_, model_->config(), path));
+  if (adapters_ != nullptr) {
+    STRATA_RETURN_IF_ERROR(SaveAdapters(*adapters_, model_->config(), path));
   } else {
     STRATA_RETURN_IF_ERROR(SaveHfCheckpoint(*model_, path));
   }
@@ -200,10 +192,10 @@ absl::Status EdgeClient::Replay(const v1::HistoryEntry& entry) {
     return absl::DataLossError(absl::StrCat("history entry ", entry.round(), " is malformed"));
   }
   // Stateless SGD replays: one replayer serves every entry.
-  if (lora_ != nullptr && lora_replayer_ == nullptr) {
-    STRATA_ASSIGN_OR_RETURN(lora_replayer_,
-                            ZoLora::Create(model_.get(), lora_.get(), SgdConfig(1e-3)));
-  } else if (lora_ == nullptr && replayer_ == nullptr) {
+  if (adapters_ != nullptr && adapter_replayer_ == nullptr) {
+    STRATA_ASSIGN_OR_RETURN(adapter_replayer_,
+                            ZoAdapters::Create(model_.get(), adapters_.get(), SgdConfig(1e-3)));
+  } else if (adapters_ == nullptr && replayer_ == nullptr) {
     STRATA_ASSIGN_OR_RETURN(replayer_, zo::ZoOptimizer::Create(model_.get(), SgdConfig(1e-3)));
   }
   for (int i = 0; i < entry.seed_indices_size(); ++i) {
@@ -212,15 +204,15 @@ absl::Status EdgeClient::Replay(const v1::HistoryEntry& entry) {
     record.seed = zo::StepSeed(root_, entry.seed_indices(i));
     record.scalars = {static_cast<float>(entry.scalars(i))};
     record.lr = entry.lr();
-    STRATA_RETURN_IF_ERROR(lora_ != nullptr ? lora_replayer_->Replay(record)
-                                            : replayer_->Replay(record));
+    STRATA_RETURN_IF_ERROR(adapters_ != nullptr ? adapter_replayer_->Replay(record)
+                                                : replayer_->Replay(record));
   }
   round_ = entry.round();
   return absl::OkStatus();
 }
 
 absl::StatusOr<float> EdgeClient::EvalLoss() {
-  const int seq = std::min(64, model_->config().max_seq_len);
+  const int seq = std::min(64, model_->config().max_seq_len - model_->PrefixLength());
   return MeanLossOverBatches(&eval_, 4, seq, 8,
                              [&](absl::Span<const int32_t> x, absl::Span<const int32_t> y) {
                                return model_->Loss(x, y, 4, seq);
@@ -238,12 +230,12 @@ absl::StatusOr<v1::PushResultRequest> EdgeClient::Train(const v1::Task& task) {
   // Full ZO moves the weights in place (the global model is reloaded from its saved round after);
   // ZO-LoRA moves only the adapters, kept here.
   std::unique_ptr<zo::ZoOptimizer> optimizer;
-  std::unique_ptr<ZoLora> lora_optimizer;
+  std::unique_ptr<ZoAdapters> adapter_optimizer;
   std::vector<float> global_adapters;
-  if (lora_ != nullptr) {
-    global_adapters.assign(lora_->weights().begin(), lora_->weights().end());
-    STRATA_ASSIGN_OR_RETURN(lora_optimizer,
-                            ZoLora::Create(model_.get(), lora_.get(), SgdConfig(hyper.epsilon())));
+  if (adapters_ != nullptr) {
+    global_adapters.assign(adapters_->weights().begin(), adapters_->weights().end());
+    STRATA_ASSIGN_OR_RETURN(adapter_optimizer, ZoAdapters::Create(model_.get(), adapters_.get(),
+                                                                  SgdConfig(hyper.epsilon())));
   } else {
     STRATA_ASSIGN_OR_RETURN(optimizer,
                             zo::ZoOptimizer::Create(model_.get(), SgdConfig(hyper.epsilon())));
@@ -263,9 +255,9 @@ absl::StatusOr<v1::PushResultRequest> EdgeClient::Train(const v1::Task& task) {
         pro ? weighted(pick) : static_cast<uint32_t>(pick() % static_cast<uint64_t>(K));
     const uint64_t step_seed = zo::StepSeed(task.candidate_root(), index);
     absl::StatusOr<zo::ZoStepRecord> stepped;
-    if (lora_optimizer != nullptr) {
-      lora_optimizer->SetNextSeed(step_seed);
-      stepped = lora_optimizer->Step(tokens, targets, batch, seq, t, hyper.lr());
+    if (adapter_optimizer != nullptr) {
+      adapter_optimizer->SetNextSeed(step_seed);
+      stepped = adapter_optimizer->Step(tokens, targets, batch, seq, t, hyper.lr());
     } else {
       optimizer->SetNextSeed(step_seed);
       stepped = optimizer->Step(tokens, targets, batch, seq, t, hyper.lr());
@@ -285,8 +277,8 @@ absl::StatusOr<v1::PushResultRequest> EdgeClient::Train(const v1::Task& task) {
     push.add_scalars(static_cast<float>(sum));
   }
   // Back to the global model (the local steps only produced the scalars).
-  if (lora_ != nullptr) {
-    std::copy(global_adapters.begin(), global_adapters.end(), lora_->weights().begin());
+  if (adapters_ != nullptr) {
+    std::copy(global_adapters.begin(), global_adapters.end(), adapters_->weights().begin());
     return push;
   }
   optimizer.reset();
@@ -379,7 +371,8 @@ uint64_t EdgeClient::WeightsDigest() const {
     return h;
   };
   uint64_t h = fnv1a(0xcbf29ce484222325ULL, static_cast<const Transformer&>(*model_).params());
-  if (lora_ != nullptr) h = fnv1a(h, static_cast<const LoraAdapters&>(*lora_).weights());
+  if (adapters_ != nullptr)
+    h = fnv1a(h, static_cast<const TrainableAdapters&>(*adapters_).weights());
   return h;
 }
 

@@ -23,8 +23,8 @@
 #include "proto/strata/v1/federated_service.grpc.pb.h"
 #include "runtime/data/dataset.h"
 #include "runtime/model/transformer.h"
-#include "runtime/peft/lora_adapters.h"
-#include "runtime/peft/zo_lora.h"
+#include "runtime/peft/trainable_adapters.h"
+#include "runtime/peft/zo_adapters.h"
 #include "runtime/zo/zo_optimizer.h"
 
 namespace strata {
@@ -51,8 +51,8 @@ class EdgeClient {
   // Until the job has no more rounds (then the final history is replayed and saved).
   absl::Status Run();
 
-  // The global model's round and a 64-bit FNV-1a digest of its fp32 weights (then its LoRA
-  // adapters', for LoRA jobs).
+  // The global model's round and a 64-bit FNV-1a digest of its fp32 weights (then its
+  // adapters', for LoRA and prefix jobs).
   int64_t round() const { return round_; }
   uint64_t WeightsDigest() const;
 
@@ -61,7 +61,7 @@ class EdgeClient {
   absl::Status Replay(const v1::HistoryEntry& entry);
   absl::Status SaveState();
   absl::Status LoadState();
-  absl::Status LoadAdapterWeights(const std::string& dir);  // Into lora_.
+  absl::Status LoadAdapterWeights(const std::string& dir);  // Into adapters_.
   absl::StatusOr<v1::PushResultRequest> Train(const v1::Task& task);
   absl::StatusOr<float> EvalLoss();
   // Calls `rpc` until it is neither UNAVAILABLE nor (re-registering) UNAUTHENTICATED.
@@ -74,10 +74,10 @@ class EdgeClient {
   int num_candidates_ = 0;
   std::unique_ptr<Transformer> model_;
   std::unique_ptr<zo::ZoOptimizer> replayer_;  // Applies history entries.
-  // LoRA jobs: the adapters over the frozen θ0 are the global model's trained part; history
-  // entries apply to them and the saved state holds only them.
-  std::unique_ptr<LoraAdapters> lora_;
-  std::unique_ptr<ZoLora> lora_replayer_;
+  // LoRA and prefix jobs: the adapters over the frozen θ0 are the global model's trained part;
+  // history entries apply to them and the saved state holds only them.
+  std::unique_ptr<TrainableAdapters> adapters_;
+  std::unique_ptr<ZoAdapters> adapter_replayer_;
   int64_t round_ = 0;
   std::string model_dir_;  // The saved global model of round_ (state_dir/model-<round>).
   TokenCorpus data_, eval_;

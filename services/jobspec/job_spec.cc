@@ -444,37 +444,59 @@ absl::Status CheckEnumsDeclared(const Message& message, const std::string& prefi
   return absl::OkStatus();
 }
 
-// LoRA: the adapters are the trained part, in memory; zeroth-order (sgd, sign; the base in
-// memory or offloaded, streamed read-only) or first-order AdamW at ZeRO stage 0 (one rank or
-// data parallel).
+// LoRA or a prefix: the adapters are the trained part, in memory; zeroth-order (sgd, sign; the
+// base in memory or offloaded, streamed read-only) or first-order AdamW at ZeRO stage 0 (one
+// rank or data parallel).
 absl::Status NormalizePeft(v1::JobSpec& spec) {
-  if (!spec.peft().has_lora()) {
+  const bool lora_set = spec.peft().has_lora(), prefix_set = spec.peft().has_prefix();
+  if (!lora_set && !prefix_set) {
     spec.clear_peft();
     return absl::OkStatus();
   }
-  v1::LoraSpec* lora = spec.mutable_peft()->mutable_lora();
+  if (lora_set && prefix_set) return Bad("peft", "set one of lora and prefix");
+  const std::string field = lora_set ? "peft.lora" : "peft.prefix";
+  const std::string what = lora_set ? "LoRA" : "prefix tuning";
   if (spec.optimizer().has_zeroth_order()) {
     if (spec.optimizer().zeroth_order().variant() != v1::ZO_VARIANT_SGD &&
         spec.optimizer().zeroth_order().variant() != v1::ZO_VARIANT_SGD_SIGN) {
-      return NotSupported("peft.lora",
-                          "LoRA runs the ZO_VARIANT_SGD and ZO_VARIANT_SGD_SIGN variants");
+      return NotSupported(field,
+                          what + " runs the ZO_VARIANT_SGD and ZO_VARIANT_SGD_SIGN variants");
     }
     if (spec.optimizer().zeroth_order().sparse_quantile() != 0) {
-      return NotSupported("peft.lora", "Sparse-MeZO masks over adapters");
+      return NotSupported(field, "Sparse-MeZO masks over adapters");
     }
     if (spec.resources().gpus_per_rank() > 0) {
-      return NotSupported("peft.lora", "LoRA on a GPU; leave resources.gpus_per_rank 0");
+      return NotSupported(field, what + " on a GPU; leave resources.gpus_per_rank 0");
     }
   } else {
     if (spec.zero().stage() != 0) {
-      return NotSupported(
-          "peft.lora", "ZeRO stages 1-3 with LoRA (the adapters are replicated); use zero.stage 0");
+      return NotSupported(field, "ZeRO stages 1-3 with " + what +
+                                     " (the adapters are replicated); use zero.stage 0");
     }
     if (spec.offload().optimizer_tier() == v1::TIER_NVME) {
-      return NotSupported("peft.lora",
+      return NotSupported(field,
                           "adapters' AdamW state on NVMe; leave offload.optimizer_tier unset");
     }
   }
+  if (prefix_set) {
+    v1::PrefixSpec* prefix = spec.mutable_peft()->mutable_prefix();
+    if (prefix->num_tokens() == 0) prefix->set_num_tokens(5);
+    if (prefix->num_tokens() < 1 || prefix->num_tokens() > 4096) {
+      return Bad("peft.prefix.num_tokens", "must be 1-4096");
+    }
+    if (prefix->init_from_activations() && spec.has_federated()) {
+      // Clients on different CPUs compute activations to different bits; the rounds need every
+      // client to start from the same prefix.
+      return NotSupported("peft.prefix.init_from_activations",
+                          "in federated jobs, whose clients must start from the same bits");
+    }
+    if (prefix->init_from_activations() && spec.offload().param_tier() != v1::TIER_UNSPECIFIED) {
+      return NotSupported("peft.prefix.init_from_activations",
+                          "with offloaded weights (the activations need them in memory)");
+    }
+    return absl::OkStatus();
+  }
+  v1::LoraSpec* lora = spec.mutable_peft()->mutable_lora();
   if (lora->r() == 0) lora->set_r(8);
   if (lora->r() < 0 || lora->r() > 4096) return Bad("peft.lora.r", "must be 1-4096");
   if (lora->alpha() == 0) lora->set_alpha(16);

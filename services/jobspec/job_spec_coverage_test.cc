@@ -218,7 +218,7 @@ const std::map<std::string, Row>& Table() {
         SET(s.mutable_training()->set_threads(2))}},
       // PEFT.
       {"peft.lora.r",
-       {Base::kZo, Outcome::kRunConfig, "LoRA rank (ZO in memory)",
+       {Base::kZo, Outcome::kRunConfig, "LoRA rank",
         SET(s.mutable_peft()->mutable_lora()->set_r(4))}},
       {"peft.lora.alpha",
        {Base::kZo, Outcome::kRunConfig, "LoRA scale alpha / r",
@@ -226,6 +226,12 @@ const std::map<std::string, Row>& Table() {
       {"peft.lora.target_modules",
        {Base::kZo, Outcome::kRunConfig, "the adapted layers",
         SET(s.mutable_peft()->mutable_lora()->add_target_modules("o_proj"))}},
+      {"peft.prefix.num_tokens",
+       {Base::kZo, Outcome::kRunConfig, "prefix length in virtual tokens",
+        SET(s.mutable_peft()->mutable_prefix()->set_num_tokens(3))}},
+      {"peft.prefix.init_from_activations",
+       {Base::kZo, Outcome::kRunConfig, "the prefix's initialization",
+        SET(s.mutable_peft()->mutable_prefix()->set_init_from_activations(true))}},
       // ZeRO.
       {"zero.stage",
        {Base::kFo, Outcome::kRunConfig, "stage family", SET(s.mutable_zero()->set_stage(1))}},

@@ -207,6 +207,19 @@ TEST(NormalizeJobSpecTest, LoraResolvesItsDefaultsAndRefusesWhatItCannotRun) {
   first_order.mutable_optimizer()->clear_zeroth_order();
   first_order.mutable_optimizer()->mutable_adamw()->set_lr(1e-3);
   EXPECT_TRUE(NormalizeJobSpec(first_order).ok()) << NormalizeJobSpec(first_order).status();
+  v1::JobSpec prefix = ZoSpec();  // Prefix tuning: MeZO's 5 virtual tokens by default.
+  prefix.mutable_peft()->mutable_prefix();
+  absl::StatusOr<v1::JobSpec> with_prefix = NormalizeJobSpec(prefix);
+  ASSERT_TRUE(with_prefix.ok()) << with_prefix.status();
+  EXPECT_EQ(with_prefix->peft().prefix().num_tokens(), 5);
+  v1::JobSpec both = spec;
+  both.mutable_peft()->mutable_prefix();
+  EXPECT_THAT(NormalizeJobSpec(both).status().message(), HasSubstr("spec.peft: set one of"));
+  v1::JobSpec activations_offloaded = prefix;
+  activations_offloaded.mutable_peft()->mutable_prefix()->set_init_from_activations(true);
+  activations_offloaded.mutable_offload()->set_param_tier(v1::TIER_NVME);
+  EXPECT_THAT(NormalizeJobSpec(activations_offloaded).status().message(),
+              HasSubstr("spec.peft.prefix.init_from_activations: not supported yet"));
   v1::JobSpec offloaded = spec;  // ZO-LoRA over a base streamed from NVMe.
   offloaded.mutable_offload()->set_param_tier(v1::TIER_NVME);
   EXPECT_TRUE(NormalizeJobSpec(offloaded).ok()) << NormalizeJobSpec(offloaded).status();

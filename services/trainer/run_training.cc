@@ -18,9 +18,9 @@
 #include "runtime/data/tokenizer.h"
 #include "runtime/dist/communicator.h"
 #include "runtime/model/hf_checkpoint.h"
-#include "runtime/peft/lora_adapters.h"
+#include "runtime/peft/trainable_adapters.h"
+#include "services/common/adapter_spec.h"
 #include "services/common/coordinator_store.h"
-#include "services/common/lora_spec.h"
 #include "services/common/tls.h"
 #include "services/trainer/resume_from.h"
 
@@ -155,11 +155,6 @@ TrainEvents ReportingEvents(const std::function<void(const v1::RankReport&)>& re
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<LoraAdapters>> AdaptersFor(const v1::RunConfig& run,
-                                                          const Transformer& model) {
-  return AdaptersForSpec(run.peft().lora(), model, run.training().seed());
-}
-
 absl::StatusOr<ZoTrainerOptions> ZoOptionsFor(const v1::RunConfig& run) {
   if (!run.optimizer().has_zeroth_order()) {
     return absl::InvalidArgumentError("run config: not a zeroth-order run");
@@ -228,16 +223,16 @@ absl::StatusOr<ZoTrainerOptions> ZoOptionsFor(const v1::RunConfig& run) {
   return o;
 }
 
-// The adapters run.peft.lora asks for (null without), announced in the log.
-absl::StatusOr<std::unique_ptr<LoraAdapters>> LoggedAdapters(
-    const v1::RunConfig& run, const Transformer& model,
+// The adapters run.peft asks for (null without), from the training seed, announced in the log.
+absl::StatusOr<std::unique_ptr<TrainableAdapters>> LoggedAdapters(
+    const v1::RunConfig& run, Transformer& model,
     const std::function<void(const std::string&)>& log) {
-  if (!run.peft().has_lora()) return nullptr;
-  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<LoraAdapters> lora, AdaptersFor(run, model));
-  log(absl::StrFormat("LoRA: r %d, alpha %g, %d adapter parameters (%.3f%% of the model)",
-                      lora->config().r, lora->config().alpha, lora->NumElements(),
-                      100.0 * lora->NumElements() / model.config().NumParameters()));
-  return lora;
+  if (!run.peft().has_lora() && !run.peft().has_prefix()) return nullptr;
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<TrainableAdapters> adapters,
+                          AdaptersForSpec(run.peft(), model, run.training().seed()));
+  log(absl::StrFormat("%s (%.3f%% of the model)", adapters->Describe(),
+                      100.0 * adapters->NumElements() / model.config().NumParameters()));
+  return adapters;
 }
 
 absl::StatusOr<FoTrainerOptions> FoOptionsFor(const v1::RunConfig& run) {
@@ -358,8 +353,9 @@ absl::Status RunTraining(const v1::RunConfig& run, const TrainingOutput& out) {
     }
     STRATA_RETURN_IF_ERROR(SeedFromCheckpoint(run.checkpoint().resume_from(), o.checkpoint_dir,
                                               o.keep_checkpoints, log));
-    STRATA_ASSIGN_OR_RETURN(std::unique_ptr<LoraAdapters> lora, LoggedAdapters(run, *model, log));
-    o.lora = lora.get();
+    STRATA_ASSIGN_OR_RETURN(std::unique_ptr<TrainableAdapters> adapters,
+                            LoggedAdapters(run, *model, log));
+    o.adapters = adapters.get();
     STRATA_ASSIGN_OR_RETURN(std::unique_ptr<ZoTrainer> trainer,
                             ZoTrainer::Create(model.get(), &train, &eval, o));
     STRATA_RETURN_IF_ERROR(trainer->Run(log));
@@ -418,8 +414,9 @@ absl::Status RunTraining(const v1::RunConfig& run, const TrainingOutput& out) {
                            o.checkpoint_dir.empty() ? "" : FoRankCheckpointDir(o.checkpoint_dir, 0),
                            o.keep_checkpoints, log));
   }
-  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<LoraAdapters> lora, LoggedAdapters(run, *model, log));
-  o.lora = lora.get();
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<TrainableAdapters> adapters,
+                          LoggedAdapters(run, *model, log));
+  o.adapters = adapters.get();
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<FoTrainer> trainer,
                           FoTrainer::Create(model.get(), &train, &eval, o));
   STRATA_RETURN_IF_ERROR(trainer->Run(log));

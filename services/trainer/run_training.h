@@ -11,7 +11,6 @@
 
 #include "absl/status/statusor.h"
 #include "proto/strata/v1/run_config.pb.h"
-#include "runtime/peft/lora_adapters.h"
 #include "runtime/train/fo_trainer.h"
 #include "runtime/train/zo_trainer.h"
 
@@ -21,9 +20,6 @@ namespace strata {
 // communicator and streamed-initialization sources are left for the caller.
 absl::StatusOr<ZoTrainerOptions> ZoOptionsFor(const v1::RunConfig& run);
 
-// The LoRA adapters run.peft.lora asks for on `model`, initialized from the training seed.
-absl::StatusOr<std::unique_ptr<LoraAdapters>> AdaptersFor(const v1::RunConfig& run,
-                                                          const Transformer& model);
 absl::StatusOr<FoTrainerOptions> FoOptionsFor(const v1::RunConfig& run);
 
 // What RunTraining tells its caller besides the return status.

@@ -80,6 +80,18 @@ absl::StatusOr<std::vector<v1::ZoStepRecord>> Train(const v1::RunConfig& run) {
   return records;
 }
 
+// Runs `run` and asks it to stop once ZO step `step` is reported: it checkpoints and returns
+// CANCELLED, like a job cancelled mid-way.
+void StopAfterStep(const v1::RunConfig& run, int64_t step) {
+  std::atomic<bool> stop{false};
+  TrainingOutput out;
+  out.stop_requested = &stop;
+  out.report = [&stop, step](const v1::RankReport& r) {
+    if (r.has_zo_step() && r.zo_step().step() == step) stop = true;
+  };
+  EXPECT_EQ(RunTraining(run, out).code(), absl::StatusCode::kCancelled);
+}
+
 std::vector<std::string> Checkpoints(const std::string& dir) {
   std::vector<std::string> names;
   if (DIR* d = opendir(dir.c_str())) {
@@ -318,13 +330,7 @@ TEST(RunTrainingTest, LoraJobExportsAdaptersAndResumesBitForBit) {
   const std::string cut_dir = TmpDir("lora_cut");
   auto cut = Build(spec, cut_dir);
   ASSERT_TRUE(cut.ok());
-  std::atomic<bool> stop{false};
-  TrainingOutput out;
-  out.stop_requested = &stop;
-  out.report = [&stop](const v1::RankReport& r) {
-    if (r.has_zo_step() && r.zo_step().step() == 7) stop = true;
-  };
-  EXPECT_FALSE(RunTraining(*cut, out).ok());
+  StopAfterStep(*cut, 7);
   auto rest = Train(*cut);
   ASSERT_TRUE(rest.ok()) << rest.status();
   ASSERT_FALSE(rest->empty());
@@ -366,7 +372,7 @@ TEST(RunTrainingTest, FirstOrderLoraJobExportsAdapters) {
   out.log = [&lines](const std::string& line) { lines.push_back(line); };
   ASSERT_TRUE(RunTraining(*run, out).ok());
   const std::string all = absl::StrJoin(lines, "\n");
-  EXPECT_THAT(all, HasSubstr("LoRA: r 8, alpha 16"));
+  EXPECT_THAT(all, HasSubstr("LoRA r=8 alpha=16"));
   EXPECT_THAT(all, HasSubstr("AdamW over"));
   const std::string export_dir = dir + "/checkpoints/export";
   EXPECT_THAT(ReadAll(export_dir + "/adapter_config.json"), HasSubstr("\"peft_type\": \"LORA\""));
@@ -383,6 +389,49 @@ TEST(RunTrainingTest, FirstOrderLoraJobExportsAdapters) {
     }
   }
   EXPECT_GT(moved, 0);
+}
+
+// Prefix jobs: ZO (stopped mid-way and resumed to the uninterrupted run's bits) and FO both
+// export a PEFT PREFIX_TUNING directory; the prefix starts from the model's activations.
+TEST(RunTrainingTest, PrefixJobsExportAPrefixAndResumeBitForBit) {
+  v1::JobSpec spec = ZoJob("prefix");
+  spec.mutable_peft()->mutable_prefix()->set_num_tokens(3);
+  spec.mutable_peft()->mutable_prefix()->set_init_from_activations(true);
+  spec.mutable_optimizer()->mutable_zeroth_order()->set_lr(1e-3);
+  spec.mutable_optimizer()->mutable_zeroth_order()->set_epsilon(1e-1);
+  spec.mutable_checkpoint()->set_interval_steps(5);
+  spec.mutable_checkpoint()->set_export_safetensors(true);
+  const std::string whole_dir = TmpDir("prefix_whole");
+  auto whole = Build(spec, whole_dir);
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  ASSERT_TRUE(Train(*whole).ok());
+  const std::string prefix = ReadAll(whole_dir + "/checkpoints/export/adapter_model.safetensors");
+  ASSERT_FALSE(prefix.empty());
+  EXPECT_THAT(ReadAll(whole_dir + "/checkpoints/export/adapter_config.json"),
+              HasSubstr("\"peft_type\": \"PREFIX_TUNING\""));
+  const std::string cut_dir = TmpDir("prefix_cut");
+  auto cut = Build(spec, cut_dir);
+  ASSERT_TRUE(cut.ok());
+  StopAfterStep(*cut, 7);
+  ASSERT_TRUE(Train(*cut).ok());
+  EXPECT_TRUE(ReadAll(cut_dir + "/checkpoints/export/adapter_model.safetensors") == prefix)
+      << "the resumed prefix differs from the uninterrupted run's";
+
+  v1::JobSpec first_order = spec;
+  first_order.mutable_optimizer()->clear_zeroth_order();
+  first_order.mutable_optimizer()->mutable_adamw()->set_lr(1e-3);
+  const std::string fo_dir = TmpDir("prefix_fo");
+  auto fo = Build(first_order, fo_dir);
+  ASSERT_TRUE(fo.ok()) << fo.status();
+  std::vector<std::string> lines;
+  TrainingOutput fo_out;
+  fo_out.log = [&lines](const std::string& line) { lines.push_back(line); };
+  ASSERT_TRUE(RunTraining(*fo, fo_out).ok());
+  EXPECT_THAT(absl::StrJoin(lines, "\n"), HasSubstr("prefix tuning: 3 virtual tokens"));
+  auto base = Transformer::Create(*ParseHfConfig(::strata::testing::kTinyLlamaConfigJson, "tiny"));
+  auto loaded = LoadAdapters(fo_dir + "/checkpoints/export", (*base)->layout());
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ((*loaded)->kind(), TrainableAdapters::Kind::kPrefix);
 }
 
 }  // namespace

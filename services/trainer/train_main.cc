@@ -73,12 +73,18 @@ ABSL_FLAG(std::string, optimizer, "adamw",
           "adamw (first-order) or zo (zeroth-order, MeZO family).");
 ABSL_FLAG(std::string, zo_variant, "sgd", "ZO update: sgd, sign, momentum or adam.");
 ABSL_FLAG(int, lora_r, 0,
-          "With --optimizer=zo: train LoRA adapters of this rank over the frozen model "
+          "Train LoRA adapters of this rank over the frozen model, with either optimizer "
           "(checkpoints and --save_dir hold a PEFT adapter directory). 0: train the weights.");
 ABSL_FLAG(double, lora_alpha, 16, "LoRA alpha: the adapters' update is scaled by alpha / r.");
 ABSL_FLAG(std::vector<std::string>, lora_targets, {},
           "LoRA target modules (e.g. q_proj,v_proj or all-linear). Default: the family's query "
           "and value projections (GPT-2: c_attn).");
+ABSL_FLAG(int, prefix_tokens, 0,
+          "Prefix tuning: train this many virtual tokens of keys and values per layer over the "
+          "frozen model, with either optimizer (a PEFT PREFIX_TUNING directory). 0: none.");
+ABSL_FLAG(bool, prefix_init_from_activations, false,
+          "Initialize the prefix from the model's keys and values for token ids drawn from "
+          "--seed (MeZO's init_by_real_act) instead of standard normal values.");
 ABSL_FLAG(double, eps, 1e-3, "ZO perturbation scale.");
 ABSL_FLAG(int, num_perturbations, 1, "ZO perturbations per step (n-SPSA q).");
 ABSL_FLAG(bool, one_sided, false, "ZO one-sided estimate (L(w+eps z) - L(w)) / eps.");
@@ -247,12 +253,21 @@ absl::StatusOr<v1::RunConfig> RunConfigFromFlags() {
   training->set_log_interval(absl::GetFlag(FLAGS_log_every));
   training->set_seed(absl::GetFlag(FLAGS_seed));
   training->set_threads(absl::GetFlag(FLAGS_threads));
-  // LoRA.
+  // Adapters.
   if (absl::GetFlag(FLAGS_lora_r) != 0) {
     v1::LoraSpec* lora = spec.mutable_peft()->mutable_lora();
     lora->set_r(absl::GetFlag(FLAGS_lora_r));
     lora->set_alpha(absl::GetFlag(FLAGS_lora_alpha));
     for (const std::string& t : absl::GetFlag(FLAGS_lora_targets)) lora->add_target_modules(t);
+  }
+  if (absl::GetFlag(FLAGS_prefix_init_from_activations) &&
+      absl::GetFlag(FLAGS_prefix_tokens) == 0) {
+    return absl::InvalidArgumentError("--prefix_init_from_activations needs --prefix_tokens");
+  }
+  if (absl::GetFlag(FLAGS_prefix_tokens) != 0) {
+    v1::PrefixSpec* prefix = spec.mutable_peft()->mutable_prefix();
+    prefix->set_num_tokens(absl::GetFlag(FLAGS_prefix_tokens));
+    prefix->set_init_from_activations(absl::GetFlag(FLAGS_prefix_init_from_activations));
   }
   // Optimizer and schedule.
   v1::OptimizerSpec* opt = spec.mutable_optimizer();

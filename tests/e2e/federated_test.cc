@@ -57,10 +57,11 @@ training: {seed: 11}
 )";
 
 // The same job on a Qwen3-style model: per-head q/k norms, a head_dim (12) other than
-// hidden_size / heads, and a sliding window (8) shorter than the sequence on the upper layer.
+// hidden_size / heads, and a sliding window (8) shorter than the sequence on the upper layer;
+// positions to spare for a prefix.
 constexpr char kQwen3Model[] = R"(name: fed-qwen3
 model:
-  config_json: '{"model_type": "qwen3", "vocab_size": 257, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 12, "max_position_embeddings": 32, "tie_word_embeddings": true, "use_sliding_window": true, "sliding_window": 8, "max_window_layers": 1}'
+  config_json: '{"model_type": "qwen3", "vocab_size": 257, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 12, "max_position_embeddings": 40, "tie_word_embeddings": true, "use_sliding_window": true, "sliding_window": 8, "max_window_layers": 1}'
   init_seed: 7
 data: {batch_size: 4, seq_len: 32}
 optimizer:
@@ -148,6 +149,8 @@ class FederatedTest : public ::testing::Test {
     EXPECT_TRUE(p.ok()) << p.status();
     return std::make_unique<Subprocess>(*std::move(p));
   }
+
+  void RunAdapterJob(const std::string& peft, const std::string& peft_type);
 
   std::string dir_, ca_, address_, job_;
   std::unique_ptr<Subprocess> coordinator_;
@@ -282,17 +285,16 @@ TEST_F(FederatedTest, AnAarch64ClientUnderEmulationReproducesTheWeightsBitForBit
   EXPECT_EQ(Final(synced->out, "synced").first, x86_digest);
 }
 
-// A federated LoRA job (peft.lora over the Qwen3-style model): the clients train adapters over
-// the frozen θ0, pushes stay seeds and scalars, and every client (an aarch64 one under qemu when
-// the cross build and qemu-user are here) ends on the same bits; a client that only replays the
-// history gets them too, and each client's saved state is a PEFT adapter directory.
-TEST_F(FederatedTest, ALoraJobEndsWithEveryClientOnTheSameAdapters) {
+// Federated adapter jobs (peft over the Qwen3-style model): the clients train LoRA adapters or
+// a prefix over the frozen θ0, pushes stay seeds and scalars, and every client (an aarch64 one
+// under qemu when the cross build and qemu-user are here) ends on the same bits; a client that
+// only replays the history gets them too, and each client's saved state is a PEFT adapter
+// directory of the job's kind.
+void FederatedTest::RunAdapterJob(const std::string& peft, const std::string& peft_type) {
   const std::string arm = "services/edge/strata-edge-arm64";
   const bool emulate = ReadFileOrEmpty(arm).substr(0, 4) == std::string("\x7f") + "ELF" &&
                        access("/usr/bin/qemu-aarch64", X_OK) == 0;
-  SubmitJob(std::string(kQwen3Model) + R"(peft:
-  lora: {r: 4, alpha: 8}
-federated:
+  SubmitJob(std::string(kQwen3Model) + peft + R"(federated:
   num_rounds: 2
   num_candidate_seeds: 64
   local_steps: 8
@@ -328,9 +330,17 @@ federated:
   ASSERT_TRUE(synced.ok() && synced->exit_code == 0) << (synced.ok() ? synced->err : "");
   EXPECT_EQ(Final(synced->out, "synced").first, digest);
   EXPECT_THAT(ReadFileOrEmpty(dir_ + "/state-late/model-2/adapter_config.json"),
-              HasSubstr("\"peft_type\": \"LORA\""));
-  std::printf("LoRA federated job: clients on x86 and %s agree on %s\n",
+              HasSubstr("\"peft_type\": \"" + peft_type + "\""));
+  std::printf("%s federated job: clients on x86 and %s agree on %s\n", peft_type.c_str(),
               emulate ? "aarch64 (qemu)" : "x86", digest.c_str());
+}
+
+TEST_F(FederatedTest, ALoraJobEndsWithEveryClientOnTheSameAdapters) {
+  RunAdapterJob("peft:\n  lora: {r: 4, alpha: 8}\n", "LORA");
+}
+
+TEST_F(FederatedTest, APrefixJobEndsWithEveryClientOnTheSamePrefix) {
+  RunAdapterJob("peft:\n  prefix: {num_tokens: 3}\n", "PREFIX_TUNING");
 }
 
 // The coordinator is killed with SIGKILL mid-job and restarted on the same port and data

@@ -4,7 +4,8 @@ the independent PyTorch reference (torch_reference.py), for the C++ parity test.
   torch_compare.py --dir DIR --batch B --seq T --tokens 1,2,... --targets 3,-100,...
 
 Writes DIR/torch_out.safetensors: "logits" (B, T, V), "loss" (1), and "grad/<name>" for each
-parameter in its checkpoint layout.
+parameter in its checkpoint layout (and for a PEFT adapter's tensors beside it: LoRA's by
+module name, a prefix's "prompt_embeddings").
 
   torch_compare.py --dir DIR --write_random SEED [--dtype bf16|f16|f32] [--opt_short_names]
 
@@ -55,15 +56,19 @@ def main():
     for path in sorted(glob.glob(os.path.join(args.dir, "*.safetensors"))):
         if os.path.basename(path) not in ("torch_out.safetensors", "adapter_model.safetensors"):
             params.update(torch_reference.read_safetensors(path))
-    # A PEFT LoRA adapter beside the checkpoint: its tensors keyed by module (the
+    # A PEFT adapter beside the checkpoint. LoRA: its tensors keyed by module (the
     # "base_model.model." prefix PEFT writes removed), its scale alpha / r into the config.
+    # PREFIX_TUNING: its "prompt_embeddings" as the reference's prefix.
     adapter = os.path.join(args.dir, "adapter_model.safetensors")
     if os.path.exists(adapter):
         with open(os.path.join(args.dir, "adapter_config.json")) as f:
             peft = json.load(f)
-        cfg["lora_scale"] = peft["lora_alpha"] / peft["r"]
-        for name, t in torch_reference.read_safetensors(adapter).items():
-            params[name[len("base_model.model."):]] = t
+        if peft["peft_type"] == "PREFIX_TUNING":
+            params.update(torch_reference.read_safetensors(adapter))
+        else:
+            cfg["lora_scale"] = peft["lora_alpha"] / peft["r"]
+            for name, t in torch_reference.read_safetensors(adapter).items():
+                params[name[len("base_model.model."):]] = t
     # Checkpoints may hold bf16/fp16; the reference computes in float32 as Strata does.
     params = {("model." + n if n.startswith("decoder.") else n): t.float()
               for n, t in params.items()}

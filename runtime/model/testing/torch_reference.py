@@ -5,6 +5,9 @@ semantics (not from Strata's code), plus a minimal safetensors reader/writer.
 Parameters are a dict keyed by Hugging Face tensor names in Hugging Face layouts (GPT-2's Conv1D
 weights are (in, out)), so a checkpoint file feeds both this reference and Strata unchanged.
 Used by the runtime's comparison tests and by the model_step_bench peer.
+
+Optional extras in the parameter dict: LoRA tensors ("<module>.lora_A.weight" / ".lora_B.weight"
+with cfg["lora_scale"]) and a prefix-tuning prompt ("prompt_embeddings", see _prefix_kv).
 """
 import json
 import math
@@ -152,13 +155,16 @@ def _lora(P, cfg, x, module):
 
 
 def _attention(q, k, v, window=None, scale=None):
-    """q: (B, NH, T, HD); k, v: (B, NH, T, HD). Causal softmax attention; with `window`, query i
-    sees keys j with i - window < j <= i (Mistral's sliding window)."""
-    T = q.shape[2]
+    """q: (B, NH, T, HD); k, v: (B, NH, S, HD) with S = Pn + T >= T, the first Pn keys being a
+    cache (prefix) at absolute positions 0..Pn-1 and query i sitting at position Pn + i, as
+    transformers attends with past_key_values. Causal softmax attention: query i sees key j iff
+    j <= Pn + i; with `window`, also Pn + i - window < j (Mistral's sliding window). Pn = 0 is
+    plain causal self-attention."""
+    T, S = q.shape[2], k.shape[2]
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     att = (q @ k.transpose(-2, -1)) * scale
-    i = torch.arange(T)[:, None]
-    j = torch.arange(T)[None, :]
+    i = torch.arange(T)[:, None] + (S - T)
+    j = torch.arange(S)[None, :]
     mask = j <= i
     if window:
         mask = mask & (i - j < window)
@@ -166,17 +172,67 @@ def _attention(q, k, v, window=None, scale=None):
     return F.softmax(att, dim=-1) @ v
 
 
-def gpt2_logits(P, cfg, idx):
+def _kv_geometry(cfg):
+    """(layers, key/value heads, head_dim) of any family, as its attention caches keys."""
+    kind = cfg["model_type"]
+    if kind == "gpt2":
+        return cfg["n_layer"], cfg["n_head"], cfg["n_embd"] // cfg["n_head"]
+    C, NH = cfg["hidden_size"], cfg["num_attention_heads"]
+    if kind == "opt":
+        return cfg["num_hidden_layers"], NH, C // NH
+    NKV = cfg.get("num_key_value_heads", NH)
+    HD = cfg.get("head_dim") or (128 if kind == "qwen3" else C // NH)
+    return cfg["num_hidden_layers"], NKV, HD
+
+
+def _prefix_length(P):
+    """Number of prefix-tuning virtual tokens Pn (0 without P["prompt_embeddings"])."""
+    pe = P.get("prompt_embeddings")
+    return 0 if pe is None else pe.shape[0]
+
+
+def _prefix_kv(P, cfg, layer, batch):
+    """Prefix tuning (Li & Liang 2021) as PEFT's PREFIX_TUNING with prefix_projection=False
+    feeds it: P["prompt_embeddings"] (Pn, L * 2 * NKV * HD) is the cache past_key_values, row v
+    holding for each layer its key then its value ([kv_head][head_dim] each), i.e.
+    view(Pn, L, 2, NKV, HD). Returns this layer's (keys, values), each (batch, NKV, Pn, HD) and
+    the same for every batch element, used as given (no projection, norm, RoPE or bias); None
+    without a prompt."""
+    pe = P.get("prompt_embeddings")
+    if pe is None:
+        return None
+    L, NKV, HD = _kv_geometry(cfg)
+    kv = pe.view(pe.shape[0], L, 2, NKV, HD)[:, layer].permute(1, 2, 0, 3)  # (2, NKV, Pn, HD)
+    return tuple(t.unsqueeze(0).expand(batch, -1, -1, -1) for t in kv)
+
+
+def _with_prefix(P, cfg, layer, k, v, capture=None):
+    """The keys and values a layer attends to: its tokens' own k, v (B, NKV, T, HD), after
+    projection, norm and RoPE, recorded as capture[layer] = (k, v) when `capture` is a dict, with
+    the layer's prefix (_prefix_kv) prepended along the sequence when there is one."""
+    if capture is not None:
+        capture[layer] = (k, v)
+    prefix = _prefix_kv(P, cfg, layer, k.shape[0])
+    if prefix is None:
+        return k, v
+    return torch.cat((prefix[0], k), dim=2), torch.cat((prefix[1], v), dim=2)
+
+
+def gpt2_logits(P, cfg, idx, capture=None):
+    """GPT-2. With a prefix of Pn virtual tokens the T tokens take positions Pn..Pn+T-1, as
+    transformers places tokens after past_key_values. `capture`: see _with_prefix."""
     B, T = idx.shape
     C, NH = cfg["n_embd"], cfg["n_head"]
     eps = cfg.get("layer_norm_epsilon", 1e-5)
-    x = P["transformer.wte.weight"][idx] + P["transformer.wpe.weight"][:T]
+    Pn = _prefix_length(P)
+    x = P["transformer.wte.weight"][idx] + P["transformer.wpe.weight"][Pn:Pn + T]
     for layer in range(cfg["n_layer"]):
         p = f"transformer.h.{layer}."
         h = F.layer_norm(x, (C,), P[p + "ln_1.weight"], P[p + "ln_1.bias"], eps)
         qkv = h @ P[p + "attn.c_attn.weight"] + P[p + "attn.c_attn.bias"] + \
             _lora(P, cfg, h, p + "attn.c_attn")
         q, k, v = (t.view(B, T, NH, C // NH).transpose(1, 2) for t in qkv.split(C, dim=2))
+        k, v = _with_prefix(P, cfg, layer, k, v, capture)
         y = _attention(q, k, v).transpose(1, 2).reshape(B, T, C)
         x = x + y @ P[p + "attn.c_proj.weight"] + P[p + "attn.c_proj.bias"] + \
             _lora(P, cfg, y, p + "attn.c_proj")
@@ -268,9 +324,11 @@ def _window_of_layer(cfg, layer):
     return None
 
 
-def llama_logits(P, cfg, idx):
+def llama_logits(P, cfg, idx, capture=None):
     """LLaMA and its descendants: Mistral (sliding window), Qwen2 (q/k/v biases), Qwen3 (q/k
-    RMSNorm per head before RoPE, head_dim default 128)."""
+    RMSNorm per head before RoPE, head_dim default 128). With a prefix of Pn virtual tokens the
+    T tokens are rotated at positions Pn..Pn+T-1, as transformers does after past_key_values.
+    `capture`: see _with_prefix."""
     kind = cfg["model_type"]
     B, T = idx.shape
     C, NH = cfg["hidden_size"], cfg["num_attention_heads"]
@@ -288,7 +346,8 @@ def llama_logits(P, cfg, idx):
     else:
         inv_freq = _scaled_inv_freq(
             1.0 / (theta ** (torch.arange(0, HD, 2, dtype=torch.int64).float() / HD)), scaling)
-    freqs = torch.arange(T, dtype=torch.float32)[:, None] * inv_freq[None, :]
+    Pn = _prefix_length(P)
+    freqs = torch.arange(Pn, Pn + T, dtype=torch.float32)[:, None] * inv_freq[None, :]
     emb = torch.cat((freqs, freqs), dim=-1)
     cos, sin = emb.cos() * attention_scale, emb.sin() * attention_scale
 
@@ -309,6 +368,7 @@ def llama_logits(P, cfg, idx):
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
         q = q * cos + _rotate_half(q) * sin
         k = k * cos + _rotate_half(k) * sin
+        k, v = _with_prefix(P, cfg, layer, k, v, capture)
         k = k.repeat_interleave(NH // NKV, dim=1)
         v = v.repeat_interleave(NH // NKV, dim=1)
         y = _attention(q, k, v, _window_of_layer(cfg, layer)).transpose(1, 2).reshape(B, T, NH * HD)
@@ -321,11 +381,13 @@ def llama_logits(P, cfg, idx):
     return x @ head.t()
 
 
-def opt_logits(P, cfg, idx):
+def opt_logits(P, cfg, idx, capture=None):
     """OPT as transformers' OPTForCausalLM computes it: learned positions read at offset 2, the
     query scaled by head_dim^-0.5 after its bias, ReLU MLP, LayerNorm before (or, with
     do_layer_norm_before false as in opt-350m, after) each sublayer, project_in/project_out when
-    word_embed_proj_dim differs from hidden_size, head tied to the token embedding."""
+    word_embed_proj_dim differs from hidden_size, head tied to the token embedding. With a prefix
+    of Pn virtual tokens the T tokens take positions Pn..Pn+T-1 (table rows Pn+2..Pn+T+1), as
+    transformers places them after past_key_values. `capture`: see _with_prefix."""
     B, T = idx.shape
     C, NH = cfg["hidden_size"], cfg["num_attention_heads"]
     HD = C // NH
@@ -342,7 +404,7 @@ def opt_logits(P, cfg, idx):
     x = P[d + "embed_tokens.weight"][idx]
     if E != C:
         x = x @ P[d + "project_in.weight"].t()
-    x = x + P[d + "embed_positions.weight"][torch.arange(T) + 2]
+    x = x + P[d + "embed_positions.weight"][torch.arange(T) + (_prefix_length(P) + 2)]
     for layer in range(cfg["num_hidden_layers"]):
         p = f"{d}layers.{layer}."
         residual = x
@@ -351,6 +413,7 @@ def opt_logits(P, cfg, idx):
         k = linear(h, p + "self_attn.k_proj")
         v = linear(h, p + "self_attn.v_proj")
         q, k, v = (t.view(B, T, NH, HD).transpose(1, 2) for t in (q, k, v))
+        k, v = _with_prefix(P, cfg, layer, k, v, capture)
         y = _attention(q, k, v, scale=1.0).transpose(1, 2).reshape(B, T, C)
         x = residual + linear(y, p + "self_attn.out_proj")
         if not before:
@@ -368,14 +431,15 @@ def opt_logits(P, cfg, idx):
     return x @ P[d + "embed_tokens.weight"].t()
 
 
-def logits(P, cfg, idx):
+def logits(P, cfg, idx, capture=None):
+    """Logits (B, T, V) of any family; `capture`: see _with_prefix."""
     kind = cfg["model_type"]
     if kind == "gpt2":
-        return gpt2_logits(P, cfg, idx)
+        return gpt2_logits(P, cfg, idx, capture)
     if kind == "opt":
-        return opt_logits(P, cfg, idx)
+        return opt_logits(P, cfg, idx, capture)
     assert kind in ("llama", "mistral", "qwen2", "qwen3"), kind
-    return llama_logits(P, cfg, idx)
+    return llama_logits(P, cfg, idx, capture)
 
 
 def loss(P, cfg, idx, targets):

@@ -1,12 +1,13 @@
-// First-order LoRA (fo_update.h's family for a frozen base): AdamW over the LoRA adapters only.
+// First-order adapters (fo_update.h's family for a frozen base): AdamW over LoRA or prefix
+// adapters only.
 // The base computes no gradient of its own weights and holds no gradient memory; the backward
 // runs through the adapters (Transformer::SetAdapters with base_frozen). With a communicator the
 // adapters' gradients, and nothing else, are averaged over the ranks before clipping, so every
 // rank applies the same update (data parallelism at r (in + out) floats per adapted layer).
 // Checkpoints: the adapters in PEFT's layout (rank 0) and adam_state.safetensors (every rank:
 // the state is replicated). Exports are PEFT adapter directories.
-#ifndef STRATA_RUNTIME_TRAIN_LORA_ADAMW_UPDATE_H_
-#define STRATA_RUNTIME_TRAIN_LORA_ADAMW_UPDATE_H_
+#ifndef STRATA_RUNTIME_TRAIN_ADAPTER_ADAMW_UPDATE_H_
+#define STRATA_RUNTIME_TRAIN_ADAPTER_ADAMW_UPDATE_H_
 
 #include <cstdint>
 #include <string>
@@ -14,16 +15,16 @@
 #include "runtime/base/aligned_buffer.h"
 #include "runtime/dist/communicator.h"
 #include "runtime/optim/adamw.h"
-#include "runtime/peft/lora_adapters.h"
+#include "runtime/peft/trainable_adapters.h"
 #include "runtime/train/fo_update.h"
 
 namespace strata {
 
-class LoraAdamWUpdate : public FoUpdate {
+class AdapterAdamWUpdate : public FoUpdate {
  public:
   // Attaches `adapters` to `model` with the base frozen. Neither is owned; `comm` may be null.
-  LoraAdamWUpdate(Transformer& model, LoraAdapters* adapters, Communicator* comm,
-                  AdamWConfig config, double grad_clip);
+  AdapterAdamWUpdate(Transformer& model, TrainableAdapters* adapters, Communicator* comm,
+                     AdamWConfig config, double grad_clip);
 
   void BeginStep(Transformer&) override { adapters_->ZeroGrads(); }
   absl::StatusOr<double> Step(Transformer& model, float lr) override;
@@ -34,7 +35,7 @@ class LoraAdamWUpdate : public FoUpdate {
   absl::Status Export(Transformer& model, const std::string& dir) override;
 
  private:
-  LoraAdapters* adapters_;
+  TrainableAdapters* adapters_;
   Communicator* comm_;
   AdamWConfig config_;
   double grad_clip_;
@@ -44,4 +45,4 @@ class LoraAdamWUpdate : public FoUpdate {
 
 }  // namespace strata
 
-#endif  // STRATA_RUNTIME_TRAIN_LORA_ADAMW_UPDATE_H_
+#endif  // STRATA_RUNTIME_TRAIN_ADAPTER_ADAMW_UPDATE_H_

@@ -1,5 +1,5 @@
-// See zo_lora.h.
-#include "runtime/peft/zo_lora.h"
+// See zo_adapters.h.
+#include "runtime/peft/zo_adapters.h"
 
 #include <algorithm>
 #include <cmath>
@@ -10,14 +10,14 @@
 
 namespace strata {
 
-absl::StatusOr<std::unique_ptr<ZoLora>> ZoLora::Create(Transformer* model, LoraAdapters* adapters,
-                                                       zo::ZoConfig config,
-                                                       zo::ZoOptimizer::BlockStream blocks) {
+absl::StatusOr<std::unique_ptr<ZoAdapters>> ZoAdapters::Create(
+    Transformer* model, TrainableAdapters* adapters, zo::ZoConfig config,
+    zo::ZoOptimizer::BlockStream blocks) {
   if (config.variant != zo::ZoVariant::kSgd && config.variant != zo::ZoVariant::kSign) {
-    return absl::InvalidArgumentError("ZO with LoRA runs the sgd and sign variants only");
+    return absl::InvalidArgumentError("ZO with adapters runs the sgd and sign variants only");
   }
   if (config.sparse_quantile != 0) {
-    return absl::InvalidArgumentError("ZO with LoRA does not take sparse_quantile");
+    return absl::InvalidArgumentError("ZO with adapters does not take sparse_quantile");
   }
   if (!(config.eps > 0) || config.num_perturbations < 1 || config.weight_decay < 0 ||
       config.scalar_clip < 0) {
@@ -35,19 +35,19 @@ absl::StatusOr<std::unique_ptr<ZoLora>> ZoLora::Create(Transformer* model, LoraA
       return absl::OkStatus();
     };
   }
-  return std::unique_ptr<ZoLora>(new ZoLora(model, adapters, config, std::move(blocks)));
+  return std::unique_ptr<ZoAdapters>(new ZoAdapters(model, adapters, config, std::move(blocks)));
 }
 
-ZoLora::ZoLora(Transformer* model, LoraAdapters* adapters, zo::ZoConfig config,
-               zo::ZoOptimizer::BlockStream blocks)
+ZoAdapters::ZoAdapters(Transformer* model, TrainableAdapters* adapters, zo::ZoConfig config,
+                       zo::ZoOptimizer::BlockStream blocks)
     : model_(model), adapters_(adapters), config_(config), blocks_(std::move(blocks)) {
   plus_.Resize(adapters->NumElements());
   minus_.Resize(adapters->NumElements());
 }
 
-absl::StatusOr<zo::ZoStepRecord> ZoLora::Step(absl::Span<const int32_t> tokens,
-                                              absl::Span<const int32_t> targets, int B, int T,
-                                              int64_t step, double lr) {
+absl::StatusOr<zo::ZoStepRecord> ZoAdapters::Step(absl::Span<const int32_t> tokens,
+                                                  absl::Span<const int32_t> targets, int B, int T,
+                                                  int64_t step, double lr) {
   zo::ZoStepRecord record;
   record.step = step;
   record.seed = next_seed_.has_value() ? *next_seed_ : zo::StepSeed(config_.seed, step);
@@ -105,7 +105,7 @@ absl::StatusOr<zo::ZoStepRecord> ZoLora::Step(absl::Span<const int32_t> tokens,
   return record;
 }
 
-void ZoLora::Apply(const zo::ZoStepRecord& record) {
+void ZoAdapters::Apply(const zo::ZoStepRecord& record) {
   if (record.skipped) return;
   float* theta = adapters_->weights().data();
   const float decay = static_cast<float>(record.lr * static_cast<double>(config_.weight_decay));
@@ -118,7 +118,7 @@ void ZoLora::Apply(const zo::ZoStepRecord& record) {
   }
 }
 
-absl::Status ZoLora::Replay(const zo::ZoStepRecord& record) {
+absl::Status ZoAdapters::Replay(const zo::ZoStepRecord& record) {
   if (record.scalars.size() != static_cast<size_t>(config_.num_perturbations)) {
     return absl::InvalidArgumentError(absl::StrCat("step ", record.step, " has ",
                                                    record.scalars.size(), " scalars, expected ",

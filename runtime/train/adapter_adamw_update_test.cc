@@ -2,7 +2,7 @@
 // from the union of their batches, with the base byte-for-byte unchanged and no base gradient
 // allocated on every rank. (The trainer's LoRA runs are in fo_trainer_test; this binary forks
 // before any computation of its own, so its children start with no compute threads to lose.)
-#include "runtime/train/lora_adamw_update.h"
+#include "runtime/train/adapter_adamw_update.h"
 
 #include <cmath>
 #include <cstdlib>
@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "runtime/dist/communicator.h"
+#include "runtime/peft/lora_adapters.h"
 #include "runtime/testing/forked_ranks.h"
 #include "runtime/testing/tiny_models.h"
 
@@ -70,7 +71,7 @@ int TrainRank(ModelFamily family, int rank, int world, const std::string& store,
     if (!created.ok()) return 3;
     comm = *std::move(created);
   }
-  LoraAdamWUpdate update(*model, lora->get(), comm.get(), {0.9f, 0.999f, 1e-8f, 0.1f}, 0.5);
+  AdapterAdamWUpdate update(*model, lora->get(), comm.get(), {0.9f, 0.999f, 1e-8f, 0.1f}, 0.5);
   const int local = kGlobalBatch / world;
   std::vector<int32_t> tokens(local * kSeq), targets(local * kSeq);
   for (int step = 0; step < kSteps; ++step) {
