@@ -1,7 +1,9 @@
 // A zero-filled float buffer whose pages are committed only when first written (an anonymous
-// mmap). Used where an arena-layout buffer is needed but only some of it is touched — e.g. the
-// perturbed copies of a model's resident tensors, addressed with arena offsets, whose block
-// region stays untouched and costs no memory.
+// mmap without a swap reservation, so the kernel's overcommit heuristic does not refuse a buffer
+// larger than memory). Used where an arena-layout buffer is needed but only some of it is
+// touched — e.g. the arena of a model whose blocks live on NVMe (a 7B model's 27 GB arena on a
+// 24 GB machine), or the perturbed copies of its resident tensors, addressed with arena offsets,
+// whose block region stays untouched and costs no memory.
 #ifndef STRATA_RUNTIME_BASE_LAZY_BUFFER_H_
 #define STRATA_RUNTIME_BASE_LAZY_BUFFER_H_
 
@@ -19,7 +21,8 @@ class LazyBuffer {
   LazyBuffer() = default;
   explicit LazyBuffer(int64_t floats) : size_(floats) {
     if (floats <= 0) return;
-    void* p = mmap(nullptr, Bytes(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void* p = mmap(nullptr, Bytes(), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) throw std::bad_alloc();
     data_ = static_cast<float*>(p);
   }

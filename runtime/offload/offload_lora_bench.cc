@@ -1,7 +1,7 @@
 // offload_lora_bench: ZO-LoRA over a base that does not fit the memory budget, each case in its
 // own child process for its peak RSS, blocks under --dir (this machine's disk).
-// Part (b): the 2.05B-parameter LLaMA shape (offload_zo_bench's) initialized straight onto NVMe,
-// fp32, batch 1 x 128, a 2 GiB working-set budget: full offloaded ZO (every block read and
+// Part (b): the 2.05B-parameter LLaMA shape (offload_zo_bench's) built straight onto NVMe, fp32,
+// batch 1 x 128, a 2 GiB working-set budget: full offloaded ZO (every block read and
 // written back each step) against offloaded ZO-LoRA (r 8, alpha 16 on q and v: every block read
 // once, none written), bytes moved per step, and the LoRA step against its bound
 // max(compute, I/O): compute = the same ZO-LoRA steps with the model in memory, I/O = one
@@ -12,6 +12,7 @@
 //   bazel run -c opt //runtime/offload:offload_lora_bench
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -56,13 +57,31 @@ std::unique_ptr<LoraAdapters> MezoLora(const Transformer& model) {
   return lora;
 }
 
+// Weights for throughput: uniform in +-0.02 (norms 1) from a cheap hash of (tensor, index),
+// about 1 ns an element where the seeded normal initialization takes ~90: the 2B and 7B models
+// are built in seconds, not minutes. What the steps compute does not depend on the values.
+void FillForSpeed(const TensorInfo& t, float* out) {
+  if (t.role == TensorRole::kNorm) {
+    std::fill(out, out + t.numel, 1.0f);
+    return;
+  }
+  uint64_t state = 0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(t.id + 1);
+  for (int64_t i = 0; i < t.numel; ++i) {
+    state ^= state >> 12;
+    state ^= state << 25;
+    state ^= state >> 27;
+    const uint32_t bits = static_cast<uint32_t>((state * 0x2545f4914f6cdd1dULL) >> 40);  // 24 bits.
+    out[i] = (static_cast<float>(bits) * (1.0f / 16777216.0f) - 0.5f) * 0.04f;
+  }
+}
+
 int Fail(const absl::Status& status) {
   std::fprintf(stderr, "%s\n", status.ToString().c_str());
   return 1;
 }
 
-// One case in this process. Prints {"seconds": median step, "bytes_per_step": ...,
-// "io_read_s": ..., "init_s": ...}.
+// One case in this process. Prints {"bytes_per_step": ..., "io_read_s": ..., "init_s": ...},
+// then {"seconds": median step}.
 int RunCase(const std::string& mode) {
   Transformer::Options options;
   options.threads = absl::GetFlag(FLAGS_threads);
@@ -79,12 +98,18 @@ int RunCase(const std::string& mode) {
   double init_s = 0, io_read_s = 0;
   const auto init_start = std::chrono::steady_clock::now();
   if (mode == "lora_inmem") {
-    model->InitializeParameters(1);
+    for (const TensorInfo& t : model->layout().tensors()) {
+      FillForSpeed(t, model->params().data() + t.offset);
+    }
     in_memory = *ZoAdapters::Create(model.get(), lora.get(), zo_config);
   } else {
     OffloadedZo::Options o;
     o.nvme_paths = {dir};
-    o.init_seed = 1;  // Straight onto NVMe: the blocks never occupy RAM.
+    // Straight onto NVMe, tensor by tensor through the staging slot: the blocks never occupy RAM.
+    o.load_tensor = [&model](int id, float* out) {
+      FillForSpeed(model->layout().tensor(id), out);
+      return absl::OkStatus();
+    };
     o.memory_budget_bytes = big ? k7bBudget : kTwoGiB;
     o.bf16_storage = big;
     o.adapters = lora.get();
@@ -128,9 +153,10 @@ int RunCase(const std::string& mode) {
   offload.reset();
   std::error_code ignored;
   std::filesystem::remove_all(dir, ignored);
-  std::printf(
-      "{\"seconds\": %.4f, \"bytes_per_step\": %lld, \"io_read_s\": %.4f, \"init_s\": %.2f}\n",
-      bench::Median(times), static_cast<long long>(moved), io_read_s, init_s);
+  // The figures, then the step time alone on the last line (bench::RunChild's value).
+  std::printf("{\"bytes_per_step\": %lld, \"io_read_s\": %.4f, \"init_s\": %.2f}\n",
+              static_cast<long long>(moved), io_read_s, init_s);
+  std::printf("{\"seconds\": %.4f}\n", bench::Median(times));
   return 0;
 }
 

@@ -1,6 +1,8 @@
 // peft_bench: what LoRA costs and saves against full-parameter training, on the GPT-2-small
-// shape (124M) and a Qwen2.5-0.5B-style shape (its width, heads, MLP and 152K vocabulary, 6
-// layers), batch 4 x 128, 2 threads, each case in its own child process for its peak RSS:
+// shape (124M), a LLaMA-style shape (TinyLlama-1.1B's width, GQA heads, MLP and 32K vocabulary,
+// 4 layers) and a Qwen2.5-0.5B-style shape (its width, heads, MLP and 152K vocabulary, 6 layers,
+// where the output head is most of the work), batch 4 x 128, 2 threads, each case in its own
+// child process for its peak RSS:
 //   ZO step, full (MeZO over every weight) vs ZO-LoRA (r 8, alpha 16, the family's q and v);
 //   FO step, full (AdamW over every weight) vs FO-LoRA (AdamW over the adapters, base frozen);
 //   PyTorch peers of both LoRA steps (torch_lora_bench.py: the same shapes, targets, threads);
@@ -20,6 +22,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "runtime/model/model_config.h"
 #include "runtime/model/transformer.h"
 #include "runtime/optim/adamw.h"
@@ -31,9 +34,9 @@
 ABSL_FLAG(std::string, mode, "all",
           "all, or one case in this process: zo_full | zo_lora | fo_full | fo_lora | "
           "replay_full | replay_lora");
-ABSL_FLAG(std::string, shape, "gpt2", "gpt2 | qwen (the case's model shape)");
+ABSL_FLAG(std::string, shape, "gpt2", "gpt2 | llama | qwen (the case's model shape)");
 ABSL_FLAG(int, threads, 2, "Compute threads.");
-ABSL_FLAG(int, steps, 3, "Timed steps after one warm-up; the median counts.");
+ABSL_FLAG(int, steps, 2, "Timed steps after one warm-up; the median counts.");
 ABSL_FLAG(int, batch, 4, "Sequences per step.");
 ABSL_FLAG(int, seq, 128, "Tokens per sequence.");
 ABSL_FLAG(int, replay_full_seeds, 16, "Seeds the full replay is timed on (scaled to 4096).");
@@ -45,6 +48,19 @@ constexpr int kReplaySeeds = 4096;
 
 ModelConfig Shape(const std::string& name) {
   if (name == "gpt2") return Gpt2SmallConfig();
+  if (name == "llama") {
+    ModelConfig c;  // TinyLlama-1.1B's block and vocabulary, 4 of its 22 layers.
+    c.family = ModelFamily::kLlama;
+    c.vocab_size = 32000;
+    c.max_seq_len = 2048;
+    c.n_layer = 4;
+    c.n_head = 32;
+    c.n_kv_head = 4;
+    c.d_model = 2048;
+    c.d_ff = 5632;
+    c.norm_eps = 1e-5f;
+    return c;
+  }
   ModelConfig c;  // Qwen2.5-0.5B's block and vocabulary, 6 of its 24 layers.
   c.family = ModelFamily::kQwen2;
   c.vocab_size = 151936;
@@ -226,6 +242,7 @@ int RunAll() {
   std::fprintf(stderr, "peft_bench: batch %d x %d, %d threads\n", absl::GetFlag(FLAGS_batch),
                absl::GetFlag(FLAGS_seq), absl::GetFlag(FLAGS_threads));
   const ShapeFigures gpt2 = MeasureShape("gpt2");
+  const ShapeFigures llama = MeasureShape("llama");
   const ShapeFigures qwen = MeasureShape("qwen");
   const int threads = absl::GetFlag(FLAGS_threads);
   auto replay = [&](const std::string& mode) {
@@ -236,24 +253,22 @@ int RunAll() {
   const bench::ChildResult replay_full = replay("replay_full"), replay_lora = replay("replay_lora");
   std::fprintf(stderr, "replay of one K=%d history entry (GPT-2 small): full %.2f s, LoRA %.3f s\n",
                kReplaySeeds, replay_full.value, replay_lora.value);
-  if (!AllOk(gpt2) || !AllOk(qwen) || !replay_full.ok || !replay_lora.ok) {
+  if (!AllOk(gpt2) || !AllOk(llama) || !AllOk(qwen) || !replay_full.ok || !replay_lora.ok) {
     std::fprintf(stderr, "peft_bench: a case failed (Strata's or PyTorch's)\n");
     return 1;
   }
-  std::printf(
-      "{\"zo_lora_tok_s\": %.2f, \"zo_full_tok_s\": %.2f, \"torch_zo_lora_tok_s\": %.2f, "
-      "\"fo_lora_tok_s\": %.2f, \"fo_full_tok_s\": %.2f, \"torch_fo_lora_tok_s\": %.2f, "
-      "\"fo_lora_rss_mb\": %.0f, \"fo_full_rss_mb\": %.0f, \"torch_fo_lora_rss_mb\": %.0f, "
-      "\"qwen_zo_lora_tok_s\": %.2f, \"qwen_zo_full_tok_s\": %.2f, "
-      "\"qwen_torch_zo_lora_tok_s\": %.2f, \"qwen_fo_lora_tok_s\": %.2f, "
-      "\"qwen_fo_full_tok_s\": %.2f, \"qwen_torch_fo_lora_tok_s\": %.2f, "
-      "\"qwen_fo_lora_rss_mb\": %.0f, \"qwen_fo_full_rss_mb\": %.0f, "
-      "\"replay_full_s\": %.3f, \"replay_lora_s\": %.4f, \"threads\": %d}\n",
-      gpt2.zo_lora.value, gpt2.zo_full.value, gpt2.torch_zo_lora.value, gpt2.fo_lora.value,
-      gpt2.fo_full.value, gpt2.torch_fo_lora.value, gpt2.fo_lora.rss_mb, gpt2.fo_full.rss_mb,
-      gpt2.torch_fo_lora.rss_mb, qwen.zo_lora.value, qwen.zo_full.value, qwen.torch_zo_lora.value,
-      qwen.fo_lora.value, qwen.fo_full.value, qwen.torch_fo_lora.value, qwen.fo_lora.rss_mb,
-      qwen.fo_full.rss_mb, replay_full.value, replay_lora.value, threads);
+  auto figures = [](const char* prefix, const ShapeFigures& f) {
+    return absl::StrFormat(
+        "\"%szo_lora_tok_s\": %.2f, \"%szo_full_tok_s\": %.2f, \"%storch_zo_lora_tok_s\": %.2f, "
+        "\"%sfo_lora_tok_s\": %.2f, \"%sfo_full_tok_s\": %.2f, \"%storch_fo_lora_tok_s\": %.2f, "
+        "\"%sfo_lora_rss_mb\": %.0f, \"%sfo_full_rss_mb\": %.0f, \"%storch_fo_lora_rss_mb\": %.0f",
+        prefix, f.zo_lora.value, prefix, f.zo_full.value, prefix, f.torch_zo_lora.value, prefix,
+        f.fo_lora.value, prefix, f.fo_full.value, prefix, f.torch_fo_lora.value, prefix,
+        f.fo_lora.rss_mb, prefix, f.fo_full.rss_mb, prefix, f.torch_fo_lora.rss_mb);
+  };
+  std::printf("{%s, %s, %s, \"replay_full_s\": %.3f, \"replay_lora_s\": %.4f, \"threads\": %d}\n",
+              figures("", gpt2).c_str(), figures("llama_", llama).c_str(),
+              figures("qwen_", qwen).c_str(), replay_full.value, replay_lora.value, threads);
   return 0;
 }
 

@@ -35,6 +35,7 @@ inline ModelConfig Llama7B() {
   c.d_model = 4096;
   c.d_ff = 11008;
   c.norm_eps = 1e-5f;
+  c.tie_embeddings = false;  // Its own lm_head.
   return c;
 }
 

@@ -25,6 +25,7 @@
 #include "runtime/base/status_macros.h"
 #include "runtime/data/tokenizer.h"
 #include "runtime/model/model_config.h"
+#include "runtime/peft/peft_checkpoint.h"
 #include "services/common/main_util.h"
 #include "services/common/report_channel.h"
 #include "services/jobspec/run_config_builder.h"
@@ -82,6 +83,9 @@ ABSL_FLAG(std::vector<std::string>, lora_targets, {},
 ABSL_FLAG(int, prefix_tokens, 0,
           "Prefix tuning: train this many virtual tokens of keys and values per layer over the "
           "frozen model, with either optimizer (a PEFT PREFIX_TUNING directory). 0: none.");
+ABSL_FLAG(std::string, merge_adapter, "",
+          "Merge instead of training: fold the PEFT LoRA adapter directory here into the "
+          "--init_from checkpoint and write the merged Hugging Face checkpoint to --save_dir.");
 ABSL_FLAG(bool, prefix_init_from_activations, false,
           "Initialize the prefix from the model's keys and values for token ids drawn from "
           "--seed (MeZO's init_by_real_act) instead of standard normal values.");
@@ -157,7 +161,8 @@ constexpr char kUsage[] =
     "Trains a transformer on this machine (first-order AdamW or zeroth-order MeZO) and saves a "
     "Hugging Face checkpoint.\n\nUsage: strata-train --run_config=FILE | [--data=FILES] "
     "[--tokenizer=tokenizer.json] [--init_from=DIR | --model_config=config.json | "
-    "--preset=gpt2-tiny] [--steps=N] [--save_dir=DIR]";
+    "--preset=gpt2-tiny] [--steps=N] [--save_dir=DIR]\n       strata-train --merge_adapter=DIR "
+    "--init_from=DIR --save_dir=DIR";
 
 std::vector<std::string> DefaultCorpus() {
   std::vector<std::string> files;
@@ -403,6 +408,15 @@ absl::StatusOr<v1::RunConfig> ReadRunConfig(const std::string& path) {
 }
 
 absl::Status Run() {
+  if (const std::string adapter = absl::GetFlag(FLAGS_merge_adapter); !adapter.empty()) {
+    const std::string base = absl::GetFlag(FLAGS_init_from), out = absl::GetFlag(FLAGS_save_dir);
+    if (base.empty() || out.empty()) {
+      return absl::InvalidArgumentError("--merge_adapter needs --init_from and --save_dir");
+    }
+    STRATA_RETURN_IF_ERROR(MergeLoraCheckpoint(base, adapter, out));
+    std::printf("merged %s into %s: wrote %s\n", adapter.c_str(), base.c_str(), out.c_str());
+    return absl::OkStatus();
+  }
   v1::RunConfig run;
   if (const std::string path = absl::GetFlag(FLAGS_run_config); !path.empty()) {
     STRATA_ASSIGN_OR_RETURN(run, ReadRunConfig(path));
