@@ -3,7 +3,8 @@
 // larger than memory). Used where an arena-layout buffer is needed but only some of it is
 // touched — e.g. the arena of a model whose blocks live on NVMe (a 7B model's 27 GB arena on a
 // 24 GB machine), or the perturbed copies of its resident tensors, addressed with arena offsets,
-// whose block region stays untouched and costs no memory.
+// whose block region stays untouched and costs no memory. Touching more of it than there is
+// memory ends in the OOM killer, not std::bad_alloc.
 #ifndef STRATA_RUNTIME_BASE_LAZY_BUFFER_H_
 #define STRATA_RUNTIME_BASE_LAZY_BUFFER_H_
 

@@ -1,9 +1,10 @@
 // SplitMix64, the small counter-based generator the runtime's initializers draw from: one
-// stream per tensor (TensorStream), uniforms in the open interval (0, 1) with 53 bits. Same seed,
-// same bits on every platform.
+// stream per tensor (TensorStream), uniforms in the open interval (0, 1) with 53 bits, and
+// normals from them. Same seed, same uniforms on every platform (normals go through libm).
 #ifndef STRATA_RUNTIME_BASE_SPLITMIX_H_
 #define STRATA_RUNTIME_BASE_SPLITMIX_H_
 
+#include <cmath>
 #include <cstdint>
 
 namespace strata {
@@ -18,6 +19,13 @@ inline uint64_t SplitMix64(uint64_t& state) {
 // Uniform in (0, 1), never 0 or 1.
 inline double UniformOpen01(uint64_t& state) {
   return (static_cast<double>(SplitMix64(state) >> 11) + 0.5) * 0x1.0p-53;
+}
+
+// Standard normal from two uniform draws (Box-Muller, the cosine branch).
+inline double Normal(uint64_t& state) {
+  const double u1 = UniformOpen01(state);
+  const double u2 = UniformOpen01(state);
+  return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
 }
 
 // The starting state of tensor `id`'s stream under `seed`: each tensor's values do not depend on

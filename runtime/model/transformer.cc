@@ -241,13 +241,6 @@ struct Parts {
   }
 };
 
-// Standard normal from two uniform draws (Box-Muller).
-double Normal(uint64_t& state) {
-  const double u1 = UniformOpen01(state);
-  const double u2 = UniformOpen01(state);
-  return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Transformer>> Transformer::Create(const ModelConfig& config,
@@ -747,7 +740,7 @@ void Transformer::BlockForward(int layer, const float* block_weights, int stream
 void Transformer::BlockForwardInfer(int layer, const float* weights, int stream) {
   const ModelConfig& c = config();
   const int B = infer_[stream].B, T = infer_[stream].T;
-  const Dims d(c, B, T, PrefixLength());
+  const Dims d(c, B, T, infer_[stream].P);
   const Architecture& arch = d.arch;
   InferBuffers b = InferBuffers::At(infer_[stream].buffer.data(), d);
   const Parts<const float> w{layout_, weights};
@@ -810,7 +803,7 @@ absl::StatusOr<float> Transformer::EndForward(const float* resident,
     return status;
   }
   const ModelConfig& c = config();
-  const Dims d(c, B, T, PrefixLength());
+  const Dims d(c, B, T, infer_[stream].P);
   InferBuffers b = InferBuffers::At(infer_[stream].buffer.data(), d);
   const float* head_in = HeadInput(resident, b.x, b.ln, b.hin, d.N);
   // Vocabulary chunk outer, token rows inner: each head chunk is produced once per call.
@@ -876,7 +869,7 @@ absl::Status Transformer::Logits(absl::Span<const int32_t> tokens, int B, int T,
     BlockForward(l, params_.data() + layout_.BlockBegin(l));
   }
   infer_[0].active = false;
-  const Dims d(config(), B, T, PrefixLength());
+  const Dims d(config(), B, T, infer_[0].P);
   InferBuffers b = InferBuffers::At(infer_[0].buffer.data(), d);
   const float* head_in = HeadInput(params_.data(), b.x, b.ln, b.hin, d.N);
   k::sgemm(false, true, d.N, d.V, d.E, 1.0f, head_in, d.E, HeadWeights(params_.data()), d.E, 0.0f,

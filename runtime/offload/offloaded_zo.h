@@ -110,7 +110,7 @@ class OffloadedZo : public zo::ZoEngine {
   // blocks live on NVMe).
   void ReleaseArenaBlocks();
   // The in-memory optimizer whose per-tensor arithmetic and Sparse-MeZO thresholds this uses
-  // (none with LoRA).
+  // (none with adapters).
   zo::ZoOptimizer* arithmetic() override { return zo_.get(); }
   // Blocks read from their tier one at a time (ReadBlock): exports stay within the budget.
   std::function<absl::StatusOr<const float*>(int layer)> block_source() override {
@@ -118,7 +118,7 @@ class OffloadedZo : public zo::ZoEngine {
   }
 
   // One pass that reads every block and (with write_back) writes it back unchanged: the I/O a
-  // step costs without compute (for benchmarks; ZO-LoRA's passes only read).
+  // step costs without compute (for benchmarks; ZO over adapters only reads).
   absl::Status IoOnlyPass(bool write_back = true);
 
   // The working set as accounted against memory_budget_bytes.

@@ -42,8 +42,8 @@ absl::StatusOr<LoraConfig> ParsePeftConfig(absl::string_view json_text, absl::st
   }
   LoraConfig c;
   if (!json.contains("r") || !json["r"].is_number_integer() || json["r"].get<int64_t>() <= 0 ||
-      json["r"].get<int64_t>() > 65536) {
-    return Error(source, "r", "must be an integer in [1, 65536]");
+      json["r"].get<int64_t>() > 4096) {
+    return Error(source, "r", "must be an integer in [1, 4096]");
   }
   c.r = json["r"].get<int>();
   c.alpha = 8.0f;  // PEFT's default lora_alpha.

@@ -102,7 +102,8 @@ absl::StatusOr<std::unique_ptr<PrefixAdapters>> ParsePrefixConfig(const nlohmann
                                                                   const std::string& path,
                                                                   const ParamLayout& base) {
   const ModelConfig& c = base.config();
-  if (json.value("prefix_projection", false) != false) {
+  if (json.contains("prefix_projection") &&
+      !(json["prefix_projection"].is_boolean() && !json["prefix_projection"].get<bool>())) {
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": prefix_projection (an MLP over the prefix) is not supported"));
   }
@@ -120,8 +121,13 @@ absl::StatusOr<std::unique_ptr<PrefixAdapters>> ParsePrefixConfig(const nlohmann
   STRATA_ASSIGN_OR_RETURN(int64_t tokens, integer("num_virtual_tokens", -1));
   STRATA_RETURN_IF_ERROR(integer("num_layers", c.n_layer).status());
   STRATA_RETURN_IF_ERROR(integer("token_dim", c.kv_dim()).status());
-  if (tokens < 1 || tokens > c.max_seq_len) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": num_virtual_tokens out of range"));
+  STRATA_RETURN_IF_ERROR(integer("num_attention_heads", c.n_kv_head).status());
+  if (json.contains("num_transformer_submodules")) {
+    STRATA_RETURN_IF_ERROR(integer("num_transformer_submodules", 1).status());
+  }
+  if (tokens < 1 || tokens >= c.max_seq_len || tokens > 4096) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": num_virtual_tokens must be 1 to ",
+                                                   std::min(4096, c.max_seq_len - 1)));
   }
   return PrefixAdapters::Create(base, static_cast<int>(tokens));
 }

@@ -1,7 +1,6 @@
 // See prefix_adapters.h.
 #include "runtime/peft/prefix_adapters.h"
 
-#include <cmath>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -32,13 +31,7 @@ std::string PrefixAdapters::Describe() const {
 
 void PrefixAdapters::Initialize(uint64_t seed) {
   uint64_t state = TensorStream(seed, 0);
-  float* w = weights().data();
-  for (int64_t i = 0; i < NumElements(); i += 2) {  // Box-Muller pairs.
-    const double u1 = UniformOpen01(state), u2 = UniformOpen01(state);
-    const double radius = std::sqrt(-2.0 * std::log(u1)), angle = 2.0 * M_PI * u2;
-    w[i] = static_cast<float>(radius * std::cos(angle));
-    if (i + 1 < NumElements()) w[i + 1] = static_cast<float>(radius * std::sin(angle));
-  }
+  for (float& w : weights()) w = static_cast<float>(Normal(state));
 }
 
 absl::Status PrefixAdapters::InitializeFromActivations(Transformer& model,

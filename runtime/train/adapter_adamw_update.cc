@@ -2,6 +2,7 @@
 #include "runtime/train/adapter_adamw_update.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -26,12 +27,23 @@ AdapterAdamWUpdate::AdapterAdamWUpdate(Transformer& model, TrainableAdapters* ad
 
 absl::StatusOr<double> AdapterAdamWUpdate::Step(Transformer&, float lr) {
   absl::Span<float> grads = adapters_->grads();
+  double norm = 0;
   if (comm_ != nullptr && comm_->size() > 1) {
     STRATA_RETURN_IF_ERROR(comm_->AllReduceSum(grads));
     const float inverse = 1.0f / static_cast<float>(comm_->size());
     for (float& g : grads) g *= inverse;
+    // Every rank holds the same averaged gradient, but ranks on different CPUs may sum its
+    // squares to different last bits: they agree on the mean of their sums, so they clip alike.
+    float sum_of_squares = static_cast<float>(SumOfSquares(grads));
+    STRATA_RETURN_IF_ERROR(comm_->AllReduceSum(absl::MakeSpan(&sum_of_squares, 1)));
+    norm = std::sqrt(static_cast<double>(sum_of_squares) / comm_->size());
+    if (grad_clip_ > 0 && norm > grad_clip_) {
+      const float scale = static_cast<float>(grad_clip_ / (norm + 1e-6));  // As ClipGradNorm.
+      for (float& g : grads) g *= scale;
+    }
+  } else {
+    norm = ClipGradNorm(grads, grad_clip_);
   }
-  const double norm = ClipGradNorm(grads, grad_clip_);
   ++step_;
   adamw_update(adapters_->weights().data(), grads.data(), m_.data(), v_.data(),
                adapters_->NumElements(), lr, config_, step_);

@@ -3,7 +3,7 @@
 // The base computes no gradient of its own weights and holds no gradient memory; the backward
 // runs through the adapters (Transformer::SetAdapters with base_frozen). With a communicator the
 // adapters' gradients, and nothing else, are averaged over the ranks before clipping, so every
-// rank applies the same update (data parallelism at r (in + out) floats per adapted layer).
+// rank applies the same update (data parallelism: only the adapters cross the network).
 // Checkpoints: the adapters in PEFT's layout (rank 0) and adam_state.safetensors (every rank:
 // the state is replicated). Exports are PEFT adapter directories.
 #ifndef STRATA_RUNTIME_TRAIN_ADAPTER_ADAMW_UPDATE_H_

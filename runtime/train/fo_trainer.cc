@@ -21,7 +21,7 @@ absl::StatusOr<std::unique_ptr<FoUpdate>> MakeFoUpdate(Transformer* model,
                                                        const FoTrainerOptions& options) {
   const AdamWConfig adam{options.beta1, options.beta2, options.adam_eps, options.weight_decay};
   if (options.adapters != nullptr) {
-    // The adapters and their state are small: replicated on every rank, in memory.
+    // Adapters (LoRA, prefix) and their state are small: replicated on every rank, in memory.
     if (options.zero_stage != 0) {
       return absl::InvalidArgumentError(
           "LoRA trains replicated adapters: ZeRO stages 1-3 partition nothing of them; use stage "

@@ -38,8 +38,10 @@ struct FoTrainerOptions {
   int64_t eval_every = 0;  // 0: only at the end.
   int eval_batches = 8;
   int64_t log_every = 10;
-  uint64_t seed = 0;     // Data order.
-  std::string save_dir;  // Hugging Face checkpoint written at the end when set (rank 0).
+  uint64_t seed = 0;  // Data order.
+  // Written at the end when set (rank 0): a Hugging Face checkpoint, or with adapters a PEFT
+  // adapter directory.
+  std::string save_dir;
   // Data parallel across the communicator's ranks (each takes every world-th sequence of the
   // data and `batch` per step; ZeroAdamW with `zero_stage` 0-2, or Zero3 with stage 3, replaces
   // AdamW). Null: one process. Not owned. Stage 3 partitions the weights too: the model's arena

@@ -6,7 +6,7 @@
 //                        in memory or streamed from NVMe, one process or several
 //   zero3_update         ZeRO stages 2-3 (Zero3): gradients (and at stage 3 the weights)
 //                        partitioned block by block
-//   adapter_adamw_update    LoRA adapters only over a frozen base, one process or several
+//   adapter_adamw_update LoRA or prefix adapters only over a frozen base, one process or several
 // FoTrainer::Create picks one from its options and never asks which it has.
 #ifndef STRATA_RUNTIME_TRAIN_FO_UPDATE_H_
 #define STRATA_RUNTIME_TRAIN_FO_UPDATE_H_

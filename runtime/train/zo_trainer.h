@@ -89,7 +89,7 @@ class ZoTrainer {
   absl::StatusOr<float> Evaluate();
   absl::Status SaveCheckpoint();
   // Writes the current weights (pending update applied) as a Hugging Face checkpoint directory;
-  // offloaded blocks are read from NVMe one at a time, so the memory budget holds. With LoRA,
+  // offloaded blocks are read from NVMe one at a time, so the memory budget holds. With adapters,
   // the adapters as a PEFT directory (adapter_config.json + adapter_model.safetensors).
   absl::Status ExportHf(const std::string& dir);
   // Resume, then the remaining steps with logging, evaluation and checkpoints.

@@ -101,7 +101,7 @@ class RoundManager {
     v1::HyperParameters hyper;
     uint64_t root = 0;    // Candidate seeds: CandidateSeed(root, k).
     v1::ModelSpec model;  // θ0, as clients build it.
-    v1::PeftSpec peft;    // LoRA adapters the rounds train over a frozen θ0 (when set).
+    v1::PeftSpec peft;    // Adapters (LoRA, prefix) the rounds train over a frozen θ0, if set.
     std::map<std::string, Client> clients;
     std::vector<v1::HistoryEntry> history;  // Closed rounds, in order.
     std::vector<v1::RoundInfo> rounds;      // Every round so far.

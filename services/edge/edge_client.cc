@@ -228,7 +228,7 @@ absl::StatusOr<v1::PushResultRequest> EdgeClient::Train(const v1::Task& task) {
   STRATA_ASSIGN_OR_RETURN(BatchSampler sampler,
                           BatchSampler::Create(&data_, {batch, seq, seed, 0, 1}));
   // Full ZO moves the weights in place (the global model is reloaded from its saved round after);
-  // ZO-LoRA moves only the adapters, kept here.
+  // ZO over adapters moves only them, kept here.
   std::unique_ptr<zo::ZoOptimizer> optimizer;
   std::unique_ptr<ZoAdapters> adapter_optimizer;
   std::vector<float> global_adapters;

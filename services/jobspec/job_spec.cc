@@ -57,7 +57,7 @@ absl::Status CheckFederatedFieldsOnly(const v1::JobSpec& in) {
   rest.clear_max_restarts();
   rest.clear_federated();
   rest.clear_model();  // Sent to every client, which builds theta0 from it.
-  rest.clear_peft();   // LoRA: the clients train adapters over the frozen theta0.
+  rest.clear_peft();   // Adapters: the clients train them over the frozen theta0.
   rest.mutable_data()->clear_batch_size();
   rest.mutable_data()->clear_seq_len();
   rest.mutable_training()->clear_seed();  // The root of the candidate seeds.
@@ -484,11 +484,12 @@ absl::Status NormalizePeft(v1::JobSpec& spec) {
     if (prefix->num_tokens() < 1 || prefix->num_tokens() > 4096) {
       return Bad("peft.prefix.num_tokens", "must be 1-4096");
     }
-    if (prefix->init_from_activations() && spec.has_federated()) {
-      // Clients on different CPUs compute activations to different bits; the rounds need every
-      // client to start from the same prefix.
+    if (prefix->init_from_activations() && (spec.has_federated() || spec.resources().ranks() > 1)) {
+      // Processes on different CPUs compute activations to different bits; federated clients
+      // and data-parallel ranks must all start from the same prefix.
       return NotSupported("peft.prefix.init_from_activations",
-                          "in federated jobs, whose clients must start from the same bits");
+                          "in federated and multi-rank jobs, whose processes must start from the "
+                          "same bits");
     }
     if (prefix->init_from_activations() && spec.offload().param_tier() != v1::TIER_UNSPECIFIED) {
       return NotSupported("peft.prefix.init_from_activations",

@@ -220,6 +220,13 @@ TEST(NormalizeJobSpecTest, LoraResolvesItsDefaultsAndRefusesWhatItCannotRun) {
   activations_offloaded.mutable_offload()->set_param_tier(v1::TIER_NVME);
   EXPECT_THAT(NormalizeJobSpec(activations_offloaded).status().message(),
               HasSubstr("spec.peft.prefix.init_from_activations: not supported yet"));
+  v1::JobSpec activations_ranks = prefix;  // Ranks on other CPUs would start from other bits.
+  activations_ranks.mutable_peft()->mutable_prefix()->set_init_from_activations(true);
+  activations_ranks.mutable_optimizer()->clear_zeroth_order();
+  activations_ranks.mutable_optimizer()->mutable_adamw()->set_lr(1e-3);
+  activations_ranks.mutable_resources()->set_ranks(2);
+  EXPECT_THAT(NormalizeJobSpec(activations_ranks).status().message(),
+              HasSubstr("spec.peft.prefix.init_from_activations: not supported yet"));
   v1::JobSpec offloaded = spec;  // ZO-LoRA over a base streamed from NVMe.
   offloaded.mutable_offload()->set_param_tier(v1::TIER_NVME);
   EXPECT_TRUE(NormalizeJobSpec(offloaded).ok()) << NormalizeJobSpec(offloaded).status();
