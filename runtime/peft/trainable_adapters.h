@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/strings/str_format.h"
 #include "absl/types/span.h"
 #include "runtime/base/aligned_buffer.h"
 #include "runtime/model/param_layout.h"
@@ -73,6 +75,17 @@ class TrainableAdapters : public Transformer::BlockAdapters {
   AlignedBuffer weights_, grads_;
   const float* stream_weights_[2] = {nullptr, nullptr};
 };
+
+// Fails when `seq` tokens after the adapters' prefix (`adapters` may be null) exceed the
+// model's positions, naming both.
+inline absl::Status CheckSequenceFits(const ModelConfig& model, int seq,
+                                      const TrainableAdapters* adapters) {
+  const int prefix = adapters != nullptr ? adapters->PrefixLength() : 0;
+  if (seq + prefix <= model.max_seq_len) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "seq %d%s exceeds the model's maximum sequence length %d", seq,
+      prefix > 0 ? absl::StrFormat(" after a prefix of %d", prefix) : "", model.max_seq_len));
+}
 
 }  // namespace strata
 

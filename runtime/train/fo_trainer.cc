@@ -111,13 +111,7 @@ absl::StatusOr<std::unique_ptr<FoTrainer>> FoTrainer::Create(Transformer* model,
         "keep_checkpoints must be at least ", world_size > 1 ? 2 : 1,
         world_size > 1 ? " with several ranks (the newest common step must survive)" : ""));
   }
-  const int prefix = options.adapters != nullptr ? options.adapters->PrefixLength() : 0;
-  if (options.seq + prefix > model->config().max_seq_len) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("seq %d%s exceeds the model's maximum sequence length %d", options.seq,
-                        prefix > 0 ? absl::StrFormat(" after a prefix of %d", prefix) : "",
-                        model->config().max_seq_len));
-  }
+  STRATA_RETURN_IF_ERROR(CheckSequenceFits(model->config(), options.seq, options.adapters));
   const int rank = options.comm != nullptr ? options.comm->rank() : 0;
   const int world = options.comm != nullptr ? options.comm->size() : 1;
   BatchSampler::Options sampler_options{options.batch, options.seq, options.seed, rank, world};

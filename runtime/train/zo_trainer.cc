@@ -29,13 +29,7 @@ absl::StatusOr<std::unique_ptr<ZoTrainer>> ZoTrainer::Create(Transformer* model,
   if (options.keep_checkpoints < 1) {
     return absl::InvalidArgumentError("keep_checkpoints must be at least 1");
   }
-  const int prefix = options.adapters != nullptr ? options.adapters->PrefixLength() : 0;
-  if (options.seq + prefix > model->config().max_seq_len) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("seq %d%s exceeds the model's maximum sequence length %d", options.seq,
-                        prefix > 0 ? absl::StrFormat(" after a prefix of %d", prefix) : "",
-                        model->config().max_seq_len));
-  }
+  STRATA_RETURN_IF_ERROR(CheckSequenceFits(model->config(), options.seq, options.adapters));
   if (options.offload.has_value() && options.zo.variant != zo::ZoVariant::kSgd &&
       options.zo.variant != zo::ZoVariant::kSign) {
     return absl::InvalidArgumentError("offloaded ZO supports the sgd and sign variants");
