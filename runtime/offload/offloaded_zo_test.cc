@@ -13,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "runtime/model/hf_checkpoint.h"
 #include "runtime/peft/lora_adapters.h"
+#include "runtime/peft/prefix_adapters.h"
 #include "runtime/peft/zo_adapters.h"
 #include "runtime/testing/tiny_models.h"
 #include "storage/safetensors/safetensors.h"
@@ -237,6 +238,50 @@ INSTANTIATE_TEST_SUITE_P(Families, OffloadedZoAdaptersTest, ::testing::ValuesIn(
                                info.param.uring ? "_uring" : "_threads",
                                info.param.tier == OffloadedZo::Tier::kCpu ? "_cpu_tier" : "");
                          });
+
+// A prefix over an offloaded base: the same scalars and prefix bits as in memory, nothing
+// written back, the streamed loss equal to the in-memory one (windows shorter than the prefix
+// plus the tokens on Mistral).
+TEST(OffloadedZoTest, APrefixOverTheOffloadedBaseMatchesInMemory) {
+  for (ModelFamily family : {ModelFamily::kMistral, ModelFamily::kOpt}) {
+    auto reference = *Transformer::Create(Tiny(family));
+    auto offloaded = *Transformer::Create(Tiny(family));
+    reference->InitializeParameters(3);
+    auto reference_prefix = *PrefixAdapters::Create(reference->layout(), 3);
+    auto offloaded_prefix = *PrefixAdapters::Create(offloaded->layout(), 3);
+    reference_prefix->Initialize(4);
+    offloaded_prefix->Initialize(4);
+    zo::ZoConfig config;
+    config.seed = 5;
+    config.eps = 1e-1f;
+    auto in_memory = *ZoAdapters::Create(reference.get(), reference_prefix.get(), config);
+    OffloadedZo::Options options;
+    options.nvme_paths = {
+        absl::StrCat(std::getenv("TEST_TMPDIR"), "/prefix_", ModelFamilyName(family))};
+    options.init_seed = 3;
+    options.adapters = offloaded_prefix.get();
+    auto offload = OffloadedZo::Create(offloaded.get(), config, options);
+    ASSERT_TRUE(offload.ok()) << offload.status();
+    const int64_t written = (*offload)->bytes_written();
+    std::mt19937 rng(8);
+    const int B = 2, T = 9;
+    std::vector<int32_t> tokens(B * T), targets(B * T);
+    for (int64_t step = 1; step <= 3; ++step) {
+      for (auto& t : tokens) t = static_cast<int32_t>(rng() % 53);
+      for (auto& t : targets) t = static_cast<int32_t>(rng() % 53);
+      auto a = in_memory->Step(tokens, targets, B, T, step, 1e-2);
+      auto b = (*offload)->Step(tokens, targets, B, T, step, 1e-2);
+      ASSERT_TRUE(a.ok() && b.ok()) << b.status();
+      EXPECT_EQ(a->scalars, b->scalars) << ModelFamilyName(family) << " step " << step;
+    }
+    EXPECT_EQ(0, std::memcmp(reference_prefix->weights().data(), offloaded_prefix->weights().data(),
+                             reference_prefix->NumElements() * sizeof(float)));
+    EXPECT_EQ((*offload)->bytes_written(), written);
+    absl::StatusOr<float> streamed = (*offload)->Loss(tokens, targets, B, T);
+    ASSERT_TRUE(streamed.ok()) << streamed.status();
+    EXPECT_EQ(*streamed, *reference->Loss(tokens, targets, B, T));
+  }
+}
 
 TEST(OffloadedZoTest, StreamingInitializationMatchesInitializingInMemory) {
   auto a = *Transformer::Create(Tiny(ModelFamily::kLlama));
