@@ -31,6 +31,10 @@ const char kCliUsageText[] =
     "Commands:\n"
     "  health [--service=NAME]   Ask the coordinator's health service; exit 0 if SERVING.\n"
     "  node list [--all]         Registered workers (--all includes lost ones).\n"
+    "  node cordon NAME          Operators: place no new ranks on worker NAME.\n"
+    "  node drain NAME           Operators: cordon NAME and move its jobs' ranks to other\n"
+    "                            workers, each job checkpointing first.\n"
+    "  node uncordon NAME        Operators: let NAME take new ranks again.\n"
     "  job submit CONFIG.yaml [--detach] [--config=key.path=value,...]\n"
     "                            Submit a job (docs/config.md) and follow its progress until it\n"
     "                            ends; exit 0 when it completes. --detach returns once queued.\n"
@@ -397,9 +401,47 @@ class Cli {
                       HumanBytes(worker.capacity().memory_bytes()),
                       std::to_string(worker.capacity().gpus_size()),
                       worker.capacity().nvme_paths_size() == 0 ? "-" : HumanBytes(nvme) + " free",
-                      worker.lost() ? "lost" : "ready", Ago(worker.last_heartbeat())});
+                      worker.lost()       ? "lost"
+                      : worker.cordoned() ? "cordoned"
+                                          : "ready",
+                      Ago(worker.last_heartbeat())});
     }
     PrintTable(rows, out_);
+    return kCliOk;
+  }
+
+  int NodeCordon(const std::string& name, bool cordoned) {
+    auto stub = v1::WorkerService::NewStub(channel_);
+    grpc::ClientContext context;
+    Prepare(&context);
+    v1::SetCordonRequest request;
+    request.set_name(name);
+    request.set_cordoned(cordoned);
+    v1::SetCordonResponse response;
+    const grpc::Status status = stub->SetCordon(&context, request, &response);
+    if (!status.ok()) return RpcFailed(status, "WorkerService.SetCordon");
+    out_ << "worker " << name << (cordoned ? " cordoned: no new ranks are placed there\n"
+                                           : " uncordoned: it takes new ranks again\n");
+    return kCliOk;
+  }
+
+  int NodeDrain(const std::string& name) {
+    auto stub = v1::WorkerService::NewStub(channel_);
+    grpc::ClientContext context;
+    Prepare(&context);
+    v1::DrainWorkerRequest request;
+    request.set_name(name);
+    v1::DrainWorkerResponse response;
+    const grpc::Status status = stub->Drain(&context, request, &response);
+    if (!status.ok()) return RpcFailed(status, "WorkerService.Drain");
+    if (options_.output == "json") return PrintJson(response);
+    out_ << "worker " << name << " cordoned and draining: ";
+    if (response.job_ids().empty()) {
+      out_ << "no jobs run there\n";
+    } else {
+      out_ << response.job_ids_size() << " job(s) checkpoint and restart elsewhere: "
+           << absl::StrJoin(response.job_ids(), ", ") << "\n";
+    }
     return kCliOk;
   }
 
@@ -546,6 +588,11 @@ int RunCli(const std::vector<std::string>& args, const CliOptions& options, std:
   }
   if (args == std::vector<std::string>{"health"}) return cli.Health();
   if (args == std::vector<std::string>{"node", "list"}) return cli.NodeList();
+  if (args.size() == 3 && args[0] == "node") {
+    if (args[1] == "cordon") return cli.NodeCordon(args[2], /*cordoned=*/true);
+    if (args[1] == "uncordon") return cli.NodeCordon(args[2], /*cordoned=*/false);
+    if (args[1] == "drain") return cli.NodeDrain(args[2]);
+  }
   if (args == std::vector<std::string>{"round", "list"}) return cli.RoundList();
   if (args.size() >= 2 && args[0] == "job") {
     const std::string& verb = args[1];

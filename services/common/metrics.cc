@@ -4,6 +4,7 @@
 #include <httplib.h>
 
 #include <cmath>
+#include <fstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -97,7 +98,27 @@ absl::StatusOr<std::unique_ptr<OperatorEndpoint>> OperatorEndpoint::Start(Option
   if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
   if (host.empty()) host = "0.0.0.0";
   std::unique_ptr<OperatorEndpoint> endpoint(new OperatorEndpoint());
-  endpoint->server_ = std::make_unique<httplib::Server>();
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+    return absl::InvalidArgumentError("HTTPS needs both a certificate and its key");
+  }
+  if (!options.tls_cert_file.empty()) {
+    for (const std::string& file : {options.tls_cert_file, options.tls_key_file}) {
+      if (!std::ifstream(file).good()) {
+        return absl::NotFoundError(absl::StrCat("cannot read ", file, " (HTTPS)"));
+      }
+    }
+    auto https = std::make_unique<httplib::SSLServer>(options.tls_cert_file.c_str(),
+                                                      options.tls_key_file.c_str());
+    if (!https->is_valid()) {
+      return absl::InvalidArgumentError(absl::StrCat("HTTPS: ", options.tls_cert_file, " and ",
+                                                     options.tls_key_file,
+                                                     " are not a PEM certificate and its key"));
+    }
+    endpoint->server_ = std::move(https);
+    endpoint->tls_ = true;
+  } else {
+    endpoint->server_ = std::make_unique<httplib::Server>();
+  }
   httplib::Server& server = *endpoint->server_;
   // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, which would let a second daemon
   // share a busy port silently instead of failing.
@@ -120,6 +141,24 @@ absl::StatusOr<std::unique_ptr<OperatorEndpoint>> OperatorEndpoint::Start(Option
     response.status = ok ? 200 : 503;
     response.set_content(ok ? "ready\n" : "not ready\n", "text/plain");
   });
+  for (const auto& [path, handler] : options.pages) {
+    server.Get(path, [handler](const httplib::Request& request, httplib::Response& response) {
+      HttpGet get;
+      get.path = request.path;
+      get.authorization = request.get_header_value("Authorization");
+      for (const auto& [key, value] : request.params) get.query[key] = value;
+      const HttpReply reply = handler(get);
+      response.status = reply.status;
+      // Pages are never cached (they carry per-user data) nor framed by other origins.
+      response.set_header("Cache-Control", "no-store");
+      response.set_header("X-Frame-Options", "DENY");
+      response.set_header("X-Content-Type-Options", "nosniff");
+      // Only the daemon's own scripts and styles run; nothing is loaded from elsewhere.
+      response.set_header("Content-Security-Policy",
+                          "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'");
+      response.set_content(reply.body, reply.content_type);
+    });
+  }
   endpoint->port_ =
       port == 0 ? server.bind_to_any_port(host) : (server.bind_to_port(host, port) ? port : -1);
   if (endpoint->port_ <= 0) {

@@ -1,5 +1,6 @@
 // Operator endpoints of the daemons: /metrics in the Prometheus text format (0.0.4), /healthz
-// (the process serves) and /readyz (it can take work), over plain HTTP on their own port.
+// (the process serves) and /readyz (it can take work), plus any pages the daemon adds (the
+// coordinator's dashboard), over HTTP on their own port, or HTTPS with a certificate.
 // Metrics are pulled: each scrape calls the daemon's collect function, which writes the current
 // values through MetricsWriter (HELP and TYPE once per family, label values escaped).
 // Histogram is the one piece of accumulated state (observations between scrapes).
@@ -61,22 +62,42 @@ class MetricsWriter {
   std::set<std::string> families_;
 };
 
+// One GET request to a page the daemon adds, and its reply.
+struct HttpGet {
+  std::string path;
+  std::string authorization;  // The "Authorization" header, or "".
+  std::map<std::string, std::string> query;
+};
+struct HttpReply {
+  int status = 200;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::string body;
+};
+using HttpGetHandler = std::function<HttpReply(const HttpGet&)>;
+
 class OperatorEndpoint {
  public:
   struct Options {
     std::string listen = "0.0.0.0:0";  // host:port; port 0 picks one.
     std::function<void(MetricsWriter*)> collect;
     std::function<bool()> ready = [] { return true; };
+    // More GET pages by exact path ("/", "/api/v1/dashboard").
+    std::map<std::string, HttpGetHandler> pages;
+    // HTTPS with this PEM certificate chain and key when both are set; plain HTTP otherwise.
+    std::string tls_cert_file;
+    std::string tls_key_file;
   };
   static absl::StatusOr<std::unique_ptr<OperatorEndpoint>> Start(Options options);
   ~OperatorEndpoint();
   int port() const { return port_; }
+  bool tls() const { return tls_; }
 
  private:
   OperatorEndpoint() = default;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   int port_ = 0;
+  bool tls_ = false;
 };
 
 }  // namespace strata

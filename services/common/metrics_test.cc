@@ -1,11 +1,14 @@
 // The operator endpoint over real HTTP on loopback: /metrics in the Prometheus text format
 // (HELP/TYPE once per family, escaped labels, cumulative histogram buckets with +Inf, _sum,
-// _count), /healthz, and /readyz following the ready callback; a busy port is an error.
+// _count), /healthz, and /readyz following the ready callback; a busy port is an error. Added
+// pages get the Authorization header and query; with a certificate everything is HTTPS only.
 #include "services/common/metrics.h"
 
 #include <httplib.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <filesystem>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -60,7 +63,59 @@ TEST(MetricsTest, ServesPrometheusTextHealthAndReadiness) {
   busy.listen = "127.0.0.1:" + std::to_string((*endpoint)->port());
   auto second = OperatorEndpoint::Start(busy);
   EXPECT_FALSE(second.ok());
-  EXPECT_FALSE(OperatorEndpoint::Start({"no-port", nullptr, nullptr}).ok());
+  OperatorEndpoint::Options no_port;
+  no_port.listen = "no-port";
+  EXPECT_FALSE(OperatorEndpoint::Start(no_port).ok());
+}
+
+TEST(MetricsTest, AddedPagesSeeTheCallersTokenAndServeOverHttps) {
+  const std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/https";
+  std::filesystem::create_directories(dir);
+  const std::string cert = dir + "/cert.pem", key = dir + "/key.pem";
+  ASSERT_EQ(std::system(("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+                         "-addext subjectAltName=IP:127.0.0.1 -keyout " +
+                         key + " -out " + cert + " 2>/dev/null")
+                            .c_str()),
+            0);
+  OperatorEndpoint::Options options;
+  options.listen = "127.0.0.1:0";
+  options.tls_cert_file = cert;
+  options.tls_key_file = key;
+  options.pages["/api/who"] = [](const HttpGet& get) {
+    HttpReply reply;
+    reply.status = get.authorization == "Bearer t0ken" ? 200 : 401;
+    reply.content_type = "application/json";
+    reply.body = "{\"job\":\"" + (get.query.count("job") ? get.query.at("job") : "") + "\"}";
+    return reply;
+  };
+  auto endpoint = OperatorEndpoint::Start(options);
+  ASSERT_TRUE(endpoint.ok()) << endpoint.status();
+  EXPECT_TRUE((*endpoint)->tls());
+
+  httplib::SSLClient client("127.0.0.1", (*endpoint)->port());
+  client.set_ca_cert_path(cert.c_str());
+  client.enable_server_certificate_verification(true);
+  auto denied = client.Get("/api/who?job=j-1");
+  ASSERT_TRUE(denied) << httplib::to_string(denied.error());
+  EXPECT_EQ(denied->status, 401);
+  EXPECT_EQ(denied->get_header_value("Cache-Control"), "no-store");
+  auto allowed = client.Get("/api/who?job=j-1", {{"Authorization", "Bearer t0ken"}});
+  ASSERT_TRUE(allowed);
+  EXPECT_EQ(allowed->status, 200);
+  EXPECT_EQ(allowed->body, "{\"job\":\"j-1\"}");
+  EXPECT_EQ(client.Get("/healthz")->status, 200);
+  // Plain HTTP to the HTTPS port gets no page.
+  httplib::Client plain("127.0.0.1", (*endpoint)->port());
+  auto plaintext = plain.Get("/healthz");
+  EXPECT_TRUE(!plaintext || plaintext->status != 200);
+
+  OperatorEndpoint::Options half;
+  half.listen = "127.0.0.1:0";
+  half.tls_cert_file = cert;
+  EXPECT_FALSE(OperatorEndpoint::Start(half).ok());
+  OperatorEndpoint::Options swapped = half;
+  swapped.tls_key_file = cert;  // A certificate where the key belongs.
+  EXPECT_FALSE(OperatorEndpoint::Start(swapped).ok());
 }
 
 }  // namespace

@@ -121,4 +121,16 @@ absl::StatusOr<std::string> ReadSecret(const std::string& flag_value, const std:
   return std::string(value != nullptr ? value : "");
 }
 
+absl::Status EndpointTlsFiles(bool https, const TlsConfig& config, std::string* cert_file,
+                              std::string* key_file) {
+  if (!https) return absl::OkStatus();
+  if (config.cert_file.empty() || config.key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "--metrics_tls needs --tls_cert and --tls_key (the same pair gRPC serves)");
+  }
+  *cert_file = config.cert_file;
+  *key_file = config.key_file;
+  return absl::OkStatus();
+}
+
 }  // namespace strata

@@ -44,6 +44,11 @@ absl::Status CheckTokenTransport(const TlsConfig& config, const std::string& tok
 absl::StatusOr<std::string> ReadSecret(const std::string& flag_value, const std::string& file,
                                        const char* env, const char* file_flag);
 
+// The certificate and key the operator endpoint serves HTTPS with when `https` (the daemons'
+// --metrics_tls): the gRPC pair of `config`. Both stay empty without `https`.
+absl::Status EndpointTlsFiles(bool https, const TlsConfig& config, std::string* cert_file,
+                              std::string* key_file);
+
 }  // namespace strata
 
 #endif  // STRATA_SERVICES_COMMON_TLS_H_

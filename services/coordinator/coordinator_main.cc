@@ -22,6 +22,7 @@
 #include "services/common/tls.h"
 
 ABSL_DECLARE_FLAG(bool, insecure);
+#include "services/coordinator/dashboard.h"
 #include "services/coordinator/federated_service.h"
 #include "services/coordinator/job_manager.h"
 #include "services/coordinator/job_service.h"
@@ -50,8 +51,11 @@ ABSL_FLAG(std::string, tokens_file, "",
           "JobService calls need \"authorization: Bearer TOKEN\" and users see only their "
           "own jobs.");
 ABSL_FLAG(std::string, metrics_listen, "0.0.0.0:9090",
-          "host:port of the HTTP operator endpoint (/metrics, /healthz, /readyz); port 0 picks "
-          "one; empty disables it.");
+          "host:port of the HTTP operator endpoint (/metrics, /healthz, /readyz and the "
+          "dashboard at /); port 0 picks one; empty disables it.");
+ABSL_FLAG(bool, metrics_tls, false,
+          "Serve the operator endpoint (metrics, health, dashboard) over HTTPS with --tls_cert "
+          "and --tls_key instead of plain HTTP.");
 ABSL_FLAG(std::string, metrics_port_file, "",
           "If set, the operator endpoint's port is written here once it listens.");
 ABSL_FLAG(std::string, worker_tokens_file, "",
@@ -175,9 +179,26 @@ absl::Status Run() {
       raw->CollectMetrics(out);
       rounds.CollectMetrics(out);
     };
-    STRATA_ASSIGN_OR_RETURN(operator_endpoint, OperatorEndpoint::Start(endpoint_options));
-    STRATA_LOG(INFO) << "metrics on http://" << listen.substr(0, listen.rfind(':')) << ":"
-                     << operator_endpoint->port() << "/metrics";
+    DashboardSources dashboard;
+    dashboard.jobs = jobs.get();
+    dashboard.registry = registry->get();
+    dashboard.rounds = &rounds;
+    dashboard.tokens = &*tokens;
+    endpoint_options.pages = DashboardPages(dashboard);
+    if (absl::Status s =
+            EndpointTlsFiles(absl::GetFlag(FLAGS_metrics_tls), TlsConfigFromFlags(),
+                             &endpoint_options.tls_cert_file, &endpoint_options.tls_key_file);
+        !s.ok()) {
+      return UsageError(s);
+    }
+    absl::StatusOr<std::unique_ptr<OperatorEndpoint>> endpoint =
+        OperatorEndpoint::Start(endpoint_options);
+    if (!endpoint.ok()) return UsageError(Prefixed("--metrics_listen", endpoint.status()));
+    operator_endpoint = *std::move(endpoint);
+    const std::string base = absl::StrCat(operator_endpoint->tls() ? "https://" : "http://",
+                                          listen.substr(0, listen.rfind(':')), ":",
+                                          operator_endpoint->port());
+    STRATA_LOG(INFO) << "metrics on " << base << "/metrics, dashboard on " << base << "/";
     if (const std::string file = absl::GetFlag(FLAGS_metrics_port_file); !file.empty()) {
       STRATA_RETURN_IF_ERROR(WritePortFile(file, operator_endpoint->port()));
     }

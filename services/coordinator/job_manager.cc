@@ -67,6 +67,7 @@ bool HoldsResources(v1::JobState state) {
   switch (state) {
     case v1::JOB_STATE_STARTING:
     case v1::JOB_STATE_RUNNING:
+    case v1::JOB_STATE_RESTARTING:  // A drained job's ranks are checkpointing before they exit.
     case v1::JOB_STATE_STOPPING_COMPLETED:
     case v1::JOB_STATE_STOPPING_CANCELED:
     case v1::JOB_STATE_STOPPING_ERROR:
@@ -89,7 +90,10 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(Options options) 
 absl::Status JobManager::Load() {
   absl::StatusOr<std::vector<StoredJob>> all = options_.store->All();
   if (!all.ok()) return all.status();
+  absl::StatusOr<std::set<std::string>> cordoned = options_.store->Cordoned();
+  if (!cordoned.ok()) return cordoned.status();
   absl::MutexLock lock(&mu_);
+  cordoned_ = *std::move(cordoned);
   const absl::Time now = options_.clock();
   for (StoredJob& stored : *all) {
     Entry& e = jobs_[stored.job.id()];
@@ -101,6 +105,9 @@ absl::Status JobManager::Load() {
               absl::StrCat("coordinator restarted; recovering the job in ", StateName(state)), -1,
               "");
     if (state == v1::JOB_STATE_RESTARTING) {
+      // Ranks a drain was stopping are no longer current: their workers are told to stop them.
+      e.stored.job.clear_placements();
+      e.ranks.clear();
       SetStateLocked(e, v1::JOB_STATE_QUEUED, "recovered while restarting: queued again");
     } else if (IsFederated(e.stored.job)) {
       // No ranks: the rounds carry on with the clients (RoundManager reads them back).
@@ -216,14 +223,33 @@ void JobManager::FailLocked(Entry& e, const std::string& reason) {
 void JobManager::FinishStoppingLocked(Entry& e) {
   const v1::JobState state = e.stored.job.state();
   if (state != v1::JOB_STATE_STOPPING_CANCELED && state != v1::JOB_STATE_STOPPING_KILLED &&
-      state != v1::JOB_STATE_STOPPING_ERROR && state != v1::JOB_STATE_STOPPING_COMPLETED) {
+      state != v1::JOB_STATE_STOPPING_ERROR && state != v1::JOB_STATE_STOPPING_COMPLETED &&
+      state != v1::JOB_STATE_RESTARTING) {
     return;
   }
+  bool all_completed = !e.ranks.empty();
   for (const Rank& r : e.ranks) {
     if (!r.exited) return;
+    all_completed = all_completed && r.completed;
   }
   e.stop_deadline = absl::InfiniteFuture();
   e.adopt_deadline = absl::InfiniteFuture();
+  if (state == v1::JOB_STATE_RESTARTING) {  // A drain: its ranks checkpointed and exited.
+    if (all_completed) {
+      SetStateLocked(e, v1::JOB_STATE_COMPLETED, "training finished while draining");
+      return;
+    }
+    const v1::Job& job = e.stored.job;
+    const std::string from =
+        job.has_latest_checkpoint()
+            ? absl::StrCat("the checkpoint at step ", job.latest_checkpoint().step())
+            : std::string("the start");
+    e.stored.job.clear_placements();
+    e.ranks.clear();
+    SetStateLocked(e, v1::JOB_STATE_QUEUED,
+                   absl::StrCat("moved off a drained worker: waiting to restart from ", from));
+    return;
+  }
   const v1::JobState to = state == v1::JOB_STATE_STOPPING_COMPLETED ? v1::JOB_STATE_COMPLETED
                           : state == v1::JOB_STATE_STOPPING_ERROR   ? v1::JOB_STATE_ERROR
                                                                     : v1::JOB_STATE_CANCELED;
@@ -306,7 +332,10 @@ absl::Status JobManager::OnFederatedRound(const std::string& job_id, int64_t rou
   if (e.stored.job.state() != v1::JOB_STATE_RUNNING) return absl::OkStatus();
   v1::JobProgress* progress = e.stored.job.mutable_progress();
   progress->set_round(round);
-  if (!std::isnan(mean_loss)) progress->set_loss(mean_loss);
+  if (!std::isnan(mean_loss)) {
+    progress->set_loss(mean_loss);
+    AddCurvePointLocked(e, {round, mean_loss, std::nan("")});
+  }
   *progress->mutable_time() = ToProto(options_.clock());
   LogLocked(e, v1::LOG_LEVEL_INFO, line, -1, "");
   if (finished) {
@@ -607,6 +636,8 @@ absl::StatusOr<v1::ReportAck> JobManager::OnProgress(const v1::ProgressReport& r
     p = report.progress();
     if (std::isnan(p.eval_loss())) p.set_eval_loss(eval_loss);
     p.set_max_steps(e->stored.job.spec().training().max_steps());
+    AddCurvePointLocked(*e, {report.progress().step(), report.progress().loss(),
+                             report.progress().eval_loss()});
   }
   if (e->stored.job.state() == v1::JOB_STATE_STARTING) {
     SetStateLocked(*e, v1::JOB_STATE_RUNNING, "ranks running");
@@ -761,11 +792,13 @@ void JobManager::Tick() {
         FailLocked(e, "no worker reported the job's ranks after a coordinator restart");
       }
     }
-    if (e.stored.job.state() == v1::JOB_STATE_STOPPING_CANCELED && now >= e.stop_deadline) {
+    const bool graceful_stop = e.stored.job.state() == v1::JOB_STATE_STOPPING_CANCELED ||
+                               e.stored.job.state() == v1::JOB_STATE_RESTARTING;
+    if (graceful_stop && now >= e.stop_deadline) {
       LogLocked(e, v1::LOG_LEVEL_WARNING, "graceful stop timed out: killing the ranks", -1, "");
       e.stop_deadline = now + options_.kill_grace;
       StopRanksLocked(e, /*graceful=*/false, "graceful stop timed out");
-    } else if (e.stored.job.state() != v1::JOB_STATE_STOPPING_CANCELED &&
+    } else if (!graceful_stop &&
                e.stored.job.state() != v1::JOB_STATE_STARTING &&
                e.stored.job.state() != v1::JOB_STATE_RUNNING && now >= e.stop_deadline) {
       // No worker confirmed the stop (an order it never got, a rank it never ran): the ranks
@@ -785,6 +818,8 @@ void JobManager::ScheduleLocked() {
   std::vector<FreeCapacity> free;
   std::map<std::string, size_t> index;
   for (const v1::WorkerInfo& w : live.workers()) {
+    // Cordoned and leaving workers take no new ranks.
+    if (cordoned_.count(w.worker_id()) > 0 || leaving_.count(w.worker_id()) > 0) continue;
     index[w.worker_id()] = free.size();
     free.push_back(FullCapacity(w));
   }
@@ -940,6 +975,110 @@ void JobManager::CollectMetrics(MetricsWriter* out) const {
     out->Counter("strata_job_restarts_total", "Group restarts of the job.", {{"job_id", id}},
                  job.restarts());
   }
+}
+
+}  // namespace strata
+
+namespace strata {
+
+void JobManager::AddCurvePointLocked(Entry& e, const CurvePoint& point) {
+  if (!e.curve.empty() && e.curve.back().step == point.step) {
+    e.curve.back() = point;
+    return;
+  }
+  if (e.curve.size() >= kMaxCurvePoints) {  // Keep every other point: the whole run, coarser.
+    std::deque<CurvePoint> halved;
+    for (size_t i = 0; i < e.curve.size(); i += 2) halved.push_back(e.curve[i]);
+    e.curve = std::move(halved);
+  }
+  e.curve.push_back(point);
+}
+
+absl::Status JobManager::SetCordoned(const std::string& worker, bool cordoned) {
+  bool known = false;
+  const v1::ListWorkersResponse workers = options_.registry->List(/*include_lost=*/true);
+  for (const v1::WorkerInfo& w : workers.workers()) {
+    known = known || w.worker_id() == worker;
+  }
+  absl::MutexLock lock(&mu_);
+  if (!known && cordoned_.count(worker) == 0) {
+    return absl::NotFoundError(absl::StrCat("no worker ", worker, " (strata node list)"));
+  }
+  STRATA_RETURN_IF_ERROR(options_.store->SetCordoned(worker, cordoned));
+  if (cordoned) {
+    cordoned_.insert(worker);
+  } else {
+    cordoned_.erase(worker);
+  }
+  ++version_;
+  ScheduleLocked();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::string>> JobManager::Drain(const std::string& worker,
+                                                           const std::string& by, bool leaving) {
+  if (!leaving) STRATA_RETURN_IF_ERROR(SetCordoned(worker, true));
+  absl::MutexLock lock(&mu_);
+  if (leaving) leaving_.insert(worker);
+  std::vector<std::string> moved;
+  const std::string reason = absl::StrCat("worker ", worker, " is draining (", by,
+                                          "): checkpointing, then restarting elsewhere");
+  for (auto& [id, e] : jobs_) {
+    const v1::JobState state = e.stored.job.state();
+    if (state != v1::JOB_STATE_STARTING && state != v1::JOB_STATE_RUNNING) continue;
+    bool placed_there = false;
+    for (const v1::RankPlacement& p : e.stored.job.placements()) {
+      placed_there = placed_there || p.worker_id() == worker;
+    }
+    if (!placed_there) continue;
+    SetStateLocked(e, v1::JOB_STATE_RESTARTING, reason);
+    StopRanksLocked(e, /*graceful=*/true, reason);
+    e.adopt_deadline = absl::InfiniteFuture();
+    e.stop_deadline = options_.clock() + options_.cancel_grace;
+    FinishStoppingLocked(e);
+    moved.push_back(id);
+  }
+  ScheduleLocked();
+  return moved;
+}
+
+void JobManager::OnRegister(const std::string& worker) {
+  absl::MutexLock lock(&mu_);
+  if (leaving_.erase(worker) > 0) ScheduleLocked();
+}
+
+std::set<std::string> JobManager::Cordoned() const {
+  absl::MutexLock lock(&mu_);
+  return cordoned_;
+}
+
+std::vector<JobManager::JobView> JobManager::Dashboard(const std::string& owner,
+                                                       size_t recent_finished) const {
+  constexpr size_t kEvents = 12;
+  absl::MutexLock lock(&mu_);
+  std::vector<const Entry*> shown;
+  for (const auto& [id, e] : jobs_) {
+    if (owner.empty() || e.stored.owner == owner) shown.push_back(&e);
+  }
+  std::sort(shown.begin(), shown.end(), [](const Entry* a, const Entry* b) {
+    return a->stored.sequence < b->stored.sequence;
+  });
+  size_t finished = 0;
+  for (const Entry* e : shown) finished += IsTerminal(e->stored.job.state()) ? 1 : 0;
+  std::vector<JobView> views;
+  for (const Entry* e : shown) {
+    if (IsTerminal(e->stored.job.state()) && finished-- > recent_finished) continue;
+    JobView view;
+    view.job = e->stored.job;
+    view.owner = e->stored.owner;
+    view.curve.assign(e->curve.begin(), e->curve.end());
+    for (auto it = e->logs.rbegin(); it != e->logs.rend() && view.events.size() < kEvents; ++it) {
+      if (it->rank() < 0 || it->level() >= v1::LOG_LEVEL_WARNING) view.events.push_back(*it);
+    }
+    std::reverse(view.events.begin(), view.events.end());
+    views.push_back(std::move(view));
+  }
+  return views;
 }
 
 }  // namespace strata

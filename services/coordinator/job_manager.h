@@ -16,6 +16,11 @@
 // (job_paths.h), within the owner's quota (Options::quota). A kill ends the job within
 // Options::kill_grace even when no worker acknowledges it.
 //
+// Cordon and drain: an operator may cordon a worker (no new ranks are placed there; kept in the
+// store) and drain it: every job with a rank there stops gracefully (its ranks checkpoint
+// first), waits in RESTARTING until they exit, and queues again to start on other workers from
+// that checkpoint. A drain is not a failure: it uses none of the job's max_restarts.
+//
 // Ownership: a job belongs to the user who submitted it; Get/List/Cancel/Kill with an owner see
 // only that owner's jobs (an empty owner sees all: the coordinator's own tools and tests).
 #ifndef STRATA_SERVICES_COORDINATOR_JOB_MANAGER_H_
@@ -27,6 +32,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -47,6 +53,21 @@ namespace strata {
 
 class JobManager {
  public:
+  // One point of a job's loss curve (rank 0's progress reports, or a federated round).
+  struct CurvePoint {
+    int64_t step = 0;
+    double loss = 0;
+    double eval_loss = 0;  // NaN when that report had no evaluation.
+  };
+  // A job as the dashboard shows it.
+  struct JobView {
+    v1::Job job;
+    std::string owner;
+    std::vector<CurvePoint> curve;     // Oldest first, at most kMaxCurvePoints.
+    std::vector<v1::LogLine> events;   // The coordinator's newest lines about it, oldest first.
+  };
+  static constexpr size_t kMaxCurvePoints = 1024;
+
   struct Options {
     JobStore* store = nullptr;           // Not owned.
     WorkerRegistry* registry = nullptr;  // Not owned.
@@ -151,6 +172,22 @@ class JobManager {
   bool PlacedInAttempt(const std::string& prefix, const std::string& worker_id) const
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Operators. Cordons (or uncordons) the registered worker `worker`; NOT_FOUND for a name the
+  // registry does not know.
+  absl::Status SetCordoned(const std::string& worker, bool cordoned) ABSL_LOCKS_EXCLUDED(mu_);
+  // Cordons `worker` and moves every job with a rank there elsewhere, checkpointing first;
+  // returns the ids of the jobs being moved. A worker draining itself (`leaving`: it is shutting
+  // down) is kept off the schedule only until it registers again, not cordoned in the store.
+  absl::StatusOr<std::vector<std::string>> Drain(const std::string& worker, const std::string& by,
+                                                 bool leaving = false) ABSL_LOCKS_EXCLUDED(mu_);
+  // A worker (re)registered: it is no longer leaving.
+  void OnRegister(const std::string& worker) ABSL_LOCKS_EXCLUDED(mu_);
+  std::set<std::string> Cordoned() const ABSL_LOCKS_EXCLUDED(mu_);
+  // The jobs of `owner` (every job for ""): all unfinished ones and the newest `recent_finished`
+  // finished ones, in submission order.
+  std::vector<JobView> Dashboard(const std::string& owner, size_t recent_finished) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+
   // Schedules queued jobs and handles lost workers and timeouts. Called periodically.
   void Tick() ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -171,6 +208,7 @@ class JobManager {
     absl::Time adopt_deadline = absl::InfiniteFuture();
     absl::Time stop_deadline = absl::InfiniteFuture();
     std::deque<v1::LogLine> logs;
+    std::deque<CurvePoint> curve;  // In memory only: starts empty after a coordinator restart.
     int64_t next_log_sequence = 1;
     int64_t version = 0;
   };
@@ -196,7 +234,10 @@ class JobManager {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A rank or worker failed: restart the group (back to QUEUED) or give up (ERROR).
   void FailLocked(Entry& e, const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Moves STOPPING_* jobs whose ranks all exited to their terminal state.
+  // Adds a point to the job's curve (halving its resolution when full).
+  void AddCurvePointLocked(Entry& e, const CurvePoint& point) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Moves STOPPING_* jobs whose ranks all exited to their terminal state, and drained
+  // (RESTARTING) ones back to the queue.
   void FinishStoppingLocked(Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ScheduleLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The entry for a report about `ref`, or null when the attempt is not current (stale).
@@ -214,6 +255,8 @@ class JobManager {
   const Options options_;
   mutable absl::Mutex mu_;
   std::map<std::string, Entry> jobs_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> cordoned_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> leaving_ ABSL_GUARDED_BY(mu_);  // Drained themselves; not stored.
   std::map<std::string, std::deque<v1::Assignment>> assignments_ ABSL_GUARDED_BY(mu_);
   // The generation of each worker's live assignment stream.
   std::map<std::string, int64_t> streams_ ABSL_GUARDED_BY(mu_);

@@ -1,8 +1,9 @@
 // JobManager over a real SQLite JobStore and WorkerRegistry with a test clock: priority/FIFO
 // order with gang fit and exact jobs_ahead, field-level spec errors that store nothing, cancel
 // and kill from every state, group restarts after a failed rank or a lost worker (stale
-// attempts ignored, ERROR after max_restarts), owner isolation, and recovery of running jobs
-// by a new coordinator over the same store.
+// attempts ignored, ERROR after max_restarts), owner isolation, recovery of running jobs by a
+// new coordinator over the same store, cordon and drain (checkpoint first, no restart used,
+// cordons kept across a coordinator restart), and the dashboard's view of jobs.
 #include "services/coordinator/job_manager.h"
 
 #include <cstdlib>
@@ -360,6 +361,96 @@ TEST_F(JobManagerTest, LostWorkerRestartsItsJobElsewhere) {
   for (const v1::LogLine& line : *lines)
     saw_lost |= line.text().find("w1 lost") != std::string::npos;
   EXPECT_TRUE(saw_lost);
+}
+
+TEST_F(JobManagerTest, CordonedWorkersTakeNoNewRanksAndDrainMovesJobsAfterACheckpoint) {
+  AddWorker("w1", 1);
+  AddWorker("w2", 1);
+  EXPECT_EQ(manager_->SetCordoned("nobody", true).code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(manager_->SetCordoned("w1", true).ok());
+  const v1::Job job = Submit(Spec("j", 10, 1));
+  EXPECT_EQ(manager_->Get(job.id(), "")->placements(0).worker_id(), "w2");  // Not w1.
+  // Uncordon w1 and drain w2: the job stops gracefully, then starts on w1.
+  ASSERT_TRUE(manager_->SetCordoned("w1", false).ok());
+  Orders("w2");
+  Progress(job, 1, 7);
+  absl::StatusOr<std::vector<std::string>> moved = manager_->Drain("w2", "operator root");
+  ASSERT_TRUE(moved.ok()) << moved.status();
+  EXPECT_EQ(*moved, std::vector<std::string>{job.id()});
+  EXPECT_EQ(State(job.id()), v1::JOB_STATE_RESTARTING);
+  std::map<std::string, v1::Assignment> stop = Orders("w2");
+  ASSERT_TRUE(stop[job.id()].has_stop());
+  EXPECT_TRUE(stop[job.id()].stop().graceful());  // The rank checkpoints before it exits.
+  EXPECT_EQ(manager_->Cordoned(), std::set<std::string>{"w2"});
+  // Its checkpoint is accepted while it drains, and the job waits for the rank's exit.
+  v1::CheckpointReport checkpoint;
+  *checkpoint.mutable_ref() = Ref(job, 1);
+  checkpoint.set_worker_id("w2");
+  checkpoint.mutable_checkpoint()->set_step(7);
+  checkpoint.mutable_checkpoint()->set_path("/ckpt/7");
+  ASSERT_TRUE(manager_->OnCheckpoint(checkpoint).ok());
+  manager_->Tick();
+  EXPECT_EQ(State(job.id()), v1::JOB_STATE_RESTARTING);
+  Exit(job, 1, /*completed=*/false, "w2");
+  const v1::Job after = *manager_->Get(job.id(), "");
+  EXPECT_EQ(after.state(), v1::JOB_STATE_STARTING);
+  EXPECT_EQ(after.attempt(), 2);
+  EXPECT_EQ(after.restarts(), 0);  // A drain is not a failure.
+  EXPECT_EQ(after.placements(0).worker_id(), "w1");
+  EXPECT_EQ(after.latest_checkpoint().step(), 7);
+  // Cordons are kept by a restarted coordinator; an uncordoned w2 takes work again.
+  OpenCoordinator();
+  AddWorker("w1", 1);
+  AddWorker("w2", 1);
+  EXPECT_EQ(manager_->Cordoned(), std::set<std::string>{"w2"});
+  const v1::Job second = Submit(Spec("k", 10, 1));
+  EXPECT_EQ(State(second.id()), v1::JOB_STATE_QUEUED);  // w1 is busy, w2 cordoned.
+  ASSERT_TRUE(manager_->SetCordoned("w2", false).ok());
+  EXPECT_EQ(manager_->Get(second.id(), "")->placements(0).worker_id(), "w2");
+}
+
+TEST_F(JobManagerTest, ADrainThatTimesOutKillsTheRanksAndTheJobStillMoves) {
+  AddWorker("w1", 1);
+  AddWorker("w2", 1);
+  const v1::Job job = Submit(Spec("j", 10, 1));
+  const std::string first = manager_->Get(job.id(), "")->placements(0).worker_id();
+  ASSERT_TRUE(manager_->Drain(first, "operator").ok());
+  Orders(first);
+  now_ += absl::Seconds(61);  // Past cancel_grace: a kill follows the graceful stop.
+  Beat(first);
+  Beat(first == "w1" ? "w2" : "w1");
+  manager_->Tick();
+  std::map<std::string, v1::Assignment> kill = Orders(first);
+  ASSERT_TRUE(kill[job.id()].has_stop());
+  EXPECT_FALSE(kill[job.id()].stop().graceful());
+  Exit(job, 1, /*completed=*/false, first);
+  EXPECT_EQ(State(job.id()), v1::JOB_STATE_STARTING);
+  EXPECT_NE(manager_->Get(job.id(), "")->placements(0).worker_id(), first);
+}
+
+TEST_F(JobManagerTest, TheDashboardShowsAnOwnersJobsWithTheirCurveAndEvents) {
+  AddWorker("w1", 4);
+  const v1::Job mine = Submit(Spec("mine", 10, 1), "alice");
+  const v1::Job theirs = Submit(Spec("theirs", 10, 1), "bob");
+  for (int step = 1; step <= 3000; ++step) Progress(mine, 1, step);
+  std::vector<JobManager::JobView> alice = manager_->Dashboard("alice", 5);
+  ASSERT_EQ(alice.size(), 1u);
+  EXPECT_EQ(alice[0].job.id(), mine.id());
+  EXPECT_EQ(alice[0].owner, "alice");
+  // The whole run at a coarser step: first point kept, at most kMaxCurvePoints, newest last.
+  ASSERT_LE(alice[0].curve.size(), JobManager::kMaxCurvePoints);
+  EXPECT_GE(alice[0].curve.size(), JobManager::kMaxCurvePoints / 2);
+  EXPECT_EQ(alice[0].curve.front().step, 1);
+  EXPECT_EQ(alice[0].curve.back().step, 3000);
+  EXPECT_EQ(alice[0].curve.back().loss, 2.5);
+  ASSERT_FALSE(alice[0].events.empty());
+  EXPECT_THAT(alice[0].events.back().text(), HasSubstr("STARTING -> RUNNING"));
+  EXPECT_EQ(manager_->Dashboard("", 5).size(), 2u);  // An operator sees both.
+  // Finished jobs: only the newest `recent_finished`.
+  ASSERT_TRUE(manager_->Kill(theirs.id(), "", "").ok());
+  Exit(theirs, 1, false, "w1");
+  EXPECT_EQ(manager_->Dashboard("", 0).size(), 1u);
+  EXPECT_EQ(manager_->Dashboard("bob", 1).size(), 1u);
 }
 
 TEST_F(JobManagerTest, OwnersSeeOnlyTheirJobs) {

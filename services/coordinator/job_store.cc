@@ -112,7 +112,8 @@ absl::Status JobStore::Initialize() {
       "  round INTEGER NOT NULL,"
       "  info BLOB NOT NULL,"
       "  entry BLOB,"
-      "  PRIMARY KEY (job_id, round)) WITHOUT ROWID;");
+      "  PRIMARY KEY (job_id, round)) WITHOUT ROWID;"
+      "CREATE TABLE IF NOT EXISTS cordoned_workers (name TEXT PRIMARY KEY) WITHOUT ROWID;");
 }
 
 JobStore::~JobStore() {
@@ -330,6 +331,25 @@ absl::StatusOr<std::vector<StoredRound>> JobStore::Rounds(const std::string& job
   }
   if (rc != SQLITE_DONE) return Error("read rounds");
   return rounds;
+}
+
+absl::Status JobStore::SetCordoned(const std::string& worker, bool cordoned) {
+  absl::MutexLock lock(&mu_);
+  Statement change(db_, cordoned ? "INSERT OR IGNORE INTO cordoned_workers (name) VALUES (?1)"
+                                 : "DELETE FROM cordoned_workers WHERE name = ?1");
+  change.Bind(1, worker);
+  if (!change.ok() || sqlite3_step(change.get()) != SQLITE_DONE) return Error("cordon a worker");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::set<std::string>> JobStore::Cordoned() {
+  absl::MutexLock lock(&mu_);
+  Statement all(db_, "SELECT name FROM cordoned_workers");
+  std::set<std::string> names;
+  int rc;
+  while ((rc = sqlite3_step(all.get())) == SQLITE_ROW) names.insert(all.Column(0));
+  if (rc != SQLITE_DONE) return Error("read cordoned workers");
+  return names;
 }
 
 }  // namespace strata

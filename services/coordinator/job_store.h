@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -67,6 +68,11 @@ class JobStore {
   absl::Status PutRound(const std::string& job_id, const v1::RoundInfo& info,
                         const v1::HistoryEntry* entry);
   absl::StatusOr<std::vector<StoredRound>> Rounds(const std::string& job_id);
+
+  // Workers an operator cordoned (no new ranks are placed on them), by name; kept across
+  // coordinator restarts.
+  absl::Status SetCordoned(const std::string& worker, bool cordoned);
+  absl::StatusOr<std::set<std::string>> Cordoned();
 
   const std::string& path() const { return path_; }
 

@@ -55,6 +55,7 @@ absl::StatusOr<TokenTable> TokenTable::Load(const std::string& users_file,
       ReadTokenFile(workers_file, "--worker_tokens_file");
   if (!workers.ok()) return workers.status();
   std::map<std::string, UserQuota> quotas;
+  std::set<std::string> operators;
   for (const auto& [token, user] : *users) {
     if (!IsSafePathComponent(user)) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -62,12 +63,22 @@ absl::StatusOr<TokenTable> TokenTable::Load(const std::string& users_file,
     }
     for (const std::string& word : options[token]) {
       std::pair<std::string, std::string> kv = absl::StrSplit(word, absl::MaxSplits('=', 1));
+      if (kv.first == "role") {
+        if (kv.second != "operator" && kv.second != "user") {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "--tokens_file: user ", user, ": role \"", kv.second,
+              "\" is not a role (role=operator or role=user)"));
+        }
+        if (kv.second == "operator") operators.insert(user);
+        continue;
+      }
       int64_t value = 0;
       if (!absl::SimpleAtoi(kv.second, &value) || value < 0 ||
           (kv.first != "max_jobs" && kv.first != "max_cores")) {
         return absl::InvalidArgumentError(
             absl::StrCat("--tokens_file: user ", user, ": \"", word,
-                         "\" is not a quota (max_jobs=N or max_cores=N, N >= 0)"));
+                         "\" is not a quota (max_jobs=N or max_cores=N, N >= 0) or "
+                         "role=operator"));
       }
       UserQuota& quota = quotas[user];
       (kv.first == "max_jobs" ? quota.max_jobs : quota.max_cores) = value;
@@ -85,7 +96,8 @@ absl::StatusOr<TokenTable> TokenTable::Load(const std::string& users_file,
           absl::StrCat("--worker_tokens_file: worker ", name, " has more than one token"));
     }
   }
-  return TokenTable(*std::move(users), *std::move(workers), std::move(quotas));
+  return TokenTable(*std::move(users), *std::move(workers), std::move(quotas),
+                    std::move(operators));
 }
 
 UserQuota TokenTable::Quota(const std::string& user) const {
@@ -94,9 +106,26 @@ UserQuota TokenTable::Quota(const std::string& user) const {
 }
 
 grpc::Status TokenTable::User(const grpc::ServerContext* context, std::string* user) const {
+  return UserForToken(BearerToken(context), user);
+}
+
+bool TokenTable::IsOperator(const std::string& user) const {
+  return users_.empty() || operators_.count(user) > 0;
+}
+
+grpc::Status TokenTable::Operator(const grpc::ServerContext* context, std::string* user) const {
+  if (grpc::Status s = User(context, user); !s.ok()) return s;
+  if (!IsOperator(*user)) {
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        absl::StrCat("user ", *user,
+                                     " is not an operator (role=operator in --tokens_file)"));
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status TokenTable::UserForToken(const std::string& token, std::string* user) const {
   user->clear();
   if (users_.empty()) return grpc::Status::OK;
-  const std::string token = BearerToken(context);
   if (token.empty()) {
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                         "missing \"authorization: Bearer TOKEN\" (set STRATA_TOKEN or --token)");

@@ -21,6 +21,8 @@ TEST(TokenTableTest, LoadsUsersAndWorkersAndRefusesBadFiles) {
   std::ofstream(dir + "/shared") << "w1 alpha\nw2 alpha\n";
   std::ofstream(dir + "/unsafe-user") << "t1 ../alice\n";
   std::ofstream(dir + "/quotas") << "t1 alice max_jobs=2 max_cores=8\nt2 bob\n";
+  std::ofstream(dir + "/roles") << "t1 alice role=user\nt2 root role=operator max_jobs=1\n";
+  std::ofstream(dir + "/bad-role") << "t1 alice role=admin\n";
   auto table = TokenTable::Load(dir + "/users", dir + "/workers");
   ASSERT_TRUE(table.ok()) << table.status();
   EXPECT_TRUE(table->has_users());
@@ -41,6 +43,19 @@ TEST(TokenTableTest, LoadsUsersAndWorkersAndRefusesBadFiles) {
   EXPECT_EQ(quotas->Quota("alice").max_jobs, 2);
   EXPECT_EQ(quotas->Quota("alice").max_cores, 8);
   EXPECT_EQ(quotas->Quota("bob").max_jobs, 0);
+  auto roles = TokenTable::Load(dir + "/roles", "");
+  ASSERT_TRUE(roles.ok()) << roles.status();
+  EXPECT_FALSE(roles->IsOperator("alice"));
+  EXPECT_TRUE(roles->IsOperator("root"));
+  EXPECT_FALSE(quotas->IsOperator("alice"));
+  EXPECT_TRUE(TokenTable::Load("", "")->IsOperator("anyone"));  // No user table: open.
+  std::string user;
+  EXPECT_TRUE(roles->UserForToken("t2", &user).ok());
+  EXPECT_EQ(user, "root");
+  EXPECT_EQ(roles->UserForToken("t3", &user).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(roles->UserForToken("", &user).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_THAT(TokenTable::Load(dir + "/bad-role", "").status().message(),
+              HasSubstr("role \"admin\" is not a role"));
   EXPECT_THAT(TokenTable::Load("", dir + "/missing").status().message(),
               HasSubstr("--worker_tokens_file"));
 }

@@ -38,7 +38,9 @@ grpc::Status WorkerServiceImpl::Register(grpc::ServerContext* context,
                                          const v1::RegisterWorkerRequest* request,
                                          v1::RegisterWorkerResponse* response) {
   if (grpc::Status s = AsWorker(context, request->name()); !s.ok()) return s;
-  return Reply(registry_->Register(*request), response);
+  absl::StatusOr<v1::RegisterWorkerResponse> registered = registry_->Register(*request);
+  if (registered.ok() && jobs_ != nullptr) jobs_->OnRegister(request->name());
+  return Reply(std::move(registered), response);
 }
 
 grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext* context,
@@ -110,6 +112,53 @@ grpc::Status WorkerServiceImpl::ListWorkers(grpc::ServerContext* context,
     if (grpc::Status s = tokens_->User(context, &user); !s.ok()) return s;
   }
   *response = registry_->List(request->include_lost());
+  if (jobs_ != nullptr) {
+    const std::set<std::string> cordoned = jobs_->Cordoned();
+    for (v1::WorkerInfo& w : *response->mutable_workers()) {
+      w.set_cordoned(cordoned.count(w.worker_id()) > 0);
+    }
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerServiceImpl::SetCordon(grpc::ServerContext* context,
+                                          const v1::SetCordonRequest* request,
+                                          v1::SetCordonResponse*) {
+  if (jobs_ == nullptr) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no job manager");
+  std::string user;
+  if (tokens_ != nullptr) {
+    if (grpc::Status s = tokens_->Operator(context, &user); !s.ok()) return s;
+  }
+  return ToGrpcStatus(jobs_->SetCordoned(request->name(), request->cordoned()));
+}
+
+grpc::Status WorkerServiceImpl::Drain(grpc::ServerContext* context,
+                                      const v1::DrainWorkerRequest* request,
+                                      v1::DrainWorkerResponse* response) {
+  if (jobs_ == nullptr) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no job manager");
+  // The worker itself (shutting down: kept off the schedule until it registers again), or an
+  // operator (cordoned until uncordoned).
+  bool leaving = false;
+  std::string by = "operator";
+  std::string worker;
+  if (tokens_ != nullptr && tokens_->has_workers() && tokens_->WorkerName(context, &worker).ok()) {
+    if (worker != request->name()) {
+      return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                          absl::StrCat("worker ", worker, " may drain only itself"));
+    }
+    leaving = true;
+  } else if (tokens_ != nullptr && tokens_->has_users()) {
+    std::string user;
+    if (grpc::Status s = tokens_->Operator(context, &user); !s.ok()) return s;
+    by = "operator " + user;
+  } else {
+    leaving = request->leaving();  // Nobody is authenticated: the caller says who it is.
+  }
+  if (leaving) by = "worker shutting down";
+  absl::StatusOr<std::vector<std::string>> moved =
+      jobs_->Drain(request->name(), by, leaving);
+  if (!moved.ok()) return ToGrpcStatus(moved.status());
+  for (const std::string& id : *moved) response->add_job_ids(id);
   return grpc::Status::OK;
 }
 

@@ -2,7 +2,8 @@
 // WorkerRegistry (registration, liveness), the JobManager (assignments, progress, rank exits)
 // and the RendezvousStore. With worker tokens, a worker acts only under the name its token is
 // for, reports only about ranks placed on it (JobManager), and reads and writes only the
-// rendezvous keys of attempts it holds a rank of; ListWorkers (operators) takes a user token.
+// rendezvous keys of attempts it holds a rank of; ListWorkers takes a user token, SetCordon an
+// operator's, Drain an operator's or the drained worker's own.
 #ifndef STRATA_SERVICES_COORDINATOR_WORKER_SERVICE_H_
 #define STRATA_SERVICES_COORDINATOR_WORKER_SERVICE_H_
 
@@ -29,6 +30,10 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
                          v1::HeartbeatResponse* response) override;
   grpc::Status ListWorkers(grpc::ServerContext* context, const v1::ListWorkersRequest* request,
                            v1::ListWorkersResponse* response) override;
+  grpc::Status SetCordon(grpc::ServerContext* context, const v1::SetCordonRequest* request,
+                         v1::SetCordonResponse* response) override;
+  grpc::Status Drain(grpc::ServerContext* context, const v1::DrainWorkerRequest* request,
+                     v1::DrainWorkerResponse* response) override;
   // Streams start/stop orders until the worker disconnects.
   grpc::Status Assignments(grpc::ServerContext* context, const v1::AssignmentsRequest* request,
                            grpc::ServerWriter<v1::Assignment>* writer) override;
