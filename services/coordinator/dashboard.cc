@@ -1,6 +1,7 @@
 // See dashboard.h.
 #include "services/coordinator/dashboard.h"
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 
@@ -115,11 +116,23 @@ HttpReply JsonError(int status, const std::string& message) {
 std::string DashboardJson(const DashboardSources& sources, const std::string& user,
                           bool is_operator) {
   const absl::Time now = absl::Now();
-  // Ranks per worker count every job's placements; only the counts are shown to users.
-  std::map<std::string, int> ranks;
+  // Ranks, cores and memory per worker count every job's placements (what the scheduler
+  // reserves); only these sums are shown to users.
+  struct Reserved {
+    int ranks = 0;
+    int64_t cores = 0;
+    int64_t memory_bytes = 0;
+  };
+  std::map<std::string, Reserved> reserved;
   for (const JobManager::JobView& view : sources.jobs->Dashboard("", 0)) {
     if (!HoldsResources(view.job.state())) continue;
-    for (const v1::RankPlacement& p : view.job.placements()) ++ranks[p.worker_id()];
+    const v1::Resources& r = view.job.spec().resources();
+    for (const v1::RankPlacement& p : view.job.placements()) {
+      Reserved& sum = reserved[p.worker_id()];
+      ++sum.ranks;
+      sum.cores += r.cores_per_rank();
+      sum.memory_bytes += r.memory_bytes_per_rank();
+    }
   }
   const std::set<std::string> cordoned = sources.jobs->Cordoned();
   json workers = json::array();
@@ -128,17 +141,19 @@ std::string DashboardJson(const DashboardSources& sources, const std::string& us
     int64_t nvme_free = 0;
     for (const v1::NvmePath& path : w.free().nvme_paths()) nvme_free += path.free_bytes();
     const absl::Time beat = absl::FromUnixNanos(TimeUtil::TimestampToNanoseconds(w.last_heartbeat()));
+    const Reserved& used = reserved[w.worker_id()];
     workers.push_back({
         {"name", w.name()},
         {"state", w.lost() ? "lost" : cordoned.count(w.worker_id()) ? "cordoned" : "ready"},
         {"cores", w.capacity().cores()},
-        {"free_cores", w.free().cores()},
+        {"free_cores", std::max<int64_t>(0, w.capacity().cores() - used.cores)},
         {"memory_bytes", w.capacity().memory_bytes()},
-        {"free_memory_bytes", w.free().memory_bytes()},
+        {"free_memory_bytes",
+         std::max<int64_t>(0, w.capacity().memory_bytes() - used.memory_bytes)},
         {"gpus", w.capacity().gpus_size()},
         {"nvme_paths", w.capacity().nvme_paths_size()},
         {"nvme_free_bytes", nvme_free},
-        {"ranks", ranks[w.worker_id()]},
+        {"ranks", used.ranks},
         {"heartbeat_age_s", absl::ToDoubleSeconds(now - beat)},
     });
   }

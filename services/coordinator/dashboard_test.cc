@@ -79,6 +79,7 @@ TEST_F(DashboardTest, UsersSeeTheirOwnJobsAndOperatorsSeeAll) {
   EXPECT_EQ(alice["workers"][0]["state"], "ready");
   EXPECT_EQ(alice["workers"][0]["cores"], 8);
   EXPECT_EQ(alice["workers"][0]["ranks"], 2);  // Both jobs' ranks: counts, not whose.
+  EXPECT_EQ(alice["workers"][0]["free_cores"], 6);
   const nlohmann::json& job = alice["jobs"][0];
   EXPECT_EQ(job["name"], "alice-run");
   EXPECT_EQ(job["state"], "STARTING");

@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "runtime/base/errno_status.h"
@@ -42,10 +43,22 @@ bool DirectIoWorks(const std::string& dir) {
   return true;
 }
 
-absl::StatusOr<int64_t> FreeBytes(const std::string& dir) {
+struct Space {
+  int64_t free_bytes = 0;  // Available to unprivileged writers (f_bavail).
+  int64_t size_bytes = 0;  // The whole file system (f_blocks).
+};
+
+absl::StatusOr<Space> SpaceOf(const std::string& dir) {
   struct statvfs fs;
   if (statvfs(dir.c_str(), &fs) != 0) return ErrnoStatus(errno, absl::StrCat("statvfs ", dir));
-  return static_cast<int64_t>(fs.f_bavail) * static_cast<int64_t>(fs.f_frsize);
+  return Space{static_cast<int64_t>(fs.f_bavail) * static_cast<int64_t>(fs.f_frsize),
+               static_cast<int64_t>(fs.f_blocks) * static_cast<int64_t>(fs.f_frsize)};
+}
+
+absl::StatusOr<int64_t> FreeBytes(const std::string& dir) {
+  absl::StatusOr<Space> space = SpaceOf(dir);
+  if (!space.ok()) return space.status();
+  return space->free_bytes;
 }
 
 }  // namespace
@@ -89,6 +102,23 @@ void RefreshFreeBytes(v1::WorkerCapacity* capacity) {
     if (absl::StatusOr<int64_t> free_bytes = FreeBytes(path.path()); free_bytes.ok()) {
       path.set_free_bytes(*free_bytes);
     }
+  }
+}
+
+void CollectNvmeMetrics(const std::vector<std::string>& nvme_paths, MetricsWriter* out) {
+  std::vector<std::pair<std::string, Space>> spaces;
+  for (const std::string& dir : nvme_paths) {
+    if (absl::StatusOr<Space> space = SpaceOf(dir); space.ok()) spaces.emplace_back(dir, *space);
+  }
+  // One family after the other: the text format wants each family's samples together.
+  for (const auto& [dir, space] : spaces) {
+    out->Gauge("strata_worker_nvme_free_bytes",
+               "Bytes free to unprivileged writers on the file system of an NVMe path.",
+               {{"path", dir}}, static_cast<double>(space.free_bytes));
+  }
+  for (const auto& [dir, space] : spaces) {
+    out->Gauge("strata_worker_nvme_capacity_bytes", "Size of the file system of an NVMe path.",
+               {{"path", dir}}, static_cast<double>(space.size_bytes));
   }
 }
 

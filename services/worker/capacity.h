@@ -1,6 +1,7 @@
 // Detects what a worker can offer ranks: cores it may run on, physical memory, GPUs, and the
 // NVMe directories the operator named (free space, whether O_DIRECT works there), plus whether
-// io_uring is usable in this process (seccomp and sysctl can forbid it).
+// io_uring is usable in this process (seccomp and sysctl can forbid it). Also reports the NVMe
+// directories' space on /metrics, read at scrape time.
 #ifndef STRATA_SERVICES_WORKER_CAPACITY_H_
 #define STRATA_SERVICES_WORKER_CAPACITY_H_
 
@@ -9,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "proto/strata/v1/common.pb.h"
+#include "services/common/metrics.h"
 
 namespace strata {
 
@@ -23,6 +25,12 @@ absl::StatusOr<v1::WorkerCapacity> DetectCapacity(const CapacityOptions& options
 
 // Just the free bytes of each NVMe path in `capacity`, refreshed (for heartbeats).
 void RefreshFreeBytes(v1::WorkerCapacity* capacity);
+
+// Writes, for each of `nvme_paths`, the free bytes (available to unprivileged writers) and the
+// size of the file system holding it, read with statvfs now:
+// strata_worker_nvme_free_bytes{path} and strata_worker_nvme_capacity_bytes{path}. A directory
+// that cannot be inspected (removed, unmounted, no permission) has no series in this scrape.
+void CollectNvmeMetrics(const std::vector<std::string>& nvme_paths, MetricsWriter* out);
 
 }  // namespace strata
 

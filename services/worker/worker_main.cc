@@ -1,5 +1,7 @@
 // strata-worker: the worker daemon. Detects its capacity, registers with the coordinator,
-// heartbeats, and serves gRPC health + reflection for probes. Runs until SIGINT/SIGTERM.
+// heartbeats, and serves gRPC health + reflection for probes. Runs until SIGINT/SIGTERM; with
+// ranks running, it first asks the coordinator to drain it (the ranks checkpoint and their jobs
+// move to other workers) and waits up to --drain_timeout for them to exit.
 #include <unistd.h>
 
 #include <cstdio>
@@ -37,6 +39,12 @@ ABSL_FLAG(int64_t, memory_bytes, 0, "Host memory offered to ranks. 0: physical m
 ABSL_FLAG(std::string, metrics_listen, "0.0.0.0:9091",
           "host:port of the HTTP operator endpoint (/metrics, /healthz, /readyz); port 0 picks "
           "one; empty disables it.");
+ABSL_FLAG(bool, metrics_tls, false,
+          "Serve the operator endpoint over HTTPS with --tls_cert and --tls_key.");
+ABSL_FLAG(absl::Duration, drain_timeout, absl::Minutes(4),
+          "On SIGINT/SIGTERM with ranks running: how long to wait for them to checkpoint and "
+          "exit after asking the coordinator to drain this worker (0: stop them at once). "
+          "Keep it below the pod's terminationGracePeriodSeconds.");
 ABSL_FLAG(std::string, metrics_port_file, "",
           "If set, the operator endpoint's port is written here once it listens.");
 ABSL_FLAG(std::string, worker_token, "",
@@ -99,6 +107,32 @@ std::string HostName() {
 
 std::string CoordinatorAddress() {
   return ResolveCoordinatorAddress(absl::GetFlag(FLAGS_coordinator));
+}
+
+// With ranks running: asks the coordinator to move them elsewhere (they checkpoint first) and
+// waits up to --drain_timeout for them to exit. The agent keeps heartbeating and taking the
+// stop orders meanwhile.
+void DrainBeforeExit(v1::WorkerService::Stub* stub, const std::string& name,
+                     const RankRunner& runner) {
+  const absl::Duration timeout = absl::GetFlag(FLAGS_drain_timeout);
+  if (runner.Running().empty() || timeout <= absl::ZeroDuration()) return;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::DrainWorkerRequest request;
+  request.set_name(name);
+  request.set_leaving(true);
+  v1::DrainWorkerResponse response;
+  if (grpc::Status s = stub->Drain(&context, request, &response); !s.ok()) {
+    STRATA_LOG(WARNING) << "drain refused (" << s.error_message() << "): stopping the ranks";
+    return;
+  }
+  STRATA_LOG(INFO) << "draining: " << response.job_ids_size()
+                   << " job(s) checkpoint and move to other workers";
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!runner.Running().empty() && absl::Now() < deadline) absl::SleepFor(absl::Seconds(1));
+  if (!runner.Running().empty()) {
+    STRATA_LOG(WARNING) << "--drain_timeout passed: stopping the ranks still running";
+  }
 }
 
 absl::Status Run() {
@@ -198,10 +232,18 @@ absl::Status Run() {
   if (const std::string listen = absl::GetFlag(FLAGS_metrics_listen); !listen.empty()) {
     OperatorEndpoint::Options endpoint_options;
     endpoint_options.listen = listen;
-    endpoint_options.collect = [raw = runner.get()](MetricsWriter* out) {
+    endpoint_options.collect = [raw = runner.get(),
+                                nvme_paths = absl::GetFlag(FLAGS_nvme_paths)](MetricsWriter* out) {
       raw->CollectMetrics(out);
+      CollectNvmeMetrics(nvme_paths, out);
     };
     endpoint_options.ready = [raw = agent->get()] { return !raw->worker_id().empty(); };
+    if (absl::Status s =
+            EndpointTlsFiles(absl::GetFlag(FLAGS_metrics_tls), tls,
+                             &endpoint_options.tls_cert_file, &endpoint_options.tls_key_file);
+        !s.ok()) {
+      return UsageError(s);
+    }
     absl::StatusOr<std::unique_ptr<OperatorEndpoint>> endpoint =
         OperatorEndpoint::Start(endpoint_options);
     if (!endpoint.ok()) return Prefixed("--metrics_listen", endpoint.status());
@@ -218,6 +260,7 @@ absl::Status Run() {
   }
   const int signal_number = WaitForTerminationSignal();
   STRATA_LOG(INFO) << "signal " << signal_number << ": shutting down";
+  DrainBeforeExit(stub.get(), agent_options.name, *runner);
   (*agent)->Stop();
   operator_endpoint.reset();
   runner.reset();  // Kills the ranks still running.
