@@ -57,6 +57,9 @@ pids+=($!)
 wait_for_file "$work/coordinator.port" strata-coordinator "$work/coordinator.log"
 export STRATA_COORDINATOR="localhost:$(cat "$work/coordinator.port")"
 echo "demo: coordinator at $STRATA_COORDINATOR"
+wait_for_file "$work/coordinator.metrics" strata-coordinator "$work/coordinator.log"
+dashboard_url="http://localhost:$(cat "$work/coordinator.metrics")/"
+echo "demo: dashboard at ${dashboard_url}#token=$STRATA_TOKEN (open it to watch the jobs below)"
 
 for name in worker-a worker-b; do
   "$bin/services/worker/strata-worker" --name="$name" --listen=localhost:0 "${tls[@]}" \
@@ -137,5 +140,14 @@ import sys, urllib.request
 for line in urllib.request.urlopen(sys.argv[1], timeout=10).read().decode().splitlines():
     if line.startswith(("strata_jobs{", "strata_workers{")):
         print("  " + line)
+PY
+python3 - "$dashboard_url" "$STRATA_TOKEN" <<'PY'
+import json, sys, urllib.request
+request = urllib.request.Request(sys.argv[1] + "api/v1/dashboard",
+                                 headers={"Authorization": "Bearer " + sys.argv[2]})
+data = json.load(urllib.request.urlopen(request, timeout=10))
+print("demo: the dashboard shows %d workers and %d jobs: %s" % (
+    len(data["workers"]), len(data["jobs"]),
+    ", ".join("%s %s" % (j["name"], j["state"]) for j in data["jobs"])))
 PY
 echo "demo: OK: both jobs completed on the workers (the temporary directory is removed on exit)"

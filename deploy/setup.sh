@@ -27,6 +27,8 @@ PACKAGES=(
   # Platform tests: Prometheus (promtool and a real scrape), the dashboard in headless Chromium,
   # the image's root filesystem (mmdebstrap), Kubernetes manifests rendered by kubectl kustomize
   prometheus chromium mmdebstrap kubectl
+  # The multi-host test: network namespaces, veth pairs and a bridge
+  iproute2
 )
 
 # arm64 packages come from Debian's multiarch archive.
