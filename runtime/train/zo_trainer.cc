@@ -177,6 +177,20 @@ absl::StatusOr<int64_t> ZoTrainer::Resume(const Log& log) {
   }
   log(absl::StrFormat("resumed from %s and replayed %d logged steps: at step %d", ckpt, replayed,
                       step_));
+  // The local log may hold steps whoever keeps the job's log has not got (a rank stopped before
+  // its last records were sent): hand them on, so that log has no gap. Steps the replay log
+  // given to this run already holds are not sent again.
+  if (options_.on_step) {
+    int64_t known = 0;
+    if (!options_.replay_log.empty()) {
+      STRATA_ASSIGN_OR_RETURN(zo::StepLogContents given,
+                              zo::ReadStepLog(options_.replay_log, options_.zo.num_perturbations));
+      if (!given.records.empty()) known = given.records.back().step;
+    }
+    for (const zo::ZoStepRecord& record : log_->existing()) {
+      if (record.step > known) options_.on_step(record);
+    }
+  }
   return step_;
 }
 

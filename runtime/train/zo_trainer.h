@@ -62,7 +62,9 @@ struct ZoTrainerOptions {
   // from the initial weights (and appended to the local log), so a run restarted on another
   // machine loses no logged step.
   std::string replay_log;
-  // Called with each step's record once it is durable in the local step log.
+  // Called with each step's record once it is durable in the local step log; a resumed run
+  // first calls it with the local log's records beyond replay_log's last step (all of them
+  // without one), so whoever collects them has every step once resumed.
   std::function<void(const zo::ZoStepRecord&)> on_step;
   TrainEvents events;
   // Train these adapters (LoRA or a prefix; attached to the model, base frozen) instead of the

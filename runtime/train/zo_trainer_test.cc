@@ -84,11 +84,18 @@ TEST(ZoTrainerTest, ResumeAfterInterruptionEqualsAnUninterruptedRun) {
   }
   auto resumed = *Transformer::Create(Small());
   resumed->InitializeParameters(999);  // Whatever it starts with, the checkpoint replaces it.
-  auto c = ZoTrainer::Create(resumed.get(), &corpus, nullptr, Options(TmpDir("zo_cut")));
+  ZoTrainerOptions options = Options(TmpDir("zo_cut"));
+  // Every step reaches on_step once, in order: the 25 in the local log (the run before may
+  // have stopped before sending them), then the new ones.
+  std::vector<int64_t> reported;
+  options.on_step = [&reported](const zo::ZoStepRecord& r) { reported.push_back(r.step); };
+  auto c = ZoTrainer::Create(resumed.get(), &corpus, nullptr, options);
   std::vector<std::string> log;
   ASSERT_TRUE((*c)->Run([&log](const std::string& l) { log.push_back(l); }).ok());
   ASSERT_FALSE(log.empty());
   EXPECT_NE(log[0].find("replayed 5 logged steps: at step 25"), std::string::npos) << log[0];
+  ASSERT_EQ(reported.size(), 40u);
+  for (int64_t i = 0; i < 40; ++i) EXPECT_EQ(reported[i], i + 1);
   EXPECT_EQ(0, std::memcmp(full->params().data(), resumed->params().data(),
                            full->params().size() * sizeof(float)));
 }
