@@ -3,6 +3,7 @@
 
 #include <httplib.h>
 
+#include <charconv>
 #include <cmath>
 #include <fstream>
 
@@ -40,7 +41,13 @@ std::string Labels(const MetricLabels& labels, const std::string& extra_key = ""
 std::string Number(double v) {
   if (std::isnan(v)) return "NaN";
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
-  return absl::StrCat(v);
+  // Counters of bytes, tokens and steps exactly; everything else round-trips.
+  if (v == std::trunc(v) && std::fabs(v) < 9007199254740992.0) {
+    return absl::StrCat(static_cast<int64_t>(v));
+  }
+  char digits[32];  // The shortest text that reads back as the same double.
+  const std::to_chars_result end = std::to_chars(digits, digits + sizeof(digits), v);
+  return std::string(digits, end.ptr);
 }
 
 }  // namespace
@@ -56,35 +63,44 @@ void Histogram::Observe(double value, uint64_t n) {
   sum_ += value * static_cast<double>(n);
 }
 
-void MetricsWriter::Family(const std::string& name, const std::string& help, const char* type) {
-  if (!families_.insert(name).second) return;
-  absl::StrAppend(&text_, "# HELP ", name, " ", help, "\n# TYPE ", name, " ", type, "\n");
+std::string& MetricsWriter::Family(const std::string& name, const std::string& help,
+                                   const char* type) {
+  auto [it, added] = families_.try_emplace(name);
+  if (added) {
+    order_.push_back(name);
+    absl::StrAppend(&it->second, "# HELP ", name, " ", help, "\n# TYPE ", name, " ", type, "\n");
+  }
+  return it->second;
+}
+
+std::string MetricsWriter::text() const {
+  std::string out;
+  for (const std::string& name : order_) out += families_.at(name);
+  return out;
 }
 
 void MetricsWriter::Gauge(const std::string& name, const std::string& help,
                           const MetricLabels& labels, double value) {
-  Family(name, help, "gauge");
-  absl::StrAppend(&text_, name, Labels(labels), " ", Number(value), "\n");
+  absl::StrAppend(&Family(name, help, "gauge"), name, Labels(labels), " ", Number(value), "\n");
 }
 
 void MetricsWriter::Counter(const std::string& name, const std::string& help,
                             const MetricLabels& labels, double value) {
-  Family(name, help, "counter");
-  absl::StrAppend(&text_, name, Labels(labels), " ", Number(value), "\n");
+  absl::StrAppend(&Family(name, help, "counter"), name, Labels(labels), " ", Number(value), "\n");
 }
 
 void MetricsWriter::WriteHistogram(const std::string& name, const std::string& help,
                                    const MetricLabels& labels, const Histogram& h) {
-  Family(name, help, "histogram");
+  std::string& out = Family(name, help, "histogram");
   uint64_t cumulative = 0;
   for (size_t i = 0; i < h.bounds().size(); ++i) {
     cumulative += h.counts()[i];
-    absl::StrAppend(&text_, name, "_bucket", Labels(labels, "le", Number(h.bounds()[i])), " ",
+    absl::StrAppend(&out, name, "_bucket", Labels(labels, "le", Number(h.bounds()[i])), " ",
                     cumulative, "\n");
   }
-  absl::StrAppend(&text_, name, "_bucket", Labels(labels, "le", "+Inf"), " ", h.count(), "\n");
-  absl::StrAppend(&text_, name, "_sum", Labels(labels), " ", Number(h.sum()), "\n");
-  absl::StrAppend(&text_, name, "_count", Labels(labels), " ", h.count(), "\n");
+  absl::StrAppend(&out, name, "_bucket", Labels(labels, "le", "+Inf"), " ", h.count(), "\n");
+  absl::StrAppend(&out, name, "_sum", Labels(labels), " ", Number(h.sum()), "\n");
+  absl::StrAppend(&out, name, "_count", Labels(labels), " ", h.count(), "\n");
 }
 
 absl::StatusOr<std::unique_ptr<OperatorEndpoint>> OperatorEndpoint::Start(Options options) {

@@ -2,7 +2,8 @@
 // (the process serves) and /readyz (it can take work), plus any pages the daemon adds (the
 // coordinator's dashboard), over HTTP on their own port, or HTTPS with a certificate.
 // Metrics are pulled: each scrape calls the daemon's collect function, which writes the current
-// values through MetricsWriter (HELP and TYPE once per family, label values escaped).
+// values through MetricsWriter (HELP and TYPE once per family, each family's samples together,
+// label values escaped, integers exactly and other values with full double precision).
 // Histogram is the one piece of accumulated state (observations between scrapes).
 #ifndef STRATA_SERVICES_COMMON_METRICS_H_
 #define STRATA_SERVICES_COMMON_METRICS_H_
@@ -54,12 +55,15 @@ class MetricsWriter {
                double value);
   void WriteHistogram(const std::string& name, const std::string& help, const MetricLabels& labels,
                       const Histogram& histogram);
-  const std::string& text() const { return text_; }
+  // Every family's HELP, TYPE and samples together (the text format wants each family in one
+  // group, whatever order the samples were written in), families in order of first use.
+  std::string text() const;
 
  private:
-  void Family(const std::string& name, const std::string& help, const char* type);
-  std::string text_;
-  std::set<std::string> families_;
+  // The family's block, started with its HELP and TYPE lines on first use.
+  std::string& Family(const std::string& name, const std::string& help, const char* type);
+  std::vector<std::string> order_;
+  std::map<std::string, std::string> families_;
 };
 
 // One GET request to a page the daemon adds, and its reply.

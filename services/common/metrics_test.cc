@@ -1,5 +1,6 @@
 // The operator endpoint over real HTTP on loopback: /metrics in the Prometheus text format
-// (HELP/TYPE once per family, escaped labels, cumulative histogram buckets with +Inf, _sum,
+// (HELP/TYPE once per family, each family's samples together, exact integers, escaped labels,
+// cumulative histogram buckets with +Inf, _sum,
 // _count), /healthz, and /readyz following the ready callback; a busy port is an error. Added
 // pages get the Authorization header and query; with a certificate everything is HTTPS only.
 #include "services/common/metrics.h"
@@ -30,6 +31,9 @@ TEST(MetricsTest, ServesPrometheusTextHealthAndReadiness) {
     out->Gauge("strata_jobs", "Jobs by state.", {{"state", "QUEUED"}}, 2);
     out->Gauge("strata_jobs", "Jobs by state.", {{"state", "RUNNING"}}, 1);
     out->Counter("strata_train_tokens_total", "Tokens.", {{"job_id", "a\"b"}, {"rank", "0"}}, 1024);
+    out->Gauge("strata_train_loss", "Loss.", {}, 2.70553000123);
+    out->Counter("strata_train_tokens_total", "Tokens.", {{"job_id", "c"}, {"rank", "0"}},
+                 270553000123.0);
     out->WriteHistogram("strata_train_step_duration_seconds", "Step time.",
                         {{"job_id", "j"}, {"rank", "0"}}, h);
   };
@@ -56,6 +60,11 @@ TEST(MetricsTest, ServesPrometheusTextHealthAndReadiness) {
               HasSubstr("strata_train_step_duration_seconds_sum{job_id=\"j\",rank=\"0\"} 8.55"));
   EXPECT_EQ(client.Get("/healthz")->status, 200);
   EXPECT_EQ(client.Get("/readyz")->status, 503);
+  // A family written in two places still comes out as one group; big counters exactly.
+  EXPECT_THAT(body, HasSubstr("strata_train_tokens_total{job_id=\"a\\\"b\",rank=\"0\"} 1024\n"
+                              "strata_train_tokens_total{job_id=\"c\",rank=\"0\"} "
+                              "270553000123\n"));
+  EXPECT_THAT(body, HasSubstr("strata_train_loss 2.70553000123\n"));
   ready = true;
   EXPECT_EQ(client.Get("/readyz")->status, 200);
 

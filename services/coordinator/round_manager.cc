@@ -326,6 +326,7 @@ void RoundManager::CloseLocked(Job& job, bool timed_out) {
                            ok, static_cast<int>(job.sampled.size()), min_replies,
                            timed_out ? ", timed out" : "");
   }
+  ++(info.state() == v1::ROUND_STATE_CLOSED ? rounds_closed_ : rounds_failed_);
   job.finished = job.round >= job.spec.num_rounds();
   options_.jobs
       ->OnFederatedRound(job.id, job.round,
@@ -492,25 +493,48 @@ void RoundManager::Tick() {
 
 void RoundManager::CollectMetrics(MetricsWriter* out) const {
   absl::MutexLock lock(&mu_);
+  // Per-job series while the job's rounds go on; each family's samples together.
+  std::vector<const Job*> active;
   for (const auto& [id, job] : jobs_) {
+    if (!job->finished) active.push_back(job.get());
+  }
+  for (const Job* job : active) {
     out->Gauge("strata_federated_clients_online", "Clients seen within the online window.",
-               {{"job", id}}, OnlineLocked(*job));
+               {{"job_id", job->id}}, OnlineLocked(*job));
+  }
+  for (const Job* job : active) {
     out->Gauge("strata_federated_clients_sampled", "Clients sampled for the current round.",
-               {{"job", id}}, job->open ? static_cast<double>(job->sampled.size()) : 0.0);
-    out->Gauge("strata_federated_round", "The current (or last) round.", {{"job", id}},
+               {{"job_id", job->id}}, job->open ? static_cast<double>(job->sampled.size()) : 0.0);
+  }
+  for (const Job* job : active) {
+    out->Gauge("strata_federated_round", "The current (or last) round.", {{"job_id", job->id}},
                static_cast<double>(job->round));
-    // The latest closed round's mean bytes per sampled client.
+  }
+  // The latest closed round's mean bytes per sampled client.
+  std::vector<std::pair<const Job*, const v1::RoundInfo*>> latest_closed;
+  for (const Job* job : active) {
     for (auto info = job->rounds.rbegin(); info != job->rounds.rend(); ++info) {
       if (info->state() != v1::ROUND_STATE_CLOSED || info->sampled() == 0) continue;
-      out->Gauge("strata_federated_bytes_up_per_client",
-                 "Mean request bytes per sampled client in the latest closed round.", {{"job", id}},
-                 static_cast<double>(info->bytes_up()) / info->sampled());
-      out->Gauge("strata_federated_bytes_down_per_client",
-                 "Mean response bytes per sampled client in the latest closed round.",
-                 {{"job", id}}, static_cast<double>(info->bytes_down()) / info->sampled());
+      latest_closed.emplace_back(job, &*info);
       break;
     }
   }
+  for (const auto& [job, info] : latest_closed) {
+    out->Gauge("strata_federated_bytes_up_per_client",
+               "Mean request bytes per sampled client in the latest closed round.",
+               {{"job_id", job->id}}, static_cast<double>(info->bytes_up()) / info->sampled());
+  }
+  for (const auto& [job, info] : latest_closed) {
+    out->Gauge("strata_federated_bytes_down_per_client",
+               "Mean response bytes per sampled client in the latest closed round.",
+               {{"job_id", job->id}}, static_cast<double>(info->bytes_down()) / info->sampled());
+  }
+  out->Counter("strata_federated_rounds_total",
+               "Federated rounds ended by this coordinator: closed (an update applied) or failed.",
+               {{"outcome", "closed"}}, static_cast<double>(rounds_closed_));
+  out->Counter("strata_federated_rounds_total",
+               "Federated rounds ended by this coordinator: closed (an update applied) or failed.",
+               {{"outcome", "failed"}}, static_cast<double>(rounds_failed_));
   for (const char* outcome : {"ok", "duplicate", "late", "not_sampled", "rejected"}) {
     auto it = outcomes_.find(outcome);
     out->Counter("strata_federated_replies_total", "Client results by outcome.",

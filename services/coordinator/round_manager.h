@@ -18,6 +18,9 @@
 // accepted); non-finite scalars, scalars beyond `scalar_clip`, bad or repeated seed indices are
 // REJECTED and counted. Sessions are bound to one client and one job. After a coordinator
 // restart the closed rounds are read back, an open round is failed, and clients re-register.
+//
+// Metrics: per-job gauges (label job_id) while the job's rounds go on, then none; counters of
+// replies and rounds by outcome over every job since the process started.
 #ifndef STRATA_SERVICES_COORDINATOR_ROUND_MANAGER_H_
 #define STRATA_SERVICES_COORDINATOR_ROUND_MANAGER_H_
 
@@ -137,6 +140,9 @@ class RoundManager {
   std::map<std::string, std::string> sessions_ ABSL_GUARDED_BY(mu_);  // Token -> job/client.
   // Replies by outcome, over every job (metrics).
   std::map<std::string, int64_t> outcomes_ ABSL_GUARDED_BY(mu_);
+  // Rounds this process ended, closed (an entry appended) or failed (metrics).
+  int64_t rounds_closed_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t rounds_failed_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t rate_limited_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t registrations_refused_ ABSL_GUARDED_BY(mu_) = 0;
   Histogram round_seconds_ ABSL_GUARDED_BY(mu_){{0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300}};

@@ -3,7 +3,8 @@
 // seed order), every push outcome (accepted, duplicate, late, not sampled, rejected for
 // non-finite / clipped / bad or repeated seeds / oversized), sessions bound to their client,
 // enrollment tokens, a round timing out below min_replies (nothing applied), the job completing
-// after its rounds, and a new coordinator reading the history back.
+// after its rounds, a new coordinator reading the history back, and the /metrics series (rounds
+// by outcome, per-job gauges while the rounds go on).
 #include "services/coordinator/round_manager.h"
 
 #include <cmath>
@@ -218,6 +219,60 @@ TEST_F(RoundManagerTest, ARoundTimesOutWithoutEnoughRepliesAndNothingIsApplied) 
   rounds = rounds_->ListRounds(job);
   EXPECT_EQ(rounds->rounds(1).state(), v1::ROUND_STATE_CLOSED);
   EXPECT_EQ(rounds->rounds(1).timeouts(), 1);
+}
+
+TEST_F(RoundManagerTest, MetricsCountRoundsByOutcomeAndFollowTheJob) {
+  const auto metrics = [this] {
+    MetricsWriter out;
+    rounds_->CollectMetrics(&out);
+    return out.text();
+  };
+  EXPECT_THAT(metrics(), HasSubstr("strata_federated_rounds_total{outcome=\"closed\"} 0\n"));
+  EXPECT_THAT(metrics(), HasSubstr("strata_federated_rounds_total{outcome=\"failed\"} 0\n"));
+  const std::string job = Submit(/*rounds=*/3, /*min_replies=*/2);
+  const std::string label = "{job_id=\"" + job + "\"} ";
+  const std::string a = Register(job, "a", 1), b = Register(job, "b", 1);
+  ASSERT_TRUE(Pull(job, "a", a)->has_task());
+  ASSERT_TRUE(Pull(job, "b", b)->has_task());
+  std::string text = metrics();
+  EXPECT_THAT(text, HasSubstr("strata_federated_round" + label + "1\n"));
+  EXPECT_THAT(text, HasSubstr("strata_federated_clients_online" + label + "2\n"));
+  EXPECT_THAT(text, HasSubstr("strata_federated_clients_sampled" + label + "2\n"));
+  EXPECT_THAT(text, ::testing::Not(HasSubstr("bytes_up_per_client")));  // Nothing closed yet.
+  // Round 1: one valid reply of the two needed by the deadline: failed.
+  EXPECT_EQ(Push(job, "a", a, 1, {{1, 1.0f}}), v1::PUSH_OUTCOME_ACCEPTED);
+  now_ += absl::Seconds(31);
+  rounds_->Tick();
+  text = metrics();
+  EXPECT_THAT(text, HasSubstr("strata_federated_rounds_total{outcome=\"failed\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("strata_federated_rounds_total{outcome=\"closed\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("strata_federated_clients_sampled" + label + "0\n"));
+  // Both back online (each past the online window): round 2 closes with both replies and
+  // round 3 opens at once.
+  EXPECT_FALSE(Pull(job, "a", a)->has_task());
+  ASSERT_TRUE(Pull(job, "b", b)->has_task());
+  ASSERT_TRUE(Pull(job, "a", a)->has_task());
+  rounds_->CountBytes(job, "a", 100, 400);
+  rounds_->CountBytes(job, "b", 300, 0);
+  EXPECT_EQ(Push(job, "a", a, 2, {{1, 1.0f}}), v1::PUSH_OUTCOME_ACCEPTED);
+  EXPECT_EQ(Push(job, "b", b, 2, {{2, 1.0f}}), v1::PUSH_OUTCOME_ACCEPTED);
+  text = metrics();
+  EXPECT_THAT(text, HasSubstr("strata_federated_rounds_total{outcome=\"closed\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("strata_federated_round" + label + "3\n"));
+  EXPECT_THAT(text, HasSubstr("strata_federated_bytes_up_per_client" + label + "200\n"));
+  EXPECT_THAT(text, HasSubstr("strata_federated_bytes_down_per_client" + label + "200\n"));
+  // Each family's HELP/TYPE once, before its samples.
+  EXPECT_THAT(text, HasSubstr("# TYPE strata_federated_rounds_total counter\n"
+                              "strata_federated_rounds_total{outcome=\"closed\"} 1\n"
+                              "strata_federated_rounds_total{outcome=\"failed\"} 1\n"));
+  // The last round closes the job: its series go, the counters stay.
+  EXPECT_EQ(Push(job, "a", a, 3, {{1, 1.0f}}), v1::PUSH_OUTCOME_ACCEPTED);
+  EXPECT_EQ(Push(job, "b", b, 3, {{2, 1.0f}}), v1::PUSH_OUTCOME_ACCEPTED);
+  EXPECT_EQ(manager_->Get(job, "")->state(), v1::JOB_STATE_COMPLETED);
+  text = metrics();
+  EXPECT_THAT(text, ::testing::Not(HasSubstr(job)));
+  EXPECT_THAT(text, HasSubstr("strata_federated_rounds_total{outcome=\"closed\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("strata_federated_rounds_total{outcome=\"failed\"} 1\n"));
 }
 
 // FedKSeed-Pro: the next round's probabilities favor the seeds that moved the model more.
