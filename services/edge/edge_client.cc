@@ -56,6 +56,8 @@ EdgeClient::EdgeClient(EdgeClientOptions options)
     : options_(std::move(options)), stub_(v1::FederatedService::NewStub(options_.channel)) {}
 
 grpc::Status EdgeClient::Call(const std::function<grpc::Status(grpc::ClientContext*)>& rpc) {
+  constexpr int kMaxThrottledRetries = 8;
+  int throttled_retries = 0;
   absl::Duration backoff = absl::Milliseconds(100);
   for (;;) {
     grpc::ClientContext context;
@@ -70,11 +72,16 @@ grpc::Status EdgeClient::Call(const std::function<grpc::Status(grpc::ClientConte
       }
       continue;
     }
+    // Over the coordinator's per-client rate (--client_rate_limit): slow down and try again, a
+    // bounded number of times (the same code also means a message over gRPC's size limit).
+    const bool throttled = status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
+                           ++throttled_retries <= kMaxThrottledRetries;
     if (status.error_code() != grpc::StatusCode::UNAVAILABLE &&
-        status.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) {
+        status.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED && !throttled) {
       return status;
     }
-    options_.log(absl::StrFormat("coordinator unavailable (%s); retrying in %s",
+    options_.log(absl::StrFormat("%s (%s); retrying in %s",
+                                 throttled ? "rate limited" : "coordinator unavailable",
                                  status.error_message(), absl::FormatDuration(backoff)));
     absl::SleepFor(backoff);
     backoff = std::min(backoff * 2, options_.max_backoff);

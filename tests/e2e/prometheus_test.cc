@@ -205,7 +205,7 @@ class PrometheusTest : public ::testing::Test {
         {kCoordinator, "--listen=localhost:0", "--port_file=" + dir_ + "/coordinator.port",
          "--data_dir=" + dir_ + "/coordinator", "--heartbeat_interval=200ms",
          "--heartbeat_timeout=2s", "--serve_plaintext", "--allow_unauthenticated_workers",
-         "--open_enrollment", "--client_online_window=3s", "--client_rate_limit=0",
+         "--open_enrollment", "--client_online_window=3s", "--client_rate_limit=5",
          "--data_roots=/usr/share/common-licenses", "--metrics_listen=127.0.0.1:0",
          "--metrics_port_file=" + dir_ + "/coordinator.metrics"},
         dir_, "coordinator");
@@ -416,6 +416,9 @@ TEST_F(PrometheusTest, ScrapesEveryDocumentedSeriesLoadsTheRulesAndFeedsTheDashb
   QueryUntilPresent("strata_federated_rounds_total{outcome=\"closed\"} >= 2");
   QueryUntilPresent("strata_federated_replies_total{outcome=\"ok\"} >= 2");
   QueryUntilPresent("strata_federated_round_seconds_count >= 2");
+  // The client runs faster than --client_rate_limit=5 allows: it is throttled, backs off and
+  // carries on (the rounds above still close).
+  QueryUntilPresent("strata_federated_rate_limited_total > 0");
   QueryUntilPresent("rate(strata_federated_rounds_total{outcome=\"closed\"}[15s]) > 0");
   EXPECT_THAT(Query("strata_federated_rounds_total{outcome=\"failed\"} > 0"), IsEmpty());
 
