@@ -422,6 +422,29 @@ TEST_F(PrometheusTest, ScrapesEveryDocumentedSeriesLoadsTheRulesAndFeedsTheDashb
   QueryUntilPresent("rate(strata_federated_rounds_total{outcome=\"closed\"}[15s]) > 0");
   EXPECT_THAT(Query("strata_federated_rounds_total{outcome=\"failed\"} > 0"), IsEmpty());
 
+  // The dashboard's data shows the same federated job with its latest rounds (no tokens here:
+  // everyone sees everything).
+  {
+    httplib::Client http("127.0.0.1", coordinator_metrics_);
+    auto reply = http.Get("/api/v1/dashboard");
+    ASSERT_TRUE(reply && reply->status == 200);
+    const nlohmann::json dashboard = nlohmann::json::parse(reply->body);
+    bool shown = false;
+    for (const nlohmann::json& job : dashboard["jobs"]) {
+      if (job["id"] != fed) continue;
+      shown = true;
+      EXPECT_TRUE(job["federated"].get<bool>());
+      EXPECT_GE(job["round"].get<int64_t>(), 2);
+      ASSERT_FALSE(job["rounds"].empty()) << job.dump();
+      EXPECT_EQ(job["rounds"][0]["round"].get<int64_t>(),
+                job["rounds"][job["rounds"].size() - 1]["round"].get<int64_t>() +
+                    static_cast<int64_t>(job["rounds"].size()) - 1)
+          << "newest round first";
+      EXPECT_FALSE(job["curve"].empty()) << "the rounds' mean losses";
+    }
+    EXPECT_TRUE(shown) << reply->body;
+  }
+
   // The ZO job steps, at a rate, with throughput, NVMe traffic and an evaluation.
   QueryUntilPresent(absl::StrCat("strata_train_step{", zo_job, ", rank=\"0\"} > 20"));
   QueryUntilPresent(absl::StrCat("deriv(strata_train_step{", zo_job, "}[15s]) > 0"));
