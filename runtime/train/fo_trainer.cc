@@ -181,6 +181,13 @@ absl::Status FoTrainer::SaveCheckpoint() {
     STRATA_ASSIGN_OR_RETURN(
         checkpoints_, CheckpointManager::Create({OwnCheckpointDir(), options_.keep_checkpoints}));
   }
+  if (options_.attempt > 0 && !fence_.has_value()) {
+    STRATA_ASSIGN_OR_RETURN(AttemptFence fence, AttemptFence::Claim(OwnCheckpointDir(),
+                                                                    options_.job_id,
+                                                                    options_.attempt));
+    fence_.emplace(std::move(fence));
+  }
+  if (fence_.has_value()) STRATA_RETURN_IF_ERROR(fence_->Check());
   STRATA_ASSIGN_OR_RETURN(CheckpointManager::Writer writer, checkpoints_->Begin(step_));
   STRATA_RETURN_IF_ERROR(update_->Save(writer.dir(), *model_, rank()));
   nlohmann::json position;
@@ -201,6 +208,12 @@ absl::StatusOr<int64_t> FoTrainer::Resume(const std::function<void(const std::st
   if (options_.checkpoint_dir.empty()) return step_;
   STRATA_ASSIGN_OR_RETURN(
       checkpoints_, CheckpointManager::Create({OwnCheckpointDir(), options_.keep_checkpoints}));
+  if (options_.attempt > 0) {
+    STRATA_ASSIGN_OR_RETURN(AttemptFence fence, AttemptFence::Claim(OwnCheckpointDir(),
+                                                                    options_.job_id,
+                                                                    options_.attempt));
+    fence_.emplace(std::move(fence));
+  }
   std::vector<std::string> problems;
   absl::StatusOr<CheckpointInfoOnDisk> latest = checkpoints_->LatestValid(&problems);
   for (const std::string& problem : problems) log("skipping checkpoint: " + problem);

@@ -19,6 +19,7 @@
 #include "runtime/optim/lr_schedule.h"
 #include "runtime/peft/trainable_adapters.h"
 #include "runtime/train/fo_update.h"
+#include "runtime/train/attempt_fence.h"
 #include "runtime/train/train_events.h"
 #include "storage/checkpoint.h"
 
@@ -65,6 +66,10 @@ struct FoTrainerOptions {
   // rank 0's hold the weights (Hugging Face files), every rank's its AdamW state (its ZeRO
   // partition) and the data position. Run resumes from the newest step all ranks have.
   std::string checkpoint_dir;
+  // >= 1: the job attempt this run is; each rank claims its checkpoint directory for it
+  // (AttemptFence) and stops before its next checkpoint once a newer attempt claims it.
+  int64_t attempt = 0;
+  std::string job_id;  // With attempt: the job the directory is claimed for.
   int64_t checkpoint_every = 0;
   // Retention: the newest N checkpoints of each rank (at least 2 with several ranks, so the
   // newest step all ranks have survives a crash between their commits).
@@ -118,6 +123,7 @@ class FoTrainer {
   BatchSampler sampler_;
   std::unique_ptr<FoUpdate> update_;  // The stage family's weight update and its state.
   std::unique_ptr<CheckpointManager> checkpoints_;
+  std::optional<AttemptFence> fence_;  // With options_.attempt.
   bool resumed_ = false;
   int rank() const { return options_.comm != nullptr ? options_.comm->rank() : 0; }
   std::string OwnCheckpointDir() const {

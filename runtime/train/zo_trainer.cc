@@ -84,6 +84,7 @@ absl::Status ZoTrainer::ExportHf(const std::string& dir) {
 
 absl::Status ZoTrainer::SaveCheckpoint() {
   if (checkpoints_ == nullptr) return absl::OkStatus();
+  if (fence_.has_value()) STRATA_RETURN_IF_ERROR(fence_->Check());
   STRATA_ASSIGN_OR_RETURN(CheckpointManager::Writer writer, checkpoints_->Begin(step_));
   STRATA_RETURN_IF_ERROR(ExportHf(writer.dir()));
   zo::ZoOptimizer* arithmetic = engine_->arithmetic();
@@ -122,6 +123,11 @@ absl::StatusOr<int64_t> ZoTrainer::Resume(const Log& log) {
   const std::string& dir = options_.checkpoint_dir;
   STRATA_ASSIGN_OR_RETURN(checkpoints_,
                           CheckpointManager::Create({dir, options_.keep_checkpoints}));
+  if (options_.attempt > 0) {  // Before the step log is opened (it may cut a torn tail).
+    STRATA_ASSIGN_OR_RETURN(AttemptFence fence,
+                            AttemptFence::Claim(dir, options_.job_id, options_.attempt));
+    fence_.emplace(std::move(fence));
+  }
   STRATA_ASSIGN_OR_RETURN(log_, zo::StepLogWriter::Open(absl::StrCat(dir, "/steplog.bin"),
                                                         options_.zo.num_perturbations));
   if (log_->torn_tail_bytes() > 0) {
@@ -231,6 +237,7 @@ absl::Status ZoTrainer::ReplayNext(const zo::ZoStepRecord& record, const std::st
 absl::Status ZoTrainer::ReplayFromStart(const Log& log) {
   STRATA_ASSIGN_OR_RETURN(zo::StepLogContents contents,
                           zo::ReadStepLog(options_.replay_log, options_.zo.num_perturbations));
+  if (fence_.has_value()) STRATA_RETURN_IF_ERROR(fence_->Check());
   for (const zo::ZoStepRecord& record : contents.records) {
     if (record.step == step_ + 1) STRATA_RETURN_IF_ERROR(log_->Append(record, /*sync=*/false));
     STRATA_RETURN_IF_ERROR(ReplayNext(record, options_.replay_log));
@@ -247,6 +254,7 @@ absl::StatusOr<zo::ZoStepRecord> ZoTrainer::Step() {
   STRATA_RETURN_IF_ERROR(EnsureEngine());
   STRATA_ASSIGN_OR_RETURN(zo::ZoStepRecord record, engine_->Step(tokens_, targets_, options_.batch,
                                                                  options_.seq, next, LrAt(step_)));
+  if (fence_.has_value()) STRATA_RETURN_IF_ERROR(fence_->Check());
   if (log_ != nullptr) STRATA_RETURN_IF_ERROR(log_->Append(record, /*sync=*/true));
   step_ = next;
   if (options_.on_step) options_.on_step(record);

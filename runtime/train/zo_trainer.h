@@ -27,6 +27,7 @@
 #include "runtime/offload/offloaded_zo.h"
 #include "runtime/optim/lr_schedule.h"
 #include "runtime/peft/trainable_adapters.h"
+#include "runtime/train/attempt_fence.h"
 #include "runtime/train/train_events.h"
 #include "runtime/zo/step_log.h"
 #include "runtime/zo/zo_engine.h"
@@ -48,6 +49,11 @@ struct ZoTrainerOptions {
   int64_t log_every = 50;
   uint64_t data_seed = 0;
   std::string checkpoint_dir;  // Empty: nothing is persisted.
+  // >= 1: the job attempt this run is. Resume claims checkpoint_dir for it (AttemptFence), and
+  // once a newer attempt claims the directory the run stops before its next write
+  // (FAILED_PRECONDITION). 0: no fencing.
+  int64_t attempt = 0;
+  std::string job_id;  // With attempt: the job the directory is claimed for.
   // Stream the transformer blocks from NVMe or a pinned host tier (runtime/offload): sgd and
   // sign variants. The results are bitwise those of in-memory training; evaluation, checkpoints
   // and export stream the blocks within the memory budget.
@@ -125,6 +131,7 @@ class ZoTrainer {
   std::unique_ptr<zo::ZoEngine> engine_;
   std::unique_ptr<zo::StepLogWriter> log_;
   std::unique_ptr<CheckpointManager> checkpoints_;
+  std::optional<AttemptFence> fence_;  // With options_.attempt.
   std::vector<int32_t> tokens_, targets_;
   int64_t step_ = 0;
   int64_t checkpointed_step_ = -1;  // Step of the newest checkpoint this run committed.

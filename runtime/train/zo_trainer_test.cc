@@ -100,6 +100,33 @@ TEST(ZoTrainerTest, ResumeAfterInterruptionEqualsAnUninterruptedRun) {
                            full->params().size() * sizeof(float)));
 }
 
+TEST(ZoTrainerTest, ARunSupersededByANewerAttemptStopsWithoutWriting) {
+  const TokenCorpus corpus = Text();
+  auto quiet = [](const std::string&) {};
+  auto model = *Transformer::Create(Small());
+  model->InitializeParameters(1);
+  ZoTrainerOptions o = Options(TmpDir("zo_fenced"));
+  o.job_id = "j-1";
+  o.attempt = 1;
+  auto old_attempt = ZoTrainer::Create(model.get(), &corpus, nullptr, o);
+  const absl::StatusOr<int64_t> resumed = (*old_attempt)->Resume(quiet);
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  for (int s = 0; s < 3; ++s) ASSERT_TRUE((*old_attempt)->Step().ok());
+  // The job restarted elsewhere on the same storage while this rank was cut off.
+  ASSERT_TRUE(AttemptFence::Claim(o.checkpoint_dir, "j-1", 2).ok());
+  const std::string log_path = o.checkpoint_dir + "/steplog.bin";
+  std::ifstream before(log_path, std::ios::binary | std::ios::ate);
+  const auto size = before.tellg();
+  absl::StatusOr<zo::ZoStepRecord> step = (*old_attempt)->Step();
+  EXPECT_EQ(step.status().code(), absl::StatusCode::kFailedPrecondition) << step.status();
+  EXPECT_EQ((*old_attempt)->SaveCheckpoint().code(), absl::StatusCode::kFailedPrecondition);
+  std::ifstream after(log_path, std::ios::binary | std::ios::ate);
+  EXPECT_EQ(after.tellg(), size) << "the superseded run appended to the step log";
+  // A late restart of the old attempt does not start at all.
+  auto late = ZoTrainer::Create(model.get(), &corpus, nullptr, o);
+  EXPECT_EQ((*late)->Resume(quiet).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
 TEST(ZoTrainerTest, AStopRequestCheckpointsAndTheRunResumesToTheSameWeights) {
   const TokenCorpus corpus = Text();
   auto quiet = [](const std::string&) {};

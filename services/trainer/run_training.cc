@@ -206,6 +206,8 @@ absl::StatusOr<ZoTrainerOptions> ZoOptionsFor(const v1::RunConfig& run) {
   o.log_every = run.training().log_interval();
   o.data_seed = run.data().shuffle_seed();
   o.checkpoint_dir = run.checkpoint().dir();
+  o.attempt = run.attempt();  // 0 outside the service: no fencing.
+  o.job_id = run.job_id();
   o.checkpoint_every = run.checkpoint().interval_steps();
   o.keep_checkpoints = run.checkpoint().keep_last();
   o.replay_log = run.checkpoint().replay_log();
@@ -254,6 +256,8 @@ absl::StatusOr<FoTrainerOptions> FoOptionsFor(const v1::RunConfig& run) {
   o.seed = run.data().shuffle_seed();
   o.save_dir = run.checkpoint().export_dir();
   o.checkpoint_dir = run.checkpoint().dir();
+  o.attempt = run.attempt();  // 0 outside the service: no fencing.
+  o.job_id = run.job_id();
   o.checkpoint_every = run.checkpoint().interval_steps();
   o.keep_checkpoints = run.checkpoint().keep_last();
   o.zero_stage = run.zero().stage();
