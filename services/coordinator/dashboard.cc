@@ -123,8 +123,13 @@ std::string DashboardJson(const DashboardSources& sources, const std::string& us
     int64_t cores = 0;
     int64_t memory_bytes = 0;
   };
+  const std::vector<JobManager::JobView> shown =
+      sources.jobs->Dashboard(is_operator ? "" : user, sources.recent_finished);
   std::map<std::string, Reserved> reserved;
-  for (const JobManager::JobView& view : sources.jobs->Dashboard("", 0)) {
+  // An operator's view already holds every unfinished job; a user's does not.
+  std::vector<JobManager::JobView> everyone;
+  if (!is_operator) everyone = sources.jobs->Dashboard("", 0);
+  for (const JobManager::JobView& view : is_operator ? shown : everyone) {
     if (!HoldsResources(view.job.state())) continue;
     const v1::Resources& r = view.job.spec().resources();
     for (const v1::RankPlacement& p : view.job.placements()) {
@@ -158,10 +163,7 @@ std::string DashboardJson(const DashboardSources& sources, const std::string& us
     });
   }
   json jobs = json::array();
-  for (const JobManager::JobView& view :
-       sources.jobs->Dashboard(is_operator ? "" : user, sources.recent_finished)) {
-    jobs.push_back(JobJson(sources, view));
-  }
+  for (const JobManager::JobView& view : shown) jobs.push_back(JobJson(sources, view));
   json out = {{"user", user},
               {"operator", is_operator},
               {"time", absl::ToDoubleSeconds(now - absl::UnixEpoch())},
