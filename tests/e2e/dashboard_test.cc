@@ -26,6 +26,7 @@
 namespace strata {
 namespace {
 
+using ::strata::testing::Absolute;
 using ::strata::testing::ProcessResult;
 using ::strata::testing::ReadFileOrEmpty;
 using ::strata::testing::RunProcess;
@@ -41,11 +42,6 @@ constexpr char kCli[] = "services/cli/strata";
 constexpr char kTrain[] = "services/trainer/strata-train";
 constexpr char kCheck[] = "tests/e2e/dashboard_check.js";
 constexpr char kHostileName[] = "<img src=x onerror=\"window.__strata_injected=true\">";
-
-std::string Absolute(const std::string& path) {
-  char resolved[PATH_MAX];
-  return realpath(path.c_str(), resolved) != nullptr ? resolved : path;
-}
 
 std::string NpmModules() {
   const char* env = std::getenv("STRATA_NPM_MODULES");

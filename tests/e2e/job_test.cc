@@ -29,6 +29,7 @@
 namespace strata {
 namespace {
 
+using ::strata::testing::Absolute;
 using ::strata::testing::ProcessResult;
 using ::strata::testing::ReadFileOrEmpty;
 using ::strata::testing::RunProcess;
@@ -42,11 +43,6 @@ constexpr char kCoordinator[] = "services/coordinator/strata-coordinator";
 constexpr char kWorker[] = "services/worker/strata-worker";
 constexpr char kCli[] = "services/cli/strata";
 constexpr char kTrain[] = "services/trainer/strata-train";
-
-std::string Absolute(const std::string& path) {
-  char resolved[PATH_MAX];
-  return realpath(path.c_str(), resolved) != nullptr ? resolved : path;
-}
 
 // A ZO (or FO) job on a tiny LLaMA over the GPL text, checkpointing into `ckpt`.
 std::string JobYaml(const std::string& name, const std::string& ckpt, int64_t steps, bool zo,

@@ -40,6 +40,7 @@ namespace strata {
 namespace {
 
 using ::nlohmann::json;
+using ::strata::testing::Absolute;
 using ::strata::testing::ProcessResult;
 using ::strata::testing::ReadFileOrEmpty;
 using ::strata::testing::RunProcess;
@@ -57,11 +58,6 @@ constexpr char kTrain[] = "services/trainer/strata-train";
 constexpr char kRules[] = "deploy/prometheus/strata-rules.yml";
 constexpr char kDashboard[] = "deploy/grafana/strata.json";
 constexpr char kMetricsDoc[] = "docs/metrics.md";
-
-std::string Absolute(const std::string& path) {
-  char resolved[PATH_MAX];
-  return realpath(path.c_str(), resolved) != nullptr ? resolved : path;
-}
 
 // The metric names (strata_*) an expression mentions.
 std::set<std::string> MetricNamesIn(const std::string& expr) {

@@ -70,6 +70,10 @@ std::string ReadFileOrEmpty(const std::string& path);
 // $TEST_TMPDIR, or /tmp outside Bazel.
 std::string TestTmpDir();
 
+// `path` resolved to an absolute path (symbolic links followed); `path` itself if it does not
+// resolve. Daemons started in another directory get binaries and files this way.
+std::string Absolute(const std::string& path);
+
 // The port a daemon wrote to its --port_file, waiting up to 30 s; 0 (and a test failure
 // showing the daemon's stderr) if none appears.
 int WaitForPortFile(const std::string& path, Subprocess& process);
