@@ -13,12 +13,21 @@
 // partition (its stale attempt) is stopped without touching the job, and the worker runs new
 // work. It prints `multihost: partition_to_lost_s=... restart_s=... heal_s=...`.
 //
+// On shared storage (MultiHostSharedStorageTest: every worker has the same --work_dir and the
+// job a relative checkpoint.path, so both attempts use one checkpoint directory), the new
+// attempt claims the directory while the cut-off rank still runs. That rank stops without
+// writing (it sees the claim, or the coordinator stops it once the cable is back); the job
+// ends with the reference's weights, a shared step log holding every step once, the claim
+// naming its last attempt, and every step in the coordinator's store (read from jobs.db once
+// the coordinator stopped).
+//
 // Namespaces, bridge and links are named after the test's pid and removed in TearDown;
 // leftovers of runs that died before their TearDown are removed at the next start. The test
 // is skipped (with the reason) only where the machine cannot make the network: no `ip`, not
 // root (CAP_SYS_ADMIN and CAP_NET_ADMIN), or a kernel without bridges.
 #include <dirent.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -40,6 +49,7 @@
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "proto/strata/v1/common.pb.h"
 #include "runtime/zo/step_log.h"
 #include "tests/testing/subprocess.h"
 
@@ -53,6 +63,7 @@ using ::strata::testing::Subprocess;
 using ::strata::testing::TestTmpDir;
 using ::strata::testing::WaitForPortFile;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr char kCoordinator[] = "services/coordinator/strata-coordinator";
 constexpr char kWorker[] = "services/worker/strata-worker";
@@ -345,7 +356,7 @@ class MultiHostTest : public ::testing::Test {
                   "--listen=" + own, "--advertise_address=" + own,
                   absl::StrCat("--metrics_listen=", host.address, ":", kMetricsPort),
                   "--port_file=" + dir_ + "/" + host.name + ".port", "--cores=1",
-                  "--labels=host=" + host.name, "--work_dir=" + dir_ + "/work-" + host.name,
+                  "--labels=host=" + host.name, "--work_dir=" + WorkDir(host.name),
                   "--data_roots=/usr/share/common-licenses", "--train_binary=" + Absolute(kTrain),
                   tls_server_[0], tls_server_[1], "--tls_ca=" + ca_,
                   "--worker_token_file=" + token_file}),
@@ -408,11 +419,159 @@ class MultiHostTest : public ::testing::Test {
     return workers_[0];
   }
 
-  // Alice's area on worker `name` (checkpoint.path and job directories resolve there).
-  std::string Area(const std::string& name) {
-    return absl::StrCat(Absolute(dir_), "/work-", name, "/users/alice");
+  // Worker `name`'s --work_dir: its own, or the one all workers share.
+  std::string WorkDir(const std::string& name) const {
+    return absl::StrCat(dir_, "/work-", shared_work_dir_ ? "shared" : name);
   }
 
+  // Alice's area on worker `name` (checkpoint.path and job directories resolve there).
+  std::string Area(const std::string& name) {
+    return absl::StrCat(Absolute(WorkDir(name)), "/users/alice");
+  }
+
+  // Every worker registered from its own host, at the address it advertised.
+  void AwaitWorkersReady() {
+    const std::string nodes = Until(
+        "three ready workers", [&] { return Nodes(); },
+        [&](const std::string& table) {
+          for (const Host& h : workers_) {
+            if (NodeState(table, h.name) != "ready") return false;
+          }
+          return true;
+        });
+    for (const Host& host : workers_) {
+      EXPECT_THAT(nodes, HasSubstr(absl::StrCat(host.address, ":", kWorkerPort))) << nodes;
+    }
+  }
+
+  // The reference: the ZO job run uninterrupted (checkpoint.path `full`); its exported weights.
+  void RunReference(std::string* weights) {
+    ProcessResult full = Cli({"job", "submit", WriteJob("full", "full", kZoSteps, true, 32)});
+    ASSERT_EQ(full.exit_code, 0) << full.err << full.out;
+    const std::vector<std::string> hosts = PlacedOn(Describe(SubmittedId(full)));
+    ASSERT_EQ(hosts.size(), 1u);
+    *weights = ReadFileOrEmpty(Area(hosts[0]) + "/full/export/model.safetensors");
+    ASSERT_GT(weights->size(), 1000u);
+  }
+
+  // A ZO job whose worker's cable was pulled part-way.
+  struct Partition {
+    std::string id;
+    std::string victim;      // The worker cut off.
+    std::string stale_rank;  // In the command line of the rank it ran (attempt 1).
+    int64_t cut_step = 0;    // The job's step when the cable was pulled.
+    std::string restarted;   // `job describe` once the job ran again.
+    std::string restarted_on;
+    bool stale_running_at_restart = false;
+    absl::Time cut, lost, running, healed, ready;
+  };
+
+  // Submits the ZO job `name` (checkpoint.path `ckpt`, "" for the job's directory), pulls its
+  // worker's cable once it passed kCutAfterStep, and waits until the coordinator declared the
+  // worker lost and the job runs again on another host.
+  void SubmitAndPartition(const std::string& name, const std::string& ckpt, Partition* p) {
+    ProcessResult submitted =
+        Cli({"job", "submit", WriteJob(name, ckpt, kZoSteps, true, 32), "--detach"});
+    ASSERT_EQ(submitted.exit_code, 0) << submitted.err;
+    p->id = SubmittedId(submitted);
+    ASSERT_FALSE(p->id.empty()) << submitted.out;
+    const std::string before = Until(
+        "step " + std::to_string(kCutAfterStep), [&] { return Describe(p->id); },
+        [](const std::string& j) { return JsonInt(j, "step") >= kCutAfterStep; });
+    p->cut_step = JsonInt(before, "step");
+    ASSERT_LT(p->cut_step, kZoSteps) << "finished before its link could be cut";
+    const std::vector<std::string> first_hosts = PlacedOn(before);
+    ASSERT_EQ(first_hosts.size(), 1u);
+    p->victim = first_hosts[0];
+    p->stale_rank = p->id + "/run-config-a1-r0";
+    ASSERT_FALSE(ProcessesWith(p->stale_rank).empty()) << "the first attempt's rank is not running";
+
+    ASSERT_TRUE(SetLink(WorkerHost(p->victim), /*up=*/false));
+    p->cut = absl::Now();
+    Until(
+        p->victim + " lost", [&] { return Nodes(); },
+        [&](const std::string& table) { return NodeState(table, p->victim) == "lost"; });
+    p->lost = absl::Now();
+    p->restarted = Until(
+        "the job running again", [&] { return Describe(p->id); },
+        [](const std::string& j) {
+          return JsonInt(j, "attempt") >= 2 && j.find("\"JOB_STATE_RUNNING\"") != std::string::npos;
+        });
+    p->running = absl::Now();
+    const std::vector<std::string> second_hosts = PlacedOn(p->restarted);
+    ASSERT_EQ(second_hosts.size(), 1u);
+    p->restarted_on = second_hosts[0];
+    EXPECT_NE(p->restarted_on, p->victim);
+    // Cut off, the worker cannot hear that its rank belongs to a superseded attempt (on shared
+    // storage the rank may have stopped by itself: it saw the new attempt's claim).
+    p->stale_running_at_restart = !ProcessesWith(p->stale_rank).empty();
+  }
+
+  // Plugs the cable back in once kPartition passed since the cut: the worker is ready again and,
+  // back on the network, its stale rank is gone (stopped, unless it stopped by itself) and its
+  // exit reported.
+  void Heal(Partition* p) {
+    // Held past the worker's RPC deadlines: its heartbeats and reports fail, not just wait.
+    absl::SleepFor(p->cut + kPartition - absl::Now());
+    ASSERT_TRUE(SetLink(WorkerHost(p->victim), /*up=*/true));
+    p->healed = absl::Now();
+    Until(
+        p->victim + " ready again", [&] { return Nodes(); },
+        [&](const std::string& table) { return NodeState(table, p->victim) == "ready"; });
+    p->ready = absl::Now();
+    Until(
+        "the stale rank stopped", [&] { return absl::StrJoin(ProcessesWith(p->stale_rank), " "); },
+        [](const std::string& pids) { return pids.empty(); }, absl::Seconds(30));
+    Until(
+        "the stale rank's exit", [&] { return worker_processes_[p->victim]->Stderr(); },
+        [&](const std::string& err) {
+          return err.find(absl::StrCat(p->id, "/1/0 exited")) != std::string::npos;
+        },
+        absl::Seconds(30));
+  }
+
+  // Job `id` ends with one restart, the reference's weights (`want`) exported into
+  // `checkpoints`, and a step log there holding every step once, in order (ReadStepLog refuses
+  // gaps and repeats).
+  void ExpectCompletedLikeReference(const std::string& id, const std::string& checkpoints,
+                                    const std::string& want) {
+    ProcessResult waited = Cli({"job", "wait", id});
+    EXPECT_EQ(waited.exit_code, 0) << waited.err << waited.out;
+    const std::string after = Describe(id);
+    // The stale rank's exit and reports changed nothing: one restart, one attempt after it.
+    EXPECT_THAT(after, HasSubstr("\"state\": \"JOB_STATE_COMPLETED\""));
+    EXPECT_EQ(JsonInt(after, "restarts"), 1) << after;
+    EXPECT_EQ(JsonInt(after, "attempt"), 2) << after;
+    EXPECT_EQ(JsonInt(after, "step"), kZoSteps) << after;
+    const std::string got = ReadFileOrEmpty(checkpoints + "/export/model.safetensors");
+    EXPECT_TRUE(want == got) << "weights differ after the partition";
+    absl::StatusOr<zo::StepLogContents> steps =
+        zo::ReadStepLog(checkpoints + "/steplog.bin", /*num_scalars=*/1);
+    ASSERT_TRUE(steps.ok()) << steps.status();
+    ASSERT_EQ(steps->records.size(), static_cast<size_t>(kZoSteps));
+    EXPECT_EQ(steps->records.front().step, 1);
+    EXPECT_EQ(steps->torn_tail_bytes, 0);
+  }
+
+  // How long the partition's stages took, for the test's output.
+  std::string Timings(const Partition& p) const {
+    return absl::StrFormat(
+        "partition_to_lost_s=%.2f restart_s=%.2f heal_s=%.2f (cut at step %d; stale rank %s "
+        "when the job ran again)",
+        absl::ToDoubleSeconds(p.lost - p.cut), absl::ToDoubleSeconds(p.running - p.lost),
+        absl::ToDoubleSeconds(p.ready - p.healed), p.cut_step,
+        p.stale_running_at_restart ? "running" : "gone");
+  }
+
+  // Stops the coordinator as an operator would (SIGTERM), so its store is closed.
+  void StopCoordinator() {
+    ASSERT_TRUE(coordinator_->Signal(SIGTERM).ok());
+    absl::StatusOr<ProcessResult> exited = coordinator_->Wait(absl::Seconds(30));
+    ASSERT_TRUE(exited.ok()) << exited.status();
+    EXPECT_EQ(exited->exit_code, 0) << coordinator_->Stderr();
+  }
+
+  bool shared_work_dir_ = false;  // Set by a fixture before SetUp.
   std::string ip_, dir_, bridge_netns_, ca_, coordinator_address_;
   std::vector<std::string> namespaces_;  // Made by this run: removed in TearDown.
   std::vector<std::string> tls_server_;
@@ -423,18 +582,7 @@ class MultiHostTest : public ::testing::Test {
 };
 
 TEST_F(MultiHostTest, AJobOutlivesAPartitionedWorkerWhichThenRejoins) {
-  // Every worker registered from its own host, at the address it advertised.
-  const std::string nodes = Until(
-      "three ready workers", [&] { return Nodes(); },
-      [&](const std::string& table) {
-        for (const Host& h : workers_) {
-          if (NodeState(table, h.name) != "ready") return false;
-        }
-        return true;
-      });
-  for (const Host& host : workers_) {
-    EXPECT_THAT(nodes, HasSubstr(absl::StrCat(host.address, ":", kWorkerPort))) << nodes;
-  }
+  AwaitWorkersReady();
 
   // Two ranks on two hosts (one core each): they meet through the coordinator's store and
   // all-reduce over Gloo between the hosts' addresses.
@@ -448,110 +596,159 @@ TEST_F(MultiHostTest, AJobOutlivesAPartitionedWorkerWhichThenRejoins) {
   EXPECT_THAT(Cli({"job", "logs", SubmittedId(dp), "--rank=1"}).out,
               HasSubstr("data parallel: rank 1 of 2, ZeRO stage 0, met through the coordinator"));
 
-  // The reference: the ZO job uninterrupted.
-  ProcessResult full = Cli({"job", "submit", WriteJob("full", "full", kZoSteps, true, 32)});
-  ASSERT_EQ(full.exit_code, 0) << full.err << full.out;
-  const std::vector<std::string> full_hosts = PlacedOn(Describe(SubmittedId(full)));
-  ASSERT_EQ(full_hosts.size(), 1u);
-  const std::string want = ReadFileOrEmpty(Area(full_hosts[0]) + "/full/export/model.safetensors");
-  ASSERT_GT(want.size(), 1000u);
+  std::string want;
+  ASSERT_NO_FATAL_FAILURE(RunReference(&want));
 
-  // The same job again; its worker's cable is pulled part-way.
-  ProcessResult submitted =
-      Cli({"job", "submit", WriteJob("victim", "", kZoSteps, true, 32), "--detach"});
-  ASSERT_EQ(submitted.exit_code, 0) << submitted.err;
-  const std::string id = SubmittedId(submitted);
-  ASSERT_FALSE(id.empty()) << submitted.out;
-  const std::string before = Until(
-      "step " + std::to_string(kCutAfterStep), [&] { return Describe(id); },
-      [](const std::string& j) { return JsonInt(j, "step") >= kCutAfterStep; });
-  const int64_t cut_step = JsonInt(before, "step");
-  ASSERT_LT(cut_step, kZoSteps) << "finished before its link could be cut";
-  const std::vector<std::string> first_hosts = PlacedOn(before);
-  ASSERT_EQ(first_hosts.size(), 1u);
-  const Host& victim = WorkerHost(first_hosts[0]);
-  const std::string stale_rank = id + "/run-config-a1-r0";
-  ASSERT_FALSE(ProcessesWith(stale_rank).empty()) << "the first attempt's rank is not running";
+  // The same job again, checkpointing into its job directory; its worker's cable is pulled
+  // part-way.
+  Partition p;
+  ASSERT_NO_FATAL_FAILURE(SubmitAndPartition("victim", "", &p));
+  ASSERT_NO_FATAL_FAILURE(Heal(&p));
 
-  ASSERT_TRUE(SetLink(victim, /*up=*/false));
-  const absl::Time cut = absl::Now();
-  Until(
-      victim.name + " lost", [&] { return Nodes(); },
-      [&](const std::string& table) { return NodeState(table, victim.name) == "lost"; });
-  const absl::Time lost = absl::Now();
-  const std::string restarted = Until(
-      "the job running again", [&] { return Describe(id); },
-      [](const std::string& j) {
-        return JsonInt(j, "attempt") >= 2 && j.find("\"JOB_STATE_RUNNING\"") != std::string::npos;
-      });
-  const absl::Time running = absl::Now();
-  const std::vector<std::string> second_hosts = PlacedOn(restarted);
-  ASSERT_EQ(second_hosts.size(), 1u);
-  EXPECT_NE(second_hosts[0], victim.name);
-  // Cut off, the worker cannot hear that its rank belongs to a superseded attempt.
-  const bool stale_ran_through_partition = !ProcessesWith(stale_rank).empty();
-
-  // Held past the worker's RPC deadlines: its heartbeats and reports fail, not just wait.
-  absl::SleepFor(cut + kPartition - absl::Now());
-  ASSERT_TRUE(SetLink(victim, /*up=*/true));
-  const absl::Time healed = absl::Now();
-  Until(
-      victim.name + " ready again", [&] { return Nodes(); },
-      [&](const std::string& table) { return NodeState(table, victim.name) == "ready"; });
-  const absl::Time ready = absl::Now();
-  // Back on the network, it is told to stop the stale rank.
-  Until(
-      "the stale rank stopped", [&] { return absl::StrJoin(ProcessesWith(stale_rank), " "); },
-      [](const std::string& pids) { return pids.empty(); }, absl::Seconds(30));
-  Until(
-      "the stale rank's exit", [&] { return worker_processes_[victim.name]->Stderr(); },
-      [&](const std::string& err) {
-        return err.find(absl::StrCat(id, "/1/0 exited")) != std::string::npos;
-      },
-      absl::Seconds(30));
-
-  ProcessResult waited = Cli({"job", "wait", id});
-  EXPECT_EQ(waited.exit_code, 0) << waited.err << waited.out;
-  const std::string after = Describe(id);
-  // The stale rank's exit and reports changed nothing: one restart, one attempt after it.
-  EXPECT_THAT(after, HasSubstr("\"state\": \"JOB_STATE_COMPLETED\""));
-  EXPECT_EQ(JsonInt(after, "restarts"), 1) << after;
-  EXPECT_EQ(JsonInt(after, "attempt"), 2) << after;
-  EXPECT_EQ(JsonInt(after, "step"), kZoSteps) << after;
-  const std::string checkpoints = absl::StrCat(Area(second_hosts[0]), "/jobs/", id, "/checkpoints");
-  const std::string got = ReadFileOrEmpty(checkpoints + "/export/model.safetensors");
-  EXPECT_TRUE(want == got) << "weights differ after the partition";
-  // The run's step log holds every step once, in order (ReadStepLog refuses gaps and repeats).
-  absl::StatusOr<zo::StepLogContents> steps =
-      zo::ReadStepLog(checkpoints + "/steplog.bin", /*num_scalars=*/1);
-  ASSERT_TRUE(steps.ok()) << steps.status();
-  ASSERT_EQ(steps->records.size(), static_cast<size_t>(kZoSteps));
-  EXPECT_EQ(steps->records.front().step, 1);
-  EXPECT_EQ(steps->torn_tail_bytes, 0);
-  const std::string logs = Cli({"job", "logs", id}).out;
-  EXPECT_THAT(logs, HasSubstr("worker " + victim.name + " lost"));
+  ASSERT_NO_FATAL_FAILURE(ExpectCompletedLikeReference(
+      p.id, absl::StrCat(Area(p.restarted_on), "/jobs/", p.id, "/checkpoints"), want));
+  const std::string logs = Cli({"job", "logs", p.id}).out;
+  EXPECT_THAT(logs, HasSubstr("worker " + p.victim + " lost"));
   // Every step up to the cut came back from the coordinator's step log.
   const size_t at = logs.find("[rank 0] replayed ");
   ASSERT_NE(at, std::string::npos) << logs;
   int64_t replayed = 0;
   ASSERT_TRUE(absl::SimpleAtoi(logs.substr(at + 18, logs.find(' ', at + 18) - at - 18), &replayed));
-  EXPECT_GE(replayed, cut_step);
+  EXPECT_GE(replayed, p.cut_step);
 
   // The rejoined worker takes new work.
   ProcessResult again =
       Cli({"job", "submit",
-           WriteJob("after", "", 20, true, 2, ", node_selector: {host: " + victim.name + "}")});
+           WriteJob("after", "", 20, true, 2, ", node_selector: {host: " + p.victim + "}")});
   EXPECT_EQ(again.exit_code, 0) << again.err << again.out;
-  EXPECT_THAT(PlacedOn(Describe(SubmittedId(again))), ::testing::ElementsAre(victim.name));
+  EXPECT_THAT(PlacedOn(Describe(SubmittedId(again))), ::testing::ElementsAre(p.victim));
 
-  const std::string timings = absl::StrFormat(
-      "multihost: partition_to_lost_s=%.2f restart_s=%.2f heal_s=%.2f (cut at step %d, %d "
-      "replayed; stale rank %s through the partition)",
-      absl::ToDoubleSeconds(lost - cut), absl::ToDoubleSeconds(running - lost),
-      absl::ToDoubleSeconds(ready - healed), cut_step, replayed,
-      stale_ran_through_partition ? "ran" : "did not run");
+  const std::string timings =
+      absl::StrCat("multihost: ", Timings(p), "; ", replayed, " steps replayed");
   std::cout << timings << std::endl;
   RecordProperty("multihost", timings);
+}
+
+// All workers share one --work_dir (a shared file system): a job's relative checkpoint.path is
+// one directory whichever worker runs it.
+class MultiHostSharedStorageTest : public MultiHostTest {
+ protected:
+  MultiHostSharedStorageTest() { shared_work_dir_ = true; }
+};
+
+// The step-log records the coordinator's store (SQLite at `db`, opened read-only) holds for job
+// `id`, by step.
+absl::StatusOr<std::map<int64_t, v1::ZoStepRecord>> StoredSteps(const std::string& db,
+                                                                const std::string& id) {
+  sqlite3* handle = nullptr;
+  if (sqlite3_open_v2(db.c_str(), &handle, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    const std::string why = handle != nullptr ? sqlite3_errmsg(handle) : "out of memory";
+    sqlite3_close(handle);
+    return absl::UnavailableError(absl::StrCat(db, ": ", why));
+  }
+  std::unique_ptr<sqlite3, int (*)(sqlite3*)> closing(handle, sqlite3_close);
+  sqlite3_stmt* raw = nullptr;
+  if (sqlite3_prepare_v2(handle, "SELECT step, record FROM step_log WHERE job_id = ?1", -1, &raw,
+                         nullptr) != SQLITE_OK) {
+    return absl::InternalError(absl::StrCat(db, ": ", sqlite3_errmsg(handle)));
+  }
+  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> query(raw, sqlite3_finalize);
+  sqlite3_bind_text(raw, 1, id.c_str(), static_cast<int>(id.size()), SQLITE_TRANSIENT);
+  std::map<int64_t, v1::ZoStepRecord> steps;
+  int rc;
+  while ((rc = sqlite3_step(raw)) == SQLITE_ROW) {
+    const int64_t step = sqlite3_column_int64(raw, 0);
+    if (!steps[step].ParseFromArray(sqlite3_column_blob(raw, 1), sqlite3_column_bytes(raw, 1))) {
+      return absl::DataLossError(absl::StrCat(db, ": step ", step, " of ", id, " does not parse"));
+    }
+  }
+  if (rc != SQLITE_DONE) return absl::InternalError(absl::StrCat(db, ": ", sqlite3_errmsg(handle)));
+  return steps;
+}
+
+TEST_F(MultiHostSharedStorageTest, APartitionedRankStopsWithoutWritingTheSharedCheckpoints) {
+  AwaitWorkersReady();
+  std::string want;
+  ASSERT_NO_FATAL_FAILURE(RunReference(&want));
+
+  // Every attempt of the job resolves checkpoint.path `shared-ckpt` to one directory.
+  Partition p;
+  ASSERT_NO_FATAL_FAILURE(SubmitAndPartition("victim", "shared-ckpt", &p));
+  const std::string ckpt = Area(p.victim) + "/shared-ckpt";
+  ASSERT_EQ(ckpt, Area(p.restarted_on) + "/shared-ckpt");
+  // The new attempt claims the directory and trains on there while the old rank, cut off,
+  // cannot hear that its attempt was superseded.
+  const std::string claimed = p.id + " 2\n";
+  Until(
+      "attempt 2 claiming " + ckpt, [&] { return ReadFileOrEmpty(ckpt + "/ATTEMPT"); },
+      [&](const std::string& text) { return text == claimed; }, absl::Seconds(30));
+  const int64_t restart_step = JsonInt(p.restarted, "step");
+  Until(
+      "attempt 2 training", [&] { return Describe(p.id); },
+      [&](const std::string& j) {
+        return JsonInt(j, "attempt") == 2 && JsonInt(j, "step") >= restart_step + 100;
+      },
+      absl::Seconds(60));
+  absl::SleepFor(p.cut + kPartition - absl::Now());
+  const std::string at_heal = Describe(p.id);
+  ASSERT_NO_FATAL_FAILURE(Heal(&p));
+
+  ASSERT_NO_FATAL_FAILURE(ExpectCompletedLikeReference(p.id, ckpt, want));
+  EXPECT_EQ(ReadFileOrEmpty(ckpt + "/ATTEMPT"), claimed);
+  // The new attempt went on from the shared directory's checkpoint and step log.
+  const std::string logs = Cli({"job", "logs", p.id}).out;
+  const size_t resumed = logs.find("[rank 0] resumed from ");
+  ASSERT_NE(resumed, std::string::npos) << logs;
+  EXPECT_THAT(logs.substr(resumed, logs.find('\n', resumed) - resumed),
+              HasSubstr("/shared-ckpt/ckpt-"));
+
+  // The old rank stopped without writing: either it saw the claim before its next write (its
+  // output, in the shared job directory's rank0.log, says so), or it was still waiting on its
+  // reports when the cable came back and the coordinator had it stopped, or a checkpoint it was
+  // writing when the new attempt claimed the directory failed (the new attempt clears
+  // unfinished checkpoints) and it exited. In every case the step log above holds each step
+  // once: it wrote nothing after the claim.
+  const std::string rank_log = ReadFileOrEmpty(Area(p.victim) + "/jobs/" + p.id + "/rank0.log");
+  const std::string worker_log = worker_processes_[p.victim]->Stderr();
+  const std::string key = p.id + "/1/0";
+  const size_t fence_at =
+      rank_log.find(absl::StrCat("; attempt 1 of job ", p.id, " stops without writing"));
+  const bool fenced = fence_at != std::string::npos;
+  if (fenced) {
+    const size_t line = rank_log.rfind('\n', fence_at) + 1;  // npos + 1 == 0: the first line.
+    EXPECT_THAT(rank_log.substr(line, fence_at - line),
+                ::testing::EndsWith("attempt 2 of the job now writes here (" + ckpt + "/ATTEMPT)"));
+  }
+  const bool stopped = worker_log.find(key + " exited: code ") != std::string::npos;
+  EXPECT_TRUE(fenced || stopped) << "rank0.log:\n" << rank_log << "\nworker:\n" << worker_log;
+  EXPECT_THAT(rank_log, Not(HasSubstr("attempt 2 of job " + p.id + " stops without writing")));
+
+  // The coordinator's step log holds every step, each the record of the shared step log: the
+  // steps the old rank logged but could not report were handed on by the new attempt.
+  absl::StatusOr<zo::StepLogContents> local =
+      zo::ReadStepLog(ckpt + "/steplog.bin", /*num_scalars=*/1);
+  ASSERT_TRUE(local.ok()) << local.status();
+  ASSERT_NO_FATAL_FAILURE(StopCoordinator());
+  absl::StatusOr<std::map<int64_t, v1::ZoStepRecord>> stored =
+      StoredSteps(dir_ + "/coordinator/jobs.db", p.id);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  ASSERT_EQ(stored->size(), static_cast<size_t>(kZoSteps));
+  EXPECT_EQ(stored->begin()->first, 1);
+  EXPECT_EQ(stored->rbegin()->first, kZoSteps);
+  for (const zo::ZoStepRecord& record : local->records) {
+    auto it = stored->find(record.step);
+    ASSERT_NE(it, stored->end()) << "step " << record.step;
+    EXPECT_EQ(it->second.seed(), record.seed) << "step " << record.step;
+    ASSERT_EQ(it->second.projected_grads_size(), 1) << "step " << record.step;
+    EXPECT_EQ(it->second.projected_grads(0), static_cast<double>(record.scalars[0]))
+        << "step " << record.step;
+  }
+
+  const std::string timings = absl::StrCat("multihost shared storage: ", Timings(p), "; at step ",
+                                           JsonInt(at_heal, "step"), " when healed; stale rank ",
+                                           fenced ? "saw the claim" : "stopped by the coordinator");
+  std::cout << timings << std::endl;
+  RecordProperty("multihost_shared_storage", timings);
 }
 
 }  // namespace
