@@ -1,7 +1,12 @@
 // See attempt_fence.h.
 #include "runtime/train/attempt_fence.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <fstream>
 #include <sstream>
@@ -10,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "runtime/base/errno_status.h"
 #include "runtime/base/status_macros.h"
 #include "storage/atomic_file.h"
 
@@ -46,7 +52,14 @@ absl::StatusOr<AttemptFence> AttemptFence::Claim(const std::string& dir, const s
     return absl::InvalidArgumentError(absl::StrCat("job \"", job, "\" must be one word"));
   }
   STRATA_RETURN_IF_ERROR(MakeDirs(dir));
-  AttemptFence fence(dir + "/ATTEMPT", job, attempt);
+  const std::string lock_path = dir + "/ATTEMPT.lock";
+  const int fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoStatus(errno, "open " + lock_path);
+  AttemptFence fence(dir + "/ATTEMPT", job, attempt, fd);
+  // Exclusive: waits for a write of an older attempt under way, then no new one starts until
+  // the claim is in place.
+  if (flock(fd, LOCK_EX) != 0) return ErrnoStatus(errno, "lock " + lock_path);
+  const Hold claiming(fd);
   STRATA_ASSIGN_OR_RETURN(const Claimant current, ReadClaimant(fence.path_));
   if (current.job == job && current.attempt > attempt) {
     return absl::FailedPreconditionError(
@@ -57,17 +70,45 @@ absl::StatusOr<AttemptFence> AttemptFence::Claim(const std::string& dir, const s
     STRATA_RETURN_IF_ERROR(
         WriteStringToFileAtomically(fence.path_, absl::StrCat(job, " ", attempt, "\n")));
   }
-  STRATA_RETURN_IF_ERROR(fence.Check());
+  struct stat st;
+  if (stat(fence.path_.c_str(), &st) != 0) return ErrnoStatus(errno, "stat " + fence.path_);
+  fence.inode_ = st.st_ino;
+  fence.device_ = st.st_dev;
   return fence;
 }
 
-absl::Status AttemptFence::Check() {
+absl::StatusOr<std::optional<AttemptFence::Hold>> AttemptFence::CheckIfAny(
+    std::optional<AttemptFence>& fence) {
+  if (!fence.has_value()) return std::nullopt;
+  STRATA_ASSIGN_OR_RETURN(Hold hold, fence->Check());
+  return std::optional<Hold>(std::move(hold));
+}
+
+AttemptFence::Hold::~Hold() {
+  if (fd_ >= 0) flock(fd_, LOCK_UN);
+}
+
+AttemptFence::AttemptFence(AttemptFence&& other) noexcept
+    : path_(std::move(other.path_)),
+      job_(std::move(other.job_)),
+      attempt_(other.attempt_),
+      lock_fd_(std::exchange(other.lock_fd_, -1)),
+      inode_(other.inode_),
+      device_(other.device_) {}
+
+AttemptFence::~AttemptFence() {
+  if (lock_fd_ >= 0) close(lock_fd_);
+}
+
+absl::StatusOr<AttemptFence::Hold> AttemptFence::Check() {
+  if (flock(lock_fd_, LOCK_SH) != 0) return ErrnoStatus(errno, "lock " + path_ + ".lock");
+  Hold hold(lock_fd_);
   struct stat st;
   if (stat(path_.c_str(), &st) != 0) {
     return absl::FailedPreconditionError(
         absl::StrCat(path_, " is gone: the directory is no longer this attempt's"));
   }
-  if (st.st_ino == inode_ && st.st_dev == device_) return absl::OkStatus();
+  if (st.st_ino == inode_ && st.st_dev == device_) return hold;
   STRATA_ASSIGN_OR_RETURN(const Claimant current, ReadClaimant(path_));
   if (current.job != job_ || current.attempt != attempt_) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -78,7 +119,7 @@ absl::Status AttemptFence::Check() {
   }
   inode_ = st.st_ino;
   device_ = st.st_dev;
-  return absl::OkStatus();
+  return hold;
 }
 
 }  // namespace strata

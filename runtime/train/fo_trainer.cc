@@ -187,7 +187,9 @@ absl::Status FoTrainer::SaveCheckpoint() {
                                                                     options_.attempt));
     fence_.emplace(std::move(fence));
   }
-  if (fence_.has_value()) STRATA_RETURN_IF_ERROR(fence_->Check());
+  // Held to the end of this write: no newer attempt claims the directory meanwhile.
+  STRATA_ASSIGN_OR_RETURN(const std::optional<AttemptFence::Hold> hold,
+                          AttemptFence::CheckIfAny(fence_));
   STRATA_ASSIGN_OR_RETURN(CheckpointManager::Writer writer, checkpoints_->Begin(step_));
   STRATA_RETURN_IF_ERROR(update_->Save(writer.dir(), *model_, rank()));
   nlohmann::json position;

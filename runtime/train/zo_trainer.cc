@@ -84,7 +84,9 @@ absl::Status ZoTrainer::ExportHf(const std::string& dir) {
 
 absl::Status ZoTrainer::SaveCheckpoint() {
   if (checkpoints_ == nullptr) return absl::OkStatus();
-  if (fence_.has_value()) STRATA_RETURN_IF_ERROR(fence_->Check());
+  // Held to the end of this write: no newer attempt claims the directory meanwhile.
+  STRATA_ASSIGN_OR_RETURN(const std::optional<AttemptFence::Hold> hold,
+                          AttemptFence::CheckIfAny(fence_));
   STRATA_ASSIGN_OR_RETURN(CheckpointManager::Writer writer, checkpoints_->Begin(step_));
   STRATA_RETURN_IF_ERROR(ExportHf(writer.dir()));
   zo::ZoOptimizer* arithmetic = engine_->arithmetic();
@@ -237,7 +239,9 @@ absl::Status ZoTrainer::ReplayNext(const zo::ZoStepRecord& record, const std::st
 absl::Status ZoTrainer::ReplayFromStart(const Log& log) {
   STRATA_ASSIGN_OR_RETURN(zo::StepLogContents contents,
                           zo::ReadStepLog(options_.replay_log, options_.zo.num_perturbations));
-  if (fence_.has_value()) STRATA_RETURN_IF_ERROR(fence_->Check());
+  // Held to the end of this write: no newer attempt claims the directory meanwhile.
+  STRATA_ASSIGN_OR_RETURN(const std::optional<AttemptFence::Hold> hold,
+                          AttemptFence::CheckIfAny(fence_));
   for (const zo::ZoStepRecord& record : contents.records) {
     if (record.step == step_ + 1) STRATA_RETURN_IF_ERROR(log_->Append(record, /*sync=*/false));
     STRATA_RETURN_IF_ERROR(ReplayNext(record, options_.replay_log));
@@ -254,7 +258,9 @@ absl::StatusOr<zo::ZoStepRecord> ZoTrainer::Step() {
   STRATA_RETURN_IF_ERROR(EnsureEngine());
   STRATA_ASSIGN_OR_RETURN(zo::ZoStepRecord record, engine_->Step(tokens_, targets_, options_.batch,
                                                                  options_.seq, next, LrAt(step_)));
-  if (fence_.has_value()) STRATA_RETURN_IF_ERROR(fence_->Check());
+  // Held to the end of this write: no newer attempt claims the directory meanwhile.
+  STRATA_ASSIGN_OR_RETURN(const std::optional<AttemptFence::Hold> hold,
+                          AttemptFence::CheckIfAny(fence_));
   if (log_ != nullptr) STRATA_RETURN_IF_ERROR(log_->Append(record, /*sync=*/true));
   step_ = next;
   if (options_.on_step) options_.on_step(record);
