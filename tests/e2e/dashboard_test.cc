@@ -4,8 +4,9 @@
 // their own job, its progress moving and its curve, with no console errors and the token gone
 // from the address bar; the operator sees every job, and a job name written as HTML stays text;
 // without a token the page asks for one. `strata node drain` (operators only) moves a running
-// ZO job to the other worker after a checkpoint, and a worker stopped with SIGTERM drains
-// itself the same way: the job finishes with weights byte-identical to an uninterrupted run.
+// ZO job to the other worker after a checkpoint (a worker's token may drain only that worker),
+// and a worker stopped with SIGTERM drains itself the same way: the job finishes with weights
+// byte-identical to an uninterrupted run.
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -245,6 +246,14 @@ TEST_F(DashboardTest, DrainAndAStoppedWorkerMoveAJobAfterACheckpointAndLoseNoSte
   ProcessResult refused = Cli({"node", "drain", first});  // Alice is not an operator.
   EXPECT_NE(refused.exit_code, 0);
   EXPECT_THAT(refused.err, HasSubstr("not an operator"));
+  // A worker's own token drains only that worker and cordons nothing.
+  ProcessResult foreign = Cli({"node", "drain", first}, second);
+  EXPECT_NE(foreign.exit_code, 0);
+  EXPECT_THAT(foreign.err, HasSubstr("worker " + second + " may drain only itself"));
+  ProcessResult cordon = Cli({"node", "cordon", first}, second);
+  EXPECT_NE(cordon.exit_code, 0);
+  EXPECT_THAT(cordon.err, HasSubstr("UNAUTHENTICATED"));
+  EXPECT_THAT(Cli({"node", "list"}, "root").out, Not(HasSubstr("cordoned")));
   ProcessResult drained = Cli({"node", "drain", first}, "root");
   ASSERT_EQ(drained.exit_code, 0) << drained.err;
   EXPECT_THAT(drained.out, HasSubstr(id));
