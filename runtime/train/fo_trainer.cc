@@ -175,18 +175,22 @@ std::string FoRankCheckpointDir(const std::string& checkpoint_dir, int rank) {
   return absl::StrCat(checkpoint_dir, "/rank", rank);
 }
 
+absl::Status FoTrainer::ClaimCheckpointDir() {
+  if (options_.attempt == 0 || fence_.has_value()) return absl::OkStatus();
+  STRATA_ASSIGN_OR_RETURN(AttemptFence fence, AttemptFence::Claim(OwnCheckpointDir(),
+                                                                  options_.job_id,
+                                                                  options_.attempt));
+  fence_.emplace(std::move(fence));
+  return absl::OkStatus();
+}
+
 absl::Status FoTrainer::SaveCheckpoint() {
   if (options_.checkpoint_dir.empty()) return absl::OkStatus();
   if (checkpoints_ == nullptr) {
     STRATA_ASSIGN_OR_RETURN(
         checkpoints_, CheckpointManager::Create({OwnCheckpointDir(), options_.keep_checkpoints}));
   }
-  if (options_.attempt > 0 && !fence_.has_value()) {
-    STRATA_ASSIGN_OR_RETURN(AttemptFence fence, AttemptFence::Claim(OwnCheckpointDir(),
-                                                                    options_.job_id,
-                                                                    options_.attempt));
-    fence_.emplace(std::move(fence));
-  }
+  STRATA_RETURN_IF_ERROR(ClaimCheckpointDir());
   // Held to the end of this write: no newer attempt claims the directory meanwhile.
   STRATA_ASSIGN_OR_RETURN(const std::optional<AttemptFence::Hold> hold,
                           AttemptFence::CheckIfAny(fence_));
@@ -210,12 +214,7 @@ absl::StatusOr<int64_t> FoTrainer::Resume(const std::function<void(const std::st
   if (options_.checkpoint_dir.empty()) return step_;
   STRATA_ASSIGN_OR_RETURN(
       checkpoints_, CheckpointManager::Create({OwnCheckpointDir(), options_.keep_checkpoints}));
-  if (options_.attempt > 0) {
-    STRATA_ASSIGN_OR_RETURN(AttemptFence fence, AttemptFence::Claim(OwnCheckpointDir(),
-                                                                    options_.job_id,
-                                                                    options_.attempt));
-    fence_.emplace(std::move(fence));
-  }
+  STRATA_RETURN_IF_ERROR(ClaimCheckpointDir());
   std::vector<std::string> problems;
   absl::StatusOr<CheckpointInfoOnDisk> latest = checkpoints_->LatestValid(&problems);
   for (const std::string& problem : problems) log("skipping checkpoint: " + problem);

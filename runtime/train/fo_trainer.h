@@ -129,6 +129,9 @@ class FoTrainer {
   std::string OwnCheckpointDir() const {
     return FoRankCheckpointDir(options_.checkpoint_dir, rank());
   }
+  // With options_.attempt: claims this rank's checkpoint directory once (after the checkpoint
+  // manager marked it).
+  absl::Status ClaimCheckpointDir();
   std::vector<int32_t> tokens_, targets_;
   int64_t step_ = 0;
 };
