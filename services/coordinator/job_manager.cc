@@ -977,10 +977,6 @@ void JobManager::CollectMetrics(MetricsWriter* out) const {
   }
 }
 
-}  // namespace strata
-
-namespace strata {
-
 void JobManager::AddCurvePointLocked(Entry& e, const CurvePoint& point) {
   if (!e.curve.empty() && e.curve.back().step == point.step) {
     e.curve.back() = point;

@@ -56,6 +56,7 @@
 namespace strata {
 namespace {
 
+using ::strata::testing::Absolute;
 using ::strata::testing::ProcessResult;
 using ::strata::testing::ReadFileOrEmpty;
 using ::strata::testing::RunProcess;
@@ -86,11 +87,6 @@ constexpr int64_t kCutAfterStep = 600;
 // reports' (10 s), so the worker sees its calls fail and its connection to the coordinator
 // break, as in a real outage.
 constexpr absl::Duration kPartition = absl::Seconds(12);
-
-std::string Absolute(const std::string& path) {
-  char resolved[PATH_MAX];
-  return realpath(path.c_str(), resolved) != nullptr ? resolved : path;
-}
 
 // iproute2's `ip`, or "" when it is not installed.
 std::string IpBinary() {
