@@ -367,8 +367,7 @@ class Cli {
   }
 
   static std::string RoundStateName(v1::RoundState state) {
-    const std::string name = v1::RoundState_Name(state);
-    return name.rfind("ROUND_STATE_", 0) == 0 ? name.substr(12) : name;
+    return EnumSuffix(v1::RoundState_Name(state), "ROUND_STATE_");
   }
 
   static double Seconds(const google::protobuf::Timestamp& t) {

@@ -11,8 +11,11 @@ bool IsTerminal(v1::JobState state) {
 }
 
 std::string StateName(v1::JobState state) {
-  const std::string name = v1::JobState_Name(state);
-  return absl::StartsWith(name, "JOB_STATE_") ? name.substr(10) : name;
+  return EnumSuffix(v1::JobState_Name(state), "JOB_STATE_");
+}
+
+std::string EnumSuffix(const std::string& name, absl::string_view prefix) {
+  return absl::StartsWith(name, prefix) ? name.substr(prefix.size()) : name;
 }
 
 }  // namespace strata

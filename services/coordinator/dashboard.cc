@@ -5,7 +5,6 @@
 #include <cmath>
 #include <set>
 
-#include "absl/strings/match.h"
 #include "absl/time/time.h"
 #include "google/protobuf/util/time_util.h"
 #include "nlohmann/json.hpp"
@@ -26,11 +25,6 @@ using nlohmann::json;
 json Number(double value) { return std::isfinite(value) ? json(value) : json(nullptr); }
 
 std::string Time(const google::protobuf::Timestamp& t) { return TimeUtil::ToString(t); }
-
-// An enum value's proto name without its prefix ("LOG_LEVEL_WARNING" -> "WARNING").
-std::string Suffix(const std::string& name, absl::string_view prefix) {
-  return absl::StartsWith(name, prefix) ? name.substr(prefix.size()) : name;
-}
 
 json JobJson(const DashboardSources& sources, const JobManager::JobView& view) {
   constexpr int kRounds = 10;
@@ -69,7 +63,7 @@ json JobJson(const DashboardSources& sources, const JobManager::JobView& view) {
   json events = json::array();
   for (const v1::LogLine& line : view.events) {
     events.push_back({{"time", Time(line.time())},
-                      {"level", Suffix(v1::LogLevel_Name(line.level()), "LOG_LEVEL_")},
+                      {"level", EnumSuffix(v1::LogLevel_Name(line.level()), "LOG_LEVEL_")},
                       {"text", line.text()}});
   }
   out["events"] = std::move(events);
@@ -81,7 +75,7 @@ json JobJson(const DashboardSources& sources, const JobManager::JobView& view) {
       for (int i = listed->rounds_size() - 1; i >= first; --i) {
         const v1::RoundInfo& r = listed->rounds(i);
         rounds.push_back({{"round", r.round()},
-                          {"state", Suffix(v1::RoundState_Name(r.state()), "ROUND_STATE_")},
+                          {"state", EnumSuffix(v1::RoundState_Name(r.state()), "ROUND_STATE_")},
                           {"sampled", r.sampled()},
                           {"replies_ok", r.replies_ok()},
                           {"replies_late", r.replies_late()},
@@ -187,9 +181,7 @@ std::map<std::string, HttpGetHandler> DashboardPages(DashboardSources sources) {
     std::string user;
     bool is_operator = true;
     if (sources.tokens != nullptr) {
-      const std::string token = absl::StartsWith(get.authorization, "Bearer ")
-                                    ? get.authorization.substr(7)
-                                    : std::string();
+      const std::string token = BearerToken(get.authorization);
       if (grpc::Status s = sources.tokens->UserForToken(token, &user); !s.ok()) {
         return JsonError(401, s.error_message());
       }

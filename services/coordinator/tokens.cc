@@ -41,8 +41,11 @@ std::string BearerToken(const grpc::ServerContext* context) {
   const auto& metadata = context->client_metadata();
   auto it = metadata.find("authorization");
   if (it == metadata.end()) return "";
-  const std::string header(it->second.data(), it->second.size());
-  return absl::StartsWith(header, "Bearer ") ? header.substr(7) : "";
+  return BearerToken(std::string(it->second.data(), it->second.size()));
+}
+
+std::string BearerToken(const std::string& authorization) {
+  return absl::StartsWith(authorization, "Bearer ") ? authorization.substr(7) : "";
 }
 
 absl::StatusOr<TokenTable> TokenTable::Load(const std::string& users_file,

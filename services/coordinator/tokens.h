@@ -37,6 +37,8 @@ struct UserQuota {
 
 // The call's "authorization: Bearer TOKEN" token, or "".
 std::string BearerToken(const grpc::ServerContext* context);
+// The token of an Authorization header value "Bearer TOKEN", or "".
+std::string BearerToken(const std::string& authorization);
 
 class TokenTable {
  public:
