@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "runtime/base/splitmix.h"
+#include "runtime/base/status_macros.h"
 #include "runtime/base/thread_pool.h"
 #include "runtime/kernels/attention.h"
 #include "runtime/kernels/cpu_kernels.h"
@@ -411,11 +412,12 @@ const float* Transformer::HeadWeights(const float* base) const {
 
 float Transformer::HeadLossChunked(const float* lnf, const float* head, const int32_t* targets,
                                    int64_t N, float* dlnf, float* dhead, int64_t max_chunk_rows,
-                                   float* buffer) {
+                                   float* buffer, const float* token_weights) {
   const int C = config().embed_dim(), V = config().vocab_size;
   int64_t valid = 0;
   for (int64_t i = 0; i < N; ++i) valid += targets[i] >= 0;
-  const float scale = dlnf != nullptr ? 1.0f / static_cast<float>(valid) : 0.0f;
+  float scale = dlnf != nullptr ? 1.0f / static_cast<float>(valid) : 0.0f;
+  if (dlnf != nullptr && token_weights != nullptr) scale = 1.0f;  // Rows scaled below.
   double total = 0.0;
   std::vector<float> losses(max_chunk_rows);
   for (int64_t r0 = 0; r0 < N; r0 += max_chunk_rows) {
@@ -424,6 +426,14 @@ float Transformer::HeadLossChunked(const float* lnf, const float* head, const in
     k::sgemm(false, true, rows, V, C, 1.0f, lnf + r0 * C, C, head, C, 0.0f, buffer, V);
     k::crossentropy_rows(buffer, losses.data(), targets + r0, rows, V, scale);
     for (int64_t r = 0; r < rows; ++r) total += losses[r];
+    if (dlnf != nullptr && token_weights != nullptr) {
+      for (int64_t r = 0; r < rows; ++r) {
+        const float w = token_weights[r0 + r];
+        if (w == 1.0f) continue;
+        float* row = buffer + r * V;
+        for (int v = 0; v < V; ++v) row[v] *= w;
+      }
+    }
     if (dlnf != nullptr) {
       k::sgemm(false, false, rows, C, V, 1.0f, buffer, V, head, C, 0.0f, dlnf + r0 * C, C);
       if (dhead != nullptr) {
@@ -432,6 +442,48 @@ float Transformer::HeadLossChunked(const float* lnf, const float* head, const in
     }
   }
   return static_cast<float>(total / static_cast<double>(valid));
+}
+
+float Transformer::ObjectiveLoss(const float* nll, const int32_t* targets, int B, int T) const {
+  std::vector<double> row_nll(B, 0.0);
+  std::vector<int64_t> row_tokens(B, 0);
+  for (int b = 0; b < B; ++b) {
+    for (int t = 0; t < T; ++t) {
+      const int64_t i = static_cast<int64_t>(b) * T + t;
+      if (targets[i] < 0) continue;
+      row_nll[b] += nll[i];
+      ++row_tokens[b];
+    }
+  }
+  return objective_->Loss(row_nll, row_tokens);
+}
+
+absl::StatusOr<std::vector<float>> Transformer::ObjectiveTokenWeights(
+    const float* lnf, const float* head, const int32_t* targets, int B, int T,
+    int64_t max_chunk_rows, float* buffer, float* loss) {
+  const int C = config().embed_dim(), V = config().vocab_size;
+  const int64_t N = static_cast<int64_t>(B) * T;
+  std::vector<float> nll(N);
+  for (int64_t r0 = 0; r0 < N; r0 += max_chunk_rows) {
+    const int64_t rows = std::min(max_chunk_rows, N - r0);
+    k::sgemm(false, true, rows, V, C, 1.0f, lnf + r0 * C, C, head, C, 0.0f, buffer, V);
+    k::crossentropy_rows(buffer, nll.data() + r0, targets + r0, rows, V, 0.0f);
+  }
+  std::vector<double> row_nll(B, 0.0);
+  std::vector<int64_t> row_tokens(B, 0);
+  for (int64_t i = 0; i < N; ++i) {
+    if (targets[i] < 0) continue;
+    row_nll[i / T] += nll[i];
+    ++row_tokens[i / T];
+  }
+  *loss = objective_->Loss(row_nll, row_tokens);
+  std::vector<float> row_weights(B);
+  STRATA_RETURN_IF_ERROR(objective_->RowWeights(row_nll, row_tokens, absl::MakeSpan(row_weights)));
+  std::vector<float> weights(N, 0.0f);
+  for (int64_t i = 0; i < N; ++i) {
+    if (targets[i] >= 0) weights[i] = row_weights[i / T];
+  }
+  return weights;
 }
 
 namespace {
@@ -596,10 +648,20 @@ absl::StatusOr<float> Transformer::ForwardBackward(absl::Span<const int32_t> tok
     k::matmul_forward(g.hin, head_in, w_out, nullptr, N, C, E);
   }
   const int head_id = layout_.head_id() >= 0 ? layout_.head_id() : layout_.token_embedding_id();
-  // Fused head: loss, d(head input) (into g.dln) and d(head) in one chunked pass.
-  const float loss =
-      HeadLossChunked(arch.projections ? g.hin : head_in, HeadWeights(P), targets.data(), N, g.dln,
-                      gtensor(head_id), g.head_rows, g.head);
+  // Fused head: loss, d(head input) (into g.dln) and d(head) in one chunked pass. An objective
+  // first needs every row's loss: one more loss-only pass over the head gives its weights.
+  const float* hin = arch.projections ? g.hin : head_in;
+  float loss = 0;
+  if (objective_ != nullptr) {
+    absl::StatusOr<std::vector<float>> weights = ObjectiveTokenWeights(
+        hin, HeadWeights(P), targets.data(), B, T, g.head_rows, g.head, &loss);
+    if (!weights.ok()) return weights.status();
+    HeadLossChunked(hin, HeadWeights(P), targets.data(), N, g.dln, gtensor(head_id), g.head_rows,
+                    g.head, weights->data());
+  } else {
+    loss = HeadLossChunked(hin, HeadWeights(P), targets.data(), N, g.dln, gtensor(head_id),
+                           g.head_rows, g.head);
+  }
 
   // Backward. g.dres accumulates d(residual stream).
   std::memset(g.dres, 0, sizeof(float) * N * d.C);
@@ -822,6 +884,13 @@ absl::StatusOr<float> Transformer::EndForward(const float* resident,
                             b.sum + r0, b.target_logit + r0);
     }
   }
+  if (objective_ != nullptr) {
+    // Per-token losses in place of the running sums (no longer needed).
+    for (int64_t i = 0; i < N; ++i) {
+      if (targets[i] >= 0) b.sum[i] = std::log(b.sum[i]) + b.mx[i] - b.target_logit[i];
+    }
+    return ObjectiveLoss(b.sum, targets.data(), B, T);
+  }
   double total = 0.0;
   int64_t valid = 0;
   for (int64_t i = 0; i < N; ++i) {
@@ -874,6 +943,26 @@ absl::Status Transformer::Logits(absl::Span<const int32_t> tokens, int B, int T,
   const float* head_in = HeadInput(params_.data(), b.x, b.ln, b.hin, d.N);
   k::sgemm(false, true, d.N, d.V, d.E, 1.0f, head_in, d.E, HeadWeights(params_.data()), d.E, 0.0f,
            logits, d.V);
+  return absl::OkStatus();
+}
+
+absl::Status Transformer::StreamLogits(const float* resident, int64_t row, int stream,
+                                       float* logits) {
+  if (stream < 0 || stream >= kStreams || !infer_[stream].active) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("StreamLogits without BeginForward on stream ", stream));
+  }
+  const InferStream& s = infer_[stream];
+  const Dims d(config(), s.B, s.T, s.P);
+  if (row < 0 || row >= d.N) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("StreamLogits row ", row, " is outside the stream's ", d.N, " rows"));
+  }
+  InferBuffers b = InferBuffers::At(infer_[stream].buffer.data(), d);
+  // The head's input of the one row, in the first row of the norm and projection buffers.
+  const float* head_in = HeadInput(resident, b.x + row * d.C, b.ln, b.hin, 1);
+  k::sgemm(false, true, 1, d.V, d.E, 1.0f, head_in, d.E, HeadWeights(resident), d.E, 0.0f, logits,
+           d.V);
   return absl::OkStatus();
 }
 

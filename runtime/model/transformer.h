@@ -30,6 +30,7 @@
 #include "runtime/kernels/attention.h"
 #include "runtime/model/model_config.h"
 #include "runtime/model/param_layout.h"
+#include "runtime/model/sequence_objective.h"
 
 namespace strata {
 
@@ -140,6 +141,14 @@ class Transformer {
   // Ends a BeginForward of `stream` without computing a loss.
   void AbandonForward(int stream) { infer_[stream].active = false; }
 
+  // What Loss, EndForward and ForwardBackward return: with an objective (not owned; null
+  // detaches), its value over the batch's rows (B rows of T tokens; each row's summed token
+  // losses), and ForwardBackward's gradient is that objective's; without one, the mean loss of
+  // the targets that are not ignored. Rows may be right-padded: a padded position's target is
+  // ignored, and causal attention keeps every real token's result that of the row alone.
+  void SetObjective(const SequenceObjective* objective) { objective_ = objective; }
+  const SequenceObjective* objective() const { return objective_; }
+
   // Returns the pages of the arena's block region to the system (they read as zeros after):
   // for a model whose blocks live elsewhere (ZeRO stage 3) once its shards have been taken.
   void ReleaseBlockWeights();
@@ -150,6 +159,11 @@ class Transformer {
 
   // logits: (B, T, V).
   absl::Status Logits(absl::Span<const int32_t> tokens, int B, int T, float* logits);
+  // logits: (V) of row `row` (of B * T) of `stream`'s residual stream after its last
+  // BlockForward, through the final norm, OPT's project_out and the head, weights from `resident`
+  // (arena layout): the next-token logits of one position, for decoding. The forward stays in
+  // flight (the residual stream is not changed): end it with AbandonForward or EndForward.
+  absl::Status StreamLogits(const float* resident, int64_t row, int stream, float* logits);
 
   // Block-at-a-time loss-only forward. `resident` points to an arena-layout buffer whose
   // non-block tensors are valid (embeddings, final norm, head); `block_weights` points to a
@@ -199,9 +213,20 @@ class Transformer {
   void Adapt(int layer, AdaptedSite site, const float* x, int64_t N, float* out, int stream);
   void AdaptBackward(int layer, AdaptedSite site, const float* x, const float* dout, int64_t N,
                      float* dx);
-  // Chunked output head: loss, and with `dlnf`/`dhead` the head's backward.
+  // Chunked output head: loss, and with `dlnf`/`dhead` the head's backward. Each target's
+  // loss is weighted by token_weights[i] in the gradient when given (1 / valid targets
+  // without).
   float HeadLossChunked(const float* lnf, const float* head, const int32_t* targets, int64_t N,
-                        float* dlnf, float* dhead, int64_t max_chunk_rows, float* logits_buffer);
+                        float* dlnf, float* dhead, int64_t max_chunk_rows, float* logits_buffer,
+                        const float* token_weights = nullptr);
+  // With an objective: the per-token weights of its gradient for a batch of B rows, from one
+  // loss-only pass over the head (its value into *loss).
+  absl::StatusOr<std::vector<float>> ObjectiveTokenWeights(const float* lnf, const float* head,
+                                                           const int32_t* targets, int B, int T,
+                                                           int64_t max_chunk_rows,
+                                                           float* logits_buffer, float* loss);
+  // The objective's value over per-token losses `nll` (N = B * T; ignored targets skipped).
+  float ObjectiveLoss(const float* nll, const int32_t* targets, int B, int T) const;
 
   ParamLayout layout_;
   Options options_;
@@ -214,6 +239,7 @@ class Transformer {
   float rope_scale_ = 1.0f;  // RopeAttentionScale: yarn's cos/sin factor.
   BlockAdapters* adapters_ = nullptr;
   bool base_frozen_ = false;
+  const SequenceObjective* objective_ = nullptr;
 
   // Attention's shape at layer `layer` (with the prefix of `stream` and, when `grads`, its
   // gradient destinations).

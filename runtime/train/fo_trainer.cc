@@ -294,14 +294,14 @@ absl::Status FoTrainer::Run(const std::function<void(const std::string&)>& log) 
         s.step < options_.steps) {
       STRATA_ASSIGN_OR_RETURN(float eval_loss, Evaluate());
       log(absl::StrFormat("step %d | eval loss %.4f", s.step, eval_loss));
-      if (options_.events.on_eval) options_.events.on_eval(s.step, eval_loss);
+      if (options_.events.on_eval) options_.events.on_eval(s.step, EvalResult{eval_loss, {}});
     }
   }
   if (eval_ != nullptr) {
     STRATA_ASSIGN_OR_RETURN(float eval_loss, Evaluate());
     log(absl::StrFormat("final eval loss %.4f after %d steps (%.0f tok/s)", eval_loss, step_,
                         tokens_per_second));
-    if (options_.events.on_eval) options_.events.on_eval(step_, eval_loss);
+    if (options_.events.on_eval) options_.events.on_eval(step_, EvalResult{eval_loss, {}});
   }
   if (options_.checkpoint_every == 0 || step_ % options_.checkpoint_every != 0) {
     STRATA_RETURN_IF_ERROR(SaveCheckpoint());  // The end.

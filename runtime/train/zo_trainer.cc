@@ -316,7 +316,7 @@ absl::Status ZoTrainer::Run(const Log& log) {
     if (eval_ != nullptr && options_.eval_every > 0 && r.step % options_.eval_every == 0) {
       STRATA_ASSIGN_OR_RETURN(float eval_loss, Evaluate());
       log(absl::StrFormat("step %d | eval loss %.4f", r.step, eval_loss));
-      if (options_.events.on_eval) options_.events.on_eval(r.step, eval_loss);
+      if (options_.events.on_eval) options_.events.on_eval(r.step, EvalResult{eval_loss, {}});
     }
     if (options_.checkpoint_every > 0 && r.step % options_.checkpoint_every == 0) {
       STRATA_RETURN_IF_ERROR(SaveCheckpoint());
@@ -334,7 +334,7 @@ absl::Status ZoTrainer::Run(const Log& log) {
   if (eval_ != nullptr) {
     STRATA_ASSIGN_OR_RETURN(float eval_loss, Evaluate());
     log(absl::StrFormat("final eval loss %.4f after %d steps", eval_loss, step_));
-    if (options_.events.on_eval) options_.events.on_eval(step_, eval_loss);
+    if (options_.events.on_eval) options_.events.on_eval(step_, EvalResult{eval_loss, {}});
   }
   return absl::OkStatus();
 }

@@ -137,10 +137,11 @@ TrainEvents ReportingEvents(const std::function<void(const v1::RankReport&)>& re
     *out->mutable_time() = TimeUtil::GetCurrentTime();
     report(r);
   };
-  events.on_eval = [report](int64_t step, double loss) {
+  events.on_eval = [report](int64_t step, const EvalResult& eval) {
     v1::RankReport r;
     r.mutable_eval()->set_step(step);
-    r.mutable_eval()->set_loss(loss);
+    r.mutable_eval()->set_loss(eval.loss);
+    for (const auto& [name, value] : eval.metrics) (*r.mutable_eval()->mutable_metrics())[name] = value;
     report(r);
   };
   events.on_checkpoint = [report](int64_t step, const std::string& dir) {
