@@ -2,6 +2,7 @@
 #include "services/cli/cli.h"
 
 #include <cmath>
+#include <map>
 #include <memory>
 #include <random>
 
@@ -39,7 +40,8 @@ const char kCliUsageText[] =
     "                            Submit a job (docs/config.md) and follow its progress until it\n"
     "                            ends; exit 0 when it completes. --detach returns once queued.\n"
     "  job list                  Your jobs, newest first.\n"
-    "  job describe ID           One job: state, placement, progress, restarts.\n"
+    "  job describe ID           One job: state, placement, progress, evaluations (latest and\n"
+    "                            best of each metric), restarts.\n"
     "  job checkpoints ID        The checkpoints the job keeps: step, path on its worker, age.\n"
     "  job export ID DIR         Download a completed job's export "
     "(checkpoint.export_safetensors:\n"
@@ -75,6 +77,35 @@ std::string Ago(const google::protobuf::Timestamp& time) {
       absl::FromUnixNanos(google::protobuf::util::TimeUtil::TimestampToNanoseconds(time));
   const int64_t seconds = absl::ToInt64Seconds(absl::Now() - then);
   return absl::StrFormat("%ds ago", seconds < 0 ? 0 : seconds);
+}
+
+// One metric of a job's evaluations: "0.7500 at step 40 (best 0.8750 at step 20)".
+std::string EvalMetricText(const v1::EvalMetricSummary& s) {
+  return absl::StrFormat("%.4f at step %d (best %.4f at step %d)", s.latest(), s.latest_step(),
+                         s.best(), s.best_step());
+}
+
+// The best of each of the job's evaluation metrics, after its latest value (the held-out loss
+// first, then the task metrics by name): ", eval loss 0.6000 (best 0.5000 at step 20), eval
+// accuracy 0.7500 (best 0.8750 at step 20)". Empty before the first evaluation.
+std::string EvalSummaryText(const v1::Job& job) {
+  std::string loss, task;
+  for (const v1::EvalMetricSummary& s : job.eval_metrics()) {
+    absl::StrAppend(s.name() == "loss" ? &loss : &task,
+                    absl::StrFormat(", eval %s %.4f (best %.4f at step %d)", s.name(), s.latest(),
+                                    s.best(), s.best_step()));
+  }
+  return loss + task;
+}
+
+// The latest evaluation's task metrics, by name: " | accuracy 0.7500 | f1 0.6000".
+std::string TaskMetricsText(const v1::JobProgress& p) {
+  const std::map<std::string, double> sorted(p.eval_metrics().begin(), p.eval_metrics().end());
+  std::string out;
+  for (const auto& [name, value] : sorted) {
+    absl::StrAppend(&out, absl::StrFormat(" | %s %.4f", name, value));
+  }
+  return out;
 }
 
 // Prints `rows` as left-aligned columns.
@@ -262,14 +293,26 @@ class Cli {
         {"eval loss:", std::isnan(p.eval_loss()) || p.eval_loss() == 0
                            ? "-"
                            : absl::StrFormat("%.4f", p.eval_loss())},
-        {"lr:", p.step() > 0 ? absl::StrFormat("%g", p.lr()) : "-"},
-        {"tokens/s:", absl::StrFormat("%.0f", p.tokens_per_second())},
-        {"checkpoint:", job.has_latest_checkpoint()
-                            ? absl::StrCat("step ", job.latest_checkpoint().step(), " at ",
-                                           job.latest_checkpoint().path())
-                            : "-"},
-        {"submitted:", Ago(job.submit_time())},
     };
+    // Each evaluation metric's latest and best (the loss's on the eval loss line).
+    const size_t eval_loss_row = rows.size() - 1;
+    for (const v1::EvalMetricSummary& s : job.eval_metrics()) {
+      if (s.name() == "loss") {
+        rows[eval_loss_row][1] = EvalMetricText(s);
+      } else {
+        rows.push_back({absl::StrCat("eval ", s.name(), ":"), EvalMetricText(s)});
+      }
+    }
+    rows.insert(rows.end(),
+                {
+                    {"lr:", p.step() > 0 ? absl::StrFormat("%g", p.lr()) : "-"},
+                    {"tokens/s:", absl::StrFormat("%.0f", p.tokens_per_second())},
+                    {"checkpoint:", job.has_latest_checkpoint()
+                                        ? absl::StrCat("step ", job.latest_checkpoint().step(),
+                                                       " at ", job.latest_checkpoint().path())
+                                        : "-"},
+                    {"submitted:", Ago(job.submit_time())},
+                });
     for (const v1::RankPlacement& placement : job.placements()) {
       rows.push_back({absl::StrCat("rank ", placement.rank(), ":"), placement.worker_id()});
     }
@@ -509,7 +552,10 @@ class Cli {
     const v1::JobProgress& p = last.progress();
     out_ << "job " << id << " " << StateName(last.state());
     if (p.step() > 0) out_ << absl::StrFormat(" after %d steps: loss %.4f", p.step(), p.loss());
-    if (!std::isnan(p.eval_loss()) && p.eval_loss() != 0) {
+    const std::string evaluations = EvalSummaryText(last);
+    if (!evaluations.empty()) {
+      out_ << evaluations;
+    } else if (!std::isnan(p.eval_loss()) && p.eval_loss() != 0) {
       out_ << absl::StrFormat(", eval loss %.4f", p.eval_loss());
     }
     if (!last.message().empty()) out_ << " (" << last.message() << ")";
@@ -523,12 +569,13 @@ class Cli {
     const int width = 30;
     const int filled = static_cast<int>(std::min<int64_t>(width, p.step() * width / max));
     std::string line =
-        absl::StrFormat("[%s%s] %d/%d steps | loss %.4f%s | %.0f tok/s", std::string(filled, '#'),
-                        std::string(width - filled, '-'), p.step(), max, p.loss(),
+        absl::StrFormat("[%s%s] %d/%d steps | loss %.4f%s%s | %.0f tok/s",
+                        std::string(filled, '#'), std::string(width - filled, '-'), p.step(), max,
+                        p.loss(),
                         std::isnan(p.eval_loss()) || p.eval_loss() == 0
                             ? ""
                             : absl::StrFormat(" | eval %.4f", p.eval_loss()),
-                        p.tokens_per_second());
+                        TaskMetricsText(p), p.tokens_per_second());
     if (options_.progress_bar) {
       out_ << "\r" << line << "\x1b[K";
       bar_open_ = true;

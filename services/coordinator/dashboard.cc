@@ -54,6 +54,20 @@ json JobJson(const DashboardSources& sources, const JobManager::JobView& view) {
   std::set<std::string> workers;
   for (const v1::RankPlacement& placement : job.placements()) workers.insert(placement.worker_id());
   out["workers"] = json(std::vector<std::string>(workers.begin(), workers.end()));
+  // The latest evaluation's task metrics (by name), and every metric's latest and best so far.
+  out["eval_step"] = p.eval_step();
+  json metrics = json::object();
+  for (const auto& [name, value] : p.eval_metrics()) metrics[name] = Number(value);
+  out["eval_metrics"] = std::move(metrics);
+  json summary = json::array();
+  for (const v1::EvalMetricSummary& s : job.eval_metrics()) {
+    summary.push_back({{"name", s.name()},
+                       {"latest", Number(s.latest())},
+                       {"latest_step", s.latest_step()},
+                       {"best", Number(s.best())},
+                       {"best_step", s.best_step()}});
+  }
+  out["eval_summary"] = std::move(summary);
   json curve = json::array();
   for (const JobManager::CurvePoint& point : view.curve) {
     curve.push_back(

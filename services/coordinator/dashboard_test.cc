@@ -1,11 +1,13 @@
 // The dashboard's data and pages over real HTTP on loopback, with a real JobManager, SQLite
 // store and registry: a user sees the workers and only their own jobs; an operator sees every
-// job; a missing or unknown token gets 401 and no data; the page, script and style are served
-// from the binary with a Content-Security-Policy that allows nothing from elsewhere.
+// job; a job's latest task metrics come with their best; a missing or unknown token gets 401
+// and no data; the page, script and style are served from the binary with a
+// Content-Security-Policy that allows nothing from elsewhere.
 #include "services/coordinator/dashboard.h"
 
 #include <httplib.h>
 
+#include <cmath>
 #include <cstdlib>
 
 #include "gmock/gmock.h"
@@ -92,6 +94,38 @@ TEST_F(DashboardTest, UsersSeeTheirOwnJobsAndOperatorsSeeAll) {
   ASSERT_TRUE(manager_->SetCordoned("w1", true).ok());
   EXPECT_EQ(nlohmann::json::parse(DashboardJson(sources_, "bob", false))["workers"][0]["state"],
             "cordoned");
+}
+
+TEST_F(DashboardTest, AJobShowsItsLatestTaskMetricsAndTheirBest) {
+  const nlohmann::json before = nlohmann::json::parse(DashboardJson(sources_, "alice", false));
+  EXPECT_EQ(before["jobs"][0]["eval_metrics"], nlohmann::json::object());
+  EXPECT_EQ(before["jobs"][0]["eval_summary"], nlohmann::json::array());
+  auto evaluate = [&](int64_t step, double accuracy) {
+    v1::ProgressReport report;
+    report.mutable_ref()->set_job_id(alice_job_);
+    report.mutable_ref()->set_attempt(1);
+    report.set_worker_id("w1");
+    report.mutable_progress()->set_step(step + 1);
+    report.mutable_progress()->set_eval_step(step);
+    report.mutable_progress()->set_eval_loss(std::nan(""));
+    (*report.mutable_progress()->mutable_eval_metrics())["accuracy"] = accuracy;
+    absl::StatusOr<v1::ReportAck> ack = manager_->OnProgress(report);
+    ASSERT_TRUE(ack.ok()) << ack.status();
+    EXPECT_FALSE(ack->stale());
+  };
+  evaluate(10, 0.75);
+  evaluate(20, 0.5);
+  const nlohmann::json job =
+      nlohmann::json::parse(DashboardJson(sources_, "alice", false))["jobs"][0];
+  EXPECT_EQ(job["eval_step"], 20);
+  EXPECT_EQ(job["eval_metrics"], nlohmann::json({{"accuracy", 0.5}}));
+  EXPECT_EQ(job["eval_loss"], nullptr);
+  ASSERT_EQ(job["eval_summary"].size(), 1u);
+  EXPECT_EQ(job["eval_summary"][0], nlohmann::json({{"name", "accuracy"},
+                                                    {"latest", 0.5},
+                                                    {"latest_step", 20},
+                                                    {"best", 0.75},
+                                                    {"best_step", 10}}));
 }
 
 TEST_F(DashboardTest, PagesNeedATokenForDataAndComeFromTheBinary) {

@@ -13,6 +13,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "runtime/base/logging.h"
 #include "runtime/base/status_macros.h"
+#include "services/coordinator/eval_summary.h"
 #include "services/coordinator/placement.h"
 #include "services/jobspec/job_paths.h"
 #include "services/jobspec/job_spec.h"
@@ -632,9 +633,17 @@ absl::StatusOr<v1::ReportAck> JobManager::OnProgress(const v1::ProgressReport& r
   }
   if (report.has_progress() && report.ref().rank() == 0) {
     v1::JobProgress& p = *e->stored.job.mutable_progress();
-    const double eval_loss = p.eval_loss();
-    p = report.progress();
-    if (std::isnan(p.eval_loss())) p.set_eval_loss(eval_loss);
+    if (HasEvaluation(report.progress())) {
+      p = report.progress();
+      RecordEvaluation(p, e->stored.job.mutable_eval_metrics());
+    } else {
+      // No evaluation yet in this attempt: the job's latest one (an earlier attempt's) stays.
+      const v1::JobProgress evaluated = std::move(p);
+      p = report.progress();
+      p.set_eval_loss(evaluated.eval_loss());
+      p.set_eval_step(evaluated.eval_step());
+      *p.mutable_eval_metrics() = evaluated.eval_metrics();
+    }
     p.set_max_steps(e->stored.job.spec().training().max_steps());
     AddCurvePointLocked(*e, {report.progress().step(), report.progress().loss(),
                              report.progress().eval_loss()});
@@ -961,6 +970,15 @@ void JobManager::CollectMetrics(MetricsWriter* out) const {
     out->Gauge("strata_train_loss", "Latest training loss reported by rank 0.", job_rank, p.loss());
     if (!std::isnan(p.eval_loss())) {
       out->Gauge("strata_train_eval_loss", "Latest held-out loss.", job_rank, p.eval_loss());
+    }
+    // By name, so each scrape lists them in the same order (a protobuf map has none).
+    const std::map<std::string, double> task_metrics(p.eval_metrics().begin(),
+                                                     p.eval_metrics().end());
+    for (const auto& [metric, value] : task_metrics) {
+      if (std::isnan(value)) continue;
+      out->Gauge("strata_job_eval_metric",
+                 "Latest evaluation's task metric (accuracy, f1, exact_match, token_f1, ...).",
+                 {{"job_id", id}, {"metric", metric}}, value);
     }
     out->Counter("strata_train_tokens_total", "Training tokens processed (current attempt).",
                  job_rank, static_cast<double>(p.tokens_total()));

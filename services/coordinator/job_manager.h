@@ -143,6 +143,9 @@ class JobManager {
                                                               int64_t generation,
                                                               absl::Duration timeout)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // Rank 0's progress becomes the job's (stored). The latest evaluation stays until a report
+  // carries a newer one (a new attempt's first reports carry none); each evaluation updates
+  // Job.eval_metrics, latest and best per metric (eval_summary.h).
   absl::StatusOr<v1::ReportAck> OnProgress(const v1::ProgressReport& report)
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<v1::ReportAck> OnRankExit(const v1::RankExit& exit) ABSL_LOCKS_EXCLUDED(mu_);

@@ -3,11 +3,14 @@
 // and kill from every state, group restarts after a failed rank or a lost worker (stale
 // attempts ignored, ERROR after max_restarts), owner isolation, recovery of running jobs by a
 // new coordinator over the same store, cordon and drain (checkpoint first, no restart used,
-// cordons kept across a coordinator restart), and the dashboard's view of jobs.
+// cordons kept across a coordinator restart), evaluation metrics (latest and best, kept through
+// restarts, on /metrics), and the dashboard's view of jobs.
 #include "services/coordinator/job_manager.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <functional>
+#include <map>
 #include <set>
 #include <string>
 
@@ -127,6 +130,33 @@ class JobManagerTest : public ::testing::Test {
     p.mutable_progress()->set_loss(2.5);
     p.set_worker_id(manager_->Get(job.id(), "")->placements(0).worker_id());
     manager_->OnProgress(p).IgnoreError();
+  }
+
+  // Rank 0's progress at `step` carrying its latest evaluation (at `eval_step`), as a worker
+  // forwards it; a NaN `eval_loss` and no `metrics`: no evaluation in this attempt yet.
+  void Evaluated(const v1::Job& job, int attempt, int64_t step, int64_t eval_step,
+                 double eval_loss, const std::map<std::string, double>& metrics) {
+    v1::ProgressReport p;
+    *p.mutable_ref() = Ref(job, attempt);
+    p.mutable_progress()->set_step(step);
+    p.mutable_progress()->set_loss(2.5);
+    p.mutable_progress()->set_eval_step(eval_step);
+    p.mutable_progress()->set_eval_loss(eval_loss);
+    for (const auto& [name, value] : metrics) {
+      (*p.mutable_progress()->mutable_eval_metrics())[name] = value;
+    }
+    p.set_worker_id(manager_->Get(job.id(), "")->placements(0).worker_id());
+    ASSERT_TRUE(manager_->OnProgress(p).ok());
+  }
+
+  // Job.eval_metrics as "name latest@step best@step" lines.
+  static std::string Summaries(const v1::Job& job) {
+    std::string out;
+    for (const v1::EvalMetricSummary& s : job.eval_metrics()) {
+      absl::StrAppend(&out, s.name(), " ", s.latest(), "@", s.latest_step(), " ", s.best(), "@",
+                      s.best_step(), "\n");
+    }
+    return out;
   }
 
   std::string dir_;
@@ -672,6 +702,68 @@ TEST_F(JobManagerTest, QuotasBoundUnfinishedJobsAndCores) {
   EXPECT_TRUE(manager_->Submit(Spec("b1", 10, 4), "", "bob").ok());  // No quota.
   ASSERT_TRUE(manager_->Cancel(a2.id(), "", "alice").ok());
   EXPECT_TRUE(manager_->Submit(Spec("a3", 10, 1), "", "alice").ok());
+}
+
+// Evaluations with task metrics: the job's progress carries the latest one (kept through
+// reports without one), Job.eval_metrics the latest and best of each metric (loss lowest, task
+// metrics highest), /metrics the latest; a group restart and a coordinator restart keep them.
+TEST_F(JobManagerTest, EvaluationMetricsKeepLatestAndBestThroughRestarts) {
+  AddWorker("w1", 1);
+  v1::JobSpec spec = Spec("task", 10, 1);
+  spec.set_max_restarts(2);
+  const v1::Job job = Submit(spec);
+  const double none = std::nan("");
+  Evaluated(job, 1, 5, 0, none, {});
+  EXPECT_TRUE(manager_->Get(job.id(), "")->eval_metrics().empty());
+  Evaluated(job, 1, 21, 20, 0.9, {{"accuracy", 0.625}, {"f1", 0.5}});
+  Evaluated(job, 1, 40, 40, 0.75, {{"accuracy", 0.875}, {"f1", 0.25}});
+  Evaluated(job, 1, 45, 40, 0.75, {{"accuracy", 0.875}, {"f1", 0.25}});  // Reported again.
+  v1::Job got = *manager_->Get(job.id(), "");
+  EXPECT_EQ(got.progress().step(), 45);
+  EXPECT_EQ(got.progress().eval_step(), 40);
+  EXPECT_EQ(got.progress().eval_loss(), 0.75);
+  EXPECT_THAT(got.progress().eval_metrics(),
+              ::testing::UnorderedElementsAre(::testing::Pair("accuracy", 0.875),
+                                              ::testing::Pair("f1", 0.25)));
+  EXPECT_EQ(Summaries(got),
+            "accuracy 0.875@40 0.875@40\n"
+            "f1 0.25@40 0.5@20\n"
+            "loss 0.75@40 0.75@40\n");
+  MetricsWriter metrics;
+  manager_->CollectMetrics(&metrics);
+  EXPECT_THAT(metrics.text(), HasSubstr("# TYPE strata_job_eval_metric gauge\n"));
+  EXPECT_THAT(metrics.text(),
+              HasSubstr(absl::StrCat("strata_job_eval_metric{job_id=\"", job.id(),
+                                     "\",metric=\"accuracy\"} 0.875\n")));
+  EXPECT_THAT(metrics.text(), HasSubstr(absl::StrCat("strata_job_eval_metric{job_id=\"", job.id(),
+                                                     "\",metric=\"f1\"} 0.25\n")));
+
+  // The rank fails; attempt 2 resumes from an older checkpoint. Before it evaluates, the job
+  // shows attempt 1's latest evaluation; its own evaluation then becomes the latest, and the
+  // best stays attempt 1's where that was better.
+  Exit(job, 1, /*completed=*/false, "w1");
+  ASSERT_EQ(manager_->Get(job.id(), "")->attempt(), 2);
+  Evaluated(job, 2, 31, 0, none, {});
+  got = *manager_->Get(job.id(), "");
+  EXPECT_EQ(got.progress().step(), 31);
+  EXPECT_EQ(got.progress().eval_step(), 40);
+  EXPECT_EQ(got.progress().eval_loss(), 0.75);
+  EXPECT_EQ(got.progress().eval_metrics().at("accuracy"), 0.875);
+  Evaluated(job, 2, 40, 40, 0.6, {{"accuracy", 0.75}, {"f1", 0.375}});
+  const std::string after_restart =
+      "accuracy 0.75@40 0.875@40\n"
+      "f1 0.375@40 0.5@20\n"
+      "loss 0.6@40 0.6@40\n";
+  EXPECT_EQ(Summaries(*manager_->Get(job.id(), "")), after_restart);
+
+  // A new coordinator over the same store: the same summaries and latest evaluation.
+  OpenCoordinator();
+  got = *manager_->Get(job.id(), "");
+  EXPECT_EQ(Summaries(got), after_restart);
+  EXPECT_EQ(got.progress().eval_step(), 40);
+  EXPECT_THAT(got.progress().eval_metrics(),
+              ::testing::UnorderedElementsAre(::testing::Pair("accuracy", 0.75),
+                                              ::testing::Pair("f1", 0.375)));
 }
 
 // Pages end at the byte bound as well as the count, and following the tokens lists every job.

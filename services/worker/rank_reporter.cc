@@ -57,16 +57,26 @@ RankReporter::RankReporter(const v1::RankRef& ref, const std::string& worker_id)
 void RankReporter::OnRecord(const v1::RankReport& r) {
   switch (r.report_case()) {
     case v1::RankReport::kProgress: {
-      const double eval_loss = progress_.progress().eval_loss();
-      *progress_.mutable_progress() = r.progress();
-      progress_.mutable_progress()->set_eval_loss(eval_loss);
+      // The latest evaluation stays with the progress until the next one replaces it.
+      v1::JobProgress* p = progress_.mutable_progress();
+      const double eval_loss = p->eval_loss();
+      const int64_t eval_step = p->eval_step();
+      const google::protobuf::Map<std::string, double> eval_metrics = p->eval_metrics();
+      *p = r.progress();
+      p->set_eval_loss(eval_loss);
+      p->set_eval_step(eval_step);
+      *p->mutable_eval_metrics() = eval_metrics;
       progress_changed_ = true;
       break;
     }
-    case v1::RankReport::kEval:
-      progress_.mutable_progress()->set_eval_loss(r.eval().loss());
+    case v1::RankReport::kEval: {
+      v1::JobProgress* p = progress_.mutable_progress();
+      p->set_eval_loss(r.eval().loss());
+      p->set_eval_step(r.eval().step());
+      *p->mutable_eval_metrics() = r.eval().metrics();
       progress_changed_ = true;
       break;
+    }
     case v1::RankReport::kZoStep:
       steps_.push_back(r.zo_step());
       break;

@@ -1,8 +1,9 @@
 // RankReporter: what one running rank has to tell the coordinator, batched. It takes the
 // rank's typed records (RankReport) and its human-readable lines, and Flush sends them through a
 // ReportSink: ZO step records and checkpoints are kept until the coordinator acknowledges them
-// (a failed send retries them on the next flush, in order), progress is the latest, lines go
-// once. It knows nothing of processes or pipes; RankRunner feeds it.
+// (a failed send retries them on the next flush, in order), progress is the latest (carrying
+// the latest evaluation: its loss, step and task metrics), lines go once. It knows nothing of
+// processes or pipes; RankRunner feeds it.
 #ifndef STRATA_SERVICES_WORKER_RANK_REPORTER_H_
 #define STRATA_SERVICES_WORKER_RANK_REPORTER_H_
 

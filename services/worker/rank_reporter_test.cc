@@ -1,6 +1,7 @@
 // RankReporter against a fake coordinator: records become the right RPCs, ZO step records and
-// checkpoints survive failed sends and go in order, progress merges evaluations, lines are sent
-// once, a stale answer is passed on, and the exit error is the rank's own words.
+// checkpoints survive failed sends and go in order, progress merges evaluations (loss, step and
+// task metrics, replaced whole by the next evaluation), lines are sent once, a stale answer is
+// passed on, and the exit error is the rank's own words.
 #include "services/worker/rank_reporter.h"
 
 #include <cmath>
@@ -102,6 +103,45 @@ TEST(RankReporterTest, EvaluationsMergeIntoProgressAndStaleIsPassedOn) {
   EXPECT_EQ(sink.progress[0].progress().step(), 11);
   EXPECT_EQ(sink.progress[0].progress().eval_loss(), 2.5);
   EXPECT_EQ(reporter.step(), 11);
+}
+
+TEST(RankReporterTest, TaskMetricsTravelWithTheirEvaluationUntilTheNextOne) {
+  FakeSink sink;
+  RankReporter reporter(Ref(), "w1");
+  v1::RankReport eval;
+  eval.mutable_eval()->set_step(20);
+  eval.mutable_eval()->set_loss(0.7);
+  (*eval.mutable_eval()->mutable_metrics())["accuracy"] = 0.75;
+  (*eval.mutable_eval()->mutable_metrics())["f1"] = 0.6;
+  reporter.OnRecord(eval);
+  v1::RankReport progress;
+  progress.mutable_progress()->set_step(25);
+  reporter.OnRecord(progress);
+  EXPECT_FALSE(reporter.Flush(sink));
+  ASSERT_EQ(sink.progress.size(), 1u);
+  const v1::JobProgress& first = sink.progress[0].progress();
+  EXPECT_EQ(first.step(), 25);
+  EXPECT_EQ(first.eval_step(), 20);
+  EXPECT_EQ(first.eval_loss(), 0.7);
+  EXPECT_THAT(first.eval_metrics(),
+              ::testing::UnorderedElementsAre(::testing::Pair("accuracy", 0.75),
+                                              ::testing::Pair("f1", 0.6)));
+  // The next evaluation replaces the whole set: a metric it lacks is not carried over.
+  eval.mutable_eval()->set_step(40);
+  eval.mutable_eval()->set_loss(0.5);
+  eval.mutable_eval()->mutable_metrics()->clear();
+  (*eval.mutable_eval()->mutable_metrics())["accuracy"] = 0.8;
+  reporter.OnRecord(eval);
+  progress.mutable_progress()->set_step(41);
+  reporter.OnRecord(progress);
+  EXPECT_FALSE(reporter.Flush(sink));
+  ASSERT_EQ(sink.progress.size(), 2u);
+  const v1::JobProgress& second = sink.progress[1].progress();
+  EXPECT_EQ(second.step(), 41);
+  EXPECT_EQ(second.eval_step(), 40);
+  EXPECT_EQ(second.eval_loss(), 0.5);
+  EXPECT_THAT(second.eval_metrics(),
+              ::testing::UnorderedElementsAre(::testing::Pair("accuracy", 0.8)));
 }
 
 TEST(RankReporterTest, TheExitErrorIsTheRanksOwnWords) {

@@ -1,7 +1,8 @@
 // Script of the Strata operations dashboard (index.html): reads /api/v1/dashboard every two
 // seconds with the user's bearer token and redraws workers, the queue and each job (progress,
-// loss and eval curves, restarts, recent events, federated rounds). Every value from the server
-// is written as text (textContent), never as markup: job names and messages come from users.
+// loss and eval curves, task metrics with their best, restarts, recent events, federated
+// rounds). Every value from the server is written as text (textContent), never as markup: job
+// names and messages come from users.
 'use strict';
 
 const REFRESH_MS = 2000;
@@ -118,6 +119,17 @@ function renderRounds(rounds) {
       el('td', {}, bytes(r.bytes_down))))));
 }
 
+// The latest evaluation's task metrics, each with its best so far: "accuracy 0.8125 (best
+// 0.8750 @ 400)".
+function renderMetrics(j) {
+  const best = new Map((j.eval_summary || []).map((s) => [s.name, s]));
+  return Object.entries(j.eval_metrics || {}).map(([name, value]) => {
+    const s = best.get(name);
+    return el('span', {class: 'metric', 'data-metric': name}, `${name} ${num(value, 4)}`,
+              s ? ` (best ${num(s.best, 4)} @ ${s.best_step})` : null);
+  });
+}
+
 function renderJob(j) {
   const total = j.federated ? j.num_rounds : j.max_steps;
   const done = j.federated ? j.round : j.step;
@@ -136,6 +148,7 @@ function renderJob(j) {
          ` / ${total}`),
       el('span', {}, `loss ${num(j.loss, 4)}`),
       el('span', {}, `eval ${num(j.eval_loss, 4)}`),
+      ...renderMetrics(j),
       el('span', {}, `${num(j.tokens_per_second, 0)} tok/s`),
       el('span', {}, `restarts ${j.restarts}`),
       el('span', {}, `attempt ${j.attempt}`),
