@@ -114,34 +114,35 @@ absl::StatusOr<std::unique_ptr<FoTrainer>> FoTrainer::Create(Transformer* model,
   STRATA_RETURN_IF_ERROR(CheckSequenceFits(model->config(), options.seq, options.adapters));
   const int rank = options.comm != nullptr ? options.comm->rank() : 0;
   const int world = options.comm != nullptr ? options.comm->size() : 1;
-  BatchSampler::Options sampler_options{options.batch, options.seq, options.seed, rank, world};
-  STRATA_ASSIGN_OR_RETURN(BatchSampler sampler, BatchSampler::Create(train, sampler_options));
-  if (eval != nullptr) {
+  STRATA_ASSIGN_OR_RETURN(
+      TrainBatches batches,
+      TrainBatches::Create(train, options.task,
+                           {options.batch, options.seq, options.seed, rank, world}));
+  if (eval != nullptr && options.task == nullptr) {
     BatchSampler::Options eval_options{options.batch, options.seq, options.seed, 0, 1};
     STRATA_RETURN_IF_ERROR(BatchSampler::Create(eval, eval_options).status());
   }
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<FoUpdate> update, MakeFoUpdate(model, options));
   return std::unique_ptr<FoTrainer>(
-      new FoTrainer(model, eval, options, std::move(sampler), std::move(update)));
+      new FoTrainer(model, eval, options, std::move(batches), std::move(update)));
 }
 
 FoTrainer::FoTrainer(Transformer* model, const TokenCorpus* eval, FoTrainerOptions options,
-                     BatchSampler sampler, std::unique_ptr<FoUpdate> update)
+                     TrainBatches batches, std::unique_ptr<FoUpdate> update)
     : model_(model),
       eval_(eval),
       options_(options),
-      sampler_(std::move(sampler)),
-      update_(std::move(update)),
-      tokens_(static_cast<size_t>(options.batch) * options.seq),
-      targets_(tokens_.size()) {}
+      batches_(std::move(batches)),
+      update_(std::move(update)) {}
 
 absl::StatusOr<StepStats> FoTrainer::Step() {
   const auto start = std::chrono::steady_clock::now();
-  sampler_.Next(absl::MakeSpan(tokens_), absl::MakeSpan(targets_));
+  STRATA_RETURN_IF_ERROR(batches_.Next());
   update_->BeginStep(*model_);
-  STRATA_ASSIGN_OR_RETURN(float loss,
-                          model_->ForwardBackward(tokens_, targets_, options_.batch, options_.seq,
-                                                  update_->weight_source()));
+  ObjectiveScope objective(model_, batches_.objective());
+  STRATA_ASSIGN_OR_RETURN(float loss, model_->ForwardBackward(batches_.tokens(), batches_.targets(),
+                                                              batches_.rows(), batches_.T(),
+                                                              update_->weight_source()));
   StepStats stats;
   stats.lr = static_cast<float>(options_.lr.At(step_));
   STRATA_ASSIGN_OR_RETURN(stats.grad_norm, update_->Step(*model_, stats.lr));
@@ -156,19 +157,22 @@ absl::StatusOr<StepStats> FoTrainer::Step() {
   stats.loss = loss;
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  stats.tokens_per_second = static_cast<double>(tokens_.size()) / seconds;
+  stats.tokens_per_second = static_cast<double>(batches_.tokens().size()) / seconds;
   return stats;
 }
 
-absl::StatusOr<float> FoTrainer::Evaluate() {
-  if (eval_ == nullptr) return absl::FailedPreconditionError("no evaluation data");
+absl::StatusOr<EvalResult> FoTrainer::Evaluate() {
+  if (!has_eval()) return absl::FailedPreconditionError("no evaluation data");
   // Batches of the global size, so data-parallel ranks evaluate exactly what one process with
   // the whole batch would (each rank the whole set: the weights are the same everywhere).
   const int batch = options_.batch * (options_.comm != nullptr ? options_.comm->size() : 1);
-  return MeanLossOverBatches(eval_, batch, options_.seq, options_.eval_batches,
-                             [&](absl::Span<const int32_t> x, absl::Span<const int32_t> y) {
-                               return update_->Loss(*model_, x, y, batch, options_.seq);
-                             });
+  return EvaluateHeldOut(
+      eval_, options_.task, model_,
+      [&](absl::Span<const int32_t> x, absl::Span<const int32_t> y, int B, int T) {
+        return update_->Loss(*model_, x, y, B, T);
+      },
+      batch, options_.seq, options_.eval_batches,
+      /*generate=*/options_.zero_stage < 3 && options_.param_offload_dirs.empty());
 }
 
 std::string FoRankCheckpointDir(const std::string& checkpoint_dir, int rank) {
@@ -198,8 +202,8 @@ absl::Status FoTrainer::SaveCheckpoint() {
   STRATA_RETURN_IF_ERROR(update_->Save(writer.dir(), *model_, rank()));
   nlohmann::json position;
   position["step"] = step_;
-  position["sampler_epoch"] = sampler_.position().epoch;
-  position["sampler_cursor"] = sampler_.position().cursor;
+  position["sampler_epoch"] = batches_.position().epoch;
+  position["sampler_cursor"] = batches_.position().cursor;
   position["world_size"] = options_.comm != nullptr ? options_.comm->size() : 1;
   position["zero_stage"] = options_.zero_stage;
   STRATA_RETURN_IF_ERROR(writer.Commit(position));
@@ -245,7 +249,7 @@ absl::StatusOr<int64_t> FoTrainer::Resume(const std::function<void(const std::st
       own.dir, absl::StrCat(FoRankCheckpointDir(options_.checkpoint_dir, 0), "/", name), *model_,
       step));
   step_ = step;
-  sampler_.set_position({own.position.value("sampler_epoch", int64_t{0}),
+  batches_.set_position({own.position.value("sampler_epoch", int64_t{0}),
                          own.position.value("sampler_cursor", int64_t{0})});
   log(absl::StrFormat("resumed from %s: at step %d", own.dir, step_));
   return step_;
@@ -286,22 +290,22 @@ absl::Status FoTrainer::Run(const std::function<void(const std::string&)>& log) 
         p.lr = s.lr;
         const int ranks = options_.comm != nullptr ? options_.comm->size() : 1;  // In lockstep.
         p.tokens_per_second = s.tokens_per_second * ranks;
-        p.tokens_total = s.step * static_cast<int64_t>(tokens_.size()) * ranks;
+        p.tokens_total = s.step * static_cast<int64_t>(batches_.tokens().size()) * ranks;
         options_.events.on_progress(p);
       }
     }
-    if (eval_ != nullptr && options_.eval_every > 0 && s.step % options_.eval_every == 0 &&
+    if (has_eval() && options_.eval_every > 0 && s.step % options_.eval_every == 0 &&
         s.step < options_.steps) {
-      STRATA_ASSIGN_OR_RETURN(float eval_loss, Evaluate());
-      log(absl::StrFormat("step %d | eval loss %.4f", s.step, eval_loss));
-      if (options_.events.on_eval) options_.events.on_eval(s.step, EvalResult{eval_loss, {}});
+      STRATA_ASSIGN_OR_RETURN(const EvalResult eval, Evaluate());
+      log(absl::StrFormat("step %d | %s", s.step, DescribeEval(eval)));
+      if (options_.events.on_eval) options_.events.on_eval(s.step, eval);
     }
   }
-  if (eval_ != nullptr) {
-    STRATA_ASSIGN_OR_RETURN(float eval_loss, Evaluate());
-    log(absl::StrFormat("final eval loss %.4f after %d steps (%.0f tok/s)", eval_loss, step_,
+  if (has_eval()) {
+    STRATA_ASSIGN_OR_RETURN(const EvalResult eval, Evaluate());
+    log(absl::StrFormat("final %s after %d steps (%.0f tok/s)", DescribeEval(eval), step_,
                         tokens_per_second));
-    if (options_.events.on_eval) options_.events.on_eval(step_, EvalResult{eval_loss, {}});
+    if (options_.events.on_eval) options_.events.on_eval(step_, eval);
   }
   if (options_.checkpoint_every == 0 || step_ % options_.checkpoint_every != 0) {
     STRATA_RETURN_IF_ERROR(SaveCheckpoint());  // The end.

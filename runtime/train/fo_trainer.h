@@ -19,15 +19,17 @@
 #include "runtime/optim/lr_schedule.h"
 #include "runtime/peft/trainable_adapters.h"
 #include "runtime/train/fo_update.h"
+#include "runtime/task/task_data.h"
 #include "runtime/train/attempt_fence.h"
+#include "runtime/train/train_batches.h"
 #include "runtime/train/train_events.h"
 #include "storage/checkpoint.h"
 
 namespace strata {
 
 struct FoTrainerOptions {
-  int batch = 8;
-  int seq = 64;
+  int batch = 8;  // Sequences per rank per step (a task: examples).
+  int seq = 64;   // Tokens per sequence (a task: the longest prompt + candidate).
   int64_t steps = 100;
   // lr.total_steps is taken from `steps` when 0.
   LrSchedule lr{LrSchedule::Kind::kConstant, 1e-3, 0, 0, 0};
@@ -80,6 +82,9 @@ struct FoTrainerOptions {
   TrainEvents events;  // Progress, evaluations and (rank 0's) checkpoints.
   // Checked after every step: when true, Run writes a checkpoint and returns CANCELLED.
   std::function<bool()> stop_requested;
+  // Train on this task's examples (its objective; evaluations on its dev examples with its
+  // metrics) instead of the corpora. Not owned.
+  const task::TaskData* task = nullptr;
 };
 
 struct StepStats {
@@ -106,8 +111,10 @@ class FoTrainer {
   // checkpoints); returns the step to continue from. Run calls it first.
   absl::StatusOr<int64_t> Resume(const std::function<void(const std::string&)>& log);
   absl::Status SaveCheckpoint();
-  // Mean loss over the first eval_batches batches of the held-out corpus (a fixed set).
-  absl::StatusOr<float> Evaluate();
+  // Mean loss over the first eval_batches batches of the held-out corpus (a fixed set), or the
+  // task's dev metrics.
+  absl::StatusOr<EvalResult> Evaluate();
+  bool has_eval() const { return eval_ != nullptr || options_.task != nullptr; }
   // Runs the remaining steps, calling `log` with each line of progress, evaluates, saves.
   absl::Status Run(const std::function<void(const std::string&)>& log);
 
@@ -115,12 +122,12 @@ class FoTrainer {
 
  private:
   FoTrainer(Transformer* model, const TokenCorpus* eval, FoTrainerOptions options,
-            BatchSampler sampler, std::unique_ptr<FoUpdate> update);
+            TrainBatches batches, std::unique_ptr<FoUpdate> update);
 
   Transformer* model_;
   const TokenCorpus* eval_;
   FoTrainerOptions options_;
-  BatchSampler sampler_;
+  TrainBatches batches_;
   std::unique_ptr<FoUpdate> update_;  // The stage family's weight update and its state.
   std::unique_ptr<CheckpointManager> checkpoints_;
   std::optional<AttemptFence> fence_;  // With options_.attempt.
@@ -132,7 +139,6 @@ class FoTrainer {
   // With options_.attempt: claims this rank's checkpoint directory once (after the checkpoint
   // manager marked it).
   absl::Status ClaimCheckpointDir();
-  std::vector<int32_t> tokens_, targets_;
   int64_t step_ = 0;
 };
 

@@ -67,11 +67,11 @@ TEST_P(FoTrainerTest, LossFallsWellBelowUnigramEntropyAndCheckpointReloads) {
       std::string(tmp ? tmp : "/tmp") + "/trained_" + std::string(ModelFamilyName(GetParam()));
   auto trainer = FoTrainer::Create(model->get(), &train, &eval, options);
   ASSERT_TRUE(trainer.ok()) << trainer.status();
-  const float before = *(*trainer)->Evaluate();
+  const float before = (*(*trainer)->Evaluate()).loss;
   EXPECT_NEAR(before, std::log(257.0), 0.2);
   std::vector<std::string> log;
   ASSERT_TRUE((*trainer)->Run([&log](const std::string& line) { log.push_back(line); }).ok());
-  const float after = *(*trainer)->Evaluate();
+  const float after = (*(*trainer)->Evaluate()).loss;
   std::printf("%s: held-out loss %.4f -> %.4f nats; unigram entropy %.4f\n",
               std::string(ModelFamilyName(GetParam())).c_str(), before, after, entropy);
   EXPECT_LT(after, 0.8 * entropy) << "eval loss " << after << ", unigram entropy " << entropy;
@@ -81,7 +81,7 @@ TEST_P(FoTrainerTest, LossFallsWellBelowUnigramEntropyAndCheckpointReloads) {
   auto reloaded = LoadHfCheckpoint(options.save_dir);
   ASSERT_TRUE(reloaded.ok()) << reloaded.status();
   auto again = FoTrainer::Create(reloaded->get(), &train, &eval, options);
-  EXPECT_EQ(*(*again)->Evaluate(), after);
+  EXPECT_EQ((*(*again)->Evaluate()).loss, after);
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, FoTrainerTest,
@@ -236,10 +236,10 @@ TEST(FoLoraTrainerTest, LearnsWithTheBaseFrozenAndExportsAPeftDirectory) {
   options.save_dir = TestDir("fo_lora_export");
   auto trainer = FoTrainer::Create(model.get(), &corpus, &corpus, options);
   ASSERT_TRUE(trainer.ok()) << trainer.status();
-  const float before = *(*trainer)->Evaluate();
+  const float before = (*(*trainer)->Evaluate()).loss;
   std::vector<std::string> lines;
   ASSERT_TRUE((*trainer)->Run([&](const std::string& l) { lines.push_back(l); }).ok());
-  const float after = *(*trainer)->Evaluate();
+  const float after = (*(*trainer)->Evaluate()).loss;
   std::printf("FO-LoRA: loss %.4f -> %.4f\n", before, after);
   EXPECT_LT(after, 0.6f * before);
   EXPECT_EQ(model->GradientBytes(), 0);

@@ -22,9 +22,17 @@ struct TrainProgress {
   int64_t offload_write_bytes = 0;
 };
 
+// One evaluation of the held-out data.
+struct EvalResult {
+  double loss = 0;  // The training objective on the held-out data.
+  // A task's metrics by name (accuracy, f1, exact_match, token_f1; runtime/task): empty for a
+  // plain corpus.
+  std::map<std::string, double> metrics;
+};
+
 struct TrainEvents {
   std::function<void(const TrainProgress&)> on_progress;
-  std::function<void(int64_t step, double eval_loss)> on_eval;
+  std::function<void(int64_t step, const EvalResult& eval)> on_eval;
   std::function<void(int64_t step, const std::string& dir)> on_checkpoint;
 };
 

@@ -34,8 +34,9 @@ absl::StatusOr<std::unique_ptr<ZoTrainer>> ZoTrainer::Create(Transformer* model,
       options.zo.variant != zo::ZoVariant::kSign) {
     return absl::InvalidArgumentError("offloaded ZO supports the sgd and sign variants");
   }
-  BatchSampler::Options sampler_options{options.batch, options.seq, options.data_seed, 0, 1};
-  STRATA_ASSIGN_OR_RETURN(BatchSampler sampler, BatchSampler::Create(train, sampler_options));
+  STRATA_ASSIGN_OR_RETURN(
+      TrainBatches batches,
+      TrainBatches::Create(train, options.task, {options.batch, options.seq, options.data_seed}));
   std::unique_ptr<zo::ZoEngine> engine;
   if (options.adapters != nullptr && options.offload.has_value()) {
     options.offload->adapters = options.adapters;  // ZO over the offloaded, read-only base.
@@ -47,18 +48,16 @@ absl::StatusOr<std::unique_ptr<ZoTrainer>> ZoTrainer::Create(Transformer* model,
     engine = std::make_unique<zo::InMemoryZo>(model, std::move(optimizer));
   }
   return std::unique_ptr<ZoTrainer>(
-      new ZoTrainer(model, eval, options, std::move(sampler), std::move(engine)));
+      new ZoTrainer(model, eval, options, std::move(batches), std::move(engine)));
 }
 
 ZoTrainer::ZoTrainer(Transformer* model, const TokenCorpus* eval, ZoTrainerOptions options,
-                     BatchSampler sampler, std::unique_ptr<zo::ZoEngine> engine)
+                     TrainBatches batches, std::unique_ptr<zo::ZoEngine> engine)
     : model_(model),
       eval_(eval),
       options_(std::move(options)),
-      sampler_(std::move(sampler)),
-      engine_(std::move(engine)),
-      tokens_(static_cast<size_t>(options_.batch) * options_.seq),
-      targets_(tokens_.size()) {}
+      batches_(std::move(batches)),
+      engine_(std::move(engine)) {}
 
 double ZoTrainer::LrAt(int64_t step) const { return options_.lr.At(step); }
 
@@ -107,8 +106,8 @@ absl::Status ZoTrainer::SaveCheckpoint() {
   }
   nlohmann::json position;
   position["step"] = step_;
-  position["sampler_epoch"] = sampler_.position().epoch;
-  position["sampler_cursor"] = sampler_.position().cursor;
+  position["sampler_epoch"] = batches_.position().epoch;
+  position["sampler_cursor"] = batches_.position().cursor;
   position["adam_updates"] = arithmetic != nullptr ? arithmetic->adam_updates() : 0;
   position["seed"] = options_.zo.seed;
   STRATA_RETURN_IF_ERROR(writer.Commit(position));
@@ -170,7 +169,7 @@ absl::StatusOr<int64_t> ZoTrainer::Resume(const Log& log) {
     return absl::DataLossError(absl::StrCat(latest->dir, ": manifest lacks the ZO position"));
   }
   step_ = state["step"].get<int64_t>();
-  sampler_.set_position(
+  batches_.set_position(
       {state["sampler_epoch"].get<int64_t>(), state["sampler_cursor"].get<int64_t>()});
   STRATA_RETURN_IF_ERROR(EnsureEngine());  // Moves loaded blocks to NVMe (sparse thresholds).
   const std::string ckpt = latest->dir;
@@ -231,7 +230,7 @@ absl::Status ZoTrainer::ReplayNext(const zo::ZoStepRecord& record, const std::st
         absl::StrCat(source, ": step log jumps from step ", step_, " to ", record.step));
   }
   STRATA_RETURN_IF_ERROR(engine_->Replay(record));
-  sampler_.Next(absl::MakeSpan(tokens_), absl::MakeSpan(targets_));  // Keep data in step.
+  STRATA_RETURN_IF_ERROR(batches_.Next());  // Keep data in step.
   step_ = record.step;
   return absl::OkStatus();
 }
@@ -253,11 +252,14 @@ absl::Status ZoTrainer::ReplayFromStart(const Log& log) {
 }
 
 absl::StatusOr<zo::ZoStepRecord> ZoTrainer::Step() {
-  sampler_.Next(absl::MakeSpan(tokens_), absl::MakeSpan(targets_));
+  STRATA_RETURN_IF_ERROR(batches_.Next());
   const int64_t next = step_ + 1;
   STRATA_RETURN_IF_ERROR(EnsureEngine());
-  STRATA_ASSIGN_OR_RETURN(zo::ZoStepRecord record, engine_->Step(tokens_, targets_, options_.batch,
-                                                                 options_.seq, next, LrAt(step_)));
+  ObjectiveScope objective(model_, batches_.objective());
+  STRATA_ASSIGN_OR_RETURN(zo::ZoStepRecord record,
+                          engine_->Step(batches_.tokens(), batches_.targets(), batches_.rows(),
+                                        batches_.T(), next, LrAt(step_)));
+  tokens_total_ += static_cast<int64_t>(batches_.tokens().size());
   // Held to the end of this write: no newer attempt claims the directory meanwhile.
   STRATA_ASSIGN_OR_RETURN(const std::optional<AttemptFence::Hold> hold,
                           AttemptFence::CheckIfAny(fence_));
@@ -267,17 +269,20 @@ absl::StatusOr<zo::ZoStepRecord> ZoTrainer::Step() {
   return record;
 }
 
-absl::StatusOr<float> ZoTrainer::Evaluate() {
-  if (eval_ == nullptr) return absl::FailedPreconditionError("no evaluation data");
+absl::StatusOr<EvalResult> ZoTrainer::Evaluate() {
+  if (!has_eval()) return absl::FailedPreconditionError("no evaluation data");
   STRATA_RETURN_IF_ERROR(FlushPending());
-  return MeanLossOverBatches(
-      eval_, options_.batch, options_.seq, options_.eval_batches,
-      [&](absl::Span<const int32_t> x, absl::Span<const int32_t> y) -> absl::StatusOr<float> {
+  return EvaluateHeldOut(
+      eval_, options_.task, model_,
+      [&](absl::Span<const int32_t> x, absl::Span<const int32_t> y, int B,
+          int T) -> absl::StatusOr<float> {
         // Offloaded: the blocks stream through the working set (one read pass per batch)
         // instead of coming back into RAM.
-        if (engine_ != nullptr) return engine_->Loss(x, y, options_.batch, options_.seq);
-        return model_->Loss(x, y, options_.batch, options_.seq);
-      });
+        if (engine_ != nullptr) return engine_->Loss(x, y, B, T);
+        return model_->Loss(x, y, B, T);
+      },
+      options_.batch, options_.seq, options_.eval_batches,
+      /*generate=*/!options_.offload.has_value());
 }
 
 absl::Status ZoTrainer::Run(const Log& log) {
@@ -295,8 +300,7 @@ absl::Status ZoTrainer::Run(const Log& log) {
               ? ""
               : absl::StrFormat(" | io r %.1f MB w %.1f MB", engine_->bytes_read() / 1e6,
                                 engine_->bytes_written() / 1e6);
-      const double tokens_per_second =
-          (r.step - first) * static_cast<double>(tokens_.size()) / seconds;
+      const double tokens_per_second = static_cast<double>(tokens_total_) / seconds;
       log(absl::StrFormat("step %d/%d | loss %.4f | g %+.4e | lr %.2e%s%s | %.0f tok/s", r.step,
                           options_.steps, r.loss, r.scalars[0], r.lr, r.skipped ? " | skipped" : "",
                           io, tokens_per_second));
@@ -307,16 +311,16 @@ absl::Status ZoTrainer::Run(const Log& log) {
         p.loss = r.loss;
         p.lr = r.lr;
         p.tokens_per_second = tokens_per_second;
-        p.tokens_total = r.step * static_cast<int64_t>(tokens_.size());
+        p.tokens_total = r.step * static_cast<int64_t>(batches_.tokens().size());
         p.offload_read_bytes = engine_->bytes_read();
         p.offload_write_bytes = engine_->bytes_written();
         options_.events.on_progress(p);
       }
     }
-    if (eval_ != nullptr && options_.eval_every > 0 && r.step % options_.eval_every == 0) {
-      STRATA_ASSIGN_OR_RETURN(float eval_loss, Evaluate());
-      log(absl::StrFormat("step %d | eval loss %.4f", r.step, eval_loss));
-      if (options_.events.on_eval) options_.events.on_eval(r.step, EvalResult{eval_loss, {}});
+    if (has_eval() && options_.eval_every > 0 && r.step % options_.eval_every == 0) {
+      STRATA_ASSIGN_OR_RETURN(const EvalResult eval, Evaluate());
+      log(absl::StrFormat("step %d | %s", r.step, DescribeEval(eval)));
+      if (options_.events.on_eval) options_.events.on_eval(r.step, eval);
     }
     if (options_.checkpoint_every > 0 && r.step % options_.checkpoint_every == 0) {
       STRATA_RETURN_IF_ERROR(SaveCheckpoint());
@@ -331,10 +335,10 @@ absl::Status ZoTrainer::Run(const Log& log) {
   }
   STRATA_RETURN_IF_ERROR(FlushPending());
   if (checkpointed_step_ != step_) STRATA_RETURN_IF_ERROR(SaveCheckpoint());  // The end.
-  if (eval_ != nullptr) {
-    STRATA_ASSIGN_OR_RETURN(float eval_loss, Evaluate());
-    log(absl::StrFormat("final eval loss %.4f after %d steps", eval_loss, step_));
-    if (options_.events.on_eval) options_.events.on_eval(step_, EvalResult{eval_loss, {}});
+  if (has_eval()) {
+    STRATA_ASSIGN_OR_RETURN(const EvalResult eval, Evaluate());
+    log(absl::StrFormat("final %s after %d steps", DescribeEval(eval), step_));
+    if (options_.events.on_eval) options_.events.on_eval(step_, eval);
   }
   return absl::OkStatus();
 }

@@ -27,7 +27,9 @@
 #include "runtime/offload/offloaded_zo.h"
 #include "runtime/optim/lr_schedule.h"
 #include "runtime/peft/trainable_adapters.h"
+#include "runtime/task/task_data.h"
 #include "runtime/train/attempt_fence.h"
+#include "runtime/train/train_batches.h"
 #include "runtime/train/train_events.h"
 #include "runtime/zo/step_log.h"
 #include "runtime/zo/zo_engine.h"
@@ -38,8 +40,8 @@ namespace strata {
 
 struct ZoTrainerOptions {
   zo::ZoConfig zo;
-  int batch = 8;
-  int seq = 64;
+  int batch = 8;  // Sequences per step (a task: examples).
+  int seq = 64;   // Tokens per sequence (a task: the longest prompt + candidate).
   int64_t steps = 1000;
   // The learning-rate schedule (runtime/optim/lr_schedule.h); total_steps taken from `steps`
   // when 0.
@@ -77,13 +79,17 @@ struct ZoTrainerOptions {
   // model's weights, in memory or over the offloaded base: checkpoints and exports hold the
   // adapters in PEFT's layout. Not owned.
   TrainableAdapters* adapters = nullptr;
+  // Train on this task's examples (its objective; evaluations on its dev examples with its
+  // metrics) instead of the corpora. Not owned.
+  const task::TaskData* task = nullptr;
 };
 
 class ZoTrainer {
  public:
   using Log = std::function<void(const std::string&)>;
 
-  // `model`, `train`, `eval` must outlive the trainer; `eval` may be null.
+  // `model`, `train`, `eval` must outlive the trainer; `eval` may be null, and both are with
+  // options.task.
   static absl::StatusOr<std::unique_ptr<ZoTrainer>> Create(Transformer* model,
                                                            const TokenCorpus* train,
                                                            const TokenCorpus* eval,
@@ -93,8 +99,9 @@ class ZoTrainer {
   // writes the step-0 checkpoint. Returns the step training continues after.
   absl::StatusOr<int64_t> Resume(const Log& log);
   absl::StatusOr<zo::ZoStepRecord> Step();
-  // Held-out loss (pending update applied first).
-  absl::StatusOr<float> Evaluate();
+  // Held-out loss, and a task's metrics (pending update applied first).
+  absl::StatusOr<EvalResult> Evaluate();
+  bool has_eval() const { return eval_ != nullptr || options_.task != nullptr; }
   absl::Status SaveCheckpoint();
   // Writes the current weights (pending update applied) as a Hugging Face checkpoint directory;
   // offloaded blocks are read from NVMe one at a time, so the memory budget holds. With adapters,
@@ -112,7 +119,7 @@ class ZoTrainer {
   // the data sampler with it.
   absl::Status ReplayNext(const zo::ZoStepRecord& record, const std::string& source);
   ZoTrainer(Transformer* model, const TokenCorpus* eval, ZoTrainerOptions options,
-            BatchSampler sampler, std::unique_ptr<zo::ZoEngine> engine);
+            TrainBatches batches, std::unique_ptr<zo::ZoEngine> engine);
   double LrAt(int64_t step) const;
   // Creates the offloaded engine from the arena's current weights, when it is not there yet.
   absl::Status EnsureEngine();
@@ -125,14 +132,14 @@ class ZoTrainer {
   Transformer* model_;
   const TokenCorpus* eval_;
   ZoTrainerOptions options_;
-  BatchSampler sampler_;
+  TrainBatches batches_;
   // In memory from Create; offloaded (options_.offload) from the first Resume or Step, built
   // from the seed, the checkpoint or the arena.
   std::unique_ptr<zo::ZoEngine> engine_;
   std::unique_ptr<zo::StepLogWriter> log_;
   std::unique_ptr<CheckpointManager> checkpoints_;
   std::optional<AttemptFence> fence_;  // With options_.attempt.
-  std::vector<int32_t> tokens_, targets_;
+  int64_t tokens_total_ = 0;  // Tokens of the batches stepped over since this run started.
   int64_t step_ = 0;
   int64_t checkpointed_step_ = -1;  // Step of the newest checkpoint this run committed.
 };

@@ -101,15 +101,15 @@ absl::StatusOr<Json> ParseYaml(const std::string& text, const std::string& name)
   yaml_document_delete(&doc);
   yaml_parser_delete(&parser);
   if (json.ok() && !json->is_object()) {
-    return absl::InvalidArgumentError(name + ": the top level must be a mapping of JobSpec keys");
+    return absl::InvalidArgumentError(name + ": the top level must be a mapping of keys");
   }
   return json;
 }
 
-}  // namespace
-
-absl::StatusOr<v1::JobSpec> ParseJobConfig(const std::string& yaml, const std::string& name,
-                                           const std::vector<std::string>& overrides) {
+// The message `yaml` (with `overrides`) describes, or the error naming the line or field.
+absl::Status ParseYamlMessage(const std::string& yaml, const std::string& name,
+                              const std::vector<std::string>& overrides,
+                              google::protobuf::Message* out) {
   absl::StatusOr<Json> json = ParseYaml(yaml, name);
   if (!json.ok()) return json.status();
   for (const std::string& item : overrides) {
@@ -133,23 +133,51 @@ absl::StatusOr<v1::JobSpec> ParseJobConfig(const std::string& yaml, const std::s
     }
     (*node)[path.back()] = (*value)["v"];
   }
-  v1::JobSpec spec;
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = false;
-  const auto status = google::protobuf::util::JsonStringToMessage(json->dump(), &spec, options);
+  const auto status = google::protobuf::util::JsonStringToMessage(json->dump(), out, options);
   if (!status.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(name, ": ", status.message().as_string()));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ReadConfigFile(const std::string& path, const std::string& what) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", what, " ", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace
+
+absl::StatusOr<v1::JobSpec> ParseJobConfig(const std::string& yaml, const std::string& name,
+                                           const std::vector<std::string>& overrides) {
+  v1::JobSpec spec;
+  if (absl::Status s = ParseYamlMessage(yaml, name, overrides, &spec); !s.ok()) return s;
   return spec;
 }
 
 absl::StatusOr<v1::JobSpec> LoadJobConfig(const std::string& path,
                                           const std::vector<std::string>& overrides) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read job config ", path));
-  std::stringstream text;
-  text << in.rdbuf();
-  return ParseJobConfig(text.str(), path, overrides);
+  absl::StatusOr<std::string> text = ReadConfigFile(path, "job config");
+  if (!text.ok()) return text.status();
+  return ParseJobConfig(*text, path, overrides);
+}
+
+absl::StatusOr<v1::TaskSpec> ParseTaskConfig(const std::string& yaml, const std::string& name,
+                                             const std::vector<std::string>& overrides) {
+  v1::TaskSpec spec;
+  if (absl::Status s = ParseYamlMessage(yaml, name, overrides, &spec); !s.ok()) return s;
+  return spec;
+}
+
+absl::StatusOr<v1::TaskSpec> LoadTaskConfig(const std::string& path,
+                                            const std::vector<std::string>& overrides) {
+  absl::StatusOr<std::string> text = ReadConfigFile(path, "task file");
+  if (!text.ok()) return text.status();
+  return ParseTaskConfig(*text, path, overrides);
 }
 
 }  // namespace strata

@@ -20,6 +20,12 @@ absl::StatusOr<v1::JobSpec> ParseJobConfig(const std::string& yaml, const std::s
 absl::StatusOr<v1::JobSpec> LoadJobConfig(const std::string& path,
                                           const std::vector<std::string>& overrides);
 
+// Task files (docs/tasks.md): YAML whose keys are TaskSpec's field names, the same way.
+absl::StatusOr<v1::TaskSpec> ParseTaskConfig(const std::string& yaml, const std::string& name,
+                                             const std::vector<std::string>& overrides);
+absl::StatusOr<v1::TaskSpec> LoadTaskConfig(const std::string& path,
+                                            const std::vector<std::string>& overrides);
+
 }  // namespace strata
 
 #endif  // STRATA_SERVICES_CLI_JOB_CONFIG_H_

@@ -52,6 +52,14 @@ std::vector<PathField> PathFields(v1::JobSpec* spec) {
   if (!data->tokenizer_path().empty()) {
     fields.push_back({"data.tokenizer_path", data->mutable_tokenizer_path(), Use::kRead});
   }
+  if (spec->has_task()) {  // (mutable_task() would add an empty one.)
+    v1::TaskSpec* task = spec->mutable_task();
+    for (const auto& [field, path] : {std::pair{"task.train_path", task->mutable_train_path()},
+                                      {"task.dev_path", task->mutable_dev_path()},
+                                      {"task.test_path", task->mutable_test_path()}}) {
+      if (!path->empty()) fields.push_back({field, path, Use::kRead});
+    }
+  }
   v1::CheckpointPolicy* checkpoint = spec->mutable_checkpoint();
   if (!checkpoint->resume_from().empty()) {
     fields.push_back({"checkpoint.resume_from", checkpoint->mutable_resume_from(), Use::kRead});

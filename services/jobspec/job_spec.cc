@@ -13,6 +13,7 @@
 #include "nlohmann/json.hpp"
 #include "runtime/base/status_macros.h"
 #include "services/jobspec/spec_limits.h"
+#include "services/jobspec/task_spec.h"
 
 namespace strata {
 namespace {
@@ -29,6 +30,11 @@ absl::Status NotSupported(const std::string& field, const std::string& why) {
 }
 
 bool Finite(double x) { return std::isfinite(x); }
+
+// Where a user asks for no training: what to run instead.
+constexpr char kEvaluateInstead[] =
+    " (0 trains nothing: to score a model without training it, run `strata-train eval "
+    "--init_from=DIR --task=FILE`)";
 
 // The first field set in `message` (depth first, in field-number order), as a dotted path.
 std::optional<std::string> FirstSetField(const Message& message, const std::string& prefix) {
@@ -116,6 +122,24 @@ absl::Status NormalizeData(v1::JobSpec& spec, bool federated) {
     if (data->seq_len() <= 0) return Bad("data.seq_len", "must be positive");
     return absl::OkStatus();
   }
+  if (spec.has_task()) {
+    // The task's files are the data; only the batch shape, tokenizer and order are the data's.
+    for (const auto& [field, set] :
+         {std::pair{"data.train_paths", !data->train_paths().empty()},
+          {"data.eval_paths", !data->eval_paths().empty()},
+          {"data.format", data->format() != v1::DATA_FORMAT_UNSPECIFIED},
+          {"data.text_field", !data->text_field().empty()},
+          {"data.eval_batches", data->eval_batches() != 0},
+          {"data.eval_fraction", data->eval_fraction() != 0}}) {
+      if (set) {
+        return Bad(field, "a task job reads its examples from task.train_path and task.dev_path");
+      }
+    }
+    if (data->batch_size() <= 0) return Bad("data.batch_size", "must be positive");
+    if (data->seq_len() <= 1) return Bad("data.seq_len", "must be at least 2");
+    if (data->shuffle_seed() == 0) data->set_shuffle_seed(spec.training().seed());
+    return absl::OkStatus();
+  }
   if (data->train_paths().empty()) return Bad("data.train_paths", "needs at least one path");
   for (int i = 0; i < data->train_paths_size(); ++i) {
     if (data->train_paths(i).empty()) {
@@ -171,7 +195,9 @@ absl::Status DefaultBeta(double* beta, double fallback, const std::string& field
 
 absl::Status NormalizeZerothOrder(v1::ZerothOrderSpec* zo) {
   const std::string p = "optimizer.zeroth_order.";
-  if (!(zo->lr() > 0) || !Finite(zo->lr())) return Bad(p + "lr", "must be a positive number");
+  if (!(zo->lr() > 0) || !Finite(zo->lr())) {
+    return Bad(p + "lr", absl::StrCat("must be a positive number", kEvaluateInstead));
+  }
   if (zo->variant() == v1::ZO_VARIANT_UNSPECIFIED) zo->set_variant(v1::ZO_VARIANT_SGD);
   if (zo->estimator() == v1::ZO_ESTIMATOR_UNSPECIFIED)
     zo->set_estimator(v1::ZO_ESTIMATOR_TWO_SIDED);
@@ -223,7 +249,9 @@ absl::Status NormalizeZerothOrder(v1::ZerothOrderSpec* zo) {
 
 absl::Status NormalizeAdamW(v1::AdamWSpec* adam) {
   const std::string p = "optimizer.adamw.";
-  if (!(adam->lr() > 0) || !Finite(adam->lr())) return Bad(p + "lr", "must be a positive number");
+  if (!(adam->lr() > 0) || !Finite(adam->lr())) {
+    return Bad(p + "lr", absl::StrCat("must be a positive number", kEvaluateInstead));
+  }
   double beta1 = adam->beta1(), beta2 = adam->beta2();
   STRATA_RETURN_IF_ERROR(DefaultBeta(&beta1, 0.9, p + "beta1"));
   STRATA_RETURN_IF_ERROR(DefaultBeta(&beta2, 0.999, p + "beta2"));
@@ -550,7 +578,9 @@ absl::StatusOr<v1::JobSpec> NormalizeJobSpec(const v1::JobSpec& in) {
     STRATA_RETURN_IF_ERROR(NormalizeAdamW(opt->mutable_adamw()));
   }
   // Training.
-  if (training->max_steps() <= 0) return Bad("training.max_steps", "must be positive");
+  if (training->max_steps() <= 0) {
+    return Bad("training.max_steps", absl::StrCat("must be positive", kEvaluateInstead));
+  }
   if (training->log_interval() < 0) return Bad("training.log_interval", "must not be negative");
   if (training->log_interval() == 0) training->set_log_interval(10);
   if (training->eval_interval() < 0) return Bad("training.eval_interval", "must not be negative");
@@ -575,6 +605,7 @@ absl::StatusOr<v1::JobSpec> NormalizeJobSpec(const v1::JobSpec& in) {
   }
   STRATA_RETURN_IF_ERROR(NormalizeZeroAndOffload(spec));
   STRATA_RETURN_IF_ERROR(NormalizePeft(spec));
+  STRATA_RETURN_IF_ERROR(NormalizeTask(spec));
   // Checkpoints.
   v1::CheckpointPolicy* ckpt = spec.mutable_checkpoint();
   if (ckpt->interval_steps() < 0) return Bad("checkpoint.interval_steps", "must not be negative");

@@ -21,7 +21,7 @@ namespace {
 using google::protobuf::Descriptor;
 using google::protobuf::FieldDescriptor;
 
-enum class Base { kZo, kFo, kZoOffload, kFo3, kFederated };
+enum class Base { kZo, kFo, kZoOffload, kFo3, kFederated, kZoTask };
 enum class Outcome {
   kRunConfig,    // Honoured by the rank: the RunConfig changes.
   kCoordinator,  // Honoured by the coordinator (scheduling, storage, restarts): the stored spec.
@@ -52,13 +52,26 @@ v1::JobSpec BaseSpec(Base base) {
   s.mutable_data()->set_batch_size(4);
   s.mutable_data()->set_seq_len(32);
   s.mutable_training()->set_max_steps(100);
-  if (base == Base::kZo || base == Base::kZoOffload) {
+  if (base == Base::kZo || base == Base::kZoOffload || base == Base::kZoTask) {
     s.mutable_optimizer()->mutable_zeroth_order()->set_lr(1e-5);
   } else {
     s.mutable_optimizer()->mutable_adamw()->set_lr(1e-3);
   }
   if (base == Base::kZoOffload) s.mutable_offload()->set_param_tier(v1::TIER_NVME);
   if (base == Base::kFo3) s.mutable_zero()->set_stage(3);
+  if (base == Base::kZoTask) {
+    s.mutable_data()->clear_train_paths();
+    v1::TaskSpec* task = s.mutable_task();
+    task->set_kind(v1::TASK_KIND_CLASSIFICATION);
+    task->set_train_path("/data/task.jsonl");
+    task->set_template_("{sentence} It was");
+    v1::TaskLabel* label = task->add_labels();
+    label->set_value("0");
+    label->set_text("bad");
+    label = task->add_labels();
+    label->set_value("1");
+    label->set_text("good");
+  }
   return s;
 }
 
@@ -302,6 +315,71 @@ const std::map<std::string, Row>& Table() {
       {"checkpoint.resume_from",
        {Base::kZo, Outcome::kRunConfig, "verified and copied in before step 1",
         SET(s.mutable_checkpoint()->set_resume_from("/old/ckpt-0000000010"))}},
+      // Tasks.
+      {"task.preset",
+       {Base::kZoTask, Outcome::kRunConfig, "fills the fields left unset",
+        SET(s.mutable_task()->set_preset("sst2"))}},
+      {"task.kind",
+       {Base::kZoTask, Outcome::kRunConfig, "how candidates are made",
+        SET(s.mutable_task()->set_kind(v1::TASK_KIND_MULTIPLE_CHOICE);
+            s.mutable_task()->clear_labels(); s.mutable_task()->add_choice_fields("a"))}},
+      {"task.train_path",
+       {Base::kZoTask, Outcome::kRunConfig, "training examples",
+        SET(s.mutable_task()->set_train_path("/data/other.jsonl"))}},
+      {"task.dev_path",
+       {Base::kZoTask, Outcome::kRunConfig, "evaluation examples",
+        SET(s.mutable_task()->set_dev_path("/data/dev.jsonl"))}},
+      {"task.test_path",
+       {Base::kZoTask, Outcome::kRunConfig, "held-out examples",
+        SET(s.mutable_task()->set_test_path("/data/test.jsonl"))}},
+      {"task.template",
+       {Base::kZoTask, Outcome::kRunConfig, "the prompt",
+        SET(s.mutable_task()->set_template_("{sentence}"))}},
+      {"task.candidate_template",
+       {Base::kZoTask, Outcome::kRunConfig, "each candidate's text",
+        SET(s.mutable_task()->set_candidate_template("{candidate}"))}},
+      {"task.label_field",
+       {Base::kZoTask, Outcome::kRunConfig, "where the answer is",
+        SET(s.mutable_task()->set_label_field("y"))}},
+      {"task.labels",
+       {Base::kZoTask, Outcome::kRunConfig, "classes and label words",
+        SET(v1::TaskLabel* l = s.mutable_task()->add_labels(); l->set_value("2");
+            l->set_text("fine"))}},
+      {"task.choice_fields",
+       {Base::kZoTask, Outcome::kRefused, "multiple choice only",
+        SET(s.mutable_task()->add_choice_fields("a"))}},
+      {"task.target_field",
+       {Base::kZoTask, Outcome::kRefused, "generation only",
+        SET(s.mutable_task()->set_target_field("answer"))}},
+      {"task.score",
+       {Base::kZoTask, Outcome::kRunConfig, "sum or mean log-likelihood",
+        SET(s.mutable_task()->set_score(v1::CANDIDATE_SCORE_MEAN))}},
+      {"task.objective",
+       {Base::kZoTask, Outcome::kRunConfig, "what training minimizes",
+        SET(s.mutable_task()->set_objective(v1::TASK_OBJECTIVE_ACCURACY))}},
+      {"task.num_train",
+       {Base::kZoTask, Outcome::kRunConfig, "sample size",
+        SET(s.mutable_task()->set_num_train(16))}},
+      {"task.num_dev",
+       {Base::kZoTask, Outcome::kRunConfig, "sample size", SET(s.mutable_task()->set_num_dev(16))}},
+      {"task.num_test",
+       {Base::kZoTask, Outcome::kRunConfig, "sample size",
+        SET(s.mutable_task()->set_num_test(16))}},
+      {"task.sampling_seed",
+       {Base::kZoTask, Outcome::kRunConfig, "which examples",
+        SET(s.mutable_task()->set_sampling_seed(9))}},
+      {"task.num_demonstrations",
+       {Base::kZoTask, Outcome::kRunConfig, "k-shot baseline",
+        SET(s.mutable_task()->set_num_demonstrations(4))}},
+      {"task.demonstration_separator",
+       {Base::kZoTask, Outcome::kRunConfig, "between demonstrations",
+        SET(s.mutable_task()->set_demonstration_separator("\n"))}},
+      {"task.max_new_tokens",
+       {Base::kZoTask, Outcome::kRunConfig, "decoding bound",
+        SET(s.mutable_task()->set_max_new_tokens(8))}},
+      {"task.stop",
+       {Base::kZoTask, Outcome::kRunConfig, "decoding stops",
+        SET(s.mutable_task()->add_stop("."))}},
       // Federated.
       {"federated.num_rounds",
        {Base::kFederated, Outcome::kRounds, "rounds run",

@@ -40,6 +40,7 @@ absl::StatusOr<v1::RunConfig> BuildRunConfig(const v1::JobSpec& in, const RankSi
   *run.mutable_training() = spec.training();
   *run.mutable_zero() = spec.zero();
   *run.mutable_peft() = spec.peft();
+  if (spec.has_task()) *run.mutable_task() = spec.task();
 
   const v1::OffloadSpec& offload = spec.offload();
   v1::RunOffload* out = run.mutable_offload();

@@ -23,6 +23,7 @@
 #include "services/common/coordinator_store.h"
 #include "services/common/tls.h"
 #include "services/trainer/resume_from.h"
+#include "services/trainer/task_loading.h"
 
 namespace strata {
 namespace {
@@ -116,6 +117,15 @@ absl::StatusOr<ModelConfig> ConfigFor(const v1::ModelSpec& model) {
     default:
       return absl::InvalidArgumentError("spec.model: no source");
   }
+}
+
+// Text tokenized with `tokenizer` holds only ids the model has.
+absl::Status CheckTokenizerFits(const Tokenizer& tokenizer, const ModelConfig& config) {
+  if (config.vocab_size >= tokenizer.vocab_size()) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "the model's vocabulary (%d) is smaller than the tokenizer's (%d): text tokenized with "
+      "it could hold ids the model does not have",
+      config.vocab_size, tokenizer.vocab_size()));
 }
 
 // The trainers' events as RankReports through `report` (nothing when it is null).
@@ -297,36 +307,54 @@ absl::Status RunTraining(const v1::RunConfig& run, const TrainingOutput& out) {
       model->InitializeParameters(source.init_seed());
     }
   }
-  const std::vector<std::string> files(run.data().train_paths().begin(),
-                                       run.data().train_paths().end());
-  STRATA_ASSIGN_OR_RETURN(CorpusFormat format, FormatFor(run.data().format()));
-  // Text is tokenized, so the tokenizer's ids must fit the model; pre-tokenized files are
-  // checked token by token against the model's vocabulary as they load.
-  bool tokenizes = format == CorpusFormat::kText || format == CorpusFormat::kJsonl;
-  for (const std::string& f : files) {
-    tokenizes = tokenizes || (format == CorpusFormat::kAuto && !absl::EndsWith(f, ".bin"));
-  }
-  if (tokenizes && model->config().vocab_size < tokenizer->vocab_size()) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "the model's vocabulary (%d) is smaller than the tokenizer's (%d): text tokenized with "
-        "it could hold ids the model does not have",
-        model->config().vocab_size, tokenizer->vocab_size()));
-  }
-  STRATA_ASSIGN_OR_RETURN(MessageRenderer render_messages,
-                          ChatRendererFor(run.data().tokenizer_path()));
-  STRATA_ASSIGN_OR_RETURN(TokenCorpus corpus,
-                          TokenCorpus::Load(files, format, tokenizer.get(), run.data().text_field(),
-                                            model->config().vocab_size, render_messages));
-  const int64_t split = static_cast<int64_t>(corpus.size() * (1.0 - run.data().eval_fraction()));
-  const absl::Span<const int32_t> all = corpus.tokens();
-  const TokenCorpus train = TokenCorpus::FromTokens({all.begin(), all.begin() + split});
-  const TokenCorpus eval = TokenCorpus::FromTokens({all.begin() + split, all.end()});
   log(absl::StrFormat("model: %s, %d layers, d_model %d, %.2fM parameters",
                       std::string(ModelFamilyName(model->config().family)), model->config().n_layer,
                       model->config().d_model, model->config().NumParameters() / 1e6));
-  log(absl::StrFormat("data: %d files, %d train + %d eval tokens, unigram entropy %.4f nats",
-                      files.size(), train.size(), eval.size(), corpus.UnigramEntropy()));
-  const double entropy = corpus.UnigramEntropy();
+  // The data: a task's examples, or a corpus whose end is held out.
+  std::optional<task::TaskData> task_data;
+  TokenCorpus train, eval;
+  double entropy = 0;
+  if (run.has_task()) {
+    STRATA_ASSIGN_OR_RETURN(task_data, LoadTaskData(run.task(), *tokenizer, model->config()));
+    task_data->tokenizer = tokenizer.get();
+    log(absl::StrFormat("task %s: %d train + %d dev examples", task_data->definition.name,
+                        task_data->train.size(), task_data->dev.size()));
+  } else {
+    const std::vector<std::string> files(run.data().train_paths().begin(),
+                                         run.data().train_paths().end());
+    STRATA_ASSIGN_OR_RETURN(CorpusFormat format, FormatFor(run.data().format()));
+    // Text is tokenized, so the tokenizer's ids must fit the model; pre-tokenized files are
+    // checked token by token against the model's vocabulary as they load.
+    bool tokenizes = format == CorpusFormat::kText || format == CorpusFormat::kJsonl;
+    for (const std::string& f : files) {
+      tokenizes = tokenizes || (format == CorpusFormat::kAuto && !absl::EndsWith(f, ".bin"));
+    }
+    if (tokenizes) STRATA_RETURN_IF_ERROR(CheckTokenizerFits(*tokenizer, model->config()));
+    STRATA_ASSIGN_OR_RETURN(MessageRenderer render_messages,
+                            ChatRendererFor(run.data().tokenizer_path()));
+    STRATA_ASSIGN_OR_RETURN(
+        TokenCorpus corpus,
+        TokenCorpus::Load(files, format, tokenizer.get(), run.data().text_field(),
+                          model->config().vocab_size, render_messages));
+    const int64_t split =
+        static_cast<int64_t>(corpus.size() * (1.0 - run.data().eval_fraction()));
+    const absl::Span<const int32_t> all = corpus.tokens();
+    train = TokenCorpus::FromTokens({all.begin(), all.begin() + split});
+    eval = TokenCorpus::FromTokens({all.begin() + split, all.end()});
+    entropy = corpus.UnigramEntropy();
+    log(absl::StrFormat("data: %d files, %d train + %d eval tokens, unigram entropy %.4f nats",
+                        files.size(), train.size(), eval.size(), entropy));
+  }
+  const task::TaskData* task = task_data.has_value() ? &*task_data : nullptr;
+  // The last evaluation, in words (against the unigram entropy for a corpus).
+  const auto log_final_eval = [&](const EvalResult& result) {
+    if (task != nullptr) {
+      log(DescribeEval(result));
+    } else {
+      log(absl::StrFormat("eval loss %.4f = %.2f x the unigram entropy %.4f", result.loss,
+                          result.loss / entropy, entropy));
+    }
+  };
   const std::function<bool()> stop = [&out] {
     return out.stop_requested != nullptr && out.stop_requested->load();
   };
@@ -361,12 +389,12 @@ absl::Status RunTraining(const v1::RunConfig& run, const TrainingOutput& out) {
     STRATA_ASSIGN_OR_RETURN(std::unique_ptr<TrainableAdapters> adapters,
                             LoggedAdapters(run, *model, log));
     o.adapters = adapters.get();
+    o.task = task;
     STRATA_ASSIGN_OR_RETURN(std::unique_ptr<ZoTrainer> trainer,
                             ZoTrainer::Create(model.get(), &train, &eval, o));
     STRATA_RETURN_IF_ERROR(trainer->Run(log));
-    STRATA_ASSIGN_OR_RETURN(float eval_loss, trainer->Evaluate());
-    log(absl::StrFormat("eval loss %.4f = %.2f x the unigram entropy %.4f", eval_loss,
-                        eval_loss / entropy, entropy));
+    STRATA_ASSIGN_OR_RETURN(const EvalResult final_eval, trainer->Evaluate());
+    log_final_eval(final_eval);
     if (!run.checkpoint().export_dir().empty()) {
       STRATA_RETURN_IF_ERROR(trainer->ExportHf(run.checkpoint().export_dir()));
       log("saved " + run.checkpoint().export_dir());
@@ -422,12 +450,12 @@ absl::Status RunTraining(const v1::RunConfig& run, const TrainingOutput& out) {
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<TrainableAdapters> adapters,
                           LoggedAdapters(run, *model, log));
   o.adapters = adapters.get();
+  o.task = task;
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<FoTrainer> trainer,
                           FoTrainer::Create(model.get(), &train, &eval, o));
   STRATA_RETURN_IF_ERROR(trainer->Run(log));
-  STRATA_ASSIGN_OR_RETURN(float eval_loss, trainer->Evaluate());
-  log(absl::StrFormat("eval loss %.4f = %.2f x the unigram entropy %.4f", eval_loss,
-                      eval_loss / entropy, entropy));
+  STRATA_ASSIGN_OR_RETURN(const EvalResult final_eval, trainer->Evaluate());
+  log_final_eval(final_eval);
   return absl::OkStatus();
 }
 

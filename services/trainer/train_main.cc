@@ -6,6 +6,8 @@
 // model on the license texts in /usr/share/common-licenses with the byte tokenizer and reports
 // the held-out loss against the corpus's unigram entropy (the best loss without context).
 // Settings can come from a file: --flagfile=job.flags (one --flag=value per line).
+// `strata-train generate --init_from=DIR --prompt=TEXT ...` prints text the model generates
+// instead (services/trainer/generate_command.h).
 #include <dirent.h>
 
 #include <algorithm>
@@ -28,7 +30,10 @@
 #include "runtime/peft/peft_checkpoint.h"
 #include "services/common/main_util.h"
 #include "services/common/report_channel.h"
+#include "services/cli/job_config.h"
 #include "services/jobspec/run_config_builder.h"
+#include "services/trainer/eval_command.h"
+#include "services/trainer/generate_command.h"
 #include "services/trainer/run_training.h"
 
 ABSL_FLAG(std::string, run_config, "",
@@ -45,6 +50,15 @@ ABSL_FLAG(std::string, preset, "gpt2-tiny",
 ABSL_FLAG(std::vector<std::string>, data, {},
           "Comma-separated training files. Default: every file in /usr/share/common-licenses.");
 ABSL_FLAG(std::string, format, "auto", "Data format: auto, u16, u32, jsonl, text.");
+ABSL_FLAG(std::string, task, "",
+          "A task file (YAML, docs/tasks.md): train on its examples (and evaluate with its "
+          "metrics) instead of --data; with `eval`, the task to score.");
+ABSL_FLAG(int, shots, -1,
+          "eval: also score in context with this many demonstrations from the training sample "
+          "(-1: the task's num_demonstrations).");
+ABSL_FLAG(std::vector<std::string>, task_config, {},
+          "Overrides of the task file's keys, key=value (comma-separated), e.g. "
+          "--task_config=train_path=sst2/train.jsonl,num_train=512.");
 ABSL_FLAG(std::string, tokenizer, "",
           "A Hugging Face model directory (tokenizer.json, or vocab.json + merges.txt) or a "
           "tokenizer.json, for text data. Default: byte tokenizer.");
@@ -67,7 +81,8 @@ ABSL_FLAG(double, adam_eps, 0, "AdamW and ZO-Adam epsilon; 0: 1e-8.");
 ABSL_FLAG(int64_t, eval_every, 100, "Evaluate every N steps (and at the end).");
 ABSL_FLAG(int, eval_batches, 8, "Batches per evaluation.");
 ABSL_FLAG(int64_t, log_every, 10, "Progress line every N steps.");
-ABSL_FLAG(uint64_t, seed, 1, "Seed for initialization, data order and ZO perturbations.");
+ABSL_FLAG(uint64_t, seed, 1,
+          "Seed for initialization, data order and ZO perturbations (generate: for sampling).");
 ABSL_FLAG(int, threads, 0, "Compute threads. 0: one per CPU.");
 ABSL_FLAG(std::string, save_dir, "", "Write a Hugging Face checkpoint here at the end.");
 ABSL_FLAG(std::string, optimizer, "adamw",
@@ -162,7 +177,10 @@ constexpr char kUsage[] =
     "Hugging Face checkpoint.\n\nUsage: strata-train --run_config=FILE | [--data=FILES] "
     "[--tokenizer=tokenizer.json] [--init_from=DIR | --model_config=config.json | "
     "--preset=gpt2-tiny] [--steps=N] [--save_dir=DIR]\n       strata-train --merge_adapter=DIR "
-    "--init_from=DIR --save_dir=DIR";
+    "--init_from=DIR --save_dir=DIR\n       strata-train generate --init_from=DIR [--adapter=DIR] "
+    "--prompt=TEXT [--max_new_tokens=N] [--temperature=T [--top_k=K] [--top_p=P] [--seed=S]] "
+    "[--stop=STRINGS]\n       strata-train eval --init_from=DIR [--adapter=DIR] --task=FILE "
+    "[--task_config=KEY=VALUE,...] [--shots=K]";
 
 std::vector<std::string> DefaultCorpus() {
   std::vector<std::string> files;
@@ -232,25 +250,39 @@ absl::StatusOr<v1::RunConfig> RunConfigFromFlags() {
                             PresetConfig(absl::GetFlag(FLAGS_preset), tokenizer->vocab_size()));
     model->set_config_json(ToHfConfigJson(preset));
   }
-  // Data.
+  // Data: a task's examples, or a corpus.
   v1::DataSpec* data = spec.mutable_data();
-  std::vector<std::string> files = absl::GetFlag(FLAGS_data);
-  if (files.empty()) files = DefaultCorpus();
-  for (const std::string& f : files) data->add_train_paths(f);
-  STRATA_ASSIGN_OR_RETURN(v1::DataFormat format,
-                          Choose<v1::DataFormat>("format", absl::GetFlag(FLAGS_format),
-                                                 {{"auto", v1::DATA_FORMAT_UNSPECIFIED},
-                                                  {"u16", v1::DATA_FORMAT_TOKENS_U16},
-                                                  {"u32", v1::DATA_FORMAT_TOKENS_U32},
-                                                  {"jsonl", v1::DATA_FORMAT_JSONL},
-                                                  {"text", v1::DATA_FORMAT_TEXT}}));
-  data->set_format(format);
+  if (const std::string task = absl::GetFlag(FLAGS_task); !task.empty()) {
+    if (!absl::GetFlag(FLAGS_data).empty() || absl::GetFlag(FLAGS_format) != "auto" ||
+        !absl::GetFlag(FLAGS_text_field).empty()) {
+      return absl::InvalidArgumentError(
+          "--task reads its examples from the task file: --data, --format and --text_field do "
+          "not apply");
+    }
+    STRATA_ASSIGN_OR_RETURN(*spec.mutable_task(),
+                            LoadTaskConfig(task, absl::GetFlag(FLAGS_task_config)));
+  } else {
+    if (!absl::GetFlag(FLAGS_task_config).empty()) {
+      return absl::InvalidArgumentError("--task_config needs --task");
+    }
+    std::vector<std::string> files = absl::GetFlag(FLAGS_data);
+    if (files.empty()) files = DefaultCorpus();
+    for (const std::string& f : files) data->add_train_paths(f);
+    STRATA_ASSIGN_OR_RETURN(v1::DataFormat format,
+                            Choose<v1::DataFormat>("format", absl::GetFlag(FLAGS_format),
+                                                   {{"auto", v1::DATA_FORMAT_UNSPECIFIED},
+                                                    {"u16", v1::DATA_FORMAT_TOKENS_U16},
+                                                    {"u32", v1::DATA_FORMAT_TOKENS_U32},
+                                                    {"jsonl", v1::DATA_FORMAT_JSONL},
+                                                    {"text", v1::DATA_FORMAT_TEXT}}));
+    data->set_format(format);
+    data->set_text_field(absl::GetFlag(FLAGS_text_field));
+    data->set_eval_batches(absl::GetFlag(FLAGS_eval_batches));
+    data->set_eval_fraction(absl::GetFlag(FLAGS_eval_fraction));
+  }
   data->set_tokenizer_path(absl::GetFlag(FLAGS_tokenizer));
-  data->set_text_field(absl::GetFlag(FLAGS_text_field));
   data->set_batch_size(absl::GetFlag(FLAGS_batch));
   data->set_seq_len(absl::GetFlag(FLAGS_seq));
-  data->set_eval_batches(absl::GetFlag(FLAGS_eval_batches));
-  data->set_eval_fraction(absl::GetFlag(FLAGS_eval_fraction));
   // Training.
   v1::TrainingSpec* training = spec.mutable_training();
   training->set_max_steps(absl::GetFlag(FLAGS_steps));
@@ -408,6 +440,7 @@ absl::StatusOr<v1::RunConfig> ReadRunConfig(const std::string& path) {
 }
 
 absl::Status Run() {
+  STRATA_RETURN_IF_ERROR(RefuseGenerateFlags());
   if (const std::string adapter = absl::GetFlag(FLAGS_merge_adapter); !adapter.empty()) {
     const std::string base = absl::GetFlag(FLAGS_init_from), out = absl::GetFlag(FLAGS_save_dir);
     if (base.empty() || out.empty()) {
@@ -462,7 +495,33 @@ absl::Status Run() {
 }  // namespace strata
 
 int main(int argc, char** argv) {
-  strata::InitMainWithoutArguments(argc, argv, strata::kUsage);
+  const std::vector<std::string> args = strata::InitMain(argc, argv, strata::kUsage);
+  // Commands, by the first positional word; none trains.
+  if (!args.empty() && args[0] == "generate") {
+    const strata::GenerateShared shared{absl::GetFlag(FLAGS_init_from),
+                                        absl::GetFlag(FLAGS_tokenizer), absl::GetFlag(FLAGS_seed),
+                                        absl::GetFlag(FLAGS_threads)};
+    return strata::ExitCode("strata-train", strata::RunGenerate(args, shared, stdout));
+  }
+  if (!args.empty() && args[0] == "eval") {
+    strata::EvalShared shared;
+    shared.init_from = absl::GetFlag(FLAGS_init_from);
+    shared.adapter = absl::GetFlag(FLAGS_adapter);
+    shared.tokenizer = absl::GetFlag(FLAGS_tokenizer);
+    shared.task = absl::GetFlag(FLAGS_task);
+    shared.task_config = absl::GetFlag(FLAGS_task_config);
+    shared.seed = absl::GetFlag(FLAGS_seed);
+    shared.batch = absl::GetFlag(FLAGS_batch);
+    shared.seq = absl::GetFlag(FLAGS_seq);
+    shared.threads = absl::GetFlag(FLAGS_threads);
+    shared.shots = absl::GetFlag(FLAGS_shots);
+    return strata::ExitCode("strata-train", strata::RunEval(args, shared, stdout));
+  }
+  if (!args.empty()) {
+    std::fprintf(stderr, "strata-train: unexpected argument \"%s\" (see --help)\n",
+                 args[0].c_str());
+    return 2;
+  }
   // SIGTERM asks the run to stop gracefully: after the current step, checkpointed.
   {
     struct sigaction action = {};
