@@ -1,11 +1,13 @@
 // See prompt_template.h.
 #include "runtime/task/prompt_template.h"
 
+#include <algorithm>
 #include <cctype>
 #include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
@@ -44,6 +46,27 @@ absl::StatusOr<std::string> ApplyFilter(const std::string& text, const std::stri
   if (name == "upper_first" && !has_arg) {
     if (!value.empty()) value[0] = absl::ascii_toupper(value[0]);
     return value;
+  }
+  if (name == "lower_first_word" && !has_arg) {  // "The sun" -> "the sun"; "I put" stays.
+    const size_t end = std::min(value.find(' '), value.size());
+    if (value.substr(0, end) == "I") return value;
+    for (size_t i = 0; i < end; ++i) value[i] = absl::ascii_tolower(value[i]);
+    return value;
+  }
+  if (name == "drop_last" && !has_arg) {
+    if (!value.empty()) value.pop_back();
+    return value;
+  }
+  if (name == "end_with" && has_arg) {
+    if (!absl::EndsWith(value, arg)) value += arg;
+    return value;
+  }
+  if (name == "replace" && has_arg) {
+    const size_t comma = arg.find(',');
+    if (comma == std::string::npos || comma == 0) {
+      return TemplateError(text, absl::StrCat("replace(", arg, "): expected replace(from,to)"));
+    }
+    return absl::StrReplaceAll(value, {{arg.substr(0, comma), arg.substr(comma + 1)}});
   }
   if (name == "rstrip_punct" && !has_arg) {
     while (!value.empty() && (value.back() == '.' || value.back() == '?' || value.back() == '!' ||

@@ -4,7 +4,11 @@
 //   strip          trims whitespace          lower / upper     case
 //   lower_first    lowercases the first letter (COPA's choices)
 //   upper_first    uppercases it
-//   rstrip_punct   drops trailing . ? ! and spaces (COPA's premise)
+//   lower_first_word  lowercases the first word unless it is "I" (MeZO's COPA choices)
+//   rstrip_punct   drops trailing . ? ! and spaces
+//   drop_last      drops the last character (MeZO's COPA premise[:-1])
+//   end_with(x)    appends x unless the value ends with it (BoolQ's "?")
+//   replace(a,b)   replaces every a by b (the first comma separates them)
 //   join           a list joined with ", "
 //   map(a=x,b=y)   replaces the whole value a by x, b by y (a value not listed is an error)
 //   fill(@mark)    replaces @mark inside the value by the current {candidate} (ReCoRD's query)

@@ -83,11 +83,18 @@ absl::Status RunEval(const std::vector<std::string>& args, const EvalShared& sha
     (*model)->SetAdapters(adapters.get(), /*base_frozen=*/true);
   }
   std::string tokenizer_path = shared.tokenizer;
-  if (tokenizer_path.empty() && IsFile(shared.init_from + "/tokenizer.json")) {
+  if (tokenizer_path.empty() && (IsFile(shared.init_from + "/tokenizer.json") ||
+                                 (IsFile(shared.init_from + "/vocab.json") &&
+                                  IsFile(shared.init_from + "/merges.txt")))) {
     tokenizer_path = shared.init_from;
   }
   absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer = LoadTokenizer(tokenizer_path);
   if (!tokenizer.ok()) return Named("--tokenizer", tokenizer.status());
+  // Said, never silent: a job's export holds no tokenizer of its own.
+  std::fprintf(stderr, "tokenizer: %s\n",
+               tokenizer_path.empty()
+                   ? "the byte tokenizer (--init_from has none; give the model's with --tokenizer)"
+                   : tokenizer_path.c_str());
   const ModelConfig& config = (*model)->config();
   const int room = config.max_seq_len - (*model)->PrefixLength();
   const int seq = shared.seq > 0 ? std::min(shared.seq, room) : room;

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/flags/reflection.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -512,7 +513,9 @@ int main(int argc, char** argv) {
     shared.task_config = absl::GetFlag(FLAGS_task_config);
     shared.seed = absl::GetFlag(FLAGS_seed);
     shared.batch = absl::GetFlag(FLAGS_batch);
-    shared.seq = absl::GetFlag(FLAGS_seq);
+    // --seq bounds eval only when given: by default rows may use every position the model has.
+    const absl::CommandLineFlag& seq_flag = absl::GetFlagReflectionHandle(FLAGS_seq);
+    shared.seq = seq_flag.CurrentValue() != seq_flag.DefaultValue() ? absl::GetFlag(FLAGS_seq) : 0;
     shared.threads = absl::GetFlag(FLAGS_threads);
     shared.shots = absl::GetFlag(FLAGS_shots);
     return strata::ExitCode("strata-train", strata::RunEval(args, shared, stdout));
