@@ -97,6 +97,13 @@ TEST(CheckSpecPaths, RefusesEachEscapeNamingTheField) {
        "spec.checkpoint.path: longer than 1024 bytes"},
       {[](v1::JobSpec* s) { s->mutable_checkpoint()->set_path(std::string("a\0b", 3)); },
        "spec.checkpoint.path: contains a NUL byte"},
+      // A task's example files are inputs like any other.
+      {[](v1::JobSpec* s) { s->mutable_task()->set_train_path("/etc/shadow"); },
+       "spec.task.train_path: /etc/shadow: outside"},
+      {[](v1::JobSpec* s) { s->mutable_task()->set_dev_path("../bob/dev.jsonl"); },
+       "spec.task.dev_path: ../bob/dev.jsonl: '..' is not allowed"},
+      {[](v1::JobSpec* s) { s->mutable_task()->set_test_path("/root/test.jsonl"); },
+       "spec.task.test_path: /root/test.jsonl: outside"},
   };
   for (const Case& c : cases) {
     v1::JobSpec spec;
@@ -132,6 +139,10 @@ TEST_F(JobPathsTest, SymlinksOutOfARootAreRefused) {
   EXPECT_THAT(std::string(ResolveSpecPaths(read, roots_).status().message()),
               HasSubstr("spec.data.train_paths[0]: " + base_ +
                         "/data/link resolves (through a symlink) outside"));
+  v1::JobSpec task;
+  task.mutable_task()->set_train_path(base_ + "/data/link");
+  EXPECT_THAT(std::string(ResolveSpecPaths(task, roots_).status().message()),
+              HasSubstr("spec.task.train_path: " + base_ + "/data/link resolves"));
   v1::JobSpec steal;
   steal.mutable_model()->set_checkpoint_path("bob/weights");
   EXPECT_THAT(std::string(ResolveSpecPaths(steal, roots_).status().message()),
