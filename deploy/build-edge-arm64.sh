@@ -17,6 +17,8 @@ for tool in "$cxx" protoc grpc_cpp_plugin; do
 done
 [[ -e /usr/lib/aarch64-linux-gnu/libgrpc++.so ]] ||
   { echo "build-edge-arm64.sh: the arm64 gRPC libraries are not installed" >&2; exit 3; }
+[[ -e /usr/lib/aarch64-linux-gnu/libicuuc.so ]] ||
+  { echo "build-edge-arm64.sh: the arm64 ICU library (libicu-dev:arm64) is not installed" >&2; exit 3; }
 
 # Always from scratch: objects are not tracked against the headers they include.
 rm -rf "$build/gen" "$build/obj"
@@ -29,16 +31,20 @@ for p in "${protos[@]}"; do
 done
 
 sources=(
-  services/edge/edge_main.cc services/edge/edge_client.cc
-  services/common/main_util.cc services/common/tls.cc
+  services/edge/edge_main.cc services/edge/edge_client.cc services/edge/base_checkpoint.cc
+  services/common/main_util.cc services/common/tls.cc services/trainer/task_loading.cc
   runtime/base/errno_status.cc runtime/base/logging.cc runtime/base/thread_pool.cc
-  runtime/data/dataset.cc runtime/data/tokenizer.cc
+  runtime/data/dataset.cc runtime/data/tokenizer.cc runtime/data/tokenizer_json.cc
+  runtime/data/unicode_normalizer.cc runtime/data/gpt2_vocab_files.cc
+  runtime/data/tokenizer_config.cc runtime/data/tokenizer_directory.cc
   runtime/kernels/attention.cc runtime/kernels/cpu_kernels.cc runtime/kernels/matmul.cc
   runtime/model/hf_checkpoint.cc runtime/model/model_config.cc runtime/model/param_layout.cc
   runtime/model/rope_frequencies.cc runtime/model/transformer.cc
   runtime/zo/zo_kernels.cc runtime/zo/zo_optimizer.cc
   runtime/peft/lora_config.cc runtime/peft/lora_adapters.cc runtime/peft/peft_checkpoint.cc
   runtime/peft/zo_adapters.cc runtime/peft/prefix_adapters.cc
+  runtime/task/candidate_objective.cc runtime/task/prompt_template.cc runtime/task/task_batch.cc
+  runtime/task/task_evaluator.cc runtime/task/task_examples.cc runtime/task/task_metrics.cc
   storage/atomic_file.cc storage/safetensors/safetensors.cc
 )
 for p in "${protos[@]}"; do
@@ -59,9 +65,10 @@ for src in "${sources[@]}"; do
 done
 for pid in "${pids[@]}"; do wait "$pid"; done
 
-# The same libraries as //third_party's linkopts, for arm64.
+# The same libraries as //third_party's linkopts, for arm64 (libcrypto comes with gRPC's).
 absl_libs=$(sed -n '/name = "absl"/,/^)/p' third_party/BUILD.bazel | grep -o '"-l[^"]*"' | tr -d '"')
 grpc_libs=$(sed -n '/name = "grpc"/,/^)/p' third_party/BUILD.bazel | grep -o '"-l[^"]*"' | tr -d '"')
 # shellcheck disable=SC2086
-"$cxx" -pthread -o "$out" "${objects[@]}" $grpc_libs -lprotobuf $absl_libs -lopenblas -lpcre2-8
+"$cxx" -pthread -o "$out" "${objects[@]}" $grpc_libs -lprotobuf $absl_libs -lopenblas -lpcre2-8 \
+  -licuuc
 echo "build-edge-arm64.sh: wrote $out ($(file -b "$out" | cut -d, -f1-2))"

@@ -24,6 +24,7 @@ PACKAGES=(
   # cross compiler, qemu-user, and the arm64 multiarch libraries it links
   g++-aarch64-linux-gnu qemu-user file
   libgrpc++-dev:arm64 libprotobuf-dev:arm64 libabsl-dev:arm64 libopenblas-dev:arm64 libpcre2-dev:arm64
+  libicu-dev:arm64
   # Platform tests: Prometheus (promtool and a real scrape), the dashboard in headless Chromium,
   # the image's root filesystem (mmdebstrap), Kubernetes manifests rendered by kubectl kustomize
   prometheus chromium mmdebstrap kubectl

@@ -9,7 +9,8 @@ is fine-tuned to answer the new prompt as it answers the old one.
 
 Writes into OUT_DIR:
   corpus.txt        pretraining text
-  train.jsonl       {"sentence": ..., "label": 0|1} task examples (1 = positive)
+  train.jsonl       {"sentence": ..., "label": 0|1, "verdict": "great"|"terrible"} task
+                    examples (1 = positive; the verdict for generation tasks)
   dev.jsonl, test.jsonl
   client<k>.jsonl   with --clients=K: K non-IID training shards (client k mostly one label)
   sentiment.yaml    the task file (docs/tasks.md) over train.jsonl / dev.jsonl / test.jsonl
@@ -39,7 +40,8 @@ def examples(rng, n, labels=None):
     out = []
     for _ in range(n):
         label = rng.randint(0, 1) if labels is None else labels(rng)
-        out.append({"sentence": review(rng, label), "label": label})
+        out.append({"sentence": review(rng, label), "label": label,
+                    "verdict": "great" if label else "terrible"})
     return out
 
 

@@ -83,6 +83,8 @@ absl::StatusOr<RoundManager::Job*> RoundManager::FindLocked(const std::string& j
   fed->root = spec.training().seed();
   fed->model = spec.model();
   fed->peft = spec.peft();
+  fed->base_sha256 = spec.federated().base_checkpoint_sha256();
+  if (spec.has_task()) fed->task = spec.task();
   // Back from the store: closed rounds give the history; a round open at a restart failed.
   absl::StatusOr<std::vector<StoredRound>> stored = options_.store->Rounds(job_id);
   if (!stored.ok()) return stored.status();
@@ -178,6 +180,8 @@ absl::StatusOr<v1::RegisterClientResponse> RoundManager::Register(
   response.set_session_token(client.session);
   *response.mutable_base()->mutable_model() = job.model;
   *response.mutable_base()->mutable_peft() = job.peft;
+  response.mutable_base()->set_checkpoint_sha256(job.base_sha256);
+  if (job.task.has_value()) *response.mutable_task() = *job.task;
   SetDuration(options_.poll_interval, response.mutable_poll_interval());
   response.set_latest_round(job.history.empty() ? 0 : job.history.back().round());
   response.set_candidate_root(job.root);

@@ -13,6 +13,10 @@
 // FedKSeed-Pro (`seed_probabilities`): each task carries K sampling probabilities computed from
 // the history (docs/federated.md), so seeds that moved the model more are drawn more often.
 //
+// Register hands a client the job's description: θ0 (the model spec, adapters, the base
+// checkpoint's digest), the candidate root and K, and the task its examples are rendered and
+// trained with, if any; each task carries the round's hyperparameters.
+//
 // Robustness: late results (another round, or after the deadline) are LATE; a client not
 // sampled gets NOT_SAMPLED; a repeated push gets the first outcome (DUPLICATE when it was
 // accepted); non-finite scalars, scalars beyond `scalar_clip`, bad or repeated seed indices are
@@ -28,6 +32,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -105,6 +110,8 @@ class RoundManager {
     uint64_t root = 0;    // Candidate seeds: CandidateSeed(root, k).
     v1::ModelSpec model;  // θ0, as clients build it.
     v1::PeftSpec peft;    // Adapters (LoRA, prefix) the rounds train over a frozen θ0, if set.
+    std::string base_sha256;  // θ0 is the clients' checkpoint of this digest; empty: seeded.
+    std::optional<v1::TaskSpec> task;  // What clients train on: a task, or (unset) text.
     std::map<std::string, Client> clients;
     std::vector<v1::HistoryEntry> history;  // Closed rounds, in order.
     std::vector<v1::RoundInfo> rounds;      // Every round so far.

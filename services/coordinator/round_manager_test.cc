@@ -9,6 +9,8 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <functional>
+#include <utility>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -52,7 +54,8 @@ class RoundManagerTest : public ::testing::Test {
     rounds_ = std::make_unique<RoundManager>(options);
   }
 
-  std::string Submit(int rounds, int min_replies, double clip = 0, bool pro = false) {
+  std::string Submit(int rounds, int min_replies, double clip = 0, bool pro = false,
+                     const std::function<void(v1::JobSpec&)>& edit = nullptr) {
     v1::JobSpec s;
     s.set_name("fed");
     s.mutable_model()->set_config_json(R"({"vocab_size": 257})");
@@ -69,6 +72,7 @@ class RoundManagerTest : public ::testing::Test {
     f->set_scalar_clip(clip);
     f->set_seed_probabilities(pro);
     f->mutable_round_timeout()->set_seconds(30);
+    if (edit) edit(s);
     absl::StatusOr<v1::Job> job = manager_->Submit(s, "", "");
     EXPECT_TRUE(job.ok()) << job.status();
     EXPECT_EQ(job->state(), v1::JOB_STATE_RUNNING);
@@ -296,6 +300,51 @@ TEST_F(RoundManagerTest, SeedProbabilitiesFollowTheHistory) {
   EXPECT_NEAR(p[2] / p[0], std::exp(1.0), 1e-12);
   EXPECT_NEAR(p[9] / p[0], std::exp(1.0 / 8), 1e-12);
   EXPECT_DOUBLE_EQ(p[0], p[15]);
+}
+
+// A client learns the job's task and θ0's checkpoint digest when it registers — typed, as the
+// job normalized them — and again from a coordinator that read the job back; a job without them
+// sends neither.
+TEST_F(RoundManagerTest, RegisterHandsClientsTheTaskAndTheBaseCheckpointDigest) {
+  const std::string digest(64, 'e');
+  const std::string job = Submit(2, 1, 0, false, [&](v1::JobSpec& s) {
+    s.mutable_federated()->set_base_checkpoint_sha256(digest);
+    v1::TaskSpec* task = s.mutable_task();
+    task->set_kind(v1::TASK_KIND_CLASSIFICATION);
+    task->set_template_("{sentence} Verdict:");
+    task->set_objective(v1::TASK_OBJECTIVE_ACCURACY);
+    for (const auto& [value, text] : {std::pair{"0", "terrible"}, {"1", "great"}}) {
+      v1::TaskLabel* label = task->add_labels();
+      label->set_value(value);
+      label->set_text(text);
+    }
+  });
+  v1::RegisterClientRequest r;
+  r.set_job_id(job);
+  r.set_client_id("a");
+  r.set_num_samples(256);
+  for (int coordinator = 0; coordinator < 2; ++coordinator) {
+    if (coordinator == 1) Open({});  // A restarted coordinator: the job from the store.
+    absl::StatusOr<v1::RegisterClientResponse> response = rounds_->Register(r);
+    ASSERT_TRUE(response.ok()) << response.status();
+    EXPECT_EQ(response->base().checkpoint_sha256(), digest);
+    ASSERT_TRUE(response->has_task());
+    const v1::TaskSpec& task = response->task();
+    EXPECT_EQ(task.kind(), v1::TASK_KIND_CLASSIFICATION);
+    EXPECT_EQ(task.template_(), "{sentence} Verdict:");
+    EXPECT_EQ(task.candidate_template(), " {candidate}");  // Normalized.
+    EXPECT_EQ(task.label_field(), "label");
+    EXPECT_EQ(task.objective(), v1::TASK_OBJECTIVE_ACCURACY);
+    ASSERT_EQ(task.labels_size(), 2);
+    EXPECT_EQ(task.labels(1).text(), "great");
+    EXPECT_TRUE(task.train_path().empty());
+  }
+  const std::string text = Submit(1, 1);
+  r.set_job_id(text);
+  absl::StatusOr<v1::RegisterClientResponse> plain = rounds_->Register(r);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_FALSE(plain->has_task());
+  EXPECT_TRUE(plain->base().checkpoint_sha256().empty());
 }
 
 TEST_F(RoundManagerTest, EnrollmentTokensAreBoundToTheirClient) {

@@ -1,7 +1,8 @@
 // See edge_client.h. The replay arithmetic is docs/federated.md's: for each history entry, for
 // each (seed index, scalar) in order, one ZO-SGD update with seed CandidateSeed(root, index),
 // coefficient fp32(lr * fp32(scalar)), no weight decay — ZoOptimizer::Replay, or ZoAdapters::Replay
-// on the adapters of a LoRA or prefix job.
+// on the adapters of a LoRA or prefix job. Local steps on a task attach each batch's objective to
+// the model for the step (both of its forward passes) and detach it after.
 #include "services/edge/edge_client.h"
 
 #include <grpcpp/grpcpp.h>
@@ -16,6 +17,7 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -25,8 +27,12 @@
 #include "runtime/model/hf_checkpoint.h"
 #include "runtime/model/model_config.h"
 #include "runtime/peft/peft_checkpoint.h"
+#include "runtime/task/task_batch.h"
+#include "runtime/task/task_evaluator.h"
 #include "runtime/zo/zo_optimizer.h"
 #include "services/common/adapter_spec.h"
+#include "services/edge/base_checkpoint.h"
+#include "services/trainer/task_loading.h"
 #include "storage/atomic_file.h"
 
 namespace strata {
@@ -38,10 +44,12 @@ absl::Status FromGrpc(const grpc::Status& s, const char* rpc) {
                       absl::StrCat(rpc, ": ", s.error_message()));
 }
 
-absl::StatusOr<TokenCorpus> LoadText(const std::string& path) {
-  ByteTokenizer bytes;
-  return TokenCorpus::Load({path}, CorpusFormat::kText, &bytes, "", bytes.vocab_size());
+absl::StatusOr<TokenCorpus> LoadText(const std::string& path, const Tokenizer& tokenizer) {
+  return TokenCorpus::Load({path}, CorpusFormat::kText, &tokenizer, "", tokenizer.vocab_size());
 }
+
+// Examples a task job's evaluation scores per forward pass.
+constexpr int kEvalExamples = 16;
 
 zo::ZoConfig SgdConfig(double epsilon) {
   zo::ZoConfig config;
@@ -93,7 +101,7 @@ absl::Status EdgeClient::Connect() {
   request.set_job_id(options_.job_id);
   request.set_client_id(options_.client_id);
   request.set_token(options_.token);
-  request.set_num_samples(windows_);
+  request.set_num_samples(num_samples_);
   request.set_platform(
 #if defined(__aarch64__)
       "linux/aarch64"
@@ -121,31 +129,92 @@ absl::Status EdgeClient::Connect() {
   session_ = response.session_token();
   root_ = response.candidate_root();
   num_candidates_ = response.num_candidates();
-  if (model_ == nullptr) {
-    const v1::ModelSpec& spec = response.base().model();
-    if (!spec.has_config_json()) {
-      return absl::FailedPreconditionError("the job's model has no inline config_json");
-    }
-    STRATA_ASSIGN_OR_RETURN(ModelConfig config, ParseHfConfig(spec.config_json(), "job model"));
-    Transformer::Options model_options;
-    model_options.threads = options_.threads;
-    STRATA_ASSIGN_OR_RETURN(model_, Transformer::Create(config, model_options));
-    if (response.base().peft().has_lora() || response.base().peft().has_prefix()) {
-      // The frozen θ0, and adapters from the candidate root (the job's training seed).
-      model_->InitializeParameters(spec.init_seed());
-      STRATA_ASSIGN_OR_RETURN(adapters_, AdaptersForSpec(response.base().peft(), *model_, root_));
-      model_->SetAdapters(adapters_.get(), /*base_frozen=*/true);
-    }
-    if (absl::Status s = LoadState(); absl::IsNotFound(s)) {
-      if (adapters_ == nullptr) model_->InitializeParameters(spec.init_seed());  // θ0.
-      round_ = 0;
-    } else if (!s.ok()) {
-      return s;
-    }
-  }
+  if (model_ == nullptr) STRATA_RETURN_IF_ERROR(BuildModel(response));
   options_.log(absl::StrFormat("registered as %s for job %s at round %d (latest %d)",
                                options_.client_id, options_.job_id, round_,
                                response.latest_round()));
+  return absl::OkStatus();
+}
+
+absl::Status EdgeClient::BuildModel(const v1::RegisterClientResponse& response) {
+  const v1::BaseModel& base = response.base();
+  const v1::ModelSpec& spec = base.model();
+  if (!spec.has_config_json()) {
+    return absl::FailedPreconditionError("the job's model has no inline config_json");
+  }
+  STRATA_ASSIGN_OR_RETURN(ModelConfig config, ParseHfConfig(spec.config_json(), "job model"));
+  Transformer::Options model_options;
+  model_options.threads = options_.threads;
+  STRATA_ASSIGN_OR_RETURN(model_, Transformer::Create(config, model_options));
+  if (base.peft().has_lora() || base.peft().has_prefix()) {
+    // The frozen θ0, and adapters from the candidate root (the job's training seed).
+    STRATA_RETURN_IF_ERROR(LoadTheta0(base));
+    STRATA_ASSIGN_OR_RETURN(adapters_, AdaptersForSpec(base.peft(), *model_, root_));
+    model_->SetAdapters(adapters_.get(), /*base_frozen=*/true);
+  }
+  if (absl::Status s = LoadState(); absl::IsNotFound(s)) {
+    if (adapters_ == nullptr) STRATA_RETURN_IF_ERROR(LoadTheta0(base));
+    round_ = 0;
+  } else if (!s.ok()) {
+    return s;
+  }
+  if (response.has_task()) task_ = response.task();
+  return absl::OkStatus();
+}
+
+absl::Status EdgeClient::LoadTheta0(const v1::BaseModel& base) {
+  if (base.checkpoint_sha256().empty()) {
+    model_->InitializeParameters(base.model().init_seed());
+    return absl::OkStatus();
+  }
+  if (options_.base_model.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("job ", options_.job_id, " starts from a checkpoint (sha256 ",
+                     base.checkpoint_sha256(), "): give this client's copy with --base_model=DIR"));
+  }
+  return LoadBaseCheckpoint(options_.base_model, base.checkpoint_sha256(), *model_);
+}
+
+absl::Status EdgeClient::LoadData() {
+  const std::string& job = options_.job_id;
+  if (!task_.has_value()) {
+    if (!options_.task_file.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "job ", job, " trains on text, not a task: give --data=FILE instead of --task_data"));
+    }
+    if (tokenizer_->vocab_size() > model_->config().vocab_size) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the tokenizer has ", tokenizer_->vocab_size(), " tokens, more than job ", job,
+          "'s model (", model_->config().vocab_size, "): --tokenizer does not fit the job"));
+    }
+    if (!options_.eval_file.empty()) {
+      STRATA_ASSIGN_OR_RETURN(eval_, LoadText(options_.eval_file, *tokenizer_));
+    }
+    return absl::OkStatus();
+  }
+  if (!options_.data_file.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("job ", job,
+                     " trains a task: give this client's examples with "
+                     "--task_data=FILE.jsonl instead of --data"));
+  }
+  if (task_lines_.empty() && !options_.sync_only) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "job ", job, " trains a task: give this client's examples with --task_data=FILE.jsonl"));
+  }
+  definition_ = TaskDefinitionFromSpec(*task_);
+  if (!task_lines_.empty()) {
+    STRATA_ASSIGN_OR_RETURN(
+        examples_, TokenizeTaskExamples(definition_, task_lines_, options_.task_file, *tokenizer_,
+                                        model_->config()));
+  }
+  if (!options_.eval_file.empty()) {
+    STRATA_ASSIGN_OR_RETURN(std::vector<nlohmann::json> lines,
+                            task::ReadJsonl(options_.eval_file, kMaxTaskExamples));
+    STRATA_ASSIGN_OR_RETURN(
+        eval_examples_, TokenizeTaskExamples(definition_, lines, options_.eval_file, *tokenizer_,
+                                             model_->config()));
+  }
   return absl::OkStatus();
 }
 
@@ -218,22 +287,58 @@ absl::Status EdgeClient::Replay(const v1::HistoryEntry& entry) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<float> EdgeClient::EvalLoss() {
+absl::StatusOr<std::string> EdgeClient::Evaluate() {
+  if (task_.has_value()) {
+    // Rows are padded to the longest of each pass: the bound only truncates overlong prompts.
+    const int max_length = model_->config().max_seq_len - model_->PrefixLength();
+    STRATA_ASSIGN_OR_RETURN(task::TaskScores scores,
+                            task::EvaluateTask(
+                                definition_, eval_examples_, model_.get(),
+                                [&](absl::Span<const int32_t> x, absl::Span<const int32_t> y, int B,
+                                    int T) { return model_->Loss(x, y, B, T); },
+                                kEvalExamples, max_length));
+    std::string out = absl::StrFormat(", eval loss %.4f", scores.loss);
+    for (const auto& [name, value] : scores.metrics) {
+      absl::StrAppendFormat(&out, ", eval %s %.4f", name, value);
+    }
+    return out;
+  }
   const int seq = std::min(64, model_->config().max_seq_len - model_->PrefixLength());
-  return MeanLossOverBatches(&eval_, 4, seq, 8,
-                             [&](absl::Span<const int32_t> x, absl::Span<const int32_t> y) {
-                               return model_->Loss(x, y, 4, seq);
-                             });
+  STRATA_ASSIGN_OR_RETURN(const float loss, MeanLossOverBatches(&eval_, 4, seq, 8,
+                                                                [&](absl::Span<const int32_t> x,
+                                                                    absl::Span<const int32_t> y) {
+                                                                  return model_->Loss(x, y, 4, seq);
+                                                                }));
+  return absl::StrFormat(", eval loss %.4f", loss);
 }
 
 absl::StatusOr<v1::PushResultRequest> EdgeClient::Train(const v1::Task& task) {
   const v1::HyperParameters& hyper = task.hyperparameters();
   const int batch = std::max(1, hyper.batch_size());
   const int seq = std::max(2, hyper.seq_len());
-  // This client's own sequence of batches and seed choices for the round.
+  // This client's own sequence of batches and seed choices for the round: windows of its text,
+  // or batches of its task examples (rows of at most seq tokens, each batch with its objective).
   const uint64_t seed = zo::StepSeed(std::hash<std::string>()(options_.client_id), task.round());
-  STRATA_ASSIGN_OR_RETURN(BatchSampler sampler,
-                          BatchSampler::Create(&data_, {batch, seq, seed, 0, 1}));
+  std::optional<BatchSampler> sampler;
+  std::optional<task::TaskBatcher> batcher;
+  task::TaskBatch task_batch;
+  std::vector<int32_t> tokens, targets;
+  if (task_.has_value()) {
+    const int max_length = std::min(seq, model_->config().max_seq_len - model_->PrefixLength());
+    absl::StatusOr<task::TaskBatcher> created =
+        task::TaskBatcher::Create(&definition_, &examples_, {batch, max_length, seed, 0, 1});
+    if (!created.ok()) {
+      return absl::Status(created.status().code(),
+                          absl::StrCat(options_.task_file, ": ", created.status().message()));
+    }
+    batcher.emplace(*std::move(created));
+  } else {
+    STRATA_ASSIGN_OR_RETURN(sampler, BatchSampler::Create(&data_, {batch, seq, seed, 0, 1}));
+    tokens.resize(static_cast<size_t>(batch) * seq);
+    targets.resize(tokens.size());
+  }
+  // A batch's objective is attached for its step only.
+  absl::Cleanup detach = [this] { model_->SetObjective(nullptr); };
   // Full ZO moves the weights in place (the global model is reloaded from its saved round after);
   // ZO over adapters moves only them, kept here.
   std::unique_ptr<zo::ZoOptimizer> optimizer;
@@ -252,22 +357,32 @@ absl::StatusOr<v1::PushResultRequest> EdgeClient::Train(const v1::Task& task) {
   std::discrete_distribution<uint32_t> weighted(task.seed_probabilities().begin(),
                                                 task.seed_probabilities().end());
   const bool pro = task.seed_probabilities_size() == task.num_candidates();
-  std::vector<int32_t> tokens(static_cast<size_t>(batch) * seq), targets(tokens.size());
   std::map<uint32_t, double> sums;  // Seed index -> summed projected gradient.
   double loss = 0;
   const int K = std::max(1, task.num_candidates());
   for (int t = 1; t <= hyper.local_steps(); ++t) {
-    sampler.Next(absl::MakeSpan(tokens), absl::MakeSpan(targets));
+    absl::Span<const int32_t> x = tokens, y = targets;
+    int rows = batch, T = seq;
+    if (batcher.has_value()) {
+      STRATA_RETURN_IF_ERROR(batcher->Next(&task_batch));
+      x = task_batch.tokens;
+      y = task_batch.targets;
+      rows = task_batch.rows;
+      T = task_batch.T;
+      model_->SetObjective(task_batch.sequence_objective());
+    } else {
+      sampler->Next(absl::MakeSpan(tokens), absl::MakeSpan(targets));
+    }
     const uint32_t index =
         pro ? weighted(pick) : static_cast<uint32_t>(pick() % static_cast<uint64_t>(K));
     const uint64_t step_seed = zo::StepSeed(task.candidate_root(), index);
     absl::StatusOr<zo::ZoStepRecord> stepped;
     if (adapter_optimizer != nullptr) {
       adapter_optimizer->SetNextSeed(step_seed);
-      stepped = adapter_optimizer->Step(tokens, targets, batch, seq, t, hyper.lr());
+      stepped = adapter_optimizer->Step(x, y, rows, T, t, hyper.lr());
     } else {
       optimizer->SetNextSeed(step_seed);
-      stepped = optimizer->Step(tokens, targets, batch, seq, t, hyper.lr());
+      stepped = optimizer->Step(x, y, rows, T, t, hyper.lr());
     }
     STRATA_ASSIGN_OR_RETURN(zo::ZoStepRecord record, std::move(stepped));
     loss += record.loss;
@@ -277,7 +392,7 @@ absl::StatusOr<v1::PushResultRequest> EdgeClient::Train(const v1::Task& task) {
   push.set_job_id(options_.job_id);
   push.set_client_id(options_.client_id);
   push.set_round(task.round());
-  push.set_num_samples(windows_);
+  push.set_num_samples(num_samples_);
   push.set_local_loss(loss / std::max(1, hyper.local_steps()));
   for (const auto& [index, sum] : sums) {
     push.add_seed_indices(index);
@@ -295,14 +410,18 @@ absl::StatusOr<v1::PushResultRequest> EdgeClient::Train(const v1::Task& task) {
 
 absl::Status EdgeClient::Run() {
   STRATA_RETURN_IF_ERROR(MakeDirs(options_.state_dir));
-  if (!options_.sync_only || !options_.data_file.empty()) {
-    STRATA_ASSIGN_OR_RETURN(data_, LoadText(options_.data_file));
+  STRATA_ASSIGN_OR_RETURN(tokenizer_, LoadTokenizer(options_.tokenizer));
+  // The aggregation weight is known before the job is: the examples, or the text's windows.
+  num_samples_ = 1;
+  if (!options_.task_file.empty()) {
+    STRATA_ASSIGN_OR_RETURN(task_lines_, task::ReadJsonl(options_.task_file, kMaxTaskExamples));
+    num_samples_ = static_cast<int64_t>(task_lines_.size());
+  } else if (!options_.data_file.empty()) {
+    STRATA_ASSIGN_OR_RETURN(data_, LoadText(options_.data_file, *tokenizer_));
+    num_samples_ = std::max<int64_t>(1, data_.size() / 64);
   }
-  if (!options_.eval_file.empty()) {
-    STRATA_ASSIGN_OR_RETURN(eval_, LoadText(options_.eval_file));
-  }
-  windows_ = std::max<int64_t>(1, data_.size() / 64);
   STRATA_RETURN_IF_ERROR(Connect());
+  STRATA_RETURN_IF_ERROR(LoadData());
   auto sync = [&](bool save) -> absl::Status {
     for (;;) {
       v1::SyncHistoryRequest request;
@@ -323,8 +442,9 @@ absl::Status EdgeClient::Run() {
     std::string line =
         absl::StrFormat("%s: model at round %d, weights %016x", what, round_, WeightsDigest());
     if (!options_.eval_file.empty()) {
-      absl::StatusOr<float> eval = EvalLoss();
-      if (eval.ok()) absl::StrAppend(&line, absl::StrFormat(", eval loss %.4f", *eval));
+      absl::StatusOr<std::string> eval = Evaluate();
+      absl::StrAppend(&line,
+                      eval.ok() ? *eval : absl::StrCat(", eval failed: ", eval.status().message()));
     }
     options_.log(line);
   };

@@ -3,6 +3,13 @@
 // the round's τ local zeroth-order steps on its own data — forward passes only — and pushes one
 // summed scalar per candidate seed it used.
 //
+// Its data follows the job: text windows with the mean token loss, or — when the job has a task
+// (RegisterClientResponse.task) — its own JSONL examples rendered with the task's definition and
+// tokenized with its tokenizer, each local step over a task batch with the batch's objective
+// attached to the model (the candidate cross-entropy, or 1 - accuracy / F1). θ0 is the job's
+// seeded initialization, or a checkpoint the client holds, loaded only when it hashes to the
+// job's digest (base_checkpoint.h).
+//
 // State: `state_dir`/model-<round> (the global model at the last replayed round, Hugging Face
 // safetensors) and `state_dir`/round (the job id, that round and the directory), the directory
 // written first and the round file replaced atomically after every replay, so a restarted
@@ -16,15 +23,21 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "nlohmann/json.hpp"
 #include "proto/strata/v1/federated_service.grpc.pb.h"
 #include "runtime/data/dataset.h"
+#include "runtime/data/tokenizer.h"
 #include "runtime/model/transformer.h"
 #include "runtime/peft/trainable_adapters.h"
 #include "runtime/peft/zo_adapters.h"
+#include "runtime/task/task_definition.h"
+#include "runtime/task/task_examples.h"
 #include "runtime/zo/zo_optimizer.h"
 
 namespace strata {
@@ -34,8 +47,13 @@ struct EdgeClientOptions {
   std::string job_id;
   std::string client_id;
   std::string token;      // Enrollment token.
-  std::string data_file;  // Local training text (byte tokens).
-  std::string eval_file;  // Optional held-out text: the global model's loss after each replay.
+  std::string data_file;  // Local training text, for a job without a task.
+  std::string task_file;  // Local task examples (JSONL), for a job with a task.
+  // Optional held-out data, as the job trains (text, or JSONL task examples): the global model's
+  // loss (and a task's metrics) after each replay.
+  std::string eval_file;
+  std::string tokenizer;   // tokenizer.json or a model directory; empty: bytes.
+  std::string base_model;  // θ0's checkpoint, for a job that starts from one.
   std::string state_dir;
   int threads = 1;
   // Register, replay the whole history, save, and exit without training (a late joiner's
@@ -58,12 +76,18 @@ class EdgeClient {
 
  private:
   absl::Status Connect();  // Register (with backoff) and build or load the model.
+  // The global model from the first registration: θ0 and the adapters, or the saved state.
+  absl::Status BuildModel(const v1::RegisterClientResponse& response);
+  absl::Status LoadTheta0(const v1::BaseModel& base);
+  // After the first registration, when the job's kind of data is known.
+  absl::Status LoadData();
   absl::Status Replay(const v1::HistoryEntry& entry);
   absl::Status SaveState();
   absl::Status LoadState();
   absl::Status LoadAdapterWeights(const std::string& dir);  // Into adapters_.
   absl::StatusOr<v1::PushResultRequest> Train(const v1::Task& task);
-  absl::StatusOr<float> EvalLoss();
+  // ", eval loss L" (and ", eval <metric> V" for each task metric).
+  absl::StatusOr<std::string> Evaluate();
   // Calls `rpc` until it is neither UNAVAILABLE nor (re-registering) UNAUTHENTICATED.
   grpc::Status Call(const std::function<grpc::Status(grpc::ClientContext*)>& rpc);
 
@@ -80,8 +104,13 @@ class EdgeClient {
   std::unique_ptr<ZoAdapters> adapter_replayer_;
   int64_t round_ = 0;
   std::string model_dir_;  // The saved global model of round_ (state_dir/model-<round>).
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::optional<v1::TaskSpec> task_;  // The job's task; unset: text.
+  task::TaskDefinition definition_;
+  std::vector<nlohmann::json> task_lines_;  // --task_data, read before registering.
+  std::vector<task::TaskExample> examples_, eval_examples_;
   TokenCorpus data_, eval_;
-  int64_t windows_ = 0;
+  int64_t num_samples_ = 0;  // Text windows of 64 tokens, or task examples.
 };
 
 }  // namespace strata

@@ -1,6 +1,7 @@
 // strata-edge: a federated client. Joins a federated ZO job on the coordinator, replays the
-// job's history into its global model, trains τ local steps on its own data when sampled, and
-// pushes only seed indices and scalars (services/edge/edge_client.h, docs/federated.md).
+// job's history into its global model, trains τ local steps on its own data — text, or a task's
+// examples — when sampled, and pushes only seed indices and scalars
+// (services/edge/edge_client.h, docs/federated.md).
 #include <grpcpp/grpcpp.h>
 
 #include <cstdio>
@@ -21,8 +22,21 @@ ABSL_FLAG(std::string, token, "",
 ABSL_FLAG(std::string, token_file, "",
           "File whose first line is the enrollment token (used when --token is empty). "
           "Default: $STRATA_CLIENT_TOKEN.");
-ABSL_FLAG(std::string, data, "", "Local training text (required unless --sync_only).");
-ABSL_FLAG(std::string, eval_data, "", "Held-out text: the global model's loss is reported.");
+ABSL_FLAG(std::string, data, "",
+          "Local training text, for a job without a task (one of --data and --task_data is "
+          "required unless --sync_only).");
+ABSL_FLAG(std::string, task_data, "",
+          "Local examples for a job with a task: JSONL with the fields of the task's template "
+          "and label; each line is one example (the client's aggregation weight is their count).");
+ABSL_FLAG(std::string, eval_data, "",
+          "Held-out data, as the job trains (text, or JSONL task examples): the global model's "
+          "loss (and the task's accuracy and F1) is reported.");
+ABSL_FLAG(std::string, tokenizer, "",
+          "tokenizer.json or a Hugging Face model directory, for the text and examples; empty: "
+          "bytes. It must be the tokenizer the job's model was trained with.");
+ABSL_FLAG(std::string, base_model, "",
+          "This client's copy of the job's base checkpoint, for a job that starts from one "
+          "(federated.base_checkpoint_sha256): used only when its weights hash to the job's.");
 ABSL_FLAG(std::string, state_dir, "strata-edge-state",
           "Where the global model and its round are kept between runs.");
 ABSL_FLAG(int, threads, 1, "Compute threads.");
@@ -34,7 +48,8 @@ namespace {
 
 constexpr char kUsage[] =
     "a federated client: joins a federated ZO job, replays its history, trains when sampled.\n"
-    "Usage: strata-edge --coordinator=HOST:PORT --job=ID --client_id=NAME --data=FILE "
+    "Usage: strata-edge --coordinator=HOST:PORT --job=ID --client_id=NAME "
+    "(--data=FILE | --task_data=FILE.jsonl) [--tokenizer=FILE] [--base_model=DIR] "
     "[--token_file=F] [--eval_data=FILE] [--state_dir=DIR] [--tls_ca=PEM | --insecure] "
     "[--sync_only]";
 
@@ -43,8 +58,15 @@ absl::Status Run() {
     return UsageError(
         absl::InvalidArgumentError(absl::StrCat("--job and --client_id are required\n", kUsage)));
   }
-  if (absl::GetFlag(FLAGS_data).empty() && !absl::GetFlag(FLAGS_sync_only)) {
-    return UsageError(absl::InvalidArgumentError("--data is required to train"));
+  const bool text = !absl::GetFlag(FLAGS_data).empty();
+  const bool examples = !absl::GetFlag(FLAGS_task_data).empty();
+  if (text && examples) {
+    return UsageError(absl::InvalidArgumentError(
+        "--data (text) and --task_data (task examples) exclude each other: the job says which"));
+  }
+  if (!text && !examples && !absl::GetFlag(FLAGS_sync_only)) {
+    return UsageError(absl::InvalidArgumentError(
+        "--data (a text job) or --task_data (a task job) is required to train"));
   }
   const TlsConfig tls = TlsConfigFromFlags();
   absl::StatusOr<std::string> token =
@@ -64,7 +86,10 @@ absl::Status Run() {
   options.client_id = absl::GetFlag(FLAGS_client_id);
   options.token = *token;
   options.data_file = absl::GetFlag(FLAGS_data);
+  options.task_file = absl::GetFlag(FLAGS_task_data);
   options.eval_file = absl::GetFlag(FLAGS_eval_data);
+  options.tokenizer = absl::GetFlag(FLAGS_tokenizer);
+  options.base_model = absl::GetFlag(FLAGS_base_model);
   options.state_dir = absl::GetFlag(FLAGS_state_dir);
   options.threads = absl::GetFlag(FLAGS_threads);
   options.sync_only = absl::GetFlag(FLAGS_sync_only);

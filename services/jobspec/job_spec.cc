@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/reflection.h"
@@ -64,6 +65,7 @@ absl::Status CheckFederatedFieldsOnly(const v1::JobSpec& in) {
   rest.clear_federated();
   rest.clear_model();  // Sent to every client, which builds theta0 from it.
   rest.clear_peft();   // Adapters: the clients train them over the frozen theta0.
+  rest.clear_task();   // The definition clients train with (NormalizeTask checks its fields).
   rest.mutable_data()->clear_batch_size();
   rest.mutable_data()->clear_seq_len();
   rest.mutable_training()->clear_seed();  // The root of the candidate seeds.
@@ -79,8 +81,8 @@ absl::Status CheckFederatedFieldsOnly(const v1::JobSpec& in) {
   if (rest.resources().ranks() == 1) rest.mutable_resources()->clear_ranks();
   if (std::optional<std::string> field = FirstSetField(rest, "")) {
     return Bad(*field,
-               "not used by federated jobs (clients run ZO-SGD with the job's model, lr, epsilon, "
-               "batch and sequence length on their own data)");
+               "not used by federated jobs (clients run ZO-SGD with the job's model, task, lr, "
+               "epsilon, batch and sequence length on their own data)");
   }
   return absl::OkStatus();
 }
@@ -106,6 +108,12 @@ absl::Status NormalizeModel(v1::JobSpec& spec) {
     if (model->init_seed() != 0) {
       return Bad("model.init_seed", "the weights come from model.checkpoint_path, not a seed");
     }
+  } else if (!spec.federated().base_checkpoint_sha256().empty()) {
+    if (model->init_seed() != 0) {
+      return Bad("model.init_seed",
+                 "theta0 is the clients' base checkpoint (federated.base_checkpoint_sha256), "
+                 "not a seeded initialization");
+    }
   } else if (model->init_seed() == 0) {
     model->set_init_seed(spec.training().seed());
   }
@@ -115,9 +123,9 @@ absl::Status NormalizeModel(v1::JobSpec& spec) {
 absl::Status NormalizeData(v1::JobSpec& spec, bool federated) {
   v1::DataSpec* data = spec.mutable_data();
   if (federated) {
-    // Clients train on their own text: only the batch shape is the job's (every other data
-    // field was refused by CheckFederatedFieldsOnly, and no default is added, so a normalized
-    // spec normalizes to itself).
+    // Clients train on their own text or task examples: only the batch shape is the job's
+    // (every other data field was refused by CheckFederatedFieldsOnly, and no default is added,
+    // so a normalized spec normalizes to itself).
     if (data->batch_size() <= 0) return Bad("data.batch_size", "must be positive");
     if (data->seq_len() <= 0) return Bad("data.seq_len", "must be positive");
     return absl::OkStatus();
@@ -301,6 +309,15 @@ absl::Status NormalizeFederated(v1::JobSpec& spec) {
   if (!(fed->scalar_clip() >= 0) || !Finite(fed->scalar_clip())) {
     return Bad("federated.scalar_clip", "must be a finite non-negative number");
   }
+  if (!fed->base_checkpoint_sha256().empty()) {
+    std::string* digest = fed->mutable_base_checkpoint_sha256();
+    absl::AsciiStrToLower(digest);
+    if (digest->size() != 64 ||
+        digest->find_first_not_of("0123456789abcdef") != std::string::npos) {
+      return Bad("federated.base_checkpoint_sha256",
+                 "must be a sha256 digest: 64 hex digits (sha256sum DIR/model.safetensors)");
+    }
+  }
   if (fed->max_num_samples() == 0) fed->set_max_num_samples(10000);
   if (fed->max_num_samples() < 1) return Bad("federated.max_num_samples", "must be positive");
   if (fed->max_request_bytes() == 0) fed->set_max_request_bytes(64 << 10);
@@ -320,7 +337,9 @@ absl::Status NormalizeFederated(v1::JobSpec& spec) {
     spec.mutable_optimizer()->mutable_zeroth_order()->set_epsilon(1e-3);
   }
   if (fed->scalar_clip() == 0) {
-    // Derived from the job: two cross-entropy losses over V classes at most 2 ln V apart.
+    // Derived from the job: two cross-entropy losses over V classes at most 2 ln V apart. A
+    // task's objective is bounded alike (docs/federated.md): its candidate cross-entropy by the
+    // right candidate's summed token loss, 1 - accuracy and 1 - F1 by 1.
     const nlohmann::json config =
         nlohmann::json::parse(spec.model().config_json(), nullptr, /*allow_exceptions=*/false);
     const double epsilon = spec.optimizer().zeroth_order().epsilon();
@@ -567,6 +586,7 @@ absl::StatusOr<v1::JobSpec> NormalizeJobSpec(const v1::JobSpec& in) {
     }
     STRATA_RETURN_IF_ERROR(NormalizeFederated(spec));
     STRATA_RETURN_IF_ERROR(NormalizePeft(spec));
+    STRATA_RETURN_IF_ERROR(NormalizeTask(spec));
     return spec;
   }
   STRATA_RETURN_IF_ERROR(NormalizeData(spec, /*federated=*/false));

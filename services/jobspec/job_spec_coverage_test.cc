@@ -8,6 +8,8 @@
 #include <map>
 #include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "google/protobuf/descriptor.h"
@@ -416,6 +418,9 @@ const std::map<std::string, Row>& Table() {
       {"federated.max_num_samples",
        {Base::kFederated, Outcome::kRounds, "client weight bound",
         SET(s.mutable_federated()->set_max_num_samples(500))}},
+      {"federated.base_checkpoint_sha256",
+       {Base::kFederated, Outcome::kRounds, "theta0 from the clients' checkpoint",
+        SET(s.mutable_federated()->set_base_checkpoint_sha256(std::string(64, 'a')))}},
   };
   return *table;
 }
@@ -479,6 +484,103 @@ TEST(JobSpecCoverageTest, EachFieldChangesTheRunOrIsRefusedByName) {
     ASSERT_TRUE(run.ok()) << run.status();
     EXPECT_NE(run->SerializeAsString(), base_run->SerializeAsString());
   }
+}
+
+// A federated job's task: its definition reaches the round manager (and through it every
+// client); what would name, sample or evaluate the job's own files is refused by name, since
+// each client brings its own examples.
+v1::JobSpec FederatedTaskSpec() {
+  v1::JobSpec s = BaseSpec(Base::kFederated);
+  v1::TaskSpec* task = s.mutable_task();
+  task->set_kind(v1::TASK_KIND_CLASSIFICATION);
+  task->set_template_("{sentence} Verdict:");
+  for (const auto& [value, text] : {std::pair{"0", "terrible"}, {"1", "great"}}) {
+    v1::TaskLabel* label = task->add_labels();
+    label->set_value(value);
+    label->set_text(text);
+  }
+  return s;
+}
+
+TEST(JobSpecCoverageTest, AFederatedJobTakesATaskDefinitionWithoutFiles) {
+  auto normalized = NormalizeJobSpec(FederatedTaskSpec());
+  ASSERT_TRUE(normalized.ok()) << normalized.status();
+  EXPECT_EQ(normalized->task().label_field(), "label");
+  EXPECT_EQ(normalized->task().candidate_template(), " {candidate}");
+  EXPECT_EQ(normalized->task().objective(), v1::TASK_OBJECTIVE_CROSS_ENTROPY);
+  EXPECT_EQ(normalized->task().sampling_seed(), 0u) << "nothing of the job's is sampled";
+  auto again = NormalizeJobSpec(*normalized);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->SerializeAsString(), normalized->SerializeAsString());
+  // The objective reaches the rounds.
+  v1::JobSpec accuracy = FederatedTaskSpec();
+  accuracy.mutable_task()->set_objective(v1::TASK_OBJECTIVE_ACCURACY);
+  auto with_accuracy = NormalizeJobSpec(accuracy);
+  ASSERT_TRUE(with_accuracy.ok()) << with_accuracy.status();
+  EXPECT_EQ(with_accuracy->task().objective(), v1::TASK_OBJECTIVE_ACCURACY);
+  // A preset's definition without its sample sizes.
+  v1::JobSpec preset = BaseSpec(Base::kFederated);
+  preset.mutable_task()->set_preset("sst2");
+  auto with_preset = NormalizeJobSpec(preset);
+  ASSERT_TRUE(with_preset.ok()) << with_preset.status();
+  EXPECT_EQ(with_preset->task().kind(), v1::TASK_KIND_CLASSIFICATION);
+  EXPECT_FALSE(with_preset->task().template_().empty());
+  EXPECT_EQ(with_preset->task().num_train(), 0);
+  EXPECT_EQ(with_preset->task().num_dev(), 0);
+  EXPECT_EQ(with_preset->task().num_test(), 0);
+}
+
+TEST(JobSpecCoverageTest, AFederatedTaskRefusesFilesSamplingAndGenerationByName) {
+  const std::vector<std::pair<std::string, std::function<void(v1::TaskSpec&)>>> refused = {
+      {"task.train_path", [](v1::TaskSpec& t) { t.set_train_path("/data/train.jsonl"); }},
+      {"task.dev_path", [](v1::TaskSpec& t) { t.set_dev_path("/data/dev.jsonl"); }},
+      {"task.test_path", [](v1::TaskSpec& t) { t.set_test_path("/data/test.jsonl"); }},
+      {"task.num_train", [](v1::TaskSpec& t) { t.set_num_train(16); }},
+      {"task.num_dev", [](v1::TaskSpec& t) { t.set_num_dev(16); }},
+      {"task.num_test", [](v1::TaskSpec& t) { t.set_num_test(16); }},
+      {"task.sampling_seed", [](v1::TaskSpec& t) { t.set_sampling_seed(3); }},
+      {"task.num_demonstrations", [](v1::TaskSpec& t) { t.set_num_demonstrations(2); }},
+      {"task.kind",
+       [](v1::TaskSpec& t) {
+         t.set_kind(v1::TASK_KIND_GENERATION);
+         t.clear_labels();
+         t.set_target_field("answer");
+       }},
+  };
+  for (const auto& [field, set] : refused) {
+    SCOPED_TRACE(field);
+    v1::JobSpec spec = FederatedTaskSpec();
+    set(*spec.mutable_task());
+    auto normalized = NormalizeJobSpec(spec);
+    ASSERT_FALSE(normalized.ok());
+    EXPECT_EQ(normalized.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(normalized.status().message(), ::testing::HasSubstr("spec." + field + ":"));
+  }
+  // The task's own rules hold for federated jobs too.
+  v1::JobSpec one_label = FederatedTaskSpec();
+  one_label.mutable_task()->mutable_labels()->RemoveLast();
+  EXPECT_THAT(NormalizeJobSpec(one_label).status().message(),
+              ::testing::HasSubstr("spec.task.labels:"));
+}
+
+TEST(JobSpecCoverageTest, AFederatedBaseCheckpointIsADigestAndReplacesTheSeed) {
+  v1::JobSpec spec = BaseSpec(Base::kFederated);
+  spec.mutable_federated()->set_base_checkpoint_sha256(std::string(64, 'A'));
+  auto normalized = NormalizeJobSpec(spec);
+  ASSERT_TRUE(normalized.ok()) << normalized.status();
+  EXPECT_EQ(normalized->federated().base_checkpoint_sha256(), std::string(64, 'a'));
+  EXPECT_EQ(normalized->model().init_seed(), 0u) << "theta0 is the checkpoint, not a seed";
+  auto again = NormalizeJobSpec(*normalized);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->SerializeAsString(), normalized->SerializeAsString());
+  v1::JobSpec short_digest = spec;
+  short_digest.mutable_federated()->set_base_checkpoint_sha256("abc");
+  EXPECT_THAT(NormalizeJobSpec(short_digest).status().message(),
+              ::testing::HasSubstr("spec.federated.base_checkpoint_sha256:"));
+  v1::JobSpec seeded = spec;
+  seeded.mutable_model()->set_init_seed(7);
+  EXPECT_THAT(NormalizeJobSpec(seeded).status().message(),
+              ::testing::HasSubstr("spec.model.init_seed:"));
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "runtime/base/status_macros.h"
 #include "services/jobspec/job_spec.h"
 #include "services/jobspec/task_presets.h"
 
@@ -25,11 +26,33 @@ v1::TaskSpec Expand(const v1::TaskSpec& preset, const v1::TaskSpec& user) {
   return out;
 }
 
+// Federated jobs take the task's definition only: each client renders its own examples
+// (strata-edge --task_data), so nothing names, samples or evaluates files of the job's.
+absl::Status CheckFederatedTask(const v1::TaskSpec& task) {
+  for (const auto& [field, set] : {std::pair{"train_path", !task.train_path().empty()},
+                                   {"dev_path", !task.dev_path().empty()},
+                                   {"test_path", !task.test_path().empty()},
+                                   {"num_train", task.num_train() != 0},
+                                   {"num_dev", task.num_dev() != 0},
+                                   {"num_test", task.num_test() != 0},
+                                   {"sampling_seed", task.sampling_seed() != 0},
+                                   {"num_demonstrations", task.num_demonstrations() != 0}}) {
+    if (set) {
+      return Bad(field,
+                 "not used by federated jobs: each client trains on its own examples "
+                 "(strata-edge --task_data)");
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status NormalizeTask(v1::JobSpec& spec) {
   if (!spec.has_task()) return absl::OkStatus();
+  const bool federated = spec.has_federated() && spec.federated().ByteSizeLong() > 0;
   v1::TaskSpec* task = spec.mutable_task();
+  if (federated) STRATA_RETURN_IF_ERROR(CheckFederatedTask(*task));  // The user's own fields.
   if (!task->preset().empty()) {
     const v1::TaskSpec* preset = FindTaskPreset(task->preset());
     if (preset == nullptr) {
@@ -37,11 +60,21 @@ absl::Status NormalizeTask(v1::JobSpec& spec) {
                                         absl::StrJoin(TaskPresetNames(), ", ")));
     }
     *task = Expand(*preset, *task);
+    if (federated) {  // The preset's sample sizes: the clients' examples are what they are.
+      task->clear_num_train();
+      task->clear_num_dev();
+      task->clear_num_test();
+    }
   }
   if (task->kind() == v1::TASK_KIND_UNSPECIFIED) {
     return Bad("kind", "set CLASSIFICATION, MULTIPLE_CHOICE or GENERATION (or a preset)");
   }
-  if (task->train_path().empty()) return Bad("train_path", "needs the training examples (JSONL)");
+  if (federated && task->kind() == v1::TASK_KIND_GENERATION) {
+    return Bad("kind", "federated jobs train classification and multiple-choice tasks");
+  }
+  if (!federated && task->train_path().empty()) {
+    return Bad("train_path", "needs the training examples (JSONL)");
+  }
   if (task->template_().empty()) return Bad("template", "needs the prompt template");
   if (task->candidate_template().empty()) task->set_candidate_template(" {candidate}");
   const bool generation = task->kind() == v1::TASK_KIND_GENERATION;
@@ -112,7 +145,7 @@ absl::Status NormalizeTask(v1::JobSpec& spec) {
     if (value < 0) return Bad(name, "must not be negative");
   }
   if (task->num_demonstrations() > 64) return Bad("num_demonstrations", "at most 64");
-  if (task->sampling_seed() == 0) task->set_sampling_seed(spec.training().seed());
+  if (task->sampling_seed() == 0 && !federated) task->set_sampling_seed(spec.training().seed());
   if (task->demonstration_separator().empty()) task->set_demonstration_separator("\n\n");
   if (task->max_new_tokens() < 0 || task->max_new_tokens() > 4096) {
     return Bad("max_new_tokens", "must be 0-4096");

@@ -1,6 +1,8 @@
 // See task_loading.h.
 #include "services/trainer/task_loading.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "runtime/base/splitmix.h"
 #include "runtime/base/status_macros.h"
@@ -10,9 +12,6 @@ namespace {
 
 using task::RenderedExample;
 using task::TaskExample;
-
-// A file of more lines than this is refused rather than read into memory.
-constexpr int64_t kMaxTaskExamples = 2'000'000;
 
 struct Splits {
   std::vector<RenderedExample> train, dev, test;
@@ -24,29 +23,35 @@ absl::StatusOr<Splits> RenderSplits(const v1::TaskSpec& spec,
   STRATA_ASSIGN_OR_RETURN(std::vector<nlohmann::json> train_lines,
                           task::ReadJsonl(spec.train_path(), kMaxTaskExamples));
   const int64_t n = static_cast<int64_t>(train_lines.size());
-  const std::vector<int64_t> train_indices =
-      task::SampleIndices(n, spec.num_train(), spec.sampling_seed());
-  STRATA_ASSIGN_OR_RETURN(out.train, task::RenderSplit(definition, train_lines, spec.train_path(),
-                                                       train_indices));
-  if (!spec.dev_path().empty()) {
+  // One seeded shuffle of the training file. Without a dev_path its last num_dev lines are the
+  // dev examples and the training sample comes from the rest (MeZO's way: a split smaller than
+  // num_train + num_dev trains on what the dev set leaves).
+  const std::vector<int64_t> order = task::SampleIndices(n, 0, spec.sampling_seed());
+  int64_t available = n;
+  if (spec.dev_path().empty()) {
+    if (spec.num_dev() <= 0 || spec.num_dev() >= n) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "task.dev_path is empty, so the dev examples are the last task.num_dev of ",
+          spec.train_path(), "'s shuffled lines: num_dev must be in [1, ", n - 1, "], not ",
+          spec.num_dev()));
+    }
+    available = n - spec.num_dev();
+    STRATA_ASSIGN_OR_RETURN(
+        out.dev, task::RenderSplit(definition, train_lines, spec.train_path(),
+                                   std::vector<int64_t>(order.begin() + available, order.end())));
+  } else {
     STRATA_ASSIGN_OR_RETURN(std::vector<nlohmann::json> dev_lines,
                             task::ReadJsonl(spec.dev_path(), kMaxTaskExamples));
     STRATA_ASSIGN_OR_RETURN(
         out.dev, task::RenderSplit(definition, dev_lines, spec.dev_path(),
                                    task::SampleIndices(static_cast<int64_t>(dev_lines.size()),
                                                        spec.num_dev(), spec.sampling_seed() + 1)));
-  } else {
-    // MeZO's way: dev examples from the training file, after (so disjoint from) the sample.
-    if (spec.num_train() == 0 || spec.num_train() >= n) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "task.dev_path is empty, so dev examples come from ", spec.train_path(),
-          " after the training sample, but task.num_train takes all ", n, " of its examples"));
-    }
-    STRATA_ASSIGN_OR_RETURN(
-        out.dev, task::RenderSplit(definition, train_lines, spec.train_path(),
-                                   task::SampleIndices(n, spec.num_dev(), spec.sampling_seed(),
-                                                       /*skip=*/spec.num_train())));
   }
+  const int64_t train_count =
+      spec.num_train() > 0 ? std::min<int64_t>(spec.num_train(), available) : available;
+  STRATA_ASSIGN_OR_RETURN(
+      out.train, task::RenderSplit(definition, train_lines, spec.train_path(),
+                                   std::vector<int64_t>(order.begin(), order.begin() + train_count)));
   if (out.dev.empty()) return absl::InvalidArgumentError("the task has no dev examples");
   if (want_test && !spec.test_path().empty()) {
     STRATA_ASSIGN_OR_RETURN(std::vector<nlohmann::json> test_lines,
@@ -145,6 +150,16 @@ absl::StatusOr<task::TaskData> LoadTaskData(const v1::TaskSpec& spec, const Toke
       data.dev, TokenizeAll(data.definition, splits.dev, tokenizer, model,
                             spec.dev_path().empty() ? spec.train_path() : spec.dev_path()));
   return data;
+}
+
+absl::StatusOr<std::vector<TaskExample>> TokenizeTaskExamples(
+    const task::TaskDefinition& definition, const std::vector<nlohmann::json>& lines,
+    const std::string& path, const Tokenizer& tokenizer, const ModelConfig& model) {
+  std::vector<int64_t> all(lines.size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int64_t>(i);
+  STRATA_ASSIGN_OR_RETURN(std::vector<RenderedExample> rendered,
+                          task::RenderSplit(definition, lines, path, all));
+  return TokenizeAll(definition, rendered, tokenizer, model, path);
 }
 
 absl::StatusOr<std::vector<TaskExample>> LoadTaskEvalExamples(const v1::TaskSpec& spec,
